@@ -1,0 +1,48 @@
+# Set-up: `make run` (the monthly batch on the demo data) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS ?= io,plot,report,progress,dask,test
+
+.PHONY: run run-ons test test-fast bench bench-quick bench-cold bench-gate lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS),bench]"
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/excessmort run --out out
+
+run-ons: $(STAMP)
+	$(BIN)/excessmort run --input ../shared/data/ons/ons_weekly_deaths_by_region.csv --month 2021-04 --baseline pooled --out out-ons
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not browser and not notebook and not dask"
+
+bench: $(VENV)/.bench-installed
+	$(BIN)/python -m benchmarks.run --suite full
+
+bench-quick: $(VENV)/.bench-installed
+	$(BIN)/python -m benchmarks.run --suite quick
+
+bench-gate: $(VENV)/.bench-installed
+	$(BIN)/python -m benchmarks.compare --base $${BASE:-HEAD~1}
+
+lint: $(STAMP)
+	$(BIN)/python -m pip install --quiet ruff
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) out out-ons .pytest_cache
