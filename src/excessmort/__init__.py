@@ -1,0 +1,62 @@
+"""excessmort: excess mortality for many series at once.
+
+Expected-death baselines fitted for every series in one vectorised pass, observed minus expected
+with confidence and prediction intervals (weekly and cumulative), z-scores and P-scores, and a thin
+report layer for an orderly monthly release.
+
+Examples
+--------
+>>> import excessmort as em
+>>> frame = em.demo_data()
+>>> fit = em.fit(frame, reference=("2015-01-01", "2019-12-31"))   # doctest: +SKIP
+>>> fit.by("region").cumulative("2020-03-01", "2020-06-30")        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+try:
+    __version__ = version("excessmort")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+# Public name -> module that defines it; loaded on first use so `import excessmort` stays cheap
+# (no numba, scipy or statsmodels import until a fit is asked for).
+_EXPORTS: dict[str, str] = {
+    "read": "excessmort.io",
+    "demo_data": "excessmort.datasets",
+    "fit": "excessmort.fit",
+    "Fit": "excessmort.fit",
+    "compare": "excessmort.fit",
+    "warmup": "excessmort._kernels",
+    "baselines": "excessmort.baselines",
+    "QuasiPoisson": "excessmort.baselines",
+    "Poisson": "excessmort.baselines",
+    "FiveYearAverage": "excessmort.baselines",
+    "EuroMOMO": "excessmort.baselines",
+    "Pooled": "excessmort.baselines",
+    "InputError": "excessmort.exceptions",
+    "ExcessmortError": "excessmort.exceptions",
+    "ConvergenceWarning": "excessmort.exceptions",
+    "DispersionWarning": "excessmort.exceptions",
+    "ReleaseError": "excessmort.exceptions",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'excessmort' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if name == "baselines" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,5 @@
+"""``python -m excessmort`` runs the command line."""
+
+from excessmort.cli import main
+
+raise SystemExit(main())

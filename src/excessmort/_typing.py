@@ -1,0 +1,15 @@
+"""Type aliases shared across the package."""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray: TypeAlias = NDArray[np.float64]
+BoolArray: TypeAlias = NDArray[np.bool_]
+IntArray: TypeAlias = NDArray[np.int64]
+
+BaselineName = Literal["quasipoisson", "poisson", "five_year_average", "euromomo", "pooled"]
+Engine = Literal["auto", "numba", "numpy"]

@@ -1,0 +1,78 @@
+"""Command line: ``excessmort run | check | calendar | publish | ...``.
+
+The CLI only parses, calls and prints; the work is done by the same functions as the Python API.
+Each subcommand lives in its own module under :mod:`excessmort.commands` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` to a handler returning the exit code:
+``0`` success / release ready, ``1`` not ready or a failed check, ``2`` usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from . import commands
+from .exceptions import ExcessmortError, InputError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+log = logging.getLogger("excessmort")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``excessmort`` argument parser with every subcommand of :mod:`excessmort.commands`."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="excessmort",
+        description="Excess mortality for many series at once, and an orderly monthly release.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    _configure_logging(args)
+    try:
+        return int(args.func(args))
+    except InputError as exc:
+        print(f"excessmort: input error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ExcessmortError as exc:
+        print(f"excessmort: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""Weeks: week-ending dates, ISO weeks and week 53, the weekly grid, reference periods, bank holidays.
+
+ONS registration weeks run Saturday to Friday and are named by the Friday they end on; ONS numbers
+them by the ISO week of that Friday (2015 and 2020 have a week 53: the weeks ending 1 January 2016
+and 1 January 2021).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "bank_holidays",
+    "has_week_53",
+    "iso_year_week",
+    "reference_mask",
+    "to_timestamp",
+    "weekly_grid",
+]
+
+
+def to_timestamp(value: object) -> pd.Timestamp:
+    """A date-like value (``'2019-12-31'``, ``2019``, date, Timestamp) as a midnight Timestamp.
+
+    A bare year means 1 January of that year; use :func:`reference_bounds` for a year as a range.
+    """
+    if isinstance(value, int | np.integer):
+        return pd.Timestamp(int(value), 1, 1)
+    return pd.Timestamp(value).normalize()  # type: ignore[arg-type]
+
+
+def reference_bounds(start: object, end: object) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Inclusive date bounds of a reference period; a bare year as ``end`` means 31 December."""
+    lo = to_timestamp(start)
+    hi = (
+        pd.Timestamp(int(end), 12, 31)  # type: ignore[arg-type]
+        if isinstance(end, int | np.integer)
+        else to_timestamp(end)
+    )
+    return lo, hi
+
+
+def iso_year_week(dates: pd.DatetimeIndex | pd.Series | Iterable[object]) -> tuple[np.ndarray, np.ndarray]:
+    """ISO year and ISO week (1..53) of each date, as int64 arrays.
+
+    Examples
+    --------
+    >>> y, w = iso_year_week(pd.to_datetime(["2016-01-01", "2021-01-01", "2021-01-08"]))
+    >>> list(zip(y.tolist(), w.tolist()))
+    [(2015, 53), (2020, 53), (2021, 1)]
+    """
+    values = dates if isinstance(dates, pd.Series | pd.DatetimeIndex) else list(dates)
+    iso = pd.DatetimeIndex(pd.to_datetime(values)).isocalendar()
+    return iso["year"].to_numpy(dtype=np.int64), iso["week"].to_numpy(dtype=np.int64)
+
+
+def has_week_53(year: int) -> bool:
+    """Whether ISO year ``year`` has a week 53 (28 December always lies in the last ISO week)."""
+    return dt.date(year, 12, 28).isocalendar()[1] == 53
+
+
+def weekly_grid(dates: Iterable[object]) -> pd.DatetimeIndex:
+    """The regular 7-day grid from the first to the last of ``dates``.
+
+    Raises
+    ------
+    ValueError
+        When the dates do not share one weekday (they cannot lie on one weekly grid).
+    """
+    idx = pd.DatetimeIndex(pd.to_datetime(pd.Index(list(dates)))).unique().sort_values()
+    if len(idx) == 0:
+        return idx
+    offsets = (idx - idx[0]).days
+    bad = np.flatnonzero(offsets % 7 != 0)
+    if bad.size:
+        raise ValueError(
+            f"dates are not on one weekly grid: {idx[bad[0]].date()} is not a whole number of "
+            f"weeks after {idx[0].date()}"
+        )
+    return pd.date_range(idx[0], idx[-1], freq="7D")
+
+
+def reference_mask(weeks: pd.DatetimeIndex, start: object, end: object) -> np.ndarray:
+    """Boolean mask [T] of the weeks whose week-ending date lies in ``[start, end]`` (inclusive)."""
+    lo, hi = reference_bounds(start, end)
+    return np.asarray((weeks >= lo) & (weeks <= hi), dtype=bool)
+
+
+@lru_cache(maxsize=64)
+def _bank_holidays(first_year: int, last_year: int) -> tuple[dt.date, ...]:
+    import holidays
+
+    years = range(first_year, last_year + 1)
+    cal = holidays.country_holidays("GB", subdiv="ENG", years=years)
+    return tuple(sorted(cal.keys()))
+
+
+def bank_holidays(first_year: int, last_year: int) -> pd.DatetimeIndex:
+    """England and Wales bank holidays from the ``holidays`` package, ``first_year..last_year``.
+
+    Examples
+    --------
+    >>> bh = bank_holidays(2020, 2020)
+    >>> pd.Timestamp("2020-05-08") in bh  # VE Day: the early-May bank holiday moved to a Friday
+    True
+    """
+    return pd.DatetimeIndex(pd.to_datetime(list(_bank_holidays(first_year, last_year))))
