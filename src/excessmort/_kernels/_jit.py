@@ -1,0 +1,52 @@
+"""The only place numba is configured.
+
+Policy (STYLE.md "Numba conventions"): ``cache=True`` (turn off with ``EXCESSMORT_NUMBA_CACHE=0``),
+``nogil=True``, ``fastmath=False`` (results must match statsmodels to 1e-10), ``error_model="numpy"``
+(0/0 gives NaN, never a Python exception inside a kernel), ``parallel=True`` only on outer drivers
+that ``prange`` over series. Compilation is lazy (no signature lists): importing excessmort never
+compiles; :func:`excessmort.warmup` does it up front.
+
+numba's cache is keyed on the source file's path, mtime and size, so every upgrade recompiles once;
+when ``site-packages`` is read-only numba falls back to a user-wide cache directory, and
+``NUMBA_CACHE_DIR`` points all processes of a shared batch machine at one place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+try:  # numba is a core dependency, but engine="numpy" must keep working if it is absent or broken
+    import numba
+
+    HAVE_NUMBA = True
+except Exception:  # pragma: no cover - exercised only on machines without numba
+    numba = None
+    HAVE_NUMBA = False
+
+CACHE = os.environ.get("EXCESSMORT_NUMBA_CACHE", "1") not in {"0", "false", "False", "no"}
+
+_COMMON: dict[str, Any] = {"cache": CACHE, "nogil": True, "fastmath": False, "error_model": "numpy"}
+
+
+def jit(func: F) -> F:
+    """Serial kernel (inner loops)."""
+    if not HAVE_NUMBA:
+        return func
+    return numba.njit(**_COMMON)(func)  # type: ignore[no-any-return]
+
+
+def jit_parallel(func: F) -> F:
+    """Outer driver that ``prange``s over series."""
+    if not HAVE_NUMBA:
+        return func
+    return numba.njit(parallel=True, **_COMMON)(func)  # type: ignore[no-any-return]
+
+
+if HAVE_NUMBA:
+    prange = numba.prange
+else:  # pragma: no cover
+    prange = range

@@ -1,0 +1,133 @@
+"""The baseline protocol and what a baseline's fit returns.
+
+A baseline is a small options object (sklearn rules: options in ``__init__``, no computation there,
+validation in ``fit``). ``fit(panel, reference=..., engine=...)`` returns a :class:`BaselineResult`
+holding, for every series s and week t, the expected deaths ``mu[s, t]`` and what the intervals need:
+
+- the observation variance of y given mu (``phi * mu`` for the quasi-Poisson family), additive over
+  rows because counts are independent given the baseline;
+- the parameter variance of any sum of mu over a group of series, weekly or over a window of weeks
+  (``g' V g``): each result knows how its coefficients are shared (one fit per series, or one pooled
+  fit), so aggregates such as England get the right covariance;
+- the prediction interval rule (normal by default; EuroMOMO on the 2/3-power scale; the producer's
+  negative-binomial quantiles for the pooled baseline).
+
+Everything here works on arrays; :mod:`excessmort.fit` turns them into frames.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .._typing import BoolArray, FloatArray, IntArray
+
+if TYPE_CHECKING:
+    from .._typing import Engine
+    from ..panel import Panel
+
+__all__ = ["Baseline", "BaselineResult", "normal_prediction"]
+
+
+def normal_prediction(
+    observed: FloatArray, mu: FloatArray, obs_var: FloatArray, param_var: FloatArray, level: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Normal prediction bounds and z-scores: mu -+ z sqrt(phi mu + var(mu)), lower clipped at 0.
+
+    Returns
+    -------
+    lower, upper, z_score : ndarray
+        Arrays of the broadcast shape of the inputs.
+    """
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    sd = np.sqrt(obs_var + param_var)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z_score = (observed - mu) / sd
+    return np.maximum(mu - z * sd, 0.0), mu + z * sd, z_score
+
+
+class Baseline(ABC):
+    """A model of expected deaths. Subclasses set ``name`` and implement :meth:`fit`."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def fit(self, panel: Panel, *, reference: tuple[Any, Any] | None, engine: Engine = "auto") -> BaselineResult:
+        """Fit every series of ``panel`` and return the result."""
+
+    def get_params(self) -> dict[str, Any]:
+        """The options given to ``__init__`` (sklearn convention)."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+@dataclass(eq=False)
+class BaselineResult(ABC):
+    """Expected deaths for every series and week, and what intervals need.
+
+    Attributes
+    ----------
+    baseline : str
+        Registry name of the baseline that produced it.
+    mu : ndarray [S, T]
+        Expected deaths for every week, fitted or not; NaN where it cannot be estimated.
+    dispersion : ndarray [S]
+        phi used for intervals (after any floor).
+    dispersion_raw : ndarray [S]
+        phi as estimated (Pearson chi2 / (n - p) for the GLMs), before the floor.
+    converged : ndarray [S] of bool
+    n_iter : ndarray [S] of int
+    fit_mask : ndarray [S, T] of bool
+        The series-weeks the baseline was estimated on.
+    """
+
+    baseline: str
+    mu: FloatArray
+    dispersion: FloatArray
+    dispersion_raw: FloatArray
+    converged: BoolArray
+    n_iter: IntArray
+    fit_mask: BoolArray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    # -------------------------------------------------------------- variances
+    def obs_variance(self) -> FloatArray:
+        """Variance of a count given its expectation, [S, T]: phi * mu."""
+        return self.dispersion[:, None] * self.mu
+
+    @abstractmethod
+    def param_variance_weekly(self, groups: IntArray, n_groups: int) -> FloatArray:
+        """Variance from parameter uncertainty of sum_{s in g} mu[s, t], for every group and week: [G, T]."""
+
+    @abstractmethod
+    def param_variance_window(self, groups: IntArray, n_groups: int, weeks: BoolArray) -> FloatArray:
+        """Variance from parameter uncertainty of sum_{s in g, t in weeks} mu[s, t]: [G]."""
+
+    # -------------------------------------------------------------- intervals
+    def prediction(
+        self, observed: FloatArray, mu: FloatArray, obs_var: FloatArray, param_var: FloatArray, level: float
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Prediction bounds for a count with no excess and its z-score; normal unless overridden."""
+        return normal_prediction(observed, mu, obs_var, param_var, level)
+
+    # -------------------------------------------------------------- coefficients
+    def coefficients(self, keys: pd.DataFrame) -> pd.DataFrame:
+        """One row per series: strata, model terms, dispersion, converged, n_iter."""
+        out = keys.copy()
+        out["dispersion"] = self.dispersion_raw
+        out["converged"] = self.converged
+        out["n_iter"] = self.n_iter
+        return out
+
+
+def identity_groups(n_series: int) -> tuple[IntArray, int]:
+    """Each series its own group."""
+    return np.arange(n_series, dtype=np.int64), n_series

@@ -1,0 +1,184 @@
+"""Panel: the tidy long frame as series keys [S] plus dense C-contiguous float64 arrays [S, T].
+
+Every series shares one weekly calendar (``weeks``, length T), so one design matrix serves them all.
+Weeks a series lacks are NaN in ``deaths`` and are left out of every fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ._typing import BoolArray, FloatArray, IntArray
+from .weeks import weekly_grid
+
+__all__ = ["VALUE_COLUMNS", "Panel", "strata_columns"]
+
+#: Columns of the tidy frame that are values, not strata.
+VALUE_COLUMNS: tuple[str, ...] = ("week_ending", "deaths", "population")
+
+
+def strata_columns(frame: pd.DataFrame) -> list[str]:
+    """The strata of a tidy frame: every column that is not a value column, in frame order."""
+    return [c for c in frame.columns if c not in VALUE_COLUMNS]
+
+
+@dataclass(frozen=True, eq=False)
+class Panel:
+    """Series keys and dense arrays, series first and weeks contiguous.
+
+    Attributes
+    ----------
+    keys : DataFrame
+        One row per series (S rows, RangeIndex), one column per stratum (categoricals).
+    weeks : DatetimeIndex
+        The shared weekly calendar (T week-ending dates, 7 days apart).
+    deaths : ndarray [S, T]
+        Observed deaths, NaN where a series has no value for the week.
+    exposure : ndarray [S, T] or None
+        Population (the offset is its log), or None when the input had no ``population``.
+    """
+
+    keys: pd.DataFrame
+    weeks: pd.DatetimeIndex
+    deaths: FloatArray
+    exposure: FloatArray | None = None
+    _cache: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, strata: Sequence[str] | None = None) -> Panel:
+        """Build a panel from a validated tidy frame (see :func:`excessmort.read`).
+
+        Parameters
+        ----------
+        frame : DataFrame
+            Columns ``week_ending``, ``deaths``, optional ``population`` and strata.
+        strata : sequence of str, optional
+            The stratum columns; by default every column that is not a value column.
+
+        Returns
+        -------
+        Panel
+        """
+        strata = list(strata_columns(frame) if strata is None else strata)
+        weeks = weekly_grid(frame["week_ending"])
+        week_pos = ((pd.DatetimeIndex(frame["week_ending"]) - weeks[0]).days // 7).to_numpy()
+        if strata:
+            codes = frame.groupby(strata, observed=True, sort=True).ngroup().to_numpy()
+            first = pd.Series(np.arange(len(frame))).groupby(codes).first().to_numpy()
+            keys = frame.iloc[first][strata].reset_index(drop=True)
+            for col in strata:
+                if not isinstance(keys[col].dtype, pd.CategoricalDtype):
+                    keys[col] = keys[col].astype("category")
+                keys[col] = keys[col].cat.remove_unused_categories()
+        else:
+            codes = np.zeros(len(frame), dtype=np.int64)
+            keys = pd.DataFrame(index=pd.RangeIndex(1))
+        n_series, n_weeks = len(keys), len(weeks)
+        deaths = np.full((n_series, n_weeks), np.nan)
+        deaths[codes, week_pos] = frame["deaths"].to_numpy(dtype=np.float64, na_value=np.nan)
+        exposure = None
+        if "population" in frame.columns:
+            exposure = np.full((n_series, n_weeks), np.nan)
+            exposure[codes, week_pos] = frame["population"].to_numpy(dtype=np.float64, na_value=np.nan)
+            # Population changes slowly: carry the nearest known value into weeks a series lacks.
+            exposure = (
+                pd.DataFrame(exposure.T).ffill().bfill().to_numpy(dtype=np.float64).T.copy(order="C")
+            )
+        return cls(keys=keys, weeks=weeks, deaths=deaths, exposure=exposure)
+
+    # ------------------------------------------------------------------ shape and views
+    @property
+    def strata(self) -> list[str]:
+        """Names of the stratum columns."""
+        return list(self.keys.columns)
+
+    @property
+    def n_series(self) -> int:
+        """S, the number of series."""
+        return int(self.deaths.shape[0])
+
+    @property
+    def n_weeks(self) -> int:
+        """T, the number of weeks."""
+        return int(self.deaths.shape[1])
+
+    @property
+    def offset(self) -> FloatArray:
+        """log(exposure) [S, T], or zeros when there is no population."""
+        if "offset" not in self._cache:
+            if self.exposure is None:
+                off = np.zeros_like(self.deaths)
+            else:
+                with np.errstate(divide="ignore"):
+                    off = np.log(self.exposure)
+            self._cache["offset"] = np.ascontiguousarray(off, dtype=np.float64)
+        return self._cache["offset"]  # type: ignore[return-value]
+
+    @property
+    def observed_mask(self) -> BoolArray:
+        """True where deaths are observed [S, T]."""
+        return ~np.isnan(self.deaths)
+
+    def take(self, series: IntArray | Sequence[int] | BoolArray) -> Panel:
+        """The panel restricted to some series (by position or boolean mask)."""
+        idx = np.asarray(series)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        keys = self.keys.iloc[idx].reset_index(drop=True)
+        exposure = None if self.exposure is None else np.ascontiguousarray(self.exposure[idx])
+        return Panel(keys=keys, weeks=self.weeks, deaths=np.ascontiguousarray(self.deaths[idx]), exposure=exposure)
+
+    def label(self, s: int) -> str:
+        """A readable name of series ``s`` such as ``region=E12000007, sex=F``."""
+        if not self.strata:
+            return "series 0"
+        row = self.keys.iloc[s]
+        return ", ".join(f"{c}={row[c]}" for c in self.strata)
+
+    # ------------------------------------------------------------------ back to a frame
+    def to_frame(self, arrays: Mapping[str, FloatArray], *, keys: pd.DataFrame | None = None) -> pd.DataFrame:
+        """A tidy long frame: strata..., ``week_ending``, then one column per [S, T] array.
+
+        Parameters
+        ----------
+        arrays : mapping of str to ndarray [S, T]
+            Columns to add, in order.
+        keys : DataFrame, optional
+            Row keys when the arrays are not per series of this panel (e.g. aggregates).
+
+        Returns
+        -------
+        DataFrame
+        """
+        keys = self.keys if keys is None else keys
+        n_rows = len(keys)
+        n_weeks = self.n_weeks
+        out = keys.iloc[np.repeat(np.arange(n_rows), n_weeks)].reset_index(drop=True)
+        out["week_ending"] = np.tile(self.weeks.to_numpy(), n_rows)
+        for name, values in arrays.items():
+            values = np.asarray(values)
+            if values.shape != (n_rows, n_weeks):
+                raise ValueError(f"array {name!r} has shape {values.shape}, expected {(n_rows, n_weeks)}")
+            out[name] = values.reshape(-1)
+        return out
+
+    def group_index(self, by: Sequence[str]) -> tuple[IntArray, pd.DataFrame]:
+        """Group the series by some strata: (group id [S], group keys [G])."""
+        by = list(by)
+        unknown = [c for c in by if c not in self.strata]
+        if unknown:
+            raise KeyError(f"unknown strata {unknown}; the panel's strata are {self.strata}")
+        if not by:
+            return np.zeros(self.n_series, dtype=np.int64), pd.DataFrame(index=pd.RangeIndex(1))
+        grouped = self.keys.groupby(by, observed=True, sort=True)
+        ids = grouped.ngroup().to_numpy(dtype=np.int64)
+        first = pd.Series(np.arange(self.n_series)).groupby(ids).first().to_numpy()
+        group_keys = self.keys.iloc[first][by].reset_index(drop=True)
+        for col in by:
+            group_keys[col] = group_keys[col].cat.remove_unused_categories()
+        return ids, group_keys
