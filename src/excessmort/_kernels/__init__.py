@@ -1,0 +1,179 @@
+"""Kernel dispatch: engine choice, dtype/contiguity coercion, and :func:`warmup`.
+
+``engine="auto"`` uses numba when it imports, else numpy (logged once at INFO); ``"numba"`` and
+``"numpy"`` force one. Inputs are coerced here with ``np.ascontiguousarray(..., dtype=float64)`` so
+exactly one signature per kernel is compiled and cached.
+
+Thread safety: when called from a thread of a ``ThreadPoolExecutor`` (a Dask threaded worker, say)
+while numba's threading layer is ``workqueue``, which is not thread-safe, the serial kernels are used.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from .._typing import BoolArray, Engine, FloatArray
+from ._jit import HAVE_NUMBA
+
+__all__ = ["irls_poisson", "quad_form_rows", "resolve_engine", "warmup"]
+
+log = logging.getLogger("excessmort")
+_ENGINES = ("auto", "numba", "numpy")
+_warned_fallback = False
+
+
+def resolve_engine(engine: str) -> str:
+    """Validate ``engine`` and resolve ``"auto"``; returns ``"numba"`` or ``"numpy"``."""
+    global _warned_fallback
+    if engine not in _ENGINES:
+        raise ValueError(f"engine must be one of {_ENGINES}, got {engine!r}")
+    if engine == "numba" and not HAVE_NUMBA:
+        raise ImportError("engine='numba' was asked for but numba does not import; use engine='numpy'")
+    if engine == "auto":
+        if HAVE_NUMBA:
+            return "numba"
+        if not _warned_fallback:
+            log.info("numba is not available; using the numpy engine")
+            _warned_fallback = True
+        return "numpy"
+    return engine
+
+
+def _serial_needed() -> bool:
+    """True inside a non-main thread when numba's threading layer is the non-thread-safe workqueue."""
+    if threading.current_thread() is threading.main_thread():
+        return False
+    try:
+        import numba
+
+        layer = numba.threading_layer()
+    except (ValueError, ImportError):  # layer not chosen yet: be safe off the main thread
+        return True
+    return layer == "workqueue"
+
+
+def _f64(a: Any) -> FloatArray:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def irls_poisson(
+    X: FloatArray,
+    Y: FloatArray,
+    offset: FloatArray | None,
+    ref: BoolArray,
+    *,
+    max_iter: int = 25,
+    tol: float = 1e-8,
+    engine: Engine = "auto",
+) -> dict[str, np.ndarray]:
+    """Poisson IRLS (log link) for every series at once.
+
+    Parameters
+    ----------
+    X : ndarray [T, p]
+        The shared design.
+    Y : ndarray [S, T]
+        Deaths; NaN weeks are left out of the fit.
+    offset : ndarray [S, T] or None
+        log exposure, or None for no offset.
+    ref : ndarray [T] of bool
+        Weeks of the reference period (the fit uses ref & observed).
+    max_iter, tol : int, float
+        R ``glm.control`` defaults: 25 iterations, relative deviance change 1e-8.
+    engine : {"auto", "numba", "numpy"}
+
+    Returns
+    -------
+    dict
+        ``beta`` [S, p], ``cov`` [S, p, p] = (X'WX)^-1, ``mu`` [S, T] for every week, ``status`` [S]
+        (0 converged, 1 max_iter reached, 2 singular / too few weeks), ``n_iter``, ``deviance``,
+        ``pearson`` (chi2 over fitted weeks), ``n_obs`` [S].
+    """
+    X = _f64(X)
+    Y = _f64(Y)
+    n_series, n_weeks = Y.shape
+    OFF = np.zeros((1, n_weeks)) if offset is None else _f64(offset)
+    ref = np.ascontiguousarray(ref, dtype=np.bool_)
+    if resolve_engine(engine) == "numpy":
+        from .irls_ref import irls_poisson_batched_ref
+
+        return irls_poisson_batched_ref(X, Y, OFF, ref, max_iter, tol)
+    from .irls import irls_poisson_batched, irls_poisson_batched_serial
+
+    p = X.shape[1]
+    out = {
+        "beta": np.empty((n_series, p)),
+        "cov": np.empty((n_series, p, p)),
+        "mu": np.empty((n_series, n_weeks)),
+        "status": np.empty(n_series, dtype=np.int64),
+        "n_iter": np.empty(n_series, dtype=np.int64),
+        "deviance": np.empty(n_series),
+        "pearson": np.empty(n_series),
+        "n_obs": np.empty(n_series, dtype=np.int64),
+    }
+    kernel = irls_poisson_batched_serial if _serial_needed() else irls_poisson_batched
+    kernel(
+        X, Y, OFF, ref, int(max_iter), float(tol), out["beta"], out["cov"], out["mu"], out["status"],
+        out["n_iter"], out["deviance"], out["pearson"], out["n_obs"],
+    )
+    return out
+
+
+def quad_form_rows(X: FloatArray, cov: FloatArray, *, engine: Engine = "auto") -> FloatArray:
+    """x_t' cov[s] x_t for every series s and week t: [S, T]."""
+    X = _f64(X)
+    cov = _f64(cov)
+    if resolve_engine(engine) == "numpy":
+        from .irls_ref import quad_form_rows_ref
+
+        return quad_form_rows_ref(X, cov)
+    from .irls import quad_form_rows as kernel
+    from .irls import quad_form_rows_serial
+
+    out = np.empty((cov.shape[0], X.shape[0]))
+    (quad_form_rows_serial if _serial_needed() else kernel)(X, cov, out)
+    return out
+
+
+def warmup(*, engine: Engine = "auto") -> float:
+    """Compile (or load from numba's cache) every kernel on a 2 x 60 toy panel; returns seconds.
+
+    ``excessmort run`` calls it first and logs the time. When fanning out over processes, call it in
+    the parent first so that workers only read the cache.
+
+    Examples
+    --------
+    >>> seconds = warmup()
+    >>> seconds >= 0
+    True
+    """
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    t = np.arange(60.0)
+    X = np.column_stack([np.ones(60), t / 52.0, np.sin(2 * np.pi * t / 52.0), np.cos(2 * np.pi * t / 52.0)])
+    Y = rng.poisson(50.0, size=(2, 60)).astype(np.float64)
+    ref = np.ones(60, dtype=bool)
+    for off in (None, np.zeros((2, 60))):
+        res = irls_poisson(X, Y, off, ref, engine=engine)
+    quad_form_rows(X, res["cov"], engine=engine)
+    if resolve_engine(engine) == "numba":
+        from . import irls
+
+        kernels: list[Any] = [irls.irls_poisson_batched_serial, irls.quad_form_rows_serial]
+        out = {k: np.empty_like(v) for k, v in res.items()}
+        kernels[0](X, Y, np.zeros((1, 60)), ref, 25, 1e-8, out["beta"], out["cov"], out["mu"],
+                   out["status"], out["n_iter"], out["deviance"], out["pearson"], out["n_obs"])
+        kernels[1](X, res["cov"], np.empty((2, 60)))
+        try:
+            from . import pooled as _pooled  # the pooled baseline's kernels, when present
+
+            if hasattr(_pooled, "warmup"):
+                _pooled.warmup()
+        except ImportError:
+            pass
+    return time.perf_counter() - start
