@@ -1,0 +1,80 @@
+"""Baselines by name: ``get_baseline("quasipoisson", harmonics=3)`` or an object passed through.
+
+Registered names: ``quasipoisson`` (default), ``poisson``, ``five_year_average``, ``euromomo``,
+``pooled``. Classes are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ..exceptions import InputError
+from ._base import Baseline, BaselineResult
+
+__all__ = [
+    "Baseline",
+    "BaselineResult",
+    "EuroMOMO",
+    "FiveYearAverage",
+    "Poisson",
+    "Pooled",
+    "QuasiPoisson",
+    "available",
+    "get_baseline",
+]
+
+_REGISTRY: dict[str, str] = {
+    "quasipoisson": "excessmort.baselines.glm:QuasiPoisson",
+    "poisson": "excessmort.baselines.glm:Poisson",
+    "five_year_average": "excessmort.baselines.average:FiveYearAverage",
+    "euromomo": "excessmort.baselines.euromomo:EuroMOMO",
+    "pooled": "excessmort.baselines.pooled:Pooled",
+}
+_CLASS_NAMES = {v.split(":")[1]: k for k, v in _REGISTRY.items()}
+
+
+def available() -> list[str]:
+    """The registered baseline names."""
+    return list(_REGISTRY)
+
+
+def _load(name: str) -> type[Baseline]:
+    module_name, cls_name = _REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module_name), cls_name)  # type: ignore[no-any-return]
+
+
+def get_baseline(baseline: str | Baseline, **options: Any) -> Baseline:
+    """A baseline object from a registered name (with options) or the object itself.
+
+    Raises
+    ------
+    InputError
+        For an unknown name (the message lists the registered ones) or options given with an object.
+    """
+    if isinstance(baseline, Baseline):
+        if options:
+            raise InputError(
+                f"options {sorted(options)} were given with a baseline object; set them on the object "
+                f"instead, e.g. {type(baseline).__name__}({', '.join(f'{k}=...' for k in options)})",
+                column="baseline",
+                value=baseline,
+            )
+        return baseline
+    if not isinstance(baseline, str) or baseline not in _REGISTRY:
+        raise InputError(
+            f"baseline must be one of {available()} or a baseline object, got {baseline!r}",
+            column="baseline",
+            value=baseline,
+        )
+    cls = _load(baseline)
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise InputError(f"bad option for baseline {baseline!r}: {exc}", column="baseline", value=options) from exc
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLASS_NAMES:
+        return _load(_CLASS_NAMES[name])
+    raise AttributeError(f"module 'excessmort.baselines' has no attribute {name!r}")

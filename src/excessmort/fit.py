@@ -1,0 +1,349 @@
+"""``fit()`` and the ``Fit`` result: weekly and cumulative excess for series and their aggregates.
+
+A :class:`Fit` holds the panel and the baseline's result (arrays); its properties build frames on
+demand. ``Fit.by(*strata)`` is the same object viewed over sums of series (England is ``by()`` when
+the strata are the regions): sums of expected deaths get variances from the baseline's covariance,
+never a sum of weekly interval widths.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._typing import Engine, IntArray
+from .baselines import Baseline, BaselineResult, get_baseline
+from .excess import excess_arrays, validate_level
+from .exceptions import ConvergenceWarning, DispersionWarning, InputError
+from .panel import Panel
+from .regions import ENGLAND_CODE, REGIONS
+from .weeks import reference_bounds, to_timestamp
+
+__all__ = ["DEFAULT_REFERENCE", "Fit", "fit"]
+
+#: The reference period used when none is given: the five years before the pandemic.
+DEFAULT_REFERENCE = ("2015-01-01", "2019-12-31")
+
+WEEKLY_COLUMNS = (
+    "observed", "expected", "expected_lower", "expected_upper", "excess", "excess_lower", "excess_upper",
+    "z_score", "p_score",
+)
+CUMULATIVE_COLUMNS = ("observed", "expected", "excess", "excess_lower", "excess_upper")
+
+# Phi outside this range is flagged: counts of deaths are rarely under-dispersed, and phi above 10
+# usually means a structural break or misspecified strata.
+DISPERSION_RANGE = (0.2, 10.0)
+
+
+def _as_tidy(frame: Any) -> pd.DataFrame:
+    """Validate a user's input with :func:`excessmort.read` (frames are not modified)."""
+    from .io import read
+
+    return read(frame)
+
+
+def fit(
+    frame: Any,
+    *,
+    baseline: str | Baseline = "quasipoisson",
+    reference: tuple[Any, Any] | None = DEFAULT_REFERENCE,
+    level: float = 0.95,
+    engine: Engine = "auto",
+    **options: Any,
+) -> Fit:
+    """Fit expected deaths for every series at once and return the result.
+
+    Parameters
+    ----------
+    frame : DataFrame or path
+        Long format, one row per series and week (see :func:`excessmort.read`).
+    baseline : str or Baseline
+        ``"quasipoisson"`` (default), ``"poisson"``, ``"five_year_average"``, ``"euromomo"``,
+        ``"pooled"``, or a baseline object with options.
+    reference : (start, end)
+        The reference period the baseline is fitted on (inclusive; a bare year as ``end`` means its
+        31 December). Default 2015-01-01 to 2019-12-31.
+    level : float
+        Interval level in (0, 1).
+    engine : {"auto", "numba", "numpy"}
+        Kernel engine.
+    **options
+        Options of the named baseline, e.g. ``harmonics=3`` or ``dispersion_floor=0``.
+
+    Returns
+    -------
+    Fit
+
+    Raises
+    ------
+    InputError
+        Bad input data (naming column, value and row), an unknown baseline or option, a level outside
+        (0, 1), or a reference period outside the data.
+
+    Examples
+    --------
+    >>> import excessmort as em
+    >>> f = em.fit(em.demo_data(), reference=("2015-01-01", "2019-12-31"))
+    >>> f.weekly.columns[-9:].tolist()
+    ['observed', 'expected', 'expected_lower', 'expected_upper', 'excess', 'excess_lower', 'excess_upper', 'z_score', 'p_score']
+    """
+    level = validate_level(level)
+    model = get_baseline(baseline, **options)
+    tidy = _as_tidy(frame)
+    panel = Panel.from_frame(tidy)
+    if reference is not None:
+        reference = _check_reference(panel, reference)
+    result = model.fit(panel, reference=reference, engine=engine)
+    out = Fit(panel=panel, result=result, model=model, reference=reference, level=level)
+    out._warn()
+    return out
+
+
+def _check_reference(panel: Panel, reference: tuple[Any, Any]) -> tuple[pd.Timestamp, pd.Timestamp]:
+    try:
+        start, end = reference
+        lo, hi = reference_bounds(start, end)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"reference must be a (start, end) pair of dates, got {reference!r}", column="reference", value=reference
+        ) from exc
+    first, last = panel.weeks[0], panel.weeks[-1]
+    if hi < lo or hi < first or lo > last:
+        raise InputError(
+            f"the reference period {lo.date()} to {hi.date()} lies outside the data, which run from "
+            f"{first.date()} to {last.date()}",
+            column="week_ending",
+            value=reference,
+        )
+    return lo, hi
+
+
+class Fit:
+    """Expected and excess deaths for every series (or, after :meth:`by`, for sums of series).
+
+    Attributes
+    ----------
+    panel : Panel
+    result : BaselineResult
+    model : Baseline
+    reference : (Timestamp, Timestamp) or None
+    level : float
+    """
+
+    def __init__(
+        self,
+        *,
+        panel: Panel,
+        result: BaselineResult,
+        model: Baseline,
+        reference: tuple[pd.Timestamp, pd.Timestamp] | None,
+        level: float,
+        by: tuple[str, ...] | None = None,
+    ) -> None:
+        self.panel = panel
+        self.result = result
+        self.model = model
+        self.reference = reference
+        self.level = level
+        self._by = by
+
+    # ------------------------------------------------------------------ groupings
+    @property
+    def baseline(self) -> str:
+        """Name of the baseline."""
+        return self.result.baseline
+
+    @property
+    def strata(self) -> list[str]:
+        """The strata of the rows of this view."""
+        return list(self.panel.strata if self._by is None else self._by)
+
+    @property
+    def weeks(self) -> pd.DatetimeIndex:
+        """Week-ending dates [T]."""
+        return self.panel.weeks
+
+    def by(self, *strata: str) -> Fit:
+        """The same accessors with rows summed over every stratum not named.
+
+        ``by()`` is the total: England when the strata are the regions. Areas outside England (Wales)
+        are never summed into an aggregate over regions.
+
+        Raises
+        ------
+        InputError
+            For a stratum the data do not have.
+        """
+        unknown = [s for s in strata if s not in self.panel.strata]
+        if unknown:
+            raise InputError(
+                f"unknown strata {unknown}; this fit's strata are {self.panel.strata}", column="by", value=unknown
+            )
+        return Fit(panel=self.panel, result=self.result, model=self.model, reference=self.reference,
+                   level=self.level, by=tuple(strata))
+
+    @cached_property
+    def _grouping(self) -> tuple[IntArray, pd.DataFrame, np.ndarray]:
+        """(group id per series [S] (-1: left out), group keys [G], included series mask [S])."""
+        panel = self.panel
+        include = np.ones(panel.n_series, dtype=bool)
+        if self._by is None:
+            return np.arange(panel.n_series, dtype=np.int64), panel.keys, include
+        sums_regions = "region" in panel.strata and "region" not in self._by
+        if sums_regions:
+            include = panel.keys["region"].astype(str).isin(list(REGIONS)).to_numpy()
+        ids, keys = panel.take(include).group_index(self._by)
+        groups = np.full(panel.n_series, -1, dtype=np.int64)
+        groups[include] = ids
+        if sums_regions:
+            keys = keys.copy()
+            keys.insert(0, "region", pd.Categorical([ENGLAND_CODE] * len(keys)))
+        return groups, keys, include
+
+    def _sum(self, values: np.ndarray) -> np.ndarray:
+        from .baselines._util import group_sum
+
+        groups, keys, include = self._grouping
+        if self._by is None:
+            return values
+        return group_sum(values[include], groups[include], len(keys))
+
+    def _masked_result_call(self, method: str, *args: Any) -> np.ndarray:
+        groups, keys, _ = self._grouping
+        if self._by is None:
+            return getattr(self.result, method)(groups, len(keys), *args)
+        # Series outside every group go to a spare group that is then dropped.
+        spare = len(keys)
+        g = np.where(groups < 0, spare, groups)
+        return getattr(self.result, method)(g, spare + 1, *args)[:spare]
+
+    # ------------------------------------------------------------------ weekly
+    @cached_property
+    def _weekly_arrays(self) -> dict[str, np.ndarray]:
+        res = self.result
+        observed = self._sum(self.panel.deaths)
+        mu = self._sum(res.mu)
+        obs_var = self._sum(res.obs_variance())
+        param_var = self._masked_result_call("param_variance_weekly")
+        return excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
+
+    @cached_property
+    def weekly(self) -> pd.DataFrame:
+        """Strata..., week_ending, observed, expected and its bounds, excess and its bounds, z_score,
+        p_score: one row per series (or group) and week."""
+        arrays = self._weekly_arrays
+        _, keys, _ = self._grouping
+        return self.panel.to_frame({c: arrays[c] for c in WEEKLY_COLUMNS}, keys=keys)
+
+    # ------------------------------------------------------------------ cumulative
+    def _window(self, start: Any, end: Any) -> np.ndarray:
+        lo = to_timestamp(start)
+        hi = to_timestamp(end)
+        weeks = self.weeks
+        if hi < lo:
+            raise InputError(f"cumulative: end {hi.date()} is before start {lo.date()}", column="end", value=end)
+        if lo > weeks[-1] or hi < weeks[0]:
+            raise InputError(
+                f"cumulative period {lo.date()} to {hi.date()} lies outside the data, which run from "
+                f"{weeks[0].date()} to {weeks[-1].date()}",
+                column="week_ending",
+                value=(start, end),
+            )
+        return np.asarray((weeks >= lo) & (weeks <= hi))
+
+    def cumulative(self, start: Any = None, end: Any = None) -> pd.DataFrame:
+        """Cumulative observed, expected and excess over the weeks ending in [start, end].
+
+        The variance of the cumulative excess is g' V g + sum phi mu, with g = sum_t mu_t x_t: the
+        shared coefficients make weekly errors correlated, so weekly variances are not summed.
+        Defaults: from the week after the reference period to the last week.
+
+        Raises
+        ------
+        InputError
+            When the period lies outside the data (the message gives both ranges).
+        """
+        if start is None:
+            start = (self.reference[1] + pd.Timedelta(days=1)) if self.reference else self.weeks[0]
+        if end is None:
+            end = self.weeks[-1]
+        window = self._window(start, end)
+        res = self.result
+        observed = self._sum(np.sum(self.panel.deaths[:, window], axis=1))
+        mu = self._sum(np.sum(res.mu[:, window], axis=1))
+        obs_var = self._sum(np.sum(res.obs_variance()[:, window], axis=1))
+        param_var = self._masked_result_call("param_variance_window", window)
+        arrays = excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
+        _, keys, _ = self._grouping
+        out = keys.copy()
+        out["start"] = self.weeks[window][0]
+        out["end"] = self.weeks[window][-1]
+        out["n_weeks"] = int(window.sum())
+        for c in CUMULATIVE_COLUMNS:
+            out[c] = arrays[c]
+        out["p_score"] = arrays["p_score"]
+        return out
+
+    # ------------------------------------------------------------------ models
+    @property
+    def coefficients(self) -> pd.DataFrame:
+        """One row per series: strata, model terms, dispersion, converged, n_iter."""
+        return self.result.coefficients(self.panel.keys)
+
+    @property
+    def diagnostics(self) -> pd.DataFrame:
+        """One row per series: converged, n_iter, dispersion before and after the floor, and any
+        further per-series diagnostics of the baseline (deviance, Pearson chi2, weeks fitted)."""
+        res = self.result
+        out = self.panel.keys.copy()
+        out["converged"] = res.converged
+        out["n_iter"] = res.n_iter
+        out["dispersion_raw"] = res.dispersion_raw
+        out["dispersion"] = res.dispersion
+        for k in ("deviance", "pearson", "n_obs"):
+            if k in res.info:
+                out[k] = res.info[k]
+        return out
+
+    @property
+    def not_converged(self) -> list[str]:
+        """Readable labels of the series whose fit did not converge."""
+        return [self.panel.label(s) for s in np.flatnonzero(~self.result.converged)]
+
+    def _warn(self) -> None:
+        bad = self.not_converged
+        if bad:
+            shown = "; ".join(bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else "")
+            warnings.warn(
+                f"{len(bad)} of {self.panel.n_series} series did not converge ({self.baseline}, "
+                f"max_iter={getattr(self.model, 'max_iter', 'n/a')}): {shown}. Their rows are kept with "
+                "NaN estimates; see Fit.diagnostics.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        phi = self.result.dispersion_raw
+        lo, hi = DISPERSION_RANGE
+        odd = np.flatnonzero(np.isfinite(phi) & ((phi < lo) | (phi > hi)))
+        if odd.size:
+            shown = "; ".join(f"{self.panel.label(s)} (phi={phi[s]:.3g})" for s in odd[:10])
+            warnings.warn(
+                f"implausible dispersion outside [{lo}, {hi}] in {odd.size} series: {shown}",
+                DispersionWarning,
+                stacklevel=3,
+            )
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        ref = (
+            f"{self.reference[0].date()}..{self.reference[1].date()}" if self.reference else "none"
+        )
+        n_bad = int((~self.result.converged).sum())
+        view = f" by {', '.join(self._by) or 'total'}" if self._by is not None else ""
+        return (
+            f"<excessmort.Fit {self.baseline}{view}: {self.panel.n_series} series, "
+            f"{self.weeks[0].date()}..{self.weeks[-1].date()}, reference {ref}, {n_bad} not converged>"
+        )
