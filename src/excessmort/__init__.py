@@ -28,6 +28,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 _EXPORTS: dict[str, str] = {
     "read": "excessmort.io",
     "demo_data": "excessmort.datasets",
+    "demo_truth": "excessmort.datasets",
     "fit": "excessmort.fit",
     "Fit": "excessmort.fit",
     "compare": "excessmort.fit",
