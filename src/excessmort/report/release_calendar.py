@@ -70,13 +70,15 @@ class ReleaseRule:
     def __post_init__(self) -> None:
         if not isinstance(self.weekday, int) or not 0 <= self.weekday <= 6:
             raise InputError(
-                f"release weekday must be 0 (Monday) to 6 (Sunday), got {self.weekday!r}",
+                "configuration key 'release.weekday': must be 0 (Monday) to 6 (Sunday), "
+                f"got {self.weekday!r}",
                 column="release.weekday",
                 value=self.weekday,
             )
         if self.nth not in _ORDINALS:
             raise InputError(
-                f"release nth must be one of 1, 2, 3, 4 or -1 (last), got {self.nth!r}",
+                "configuration key 'release.nth': must be 1, 2, 3, 4 or -1 (last), "
+                f"got {self.nth!r}",
                 column="release.nth",
                 value=self.nth,
             )
@@ -84,8 +86,8 @@ class ReleaseRule:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise InputError(
-                f"release timezone {self.timezone!r} is not a known IANA time zone "
-                "(for example 'Europe/London')",
+                "configuration key 'release.timezone': must be a known IANA time zone such as "
+                f"'Europe/London', got {self.timezone!r}",
                 column="release.timezone",
                 value=self.timezone,
             ) from None
