@@ -9,6 +9,8 @@ __all__ = [
     "ENGLAND_NAME",
     "REGIONS",
     "WALES_CODE",
+    "is_england",
+    "is_english_region",
     "normalise_region",
     "region_name",
     "region_slug",
@@ -32,7 +34,9 @@ WALES_NAME = "Wales"
 
 
 def _key(text: str) -> str:
-    return re.sub(r"[^a-z]", "", text.lower().replace("&", "and"))
+    # Letters and digits only: case, spaces and punctuation are ignored, but the digits of an ONS
+    # code are kept (stripping them would map every E12 code onto one region).
+    return re.sub(r"[^a-z0-9]", "", text.lower().replace("&", "and"))
 
 
 _ALIASES: dict[str, str] = {_key(name): code for code, name in REGIONS.items()}
@@ -76,6 +80,33 @@ def normalise_region(value: object, *, allow_wales: bool = False) -> str | None:
     if allow_wales and key in _OUTSIDE:
         return _OUTSIDE[key]
     return None
+
+
+def is_english_region(code: object) -> bool:
+    """Whether ``code`` is one of the nine English regions E12000001..E12000009.
+
+    Wales (``W92000004``) is not: it may be kept as an area of its own but is never summed into
+    England.
+
+    Examples
+    --------
+    >>> is_english_region("E12000007"), is_english_region("W92000004")
+    (True, False)
+    """
+    return isinstance(code, str) and code in REGIONS
+
+
+def is_england(value: object) -> bool:
+    """Whether ``value`` names England itself (``E92000001`` or ``"England"``).
+
+    England is the sum of the nine regions: it is derived, never read.
+
+    Examples
+    --------
+    >>> is_england("E92000001"), is_england(" england "), is_england("England and Wales")
+    (True, True, False)
+    """
+    return _key(str(value)) in (_key(ENGLAND_CODE), _key(ENGLAND_NAME))
 
 
 def region_name(code: str) -> str:

@@ -1,0 +1,595 @@
+"""Read deaths tables (CSV, Parquet, ONS workbooks, pandas or Dask frames) into the validated tidy frame.
+
+The tidy frame has one row per series and week: the stratum columns (pandas Categoricals with string
+categories, in the input's column order), ``week_ending`` (datetime64[ns]), ``deaths`` (float64, NaN
+only for an explicitly missing week) and, when given, ``population`` (float64). Rows are sorted by
+strata then week, with a RangeIndex. Every input rule of :mod:`excessmort.validate` is applied.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import re
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import validate as v
+from .exceptions import InputError
+from .regions import WALES_CODE, is_england, normalise_region
+
+__all__ = ["BOOKKEEPING_COLUMNS", "read"]
+
+logger = logging.getLogger(__name__)
+
+_WEEK_ALIASES = frozenset({"week_ending", "date", "week_end", "week_ending_date", "week_ended"})
+_DEATHS_ALIASES = frozenset({"deaths", "count"})
+_REGION_COLUMNS = ("region", "area_code", "area_name")
+#: ONS bookkeeping columns: recognised and dropped (``year`` and ``week`` restate ``week_ending``;
+#: ``source`` says where ONS or the compiler took a figure from). Name one in ``strata`` to keep it.
+BOOKKEEPING_COLUMNS: tuple[str, ...] = ("year", "week", "source")
+_CSV_SUFFIXES = (".csv", ".txt", ".tsv")
+_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+_WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+
+Source = str | PathLike[str] | pd.DataFrame
+
+
+def read(
+    source: Source | Any,
+    *,
+    strata: Sequence[str] | None = None,
+    keep_wales: bool = False,
+    sheet: str | None = None,
+) -> pd.DataFrame:
+    """Read a deaths table and return the validated tidy frame.
+
+    Parameters
+    ----------
+    source : str, path, DataFrame or Dask DataFrame
+        A CSV file, a Parquet file or partitioned Parquet directory, an ONS weekly-deaths workbook
+        (``.xlsx``; ``.xls`` needs ``xlrd``) or a frame (never modified). Long format, one row per
+        series and week.
+    strata : sequence of str, optional
+        The stratum columns to keep. By default every column that is not a value column
+        (``week_ending``, ``deaths``, ``population``) or an ONS bookkeeping column (``year``,
+        ``week``, ``source``) is a stratum. When given, other columns are left out (logged at INFO);
+        a bookkeeping column named here is kept as a stratum.
+    keep_wales : bool, default False
+        ONS files always hold Wales (W92000004), an area outside England. By default its rows are
+        left out (logged at INFO, not an error); with ``keep_wales=True`` Wales stays as a value of
+        ``region``. It is never summed into England.
+    sheet : str, optional
+        For a workbook: the sheet to read; by default the first sheet named like
+        "Weekly figures 2020".
+
+    Returns
+    -------
+    DataFrame
+        Strata (Categoricals with string categories, in input column order; ``region`` holds ONS
+        codes), ``week_ending`` (datetime64[ns]), ``deaths`` (float64) and, when given,
+        ``population`` (float64); sorted by strata then week, RangeIndex.
+
+    Raises
+    ------
+    InputError
+        When the input breaks a rule (see :mod:`excessmort.validate`); the message names the column,
+        the value, the row (its 0-based position in the input) and the series.
+
+    Notes
+    -----
+    Columns are recognised by name, ignoring case and punctuation: ``week_ending`` (aliases
+    ``date``, ``week_end``, ``week_ending_date``, ``week_ended``), ``deaths`` (alias ``count``),
+    ``population``. ONS files name the region ``area_code`` and ``area_name``: the code becomes
+    ``region`` (names such as "East" are normalised to codes) and ``area_name`` is dropped once it
+    agrees with the code. ``year``, ``week`` and ``source`` are dropped. Rows for England
+    (E92000001) are refused: England is derived as the sum of the nine regions, never read. In a
+    workbook the regional table ("Deaths by Region of usual residence") is read, England rows there
+    are skipped for the same reason, and weeks not yet published (empty columns) are left out.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> raw = pd.DataFrame({"area_name": ["East", "London"], "date": ["2020-01-03"] * 2,
+    ...                     "deaths": [1200, 1500]})
+    >>> tidy = read(raw)
+    >>> tidy["region"].tolist(), str(tidy["week_ending"].dtype), str(tidy["deaths"].dtype)
+    (['E12000006', 'E12000007'], 'datetime64[ns]', 'float64')
+    """
+    frame = _load(source, sheet=sheet)
+    return _tidy(frame, strata=strata, keep_wales=keep_wales)
+
+
+# ---------------------------------------------------------------------------------------- loading
+def _load(source: Any, *, sheet: str | None) -> pd.DataFrame:
+    if isinstance(source, pd.DataFrame):
+        return source.copy(deep=False)
+    if hasattr(source, "compute") and hasattr(source, "npartitions"):  # a Dask DataFrame
+        frame = source.compute()
+        if not isinstance(frame, pd.DataFrame):
+            raise InputError(f"a Dask collection of {type(frame).__name__} is not a table")
+        return frame
+    if not isinstance(source, str | PathLike):
+        raise InputError(
+            f"cannot read a {type(source).__name__}; give a path to a CSV, Parquet or workbook "
+            "file, or a pandas DataFrame",
+            value=type(source).__name__,
+        )
+    path = Path(source)
+    if path.is_dir():
+        return pd.read_parquet(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    suffixes = [s.lower() for s in path.suffixes]
+    suffix = suffixes[-1] if suffixes else ""
+    if suffix in (".gz", ".bz2", ".zip", ".xz", ".zst") and len(suffixes) > 1:
+        suffix = suffixes[-2]
+    if suffix in _CSV_SUFFIXES:
+        return _read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    if suffix in _PARQUET_SUFFIXES:
+        return pd.read_parquet(path)
+    if suffix in _WORKBOOK_SUFFIXES:
+        return _read_workbook(path, sheet=sheet)
+    raise InputError(
+        f"cannot tell the format of {path.name!r} from its suffix {suffix or '(none)'!r}; use "
+        f"{', '.join(_CSV_SUFFIXES + _PARQUET_SUFFIXES + _WORKBOOK_SUFFIXES)} or pass a DataFrame",
+        value=suffix,
+    )
+
+
+def _norm(name: object) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", str(name).strip().lower()).strip("_")
+
+
+def _read_csv(path: Path, *, sep: str) -> pd.DataFrame:
+    header = pd.read_csv(path, sep=sep, nrows=0).columns
+    numeric = _DEATHS_ALIASES | {"population"}
+    # Strata and dates are read as text (so "01" stays "01"); counts are left to the parser.
+    dtype = {c: str for c in header if _norm(c) not in numeric}
+    return pd.read_csv(path, sep=sep, dtype=dtype)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------- tidying
+def _recognise(
+    columns: Sequence[Any], strata: Sequence[str] | None
+) -> tuple[dict[Any, str], str | None, list[Any]]:
+    """Map input columns to canonical names.
+
+    Returns (rename map for kept columns, the input column holding the region, dropped columns).
+    """
+    wanted = {_norm(s) for s in strata} if strata is not None else set()
+    canon: dict[Any, str] = {}
+    by_target: dict[str, Any] = {}
+    region_cols: dict[str, Any] = {}
+    dropped: list[Any] = []
+    for col in columns:
+        key = _norm(col)
+        if key in _WEEK_ALIASES:
+            target = "week_ending"
+        elif key in _DEATHS_ALIASES:
+            target = "deaths"
+        elif key == "population":
+            target = "population"
+        elif key in _REGION_COLUMNS:
+            if key in region_cols:
+                raise InputError(
+                    f"columns {region_cols[key]!r} and {col!r} both look like {key!r}; keep one",
+                    column=str(col),
+                )
+            region_cols[key] = col
+            continue
+        elif key in BOOKKEEPING_COLUMNS and key not in wanted and col not in (strata or ()):
+            dropped.append(col)
+            continue
+        else:
+            target = str(col)
+        if target in by_target:
+            raise InputError(
+                f"columns {by_target[target]!r} and {col!r} both look like {target!r}; keep one",
+                column=str(col),
+            )
+        by_target[target] = col
+        canon[col] = target
+    region_source: Any = None
+    if region_cols:
+        if "region" in region_cols and len(region_cols) > 1:
+            others = [c for k, c in region_cols.items() if k != "region"]
+            raise InputError(
+                f"column {region_cols['region']!r} and {others[0]!r} both name the region; keep one",
+                column=str(others[0]),
+            )
+        region_source = region_cols.get("region", region_cols.get("area_code"))
+        if region_source is None:
+            region_source = region_cols["area_name"]
+        if "region" in by_target:
+            raise InputError(
+                f"columns {by_target['region']!r} and {region_source!r} both name the region",
+                column="region",
+            )
+        canon[region_source] = "region"
+    return canon, region_source, dropped
+
+
+def _natural_key(text: str) -> tuple[float, str]:
+    """Order strata values naturally: '<1', '1-14', '15-44', ..., '85+'; codes in code order."""
+    match = re.search(r"\d+(?:\.\d+)?", text)
+    number = float(match.group()) if match else math.inf
+    if re.match(r"\s*(<|under\b)", text, re.IGNORECASE):
+        number -= 0.5
+    return number, text
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, pd.Timestamp) and value == value.normalize():
+        return str(value.date())
+    return str(value)
+
+
+def _to_categorical(values: pd.Series) -> pd.Categorical:
+    """A stratum column as a Categorical with string categories (values already non-missing)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy(dtype=np.int64)
+        uniques = list(values.cat.categories)
+        ordered = bool(values.cat.ordered)
+        keep_order = True
+    else:
+        codes, uniq = pd.factorize(values, sort=False)
+        codes = codes.astype(np.int64)
+        uniques = list(uniq)
+        ordered = False
+        keep_order = False
+    texts = [_as_text(u) for u in uniques]
+    used = np.zeros(len(texts), dtype=bool)
+    used[np.unique(codes)] = True
+    categories = [t for t, u in zip(texts, used, strict=True) if u]
+    categories = list(dict.fromkeys(categories))  # 1 and "1" are one category
+    if not keep_order:
+        categories.sort(key=_natural_key)
+    position = {t: i for i, t in enumerate(categories)}
+    remap = np.array([position.get(t, -1) for t in texts], dtype=np.int64)
+    new_codes = remap[codes] if len(codes) else codes
+    return pd.Categorical.from_codes(
+        new_codes, categories=pd.Index(categories, dtype=object).astype(str), ordered=ordered
+    )
+
+
+def _tidy(raw: pd.DataFrame, *, strata: Sequence[str] | None, keep_wales: bool) -> pd.DataFrame:
+    frame = raw.reset_index(drop=True)
+    v.check_not_empty(frame)
+    canon, region_source, dropped = _recognise(list(frame.columns), strata)
+    if dropped:
+        logger.info("dropped the ONS bookkeeping columns %s (year and week restate week_ending)", dropped)
+
+    renamed = [canon[c] for c in frame.columns if c in canon]
+    value_cols = ("week_ending", "deaths", "population")
+    available = [c for c in renamed if c not in value_cols]
+    if "region" in available and region_source is not None:
+        # area_name is dropped once the region comes from area_code (after checking they agree).
+        name_col = next(
+            (c for c in frame.columns if _norm(c) == "area_name" and c != region_source), None
+        )
+    else:
+        name_col = None
+    if strata is None:
+        chosen = available
+    else:
+        chosen = []
+        for s in strata:
+            target = "region" if _norm(s) in _REGION_COLUMNS else canon.get(s, str(s))
+            if target not in available:
+                raise InputError(
+                    f"stratum {s!r} is not a column of the input; its columns are "
+                    f"{', '.join(map(repr, map(str, frame.columns)))}",
+                    column=str(s),
+                )
+            if target not in chosen:
+                chosen.append(target)
+        left_out = [c for c in available if c not in chosen]
+        if left_out:
+            logger.info("left out columns %s (not among strata=%s)", left_out, list(strata))
+        chosen = [c for c in available if c in chosen]  # input column order
+    work_cols = {canon[c]: frame[c] for c in frame.columns if c in canon}
+    v.check_required_columns(list(work_cols), present=list(frame.columns))
+    ordered_cols = [*chosen, *(c for c in value_cols if c in work_cols)]
+    work = pd.DataFrame({c: work_cols[c] for c in ordered_cols}, index=frame.index)
+
+    v.check_strata_values(work, chosen)
+    if "region" in chosen:
+        shown = str(region_source)
+        codes, is_wales = v.check_regions(work, chosen, shown_column=shown)
+        if name_col is not None:
+            _check_area_names(work, chosen, frame[name_col], str(name_col), codes)
+        work["region"] = codes
+        if is_wales.any() and not keep_wales:
+            logger.info(
+                "left out %s rows of Wales (%s), an area outside England; pass keep_wales=True "
+                "to keep it",
+                f"{int(is_wales.sum()):,}",
+                WALES_CODE,
+            )
+            work = work.loc[~is_wales]
+            v.check_not_empty(
+                work, after=f"leaving out Wales ({WALES_CODE}); pass keep_wales=True to keep it"
+            )
+
+    week_ending = v.check_dates(work, chosen)
+    deaths = v.check_deaths(work, chosen)
+    population = v.check_population(work, chosen, deaths) if "population" in work else None
+    work["week_ending"] = week_ending
+
+    cats = {c: _to_categorical(work[c]) for c in chosen}
+    for c in chosen:
+        work[c] = cats[c]
+    series = _series_codes(cats, chosen, len(work))
+    v.check_duplicates(work, chosen, series)
+    v.check_weekly(work, chosen, series)
+
+    days = week_ending.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    order = np.lexsort((days, series)) if chosen else np.argsort(days, kind="stable")
+    out: dict[str, Any] = {}
+    for c in chosen:
+        cat = cats[c]
+        out[c] = pd.Categorical.from_codes(
+            np.asarray(cat.codes)[order], categories=cat.categories, ordered=cat.ordered
+        )
+    out["week_ending"] = week_ending.to_numpy(dtype="datetime64[ns]")[order]
+    out["deaths"] = deaths[order]
+    if population is not None:
+        out["population"] = population[order]
+    return pd.DataFrame(out)
+
+
+def _series_codes(cats: dict[str, pd.Categorical], strata: Sequence[str], n: int) -> np.ndarray:
+    """One int64 per row, ordered like the strata's categories (lexicographic over strata)."""
+    code = np.zeros(n, dtype=np.int64)
+    size = 1
+    for c in strata:
+        cat = cats[c]
+        n_cat = max(len(cat.categories), 1)
+        if size * n_cat >= 2**62:  # compact before the combined code could overflow
+            uniq, code = np.unique(code, return_inverse=True)
+            size = len(uniq)
+        code = code * np.int64(n_cat) + np.asarray(cat.codes, dtype=np.int64)
+        size *= n_cat
+    return code.astype(np.int64)
+
+
+def _check_area_names(
+    work: pd.DataFrame, strata: Sequence[str], names: pd.Series, name_col: str, codes: pd.Categorical
+) -> None:
+    """Refuse an ``area_name`` that names another region than its ``area_code``."""
+    pairs = pd.DataFrame({"code": np.asarray(codes.codes), "name": names.to_numpy()})
+    first = ~pairs.duplicated()
+    for pos in np.flatnonzero(first.to_numpy()):
+        name = pairs["name"].iloc[pos]
+        if name is None or (not isinstance(name, str) and pd.isna(name)):
+            continue
+        code = codes.categories[pairs["code"].iloc[pos]]
+        named = normalise_region(str(name), allow_wales=True)
+        if named != code:
+            label = work.index[pos]
+            raise InputError(
+                f"column {name_col!r} has {name!r} at {v.format_row(label)} "
+                f"({v.describe_row(work, label, strata)}), which is not the name of its area code "
+                f"{code}; fix the name or the code",
+                column=name_col,
+                value=name,
+                row=int(label),
+            )
+
+
+# ---------------------------------------------------------------------------------------- workbooks
+_MISSING_CELLS = frozenset({"", ":", "-", "..", "x", "z", "[x]", "[z]"})
+
+
+def _column_letter(index: int) -> str:
+    """Spreadsheet column letters of a 0-based column index (0 -> 'A', 26 -> 'AA')."""
+    letters = ""
+    n = index + 1
+    while n:
+        n, rem = divmod(n - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def _pick_sheet(names: Sequence[str], sheet: str | None, path: Path) -> str:
+    listed = ", ".join(map(repr, names))
+    if sheet is not None:
+        for name in names:
+            if name == sheet or name.strip().lower() == sheet.strip().lower():
+                return name
+        raise InputError(
+            f"workbook {path.name!r} has no sheet {sheet!r}; its sheets are {listed}", value=sheet
+        )
+    for name in names:
+        if re.match(r"\s*weekly\s+figures", name, re.IGNORECASE):
+            return name
+    if len(names) == 1:
+        return names[0]
+    raise InputError(
+        f"workbook {path.name!r} has no sheet named like 'Weekly figures 2020'; its sheets are "
+        f"{listed}: pass sheet= to choose one",
+        value=None,
+    )
+
+
+def _sheet_rows(path: Path, sheet: str | None) -> tuple[str, list[tuple[Any, ...]]]:
+    if path.suffix.lower() == ".xls":
+        try:
+            import xlrd  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                f"reading the .xls workbook {path.name!r} needs the 'xlrd' package "
+                "(pip install xlrd), or save it as .xlsx"
+            ) from exc
+        book = pd.read_excel(path, sheet_name=None, header=None)
+        name = _pick_sheet(list(book), sheet, path)
+        rows = [
+            tuple(None if (not isinstance(x, str) and pd.isna(x)) else x for x in r)
+            for r in book[name].itertuples(index=False, name=None)
+        ]
+        return name, rows
+    try:
+        import openpyxl
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "reading a workbook needs openpyxl: pip install 'excessmort[io]'"
+        ) from exc
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        name = _pick_sheet(book.sheetnames, sheet, path)
+        rows = [tuple(r) for r in book[name].iter_rows(values_only=True)]
+    finally:
+        book.close()
+    return name, rows
+
+
+def _as_date(cell: Any) -> pd.Timestamp | None:
+    if isinstance(cell, dt.datetime | dt.date):
+        return pd.Timestamp(cell).normalize()
+    if isinstance(cell, str) and cell.strip():
+        parsed = pd.to_datetime(cell.strip(), errors="coerce", dayfirst=True)
+        return None if pd.isna(parsed) else pd.Timestamp(parsed).normalize()
+    return None
+
+
+def _is_blank(cell: Any) -> bool:
+    return cell is None or (isinstance(cell, str) and cell.strip().lower() in _MISSING_CELLS)
+
+
+def _region_of_row(row: tuple[Any, ...], width: int) -> str | None:
+    """'england', a region/Wales code, or None, from the label cells of a row."""
+    for cell in row[:width]:
+        if isinstance(cell, str) and cell.strip():
+            label = re.sub(r"\s*\d+$", "", cell.strip())  # footnote markers: "Wales 4"
+            if is_england(label) or is_england(cell):
+                return "england"
+            code = normalise_region(cell, allow_wales=True) or normalise_region(
+                label, allow_wales=True
+            )
+            if code is not None:
+                return code
+    return None
+
+
+def _read_workbook(path: Path, *, sheet: str | None) -> pd.DataFrame:
+    """The regional table of an ONS weekly-deaths workbook as a long frame.
+
+    Layout ("Deaths registered weekly in England and Wales, provisional"): a sheet such as
+    "Weekly figures 2020"; title rows; a row labelled "Week ended" holding the week-ending dates
+    (one column per week); further down, a section "Deaths by Region of usual residence" whose rows
+    are the regions (names, or codes beside names) and Wales, one count per week column.
+    """
+    name, rows = _sheet_rows(path, sheet)
+    where = f"sheet {name!r} of {path.name!r}"
+
+    sections = [
+        r
+        for r, row in enumerate(rows)
+        if any(isinstance(c, str) and re.search(r"\bregion\b", c, re.IGNORECASE) for c in row)
+    ]
+    if not sections:
+        raise InputError(
+            f"{where} has no regional table: no row labelled 'Deaths by Region of usual "
+            "residence' (pass sheet= to choose the sheet that holds it)",
+            value=name,
+        )
+
+    def week_row(candidates: range) -> tuple[int, int, dict[int, pd.Timestamp]] | None:
+        for r in candidates:
+            row = rows[r]
+            for c, cell in enumerate(row):
+                if isinstance(cell, str) and re.match(r"\s*week\s+end(ed|ing)\b", cell, re.I):
+                    dates = {j: d for j in range(c + 1, len(row)) if (d := _as_date(row[j]))}
+                    if dates:
+                        return r, min(dates), dates
+        return None
+
+    def region_block(section: int, width: int) -> list[tuple[int, str]]:
+        block: list[tuple[int, str]] = []
+        for r in range(section + 1, len(rows)):
+            code = _region_of_row(rows[r], width)
+            if code is None:
+                if block or not all(_is_blank(c) for c in rows[r]):
+                    break  # the section ends at the first row that is not a region
+                continue
+            block.append((r, code))
+        return block
+
+    region_rows: list[tuple[int, str]] = []
+    dates: dict[int, pd.Timestamp] = {}
+    first_col = 0
+    for section in sections:
+        found = week_row(range(section, -1, -1)) or week_row(range(len(rows)))
+        if found is None:
+            raise InputError(
+                f"{where} has no 'Week ended' row with the week-ending dates above its regional "
+                "table",
+                value=name,
+            )
+        _, first_col, dates = found
+        region_rows = region_block(section, first_col)
+        if region_rows:
+            break
+    if not region_rows:
+        raise InputError(
+            f"{where} has no regional table: no region rows (such as 'North East' or E12000001) "
+            f"follow a row naming the regions (row {sections[0] + 1})",
+            value=name,
+        )
+
+    week_cols = sorted(dates)
+    values = np.full((len(region_rows), len(week_cols)), np.nan)
+    for i, (r, _) in enumerate(region_rows):
+        row = rows[r]
+        for j, c in enumerate(week_cols):
+            cell = row[c] if c < len(row) else None
+            if _is_blank(cell):
+                continue
+            if isinstance(cell, bool):
+                number = math.nan
+            elif isinstance(cell, int | float):
+                number = float(cell)
+            else:
+                try:
+                    number = float(str(cell).replace(",", "").strip())
+                except ValueError:
+                    number = math.nan
+            if math.isnan(number):
+                raise InputError(
+                    f"{where}, cell {_column_letter(c)}{r + 1} has the non-numeric value {cell!r} "
+                    f"(region {region_rows[i][1]}, week ending {dates[c].date()}); deaths must be "
+                    "counts",
+                    column="deaths",
+                    value=cell,
+                    row=r,
+                )
+            values[i, j] = number
+
+    published = ~np.all(np.isnan(values), axis=0)
+    if not published.all():
+        logger.info("%s: left out %d week columns with no figures yet", where, int((~published).sum()))
+    codes = [code for _, code in region_rows]
+    keep = np.array([code != "england" for code in codes], dtype=bool)
+    if not keep.all():
+        logger.info("%s: skipped the England row: England is derived as the sum of the regions", where)
+    week_dates = pd.DatetimeIndex([dates[c] for c in week_cols])[published]
+    values = values[keep][:, published]
+    kept_codes = [c for c, k in zip(codes, keep, strict=True) if k]
+    n_weeks = len(week_dates)
+    logger.info("%s: read %d areas x %d weeks", where, len(kept_codes), n_weeks)
+    return pd.DataFrame(
+        {
+            "region": np.repeat(np.array(kept_codes, dtype=object), n_weeks),
+            "week_ending": np.tile(week_dates.to_numpy(dtype="datetime64[ns]"), len(kept_codes)),
+            "deaths": values.reshape(-1),
+        }
+    )
