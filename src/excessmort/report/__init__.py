@@ -1,0 +1,38 @@
+"""The report layer: staging, readiness, release calendar, publication and breach paperwork.
+
+It reads result frames and metadata only; it never refits and never touches the kernels.
+"""
+
+from __future__ import annotations
+
+from .access import grant_access, read_access_log
+from .breach import BreachHandler, build_breach_report, write_breach_paperwork
+from .config import Config, load_config
+from .manifest import build_manifest, read_manifest, verify_manifest, write_manifest
+from .publish import PublishResult, publish, read_publish_log
+from .release_calendar import ReleaseRule, calendar, format_calendar, next_slot, slot_for_month
+from .targets import DirectoryTarget, Target
+
+__all__ = [
+    "BreachHandler",
+    "Config",
+    "DirectoryTarget",
+    "PublishResult",
+    "ReleaseRule",
+    "Target",
+    "build_breach_report",
+    "build_manifest",
+    "calendar",
+    "format_calendar",
+    "grant_access",
+    "load_config",
+    "next_slot",
+    "publish",
+    "read_access_log",
+    "read_manifest",
+    "read_publish_log",
+    "slot_for_month",
+    "verify_manifest",
+    "write_breach_paperwork",
+    "write_manifest",
+]

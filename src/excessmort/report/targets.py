@@ -1,0 +1,350 @@
+"""Publish targets behind one small interface: ``prepare``, ``upload``, ``switch``, ``verify``.
+
+:class:`DirectoryTarget` is a local or mounted folder that a web server serves::
+
+    ROOT/releases/<release-id>/...      one folder per published release (old ones kept)
+    ROOT/releases/.<release-id>.partial a copy in progress (completed or rolled back by the next run)
+    ROOT/current -> releases/<release-id>   what the web server serves; swapped atomically
+
+A new release is copied beside the old one, fsynced, checked against the manifest and renamed into
+``releases/``; then a new symlink made at a temporary name is renamed over ``current`` (one atomic
+``rename(2)``), so a reader sees the old release or the new, never a mix. Verification reads every
+manifest file under ``current`` and, when the target has a ``base_url``, fetches each one over HTTP
+from the web server and compares checksums.
+
+An HTTP/WebDAV or SFTP upload target is not implemented: none of the kept libraries gives an atomic
+switch on the server, which is the property this pipeline exists for.
+
+Fault injection for tests: a target takes ``fault(step, path)``, called at named steps, which may
+raise (``OSError(EROFS)``, ``OSError(ENOSPC)``) or alter files (``after_copy``). The environment
+variable ``EXCESSMORT_PUBLISH_KILL_AT=k`` makes the process SIGKILL itself at its k-th checkpoint and
+``EXCESSMORT_PUBLISH_TRACE=FILE`` appends ``k step`` lines, so a test can kill at every step.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import signal
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from .._atomic import _fsync_dir
+from ..exceptions import ReleaseError
+from .access import ACCESS_LOG_NAME, read_access_log
+from .manifest import MANIFEST_NAME, file_sha256, manifest_digest, read_manifest, verify_manifest
+
+__all__ = [
+    "DirectoryTarget",
+    "PublishError",
+    "StagedRelease",
+    "Target",
+    "checkpoint",
+]
+
+KILL_ENV = "EXCESSMORT_PUBLISH_KILL_AT"
+TRACE_ENV = "EXCESSMORT_PUBLISH_TRACE"
+_checkpoints = 0
+Fault = Callable[[str, Path], None]
+
+
+def checkpoint(step: str) -> None:
+    """Mark a publishing step (test hook: trace it, or SIGKILL the process at the k-th one)."""
+    global _checkpoints
+    _checkpoints += 1
+    trace = os.environ.get(TRACE_ENV)
+    if trace:
+        with open(trace, "a", encoding="utf-8") as fh:
+            fh.write(f"{_checkpoints} {step}\n")
+    if os.environ.get(KILL_ENV) == str(_checkpoints):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class PublishError(ReleaseError):
+    """One publishing step failed; ``retryable`` says whether trying again may help."""
+
+    def __init__(self, message: str, *, step: str, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.step = step
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class StagedRelease:
+    """A staged release checked against its manifest, with the extra files that go live with it."""
+
+    root: Path
+    manifest: dict[str, Any]
+    release_id: str
+    extras: Mapping[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, root: str | os.PathLike[str]) -> StagedRelease:
+        """Read and verify a staged release.
+
+        Raises
+        ------
+        ReleaseError
+            When the manifest is missing or the staged files do not match it (nothing is published
+            from a damaged staging folder).
+        """
+        base = Path(root)
+        manifest = read_manifest(base)
+        problems = verify_manifest(base, manifest)
+        if problems:
+            raise ReleaseError(f"staged release {base} does not match its manifest: "
+                               + "; ".join(problems[:5]))
+        release = manifest["release"]
+        date = str(release.get("release_date") or base.name)
+        release_id = f"{date}-{manifest_digest(manifest)[:12]}"
+        access = {"schema": 1, "release": date, "records": read_access_log(base)}
+        extras = {
+            MANIFEST_NAME: (base / MANIFEST_NAME).read_bytes(),
+            "pre_release_access.json": (json.dumps(access, indent=2) + "\n").encode(),
+        }
+        return cls(base, manifest, release_id, extras)
+
+    @property
+    def files(self) -> list[str]:
+        """Relative paths of the content files."""
+        return [str(e["path"]) for e in self.manifest["files"]]
+
+
+@runtime_checkable
+class Target(Protocol):
+    """Where a release goes live."""
+
+    name: str
+
+    def prepare(self, release: StagedRelease) -> None:
+        """Check the target is reachable and writable; clean up an interrupted earlier attempt."""
+
+    def upload(self, release: StagedRelease) -> None:
+        """Put the release's files on the target beside the live one (not yet visible)."""
+
+    def switch(self, release: StagedRelease) -> None:
+        """Make the uploaded release the live one in one atomic step."""
+
+    def verify(self, release: StagedRelease) -> None:
+        """Check the live release file by file; raise :class:`PublishError` on any difference."""
+
+    def live_release(self) -> str | None:
+        """Id of the release that is live now (``None`` when nothing is)."""
+
+
+def _no_fault(step: str, path: Path) -> None:
+    return None
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+        fout.flush()
+        os.fsync(fout.fileno())
+
+
+def _write_bytes(dst: Path, data: bytes) -> None:
+    with open(dst, "wb") as fout:
+        fout.write(data)
+        fout.flush()
+        os.fsync(fout.fileno())
+
+
+class DirectoryTarget:
+    """A local or mounted folder served by a web server (see the module docstring for the layout).
+
+    Parameters
+    ----------
+    name : str
+        Label for logs.
+    root : path
+        The target root; it must exist (a missing mount is an error, never silently created).
+    base_url : str
+        URL at which ``ROOT/current`` is served; empty skips HTTP verification.
+    http_timeout : float
+        Seconds per HTTP request.
+    fault : callable, optional
+        Test hook ``fault(step, path)`` called at ``prepare``, ``copy`` (per file), ``after_copy``,
+        ``switch`` and ``verify``.
+    """
+
+    def __init__(self, name: str, root: str | os.PathLike[str], *, base_url: str = "",
+                 http_timeout: float = 10.0, fault: Fault | None = None) -> None:
+        self.name = name
+        self.root = Path(root)
+        self.base_url = base_url
+        self.http_timeout = http_timeout
+        self.fault = fault or _no_fault
+        self._previous: str | None = None
+
+    def __repr__(self) -> str:
+        return f"DirectoryTarget({self.name!r}, {str(self.root)!r})"
+
+    @property
+    def releases(self) -> Path:
+        """Folder of published releases."""
+        return self.root / "releases"
+
+    @property
+    def current(self) -> Path:
+        """The live symlink."""
+        return self.root / "current"
+
+    def live_release(self) -> str | None:
+        """Id of the live release, read from the ``current`` symlink."""
+        try:
+            return Path(os.readlink(self.current)).name
+        except OSError:
+            return None
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def prepare(self, release: StagedRelease) -> None:
+        """Check ``root`` exists, make ``releases/``, roll back other releases' partial copies."""
+        checkpoint("prepare")
+        self.fault("prepare", self.root)
+        if not self.root.is_dir():
+            raise PublishError(f"target folder {self.root} does not exist (is it mounted?)",
+                               step="prepare")
+        if self.current.exists() and not self.current.is_symlink():
+            raise PublishError(f"{self.current} is a real folder; this target needs it to be a "
+                               "symlink to releases/<id> (move it aside once by hand)",
+                               step="prepare", retryable=False)
+        self.releases.mkdir(exist_ok=True)
+        mine = f".{release.release_id}.partial"
+        for leftover in self.releases.iterdir():
+            if leftover.name.endswith(".partial") and leftover.name != mine:
+                shutil.rmtree(leftover)  # another release's interrupted copy: roll it back
+        for tmp in self.root.glob(".current.*.tmp"):
+            tmp.unlink()
+
+    def _matches(self, folder: Path, release: StagedRelease) -> bool:
+        if verify_manifest(folder, release.manifest):
+            return False
+        for name, data in release.extras.items():
+            path = folder / name
+            if not path.is_file() or path.read_bytes() != data:
+                return False
+        return True
+
+    def upload(self, release: StagedRelease) -> None:
+        """Copy into ``releases/.<id>.partial`` (completing an interrupted copy), check, rename."""
+        final = self.releases / release.release_id
+        if final.is_dir():
+            if self._matches(final, release):
+                return  # already uploaded: idempotent
+            if self.live_release() == release.release_id:
+                raise PublishError(f"live release folder {final} differs from its manifest; "
+                                   "repair it by hand", step="upload", retryable=False)
+            shutil.rmtree(final)
+        partial = self.releases / f".{release.release_id}.partial"
+        partial.mkdir(exist_ok=True)
+        for entry in release.manifest["files"]:
+            rel = str(entry["path"])
+            dst = partial / rel
+            if (dst.is_file() and dst.stat().st_size == int(entry["bytes"])
+                    and file_sha256(dst) == entry["sha256"]):
+                continue  # copied by an interrupted earlier attempt: keep it
+            self.fault("copy", dst)
+            _copy_file(release.root / rel, dst)
+            checkpoint("copy")
+        for name, data in release.extras.items():
+            _write_bytes(partial / name, data)
+        for folder, _dirs, _files in os.walk(partial):
+            _fsync_dir(Path(folder))
+        checkpoint("copied")
+        self.fault("after_copy", partial)
+        problems = verify_manifest(partial, release.manifest)
+        if problems:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise PublishError("copy on the target does not match the manifest: "
+                               + "; ".join(problems[:3]), step="upload")
+        os.rename(partial, final)
+        _fsync_dir(self.releases)
+        checkpoint("renamed")
+
+    def switch(self, release: StagedRelease) -> None:
+        """Point ``current`` at the release: new symlink at a temporary name, renamed over it."""
+        wanted = f"releases/{release.release_id}"
+        try:
+            previous: str | None = os.readlink(self.current)
+        except OSError:
+            previous = None
+        if previous == wanted:
+            return
+        self._previous = previous
+        tmp = self.root / f".current.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        os.symlink(wanted, tmp)
+        checkpoint("symlinked")
+        try:
+            self.fault("switch", self.current)
+            os.replace(tmp, self.current)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.root)
+        checkpoint("switched")
+
+    def _rollback(self) -> None:
+        if self._previous is None:
+            return
+        tmp = self.root / f".current.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        os.symlink(self._previous, tmp)
+        os.replace(tmp, self.current)
+        _fsync_dir(self.root)
+
+    def verify(self, release: StagedRelease) -> None:
+        """Check every manifest file under ``current``, then over HTTP when there is a base URL.
+
+        A local mismatch switches ``current`` back to the previous release before raising; an HTTP
+        failure leaves the (locally verified) release live and raises, to be retried.
+        """
+        checkpoint("verify")
+        self.fault("verify", self.current)
+        if self.live_release() != release.release_id:
+            raise PublishError(f"{self.current} points at {self.live_release()!r}, not "
+                               f"{release.release_id!r}", step="verify")
+        problems = verify_manifest(self.current, release.manifest)
+        if problems:
+            self._rollback()
+            raise PublishError("live release does not match the manifest (switched back): "
+                               + "; ".join(problems[:3]), step="verify")
+        if self.base_url:
+            self._verify_http(release)
+
+    def _verify_http(self, release: StagedRelease) -> None:
+        base = self.base_url.rstrip("/") + "/"
+        for entry in release.manifest["files"]:
+            url = base + urllib.parse.quote(str(entry["path"]))
+            digest = hashlib.sha256()
+            try:
+                with urllib.request.urlopen(url, timeout=self.http_timeout) as response:
+                    while chunk := response.read(1 << 20):
+                        digest.update(chunk)
+            except urllib.error.HTTPError as exc:
+                raise PublishError(f"GET {url} answered HTTP {exc.code} {exc.reason}",
+                                   step="verify-http") from None
+            except (urllib.error.URLError, TimeoutError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise PublishError(f"GET {url} failed: {reason}", step="verify-http") from None
+            if digest.hexdigest() != entry["sha256"]:
+                raise PublishError(f"GET {url} returned content whose checksum differs from the "
+                                   "manifest", step="verify-http")
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``'ENOSPC (No space left on device): /path'`` for an OSError."""
+    code = errno.errorcode.get(exc.errno or 0, "OSError")
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{code} ({exc.strerror or exc}){where}"
