@@ -1,0 +1,296 @@
+"""The five-year average: the baseline ONS published for England and Wales until 2023.
+
+mu for ISO week w of ISO year Y is the mean of the deaths of week w in the ``years`` (5) most recent
+years before Y that are not in ``exclude_years``. Weeks are numbered by the ISO week of their
+week-ending date, as ONS numbers its Saturday-to-Friday registration weeks.
+
+Week 53 (DESIGN.md: "week 53 uses week 52 where a year has none"):
+
+- the average for week 53 of a year Y that has one takes, from each earlier year, its week 53
+  where that year has one and its week 52 where it has none. For 2020 (2015-2019) that is
+  2015 week 53 and week 52 of 2016 to 2019; for 2015 (2010-2014, no week 53) it is the mean of the
+  five weeks 52, which is what ONS published for 2015 week 53 (8,139.0 for England and Wales, against
+  8,139.2 for week 52: the 0.2 is a revision of the 2010-2014 counts between the two tables);
+- a year without a week 53 never uses the week 53 of earlier years.
+
+What ONS did in later years is reproduced with ``exclude_years``: in 2021 ONS compared with the
+2015-2019 average (``exclude_years=(2020,)``: the five most recent years other than 2020), and in
+2022 with 2016-2019 and 2021 (the same option). The default, ``()``, follows DESIGN exactly.
+
+ONS averaged the registration week of the same number whatever its bank holidays: 2020 week 19
+(the early-May bank holiday moved to Friday 8 May, VE Day) is the mean of week 19 of 2015-2019,
+and the published figures agree with that to the published rounding.
+
+A week whose average would need a year, or a week, that the data lack (or that is missing, NaN, in a
+series) gets NaN: the mean of fewer years is never taken silently.
+
+Intervals. ONS published none. Ours rest on a stated model, not on ONS: each history count y_j is
+independent with mean m_j and variance phi_s m_j (quasi-Poisson), where phi_s is estimated per series
+as the mean over weeks of (sample variance of the five history values / their mean), floored at
+``dispersion_floor``. Then
+
+- observation variance of a week: phi mu;
+- parameter variance of the average of a week: phi mu / n, n = ``years`` (the plug-in
+  sum_k y_k / n^2 of the exact sum_k phi m_k / n^2);
+- parameter variance of a sum of averages over a window of weeks W: mu_W = sum_j c_j y_j with c_j
+  the number of weeks of W whose average uses count j, divided by n; var = phi sum_j c_j^2 y_j.
+  This is exact under the model: averages of different weeks share history *years* but not history
+  *counts*, so they are uncorrelated unless a count is reused, which happens (i) when week 53 reuses
+  week 52 of an earlier year, and (ii) when a window spans several years (the 2020 and 2021 averages
+  of week w share four counts, all five with ``exclude_years=(2020,)``). Both are counted.
+- Assumption, stated: there are no year-level effects. A bad influenza winter raises every week of
+  its year together; such a shared year effect would correlate the averages of different weeks and
+  widen cumulative intervals. With five years per average it cannot be estimated apart from phi, so
+  it is left out; window intervals are narrower than they would be under year effects.
+- The counts of the target year that are themselves history of a later average (2020 counts in the
+  2021 average) make observed and expected correlated across years; this is ignored.
+
+``reference`` does not change mu (the average is rolling). It selects the weeks whose dispersion is
+estimated: the weeks whose history counts all lie in the reference period (with the default
+2015-2019, the weeks of 2020); without a reference, or when no week qualifies, every week with an
+average (the latter with a :class:`~excessmort.exceptions.DispersionWarning`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from .._typing import BoolArray, FloatArray, IntArray
+from ..exceptions import DispersionWarning, InputError
+from ..weeks import iso_year_week, reference_bounds
+from ._base import Baseline, BaselineResult
+from ._util import group_sum
+
+if TYPE_CHECKING:
+    from .._typing import Engine
+    from ..panel import Panel
+
+__all__ = ["FiveYearAverage", "FiveYearAverageResult", "history_index"]
+
+
+def history_index(weeks: pd.DatetimeIndex, years: int = 5, exclude_years: Iterable[int] = ()) -> IntArray:
+    """Positions of the history counts of every week: ``idx`` [T, years], -1 where the data lack one.
+
+    Row t lists, for the week-ending date ``weeks[t]`` of ISO year Y and week w, the positions in
+    ``weeks`` of week w (week 53: 53 if that year has one, else 52) of the ``years`` most recent
+    years before Y not in ``exclude_years``, most recent first.
+
+    Parameters
+    ----------
+    weeks : DatetimeIndex
+        The weekly calendar [T].
+    years : int
+        Number of years averaged.
+    exclude_years : iterable of int
+        Years never used as history.
+
+    Returns
+    -------
+    ndarray of int64 [T, years]
+
+    Examples
+    --------
+    >>> w = pd.date_range("2015-01-02", "2021-01-08", freq="7D")
+    >>> idx = history_index(w)
+    >>> [str(w[j].date()) for j in idx[w.get_loc("2021-01-01")]]  # 2020 week 53
+    ['2019-12-27', '2018-12-28', '2017-12-29', '2016-12-30', '2016-01-01']
+    """
+    excluded = np.array(sorted({int(y) for y in exclude_years}), dtype=np.int64)
+    iso_year, iso_week = iso_year_week(weeks)
+    if len(weeks) == 0:
+        return np.empty((0, years), dtype=np.int64)
+    first_year = int(iso_year.min()) - years - len(excluded) - 1
+    n_years = int(iso_year.max()) - first_year + 1
+    # pos[year - first_year, week - 1] = position in `weeks`, -1 where the calendar lacks it.
+    pos = np.full((n_years, 53), -1, dtype=np.int64)
+    pos[iso_year - first_year, iso_week - 1] = np.arange(len(weeks))
+    # Which years have a week 53 (by the calendar: ISO year Y has one iff 28 December is in it).
+    dec28 = pd.DatetimeIndex([f"{y}-12-28" for y in range(first_year, first_year + n_years)])
+    has_53 = dec28.isocalendar()["week"].to_numpy() == 53
+
+    # The history years of each week: the first `years` candidates Y-1, Y-2, ... not excluded.
+    candidates = iso_year[:, None] - np.arange(1, years + len(excluded) + 1)[None, :]
+    keep = ~np.isin(candidates, excluded)
+    rank = np.cumsum(keep, axis=1)
+    chosen = keep & (rank <= years)
+    hist_year = candidates[chosen].reshape(len(weeks), years)
+
+    row = hist_year - first_year
+    week = np.broadcast_to(iso_week[:, None], hist_year.shape)
+    week = np.where((week == 53) & ~has_53[row], 52, week)
+    return pos[row, week - 1]
+
+
+@dataclass(eq=False)
+class FiveYearAverageResult(BaselineResult):
+    """Result of :class:`FiveYearAverage`: the history index and the variances of the module docstring.
+
+    Attributes
+    ----------
+    history : ndarray of int64 [T, n]
+        Positions of the history counts of each week (-1: not in the data).
+    deaths : ndarray [S, T]
+        The counts the averages are taken of (the plug-in for their means in the variances).
+    """
+
+    history: IntArray | None = None
+    deaths: FloatArray | None = None
+    _weights: Any = field(default=None, repr=False)
+
+    @property
+    def n_years(self) -> int:
+        """n, the number of years averaged."""
+        assert self.history is not None
+        return int(self.history.shape[1])
+
+    def _averaging_matrix(self) -> sparse.csr_matrix:
+        """A [T, T]: mu[s] = A @ y[s] (rows with a missing history position are empty)."""
+        if self._weights is None:
+            assert self.history is not None
+            n_weeks = self.history.shape[0]
+            ok = self.history >= 0
+            rows = np.broadcast_to(np.arange(n_weeks)[:, None], self.history.shape)[ok]
+            self._weights = sparse.csr_matrix(
+                (np.full(rows.size, 1.0 / self.n_years), (rows, self.history[ok])), shape=(n_weeks, n_weeks)
+            )
+        return self._weights
+
+    def param_variance_weekly(self, groups: IntArray, n_groups: int) -> FloatArray:
+        """sum_{s in g} phi_s mu_st / n: [G, T]."""
+        per_series = self.dispersion[:, None] * self.mu / self.n_years
+        return group_sum(per_series, groups, n_groups)
+
+    def param_variance_window(self, groups: IntArray, n_groups: int, weeks: BoolArray) -> FloatArray:
+        """sum_{s in g} phi_s sum_j c_j^2 y_sj, c = (A' 1_W) (counts reused across weeks counted): [G]."""
+        assert self.deaths is not None
+        weeks = np.asarray(weeks, dtype=bool)
+        c = np.asarray(self._averaging_matrix()[weeks].sum(axis=0)).ravel()
+        used = c > 0
+        contrib = self.deaths[:, used] @ (c[used] ** 2)
+        defined = np.all(np.isfinite(self.mu[:, weeks]), axis=1)
+        per_series = np.where(defined, self.dispersion * contrib, np.nan)
+        return group_sum(per_series, groups, n_groups)
+
+    def coefficients(self, keys: pd.DataFrame) -> pd.DataFrame:
+        """Strata, dispersion (before the floor), the number of weeks it rests on, converged, n_iter."""
+        out = super().coefficients(keys)
+        out.insert(len(keys.columns) + 1, "dispersion_weeks", self.info.get("dispersion_weeks"))
+        return out
+
+
+def _check_options(years: Any, exclude_years: Any, floor: Any) -> tuple[int, tuple[int, ...], float]:
+    if isinstance(years, bool) or not isinstance(years, int | np.integer) or years < 1:
+        raise InputError(f"years must be a positive integer, got {years!r}", column="years", value=years)
+    try:
+        excluded = tuple(sorted({int(y) for y in exclude_years}))
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"exclude_years must be a sequence of years such as (2020,), got {exclude_years!r}",
+            column="exclude_years",
+            value=exclude_years,
+        ) from exc
+    if isinstance(floor, bool) or not isinstance(floor, int | float) or not np.isfinite(floor) or floor < 0:
+        raise InputError(
+            f"dispersion_floor must be a finite number >= 0, got {floor!r}", column="dispersion_floor", value=floor
+        )
+    return int(years), excluded, float(floor)
+
+
+class FiveYearAverage(Baseline):
+    """The ONS five-year average (ONS practice until 2023); see the module docstring for the rules.
+
+    Parameters
+    ----------
+    years : int, default 5
+        Number of earlier years averaged.
+    exclude_years : sequence of int, default ()
+        Years never used as history; ``(2020,)`` reproduces ONS's 2021 and 2022 comparisons.
+    dispersion_floor : float, default 1.0
+        phi = max(floor, mean over weeks of sample variance / mean of the history counts).
+
+    Examples
+    --------
+    >>> FiveYearAverage(exclude_years=(2020,))
+    FiveYearAverage(years=5, exclude_years=(2020,), dispersion_floor=1.0)
+    """
+
+    name: ClassVar[str] = "five_year_average"
+
+    def __init__(self, years: int = 5, exclude_years: Iterable[int] = (), dispersion_floor: float = 1.0) -> None:
+        self.years = years
+        self.exclude_years = exclude_years
+        self.dispersion_floor = dispersion_floor
+
+    def fit(
+        self, panel: Panel, *, reference: tuple[Any, Any] | None = None, engine: Engine = "auto"
+    ) -> FiveYearAverageResult:
+        """Average every series; ``reference`` only selects the weeks phi is estimated on.
+
+        Raises
+        ------
+        InputError
+            For bad options, or when no week of the data has ``years`` earlier years in the data.
+        """
+        years, excluded, floor = _check_options(self.years, self.exclude_years, self.dispersion_floor)
+        weeks = panel.weeks
+        idx = history_index(weeks, years, excluded)
+        complete = np.all(idx >= 0, axis=1)  # [T]: the calendar holds every history week
+        if not complete.any():
+            raise InputError(
+                f"too little history for the {self.name} baseline: the data run from {weeks[0].date()} to "
+                f"{weeks[-1].date()}, and an average needs the same week in {years} earlier years"
+                + (f" other than {list(excluded)}" if excluded else ""),
+                column="week_ending",
+                value=f"{weeks[0].date()}..{weeks[-1].date()}",
+            )
+        deaths = panel.deaths
+        safe = np.where(idx >= 0, idx, 0)
+        values = deaths[:, safe]  # [S, T, n]
+        values[:, ~complete, :] = np.nan
+        mu = values.mean(axis=2)
+
+        # Dispersion: mean over weeks of var / mean of the history counts.
+        disp_weeks = complete.copy()
+        if reference is not None:
+            lo, hi = reference_bounds(*reference)
+            in_ref = np.asarray((weeks >= lo) & (weeks <= hi))
+            disp_weeks &= np.all(in_ref[safe], axis=1)
+            if not disp_weeks.any():
+                warnings.warn(
+                    f"{self.name}: no week has all its history in the reference period {lo.date()} to "
+                    f"{hi.date()}; dispersion is estimated over every week with an average",
+                    DispersionWarning,
+                    stacklevel=3,
+                )
+                disp_weeks = complete.copy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = values[:, disp_weeks, :].var(axis=2, ddof=1) / mu[:, disp_weeks]
+        ratio = np.where(mu[:, disp_weeks] > 0, ratio, np.nan)
+        n_disp = np.sum(np.isfinite(ratio), axis=1)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN, as they should
+            phi_raw = np.nanmean(ratio, axis=1)
+        phi = np.maximum(phi_raw, floor)  # NaN stays NaN
+
+        history_mask = np.zeros(panel.n_weeks, dtype=bool)
+        history_mask[idx[disp_weeks].ravel()] = True
+        fit_mask = history_mask[None, :] & panel.observed_mask
+        return FiveYearAverageResult(
+            baseline=self.name,
+            mu=np.ascontiguousarray(mu),
+            dispersion=phi,
+            dispersion_raw=phi_raw,
+            converged=np.ones(panel.n_series, dtype=bool),
+            n_iter=np.zeros(panel.n_series, dtype=np.int64),
+            fit_mask=fit_mask,
+            info={"dispersion_weeks": n_disp, "years": years, "exclude_years": excluded},
+            history=idx,
+            deaths=deaths,
+        )
