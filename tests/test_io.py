@@ -59,7 +59,7 @@ def _toy(n_weeks: int = 6, regions: tuple[str, ...] = ("London", "North East")) 
     )
 
 
-# ---------------------------------------------------------------------------------------- real ONS files
+# -------------------------------------------------------------------------------- real ONS files
 def test_ons_region_file_leaves_wales_out_by_default(shared: Path, caplog) -> None:
     path = shared / "data" / "ons" / "ons_weekly_deaths_by_region.csv"
     raw = _csv_rows(path)
@@ -75,7 +75,12 @@ def test_ons_region_file_leaves_wales_out_by_default(shared: Path, caplog) -> No
     assert tidy["week_ending"].max() == pd.Timestamp("2021-04-30")
     # Every figure equals the file's, looked up by (area_code, week_ending) from the csv module.
     want = {(r["area_code"], r["week_ending"]): float(r["deaths"]) for r in raw}
-    got = zip(tidy["region"].astype(str), tidy["week_ending"].dt.strftime("%Y-%m-%d"), tidy["deaths"])
+    got = zip(
+        tidy["region"].astype(str),
+        tidy["week_ending"].dt.strftime("%Y-%m-%d"),
+        tidy["deaths"],
+        strict=True,
+    )
     assert all(want[(code, week)] == deaths for code, week, deaths in got)
 
 
@@ -112,7 +117,13 @@ def test_ons_sex_age_file_is_a_panel_without_region(shared: Path) -> None:
     assert len(tidy) == len(raw) == 4228
     assert tidy["sex"].cat.categories.tolist() == ["female", "male"]
     assert tidy["age_group"].cat.categories.tolist() == [
-        "<1", "1-14", "15-44", "45-64", "65-74", "75-84", "85+",
+        "<1",
+        "1-14",
+        "15-44",
+        "45-64",
+        "65-74",
+        "75-84",
+        "85+",
     ]
     assert tidy.groupby(["sex", "age_group"], observed=True).size().tolist() == [302] * 14
     assert tidy["week_ending"].min() == pd.Timestamp("2015-01-02")
@@ -220,6 +231,7 @@ def test_csv_parquet_and_partitioned_parquet_agree(tmp_path: Path) -> None:
 
 def test_dask_frame_is_read() -> None:
     import dask.dataframe as dd  # the dask extra is part of make test
+
     raw = _toy()
     pd.testing.assert_frame_equal(em.read(dd.from_pandas(raw, npartitions=2)), em.read(raw))
 
@@ -233,8 +245,16 @@ def test_unknown_suffix_is_refused(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------- workbook
 WB_REGIONS = [
-    "North East", "North West", "Yorkshire and The Humber", "East Midlands", "West Midlands",
-    "East", "London", "South East", "South West", "Wales",
+    "North East",
+    "North West",
+    "Yorkshire and The Humber",
+    "East Midlands",
+    "West Midlands",
+    "East",
+    "London",
+    "South East",
+    "South West",
+    "Wales",
 ]
 
 
@@ -249,7 +269,7 @@ def _workbook(
     region_section: bool = True,
     extra_sheets: tuple[str, ...] = ("Contents", "Information"),
 ) -> None:
-    """A workbook in the layout of ONS 'Deaths registered weekly in England and Wales, provisional'."""
+    """A workbook laid out as ONS 'Deaths registered weekly in England and Wales, provisional'."""
     import openpyxl
 
     book = openpyxl.Workbook()
@@ -327,11 +347,15 @@ def test_ons_workbook_sheet_choice_and_missing_region_table(tmp_path: Path) -> N
     weeks = pd.date_range("2019-01-04", periods=4, freq="7D")
     path = tmp_path / "no_regions.xlsx"
     _workbook(path, _wb_values(4), weeks, sheet="Weekly figures 2019", region_section=False)
-    with pytest.raises(InputError, match=r"sheet 'Weekly figures 2019' of 'no_regions.xlsx' has no regional table"):
+    with pytest.raises(
+        InputError, match=r"sheet 'Weekly figures 2019' of 'no_regions.xlsx' has no regional table"
+    ):
         em.read(path)
     path = tmp_path / "other.xlsx"
     _workbook(path, _wb_values(4), weeks, sheet="Registrations")
-    with pytest.raises(InputError, match=r"no sheet named like 'Weekly figures 2020'.*'Registrations'"):
+    with pytest.raises(
+        InputError, match=r"no sheet named like 'Weekly figures 2020'.*'Registrations'"
+    ):
         em.read(path)
     assert len(em.read(path, sheet="registrations")) == 36
     with pytest.raises(InputError, match=r"no sheet 'Nope'; its sheets are 'Contents'"):
@@ -353,7 +377,7 @@ def test_ons_workbook_non_numeric_cell_names_the_cell(tmp_path: Path) -> None:
     assert "cell C19" in msg and "'n/a'" in msg and "E12000007" in msg and "2020-01-10" in msg
 
 
-# ---------------------------------------------------------------------------------------- properties
+# -------------------------------------------------------------------------------- properties
 @st.composite
 def tidy_inputs(draw: st.DrawFn) -> pd.DataFrame:
     regions = draw(st.lists(st.sampled_from(NINE), min_size=1, max_size=4, unique=True))
@@ -361,7 +385,9 @@ def tidy_inputs(draw: st.DrawFn) -> pd.DataFrame:
     n_weeks = draw(st.integers(1, 8))
     start = pd.Timestamp("2019-12-27") + pd.Timedelta(days=7 * draw(st.integers(0, 400)))
     weeks = pd.date_range(start, periods=n_weeks, freq="7D")
-    index = pd.MultiIndex.from_product([regions, sexes, weeks], names=["region", "sex", "week_ending"])
+    index = pd.MultiIndex.from_product(
+        [regions, sexes, weeks], names=["region", "sex", "week_ending"]
+    )
     frame = index.to_frame(index=False)
     n = len(frame)
     deaths = draw(st.lists(st.integers(0, 10**6) | st.none(), min_size=n, max_size=n))
@@ -376,7 +402,9 @@ def tidy_inputs(draw: st.DrawFn) -> pd.DataFrame:
     return frame.iloc[list(perm)].reset_index(drop=True)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(frame=tidy_inputs())
 def test_property_valid_frames_round_trip(frame: pd.DataFrame, tmp_path_factory) -> None:
     tidy = em.read(frame)
@@ -388,7 +416,9 @@ def test_property_valid_frames_round_trip(frame: pd.DataFrame, tmp_path_factory)
     )
     assert len(merged) == len(frame)
     assert np.array_equal(
-        merged["deaths_x"].to_numpy(dtype=float, na_value=np.nan), merged["deaths_y"], equal_nan=True
+        merged["deaths_x"].to_numpy(dtype=float, na_value=np.nan),
+        merged["deaths_y"],
+        equal_nan=True,
     )
     assert np.array_equal(merged["population_x"].to_numpy(float), merged["population_y"])
     pd.testing.assert_frame_equal(em.read(tidy), tidy)  # idempotent
@@ -400,9 +430,11 @@ def test_property_valid_frames_round_trip(frame: pd.DataFrame, tmp_path_factory)
 
 @settings(max_examples=60, deadline=None)
 @given(frame=tidy_inputs(), data=st.data())
-def test_property_negative_value_reported_at_its_row(frame: pd.DataFrame, data: st.DataObject) -> None:
+def test_property_negative_value_reported_at_its_row(
+    frame: pd.DataFrame, data: st.DataObject
+) -> None:
     row = data.draw(st.integers(0, len(frame) - 1))
-    value = data.draw(st.integers(-10**6, -1))
+    value = data.draw(st.integers(-(10**6), -1))
     bad = frame.copy()
     bad["deaths"] = bad["deaths"].fillna(0)
     bad.loc[row, "deaths"] = value

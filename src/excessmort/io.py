@@ -1,4 +1,4 @@
-"""Read deaths tables (CSV, Parquet, ONS workbooks, pandas or Dask frames) into the validated tidy frame.
+"""Read deaths tables (CSV, Parquet, ONS workbooks, pandas or Dask frames) into the tidy frame.
 
 The tidy frame has one row per series and week: the stratum columns (pandas Categoricals with string
 categories, in the input's column order), ``week_ending`` (datetime64[ns]), ``deaths`` (float64, NaN
@@ -201,7 +201,8 @@ def _recognise(
         if "region" in region_cols and len(region_cols) > 1:
             others = [c for k, c in region_cols.items() if k != "region"]
             raise InputError(
-                f"column {region_cols['region']!r} and {others[0]!r} both name the region; keep one",
+                f"column {region_cols['region']!r} and {others[0]!r} both name the region; "
+                "keep one",
                 column=str(others[0]),
             )
         region_source = region_cols.get("region", region_cols.get("area_code"))
@@ -266,7 +267,9 @@ def _tidy(raw: pd.DataFrame, *, strata: Sequence[str] | None, keep_wales: bool) 
     v.check_not_empty(frame)
     canon, region_source, dropped = _recognise(list(frame.columns), strata)
     if dropped:
-        logger.info("dropped the ONS bookkeeping columns %s (year and week restate week_ending)", dropped)
+        logger.info(
+            "dropped the ONS bookkeeping columns %s (year and week restate week_ending)", dropped
+        )
 
     renamed = [canon[c] for c in frame.columns if c in canon]
     value_cols = ("week_ending", "deaths", "population")
@@ -363,7 +366,11 @@ def _series_codes(cats: dict[str, pd.Categorical], strata: Sequence[str], n: int
 
 
 def _check_area_names(
-    work: pd.DataFrame, strata: Sequence[str], names: pd.Series, name_col: str, codes: pd.Categorical
+    work: pd.DataFrame,
+    strata: Sequence[str],
+    names: pd.Series,
+    name_col: str,
+    codes: pd.Categorical,
 ) -> None:
     """Refuse an ``area_name`` that names another region than its ``area_code``."""
     pairs = pd.DataFrame({"code": np.asarray(codes.codes), "name": names.to_numpy()})
@@ -576,11 +583,15 @@ def _read_workbook(path: Path, *, sheet: str | None) -> pd.DataFrame:
 
     published = ~np.all(np.isnan(values), axis=0)
     if not published.all():
-        logger.info("%s: left out %d week columns with no figures yet", where, int((~published).sum()))
+        logger.info(
+            "%s: left out %d week columns with no figures yet", where, int((~published).sum())
+        )
     codes = [code for _, code in region_rows]
     keep = np.array([code != "england" for code in codes], dtype=bool)
     if not keep.all():
-        logger.info("%s: skipped the England row: England is derived as the sum of the regions", where)
+        logger.info(
+            "%s: skipped the England row: England is derived as the sum of the regions", where
+        )
     week_dates = pd.DatetimeIndex([dates[c] for c in week_cols])[published]
     values = values[keep][:, published]
     kept_codes = [c for c, k in zip(codes, keep, strict=True) if k]

@@ -110,7 +110,7 @@ def is_england(value: object) -> bool:
 
 
 def region_name(code: str) -> str:
-    """Name of a region (or England / Wales) from its ONS code; unknown codes come back unchanged."""
+    """Name of a region (or England / Wales) from its ONS code; unknown codes come back as is."""
     if code == ENGLAND_CODE:
         return ENGLAND_NAME
     if code == WALES_CODE:

@@ -193,7 +193,12 @@ def check_strata_values(frame: pd.DataFrame, strata: Sequence[str]) -> None:
         if missing.any():
             pos = int(np.argmax(missing))
             _raise_at(
-                frame, strata, pos, col, None, "a missing value",
+                frame,
+                strata,
+                pos,
+                col,
+                None,
+                "a missing value",
                 "every row must name its series: fill the stratum or drop the row",
             )
 
@@ -248,13 +253,23 @@ def check_regions(
         value = values.iloc[pos]
         if kind == "england":
             _raise_at(
-                frame, strata, pos, column, value, "the England value",
+                frame,
+                strata,
+                pos,
+                column,
+                value,
+                "the England value",
                 "England is derived as the sum of the nine regions E12000001..E12000009, never "
                 "read: leave its rows out",
                 shown_column=shown_column,
             )
         _raise_at(
-            frame, strata, pos, column, value, "an unknown region",
+            frame,
+            strata,
+            pos,
+            column,
+            value,
+            "an unknown region",
             "regions are the ONS codes E12000001..E12000009 or their names (such as 'London', "
             "'East'); Wales (W92000004) is kept with keep_wales=True",
             shown_column=shown_column,
@@ -265,13 +280,17 @@ def check_regions(
     unique_to_cat = np.array([cat_index[c] for c in codes_per_unique], dtype=np.int64)
     cat_codes = unique_to_cat[row_codes] if len(row_codes) else np.zeros(0, dtype=np.int64)
     result = pd.Categorical.from_codes(cat_codes, categories=pd.Index(categories))
-    is_wales = np.asarray(result == WALES_CODE, dtype=bool) if WALES_CODE in cat_index else (
-        np.zeros(len(frame), dtype=bool)
+    is_wales = (
+        np.asarray(result == WALES_CODE, dtype=bool)
+        if WALES_CODE in cat_index
+        else (np.zeros(len(frame), dtype=bool))
     )
     return result, is_wales
 
 
-def check_dates(frame: pd.DataFrame, strata: Sequence[str], column: str = "week_ending") -> pd.Series:
+def check_dates(
+    frame: pd.DataFrame, strata: Sequence[str], column: str = "week_ending"
+) -> pd.Series:
     """Parse ``week_ending``; refuse missing or unparseable dates.
 
     Returns
@@ -293,21 +312,38 @@ def check_dates(frame: pd.DataFrame, strata: Sequence[str], column: str = "week_
         if numbers.any():
             pos = int(np.argmax(numbers))
             _raise_at(
-                frame, strata, pos, column, raw.iloc[pos], "a number, not a date,",
+                frame,
+                strata,
+                pos,
+                column,
+                raw.iloc[pos],
+                "a number, not a date,",
                 "week_ending must be a date such as 2021-01-15 (the Friday that ends the ONS week)",
             )
         parsed = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
     else:
         text = raw.astype(object)
-        parsed = pd.to_datetime(text, errors="coerce")
-        # A first-element format guess can fail on other valid forms; retry the failures one by one.
+        parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
+        # Other spellings are read day first (UK: 03/01/2020 is 3 January): one inferred format
+        # for the bulk, then element by element. A value that looks ISO but failed stays refused
+        # (a day-first retry would read 2024-13-01 as 13 January).
         retry = parsed.isna().to_numpy() & raw.notna().to_numpy()
         if retry.any():
-            again = pd.to_datetime(text[retry], errors="coerce", format="mixed", dayfirst=True)
+            failed = text[retry].astype(str).str.match(r"\s*\d{4}-\d{1,2}-\d{1,2}")
+            retry[np.flatnonzero(retry)[failed.to_numpy(dtype=bool)]] = False
+        if retry.any():
             parsed = parsed.copy()
+            again = pd.to_datetime(text[retry], errors="coerce", dayfirst=True)
+            still = again.isna().to_numpy()
+            if still.any():
+                again[still] = pd.to_datetime(
+                    text[retry][still], errors="coerce", format="mixed", dayfirst=True
+                )
             parsed[retry] = again
     parsed = pd.Series(
-        pd.DatetimeIndex(parsed).normalize().astype("datetime64[ns]"), index=frame.index, name=column
+        pd.DatetimeIndex(parsed).normalize().astype("datetime64[ns]"),
+        index=frame.index,
+        name=column,
     )
     bad = parsed.isna().to_numpy()
     if bad.any():
@@ -315,22 +351,23 @@ def check_dates(frame: pd.DataFrame, strata: Sequence[str], column: str = "week_
         value = raw.iloc[pos]
         missing = value is None or (not isinstance(value, str) and pd.isna(value))
         _raise_at(
-            frame, strata, pos, column, None if missing else value,
+            frame,
+            strata,
+            pos,
+            column,
+            None if missing else value,
             "a missing date" if missing else "an unparseable date",
             "week_ending must be a date such as 2021-01-15 (the Friday that ends the ONS week)",
         )
     return parsed
 
 
-def _as_float(
-    frame: pd.DataFrame, strata: Sequence[str], column: str, advice: str
-) -> np.ndarray:
+def _as_float(frame: pd.DataFrame, strata: Sequence[str], column: str, advice: str) -> np.ndarray:
     """A column as float64 (NaN for missing); refuse non-numeric and infinite values."""
     raw = frame[column]
     dtype = raw.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        if len(raw):
-            _raise_at(frame, strata, 0, column, raw.iloc[0], "a non-numeric value", advice)
+    if pd.api.types.is_bool_dtype(dtype) and len(raw):
+        _raise_at(frame, strata, 0, column, raw.iloc[0], "a non-numeric value", advice)
     if pd.api.types.is_numeric_dtype(dtype):
         values = raw.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
@@ -405,7 +442,12 @@ def check_population(
     if missing.any():
         pos = int(np.argmax(missing))
         _raise_at(
-            frame, strata, pos, column, None, "a missing value",
+            frame,
+            strata,
+            pos,
+            column,
+            None,
+            "a missing value",
             advice + " on every row with deaths",
         )
     return values
@@ -414,8 +456,10 @@ def check_population(
 def _series_codes(frame: pd.DataFrame, strata: Sequence[str]) -> np.ndarray:
     if not strata:
         return np.zeros(len(frame), dtype=np.int64)
-    return frame.groupby(list(strata), observed=True, sort=False, dropna=False).ngroup().to_numpy(
-        dtype=np.int64
+    return (
+        frame.groupby(list(strata), observed=True, sort=False, dropna=False)
+        .ngroup()
+        .to_numpy(dtype=np.int64)
     )
 
 
@@ -544,14 +588,18 @@ def check_reference(
     if len(idx) == 0:
         raise InputError(
             f"the reference period {_range_text(lo, hi)} lies outside the data: there are no weeks",
-            column="week_ending", value=reference, row=None,
+            column="week_ending",
+            value=reference,
+            row=None,
         )
     first, last = idx[0], idx[-1]
     available = f"the data hold weeks ending {_range_text(first, last)}"
     if lo > hi:
         raise InputError(
             f"the reference period {_range_text(lo, hi)} ends before it starts; {available}",
-            column="week_ending", value=reference, row=None,
+            column="week_ending",
+            value=reference,
+            row=None,
         )
     week = pd.Timedelta(days=7)
     inside = (lo > first - week) and (hi < last + week)
@@ -560,7 +608,9 @@ def check_reference(
         raise InputError(
             f"the reference period {_range_text(lo, hi)} lies outside the data: {available}; "
             "choose a reference period within them",
-            column="week_ending", value=reference, row=None,
+            column="week_ending",
+            value=reference,
+            row=None,
         )
 
 
@@ -627,4 +677,3 @@ def check_history(
         value=count,
         row=None,
     )
-

@@ -35,13 +35,15 @@ def to_timestamp(value: object) -> pd.Timestamp:
 
 
 def reference_bounds(start: object, end: object) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Inclusive date bounds of a reference period; a bare year as ``end`` means 31 December."""
+    """Inclusive date bounds of a reference period; a bare year as ``end`` means 31 December.
+
+    A year may be an int or a four-digit string: ``("2015", "2019")`` is 2015-01-01..2019-12-31.
+    """
     lo = to_timestamp(start)
-    hi = (
-        pd.Timestamp(int(end), 12, 31)  # type: ignore[arg-type]
-        if isinstance(end, int | np.integer)
-        else to_timestamp(end)
+    is_year = isinstance(end, int | np.integer) or (
+        isinstance(end, str) and end.strip().isdigit() and len(end.strip()) == 4
     )
+    hi = pd.Timestamp(int(end), 12, 31) if is_year else to_timestamp(end)  # type: ignore[arg-type]
     return lo, hi
 
 
