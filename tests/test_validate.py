@@ -290,6 +290,9 @@ def test_ambiguous_columns() -> None:
         InputError, match=r"columns 'week_ending' and 'date' both look like 'week_ending'"
     ):
         em.read(frame)
+    frame = pd.concat([_frame(), _frame()[["sex"]]], axis=1)
+    with pytest.raises(InputError, match=r"column 'sex' appears more than once"):
+        em.read(frame)
     frame = _frame().assign(area_code="E12000001")
     with pytest.raises(InputError, match=r"column 'region' and 'area_code' both name the region"):
         em.read(frame)

@@ -163,6 +163,12 @@ def _recognise(
 
     Returns (rename map for kept columns, the input column holding the region, dropped columns).
     """
+    repeated = pd.Index(columns)[pd.Index(columns).duplicated()].unique().tolist()
+    if repeated:
+        raise InputError(
+            f"column {repeated[0]!r} appears more than once; give each column once",
+            column=str(repeated[0]),
+        )
     wanted = {_norm(s) for s in strata} if strata is not None else set()
     canon: dict[Any, str] = {}
     by_target: dict[str, Any] = {}
