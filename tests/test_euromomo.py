@@ -166,11 +166,11 @@ def test_bad_options() -> None:
 @pytest.mark.parametrize("phi", [1.0, 2.5])
 def test_z_scores_of_no_excess_data_are_standard_normal(phi: float) -> None:
     """Calibration: z-scores of the year after the reference, on data from the model, are ~N(0, 1)."""
-    frame = _frame(seed=12, n_series=600, phi=phi)
+    frame = _frame(seed=12, n_series=300, phi=phi)
     fit = em.fit(frame, baseline="euromomo", reference=REFERENCE)
     wk = fit.weekly
     z = wk.loc[wk["week_ending"].dt.year == 2020, "z_score"].to_numpy()
-    assert z.size == 600 * 52
+    assert z.size == 300 * 52
     assert abs(z.mean()) < 0.1, z.mean()
     assert abs(z.std() - 1.0) < 0.1, z.std()
     # And the 95% prediction intervals cover about 95% (binomial SE band, 3 SE, plus the 0.5% that
