@@ -16,6 +16,10 @@ from excessmort.exceptions import InputError
 
 RTOL = 1e-12
 
+# Resolve the lazy export before anything imports the submodule excessmort.fit (which would bind the
+# package attribute ``fit`` to the module).
+fit_frame = em.fit
+
 
 def _has_53(year: int) -> bool:
     return dt.date(year, 12, 28).isocalendar()[1] == 53
@@ -67,7 +71,7 @@ def _oracle_mu(frame: pd.DataFrame, years: int = 5, exclude: tuple[int, ...] = (
 
 
 def _fit(frame: pd.DataFrame, reference=None, **options) -> em.Fit:
-    return em.fit(frame, baseline="five_year_average", reference=reference, **options)
+    return fit_frame(frame, baseline="five_year_average", reference=reference, **options)
 
 
 def _compare(got: np.ndarray, want: np.ndarray, rtol: float = RTOL) -> None:

@@ -16,6 +16,10 @@ from excessmort.exceptions import InputError
 
 REFERENCE = ("2015-01-01", "2019-12-31")
 
+# Resolve the lazy export before anything imports the submodule excessmort.fit (which would bind the
+# package attribute ``fit`` to the module).
+fit_frame = em.fit
+
 
 def _frame(seed: int = 0, n_series: int = 2, phi: float = 1.0, start: str = "2014-01-03",
            end: str = "2020-12-25") -> pd.DataFrame:
@@ -61,7 +65,7 @@ def _closed_form(y, mu, phi, var_mu, level=0.95):
 @pytest.mark.parametrize("phi_true", [1.0, 3.0])
 def test_hand_checked_example(phi_true: float) -> None:
     frame = _frame(seed=4, phi=phi_true)
-    fit = em.fit(frame, baseline="euromomo", reference=REFERENCE)
+    fit = fit_frame(frame, baseline="euromomo", reference=REFERENCE)
     res = fit.result
     assert isinstance(res, EuroMOMOResult)
     weeks = fit.weeks
@@ -105,7 +109,7 @@ def test_hand_checked_example(phi_true: float) -> None:
 
 def test_fit_uses_only_spring_and_autumn_weeks_of_the_reference() -> None:
     frame = _frame(seed=5)
-    res = em.fit(frame, baseline="euromomo", reference=REFERENCE).result
+    res = fit_frame(frame, baseline="euromomo", reference=REFERENCE).result
     weeks = pd.date_range("2014-01-03", "2020-12-25", freq="7D")
     np.testing.assert_array_equal(res.fit_mask, np.broadcast_to(_spring_autumn(weeks), res.fit_mask.shape))
     iso_week = weeks.isocalendar()["week"].to_numpy()
@@ -115,14 +119,14 @@ def test_fit_uses_only_spring_and_autumn_weeks_of_the_reference() -> None:
     assert weeks[res.fit_mask[0]].max() <= pd.Timestamp(REFERENCE[1])
     assert res.info["n_obs"][0] == 5 * 22  # 12 spring + 10 autumn weeks in each of 5 years
     # MOMOpack v4.3's strict bounds, as an option: weeks 16-25 and 37-44.
-    strict = em.fit(frame, baseline=EuroMOMO(seasons=((16, 25), (37, 44))), reference=REFERENCE).result
+    strict = fit_frame(frame, baseline=EuroMOMO(seasons=((16, 25), (37, 44))), reference=REFERENCE).result
     assert set(np.unique(iso_week[strict.fit_mask[0]])) == set(range(16, 26)) | set(range(37, 45))
 
 
 def test_fitted_values_equal_momopack_parametrisation() -> None:
     """MOMOpack: nbc ~ sin + cos + wk, wk a week counter, sin(2 pi wk / 52.18): the same fitted values."""
     frame = _frame(seed=6, n_series=1)
-    fit = em.fit(frame, baseline="euromomo", reference=REFERENCE)
+    fit = fit_frame(frame, baseline="euromomo", reference=REFERENCE)
     weeks = fit.weeks
     wk = np.arange(1, len(weeks) + 1, dtype=float)
     X = np.column_stack([np.ones_like(wk), np.sin(2 * np.pi * wk / 52.18), np.cos(2 * np.pi * wk / 52.18), wk])
@@ -141,25 +145,25 @@ def test_dispersion_floor() -> None:
     rng = np.random.default_rng(8)
     frame = _frame(seed=8, n_series=1)
     frame["deaths"] = rng.binomial(2000, 0.5, len(frame)).astype(float)
-    res = em.fit(frame, baseline="euromomo", reference=REFERENCE).result
+    res = fit_frame(frame, baseline="euromomo", reference=REFERENCE).result
     assert res.dispersion_raw[0] < 0.8
     assert res.dispersion[0] == 1.0
-    res0 = em.fit(frame, baseline="euromomo", reference=REFERENCE, dispersion_floor=0).result
+    res0 = fit_frame(frame, baseline="euromomo", reference=REFERENCE, dispersion_floor=0).result
     assert res0.dispersion[0] == pytest.approx(res.dispersion_raw[0], rel=1e-12)
 
 
 def test_bad_options() -> None:
     frame = _frame(seed=9, n_series=1)
     with pytest.raises(InputError) as err:
-        em.fit(frame, baseline="euromomo", reference=REFERENCE, seasons=((30, 20),))
+        fit_frame(frame, baseline="euromomo", reference=REFERENCE, seasons=((30, 20),))
     assert err.value.column == "seasons"
     with pytest.raises(InputError) as err:
-        em.fit(frame, baseline="euromomo", reference=REFERENCE, period_weeks=0)
+        fit_frame(frame, baseline="euromomo", reference=REFERENCE, period_weeks=0)
     assert err.value.column == "period_weeks"
     with pytest.raises(InputError, match="too little history"):
-        em.fit(frame, baseline="euromomo", reference=("2015-01-01", "2015-04-30"))  # weeks 15-18 only
+        fit_frame(frame, baseline="euromomo", reference=("2015-01-01", "2015-04-30"))  # weeks 15-18 only
     with pytest.raises(InputError, match="reference period"):
-        EuroMOMO().fit(em.fit(frame, baseline="euromomo", reference=REFERENCE).panel, reference=None)
+        EuroMOMO().fit(fit_frame(frame, baseline="euromomo", reference=REFERENCE).panel, reference=None)
 
 
 @pytest.mark.calibration
@@ -167,7 +171,7 @@ def test_bad_options() -> None:
 def test_z_scores_of_no_excess_data_are_standard_normal(phi: float) -> None:
     """Calibration: z-scores of the year after the reference, on data from the model, are ~N(0, 1)."""
     frame = _frame(seed=12, n_series=300, phi=phi)
-    fit = em.fit(frame, baseline="euromomo", reference=REFERENCE)
+    fit = fit_frame(frame, baseline="euromomo", reference=REFERENCE)
     wk = fit.weekly
     z = wk.loc[wk["week_ending"].dt.year == 2020, "z_score"].to_numpy()
     assert z.size == 300 * 52
