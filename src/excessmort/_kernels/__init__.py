@@ -61,6 +61,20 @@ def _f64(a: Any) -> FloatArray:
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
+def _shared_design(X: FloatArray, ref: BoolArray) -> tuple[FloatArray, FloatArray, FloatArray, np.ndarray]:
+    """Xt [p, T], and on the reference weeks Xr [p, R], pair products Pr, and their indices."""
+    from .irls import pair_products
+
+    ref_idx = np.flatnonzero(ref).astype(np.int64)
+    Xr = X[ref_idx]
+    return (
+        np.ascontiguousarray(X.T),
+        np.ascontiguousarray(Xr.T),
+        pair_products(Xr),
+        ref_idx,
+    )
+
+
 def irls_poisson(
     X: FloatArray,
     Y: FloatArray,
@@ -118,7 +132,7 @@ def irls_poisson(
     }
     kernel = irls_poisson_batched_serial if _serial_needed() else irls_poisson_batched
     kernel(
-        X, Y, OFF, ref, int(max_iter), float(tol), out["beta"], out["cov"], out["mu"], out["status"],
+        *_shared_design(X, ref), Y, OFF, int(max_iter), float(tol), out["beta"], out["cov"], out["mu"], out["status"],
         out["n_iter"], out["deviance"], out["pearson"], out["n_obs"],
     )
     return out
@@ -132,11 +146,11 @@ def quad_form_rows(X: FloatArray, cov: FloatArray, *, engine: Engine = "auto") -
         from .irls_ref import quad_form_rows_ref
 
         return quad_form_rows_ref(X, cov)
+    from .irls import pair_products, quad_form_rows_serial
     from .irls import quad_form_rows as kernel
-    from .irls import quad_form_rows_serial
 
     out = np.empty((cov.shape[0], X.shape[0]))
-    (quad_form_rows_serial if _serial_needed() else kernel)(X, cov, out)
+    (quad_form_rows_serial if _serial_needed() else kernel)(pair_products(X), cov, out)
     return out
 
 
@@ -166,9 +180,9 @@ def warmup(*, engine: Engine = "auto") -> float:
 
         kernels: list[Any] = [irls.irls_poisson_batched_serial, irls.quad_form_rows_serial]
         out = {k: np.empty_like(v) for k, v in res.items()}
-        kernels[0](X, Y, np.zeros((1, 60)), ref, 25, 1e-8, out["beta"], out["cov"], out["mu"],
+        kernels[0](*_shared_design(X, ref), Y, np.zeros((1, 60)), 25, 1e-8, out["beta"], out["cov"], out["mu"],
                    out["status"], out["n_iter"], out["deviance"], out["pearson"], out["n_obs"])
-        kernels[1](X, res["cov"], np.empty((2, 60)))
+        kernels[1](irls.pair_products(X), res["cov"], np.empty((2, 60)))
         try:
             from . import pooled as _pooled  # the pooled baseline's kernels, when present
 

@@ -1,25 +1,32 @@
 """numba kernels: batched Poisson IRLS (log link, offset) over series, and quadratic forms.
 
-Pure functions on C-contiguous float64 arrays; ``prange`` over series only, each series' work
-sequential, so results are bitwise identical for any thread count. Status codes per series:
-0 converged, 1 not converged within ``max_iter``, 2 singular or too few observations.
+Pure functions on C-contiguous float64 arrays; ``prange`` over fixed-size chunks of series, each
+series' work sequential, so results are bitwise identical for any thread count. Status codes per
+series: 0 converged, 1 not converged within ``max_iter``, 2 singular or too few observations.
 
 The algorithm is R's ``glm.fit`` for the Poisson family: start mu = y + 0.1, weights w = mu, working
 response z = eta - offset + (y - mu) / mu, convergence when |dev - dev_old| / (|dev| + 0.1) < tol,
-step-halving when the deviance is not finite or rises.
+step-halving when the deviance is not finite or rises. Implementation notes (all exact rewrites):
+- X is passed transposed (Xt [p, T]) so inner loops run over contiguous weeks and vectorise;
+- every series shares the reference weeks: X and its column-pair products x_tj x_tk are gathered on
+  them once for all series, so X'WX is p(p+1)/2 dot products; weeks a series lacks get weight 0;
+- the deviance is 2 (K - sum y eta + sum mu) with K = sum (y log y - y) computed once, so the
+  iterations need one exp per fitted week and no log;
+- w z = mu (eta - offset) + y - mu, so X'Wz needs no division.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit, jit_parallel, prange
+from ._jit import jit, jit_parallel, jit_reduce, prange
 
 STATUS_CONVERGED = 0
 STATUS_MAX_ITER = 1
 STATUS_SINGULAR = 2
 
 _MAX_HALVINGS = 30
+CHUNK = 32  # series per parallel task; fixed, so results do not depend on the thread count
 
 
 @jit
@@ -59,133 +66,156 @@ def cholesky_solve(L, b, x):  # type: ignore[no-untyped-def]
         x[i] = s / L[i, i]
 
 
-@jit
-def _deviance(y, mu, T, ref):  # type: ignore[no-untyped-def]
-    dev = 0.0
-    for t in range(T):
-        if ref[t] and np.isfinite(y[t]):
-            if y[t] > 0.0:
-                dev += 2.0 * (y[t] * np.log(y[t] / mu[t]) - (y[t] - mu[t]))
-            else:
-                dev += 2.0 * mu[t]
-    return dev
+@jit_reduce
+def _eta_mu_dev(Xr, beta, offu, yu, m, R, eta, mu):  # type: ignore[no-untyped-def]
+    """eta = Xr' beta + off, mu = exp(eta) (0 where m = 0) over the R reference weeks;
+    returns (sum y eta, sum mu) over the weeks used."""
+    p = Xr.shape[0]
+    for r in range(R):
+        eta[r] = offu[r]
+    for j in range(p):
+        bj = beta[j]
+        xj = Xr[j]
+        for r in range(R):
+            eta[r] += xj[r] * bj
+    sy = 0.0
+    sm = 0.0
+    for r in range(R):
+        e = np.exp(eta[r])
+        mr = e if m[r] > 0.0 else 0.0
+        mu[r] = mr
+        sy += yu[r] * eta[r]
+        sm += mr
+    return sy, sm
 
 
-@jit
-def _linear_predictor(X, beta, off, has_offset, eta, mu):  # type: ignore[no-untyped-def]
-    T, p = X.shape
-    for t in range(T):
-        e = 0.0
+@jit_reduce
+def _weighted_cross_products(Xr, Pr, mu, eta, offu, yu, m, R, A, b, w, rhs, with_b):  # type: ignore[no-untyped-def]
+    """A = X' W X from the shared column-pair products Pr, b = X' W z (W = diag(mu) on used weeks)."""
+    p = Xr.shape[0]
+    for r in range(R):
+        w[r] = m[r] * mu[r]
+        rhs[r] = w[r] * (eta[r] - offu[r]) + m[r] * (yu[r] - mu[r])
+    if with_b:
         for j in range(p):
-            e += X[t, j] * beta[j]
-        if has_offset:
-            e += off[t]
-        eta[t] = e
-        mu[t] = np.exp(e)
+            xj = Xr[j]
+            acc = 0.0
+            for r in range(R):
+                acc += xj[r] * rhs[r]
+            b[j] = acc
+    pair = 0
+    for j in range(p):
+        for k in range(j, p):
+            pp = Pr[pair]
+            acc = 0.0
+            for r in range(R):
+                acc += pp[r] * w[r]
+            A[j, k] = acc
+            A[k, j] = acc
+            pair += 1
 
 
 @jit
-def irls_poisson_one(X, y, off, has_offset, ref, max_iter, tol, beta, cov, mu_out):  # type: ignore[no-untyped-def]
+def irls_poisson_one(Xt, Xr, Pr, ref_idx, y, off, has_offset, max_iter, tol, beta, cov, mu_out, sw, sp):  # type: ignore[no-untyped-def]
     """Fit one series; writes beta [p], cov = (X'WX)^-1 [p, p] and mu_out [T] (every week).
 
-    Returns (status, n_iter, deviance, pearson_chi2, n_obs).
+    ``Xr`` [p, R] and ``Pr`` [p(p+1)/2, R] are the design and its column-pair products on the R
+    reference weeks ``ref_idx``; weeks a series lacks get weight 0. ``sw`` is [9, R] and ``sp``
+    [2p + 3, p] workspace. Returns (status, n_iter, deviance, pearson_chi2, n_obs).
     """
-    T, p = X.shape
-    n_obs = 0
-    for t in range(T):
-        if ref[t] and np.isfinite(y[t]) and (not has_offset or np.isfinite(off[t])):
-            n_obs += 1
+    p, T = Xt.shape
+    R = ref_idx.shape[0]
     beta[:] = np.nan
     cov[:, :] = np.nan
     mu_out[:] = np.nan
-    if n_obs < p:
-        return STATUS_SINGULAR, 0, np.nan, np.nan, n_obs
-    use = np.zeros(T, dtype=np.bool_)
-    for t in range(T):
-        use[t] = ref[t] and np.isfinite(y[t]) and (not has_offset or np.isfinite(off[t]))
-    eta = np.zeros(T)
-    mu = np.zeros(T)
-    for t in range(T):
-        if use[t]:
-            mu[t] = y[t] + 0.1
-            eta[t] = np.log(mu[t])
-    dev_old = _deviance(y, mu, T, use)
-    A = np.zeros((p, p))
-    L = np.zeros((p, p))
-    b = np.zeros(p)
-    beta_new = np.zeros(p)
-    beta_cur = np.zeros(p)
-    eta_new = np.zeros(T)
-    mu_new = np.zeros(T)
+    yu = sw[0]
+    offu = sw[1]
+    m = sw[2]
+    eta = sw[3]
+    mu = sw[4]
+    eta_new = sw[5]
+    mu_new = sw[6]
+    w = sw[7]
+    rhs = sw[8]
+    A = sp[0:p]
+    L = sp[p : 2 * p]
+    b = sp[2 * p]
+    beta_new = sp[2 * p + 1]
+    beta_cur = sp[2 * p + 2]
+    n = 0
+    K = 0.0
+    dev_old = 0.0
+    for r in range(R):
+        t = ref_idx[r]
+        yt = y[t]
+        ot = off[t] if has_offset else 0.0
+        if np.isfinite(yt) and np.isfinite(ot):
+            m[r] = 1.0
+            yu[r] = yt
+            offu[r] = ot
+            mu[r] = yt + 0.1
+            eta[r] = np.log(mu[r])
+            n += 1
+            if yt > 0.0:
+                K += yt * np.log(yt) - yt
+                dev_old += yt * np.log(yt / mu[r]) - (yt - mu[r])
+            else:
+                dev_old += mu[r]
+        else:
+            m[r] = 0.0
+            yu[r] = 0.0
+            offu[r] = 0.0
+            mu[r] = 0.0
+            eta[r] = 0.0
+    dev_old *= 2.0
+    if n < p:
+        return STATUS_SINGULAR, 0, np.nan, np.nan, n
     status = STATUS_MAX_ITER
     n_iter = 0
     dev = dev_old
     for it in range(1, max_iter + 1):
         n_iter = it
-        A[:, :] = 0.0
-        b[:] = 0.0
-        for t in range(T):
-            if use[t]:
-                w = mu[t]
-                z = eta[t] + (y[t] - mu[t]) / mu[t]
-                if has_offset:
-                    z -= off[t]
-                for j in range(p):
-                    xj = X[t, j] * w
-                    b[j] += xj * z
-                    for k in range(j + 1):
-                        A[j, k] += xj * X[t, k]
-        for j in range(p):
-            for k in range(j):
-                A[k, j] = A[j, k]
+        _weighted_cross_products(Xr, Pr, mu, eta, offu, yu, m, R, A, b, w, rhs, True)
         if not cholesky_lower(A, L):
             status = STATUS_SINGULAR
             break
         cholesky_solve(L, b, beta_new)
-        _linear_predictor(X, beta_new, off, has_offset, eta_new, mu_new)
-        dev = _deviance(y, mu_new, T, use)
+        sy, sm = _eta_mu_dev(Xr, beta_new, offu, yu, m, R, eta_new, mu_new)
+        dev = 2.0 * (K - sy + sm)
         if it > 1:
             h = 0
             while (not np.isfinite(dev) or dev > dev_old * (1.0 + 1e-12)) and h < _MAX_HALVINGS:
                 for j in range(p):
                     beta_new[j] = 0.5 * (beta_new[j] + beta_cur[j])
-                _linear_predictor(X, beta_new, off, has_offset, eta_new, mu_new)
-                dev = _deviance(y, mu_new, T, use)
+                sy, sm = _eta_mu_dev(Xr, beta_new, offu, yu, m, R, eta_new, mu_new)
+                dev = 2.0 * (K - sy + sm)
                 h += 1
         if not np.isfinite(dev):
             status = STATUS_SINGULAR
             break
         for j in range(p):
             beta_cur[j] = beta_new[j]
-        for t in range(T):
-            eta[t] = eta_new[t]
-            mu[t] = mu_new[t]
+        for r in range(R):
+            eta[r] = eta_new[r]
+            mu[r] = mu_new[r]
         converged = abs(dev - dev_old) / (abs(dev) + 0.1) < tol
         dev_old = dev
         if converged:
             status = STATUS_CONVERGED
             break
     if status == STATUS_SINGULAR:
-        return status, n_iter, np.nan, np.nan, n_obs
+        return status, n_iter, np.nan, np.nan, n
     # Covariance (X'WX)^-1 at the final mu, and Pearson's chi2.
-    A[:, :] = 0.0
     pearson = 0.0
-    for t in range(T):
-        if use[t]:
-            w = mu[t]
-            r = y[t] - mu[t]
-            pearson += r * r / mu[t]
-            for j in range(p):
-                xj = X[t, j] * w
-                for k in range(j + 1):
-                    A[j, k] += xj * X[t, k]
-    for j in range(p):
-        for k in range(j):
-            A[k, j] = A[j, k]
+    for r in range(R):
+        if m[r] > 0.0:
+            d = yu[r] - mu[r]
+            pearson += d * d / mu[r]
+    _weighted_cross_products(Xr, Pr, mu, eta, offu, yu, m, R, A, b, w, rhs, False)
     if not cholesky_lower(A, L):
-        return STATUS_SINGULAR, n_iter, dev, pearson, n_obs
-    e = np.zeros(p)
-    col = np.zeros(p)
+        return STATUS_SINGULAR, n_iter, dev, pearson, n
+    e = b
+    col = beta_new
     for j in range(p):
         e[:] = 0.0
         e[j] = 1.0
@@ -194,44 +224,81 @@ def irls_poisson_one(X, y, off, has_offset, ref, max_iter, tol, beta, cov, mu_ou
             cov[i, j] = col[i]
     for j in range(p):
         beta[j] = beta_cur[j]
-    _linear_predictor(X, beta_cur, off, has_offset, eta_new, mu_out)
-    return status, n_iter, dev, pearson, n_obs
+    _expected_all_weeks(Xt, beta_cur, off, has_offset, mu_out)
+    return status, n_iter, dev, pearson, n
 
 
-def _irls_batched(X, Y, OFF, ref, max_iter, tol, beta, cov, mu, status, n_iter, dev, pearson, n_obs):  # type: ignore[no-untyped-def]
-    n_series = Y.shape[0]
+@jit_reduce
+def _expected_all_weeks(Xt, beta, off, has_offset, mu_out):  # type: ignore[no-untyped-def]
+    p, T = Xt.shape
+    if has_offset:
+        for t in range(T):
+            mu_out[t] = off[t]
+    else:
+        for t in range(T):
+            mu_out[t] = 0.0
+    for j in range(p):
+        bj = beta[j]
+        xj = Xt[j]
+        for t in range(T):
+            mu_out[t] += xj[t] * bj
+    for t in range(T):
+        mu_out[t] = np.exp(mu_out[t])
+
+
+def _irls_batched(Xt, Xr, Pr, ref_idx, Y, OFF, max_iter, tol, beta, cov, mu, status, n_iter, dev, pearson, n_obs):  # type: ignore[no-untyped-def]
+    n_series, T = Y.shape
+    p = Xt.shape[0]
+    R = ref_idx.shape[0]
     has_offset = OFF.shape[0] == n_series
-    for s in prange(n_series):
-        off_row = OFF[s] if has_offset else OFF[0]
-        st, it, d, pc, n = irls_poisson_one(
-            X, Y[s], off_row, has_offset, ref, max_iter, tol, beta[s], cov[s], mu[s]
-        )
-        status[s] = st
-        n_iter[s] = it
-        dev[s] = d
-        pearson[s] = pc
-        n_obs[s] = n
+    n_chunks = (n_series + CHUNK - 1) // CHUNK
+    for c in prange(n_chunks):
+        sw = np.empty((9, max(R, 1)))
+        sp = np.empty((2 * p + 3, p))
+        for s in range(c * CHUNK, min(n_series, (c + 1) * CHUNK)):
+            off_row = OFF[s] if has_offset else OFF[0]
+            st, it, d, pc, n = irls_poisson_one(
+                Xt, Xr, Pr, ref_idx, Y[s], off_row, has_offset, max_iter, tol, beta[s], cov[s], mu[s], sw, sp
+            )
+            status[s] = st
+            n_iter[s] = it
+            dev[s] = d
+            pearson[s] = pc
+            n_obs[s] = n
 
 
 irls_poisson_batched = jit_parallel(_irls_batched)
 irls_poisson_batched_serial = jit(_irls_batched)
 
 
-def _quad_form_rows(X, cov, out):  # type: ignore[no-untyped-def]
-    """out[s, t] = x_t' cov[s] x_t for every series and week."""
+def _quad_form_rows(P, cov, out):  # type: ignore[no-untyped-def]
+    """out[s, t] = x_t' cov[s] x_t, from the column-pair products P[(j,k), t] = x_tj x_tk (j <= k)."""
     n_series = cov.shape[0]
-    T, p = X.shape
-    for s in prange(n_series):
-        C = cov[s]
-        for t in range(T):
-            acc = 0.0
+    p = cov.shape[1]
+    T = P.shape[1]
+    n_chunks = (n_series + CHUNK - 1) // CHUNK
+    for c in prange(n_chunks):
+        for s in range(c * CHUNK, min(n_series, (c + 1) * CHUNK)):
+            row = out[s]
+            for t in range(T):
+                row[t] = 0.0
+            C = cov[s]
+            pair = 0
             for j in range(p):
-                cj = 0.0
-                for k in range(p):
-                    cj += C[j, k] * X[t, k]
-                acc += X[t, j] * cj
-            out[s, t] = acc
+                for k in range(j, p):
+                    w = C[j, k] if j == k else 2.0 * C[j, k]
+                    Pp = P[pair]
+                    for t in range(T):
+                        row[t] += w * Pp[t]
+                    pair += 1
 
 
 quad_form_rows = jit_parallel(_quad_form_rows)
 quad_form_rows_serial = jit(_quad_form_rows)
+
+
+def pair_products(X: np.ndarray) -> np.ndarray:
+    """P[(j,k), t] = X[t, j] X[t, k] for j <= k, C-contiguous [p (p + 1) / 2, T]."""
+    p = X.shape[1]
+    rows = [X[:, j] * X[:, k] for j in range(p) for k in range(j, p)]
+    return np.ascontiguousarray(np.vstack(rows))
