@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     from .._typing import Engine
     from ..panel import Panel
 
-__all__ = ["FiveYearAverage", "FiveYearAverageResult", "history_index"]
+__all__ = ["FiveYearAverage", "FiveYearAverageResult", "averaging_matrix", "history_index"]
 
 
 def history_index(weeks: pd.DatetimeIndex, years: int = 5, exclude_years: Iterable[int] = ()) -> IntArray:
@@ -128,6 +128,17 @@ def history_index(weeks: pd.DatetimeIndex, years: int = 5, exclude_years: Iterab
     return pos[row, week - 1]
 
 
+def averaging_matrix(history: IntArray) -> sparse.csr_matrix:
+    """A [T, T] with mu[s] = A @ y[s]: 1/n at (t, history[t, k]); -1 positions are left out.
+
+    Rows with a missing history position sum fewer counts; callers set those weeks to NaN.
+    """
+    n_weeks, n_years = history.shape
+    ok = history >= 0
+    rows = np.broadcast_to(np.arange(n_weeks)[:, None], history.shape)[ok]
+    return sparse.csr_matrix((np.full(rows.size, 1.0 / n_years), (rows, history[ok])), shape=(n_weeks, n_weeks))
+
+
 @dataclass(eq=False)
 class FiveYearAverageResult(BaselineResult):
     """Result of :class:`FiveYearAverage`: the history index and the variances of the module docstring.
@@ -151,15 +162,9 @@ class FiveYearAverageResult(BaselineResult):
         return int(self.history.shape[1])
 
     def _averaging_matrix(self) -> sparse.csr_matrix:
-        """A [T, T]: mu[s] = A @ y[s] (rows with a missing history position are empty)."""
         if self._weights is None:
             assert self.history is not None
-            n_weeks = self.history.shape[0]
-            ok = self.history >= 0
-            rows = np.broadcast_to(np.arange(n_weeks)[:, None], self.history.shape)[ok]
-            self._weights = sparse.csr_matrix(
-                (np.full(rows.size, 1.0 / self.n_years), (rows, self.history[ok])), shape=(n_weeks, n_weeks)
-            )
+            self._weights = averaging_matrix(self.history)
         return self._weights
 
     def param_variance_weekly(self, groups: IntArray, n_groups: int) -> FloatArray:
@@ -252,9 +257,9 @@ class FiveYearAverage(Baseline):
             )
         deaths = panel.deaths
         safe = np.where(idx >= 0, idx, 0)
-        values = deaths[:, safe]  # [S, T, n]
-        values[:, ~complete, :] = np.nan
-        mu = values.mean(axis=2)
+        # mu = A y for every series: memory of one [S, T] array, whatever S.
+        mu = np.asarray(averaging_matrix(idx) @ deaths.T).T.copy(order="C")
+        mu[:, ~complete] = np.nan
 
         # Dispersion: mean over weeks of var / mean of the history counts.
         disp_weeks = complete.copy()
@@ -270,9 +275,11 @@ class FiveYearAverage(Baseline):
                     stacklevel=3,
                 )
                 disp_weeks = complete.copy()
+        values = deaths[:, safe[disp_weeks]]  # [S, weeks of the estimate, n]
+        mean = values.mean(axis=2)
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = values[:, disp_weeks, :].var(axis=2, ddof=1) / mu[:, disp_weeks]
-        ratio = np.where(mu[:, disp_weeks] > 0, ratio, np.nan)
+            ratio = values.var(axis=2, ddof=1) / mean
+        ratio = np.where(mean > 0, ratio, np.nan)
         n_disp = np.sum(np.isfinite(ratio), axis=1)
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN, as they should
@@ -284,7 +291,7 @@ class FiveYearAverage(Baseline):
         fit_mask = history_mask[None, :] & panel.observed_mask
         return FiveYearAverageResult(
             baseline=self.name,
-            mu=np.ascontiguousarray(mu),
+            mu=mu,
             dispersion=phi,
             dispersion_raw=phi_raw,
             converged=np.ones(panel.n_series, dtype=bool),
