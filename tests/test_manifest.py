@@ -1,4 +1,4 @@
-"""Manifest of a staged release: checksums (oracle: hashlib on the whole file), verification, golden."""
+"""Manifest of a staged release: checksums (oracle: hashlib on whole files), verify, golden."""
 
 from __future__ import annotations
 

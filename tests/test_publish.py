@@ -165,7 +165,7 @@ def run(staged: Path, target: Any, clock: Clock | None = None, **kw: Any):
     return publish(staged, target, now=clock.now, sleep=clock.sleep, **kw)
 
 
-# -- the normal path --------------------------------------------------------------------------------
+# -- the normal path
 
 
 def test_on_time_release_is_live_and_verified_over_http(tmp_path):
@@ -280,7 +280,7 @@ def test_damaged_staging_is_refused(tmp_path):
         run(staged, tmp_path)
 
 
-# -- faults -----------------------------------------------------------------------------------------
+# -- faults
 
 
 def test_target_missing_falls_back_within_a_minute(tmp_path):
@@ -309,7 +309,7 @@ def test_target_missing_falls_back_within_a_minute(tmp_path):
 
 @contextlib.contextmanager
 def read_only(path: Path, fault_box: list[Any]) -> Iterator[str]:
-    """Make ``path`` read-only: chmod (non-root), a read-only bind mount (root), or injected EROFS."""
+    """Make ``path`` read-only: chmod (non-root), a read-only bind mount (root), or inject EROFS."""
     if os.geteuid() != 0:
         for folder, _dirs, _files in os.walk(path):
             os.chmod(folder, 0o555)
@@ -570,7 +570,7 @@ def test_sigkill_at_every_step_leaves_a_complete_release(tmp_path):
     assert outcomes[0].name == old.name and outcomes[-1].name == new.name
 
 
-# -- command line -----------------------------------------------------------------------------------
+# -- command line
 
 
 def test_cli_publish_to_folder_and_to_named_target(tmp_path):
@@ -605,7 +605,7 @@ def test_cli_publish_late_exits_1_with_paperwork(tmp_path):
     assert (staged / "change_notice.md").read_text().count("Published late") == 1
 
 
-# -- pre-release access -----------------------------------------------------------------------------
+# -- pre-release access
 
 
 def test_access_log_records_and_is_closed_after_slot_and_publication(tmp_path):
@@ -657,3 +657,94 @@ def test_cli_grant_access(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["name"] == "A. Person"
     past = make_staged(tmp_path, "past", slot=datetime(2020, 1, 16, 14, tzinfo=UTC))
     assert main(["grant-access", str(past), "--name", "B", "--reason", "x"]) == 1
+
+
+# -- the monthly job
+
+
+class _Verdict:
+    def __init__(self, ready: bool) -> None:
+        self.ready = ready
+        self.checks = [type("C", (), {"verdict": "pass" if ready else "fail", "name": "regions",
+                                      "message": "London missing"})()]
+
+
+def _fake_staging(monkeypatch, tmp_path: Path, slot: datetime, ready: bool = True) -> list[Any]:
+    import excessmort.commands.release as release_cmd
+
+    calls: list[Any] = []
+
+    def stage(source: Any, *, month: str, out: str, baseline: str, config: Any, live_root: Path):
+        calls.append(("stage", month, out, baseline, live_root))
+        return make_staged(Path(out), slot=slot)
+
+    def check(path: Path, *, live_root: Path) -> _Verdict:
+        calls.append(("check", path, live_root))
+        return _Verdict(ready)
+
+    monkeypatch.setattr(release_cmd, "_staging", lambda: (stage, check))
+    return calls
+
+
+def test_cli_release_orchestrates_stage_check_publish(tmp_path, monkeypatch, capsys):
+    recent = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    calls = _fake_staging(monkeypatch, tmp_path, recent)
+    root = tmp_path / "www"
+    root.mkdir()
+    data = tmp_path / "deaths.csv"
+    data.write_text("unused by the fake stager")
+    common = ["--input", str(data), "--out", str(tmp_path / "out"), "--to", str(root), "--no-email"]
+    assert main(["release", "--month", "2026-10", "--dry-run", *common]) == 0
+    assert not (root / "current").exists()  # a dry run publishes nothing
+    assert "dry run: would publish" in capsys.readouterr().out
+    assert main(["release", "--month", "2026-10", *common]) == 0
+    staged = tmp_path / "out" / "staged-new" / recent.date().isoformat()
+    assert live_is(root, staged) == staged
+    assert [c[0] for c in calls] == ["stage", "check", "stage", "check"]
+    assert calls[0][1] == "2026-10" and calls[0][4] == root
+    assert main(["release", "--month", "2026-13", *common]) == 2
+
+
+def test_cli_release_not_ready_publishes_nothing(tmp_path, monkeypatch, capsys):
+    _fake_staging(monkeypatch, tmp_path, datetime(2020, 1, 16, 14, tzinfo=UTC), ready=False)
+    root = tmp_path / "www"
+    root.mkdir()
+    assert main(["release", "--month", "2019-12", "--input", "x.csv", "--out",
+                 str(tmp_path / "out"), "--to", str(root)]) == 1
+    assert "fail: regions: London missing" in capsys.readouterr().err
+    assert not (root / "current").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=False,
+    reason="TODO(integration): at the time of writing the staging side's england_sum readiness "
+    "check fails on the demo data ('58 rows in only one of England and the regions'), so the job "
+    "stops at the check (exit 1, nothing published). Make strict once staging is READY on the "
+    "demo data.",
+)
+def test_cli_release_end_to_end_on_demo_data(tmp_path, capsys):
+    """The real job on the demo data: stage (other engineer's stage_release), check, publish.
+
+    The demo data end in 2024, so the slot of the release covering 2024-11 (19 December 2024) has
+    passed: the job publishes at once, late, with the breach paperwork (no e-mail), and exits 1.
+    """
+    served = tmp_path / "srv"
+    (served / "live").mkdir(parents=True)
+    cfg = tmp_path / "release.toml"
+    with serve(served) as url:
+        base = url.removesuffix("current/") + "live/current/"
+        cfg.write_text(f'[[targets]]\nname = "live"\npath = "srv/live"\nbase_url = "{base}"\n')
+        code = main(["release", "--month", "2024-11", "--out", str(tmp_path / "out"),
+                     "--config", str(cfg), "--no-email"])
+    out = capsys.readouterr().out
+    staged = tmp_path / "out" / "2024-12-19"
+    if "NOT READY" in out:  # the job must then stop before publishing
+        assert code == 1 and not (served / "live" / "current").exists()
+    assert "staged" in out and ": ready" in out
+    assert code == 1 and "LATE" in out
+    assert live_is(served / "live", staged) == staged
+    assert read_manifest(staged)["release"]["slot"] == "2024-12-19T14:00:00+00:00"
+    report = json.loads((staged / "breach_report.json").read_text())
+    assert report["published_at"] == read_publish_log(staged)["published_at"]
+    assert_staged_intact(staged)

@@ -1,7 +1,7 @@
 """Release slots, the 12-month calendar, T3.1 notice warnings, and the text / CSV / ICS formats.
 
-Oracles: pandas' ``WeekOfMonth`` offset (third Thursday), the closed-form UK summer-time rule (BST from
-01:00 UTC on the last Sunday of March to 01:00 UTC on the last Sunday of October), and the
+Oracles: pandas' ``WeekOfMonth`` offset (third Thursday), the closed-form UK summer-time rule (BST
+from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last Sunday of October), and the
 ``icalendar`` parser (with the file's own VTIMEZONE, not a zone looked up by name). Golden files in
 tests/golden are regenerated only with ``EXCESSMORT_UPDATE_GOLDEN=1``.
 """
@@ -87,7 +87,8 @@ def test_configurable_rule_on_the_change_days(month, at, expected_utc):
     rule = ReleaseRule(weekday=6, nth=-1, at=at)
     slot = slot_for_month(month, rule)
     assert slot.astimezone(UTC) == expected_utc
-    assert _uk_offset_hours(expected_utc) == (slot.utcoffset() or timedelta(0)) // timedelta(hours=1)
+    offset = (slot.utcoffset() or timedelta(0)) // timedelta(hours=1)
+    assert _uk_offset_hours(expected_utc) == offset
 
 
 def test_other_rule_and_zone():
@@ -139,7 +140,7 @@ def test_rule_validation():
         format_calendar(calendar(2027), "pdf")  # type: ignore[arg-type]
 
 
-# -- formats and golden files -----------------------------------------------------------------------
+# -- formats and golden files
 
 
 def _cli(tmp_path: Path, fmt: str) -> str:

@@ -1,4 +1,4 @@
-"""``excessmort publish STAGED --to TARGET [--fallback TARGET ...] [--at TIME | --slot YYYY-MM]``."""
+"""``excessmort publish STAGED --to TARGET [--fallback TARGET ...] [--at TIME | --slot MONTH]``."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--to``, ``--fallback``, ``--deadline``, ``--config``, ``--no-email`` (shared with release)."""
+    """Options shared with ``release``: --to, --fallback, --deadline, --config, --no-email."""
     parser.add_argument("--to", dest="to", default=None,
                         help="target: a name from the configuration or a folder path "
                         "(default: the configured target)")
@@ -59,11 +59,11 @@ def resolve_target(config: Config, name_or_path: str) -> DirectoryTarget:
             return DirectoryTarget(spec.name, spec.path, base_url=spec.base_url,
                                    http_timeout=timeout)
     path = Path(name_or_path)
-    if not (path.is_absolute() or name_or_path.startswith(".") or "/" in name_or_path):
-        if not path.exists():
-            known = ", ".join(s.name for s in config.targets)
-            raise InputError(f"target {name_or_path!r} is neither a configured target ({known}) "
-                             "nor an existing folder", column="--to", value=name_or_path)
+    looks_like_path = path.is_absolute() or name_or_path.startswith(".") or "/" in name_or_path
+    if not looks_like_path and not path.exists():
+        known = ", ".join(s.name for s in config.targets)
+        raise InputError(f"target {name_or_path!r} is neither a configured target ({known}) "
+                         "nor an existing folder", column="--to", value=name_or_path)
     return DirectoryTarget(path.name or name_or_path, path, http_timeout=timeout)
 
 

@@ -13,7 +13,16 @@ from .publish import PublishResult, publish, read_publish_log
 from .release_calendar import ReleaseRule, calendar, format_calendar, next_slot, slot_for_month
 from .targets import DirectoryTarget, Target
 
+# Staging and readiness pull in pandas and matplotlib: loaded on first use (see __getattr__).
+_LAZY = {
+    "stage_release": ".stage",
+    "check_release": ".readiness",
+    "Check": ".readiness",
+    "Readiness": ".readiness",
+}
+
 __all__ = [
+    *_LAZY,
     "BreachHandler",
     "Config",
     "DirectoryTarget",
@@ -36,3 +45,13 @@ __all__ = [
     "write_breach_paperwork",
     "write_manifest",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

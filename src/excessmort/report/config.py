@@ -1,9 +1,9 @@
 """Release configuration: a small TOML file read with :mod:`tomllib`.
 
 Every setting has a default suitable for the demo (fictional people, ``example.org`` addresses), so
-``load_config(None)`` works out of the box. ``data/release.example.toml`` shows every key. Unknown keys
-and bad values raise :class:`~excessmort.exceptions.InputError` whose ``column`` is the key path
-(for example ``"targets[1].kind"``) and whose ``value`` is the offending value.
+``load_config(None)`` works out of the box. ``data/release.example.toml`` shows every key. Unknown
+keys and bad values raise :class:`~excessmort.exceptions.InputError` whose ``column`` is the key
+path (for example ``"targets[1].kind"``) and whose ``value`` is the offending value.
 
 Examples
 --------
@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from ..exceptions import InputError
 from ..regions import REGIONS, normalise_region, region_name, region_slug
-from .release_calendar import WEEKDAYS, ReleaseRule
+from .release_calendar import DEFAULT_RULE, WEEKDAYS, ReleaseRule
 
 __all__ = [
     "Config",
@@ -75,7 +75,7 @@ class TargetSpec:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with jitter: ``min(max_seconds, initial * factor**k) * (1 +- jitter)``."""
+    """Backoff with jitter: ``min(max_seconds, initial * factor**k) * (1 +- jitter)``."""
 
     initial_seconds: float = 5.0
     factor: float = 2.0
@@ -117,7 +117,7 @@ class Config:
     )
     head_of_profession: Contact = Contact("Sam Sample (fictional)", "sam.sample@example.org")
     regional_teams: Mapping[str, Contact] = field(default_factory=_default_teams)
-    release_rule: ReleaseRule = ReleaseRule()
+    release_rule: ReleaseRule = DEFAULT_RULE
     targets: tuple[TargetSpec, ...] = (TargetSpec("live", "directory", Path("live")),)
     target: str = "live"
     fallbacks: tuple[str, ...] = ()
@@ -374,7 +374,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     >>> load_config(p)
     Traceback (most recent call last):
     ...
-    excessmort.exceptions.InputError: configuration key 'release.nth': must be 1, 2, 3, 4 or -1 (last), got 5
+    excessmort.exceptions.InputError: configuration key 'release.nth': must be 1, 2, 3, 4 or -1 ...
     """
     if path is None:
         return default_config()

@@ -49,6 +49,7 @@ __all__ = [
 
 PUBLISH_LOG_NAME = "publish_log.json"
 MAX_ATTEMPTS = 10_000
+DEFAULT_RETRY = RetryPolicy()
 log = logging.getLogger("excessmort.publish")
 
 
@@ -160,7 +161,10 @@ def _error_text(exc: BaseException) -> str:
 
 
 def _call_hook(
-    hook: Callable[[MissedSlot], None], info: MissedSlot, run: dict[str, Any], logger: logging.Logger
+    hook: Callable[[MissedSlot], None],
+    info: MissedSlot,
+    run: dict[str, Any],
+    logger: logging.Logger,
 ) -> None:
     # the paperwork must never stop the publishing: a failing hook is logged and recorded
     try:
@@ -177,7 +181,7 @@ def publish(
     fallbacks: Sequence[Target | str | os.PathLike[str]] = (),
     slot: datetime | None = None,
     deadline: timedelta = timedelta(minutes=15),
-    retry: RetryPolicy = RetryPolicy(),
+    retry: RetryPolicy = DEFAULT_RETRY,
     breach: BreachHook | None = None,
     now: Callable[[], datetime] = _utcnow,
     sleep: Callable[[float], None] = time.sleep,
@@ -272,7 +276,7 @@ def publish(
     active = list(range(len(rotation)))
     position = 0
     window_start = start
-    backoff_k = 0
+    backoff_k = [0] * len(rotation)  # per target, kept across turns: long outages back off fully
     for n in range(1, MAX_ATTEMPTS + 1):
         tgt = rotation[active[position]]
         started = now()
@@ -319,7 +323,7 @@ def publish(
                 result.error = error
                 break
             position %= len(active)
-            window_start, backoff_k = finished, 0
+            window_start = finished
         clock = now()
         if not result.breached and not previous_breach and clock >= deadline_at:
             result.breached = True
@@ -336,12 +340,13 @@ def publish(
         if retryable and len(active) > 1 and (clock - window_start).total_seconds() >= (
                 retry.fallback_after_seconds):
             position = (position + 1) % len(active)
-            window_start, backoff_k = clock, 0
+            window_start = clock
             logger.warning("falling back to %s", rotation[active[position]].name)
             continue
-        delay = min(retry.max_seconds, retry.initial_seconds * retry.factor**backoff_k)
+        k = backoff_k[active[position]]
+        delay = min(retry.max_seconds, retry.initial_seconds * retry.factor ** min(k, 64))
         delay *= 1 + retry.jitter * random_source.uniform(-1.0, 1.0)
-        backoff_k += 1
+        backoff_k[active[position]] = k + 1
         limits = [give_up_at]
         if len(active) > 1:
             limits.append(window_start + timedelta(seconds=retry.fallback_after_seconds))

@@ -155,7 +155,9 @@ def _nth_weekday(year: int, month: int, weekday: int, nth: int) -> date:
     return date(year, month, days[nth - 1] if nth > 0 else days[-1])
 
 
-def slot_for_month(month: str | date | tuple[int, int], rule: ReleaseRule = DEFAULT_RULE) -> datetime:
+def slot_for_month(
+    month: str | date | tuple[int, int], rule: ReleaseRule = DEFAULT_RULE
+) -> datetime:
     """The release slot of ``month`` as an aware datetime in the rule's time zone.
 
     Parameters

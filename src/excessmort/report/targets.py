@@ -3,7 +3,7 @@
 :class:`DirectoryTarget` is a local or mounted folder that a web server serves::
 
     ROOT/releases/<release-id>/...      one folder per published release (old ones kept)
-    ROOT/releases/.<release-id>.partial a copy in progress (completed or rolled back by the next run)
+    ROOT/releases/.<release-id>.partial a copy in progress (completed or rolled back next run)
     ROOT/current -> releases/<release-id>   what the web server serves; swapped atomically
 
 A new release is copied beside the old one, fsynced, checked against the manifest and renamed into
@@ -17,8 +17,8 @@ switch on the server, which is the property this pipeline exists for.
 
 Fault injection for tests: a target takes ``fault(step, path)``, called at named steps, which may
 raise (``OSError(EROFS)``, ``OSError(ENOSPC)``) or alter files (``after_copy``). The environment
-variable ``EXCESSMORT_PUBLISH_KILL_AT=k`` makes the process SIGKILL itself at its k-th checkpoint and
-``EXCESSMORT_PUBLISH_TRACE=FILE`` appends ``k step`` lines, so a test can kill at every step.
+variable ``EXCESSMORT_PUBLISH_KILL_AT=k`` makes the process SIGKILL itself at its k-th checkpoint
+and ``EXCESSMORT_PUBLISH_TRACE=FILE`` appends ``k step`` lines, so a test can kill at every step.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from .._atomic import _fsync_dir
 from ..exceptions import ReleaseError
-from .access import ACCESS_LOG_NAME, read_access_log
+from .access import read_access_log
 from .manifest import MANIFEST_NAME, file_sha256, manifest_digest, read_manifest, verify_manifest
 
 __all__ = [
