@@ -161,3 +161,14 @@ def test_repr_names_baseline_series_and_reference(regional: em.Fit) -> None:
     text = repr(regional)
     assert text.startswith("<excessmort.Fit quasipoisson: 18 series, 2015-01-02..")
     assert "reference 2015-01-01..2019-12-31, 0 not converged>" in text
+
+
+def test_wales_alone_can_be_fitted_when_asked() -> None:
+    frame, _ = simulate(1, 313, seed=6)
+    frame = frame.assign(region="W92000004").drop(columns="area")[["region", "week_ending", "deaths", "population"]]
+    fit = em.fit(frame, reference=REF, keep_wales=True)
+    assert fit.weekly["region"].astype(str).unique().tolist() == ["W92000004"]
+    again = em.fit(em.read(frame, keep_wales=True), reference=REF)  # remembered from read()
+    np.testing.assert_array_equal(again.weekly["expected"], fit.weekly["expected"])
+    with pytest.raises(InputError):
+        em.fit(frame, reference=REF)  # by default Wales is left out, leaving nothing

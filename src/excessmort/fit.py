@@ -39,11 +39,17 @@ CUMULATIVE_COLUMNS = ("observed", "expected", "excess", "excess_lower", "excess_
 DISPERSION_RANGE = (0.2, 10.0)
 
 
-def _as_tidy(frame: Any) -> pd.DataFrame:
-    """Validate a user's input with :func:`excessmort.read` (frames are not modified)."""
+def _as_tidy(frame: Any, keep_wales: bool | None = None) -> pd.DataFrame:
+    """Validate a user's input with :func:`excessmort.read` (frames are not modified).
+
+    ``keep_wales=None`` keeps Wales when the frame came from ``read(..., keep_wales=True)``.
+    """
     from .io import read
 
-    return read(frame)
+    if keep_wales is None:
+        attrs = frame.attrs.get("excessmort", {}) if isinstance(frame, pd.DataFrame) else {}
+        keep_wales = bool(attrs.get("keep_wales", False))
+    return read(frame, keep_wales=keep_wales)
 
 
 def fit(
@@ -53,6 +59,7 @@ def fit(
     reference: tuple[Any, Any] | None = DEFAULT_REFERENCE,
     level: float = 0.95,
     engine: Engine = "auto",
+    keep_wales: bool | None = None,
     **options: Any,
 ) -> Fit:
     """Fit expected deaths for every series at once and return the result.
@@ -71,6 +78,9 @@ def fit(
         Interval level in (0, 1).
     engine : {"auto", "numba", "numpy"}
         Kernel engine.
+    keep_wales : bool, optional
+        Keep Wales (W92000004) as an area of its own; it is never summed into England. By default
+        Wales is kept only when ``frame`` came from ``read(..., keep_wales=True)``.
     **options
         Options of the named baseline, e.g. ``harmonics=3`` or ``dispersion_floor=0``.
 
@@ -93,7 +103,7 @@ def fit(
     """
     level = validate_level(level)
     model = get_baseline(baseline, **options)
-    tidy = _as_tidy(frame)
+    tidy = _as_tidy(frame, keep_wales)
     panel = Panel.from_frame(tidy)
     if reference is not None:
         reference = _check_reference(panel, reference)

@@ -103,7 +103,10 @@ def read(
     (['E12000006', 'E12000007'], 'datetime64[ns]', 'float64')
     """
     frame = _load(source, sheet=sheet)
-    return _tidy(frame, strata=strata, keep_wales=keep_wales)
+    tidy = _tidy(frame, strata=strata, keep_wales=keep_wales)
+    # Remembered so that fit() re-validating this frame keeps what the user asked for.
+    tidy.attrs["excessmort"] = {"validated": True, "keep_wales": bool(keep_wales)}
+    return tidy
 
 
 # ---------------------------------------------------------------------------------------- loading
