@@ -220,6 +220,19 @@ def test_embargo_waits_for_the_slot(tmp_path):
     assert max(clock.sleeps) <= 60.0
 
 
+def test_slot_earlier_than_announced_is_refused(tmp_path):
+    staged = make_staged(tmp_path)
+    root = tmp_path / "www"
+    root.mkdir()
+    with pytest.raises(ReleaseError, match="before the pre-announced slot"):
+        run(staged, DirectoryTarget("live", root), slot=SLOT - timedelta(minutes=1))
+    with pytest.raises(ReleaseError, match="no time zone"):
+        run(staged, DirectoryTarget("live", root), slot=datetime(2027, 3, 18, 15))
+    assert not (root / "current").exists()
+    later = run(staged, DirectoryTarget("live", root), Clock(SLOT), slot=SLOT + timedelta(hours=1))
+    assert later.published and later.published_at == SLOT + timedelta(hours=1)
+
+
 def test_new_release_replaces_old_and_old_is_kept(tmp_path):
     old, new = make_staged(tmp_path, "old"), make_staged(tmp_path, "new")
     root = tmp_path / "www"

@@ -144,12 +144,18 @@ def _aware(moment: datetime, what: str) -> datetime:
 
 
 def _slot_of(release: StagedRelease, slot: datetime | None) -> datetime:
-    if slot is not None:
-        return _aware(slot, "slot")
     text = release.manifest["release"].get("slot")
-    if not text:
-        raise ReleaseError(f"{release.root / 'manifest.json'} has no release.slot; pass the slot")
-    return _aware(datetime.fromisoformat(str(text)), "manifest release.slot")
+    announced = _aware(datetime.fromisoformat(str(text)), "manifest release.slot") if text else None
+    if slot is None:
+        if announced is None:
+            raise ReleaseError(f"{release.root / 'manifest.json'} has no release.slot; pass the "
+                               "slot")
+        return announced
+    slot = _aware(slot, "slot")
+    if announced is not None and slot < announced:
+        raise ReleaseError(f"refusing to publish at {slot.isoformat()}, before the pre-announced "
+                           f"slot {announced.isoformat()}: that would break the embargo")
+    return slot
 
 
 def _error_text(exc: BaseException) -> str:
@@ -199,7 +205,8 @@ def publish(
     fallbacks : sequence of Target or path
         Tried in turn when the main target keeps failing for ``retry.fallback_after_seconds``.
     slot : datetime, optional
-        Aware release time; default ``release.slot`` from the manifest. Nothing is published before.
+        Aware release time; default ``release.slot`` from the manifest. Nothing is published before
+        it, and it may not be earlier than the manifest's slot (a delayed slot may be later).
     deadline : timedelta
         Grace after the slot; not live and verified by ``slot + deadline`` is a breach.
     retry : RetryPolicy
@@ -219,7 +226,8 @@ def publish(
     Raises
     ------
     ReleaseError
-        When the staged release is missing or damaged, or the slot is unknown.
+        When the staged release is missing or damaged, or the slot is unknown or earlier than the
+        pre-announced one.
     """
     release = StagedRelease.load(staged_dir)
     slot_at = _slot_of(release, slot)
