@@ -1,0 +1,435 @@
+"""Render the regional reports and the release's index page: jinja2 templates, matplotlib SVG charts.
+
+Every page is self-contained: the CSS is inline, the charts are inline SVG (text kept as text,
+``svg.fonttype = none``; no fonts, scripts, images or styles are fetched), and the only links are to
+files inside the release. Every string that comes from the data or the configuration goes through
+jinja2's autoescaping; chart labels are escaped by matplotlib's SVG writer and mathtext is off, so a
+stratum named ``<script>`` or ``$x$`` shows as typed.
+
+Charts are drawn with matplotlib's object API (no pyplot state) and the Agg/SVG canvases, once per
+region; the same SVG text is inlined in the report and written beside it as a file.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..regions import ENGLAND_CODE, REGIONS, region_name, region_slug
+from .config import Config
+
+__all__ = [
+    "BASELINE_DESCRIPTIONS",
+    "ReleaseContext",
+    "chart_excess",
+    "chart_observed",
+    "chart_ratio",
+    "render_release",
+]
+
+BASELINE_DESCRIPTIONS: dict[str, str] = {
+    "quasipoisson": (
+        "a quasi-Poisson regression fitted separately to each series (a log-linear trend, two "
+        "pairs of yearly seasonal terms and, where the data carry it, a population offset), with "
+        "the extra-Poisson variation (dispersion) estimated from the reference weeks"
+    ),
+    "poisson": (
+        "a Poisson regression fitted separately to each series (a log-linear trend and yearly "
+        "seasonal terms)"
+    ),
+    "five_year_average": (
+        "the average of the same week in the five previous years (the method ONS used until 2023)"
+    ),
+    "euromomo": (
+        "the EuroMOMO model (trend and one seasonal pair fitted on spring and autumn weeks of the "
+        "last five years)"
+    ),
+    "pooled": (
+        "one quasi-Poisson regression over every region, sex and age group at once, with trend, "
+        "seasonality by age group, bank-holiday effects and population offsets (the producer's "
+        "published method)"
+    ),
+}
+STRATUM_LABELS = {
+    "sex": "Sex",
+    "age_group": "Age group",
+    "cause": "Cause of death",
+    "place_of_death": "Place of death",
+    "deprivation": "Deprivation",
+    "ethnic_group": "Ethnic group",
+}
+PERIOD_LABELS = {"since_reference": "Since the reference period", "latest_month": "Latest month"}
+
+_COLOURS = {
+    "observed": "#1f3a93",
+    "expected": "#555555",
+    "band": "#b9c7e8",
+    "excess_pos": "#c0392b",
+    "excess_neg": "#2e86c1",
+    "month": "#f5e6b3",
+    "since": "#1f3a93",
+    "latest": "#c0392b",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# formatting (jinja filters)
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_count(value: Any) -> str:
+    """A count with thousands separators (``12,345``); en dash when missing."""
+    if not _finite(value):
+        return "\u2013"
+    return f"{float(value):,.0f}".replace("-", "\u2212")
+
+
+def fmt_signed(value: Any) -> str:
+    """A signed count (``+1,234`` / ``\u22121,234``)."""
+    if not _finite(value):
+        return "\u2013"
+    v = round(float(value))
+    return ("+" if v > 0 else "") + fmt_count(v)
+
+
+def fmt_ratio(value: Any) -> str:
+    """A ratio with two decimals; ``\u221e`` when unbounded."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "\u2013"
+    if math.isinf(v):
+        return "\u221e"
+    return f"{v:.2f}" if math.isfinite(v) else "\u2013"
+
+
+def fmt_pct(value: Any) -> str:
+    """A signed percentage with one decimal."""
+    if not _finite(value):
+        return "\u2013"
+    v = float(value)
+    return ("+" if v > 0 else "") + f"{v:.1f}%".replace("-", "\u2212")
+
+
+def fmt_date(value: Any) -> str:
+    """``30 April 2021``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
+        return "\u2013"
+    ts = pd.Timestamp(value)
+    return f"{ts.day} {ts:%B %Y}"
+
+
+def fmt_slot(value: datetime) -> str:
+    """``14:00 BST, Thursday 20 May 2021``."""
+    return f"{value:%H:%M} {value.tzname()}, {value:%A} {value.day} {value:%B %Y}"
+
+
+# --------------------------------------------------------------------------------------------------
+# charts
+
+
+def _svg(fig: Any) -> str:
+    """The figure as an SVG fragment for inlining: no XML prolog, no DOCTYPE, no metadata."""
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+
+    FigureCanvasSVG(fig)
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
+    return text.strip() + "\n"
+
+
+def _figure(width: float = 8.0, height: float = 3.6, nrows: int = 1, *, left: float = 0.8,
+            top: float = 0.35, **kw: Any) -> Any:
+    """A figure with fixed margins in inches (no layout engine: it costs more than the drawing)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=left / width, right=1 - 0.2 / width, bottom=0.45 / height,
+                        top=1 - top / height, hspace=0.12 * nrows)
+    axes = fig.subplots(nrows, 1, squeeze=False, **kw)[:, 0]
+    return fig, axes
+
+
+def _rc() -> Any:
+    import matplotlib
+
+    return matplotlib.rc_context({
+        "svg.fonttype": "none",
+        "svg.hashsalt": "excessmort",
+        "text.parse_math": False,
+        "text.usetex": False,
+        "font.family": "sans-serif",
+        "font.size": 9.0,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.color": "#e3e3e3",
+        "grid.linewidth": 0.6,
+    })
+
+
+def _shade_month(ax: Any, start: pd.Timestamp, end: pd.Timestamp) -> None:
+    ax.axvspan(start - pd.Timedelta(days=6), end, color=_COLOURS["month"], lw=0, zorder=0,
+               label="latest month")
+
+
+def chart_observed(weekly: pd.DataFrame, month_start: pd.Timestamp, cover_end: pd.Timestamp,
+                   title: str, level: float) -> str:
+    """Weekly observed deaths against expected deaths and the prediction band, as SVG text."""
+    with _rc():
+        fig, (ax,) = _figure()
+        x = pd.to_datetime(weekly["week_ending"])
+        _shade_month(ax, month_start, cover_end)
+        ax.fill_between(x, weekly["prediction_lower"], weekly["prediction_upper"],
+                        color=_COLOURS["band"], lw=0, label=f"{level:.0%} prediction interval")
+        ax.plot(x, weekly["expected"], color=_COLOURS["expected"], lw=1.2, ls="--", label="expected")
+        ax.plot(x, weekly["observed"], color=_COLOURS["observed"], lw=1.4, label="observed")
+        ax.set_ylabel("deaths per week")
+        ax.set_title(title, loc="left", fontsize=10)
+        ax.legend(loc="upper left", fontsize=8, ncols=4, frameon=False)
+        top = np.nanmax(weekly[["observed", "prediction_upper"]].to_numpy(dtype=float), initial=1.0)
+        ax.set_ylim(0, 1.18 * top)
+        return _svg(fig)
+
+
+def chart_excess(weekly: pd.DataFrame, running: pd.DataFrame, month_start: pd.Timestamp,
+                 cover_end: pd.Timestamp, title: str, level: float) -> str:
+    """Weekly excess with its interval (top) and cumulative excess month by month (bottom)."""
+    with _rc():
+        fig, (top, bottom) = _figure(height=5.4, nrows=2, sharex=True)
+        x = pd.to_datetime(weekly["week_ending"])
+        excess = weekly["excess"].to_numpy(dtype=float)
+        _shade_month(top, month_start, cover_end)
+        top.fill_between(x, weekly["excess_lower"], weekly["excess_upper"], color=_COLOURS["band"],
+                         lw=0, label=f"{level:.0%} interval")
+        colours = np.where(excess >= 0, _COLOURS["excess_pos"], _COLOURS["excess_neg"])
+        top.vlines(x, 0, np.nan_to_num(excess), colors=list(colours), lw=1.6, label="weekly excess")
+        top.axhline(0, color="#333333", lw=0.8)
+        top.set_ylabel("excess deaths per week")
+        top.set_title(title, loc="left", fontsize=10)
+        top.legend(loc="upper left", fontsize=8, ncols=3, frameon=False)
+        xr = pd.to_datetime(running["end"])
+        _shade_month(bottom, month_start, cover_end)
+        bottom.fill_between(xr, running["excess_lower"], running["excess_upper"],
+                            color=_COLOURS["band"], lw=0, label=f"{level:.0%} interval")
+        bottom.plot(xr, running["excess"], color=_COLOURS["observed"], lw=1.4, marker="o", ms=2.5,
+                    label="cumulative excess")
+        bottom.axhline(0, color="#333333", lw=0.8)
+        bottom.set_ylabel("cumulative excess deaths")
+        bottom.legend(loc="upper left", fontsize=8, ncols=2, frameon=False)
+        return _svg(fig)
+
+
+def chart_ratio(rows: pd.DataFrame, title: str, level: float) -> str:
+    """Observed/expected ratio with its interval by group, since the reference period and in the
+    latest month (a forest plot)."""
+    groups = rows[["breakdown", "level"]].drop_duplicates().reset_index(drop=True)
+    labels = [
+        "All" if b == "all" else f"{STRATUM_LABELS.get(b, b)}: {lv}"
+        for b, lv in zip(groups["breakdown"], groups["level"], strict=True)
+    ]
+    n = len(groups)
+    left = min(3.5, 0.4 + 0.065 * max((len(s) for s in labels), default=3))
+    with _rc():
+        fig, (ax,) = _figure(height=max(2.0, 0.34 * n + 1.5), left=left, top=0.75)
+        y = np.arange(n, dtype=float)
+        for offset, period, colour in ((-0.15, "since_reference", _COLOURS["since"]),
+                                       (0.15, "latest_month", _COLOURS["latest"])):
+            part = rows[rows["period"] == period].merge(groups, on=["breakdown", "level"], how="right")
+            ratio = part["ratio"].to_numpy(dtype=float)
+            lo = part["ratio_lower"].to_numpy(dtype=float)
+            hi = part["ratio_upper"].to_numpy(dtype=float)
+            finite_hi = np.where(np.isfinite(hi), hi, np.nan)
+            ax.hlines(y + offset, lo, finite_hi, color=colour, lw=1.6)
+            ax.plot(ratio, y + offset, "o", color=colour, ms=4, label=PERIOD_LABELS[period].lower())
+        ax.axvline(1.0, color="#333333", lw=0.8)
+        ax.set_yticks(y, labels)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"observed / expected deaths ({level:.0%} interval)")
+        fig.suptitle(title, x=0.1 / fig.get_figwidth(), y=1 - 0.05 / fig.get_figheight(),
+                     ha="left", va="top", fontsize=10)
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize=8, ncols=2, frameon=False)
+        ax.grid(axis="y", visible=False)
+        return _svg(fig)
+
+
+# --------------------------------------------------------------------------------------------------
+# pages
+
+
+@dataclass
+class ReleaseContext:
+    """What every page of a release needs besides its region's figures."""
+
+    figures: Any  # ReleaseFigures
+    config: Config
+    month: str
+    month_label: str
+    slot: datetime
+    next_slot: datetime
+    generated_at: datetime
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("excessmort.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(count=fmt_count, signed=fmt_signed, ratio=fmt_ratio, pct=fmt_pct,
+                       date=fmt_date, slot=fmt_slot)
+    return env
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return frame.to_dict("records")
+
+
+def _summary(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    cum = frame[(frame["table"] == "cumulative") & (frame["breakdown"] == "all")]
+    out = {}
+    for period in ("since_reference", "latest_month"):
+        rows = cum[cum["period"] == period]
+        if len(rows):
+            out[period] = rows.iloc[0].to_dict()
+    return out
+
+
+def _by_group(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Cumulative rows for both periods, one entry per group (all, then each stratum level)."""
+    cum = frame[(frame["table"] == "cumulative") & frame["period"].isin(list(PERIOD_LABELS))]
+    groups = cum[["breakdown", "level"]].drop_duplicates()
+    out = []
+    for breakdown, level in zip(groups["breakdown"], groups["level"], strict=True):
+        rows = cum[(cum["breakdown"] == breakdown) & (cum["level"] == level)]
+        entry: dict[str, Any] = {
+            "breakdown": "All" if breakdown == "all" else STRATUM_LABELS.get(breakdown, breakdown),
+            "level": "all deaths" if breakdown == "all" else level,
+        }
+        for period in PERIOD_LABELS:
+            sel = rows[rows["period"] == period]
+            entry[period] = sel.iloc[0].to_dict() if len(sel) else None
+        out.append(entry)
+    return out
+
+
+def _page_context(ctx: ReleaseContext) -> dict[str, Any]:
+    figs = ctx.figures
+    cfg = ctx.config
+    ref = figs.reference
+    return {
+        "title": cfg.title,
+        "producer": cfg.producer,
+        "url": cfg.url,
+        "lead": cfg.lead_statistician,
+        "month": ctx.month,
+        "month_label": ctx.month_label,
+        "slot": ctx.slot,
+        "next_slot": ctx.next_slot,
+        "generated_at": ctx.generated_at,
+        "period_start": figs.period_start,
+        "month_start": figs.month_start,
+        "cover_end": figs.cover_end,
+        "reference": ref,
+        "level_pct": f"{figs.level:.0%}" if round(figs.level * 100, 6).is_integer() else f"{figs.level:.2%}",
+        "baseline": figs.baseline,
+        "baseline_text": BASELINE_DESCRIPTIONS.get(figs.baseline, f"the {figs.baseline} baseline"),
+        "breakdowns": [STRATUM_LABELS.get(b, b) for b in figs.breakdowns],
+        "rule": cfg.release_rule.describe(),
+    }
+
+
+def render_region(ctx: ReleaseContext, code: str, folder: Path) -> Path:
+    """Write one region's charts and report into ``folder``; returns the report's path."""
+    frame = ctx.figures.regions[code]
+    name = region_name(code)
+    weekly_all = frame[(frame["table"] == "weekly") & (frame["breakdown"] == "all")]
+    running = frame[(frame["table"] == "cumulative") & (frame["breakdown"] == "all")
+                    & frame["period"].isin(["running", "since_reference"])].sort_values("end")
+    ratio_rows = frame[(frame["table"] == "cumulative") & frame["period"].isin(list(PERIOD_LABELS))]
+    figs = ctx.figures
+    level = figs.level
+    charts = {
+        "chart-observed.svg": chart_observed(
+            weekly_all, figs.month_start, figs.cover_end,
+            f"{name}: deaths registered each week, observed and expected", level),
+        "chart-excess.svg": chart_excess(
+            weekly_all, running, figs.month_start, figs.cover_end,
+            f"{name}: excess deaths each week and cumulative", level),
+        "chart-ratio.svg": chart_ratio(ratio_rows, f"{name}: observed / expected deaths by group",
+                                       level),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    for file, svg in charts.items():
+        (folder / file).write_text(svg, encoding="utf-8")
+    latest_weeks = frame[(frame["table"] == "weekly")
+                         & (frame["week_ending"] >= figs.month_start)
+                         & (frame["week_ending"] <= figs.cover_end)]
+    html = _environment().get_template("report.html.j2").render(
+        **_page_context(ctx),
+        region=code,
+        region_name=name,
+        charts={k.removesuffix(".svg").removeprefix("chart-"): v for k, v in charts.items()},
+        chart_files=list(charts),
+        summary=_summary(frame),
+        groups=_by_group(frame),
+        latest_weeks=_records(latest_weeks),
+        team=ctx.config.regional_teams.get(code),
+    )
+    path = folder / "report.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def render_index(ctx: ReleaseContext, root: Path) -> Path:
+    """Write the release's ``index.html``: England's headline figures and links to the nine."""
+    figs = ctx.figures
+    regions = []
+    for code in REGIONS:
+        if code not in figs.regions:
+            continue
+        regions.append({"code": code, "name": region_name(code), "slug": region_slug(code),
+                        "summary": _summary(figs.regions[code])})
+    html = _environment().get_template("index.html.j2").render(
+        **_page_context(ctx),
+        england=_summary(figs.england),
+        england_groups=_by_group(figs.england),
+        england_name=region_name(ENGLAND_CODE),
+        regions=regions,
+    )
+    path = root / "index.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def render_release(ctx: ReleaseContext, root: Path) -> list[Path]:
+    """Render the nine regional reports (those the figures hold) and the index into ``root``."""
+    paths = [render_region(ctx, code, root / region_slug(code))
+             for code in REGIONS if code in ctx.figures.regions]
+    render_index(ctx, root)
+    return paths
+

@@ -1,0 +1,498 @@
+"""Stage a monthly release: one fit, nine regional reports, their figures, a manifest and a verdict.
+
+:func:`stage_release` fits once, computes every figure the reports show (weekly by region and by
+region x each other stratum, cumulative over the period since the reference ends, over the latest
+month and month by month), renders the nine reports (:mod:`.render`), writes the manifest
+(:mod:`.manifest`) and the readiness verdict (:mod:`.readiness`), all in a temporary folder that is
+renamed into place only when everything has been written::
+
+    OUT/<release-date>/
+      manifest.json  readiness.json  index.html  model.json  england-figures.csv/.parquet
+      <region-slug>/report.html  figures.csv  figures.parquet  chart-*.svg
+
+``--month`` is the month the release covers: its data reach the last Friday of that month (the last
+ONS registration week ending in it); its slot is the release rule's slot of the following month.
+
+Every figure in the files is in one long table (:data:`FIGURE_COLUMNS`): ``table`` is ``weekly`` or
+``cumulative``; ``period`` is ``week`` (weekly rows), ``since_reference``, ``latest_month`` or
+``running`` (cumulative since the reference ends, to the end of each month); ``breakdown`` is
+``all`` or the stratum the rows are split by, ``level`` its value.
+"""
+
+from __future__ import annotations
+
+import calendar as _stdcal
+import io
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._atomic import atomic_directory
+from ..exceptions import InputError
+from ..regions import REGIONS, region_name, region_slug
+from .config import Config, load_config
+from .manifest import write_manifest
+from .release_calendar import next_slot, parse_month, slot_for_month
+
+__all__ = [
+    "CHART_NAMES",
+    "ENGLAND_FILES",
+    "FIGURE_COLUMNS",
+    "MODEL_NAME",
+    "REGION_FILES",
+    "ReleaseFigures",
+    "covered_month",
+    "last_friday",
+    "release_figures",
+    "stage_release",
+]
+
+log = logging.getLogger("excessmort")
+
+MODEL_NAME = "model.json"
+READINESS_NAME = "readiness.json"
+CHART_NAMES = ("chart-observed.svg", "chart-excess.svg", "chart-ratio.svg")
+#: The files every region folder holds.
+REGION_FILES = ("report.html", "figures.csv", "figures.parquet", *CHART_NAMES)
+ENGLAND_FILES = ("england-figures.csv", "england-figures.parquet")
+VALUE_COLUMNS = (
+    "observed", "expected", "expected_lower", "expected_upper", "prediction_lower",
+    "prediction_upper", "excess", "excess_lower", "excess_upper", "z_score", "p_score", "ratio",
+    "ratio_lower", "ratio_upper",
+)
+FIGURE_COLUMNS = (
+    "region", "region_name", "table", "period", "breakdown", "level", "week_ending", "start", "end",
+    "n_weeks", *VALUE_COLUMNS,
+)
+#: Per-series dispersion outside this range is flagged (the engine's own plausibility range).
+DISPERSION_RANGE = (0.2, 10.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# months
+
+
+def last_friday(month: str | tuple[int, int]) -> pd.Timestamp:
+    """The last Friday of ``month``: the last ONS registration week ending in it.
+
+    Examples
+    --------
+    >>> last_friday("2021-04").date().isoformat()
+    '2021-04-30'
+    >>> last_friday("2021-05").date().isoformat()
+    '2021-05-28'
+    """
+    year, mon = parse_month(month) if not isinstance(month, tuple) else month
+    end = pd.Timestamp(year, mon, _stdcal.monthrange(year, mon)[1])
+    return end - pd.Timedelta(days=(end.day_of_week - 4) % 7)
+
+
+def covered_month(last_week: Any) -> str:
+    """The latest complete month of data ending at ``last_week``: the month whose last Friday is the
+    latest one on or before it.
+
+    Examples
+    --------
+    >>> covered_month("2021-04-30"), covered_month("2021-05-21")
+    ('2021-04', '2021-04')
+    """
+    day = pd.Timestamp(last_week).normalize()
+    if last_friday((day.year, day.month)) <= day:
+        return f"{day.year:04d}-{day.month:02d}"
+    prev = day.replace(day=1) - pd.Timedelta(days=1)
+    return f"{prev.year:04d}-{prev.month:02d}"
+
+
+def _following(month: str) -> tuple[int, int]:
+    year, mon = parse_month(month)
+    return (year + 1, 1) if mon == 12 else (year, mon + 1)
+
+
+def _month_label(month: str) -> str:
+    year, mon = parse_month(month)
+    return f"{_stdcal.month_name[mon]} {year}"
+
+
+# --------------------------------------------------------------------------------------------------
+# figures
+
+
+@dataclass
+class ReleaseFigures:
+    """Every figure of a release, ready to render and write.
+
+    Attributes
+    ----------
+    month : str
+        The month covered, ``YYYY-MM``.
+    period_start : Timestamp
+        The day after the reference period ends (the start of the period reported).
+    month_start, cover_end : Timestamp
+        First day of the covered month and its last Friday.
+    breakdowns : list of str
+        The strata other than region.
+    regions : dict
+        Region code -> its figures (:data:`FIGURE_COLUMNS`).
+    england : DataFrame
+        England's figures (the sum of the nine regions).
+    model : dict
+        Per-series convergence, dispersion and gaps (written as ``model.json``).
+    """
+
+    month: str
+    period_start: pd.Timestamp
+    month_start: pd.Timestamp
+    cover_end: pd.Timestamp
+    breakdowns: list[str]
+    regions: dict[str, pd.DataFrame]
+    england: pd.DataFrame
+    model: dict[str, Any]
+    reference: tuple[pd.Timestamp, pd.Timestamp] | None
+    level: float
+    baseline: str
+    last_week: pd.Timestamp
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _add_ratio(cols: dict[str, Any]) -> None:
+    """Prediction bounds for the count and the observed/expected ratio with its interval.
+
+    The excess interval is observed minus the prediction interval's bounds, so the prediction bounds
+    are ``observed - excess_upper`` (lower) and ``observed - excess_lower`` (upper); the ratio's
+    bounds are observed divided by them. A lower prediction bound at or below zero leaves the ratio
+    without an upper bound (``inf``).
+    """
+    y = cols["observed"]
+    mu = cols["expected"]
+    pred_lo = y - cols["excess_upper"]
+    pred_hi = y - cols["excess_lower"]
+    cols["prediction_lower"] = pred_lo
+    cols["prediction_upper"] = pred_hi
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cols["ratio"] = np.where(mu > 0, y / mu, np.nan)
+        cols["ratio_lower"] = np.where(pred_hi > 0, y / pred_hi, np.nan)
+        cols["ratio_upper"] = np.where(
+            pred_lo > 0, y / pred_lo, np.where(np.isfinite(pred_lo) & np.isfinite(y), np.inf, np.nan)
+        )
+
+
+def _tidy(frame: pd.DataFrame, *, table: str, period: str, breakdown: str | None) -> pd.DataFrame:
+    n = len(frame)
+    regions = frame["region"].astype(str).to_numpy()
+    names = {c: region_name(c) for c in set(regions)}
+    cols: dict[str, Any] = {
+        "region": regions,
+        "region_name": np.array([names[c] for c in regions], dtype=object),
+        "table": np.full(n, table, dtype=object),
+        "period": np.full(n, period, dtype=object),
+        "breakdown": np.full(n, breakdown or "all", dtype=object),
+        "level": (frame[breakdown].astype(str).to_numpy() if breakdown
+                  else np.full(n, "all", dtype=object)),
+    }
+    nat = np.full(n, np.datetime64("NaT", "ns"))
+    if table == "weekly":
+        cols["week_ending"] = frame["week_ending"].to_numpy().astype("datetime64[ns]")
+        cols["start"] = nat
+        cols["end"] = nat
+        cols["n_weeks"] = np.ones(n, dtype=np.int64)
+    else:
+        cols["week_ending"] = nat
+        cols["start"] = frame["start"].to_numpy().astype("datetime64[ns]")
+        cols["end"] = frame["end"].to_numpy().astype("datetime64[ns]")
+        cols["n_weeks"] = frame["n_weeks"].to_numpy(dtype=np.int64)
+    for col in ("observed", "expected", "expected_lower", "expected_upper", "excess", "excess_lower",
+                "excess_upper", "z_score", "p_score"):
+        cols[col] = frame[col].to_numpy(dtype=float) if col in frame else np.full(n, np.nan)
+    _add_ratio(cols)
+    return pd.DataFrame({c: cols[c] for c in FIGURE_COLUMNS})
+
+
+def _month_ends(start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
+    ends = pd.date_range(start, end, freq="ME")
+    return [e for e in ends if e < end]
+
+
+def _view_figures(fit: Any, keys: tuple[str, ...], breakdown: str | None,
+                  windows: Sequence[tuple[str, pd.Timestamp, pd.Timestamp]],
+                  lo: pd.Timestamp, hi: pd.Timestamp, *, running: bool) -> list[pd.DataFrame]:
+    view = fit.by(*keys)
+    weekly = view.weekly
+    weeks = weekly["week_ending"]
+    weekly = weekly[(weeks >= lo) & (weeks <= hi)]
+    parts = [_tidy(weekly, table="weekly", period="week", breakdown=breakdown)]
+    for period, start, end in windows:
+        if period == "running" and (breakdown is not None or not running):
+            continue
+        parts.append(_tidy(view.cumulative(start, end), table="cumulative", period=period,
+                           breakdown=breakdown))
+    return parts
+
+
+def _model_info(fit: Any, lo: pd.Timestamp, hi: pd.Timestamp) -> dict[str, Any]:
+    """Per-series convergence, dispersion and data coverage (read by the readiness checks)."""
+    diag = fit.diagnostics
+    panel = fit.panel
+    weeks = panel.weeks
+    deaths = np.asarray(panel.deaths, dtype=float)
+    present = np.isfinite(deaths)
+    in_period = np.asarray((weeks >= lo) & (weeks <= hi))
+    series = []
+    strata = list(panel.strata)
+    keys = panel.keys
+    for s in range(panel.n_series):
+        seen = np.flatnonzero(present[s])
+        missing = np.flatnonzero(in_period & ~present[s])
+        row: dict[str, Any] = {k: str(keys[k].iloc[s]) for k in strata}
+        row.update(
+            converged=bool(diag["converged"].iloc[s]),
+            n_iter=int(diag["n_iter"].iloc[s]),
+            dispersion=_json_float(diag["dispersion"].iloc[s]),
+            dispersion_raw=_json_float(diag["dispersion_raw"].iloc[s]),
+            first_week=weeks[seen[0]].date().isoformat() if seen.size else None,
+            last_week=weeks[seen[-1]].date().isoformat() if seen.size else None,
+            missing_weeks=[weeks[i].date().isoformat() for i in missing],
+        )
+        series.append(row)
+    ref = fit.reference
+    return {
+        "schema": 1,
+        "baseline": fit.baseline,
+        "level": fit.level,
+        "reference": [ref[0].date().isoformat(), ref[1].date().isoformat()] if ref else None,
+        "period": {"start": lo.date().isoformat(), "end": hi.date().isoformat()},
+        "strata": strata,
+        "dispersion_range": list(DISPERSION_RANGE),
+        "series": series,
+    }
+
+
+def _json_float(value: Any) -> float | None:
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+def release_figures(fit: Any, month: str) -> ReleaseFigures:
+    """Compute every figure of the release covering ``month`` from a fit (no refitting).
+
+    Parameters
+    ----------
+    fit : Fit
+        A fit whose strata include ``region``.
+    month : str
+        The month covered, ``YYYY-MM``.
+
+    Returns
+    -------
+    ReleaseFigures
+
+    Raises
+    ------
+    InputError
+        When the data have no ``region`` stratum, or the month ends before the reference period.
+    """
+    if "region" not in fit.strata:
+        raise InputError(
+            f"a regional release needs a 'region' column; the data's strata are {fit.strata}",
+            column="region", value=None,
+        )
+    cover_end = last_friday(month)
+    year, mon = parse_month(month)
+    month_start = pd.Timestamp(year, mon, 1)
+    ref = fit.reference
+    ref_end = ref[1] if ref is not None else pd.Timestamp("2019-12-31")
+    period_start = ref_end + pd.Timedelta(days=1)
+    if cover_end < period_start:
+        raise InputError(
+            f"month {month} ends (last Friday {cover_end.date()}) before the reference period ends "
+            f"({ref_end.date()}); choose a month after the reference period",
+            column="month", value=month,
+        )
+    windows: list[tuple[str, pd.Timestamp, pd.Timestamp]] = [
+        ("since_reference", period_start, cover_end),
+        ("latest_month", month_start, cover_end),
+    ]
+    windows += [("running", period_start, e) for e in _month_ends(period_start, cover_end)]
+    breakdowns = [s for s in fit.strata if s != "region"]
+    regional: list[pd.DataFrame] = []
+    national: list[pd.DataFrame] = []
+    for breakdown in [None, *breakdowns]:
+        extra = (breakdown,) if breakdown else ()
+        regional += _view_figures(fit, ("region", *extra), breakdown, windows, period_start,
+                                  cover_end, running=True)
+        national += _view_figures(fit, extra, breakdown, windows, period_start, cover_end,
+                                  running=False)
+    regions_all = pd.concat(regional, ignore_index=True)
+    england = pd.concat(national, ignore_index=True)
+    regions = {
+        code: part.reset_index(drop=True)
+        for code, part in regions_all.groupby("region", sort=False)
+        if code in REGIONS
+    }
+    return ReleaseFigures(
+        month=month, period_start=period_start, month_start=month_start, cover_end=cover_end,
+        breakdowns=breakdowns, regions=regions, england=england,
+        model=_model_info(fit, period_start, cover_end), reference=ref, level=fit.level,
+        baseline=fit.baseline, last_week=fit.weeks[-1],
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# staging
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            took = time.perf_counter() - start
+            self.times[name] = self.times.get(name, 0.0) + took
+            log.info("stage %s took %.2f s", name, took)
+
+
+def _write_frame(frame: pd.DataFrame, folder: Path, stem: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, date_format="%Y-%m-%d", lineterminator="\n")
+    (folder / f"{stem}.csv").write_text(buf.getvalue(), encoding="utf-8")
+    frame.to_parquet(folder / f"{stem}.parquet", index=False)
+
+
+def _release_meta(month: str, slot: datetime, config: Config, baseline: str,
+                  generated_at: datetime) -> dict[str, Any]:
+    return {
+        "month": month,
+        "release_date": slot.date().isoformat(),
+        "slot": slot.isoformat(),
+        "title": config.title,
+        "producer": config.producer,
+        "baseline": baseline,
+        "generated_at": generated_at.astimezone(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def stage_release(
+    source: Any,
+    *,
+    month: str | None = None,
+    out: str | Path = "out",
+    baseline: Any = "quasipoisson",
+    reference: tuple[Any, Any] | None = ("2015-01-01", "2019-12-31"),
+    config: Config | str | Path | None = None,
+    level: float = 0.95,
+    live_root: str | Path | None = None,
+    now: datetime | None = None,
+) -> Path:
+    """Fit once and stage the release covering ``month`` under ``out/<release-date>/``.
+
+    Parameters
+    ----------
+    source : DataFrame, path or Fit
+        The deaths table (validated with :func:`excessmort.read`) or an existing fit (used as is).
+    month : str, optional
+        The month the release covers, ``YYYY-MM``; default the latest complete month of the data.
+        Frames and paths are cut at the month's last Friday before fitting.
+    out : path
+        Folder holding staged releases.
+    baseline, reference, level
+        As in :func:`excessmort.fit` (ignored when ``source`` is a fit).
+    config : Config, path or None
+        Release configuration (:func:`~excessmort.report.config.load_config`); ``None``: the demo's.
+    live_root : path, optional
+        The live target's root, for the embargo check; default the configuration's main target.
+    now : datetime, optional
+        The time of the embargo check (default now).
+
+    Returns
+    -------
+    Path
+        The staged release folder, holding ``readiness.json`` with the verdict.
+
+    Raises
+    ------
+    InputError
+        Bad input data, month or configuration.
+    """
+    from ..fit import Fit
+    from ..fit import fit as fit_frame
+    from . import render
+    from .readiness import check_release, write_readiness
+
+    timer = _Timer()
+    started = time.perf_counter()
+    cfg = config if isinstance(config, Config) else load_config(config)
+    if month is not None:
+        year, mon = parse_month(month)
+        month = f"{year:04d}-{mon:02d}"
+
+    if isinstance(source, Fit):
+        fitted = source
+        timer.times["read"] = 0.0
+        month = month or covered_month(fitted.weeks[-1])
+    else:
+        from ..io import read
+
+        with timer.stage("read"):
+            tidy = read(source)
+            last = pd.Timestamp(tidy["week_ending"].max())
+            month = month or covered_month(last)
+            tidy = tidy[tidy["week_ending"] <= last_friday(month)].reset_index(drop=True)
+        with timer.stage("fit"):
+            fitted = fit_frame(tidy, baseline=baseline, reference=reference, level=level)
+    with timer.stage("intervals"):
+        figures = release_figures(fitted, month)
+
+    slot = slot_for_month(_following(month), cfg.release_rule)
+    following = next_slot(slot, cfg.release_rule)
+    generated = datetime.now(UTC)
+    meta = _release_meta(month, slot, cfg, fitted.baseline, generated)
+    final = Path(out) / slot.date().isoformat()
+    if live_root is None:
+        try:
+            live_root = cfg.target_spec(cfg.target).path
+        except InputError:
+            live_root = None
+
+    with atomic_directory(final) as tmp:
+        with timer.stage("render"):
+            context = render.ReleaseContext(
+                figures=figures, config=cfg, month=month, month_label=_month_label(month),
+                slot=slot, next_slot=following, generated_at=generated,
+            )
+            reports = render.render_release(context, tmp)
+        write_started = time.perf_counter()
+        for code, frame in figures.regions.items():
+            _write_frame(frame, tmp / region_slug(code), "figures")
+        _write_frame(figures.england, tmp, "england-figures")
+        (tmp / MODEL_NAME).write_text(json.dumps(figures.model, indent=1) + "\n", encoding="utf-8")
+        write_manifest(tmp, meta)
+        with timer.stage("checks"):
+            readiness = check_release(tmp, live_root=live_root, now=now)
+        write_readiness(tmp, readiness)
+    # "write": figures, model, manifest, verdict, fsync and the rename into place (checks excluded)
+    timer.times["write"] = time.perf_counter() - write_started - timer.times["checks"]
+    log.info("stage write took %.2f s", timer.times["write"])
+    total = time.perf_counter() - started
+    parts = ", ".join(f"{k} {v:.2f} s" for k, v in timer.times.items())
+    log.info(
+        "staged release %s (%s, %d regional reports) in %.2f s (%s): %s; %s",
+        final.name, month, len(reports), total, parts, final,
+        "READY" if readiness.ready else "NOT READY",
+    )
+    return final
+
