@@ -134,7 +134,7 @@ def month_weights(weeks: pd.DatetimeIndex) -> tuple[FloatArray, tuple[str, ...]]
 
 
 def registration_holidays(first_year: int, last_year: int) -> pd.DatetimeIndex:
-    """Bank holidays in England and Wales as days when register offices close, ``first_year..last_year``.
+    """England and Wales bank holidays: the days register offices close, first_year..last_year.
 
     From the ``holidays`` package (``GB``, subdivision ``ENG``), keeping only Monday to Friday: the
     package lists a holiday that falls at a weekend on the weekend day itself and again on its

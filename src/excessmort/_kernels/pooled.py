@@ -139,7 +139,7 @@ _group_totals_jit = jit(_group_totals)
 
 
 def _group_var_weekly(Z, cols, col_cal, MU, order, gptr, U, uptr, V, out):  # type: ignore[no-untyped-def]
-    """out[g, t] = g_t' V g_t with g_t = sum_{s in group g} mu_st x_st (only the group's columns U)."""
+    """out[g, t] = g_t' V g_t with g_t = sum_{s in group g} mu_st x_st (group's columns U)."""
     n_groups = gptr.shape[0] - 1
     n_weeks = MU.shape[1]
     p = V.shape[0]
@@ -237,7 +237,12 @@ def warmup() -> None:
     weeks = np.ones(3, dtype=np.bool_)
     for lp, cp, gw, gv in (
         (linear_predictor, crossprod, group_var_weekly, group_var_window),
-        (linear_predictor_serial, crossprod_serial, group_var_weekly_serial, group_var_window_serial),
+        (
+            linear_predictor_serial,
+            crossprod_serial,
+            group_var_weekly_serial,
+            group_var_window_serial,
+        ),
     ):
         lp(zptr, zidx, zval, cols, col_cal, beta, OFF, Y, FIT, ETA, MU, dev, pear)
         cp(zptr, zidx, zval, OFF, Y, FIT, ETA, MU, C, R)

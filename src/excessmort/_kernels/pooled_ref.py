@@ -28,7 +28,9 @@ def _series_coef(cols: np.ndarray, col_cal: np.ndarray, beta: np.ndarray, n_cal:
     return np.bincount(flat, weights=beta[j], minlength=n_series * n_cal).reshape(n_series, n_cal)
 
 
-def linear_predictor(zptr, zidx, zval, cols, col_cal, beta, OFF, Y, FIT, ETA, MU, dev, pear) -> None:  # type: ignore[no-untyped-def]
+def linear_predictor(
+    zptr, zidx, zval, cols, col_cal, beta, OFF, Y, FIT, ETA, MU, dev, pear
+) -> None:  # type: ignore[no-untyped-def]
     """eta, mu for every row; deviance and Pearson chi2 per series over FIT rows."""
     n_cal = int(col_cal.max()) + 1 if col_cal.size else 1
     Z = _dense_z(zptr, zidx, zval, n_cal)
