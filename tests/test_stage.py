@@ -273,8 +273,13 @@ def test_timings_are_logged(fitted, tmp_path: Path, caplog: pytest.LogCaptureFix
     # rendering replaced by a stub: this test is about the log lines, not the charts
     monkeypatch.setattr(render, "render_release", lambda ctx, root: [])
     small = frame[frame["region"].astype(str) == "E12000001"]
-    with caplog.at_level(logging.INFO, logger="excessmort"):
-        stage_release(small, month=MONTH, out=tmp_path)
+    logger = logging.getLogger("excessmort")
+    logger.addHandler(caplog.handler)  # the CLI may have set propagate=False on this logger
+    try:
+        with caplog.at_level(logging.INFO, logger="excessmort"):
+            stage_release(small, month=MONTH, out=tmp_path)
+    finally:
+        logger.removeHandler(caplog.handler)
     text = caplog.text
     for stage in ("read", "fit", "intervals", "render", "write"):
         assert re.search(rf"stage {stage} took \d+\.\d\d s", text), stage

@@ -61,6 +61,10 @@ def handle(args: argparse.Namespace) -> int:
     from ..report.readiness import read_readiness
     from ..report.stage import stage_release
 
+    from ..report.release_calendar import parse_month
+
+    if args.month is not None:
+        parse_month(args.month)  # a bad month is a usage error before any work
     config = load_config(args.config)
     log.info(
         "run: input=%s month=%s baseline=%s reference=%s..%s level=%s out=%s config=%s",

@@ -1,0 +1,144 @@
+"""Rendering: number formats, self-contained SVG charts, escaping of data and configuration text."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from excessmort.datasets import demo_data
+from excessmort.fit import fit as fit_frame
+from excessmort.report import render
+from excessmort.report.config import Contact, default_config
+from excessmort.report.readiness import check_page
+from excessmort.report.release_calendar import slot_for_month
+from excessmort.report.stage import release_figures
+
+EVIL = '<b onmouseover="x()">Evil & Co\'s "stats"</b>'
+
+
+@pytest.fixture(scope="module")
+def figures():
+    frame = demo_data(end="2021-04-30")
+    frame = frame[frame["region"].astype(str).isin(["E12000001", "E12000009"])].copy()
+    frame["region"] = frame["region"].astype(str)
+    frame["age_group"] = frame["age_group"].astype(str).replace({"85+": "85+ $x^2$ <i>"})
+    return release_figures(fit_frame(frame), "2021-04")
+
+
+@pytest.fixture(scope="module")
+def pages(figures, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = dataclasses.replace(
+        default_config(), producer=EVIL, title="Deaths <in> regions",
+        lead_statistician=Contact("Ann <Lead>", "ann@example.org", "+44 1 <2>"),
+    )
+    ctx = render.ReleaseContext(
+        figures=figures, config=config, month="2021-04", month_label="April 2021",
+        slot=slot_for_month("2021-05"), next_slot=slot_for_month("2021-06"),
+        generated_at=datetime(2021, 5, 1, 9, 0, tzinfo=UTC),
+    )
+    root = tmp_path_factory.mktemp("pages")
+    render.render_release(ctx, root)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("fn", "value", "text"),
+    [
+        (render.fmt_count, 12345.4, "12,345"),
+        (render.fmt_count, -1234.6, "\u22121,235"),
+        (render.fmt_count, np.nan, "\u2013"),
+        (render.fmt_signed, 1234.4, "+1,234"),
+        (render.fmt_signed, -0.4, "0"),
+        (render.fmt_signed, -12.6, "\u221213"),
+        (render.fmt_ratio, 1.0349, "1.03"),
+        (render.fmt_ratio, np.inf, "\u221e"),
+        (render.fmt_ratio, None, "\u2013"),
+        (render.fmt_pct, 6.84, "+6.8%"),
+        (render.fmt_pct, -2.25, "\u22122.2%"),
+        (render.fmt_date, pd.Timestamp("2021-04-02"), "2 April 2021"),
+        (render.fmt_date, pd.NaT, "\u2013"),
+    ],
+)
+def test_formats(fn, value, text: str) -> None:
+    assert fn(value) == text
+
+
+def test_slot_format_names_the_zone() -> None:
+    assert render.fmt_slot(slot_for_month("2021-05")) == "14:00 BST, Thursday 20 May 2021"
+    assert render.fmt_slot(slot_for_month("2021-12")) == "14:00 GMT, Thursday 16 December 2021"
+
+
+def test_charts_are_self_contained_text_svg_and_deterministic(figures) -> None:
+    frame = figures.regions["E12000009"]
+    weekly = frame[(frame["table"] == "weekly") & (frame["breakdown"] == "all")]
+    args = (weekly, figures.month_start, figures.cover_end, "South West: weekly <deaths>", 0.95)
+    svg = render.chart_observed(*args)
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert "<?xml" not in svg and "<!DOCTYPE" not in svg and "<metadata" not in svg
+    assert "<script" not in svg.lower()
+    hrefs = re.findall(r'(?:href|src)="([^"]*)"', svg)
+    assert all(h.startswith("#") for h in hrefs), hrefs  # only internal references
+    assert "http://purl.org" not in svg and "https://" not in svg
+    # fonttype none: the title is text, escaped by the SVG writer
+    assert ">South West: weekly &lt;deaths&gt;</text>" in svg
+    assert render.chart_observed(*args) == svg
+
+
+def test_ratio_chart_shows_every_group_as_typed(figures) -> None:
+    frame = figures.regions["E12000001"]
+    rows = frame[(frame["table"] == "cumulative") & frame["period"].isin(["since_reference",
+                                                                          "latest_month"])]
+    svg = render.chart_ratio(rows, "t", 0.95)
+    for label in ("All", "Sex: F", "Sex: M", "Age group: 0-64", "Age group: 85+ $x^2$ &lt;i&gt;"):
+        assert f">{label}</text>" in svg, label  # mathtext off: dollars kept, markup escaped
+
+
+def test_data_and_configuration_text_is_escaped(pages: Path) -> None:
+    for page in (pages / "index.html", pages / "north-east" / "report.html"):
+        html = page.read_text(encoding="utf-8")
+        assert EVIL not in html and "<b onmouseover" not in html
+        assert "&lt;b onmouseover=&#34;x()&#34;&gt;Evil &amp; Co&#39;s &#34;stats&#34;&lt;/b&gt;" in html
+        assert "Deaths &lt;in&gt; regions" in html and "Ann &lt;Lead&gt;" in html
+        assert "+44 1 &lt;2&gt;" in html
+        assert "<i>" not in html
+        # only rendered here (no data files beside the pages): every other problem would count
+        problems = [p for p in check_page(page, pages) if not p.endswith("not in the release")]
+        assert problems == [], page
+
+
+def test_report_has_the_required_sections(pages: Path) -> None:
+    html = (pages / "south-west" / "report.html").read_text(encoding="utf-8")
+    for heading in ("Main points", "Weekly deaths: observed and expected",
+                    "Excess deaths, weekly and cumulative", "Observed / expected deaths by group",
+                    "The figures", "Method"):
+        assert f">{heading}</h2>" in html, heading
+    assert "Excess deaths in South West: April 2021" in html
+    assert "Weeks ending 2 April 2021 to 30 April 2021 (5 weeks)" in html
+    assert "Weeks ending 3 January 2020 to 30 April 2021 (70 weeks)" in html
+    assert "14:00 BST, Thursday 17 June 2021" in html  # next release
+    # the latest month's weekly table: 5 weeks x (all + 2 sexes + 4 age groups)
+    table = html.split("Weekly deaths in the latest month")[1].split("</table>")[0]
+    assert table.count("<tr><td") == 5 * 7
+
+
+def test_missing_figures_render_as_dashes(figures, tmp_path: Path) -> None:
+    broken = dataclasses.replace(figures, regions={
+        code: frame.assign(observed=np.nan, excess=np.nan, ratio=np.nan, ratio_lower=np.nan,
+                           ratio_upper=np.nan, prediction_lower=np.nan, prediction_upper=np.nan)
+        for code, frame in figures.regions.items()
+    })
+    ctx = render.ReleaseContext(
+        figures=broken, config=default_config(), month="2021-04", month_label="April 2021",
+        slot=slot_for_month("2021-05"), next_slot=slot_for_month("2021-06"),
+        generated_at=datetime(2021, 5, 1, tzinfo=UTC),
+    )
+    path = render.render_region(ctx, "E12000001", tmp_path / "north-east")
+    html = path.read_text(encoding="utf-8")
+    assert "<span class=\"big\">\u2013</span> excess deaths" in html
+    assert "nan" not in re.sub(r"<svg.*?</svg>", "", html, flags=re.S).lower()
