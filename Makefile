@@ -25,7 +25,12 @@ run: $(STAMP)
 run-ons: $(STAMP)
 	$(BIN)/excessmort run --input ../shared/data/ons/ons_weekly_deaths_by_region.csv --month 2021-04 --baseline pooled --out out-ons
 
-test: $(STAMP)
+# The browser tests need Debian chromium: installed once, only when missing.
+$(VENV)/.chromium: | $(BIN)/python
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium) || echo "make: could not install chromium; the browser tests will fail" >&2
+	@if command -v chromium >/dev/null 2>&1; then touch $@; fi
+
+test: $(STAMP) $(VENV)/.chromium
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
