@@ -31,7 +31,7 @@ _EXPORTS: dict[str, str] = {
     "demo_truth": "excessmort.datasets",
     "fit": "excessmort.fit",
     "Fit": "excessmort.fit",
-    "compare": "excessmort.fit",
+    "compare": "excessmort.compare",
     "warmup": "excessmort._kernels",
     "baselines": "excessmort.baselines",
     "QuasiPoisson": "excessmort.baselines",

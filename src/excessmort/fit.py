@@ -60,6 +60,7 @@ def fit(
     level: float = 0.95,
     engine: Engine = "auto",
     keep_wales: bool | None = None,
+    progress: bool | None = None,
     **options: Any,
 ) -> Fit:
     """Fit expected deaths for every series at once and return the result.
@@ -81,6 +82,9 @@ def fit(
     keep_wales : bool, optional
         Keep Wales (W92000004) as an area of its own; it is never summed into England. By default
         Wales is kept only when ``frame`` came from ``read(..., keep_wales=True)``.
+    progress : bool, optional
+        Show a progress bar over the stages of the fit (``None``: only above 10,000 series and when
+        a terminal or notebook can show it; ``EXCESSMORT_PROGRESS=0`` silences it everywhere).
     **options
         Options of the named baseline, e.g. ``harmonics=3`` or ``dispersion_floor=0``.
 
@@ -105,11 +109,20 @@ def fit(
     model = get_baseline(baseline, **options)
     tidy = _as_tidy(frame, keep_wales)
     panel = Panel.from_frame(tidy)
-    if reference is not None:
-        reference = _check_reference(panel, reference)
-    result = model.fit(panel, reference=reference, engine=engine)
-    out = Fit(panel=panel, result=result, model=model, reference=reference, level=level)
-    out._warn()
+    from ._progress import PROGRESS_MIN_SERIES, Stages
+
+    show = progress if progress is not None else panel.n_series > PROGRESS_MIN_SERIES
+    with Stages(["read", "panel", "baseline", "checks"], desc=f"fitting {panel.n_series:,} series",
+                show=show) as stages:
+        stages.advance("read")
+        stages.advance("panel")
+        if reference is not None:
+            reference = _check_reference(panel, reference)
+        result = model.fit(panel, reference=reference, engine=engine)
+        stages.advance("baseline")
+        out = Fit(panel=panel, result=result, model=model, reference=reference, level=level)
+        out._warn()
+        stages.advance("checks")
     return out
 
 
@@ -298,6 +311,48 @@ class Fit:
         out["p_score"] = arrays["p_score"]
         return out
 
+    def cumulative_path(self, start: Any = None, end: Any = None) -> pd.DataFrame:
+        """The running cumulative excess from ``start``: for every week ending in [start, end], the
+        figures :meth:`cumulative` gives for (start, that week).
+
+        Sums are running sums; the parameter variance g' V g is the baseline's, for each window
+        [start, week] (one call per week on arrays: the same variance as :meth:`cumulative`, never a
+        sum of weekly variances).
+
+        Returns
+        -------
+        DataFrame
+            strata..., week_ending, observed, expected, excess, excess_lower, excess_upper, p_score.
+
+        Raises
+        ------
+        InputError
+            When the period lies outside the data.
+        """
+        if start is None:
+            start = (self.reference[1] + pd.Timedelta(days=1)) if self.reference else self.weeks[0]
+        if end is None:
+            end = self.weeks[-1]
+        window = self._window(start, end)
+        pos = np.flatnonzero(window)
+        res = self.result
+        observed = self._sum(np.cumsum(self.panel.deaths[:, window], axis=1))
+        mu = self._sum(np.cumsum(res.mu[:, window], axis=1))
+        obs_var = self._sum(np.cumsum(res.obs_variance()[:, window], axis=1))
+        param_var = np.empty_like(mu)
+        weeks = np.zeros(self.panel.n_weeks, dtype=bool)
+        for k, t in enumerate(pos):
+            weeks[t] = True
+            param_var[:, k] = self._masked_result_call("param_variance_window", weeks.copy())
+        arrays = excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
+        _, keys, _ = self._grouping
+        n_rows, n_weeks = mu.shape
+        out = keys.iloc[np.repeat(np.arange(n_rows), n_weeks)].reset_index(drop=True)
+        out["week_ending"] = np.tile(self.weeks[window].to_numpy(), n_rows)
+        for c in (*CUMULATIVE_COLUMNS, "p_score"):
+            out[c] = np.asarray(arrays[c]).reshape(-1)
+        return out
+
     # ------------------------------------------------------------------ models
     @property
     def coefficients(self) -> pd.DataFrame:
@@ -357,3 +412,219 @@ class Fit:
             f"<excessmort.Fit {self.baseline}{view}: {self.panel.n_series} series, "
             f"{self.weeks[0].date()}..{self.weeks[-1].date()}, reference {ref}, {n_bad} not converged>"
         )
+
+    # ------------------------------------------------------------------ summary (issue 7)
+    def _summary_key(self) -> str | None:
+        """The stratum the summary is by: region when present, else the first stratum."""
+        strata = self.strata
+        if "region" in strata:
+            return "region"
+        return strata[0] if strata else None
+
+    def summary(self, start: Any = None, end: Any = None) -> pd.DataFrame:
+        """Headline numbers by region (or by the first stratum when there is no region).
+
+        One row per region with observed, expected and excess deaths, the excess interval and the
+        P-score, over the weeks ending in [start, end], then a total row (England: the sum of the
+        English regions; ``All`` for another stratum) when there is more than one row.
+
+        Parameters
+        ----------
+        start, end : date-like, optional
+            Default: from the week after the reference period to the last week (as
+            :meth:`cumulative`).
+
+        Returns
+        -------
+        DataFrame
+            Columns: the stratum (``region`` codes), ``name`` (region names, with region),
+            observed, expected, excess, excess_lower, excess_upper, p_score. ``attrs["period"]``
+            holds the (first, last) week ending summed.
+
+        Raises
+        ------
+        InputError
+            When the period lies outside the data.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> s = em.fit(em.demo_data()).summary("2020-03-01", "2020-12-31")
+        >>> s["region"].tolist()[-1], len(s)
+        ('E92000001', 10)
+        """
+        from .regions import region_name
+
+        key = self._summary_key()
+        cols = ["observed", "expected", "excess", "excess_lower", "excess_upper", "p_score"]
+        if key is None:
+            cum = self.cumulative(start, end)
+            out = cum[cols].reset_index(drop=True)
+        else:
+            cum = self.by(key).cumulative(start, end)
+            rows = cum[[key, *cols]].copy()
+            rows[key] = rows[key].astype(str).astype(object)
+            if len(rows) > 1:
+                total = self.by().cumulative(start, end)
+                label = str(total[key].iloc[0]) if key in total.columns else "All"
+                total = total[cols].copy()
+                total.insert(0, key, [label])
+                rows = pd.concat([rows, total], ignore_index=True)
+            if key == "region":
+                rows.insert(1, "name", [region_name(str(c)) for c in rows["region"]])
+            out = rows.reset_index(drop=True)
+        out.attrs["period"] = (pd.Timestamp(cum["start"].iloc[0]), pd.Timestamp(cum["end"].iloc[0]))
+        return out
+
+    def _header(self) -> list[tuple[str, str]]:
+        """(field, value) pairs of the display header."""
+        ref = f"{self.reference[0].date()} to {self.reference[1].date()}" if self.reference else "none"
+        phi = self.result.dispersion_raw
+        finite = phi[np.isfinite(phi)]
+        phi_range = f"{finite.min():.3g} to {finite.max():.3g}" if finite.size else "n/a"
+        n_bad = int((~self.result.converged).sum())
+        header = [
+            ("baseline", self.baseline),
+            ("reference period", ref),
+            ("level", f"{self.level:g}"),
+            ("series", f"{self.panel.n_series:,}" + (f" ({', '.join(self.panel.strata)})" if self.panel.strata else "")),
+            ("weeks", f"{self.panel.n_weeks:,}: {self.weeks[0].date()} to {self.weeks[-1].date()}"),
+            ("not converged", f"{n_bad:,}"),
+            ("dispersion (phi)", phi_range),
+        ]
+        if self._by is not None:
+            header.insert(4, ("view", f"by {', '.join(self._by) or 'total'}"))
+        return header
+
+    def _render(self, style: str, decimals: int, start: Any = None, end: Any = None) -> str:
+        from ._display import render
+
+        title = f"excessmort.Fit: {self.baseline}"
+        try:
+            table: pd.DataFrame | None = self.summary(start, end)
+        except InputError as exc:
+            table, caption = None, f"no summary: {exc}"
+        else:
+            lo, hi = table.attrs["period"]
+            caption = f"Cumulative deaths over the weeks ending {lo.date()} to {hi.date()}; P-score in %."
+        return render(title, self._header(), table, style=style, decimals=decimals, level=self.level, caption=caption)
+
+    def print_summary(self, decimals: int = 2, style: str = "ascii", *, start: Any = None, end: Any = None) -> None:
+        """Print the header block and the summary table (:meth:`summary`).
+
+        Parameters
+        ----------
+        decimals : int
+            Decimal places of the numbers.
+        style : {"ascii", "html", "latex"}
+        start, end : date-like, optional
+            The period of the summary (default as :meth:`summary`).
+
+        Raises
+        ------
+        InputError
+            For an unknown style (the message lists the allowed ones).
+        """
+        print(self._render(style, decimals, start, end))
+
+    def _repr_html_(self) -> str:
+        """The header block and the summary table by region, for Jupyter."""
+        return self._render("html", 0)
+
+    # ------------------------------------------------------------------ selection (issue 7)
+    def select(self, **criteria: Any) -> Fit:
+        """The fit of the series whose strata take the given values.
+
+        ``fit.select(region="London", sex="F")``: a value may be one value or a list; regions may be
+        named by code or name (``"London"``, ``"E12000007"``, ``"east"``). The result is a
+        :class:`Fit` over those series only (the panel and the baseline's result restricted to
+        them, nothing refitted), so ``weekly`` and ``cumulative`` equal the rows of the full fit.
+
+        Returns
+        -------
+        Fit
+
+        Raises
+        ------
+        InputError
+            For a stratum the data lack, or a value no series has (the message lists the
+            available ones), or criteria no series meets together.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> f = em.fit(em.demo_data())
+        >>> f.select(region="London", sex="F").panel.n_series
+        4
+        """
+        from .regions import normalise_region
+
+        keys = self.panel.keys
+        mask = np.ones(self.panel.n_series, dtype=bool)
+        for column, wanted in criteria.items():
+            if column not in self.panel.strata:
+                raise InputError(
+                    f"select: unknown stratum {column!r}; this fit's strata are {self.panel.strata}",
+                    column=column, value=wanted)
+            values = list(wanted) if isinstance(wanted, list | tuple | set | np.ndarray | pd.Index) else [wanted]
+            present = keys[column].astype(str)
+            available = sorted(pd.unique(present))
+            chosen = []
+            for v in values:
+                text = str(v)
+                if column == "region" and text not in available:
+                    text = normalise_region(text, allow_wales=True) or text
+                if text not in available:
+                    raise InputError(
+                        f"select: {column}={v!r} matches no series; available values are {available}",
+                        column=column, value=v)
+                chosen.append(text)
+            mask &= present.isin(chosen).to_numpy()
+        if not mask.any():
+            raise InputError(f"select: no series has {criteria}", column=", ".join(criteria), value=criteria)
+        idx = np.flatnonzero(mask)
+        return Fit(panel=self.panel.take(idx), result=self.result.take(idx), model=self.model,
+                   reference=self.reference, level=self.level, by=self._by)
+
+    def __getitem__(self, region: Any) -> Fit:
+        """``fit["E12000007"]`` (or ``fit["London"]``): :meth:`select` of one region."""
+        if "region" not in self.panel.strata:
+            raise InputError(
+                f"fit[{region!r}] selects a region, but this fit's strata are {self.panel.strata}; "
+                "use fit.select(stratum=value)", column="region", value=region)
+        return self.select(region=region)
+
+    # ------------------------------------------------------------------ plots (issue 7)
+    def plot(self, kind: str = "weekly", strata: Any = None, ax: Any = None, **kwargs: Any) -> Any:
+        """Plot one series or aggregate; see :mod:`excessmort.plotting`.
+
+        Parameters
+        ----------
+        kind : {"weekly", "excess", "cumulative", "expected"}
+            Observed vs expected with the prediction band; weekly excess bars with intervals;
+            cumulative excess with its band; expected deaths with their confidence band.
+        strata : dict or str, optional
+            Which series or aggregate (``{"region": "London", "sex": "F"}``, or a region); default
+            the only row, or the total (England).
+        ax : matplotlib Axes, optional
+        **kwargs
+            ``start``/``end`` and matplotlib options passed on.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+
+        Raises
+        ------
+        InputError
+            For an unknown kind (the message lists the allowed ones).
+        ImportError
+            When matplotlib (the ``excessmort[plot]`` extra) is missing.
+        """
+        from . import plotting
+
+        kinds = {"weekly": plotting.plot_weekly, "excess": plotting.plot_excess,
+                 "cumulative": plotting.plot_cumulative, "expected": plotting.plot_expected}
+        if kind not in kinds:
+            raise InputError(f"kind must be one of {list(kinds)}, got {kind!r}", column="kind", value=kind)
+        return kinds[kind](self, strata=strata, ax=ax, **kwargs)

@@ -18,6 +18,7 @@ Everything here works on arrays; :mod:`excessmort.fit` turns them into frames.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -126,6 +127,63 @@ class BaselineResult(ABC):
         out["converged"] = self.converged
         out["n_iter"] = self.n_iter
         return out
+
+    # -------------------------------------------------------------- selection
+    #: Array fields shared by every series (never sliced by :meth:`take`), e.g. the coefficients and
+    #: covariance of a pooled fit, or a calendar-shaped history index.
+    _shared_fields: ClassVar[tuple[str, ...]] = ()
+
+    def take(self, index: IntArray | BoolArray) -> BaselineResult:
+        """The result restricted to some series (positions or a boolean mask over [S]).
+
+        Every dataclass field holding an array whose first axis is S (``mu``, ``dispersion``,
+        ``coef`` [S, p], ``cov_unscaled`` [S, p, p], ...) is sliced, as are the per-series arrays
+        of ``info``; fields named in ``_shared_fields`` and non-array fields (the shared design)
+        are kept as they are. Subclasses whose non-array fields hold per-series parts (a pooled
+        design's column placement) extend :meth:`_take_extra`.
+
+        Returns
+        -------
+        BaselineResult
+            Of the same class, over ``len(index)`` series.
+        """
+        idx = np.asarray(index)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        idx = idx.astype(np.int64, copy=False)
+        n_series = int(self.mu.shape[0])
+
+        def per_series(value: Any) -> bool:
+            return isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n_series
+
+        changes: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if not f.init or f.name in self._shared_fields:
+                continue
+            value = getattr(self, f.name)
+            if f.name == "info":
+                changes["info"] = {k: (np.ascontiguousarray(v[idx]) if per_series(v) else v) for k, v in value.items()}
+            elif per_series(value):
+                changes[f.name] = np.ascontiguousarray(value[idx])
+        extra = self._take_extra(idx)
+        for f in dataclasses.fields(self):
+            # A nested object with per-series arrays (a pooled design's column placement) that the
+            # subclass does not restrict would pair the kept series with other series' parts.
+            value = getattr(self, f.name)
+            if f.name in extra or f.name in self._shared_fields or not dataclasses.is_dataclass(value):
+                continue
+            nested = [g.name for g in dataclasses.fields(value) if per_series(getattr(value, g.name))]
+            if nested:
+                raise NotImplementedError(
+                    f"{type(self).__name__}.take cannot restrict {f.name}.{nested[0]} (one row per series); "
+                    "the result class must override _take_extra"
+                )
+        changes.update(extra)
+        return dataclasses.replace(self, **changes)
+
+    def _take_extra(self, idx: IntArray) -> dict[str, Any]:
+        """Further field changes for :meth:`take` (non-array fields with per-series parts)."""
+        return {}
 
 
 def identity_groups(n_series: int) -> tuple[IntArray, int]:
