@@ -628,3 +628,21 @@ class Fit:
         if kind not in kinds:
             raise InputError(f"kind must be one of {list(kinds)}, got {kind!r}", column="kind", value=kind)
         return kinds[kind](self, strata=strata, ax=ax, **kwargs)
+
+
+# ``excessmort.fit`` names both this module and the function. Python binds a submodule on its
+# package when it is first imported (``import excessmort.compare`` imports this module), which
+# would leave ``excessmort.fit`` the module and ``em.fit(frame)`` a TypeError; the module therefore
+# forwards calls to :func:`fit`.
+def _callable_module() -> None:
+    import sys
+    import types
+
+    class _FitModule(types.ModuleType):
+        def __call__(self, *args: Any, **kwargs: Any) -> Fit:
+            return fit(*args, **kwargs)
+
+    sys.modules[__name__].__class__ = _FitModule
+
+
+_callable_module()
