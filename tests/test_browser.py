@@ -1,9 +1,9 @@
-"""A staged report in a real headless browser (Debian chromium): no console errors, nothing executed,
-and the charts render (screenshot with more than a blank page in it).
+"""A staged report in a real headless browser (Debian chromium): no console errors, nothing
+executed, and the charts render (screenshot with more than a blank page in it).
 
 Two browser launches: the report as staged (screenshot + console log), and a copy of it with the
-injected stratum name put in raw, which must execute and be seen in the console log -- the proof that
-the console capture would catch an error or an executed script in the real report.
+injected stratum name put in raw, which must execute and be seen in the console log -- the proof
+that the console capture would catch an error or an executed script in the real report.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ def _chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.fail("Debian chromium is not installed: `apt-get install -y chromium` "
-                "(make test installs it when missing)")
+    pytest.fail(
+        "Debian chromium is not installed: `apt-get install -y chromium` "
+        "(make test installs it when missing)"
+    )
 
 
 def _browse(page: Path, tmp: Path, *extra: str) -> tuple[list[tuple[str, str]], str]:
@@ -41,10 +43,20 @@ def _browse(page: Path, tmp: Path, *extra: str) -> tuple[list[tuple[str, str]], 
     profile = tmp / f"profile-{page.stem}-{len(list(tmp.iterdir()))}"
     profile.mkdir()
     cmd = [
-        _chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--hide-scrollbars", f"--user-data-dir={profile}",
-        "--enable-logging=stderr", "--v=0", *extra, page.resolve().as_uri(),
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        *extra,
+        page.resolve().as_uri(),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90, cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -82,7 +94,7 @@ def test_report_renders_without_console_errors(report: Path, tmp_path: Path) -> 
 
 def test_console_capture_sees_an_executed_script(report: Path, tmp_path: Path) -> None:
     html = report.read_text(encoding="utf-8")
-    escaped = 'Age group: &lt;script&gt;console.error(&#34;INJECTED-&#34; + 6 * 7)&lt;/script&gt;'
+    escaped = "Age group: &lt;script&gt;console.error(&#34;INJECTED-&#34; + 6 * 7)&lt;/script&gt;"
     assert escaped in html and "<script" not in html
     raw = report.parent / "raw-copy.html"
     raw.write_text(html.replace(escaped, "Age group: " + INJECTED, 1), encoding="utf-8")

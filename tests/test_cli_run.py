@@ -45,8 +45,9 @@ def run_result(csv_input: Path, tmp_path_factory: pytest.TempPathFactory):
     saved = (list(logger.handlers), logger.level, logger.propagate)
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = main(["run", "--input", str(csv_input), "--out", str(out),
-                         "--live-root", str(live)])
+            code = main(
+                ["run", "--input", str(csv_input), "--out", str(out), "--live-root", str(live)]
+            )
     finally:
         logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
     return code, stdout.getvalue(), stderr.getvalue(), out, live
@@ -55,8 +56,15 @@ def run_result(csv_input: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--help"]) == 0
     text = capsys.readouterr().out
-    for option in ("--input", "--month", "--baseline", "--out", "--config", "--reference",
-                   "--level"):
+    for option in (
+        "--input",
+        "--month",
+        "--baseline",
+        "--out",
+        "--config",
+        "--reference",
+        "--level",
+    ):
         assert option in text
     assert main(["check", "--help"]) == 0
     assert "--json" in capsys.readouterr().out
@@ -85,8 +93,9 @@ def test_check_json_passes(run_result, capsys: pytest.CaptureFixture[str]) -> No
     assert {c["verdict"] for c in data["checks"]} == {"pass"}
 
 
-def test_check_fails_on_a_broken_release(run_result, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_fails_on_a_broken_release(
+    run_result, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _, _, _, out, live = run_result
     broken = Path(shutil.copytree(out / "2021-05-20", tmp_path / "2021-05-20"))
     shutil.rmtree(broken / "london")
@@ -96,8 +105,9 @@ def test_check_fails_on_a_broken_release(run_result, tmp_path: Path,
     assert "NOT READY" in captured.err and "regions_complete" in captured.err
 
 
-def test_check_catches_a_broken_embargo(run_result, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_catches_a_broken_embargo(
+    run_result, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _, _, _, out, _ = run_result
     release = out / "2021-05-20"
     manifest = read_manifest(release)
@@ -111,14 +121,27 @@ def test_check_catches_a_broken_embargo(run_result, tmp_path: Path,
     assert main([*argv, "--now", "2021-05-20T14:00:00+01:00"]) == 0
 
 
-def test_run_exits_1_when_not_ready(csv_input: Path, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_exits_1_when_not_ready(
+    csv_input: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     one = pd.read_csv(csv_input)
     one = one[one["region"] == "E12000001"]
     path = tmp_path / "one-region.csv"
     one.to_csv(path, index=False)
-    code = main(["-q", "run", "--input", str(path), "--month", "2021-04", "--out",
-                 str(tmp_path / "out"), "--live-root", str(tmp_path / "live")])
+    code = main(
+        [
+            "-q",
+            "run",
+            "--input",
+            str(path),
+            "--month",
+            "2021-04",
+            "--out",
+            str(tmp_path / "out"),
+            "--live-root",
+            str(tmp_path / "live"),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "FAIL  regions_complete     8 of 9 regions missing" in captured.out
@@ -134,7 +157,8 @@ def test_run_exits_1_when_not_ready(csv_input: Path, tmp_path: Path,
         (["check", ".", "--now", "soon"], "--now must be an ISO date-time"),
     ],
 )
-def test_usage_errors_exit_2(argv: list[str], message: str,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err

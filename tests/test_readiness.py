@@ -2,9 +2,9 @@
 broken in exactly its way, with a message naming the cause.
 
 File-level breaks edit a copy of the staged release and, unless the break is to the files' integrity
-itself, write the manifest again, so that only the check under test has something to find. Breaks that
-need different input (a stale week, a gap, a model that did not converge, a script tag in a stratum)
-are staged for real, from one region to keep them quick.
+itself, write the manifest again, so that only the check under test has something to find. Breaks
+that need different input (a stale week, a gap, a model that did not converge, a script tag in a
+stratum) are staged for real, from one region to keep them quick.
 """
 
 from __future__ import annotations
@@ -26,14 +26,24 @@ from excessmort.regions import region_slug
 from excessmort.report.manifest import manifest_digest, read_manifest, write_manifest
 from excessmort.report.readiness import Check, Readiness, check_release
 from excessmort.report.stage import _write_frame, stage_release
+from test_stage import demo_release
 
 MONTH = "2021-04"
 END = "2021-04-30"
 SLOT = datetime.fromisoformat("2021-05-20T14:00:00+01:00")
 BEFORE = SLOT - timedelta(hours=1)
 AFTER = SLOT + timedelta(minutes=1)
-NAMES = ["regions_complete", "data_coverage", "series_complete", "models_converged", "england_sum",
-         "weekly_cumulative", "manifest_checksums", "html_self_contained", "embargo"]
+NAMES = [
+    "regions_complete",
+    "data_coverage",
+    "series_complete",
+    "models_converged",
+    "england_sum",
+    "weekly_cumulative",
+    "manifest_checksums",
+    "html_self_contained",
+    "embargo",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +52,8 @@ def frame() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def staged(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return stage_release(frame, month=MONTH, out=tmp_path_factory.mktemp("ready"),
-                         live_root=tmp_path_factory.mktemp("nothing-live"))
+def staged() -> Path:
+    return demo_release()  # shared with test_stage: never modified, only copied
 
 
 @pytest.fixture
@@ -87,7 +96,7 @@ def _only_failure(readiness: Readiness, name: str) -> Check:
     return readiness[name]
 
 
-# ------------------------------------------------------------------------------------------- passing
+# -------------------------------------------------------------------------------- passing
 
 
 def test_staged_demo_release_passes_every_check(staged: Path) -> None:
@@ -100,7 +109,7 @@ def test_staged_demo_release_passes_every_check(staged: Path) -> None:
     assert "READY: 9 checks, 0 failed, 0 warnings" in str(readiness)
 
 
-# ------------------------------------------------------------------------------------------- breaks
+# -------------------------------------------------------------------------------- breaks
 
 
 def test_a_deleted_region_fails(release: Path) -> None:
@@ -108,10 +117,14 @@ def test_a_deleted_region_fails(release: Path) -> None:
     readiness = _checks(release)
     assert not readiness.ready
     msg = readiness["regions_complete"]
-    assert msg.verdict == "fail" and "1 of 9 regions missing: North East (north-east/)" in msg.message
+    assert (
+        msg.verdict == "fail" and "1 of 9 regions missing: North East (north-east/)" in msg.message
+    )
     assert readiness["manifest_checksums"].verdict == "fail"
-    assert "north-east/chart-excess.svg: listed in the manifest but missing" in \
-        readiness["manifest_checksums"].message
+    assert (
+        "north-east/chart-excess.svg: listed in the manifest but missing"
+        in readiness["manifest_checksums"].message
+    )
 
 
 def test_a_missing_region_file_fails(release: Path) -> None:
@@ -120,8 +133,10 @@ def test_a_missing_region_file_fails(release: Path) -> None:
     readiness = _checks(release)
     assert [c.name for c in readiness.failed] == ["regions_complete", "html_self_contained"]
     assert "london/ lacks chart-ratio.svg" in readiness["regions_complete"].message
-    assert "links to 'chart-ratio.svg', which is not in the release" in \
-        readiness["html_self_contained"].message
+    assert (
+        "links to 'chart-ratio.svg', which is not in the release"
+        in readiness["html_self_contained"].message
+    )
 
 
 def test_an_altered_file_fails(release: Path) -> None:
@@ -132,7 +147,7 @@ def test_an_altered_file_fails(release: Path) -> None:
     i = text.index("deaths registered against") - 2  # a digit of a figure: same size, other bytes
     digit = text[i]
     assert digit.isdigit()
-    report.write_text(text[:i] + str((int(digit) + 1) % 10) + text[i + 1:], encoding="utf-8")
+    report.write_text(text[:i] + str((int(digit) + 1) % 10) + text[i + 1 :], encoding="utf-8")
     check = _only_failure(_checks(release), "manifest_checksums")
     assert "2 files do not match manifest.json" in check.message
     assert "london/figures.csv: size" in check.message
@@ -156,8 +171,11 @@ def test_a_stale_week_fails(north_east: pd.DataFrame, tmp_path: Path) -> None:
 
 def test_a_gapped_series_fails(north_east: pd.DataFrame, tmp_path: Path) -> None:
     gapped = north_east.copy()
-    hole = (gapped["week_ending"] == "2021-03-05") & (gapped["sex"].astype(str) == "M") \
+    hole = (
+        (gapped["week_ending"] == "2021-03-05")
+        & (gapped["sex"].astype(str) == "M")
         & (gapped["age_group"].astype(str) == "85+")
+    )
     gapped.loc[hole, "deaths"] = np.nan
     path = stage_release(gapped, month=MONTH, out=tmp_path)
     check = _checks(path)["series_complete"]
@@ -178,8 +196,11 @@ def test_a_non_converged_model_fails(north_east: pd.DataFrame, tmp_path: Path) -
 
 def test_a_non_converged_series_in_model_json_fails(release: Path) -> None:
     model = json.loads((release / "model.json").read_text())
-    series = next(s for s in model["series"]
-                  if (s["region"], s["sex"], s["age_group"]) == ("E12000007", "M", "85+"))
+    series = next(
+        s
+        for s in model["series"]
+        if (s["region"], s["sex"], s["age_group"]) == ("E12000007", "M", "85+")
+    )
     series["converged"] = False
     (release / "model.json").write_text(json.dumps(model))
     _restamp(release)
@@ -207,10 +228,17 @@ def test_england_not_the_sum_of_the_regions_fails(release: Path) -> None:
     def shift(frame: pd.DataFrame) -> None:
         # one weekly row of London and every cumulative row covering it move together, so the
         # region stays self-consistent and only England's sum breaks
-        weekly = (frame["table"] == "weekly") & (frame["week_ending"] == week) \
+        weekly = (
+            (frame["table"] == "weekly")
+            & (frame["week_ending"] == week)
             & (frame["breakdown"] == "all")
-        cum = (frame["table"] == "cumulative") & (frame["breakdown"] == "all") \
-            & (frame["start"] <= week) & (frame["end"] >= week)
+        )
+        cum = (
+            (frame["table"] == "cumulative")
+            & (frame["breakdown"] == "all")
+            & (frame["start"] <= week)
+            & (frame["end"] >= week)
+        )
         for col in ("observed", "excess"):
             frame.loc[weekly | cum, col] += delta
 
@@ -223,8 +251,12 @@ def test_england_not_the_sum_of_the_regions_fails(release: Path) -> None:
 
 def test_weekly_and_cumulative_disagreeing_fails(release: Path) -> None:
     def bump(frame: pd.DataFrame) -> None:
-        row = (frame["table"] == "cumulative") & (frame["period"] == "latest_month") \
-            & (frame["breakdown"] == "sex") & (frame["level"] == "F")
+        row = (
+            (frame["table"] == "cumulative")
+            & (frame["period"] == "latest_month")
+            & (frame["breakdown"] == "sex")
+            & (frame["level"] == "F")
+        )
         assert row.sum() == 1
         frame.loc[row, "excess"] += 100.0
 
@@ -232,30 +264,38 @@ def test_weekly_and_cumulative_disagreeing_fails(release: Path) -> None:
     _edit_figures(release, "england", bump)  # England stays the sum of the regions
     _restamp(release)
     check = _only_failure(_checks(release), "weekly_cumulative")
-    assert "West Midlands cumulative latest_month sex=F 2021-04-02..2021-04-30: weekly excess " \
+    assert (
+        "West Midlands cumulative latest_month sex=F 2021-04-02..2021-04-30: weekly excess "
         "sums to" in check.message
+    )
     assert "England cumulative latest_month sex=F" in check.message
 
 
 @pytest.mark.parametrize(
     ("snippet", "expected"),
     [
-        ('<a href="https://example.org/more">more</a>', "links to 'https://example.org/more' (https: "
-         "is outside the release)"),
+        (
+            '<a href="https://example.org/more">more</a>',
+            "links to 'https://example.org/more' (https: is outside the release)",
+        ),
         ('<img src="http://example.org/pixel.png" alt="">', "(http: is outside the release)"),
         ('<link rel="stylesheet" href="//cdn.example.org/x.css">', "(another host)"),
         ('<a href="../../../etc/passwd">x</a>', "outside the release folder"),
         ('<a href="/etc/passwd">x</a>', "outside the release folder"),
         ('<a href="london/missing.csv">x</a>', "which is not in the release"),
-        ('<p style="background: url(https://example.org/t.gif)">x</p>', "https://example.org/t.gif"),
-        ('<script>alert(1)</script>', "<script> element (reports must not run code)"),
+        (
+            '<p style="background: url(https://example.org/t.gif)">x</p>',
+            "https://example.org/t.gif",
+        ),
+        ("<script>alert(1)</script>", "<script> element (reports must not run code)"),
         ('<p onclick="steal()">x</p>', "onclick= handler on <p>"),
         ('<a href="javascript:alert(1)">x</a>', "(javascript: is outside the release)"),
         ("<table><tr><td>x</td></tr>", "<table> opened on line"),
     ],
 )
-def test_html_that_leaves_the_release_or_runs_code_fails(release: Path, snippet: str,
-                                                         expected: str) -> None:
+def test_html_that_leaves_the_release_or_runs_code_fails(
+    release: Path, snippet: str, expected: str
+) -> None:
     index = release / "index.html"
     html = index.read_text(encoding="utf-8")
     index.write_text(html.replace("<main>", "<main>\n" + snippet, 1), encoding="utf-8")
@@ -267,8 +307,10 @@ def test_html_that_leaves_the_release_or_runs_code_fails(release: Path, snippet:
 def test_safe_links_pass(release: Path) -> None:
     index = release / "index.html"
     html = index.read_text(encoding="utf-8")
-    extra = ('<a href="#summary">top</a> <a href="mailto:a@example.org">mail</a> '
-             '<a href="london/figures.csv#x">csv</a> <a href="./london/report.html">l</a>')
+    extra = (
+        '<a href="#summary">top</a> <a href="mailto:a@example.org">mail</a> '
+        '<a href="london/figures.csv#x">csv</a> <a href="./london/report.html">l</a>'
+    )
     index.write_text(html.replace("<main>", "<main>\n" + extra, 1), encoding="utf-8")
     _restamp(release)
     assert _checks(release).ready
@@ -289,15 +331,16 @@ def test_a_script_tag_in_a_stratum_is_escaped(north_east: pd.DataFrame, tmp_path
     assert _checks(path)["html_self_contained"].verdict == "pass"
     # the same name put in raw is caught
     page = path / "north-east" / "report.html"
-    page.write_text(report.replace("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", evil, 1),
-                    encoding="utf-8")
+    page.write_text(
+        report.replace("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", evil, 1), encoding="utf-8"
+    )
     _restamp(path)
     check = _checks(path)["html_self_contained"]
     assert check.verdict == "fail" and "north-east/report.html: line" in check.message
     assert "<script> element" in check.message
 
 
-# ------------------------------------------------------------------------------------------- embargo
+# -------------------------------------------------------------------------------- embargo
 
 
 def _publish_copy(release: Path, live: Path) -> Path:
@@ -332,7 +375,7 @@ def test_embargo_unchecked_without_a_live_target_warns(staged: Path) -> None:
     assert readiness["embargo"].verdict == "warn" and readiness.ready
 
 
-# ------------------------------------------------------------------------------------------- API
+# -------------------------------------------------------------------------------- API
 
 
 def test_check_and_readiness_objects() -> None:
@@ -353,7 +396,9 @@ def test_a_missing_folder_is_not_ready(tmp_path: Path) -> None:
 def test_a_folder_without_a_manifest_fails_every_check_that_needs_it(tmp_path: Path) -> None:
     readiness = check_release(tmp_path, live_root=tmp_path / "live")
     assert not readiness.ready
-    assert "manifest.json is missing: stage the release first" in readiness["regions_complete"].message
+    assert (
+        "manifest.json is missing: stage the release first" in readiness["regions_complete"].message
+    )
 
 
 def test_region_slugs_used_for_folders() -> None:

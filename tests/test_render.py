@@ -34,12 +34,18 @@ def figures():
 @pytest.fixture(scope="module")
 def pages(figures, tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = dataclasses.replace(
-        default_config(), producer=EVIL, title="Deaths <in> regions",
+        default_config(),
+        producer=EVIL,
+        title="Deaths <in> regions",
         lead_statistician=Contact("Ann <Lead>", "ann@example.org", "+44 1 <2>"),
     )
     ctx = render.ReleaseContext(
-        figures=figures, config=config, month="2021-04", month_label="April 2021",
-        slot=slot_for_month("2021-05"), next_slot=slot_for_month("2021-06"),
+        figures=figures,
+        config=config,
+        month="2021-04",
+        month_label="April 2021",
+        slot=slot_for_month("2021-05"),
+        next_slot=slot_for_month("2021-06"),
         generated_at=datetime(2021, 5, 1, 9, 0, tzinfo=UTC),
     )
     root = tmp_path_factory.mktemp("pages")
@@ -92,8 +98,9 @@ def test_charts_are_self_contained_text_svg_and_deterministic(figures) -> None:
 
 def test_ratio_chart_shows_every_group_as_typed(figures) -> None:
     frame = figures.regions["E12000001"]
-    rows = frame[(frame["table"] == "cumulative") & frame["period"].isin(["since_reference",
-                                                                          "latest_month"])]
+    rows = frame[
+        (frame["table"] == "cumulative") & frame["period"].isin(["since_reference", "latest_month"])
+    ]
     svg = render.chart_ratio(rows, "t", 0.95)
     for label in ("All", "Sex: F", "Sex: M", "Age group: 0-64", "Age group: 85+ $x^2$ &lt;i&gt;"):
         assert f">{label}</text>" in svg, label  # mathtext off: dollars kept, markup escaped
@@ -103,7 +110,10 @@ def test_data_and_configuration_text_is_escaped(pages: Path) -> None:
     for page in (pages / "index.html", pages / "north-east" / "report.html"):
         html = page.read_text(encoding="utf-8")
         assert EVIL not in html and "<b onmouseover" not in html
-        assert "&lt;b onmouseover=&#34;x()&#34;&gt;Evil &amp; Co&#39;s &#34;stats&#34;&lt;/b&gt;" in html
+        assert (
+            "&lt;b onmouseover=&#34;x()&#34;&gt;Evil &amp; Co&#39;s &#34;stats&#34;&lt;/b&gt;"
+            in html
+        )
         assert "Deaths &lt;in&gt; regions" in html and "Ann &lt;Lead&gt;" in html
         assert "+44 1 &lt;2&gt;" in html
         assert "<i>" not in html
@@ -114,9 +124,14 @@ def test_data_and_configuration_text_is_escaped(pages: Path) -> None:
 
 def test_report_has_the_required_sections(pages: Path) -> None:
     html = (pages / "south-west" / "report.html").read_text(encoding="utf-8")
-    for heading in ("Main points", "Weekly deaths: observed and expected",
-                    "Excess deaths, weekly and cumulative", "Observed / expected deaths by group",
-                    "The figures", "Method"):
+    for heading in (
+        "Main points",
+        "Weekly deaths: observed and expected",
+        "Excess deaths, weekly and cumulative",
+        "Observed / expected deaths by group",
+        "The figures",
+        "Method",
+    ):
         assert f">{heading}</h2>" in html, heading
     assert "Excess deaths in South West: April 2021" in html
     assert "Weeks ending 2 April 2021 to 30 April 2021 (5 weeks)" in html
@@ -128,17 +143,31 @@ def test_report_has_the_required_sections(pages: Path) -> None:
 
 
 def test_missing_figures_render_as_dashes(figures, tmp_path: Path) -> None:
-    broken = dataclasses.replace(figures, regions={
-        code: frame.assign(observed=np.nan, excess=np.nan, ratio=np.nan, ratio_lower=np.nan,
-                           ratio_upper=np.nan, prediction_lower=np.nan, prediction_upper=np.nan)
-        for code, frame in figures.regions.items()
-    })
+    broken = dataclasses.replace(
+        figures,
+        regions={
+            code: frame.assign(
+                observed=np.nan,
+                excess=np.nan,
+                ratio=np.nan,
+                ratio_lower=np.nan,
+                ratio_upper=np.nan,
+                prediction_lower=np.nan,
+                prediction_upper=np.nan,
+            )
+            for code, frame in figures.regions.items()
+        },
+    )
     ctx = render.ReleaseContext(
-        figures=broken, config=default_config(), month="2021-04", month_label="April 2021",
-        slot=slot_for_month("2021-05"), next_slot=slot_for_month("2021-06"),
+        figures=broken,
+        config=default_config(),
+        month="2021-04",
+        month_label="April 2021",
+        slot=slot_for_month("2021-05"),
+        next_slot=slot_for_month("2021-06"),
         generated_at=datetime(2021, 5, 1, tzinfo=UTC),
     )
     path = render.render_region(ctx, "E12000001", tmp_path / "north-east")
     html = path.read_text(encoding="utf-8")
-    assert "<span class=\"big\">\u2013</span> excess deaths" in html
+    assert '<span class="big">\u2013</span> excess deaths' in html
     assert "nan" not in re.sub(r"<svg.*?</svg>", "", html, flags=re.S).lower()

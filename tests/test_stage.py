@@ -1,16 +1,20 @@
-"""Staging a release: the layout of the contract, figures against the fit and closed forms, atomicity,
-timings, escaping.
+"""Staging a release: the layout of the contract, figures against the fit and closed forms,
+atomicity, timings.
 
-One release is staged per module from a fit made here (the staging must not refit it); its figures are
-compared with that fit's own accessors (exact plumbing), with closed forms (ratio bounds, prediction
-bounds from the z-score and the normal quantile), and with each other (CSV against Parquet).
+One demo release is staged per session (:func:`demo_release`); its figures are compared with the
+accessors of an independent fit of the same data (exact plumbing), with closed forms (ratio bounds,
+prediction bounds from the z-score and the normal quantile), and with each other (CSV, Parquet).
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import logging
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +52,23 @@ def fitted(frame: pd.DataFrame):
     return fit_frame(frame, reference=("2015-01-01", "2019-12-31"))
 
 
+@functools.lru_cache(maxsize=1)
+def demo_release() -> Path:
+    """The demo release covering April 2021, staged once per session from the demo data (read, fit,
+    render, write: the whole path) and shared with test_readiness, which breaks copies of it.
+
+    Staging is dominated by matplotlib; one shared staging keeps the report tests quick.
+    """
+    root = Path(tempfile.mkdtemp(prefix="excessmort-demo-release-"))
+    atexit.register(shutil.rmtree, root, True)
+    return stage_release(
+        demo_data(end=END), month=MONTH, out=root / "out", live_root=root / "nothing-live"
+    )
+
+
 @pytest.fixture(scope="module")
-def staged(fitted, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("stage")
-    live = tmp_path_factory.mktemp("live-empty")
-    return stage_release(fitted, month=MONTH, out=out, live_root=live)
+def staged() -> Path:
+    return demo_release()
 
 
 # ------------------------------------------------------------------------------------ months
@@ -60,8 +76,12 @@ def staged(fitted, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize(
     ("month", "friday"),
-    [("2021-04", "2021-04-30"), ("2021-05", "2021-05-28"), ("2020-12", "2020-12-25"),
-     ("2027-02", "2027-02-26")],
+    [
+        ("2021-04", "2021-04-30"),
+        ("2021-05", "2021-05-28"),
+        ("2020-12", "2020-12-25"),
+        ("2027-02", "2027-02-26"),
+    ],
 )
 def test_last_friday(month: str, friday: str) -> None:
     day = last_friday(month)
@@ -72,8 +92,13 @@ def test_last_friday(month: str, friday: str) -> None:
 
 @pytest.mark.parametrize(
     ("last_week", "month"),
-    [("2021-04-30", "2021-04"), ("2021-05-21", "2021-04"), ("2021-05-28", "2021-05"),
-     ("2021-01-01", "2020-12"), ("2021-06-04", "2021-05")],
+    [
+        ("2021-04-30", "2021-04"),
+        ("2021-05-21", "2021-04"),
+        ("2021-05-28", "2021-05"),
+        ("2021-01-01", "2020-12"),
+        ("2021-06-04", "2021-05"),
+    ],
 )
 def test_covered_month_is_the_latest_complete_month(last_week: str, month: str) -> None:
     assert covered_month(last_week) == month
@@ -88,14 +113,27 @@ def test_layout_follows_the_contract(staged: Path) -> None:
     for code in REGIONS:
         folder = staged / region_slug(code)
         assert sorted(p.name for p in folder.iterdir()) == sorted(REGION_FILES)
-    for name in ("manifest.json", "readiness.json", "index.html", "model.json",
-                 "england-figures.csv", "england-figures.parquet"):
+    for name in (
+        "manifest.json",
+        "readiness.json",
+        "index.html",
+        "model.json",
+        "england-figures.csv",
+        "england-figures.parquet",
+    ):
         assert (staged / name).is_file(), name
     manifest = read_manifest(staged)
     assert manifest["schema"] == 1
     release = manifest["release"]
-    assert set(release) == {"month", "release_date", "slot", "title", "producer", "baseline",
-                            "generated_at"}
+    assert set(release) == {
+        "month",
+        "release_date",
+        "slot",
+        "title",
+        "producer",
+        "baseline",
+        "generated_at",
+    }
     assert release["month"] == MONTH
     assert release["release_date"] == "2021-05-20"
     assert release["slot"] == "2021-05-20T14:00:00+01:00"
@@ -131,11 +169,22 @@ def _read(staged: Path, code: str) -> pd.DataFrame:
 
 def test_weekly_figures_are_the_fits(staged: Path, fitted) -> None:
     period = (pd.Timestamp("2020-01-01"), pd.Timestamp(END))
-    cols = ["observed", "expected", "expected_lower", "expected_upper", "excess", "excess_lower",
-            "excess_upper", "z_score", "p_score"]
-    for code, view, key in (("E12000007", fitted.by("region"), "all"),
-                            ("E12000002", fitted.by("region", "age_group"), "age_group"),
-                            (ENGLAND_CODE, fitted.by("sex"), "sex")):
+    cols = [
+        "observed",
+        "expected",
+        "expected_lower",
+        "expected_upper",
+        "excess",
+        "excess_lower",
+        "excess_upper",
+        "z_score",
+        "p_score",
+    ]
+    for code, view, key in (
+        ("E12000007", fitted.by("region"), "all"),
+        ("E12000002", fitted.by("region", "age_group"), "age_group"),
+        (ENGLAND_CODE, fitted.by("sex"), "sex"),
+    ):
         ours = _read(staged, code)
         ours = ours[(ours["table"] == "weekly") & (ours["breakdown"] == key)]
         ref = view.weekly
@@ -160,11 +209,15 @@ def test_cumulative_figures_are_the_fits(staged: Path, fitted) -> None:
     assert row["n_weeks"] == 70  # weeks ending 3 January 2020 .. 30 April 2021
     month = cum.loc["latest_month"]
     assert (month["start"], month["end"], month["n_weeks"]) == (
-        pd.Timestamp("2021-04-02"), pd.Timestamp("2021-04-30"), 5)
+        pd.Timestamp("2021-04-02"),
+        pd.Timestamp("2021-04-30"),
+        5,
+    )
     running = ours[ours["period"] == "running"].sort_values("end")
     # one running total per month end before the covered month's end: January 2020 .. March 2021
     assert running["end"].dt.strftime("%Y-%m").tolist() == [
-        f"{y}-{m:02d}" for y, m in [(2020, m) for m in range(1, 13)] + [(2021, 1), (2021, 2), (2021, 3)]
+        f"{y}-{m:02d}"
+        for y, m in [(2020, m) for m in range(1, 13)] + [(2021, 1), (2021, 2), (2021, 3)]
     ]
 
 
@@ -172,11 +225,13 @@ def test_ratio_and_prediction_bounds_closed_form(staged: Path) -> None:
     frame = _read(staged, "E12000003")
     y, mu = frame["observed"].to_numpy(), frame["expected"].to_numpy()
     lo, hi = frame["excess_lower"].to_numpy(), frame["excess_upper"].to_numpy()
-    # excess interval = observed minus the prediction bounds, so ratio bounds = y / (y - excess bound)
+    # excess interval = observed - prediction bounds, so ratio bounds = y / (y - excess bound)
     np.testing.assert_allclose(frame["ratio"], y / mu, rtol=1e-14)
     np.testing.assert_allclose(frame["ratio_lower"], y / (y - lo), rtol=1e-14)
     np.testing.assert_allclose(frame["ratio_upper"], y / (y - hi), rtol=1e-14)
-    assert (frame["ratio_lower"] <= frame["ratio"]).all() and (frame["ratio"] <= frame["ratio_upper"]).all()
+    assert (frame["ratio_lower"] <= frame["ratio"]).all() and (
+        frame["ratio"] <= frame["ratio_upper"]
+    ).all()
     # weekly: the prediction interval is mu -+ z sd with sd = (y - mu) / z_score, z = Phi^-1(0.975)
     weekly = frame[frame["table"] == "weekly"]
     z = norm.ppf(0.975)
@@ -193,11 +248,13 @@ def test_csv_and_parquet_hold_the_same_figures(staged: Path) -> None:
     assert len(pq) == len(csv)
     for c in FIGURE_COLUMNS:
         if pq[c].dtype.kind == "f":
-            np.testing.assert_allclose(csv[c].to_numpy(float), pq[c].to_numpy(float), rtol=1e-15,
-                                       err_msg=c)
+            np.testing.assert_allclose(
+                csv[c].to_numpy(float), pq[c].to_numpy(float), rtol=1e-15, err_msg=c
+            )
         elif pq[c].dtype.kind == "M":
-            np.testing.assert_array_equal(csv[c].to_numpy("datetime64[ns]"),
-                                          pq[c].to_numpy("datetime64[ns]"))
+            np.testing.assert_array_equal(
+                csv[c].to_numpy("datetime64[ns]"), pq[c].to_numpy("datetime64[ns]")
+            )
         else:
             assert csv[c].astype(str).tolist() == pq[c].astype(str).tolist(), c
 
@@ -227,7 +284,9 @@ def test_report_states_release_contacts_and_method(staged: Path) -> None:
 # ------------------------------------------------------------------------------------ behaviour
 
 
-def test_staging_a_fit_does_not_refit(fitted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_staging_a_fit_does_not_refit(
+    fitted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from excessmort.report import render
 
     def refuse(*args, **kwargs):
@@ -240,10 +299,9 @@ def test_staging_a_fit_does_not_refit(fitted, tmp_path: Path, monkeypatch: pytes
     assert read_manifest(path)["release"]["month"] == MONTH
 
 
-def test_a_crash_leaves_no_half_staged_release(fitted, staged: Path, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    import shutil
-
+def test_a_crash_leaves_no_half_staged_release(
+    fitted, staged: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from excessmort.report import render
 
     out = tmp_path / "out"
@@ -266,8 +324,13 @@ def test_a_crash_leaves_no_half_staged_release(fitted, staged: Path, tmp_path: P
     assert [p.name for p in out.iterdir()] == [staged.name]
 
 
-def test_timings_are_logged(fitted, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                            monkeypatch: pytest.MonkeyPatch, frame: pd.DataFrame) -> None:
+def test_timings_are_logged(
+    fitted,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    frame: pd.DataFrame,
+) -> None:
     from excessmort.report import render
 
     # rendering replaced by a stub: this test is about the log lines, not the charts
@@ -283,7 +346,9 @@ def test_timings_are_logged(fitted, tmp_path: Path, caplog: pytest.LogCaptureFix
     text = caplog.text
     for stage in ("read", "fit", "intervals", "render", "write"):
         assert re.search(rf"stage {stage} took \d+\.\d\d s", text), stage
-    assert re.search(r"staged release 2021-05-20 \(2021-04, 0 regional reports\) in \d+\.\d\d s", text)
+    assert re.search(
+        r"staged release 2021-05-20 \(2021-04, 0 regional reports\) in \d+\.\d\d s", text
+    )
 
 
 def test_month_before_the_reference_ends_is_refused(fitted, tmp_path: Path) -> None:

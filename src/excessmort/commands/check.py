@@ -1,4 +1,4 @@
-"""``excessmort check DIR``: the readiness checks of a staged release, with a verdict and reasons."""
+"""``excessmort check DIR``: the readiness checks of a staged release, verdicts, reasons."""
 
 from __future__ import annotations
 
@@ -24,14 +24,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("release", metavar="DIR", help="the staged release folder")
     parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
-    parser.add_argument("--live-root", default=None, metavar="PATH",
-                        help="live target root for the embargo check (default: the "
-                        "configuration's main target)")
-    parser.add_argument("--config", default=None, metavar="FILE",
-                        help="release configuration TOML (for the live target)")
-    parser.add_argument("--now", default=None, metavar="ISO-TIME",
-                        help="judge the embargo at this time (default now), e.g. "
-                        "2027-03-18T13:59:00+00:00")
+    parser.add_argument(
+        "--live-root",
+        default=None,
+        metavar="PATH",
+        help="live target root for the embargo check (default: the configuration's main target)",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="release configuration TOML (for the live target)",
+    )
+    parser.add_argument(
+        "--now",
+        default=None,
+        metavar="ISO-TIME",
+        help="judge the embargo at this time (default now), e.g. 2027-03-18T13:59:00+00:00",
+    )
     parser.set_defaults(func=handle)
 
 
@@ -42,15 +52,19 @@ def handle(args: argparse.Namespace) -> int:
 
     folder = Path(args.release)
     if not folder.is_dir():
-        raise InputError(f"{folder} is not a folder; give a staged release such as out/2027-03-18",
-                         column="DIR", value=str(folder))
+        raise InputError(
+            f"{folder} is not a folder; give a staged release such as out/2027-03-18",
+            column="DIR",
+            value=str(folder),
+        )
     now = None
     if args.now:
         try:
             now = datetime.fromisoformat(args.now)
         except ValueError:
-            raise InputError(f"--now must be an ISO date-time, got {args.now!r}", column="--now",
-                             value=args.now) from None
+            raise InputError(
+                f"--now must be an ISO date-time, got {args.now!r}", column="--now", value=args.now
+            ) from None
     live_root = args.live_root
     if live_root is None:
         config = load_config(args.config)
@@ -61,6 +75,8 @@ def handle(args: argparse.Namespace) -> int:
     else:
         print(readiness)
     if not readiness.ready:
-        print(f"excessmort: {folder} is NOT READY: "
-              + "; ".join(c.name for c in readiness.failed), file=sys.stderr)
+        print(
+            f"excessmort: {folder} is NOT READY: " + "; ".join(c.name for c in readiness.failed),
+            file=sys.stderr,
+        )
     return 0 if readiness.ready else 1

@@ -1,4 +1,4 @@
-"""``excessmort run``: the monthly batch. Fit once, stage the nine regional reports, give the verdict.
+"""``excessmort run``: the monthly batch: fit once, stage the nine regional reports, say if ready.
 
 Writes ``OUT/<release-date>/`` (see :mod:`excessmort.report.stage`) and ends with the readiness
 checks; the exit status is 0 only when the release is ready.
@@ -28,28 +28,51 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--month. Exit 0 when the release is ready, 1 when a readiness check fails, 2 on a usage "
         "or input error.",
     )
-    parser.add_argument("--input", default=None, metavar="PATH",
-                        help="deaths table: CSV, Parquet or ONS workbook (default: the demo data)")
-    parser.add_argument("--month", default=None, metavar="YYYY-MM",
-                        help="month the release covers (default: the latest complete month of the "
-                        "data, i.e. whose last Friday the data reach)")
-    parser.add_argument("--baseline", default="quasipoisson", metavar="NAME",
-                        help="baseline: quasipoisson (default), poisson, five_year_average, "
-                        "euromomo, pooled")
-    parser.add_argument("--out", default="out", metavar="DIR",
-                        help="folder for staged releases (default: out)")
-    parser.add_argument("--config", default=None, metavar="FILE",
-                        help="release configuration TOML (default: the demo's)")
-    parser.add_argument("--reference", nargs=2, default=("2015-01-01", "2019-12-31"),
-                        metavar=("START", "END"),
-                        help="reference period (default 2015-01-01 2019-12-31)")
-    parser.add_argument("--level", type=float, default=0.95, metavar="L",
-                        help="interval level (default 0.95)")
-    parser.add_argument("--live-root", default=None, metavar="PATH",
-                        help="live target root for the embargo check (default: the "
-                        "configuration's main target)")
-    parser.add_argument("--json", action="store_true",
-                        help="print the readiness verdict as JSON")
+    parser.add_argument(
+        "--input",
+        default=None,
+        metavar="PATH",
+        help="deaths table: CSV, Parquet or ONS workbook (default: the demo data)",
+    )
+    parser.add_argument(
+        "--month",
+        default=None,
+        metavar="YYYY-MM",
+        help="month the release covers (default: the latest complete month of the "
+        "data, i.e. whose last Friday the data reach)",
+    )
+    parser.add_argument(
+        "--baseline",
+        default="quasipoisson",
+        metavar="NAME",
+        help="baseline: quasipoisson (default), poisson, five_year_average, euromomo, pooled",
+    )
+    parser.add_argument(
+        "--out", default="out", metavar="DIR", help="folder for staged releases (default: out)"
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="release configuration TOML (default: the demo's)",
+    )
+    parser.add_argument(
+        "--reference",
+        nargs=2,
+        default=("2015-01-01", "2019-12-31"),
+        metavar=("START", "END"),
+        help="reference period (default 2015-01-01 2019-12-31)",
+    )
+    parser.add_argument(
+        "--level", type=float, default=0.95, metavar="L", help="interval level (default 0.95)"
+    )
+    parser.add_argument(
+        "--live-root",
+        default=None,
+        metavar="PATH",
+        help="live target root for the embargo check (default: the configuration's main target)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the readiness verdict as JSON")
     parser.set_defaults(func=handle)
 
 
@@ -59,17 +82,21 @@ def handle(args: argparse.Namespace) -> int:
 
     from ..report.config import load_config
     from ..report.readiness import read_readiness
-    from ..report.stage import stage_release
-
     from ..report.release_calendar import parse_month
+    from ..report.stage import stage_release
 
     if args.month is not None:
         parse_month(args.month)  # a bad month is a usage error before any work
     config = load_config(args.config)
     log.info(
         "run: input=%s month=%s baseline=%s reference=%s..%s level=%s out=%s config=%s",
-        args.input or "demo data", args.month or "latest complete", args.baseline,
-        args.reference[0], args.reference[1], args.level, args.out,
+        args.input or "demo data",
+        args.month or "latest complete",
+        args.baseline,
+        args.reference[0],
+        args.reference[1],
+        args.level,
+        args.out,
         config.source or "defaults",
     )
     seconds = excessmort.warmup()
@@ -80,8 +107,13 @@ def handle(args: argparse.Namespace) -> int:
         source = excessmort.demo_data()
         log.info("demo data made in %.2f s", time.perf_counter() - started)
     staged = stage_release(
-        source, month=args.month, out=args.out, baseline=args.baseline,
-        reference=tuple(args.reference), config=config, level=args.level,
+        source,
+        month=args.month,
+        out=args.out,
+        baseline=args.baseline,
+        reference=tuple(args.reference),
+        config=config,
+        level=args.level,
         live_root=args.live_root,
     )
     readiness = read_readiness(staged)
@@ -91,6 +123,9 @@ def handle(args: argparse.Namespace) -> int:
         print(f"staged {staged}")
         print(readiness)
     if not readiness.ready:
-        print(f"excessmort: release {staged.name} is NOT READY: "
-              + "; ".join(c.name for c in readiness.failed), file=sys.stderr)
+        print(
+            f"excessmort: release {staged.name} is NOT READY: "
+            + "; ".join(c.name for c in readiness.failed),
+            file=sys.stderr,
+        )
     return 0 if readiness.ready else 1

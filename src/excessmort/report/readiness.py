@@ -1,19 +1,19 @@
-"""Is a staged release ready? One function per check, each a verdict with a message a person can act on.
+"""Is a staged release ready? One function per check: a verdict and a message a person can act on.
 
 Every check reads the staged files only (``manifest.json``, ``model.json``, the figures, the HTML):
-never the fit and never the input data, so ``excessmort check DIR`` gives the same verdict on another
-machine. A release is ready when no check fails; a warning is reported but does not block.
+never the fit and never the input data, so ``excessmort check DIR`` gives the same verdict on
+another machine. A release is ready when no check fails; a warning is reported but does not block.
 
 Checks (in order):
 
-``regions_complete``     the nine region folders exist, each with every file, each listed in the manifest
+``regions_complete``     the nine region folders exist, with every file, each in the manifest
 ``data_coverage``        the figures reach the last Friday of the month the release covers
 ``series_complete``      no series is short or has a missing week in the period reported
 ``models_converged``     every series' model converged; dispersion plausible (warning otherwise)
 ``england_sum``          England's figures equal the sum of the nine regions' (1e-6 relative)
 ``weekly_cumulative``    each cumulative figure equals the sum of its weekly figures (1e-6 relative)
-``manifest_checksums``   every file in the manifest exists with its size and SHA-256; nothing unlisted
-``html_self_contained``  every page parses, runs no script, and links only to files inside the release
+``manifest_checksums``   every file in the manifest exists with its size and SHA-256; none unlisted
+``html_self_contained``  every page parses, runs no script, links only to files in the release
 ``embargo``              the release is not on the live target before its slot
 """
 
@@ -150,7 +150,9 @@ class StagedFiles:
         except FileNotFoundError:
             raise ReleaseError(f"{MODEL_NAME} is missing: re-stage the release") from None
         except json.JSONDecodeError as exc:
-            raise ReleaseError(f"{MODEL_NAME} is not valid JSON ({exc}): re-stage the release") from None
+            raise ReleaseError(
+                f"{MODEL_NAME} is not valid JSON ({exc}): re-stage the release"
+            ) from None
 
     def figures(self, code: str) -> pd.DataFrame:
         """A region's figures (``england`` for England), from the Parquet file."""
@@ -159,8 +161,11 @@ class StagedFiles:
     def _figures(self, code: str) -> pd.DataFrame:
         cache = self.__dict__.setdefault("_figure_cache", {})
         if code not in cache:
-            path = (self.root / ENGLAND_FILES[1] if code == "england"
-                    else self.root / region_slug(code) / "figures.parquet")
+            path = (
+                self.root / ENGLAND_FILES[1]
+                if code == "england"
+                else self.root / region_slug(code) / "figures.parquet"
+            )
             if not path.is_file():
                 raise ReleaseError(f"{path.relative_to(self.root)} is missing")
             cache[code] = pd.read_parquet(path)
@@ -175,7 +180,7 @@ class StagedFiles:
 
 
 def check_regions(files: StagedFiles) -> Check:
-    """All nine regions present and complete: each folder holds every file and the manifest lists it."""
+    """All nine regions present and complete: every file in each folder, listed in the manifest."""
     name = "regions_complete"
     listed = {str(e["path"]) for e in files.manifest["files"]}
     missing_regions: list[str] = []
@@ -198,13 +203,22 @@ def check_regions(files: StagedFiles) -> Check:
     if missing_regions or problems:
         parts = []
         if missing_regions:
-            parts.append(f"{len(missing_regions)} of 9 regions missing: {_listing(missing_regions, 9)}")
+            parts.append(
+                f"{len(missing_regions)} of 9 regions missing: {_listing(missing_regions, 9)}"
+            )
         if problems:
             parts.append(_listing(problems))
-        return Check(name, "fail", "; ".join(parts) + ". Re-stage the release (excessmort run) with "
-                     "input data holding every region.")
-    return Check(name, "pass", f"all 9 regions present, each with {len(REGION_FILES)} files listed "
-                 "in the manifest")
+        return Check(
+            name,
+            "fail",
+            "; ".join(parts) + ". Re-stage the release (excessmort run) with "
+            "input data holding every region.",
+        )
+    return Check(
+        name,
+        "pass",
+        f"all 9 regions present, each with {len(REGION_FILES)} files listed in the manifest",
+    )
 
 
 def _weekly_all(frame: pd.DataFrame) -> pd.DataFrame:
@@ -222,15 +236,26 @@ def check_data_coverage(files: StagedFiles) -> Check:
         last = pd.Timestamp(seen.max()) if len(seen) else None
         if last is None or last < end:
             label = "England" if code == "england" else region_name(code)
-            stale.append(f"{label} ends at week ending "
-                         f"{last.date().isoformat() if last is not None else '(no weeks)'}")
+            stale.append(
+                f"{label} ends at week ending "
+                f"{last.date().isoformat() if last is not None else '(no weeks)'}"
+            )
     if stale:
-        return Check(name, "fail", (
-            f"the release covers {files.month}, whose last registration week ends on Friday "
-            f"{end.date().isoformat()}, but {_listing(stale)}. Re-run with data up to "
-            f"{end.date().isoformat()}, or stage an earlier month (--month)."))
-    return Check(name, "pass", f"every region's figures reach week ending {end.date().isoformat()}, "
-                 f"the last week of {files.month}")
+        return Check(
+            name,
+            "fail",
+            (
+                f"the release covers {files.month}, whose last registration week ends on Friday "
+                f"{end.date().isoformat()}, but {_listing(stale)}. Re-run with data up to "
+                f"{end.date().isoformat()}, or stage an earlier month (--month)."
+            ),
+        )
+    return Check(
+        name,
+        "pass",
+        f"every region's figures reach week ending {end.date().isoformat()}, "
+        f"the last week of {files.month}",
+    )
 
 
 def _series_label(row: dict[str, Any], strata: Iterable[str]) -> str:
@@ -263,20 +288,33 @@ def check_series(files: StagedFiles) -> Check:
     for code in files.present_regions():
         weekly = _weekly_all(files.figures(code))
         weeks = pd.to_datetime(weekly["week_ending"]).sort_values()
-        nan_weeks = weekly.loc[~np.isfinite(weekly["observed"].to_numpy(dtype=float)), "week_ending"]
+        nan_weeks = weekly.loc[
+            ~np.isfinite(weekly["observed"].to_numpy(dtype=float)), "week_ending"
+        ]
         if len(nan_weeks):
-            gaps.append(f"{region_name(code)}: no observed deaths for week ending "
-                        f"{pd.Timestamp(nan_weeks.iloc[0]).date()}")
+            gaps.append(
+                f"{region_name(code)}: no observed deaths for week ending "
+                f"{pd.Timestamp(nan_weeks.iloc[0]).date()}"
+            )
         if len(weeks) > 1 and (weeks.diff().dropna() != step).any():
             gaps.append(f"{region_name(code)}: weekly figures are not every 7 days")
     problems += gaps
     if problems:
-        return Check(name, "fail", (
-            f"{len(problems)} series short or gapped in the period {model['period']['start']} to "
-            f"{end}: {_listing(problems)}. Obtain the missing weeks from the data supplier and "
-            "re-run, or stage an earlier month."))
-    return Check(name, "pass", f"{len(model['series'])} series complete from "
-                 f"{model['period']['start']} to {end}")
+        return Check(
+            name,
+            "fail",
+            (
+                f"{len(problems)} series short or gapped in the period "
+                f"{model['period']['start']} to "
+                f"{end}: {_listing(problems)}. Obtain the missing weeks from the data supplier and "
+                "re-run, or stage an earlier month."
+            ),
+        )
+    return Check(
+        name,
+        "pass",
+        f"{len(model['series'])} series complete from {model['period']['start']} to {end}",
+    )
 
 
 def check_models(files: StagedFiles) -> Check:
@@ -288,21 +326,34 @@ def check_models(files: StagedFiles) -> Check:
     series = model["series"]
     bad = [_series_label(r, strata) for r in series if not r.get("converged")]
     if bad:
-        return Check(name, "fail", (
-            f"{len(bad)} of {len(series)} series did not converge ({model.get('baseline')}): "
-            f"{_listing(bad)}. Look at these series for structural breaks or zero counts, then "
-            "re-run with another baseline or more iterations."))
+        return Check(
+            name,
+            "fail",
+            (
+                f"{len(bad)} of {len(series)} series did not converge ({model.get('baseline')}): "
+                f"{_listing(bad)}. Look at these series for structural breaks or zero counts, then "
+                "re-run with another baseline or more iterations."
+            ),
+        )
     odd = [
         f"{_series_label(r, strata)} (phi={r['dispersion_raw']:.3g})"
         for r in series
         if r.get("dispersion_raw") is not None and not lo <= r["dispersion_raw"] <= hi
     ]
     if odd:
-        return Check(name, "warn", (
-            f"all {len(series)} series converged, but {len(odd)} have dispersion outside the "
-            f"plausible range [{lo}, {hi}]: {_listing(odd)}. Check those series for outliers or "
-            "misclassified strata before publishing."))
-    return Check(name, "pass", f"all {len(series)} series converged; dispersion within [{lo}, {hi}]")
+        return Check(
+            name,
+            "warn",
+            (
+                f"all {len(series)} series converged, but {len(odd)} have dispersion outside the "
+                f"plausible range [{lo}, {hi}]: {_listing(odd)}. "
+                "Check those series for outliers or "
+                "misclassified strata before publishing."
+            ),
+        )
+    return Check(
+        name, "pass", f"all {len(series)} series converged; dispersion within [{lo}, {hi}]"
+    )
 
 
 _KEY = ["table", "period", "breakdown", "level", "week_ending", "start", "end"]
@@ -315,41 +366,63 @@ def _close(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 
 def check_england_sum(files: StagedFiles) -> Check:
-    """England's observed, expected and excess (weekly and cumulative) equal the sum of the regions."""
+    """England's observed, expected and excess (weekly, cumulative) equal the sum of the regions."""
     name = "england_sum"
     present = files.present_regions()
     if len(present) != len(REGIONS):
         missing = [region_name(c) for c in REGIONS if c not in present]
-        return Check(name, "fail", f"cannot sum England: figures missing for {_listing(missing, 9)}; "
-                     "re-stage the release")
+        return Check(
+            name,
+            "fail",
+            f"cannot sum England: figures missing for {_listing(missing, 9)}; re-stage the release",
+        )
     england = files.figures("england")
     regions = pd.concat([files.figures(c) for c in present], ignore_index=True)
-    summed = regions.groupby(_KEY, dropna=False, sort=False)[_ADDITIVE].sum(min_count=1).reset_index()
+    summed = (
+        regions.groupby(_KEY, dropna=False, sort=False)[_ADDITIVE].sum(min_count=1).reset_index()
+    )
     joined = england.merge(summed, on=_KEY, how="left", suffixes=("", "_sum"), indicator=True)
     problems: list[str] = []
     only = joined[joined["_merge"] != "both"]
     if len(only):
         r = only.iloc[0]
-        problems.append(f"{len(only)} of England's rows have no regional figures to sum "
-                        f"(first: {_row_label(r)})")
+        problems.append(
+            f"{len(only)} of England's rows have no regional figures to sum "
+            f"(first: {_row_label(r)})"
+        )
     both = joined[joined["_merge"] == "both"]
-    scale = np.maximum(np.abs(both["observed"].to_numpy(float)), np.abs(both["expected"].to_numpy(float)))
+    scale = np.maximum(
+        np.abs(both["observed"].to_numpy(float)), np.abs(both["expected"].to_numpy(float))
+    )
     for col in _ADDITIVE:
         ok = _close(both[col].to_numpy(float), both[f"{col}_sum"].to_numpy(float), scale)
         if not ok.all():
             r = both[~ok].iloc[0]
-            problems.append(f"{col}: {int((~ok).sum())} rows differ (first: {_row_label(r)}, England "
-                            f"{r[col]:.6g}, sum of regions {r[f'{col}_sum']:.6g})")
+            problems.append(
+                f"{col}: {int((~ok).sum())} rows differ (first: {_row_label(r)}, England "
+                f"{r[col]:.6g}, sum of regions {r[f'{col}_sum']:.6g})"
+            )
     if problems:
-        return Check(name, "fail", "England does not equal the sum of the nine regions: "
-                     f"{_listing(problems)}. Re-stage the release; do not edit the figures by hand.")
-    return Check(name, "pass", f"England equals the sum of the nine regions in {len(both)} rows "
-                 f"(observed, expected, excess; relative tolerance {RTOL:g})")
+        return Check(
+            name,
+            "fail",
+            "England does not equal the sum of the nine regions: "
+            f"{_listing(problems)}. Re-stage the release; do not edit the figures by hand.",
+        )
+    return Check(
+        name,
+        "pass",
+        f"England equals the sum of the nine regions in {len(both)} rows "
+        f"(observed, expected, excess; relative tolerance {RTOL:g})",
+    )
 
 
 def _row_label(r: Any) -> str:
-    when = (pd.Timestamp(r["week_ending"]).date().isoformat() if pd.notna(r["week_ending"])
-            else f"{pd.Timestamp(r['start']).date()}..{pd.Timestamp(r['end']).date()}")
+    when = (
+        pd.Timestamp(r["week_ending"]).date().isoformat()
+        if pd.notna(r["week_ending"])
+        else f"{pd.Timestamp(r['start']).date()}..{pd.Timestamp(r['end']).date()}"
+    )
     group = "all" if r["breakdown"] == "all" else f"{r['breakdown']}={r['level']}"
     return f"{r['table']} {r['period']} {group} {when}"
 
@@ -374,11 +447,14 @@ def _weekly_vs_cumulative(frame: pd.DataFrame, label: str) -> list[str]:
         bad = np.flatnonzero(counts != n_weeks)
         if bad.size:
             r = rows.iloc[bad[0]]
-            problems.append(f"{label} {_row_label(r)}: {int(r['n_weeks'])} weeks cumulated, "
-                            f"{int(counts[bad[0]])} weekly rows")
+            problems.append(
+                f"{label} {_row_label(r)}: {int(r['n_weeks'])} weeks cumulated, "
+                f"{int(counts[bad[0]])} weekly rows"
+            )
             continue
-        scale = np.maximum(np.abs(rows["expected"].to_numpy(float)),
-                           np.abs(rows["observed"].to_numpy(float)))
+        scale = np.maximum(
+            np.abs(rows["expected"].to_numpy(float)), np.abs(rows["observed"].to_numpy(float))
+        )
         for col in _ADDITIVE:
             values = g[col].to_numpy(float)
             finite = np.isfinite(values)
@@ -390,8 +466,10 @@ def _weekly_vs_cumulative(frame: pd.DataFrame, label: str) -> list[str]:
             ok = _close(sums, given, scale)
             if not ok.all():
                 i = int(np.flatnonzero(~ok)[0])
-                problems.append(f"{label} {_row_label(rows.iloc[i])}: weekly {col} sums to "
-                                f"{sums[i]:.6g}, cumulative says {given[i]:.6g}")
+                problems.append(
+                    f"{label} {_row_label(rows.iloc[i])}: weekly {col} sums to "
+                    f"{sums[i]:.6g}, cumulative says {given[i]:.6g}"
+                )
                 break
     return problems
 
@@ -404,12 +482,22 @@ def check_weekly_cumulative(files: StagedFiles) -> Check:
     for code in ["england", *files.present_regions()]:
         frame = files.figures(code)
         n_rows += int((frame["table"] == "cumulative").sum())
-        problems += _weekly_vs_cumulative(frame, "England" if code == "england" else region_name(code))
+        problems += _weekly_vs_cumulative(
+            frame, "England" if code == "england" else region_name(code)
+        )
     if problems:
-        return Check(name, "fail", "weekly and cumulative figures disagree: "
-                     f"{_listing(problems)}. Re-stage the release; do not edit the figures by hand.")
-    return Check(name, "pass", f"{n_rows} cumulative figures equal the sums of their weekly figures "
-                 f"(relative tolerance {RTOL:g})")
+        return Check(
+            name,
+            "fail",
+            "weekly and cumulative figures disagree: "
+            f"{_listing(problems)}. Re-stage the release; do not edit the figures by hand.",
+        )
+    return Check(
+        name,
+        "pass",
+        f"{n_rows} cumulative figures equal the sums of their weekly figures "
+        f"(relative tolerance {RTOL:g})",
+    )
 
 
 def check_manifest(files: StagedFiles) -> Check:
@@ -417,9 +505,13 @@ def check_manifest(files: StagedFiles) -> Check:
     name = "manifest_checksums"
     problems = verify_manifest(files.root, files.manifest)
     if problems:
-        return Check(name, "fail", f"{len(problems)} files do not match manifest.json: "
-                     f"{_listing(problems)}. Files changed after staging: re-stage the release "
-                     "rather than editing it.")
+        return Check(
+            name,
+            "fail",
+            f"{len(problems)} files do not match manifest.json: "
+            f"{_listing(problems)}. Files changed after staging: re-stage the release "
+            "rather than editing it.",
+        )
     return Check(name, "pass", f"{len(files.manifest['files'])} files match their SHA-256 and size")
 
 
@@ -427,10 +519,41 @@ def check_manifest(files: StagedFiles) -> Check:
 # HTML
 
 
-_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
-                   "param", "source", "track", "wbr"})
-_LINK_ATTRS = frozenset({"href", "src", "xlink:href", "action", "formaction", "data", "poster",
-                         "srcset", "background", "cite", "longdesc", "manifest", "ping"})
+_VOID = frozenset(
+    {
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+    }
+)
+_LINK_ATTRS = frozenset(
+    {
+        "href",
+        "src",
+        "xlink:href",
+        "action",
+        "formaction",
+        "data",
+        "poster",
+        "srcset",
+        "background",
+        "cite",
+        "longdesc",
+        "manifest",
+        "ping",
+    }
+)
 _SAFE_SCHEMES = frozenset({"mailto", "tel"})
 _CSS_URL = re.compile(r"url\(\s*(['\"]?)(.*?)\1\s*\)|@import\s+(['\"])(.*?)\3", re.I | re.S)
 
@@ -469,8 +592,9 @@ class _PageParser(HTMLParser):
             return
         open_tag, pos = self.stack.pop()
         if open_tag != tag:
-            self.errors.append(f"line {self.getpos()[0]}: </{tag}> closes <{open_tag}> opened on "
-                               f"line {pos[0]}")
+            self.errors.append(
+                f"line {self.getpos()[0]}: </{tag}> closes <{open_tag}> opened on line {pos[0]}"
+            )
 
     def handle_data(self, data: str) -> None:
         if self._in_style:
@@ -484,7 +608,9 @@ class _PageParser(HTMLParser):
         line = self.getpos()[0]
         if tag in ("script", "iframe", "object", "embed", "applet", "frame"):
             self.executable.append(f"line {line}: <{tag}> element")
-        if tag == "meta" and any(k == "http-equiv" and (v or "").lower() == "refresh" for k, v in attrs):
+        if tag == "meta" and any(
+            k == "http-equiv" and (v or "").lower() == "refresh" for k, v in attrs
+        ):
             self.executable.append(f"line {line}: <meta http-equiv=refresh>")
         for key, value in attrs:
             if key.startswith("on"):
@@ -493,7 +619,9 @@ class _PageParser(HTMLParser):
                 continue
             if key in _LINK_ATTRS:
                 if key == "srcset":
-                    self.links += [part.strip().split(" ")[0] for part in value.split(",") if part.strip()]
+                    self.links += [
+                        part.strip().split(" ")[0] for part in value.split(",") if part.strip()
+                    ]
                 else:
                     self.links.append(value)
             elif key == "style":
@@ -551,19 +679,27 @@ def check_page(path: Path, root: Path) -> list[str]:
 def check_html(files: StagedFiles) -> Check:
     """Every HTML page parses, runs no script and links only to files inside the release."""
     name = "html_self_contained"
-    pages = sorted(p for p in files.root.rglob("*.html")
-                   if not any(part.startswith(".") for part in p.relative_to(files.root).parts))
+    pages = sorted(
+        p
+        for p in files.root.rglob("*.html")
+        if not any(part.startswith(".") for part in p.relative_to(files.root).parts)
+    )
     if not pages:
         return Check(name, "fail", "no HTML pages in the release: re-stage it")
     problems: list[str] = []
     for page in pages:
         problems += check_page(page, files.root)
     if problems:
-        return Check(name, "fail", f"{len(problems)} problems in the HTML: {_listing(problems)}. "
-                     "Pages must be self-contained: re-stage the release, and remove external links "
-                     "or scripts from the templates or configuration.")
-    return Check(name, "pass", f"{len(pages)} pages parse, run no script and link only inside "
-                 "the release")
+        return Check(
+            name,
+            "fail",
+            f"{len(problems)} problems in the HTML: {_listing(problems)}. "
+            "Pages must be self-contained: re-stage the release, and remove external links "
+            "or scripts from the templates or configuration.",
+        )
+    return Check(
+        name, "pass", f"{len(pages)} pages parse, run no script and link only inside the release"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -575,8 +711,9 @@ def _visible_copies(live: Path, release_date: str, digest: str) -> list[str]:
     candidates = [live / release_date]
     releases = live / "releases"
     if releases.is_dir():
-        candidates += [p for p in releases.iterdir()
-                       if p.name.lstrip(".").startswith(f"{release_date}-")]
+        candidates += [
+            p for p in releases.iterdir() if p.name.lstrip(".").startswith(f"{release_date}-")
+        ]
     for path in candidates:
         if path.exists():
             found.append(str(path))
@@ -594,8 +731,12 @@ def _visible_copies(live: Path, release_date: str, digest: str) -> list[str]:
     return sorted(set(found))
 
 
-def check_embargo(files: StagedFiles, *, live_root: str | os.PathLike[str] | None = None,
-                  now: datetime | None = None) -> Check:
+def check_embargo(
+    files: StagedFiles,
+    *,
+    live_root: str | os.PathLike[str] | None = None,
+    now: datetime | None = None,
+) -> Check:
     """Nothing of the release is visible on the live target before its slot."""
     name = "embargo"
     release = files.manifest["release"]
@@ -607,24 +748,41 @@ def check_embargo(files: StagedFiles, *, live_root: str | os.PathLike[str] | Non
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     if live_root is None:
-        return Check(name, "warn", f"no live target given, so the embargo until {slot_text} was not "
-                     "checked: pass --live-root (or a configuration with a target)")
+        return Check(
+            name,
+            "warn",
+            f"no live target given, so the embargo until {slot_text} was not "
+            "checked: pass --live-root (or a configuration with a target)",
+        )
     live = Path(live_root)
     if not live.exists():
-        return Check(name, "pass", f"the live target {live} does not exist yet: nothing is live "
-                     f"before the slot {slot_text}")
+        return Check(
+            name,
+            "pass",
+            f"the live target {live} does not exist yet: nothing is live "
+            f"before the slot {slot_text}",
+        )
     release_date = str(release.get("release_date") or files.root.name)
     copies = _visible_copies(live, release_date, manifest_digest(files.manifest))
     if moment < slot and copies:
-        return Check(name, "fail", (
-            f"embargo broken: the release is on the live target before its slot {slot_text} "
-            f"(now {moment.astimezone(slot.tzinfo).isoformat(timespec='seconds')}): "
-            f"{_listing(copies)}. Take it down now, record the breach and tell the Head of "
-            "Profession."))
+        return Check(
+            name,
+            "fail",
+            (
+                f"embargo broken: the release is on the live target before its slot {slot_text} "
+                f"(now {moment.astimezone(slot.tzinfo).isoformat(timespec='seconds')}): "
+                f"{_listing(copies)}. Take it down now, record the breach and tell the Head of "
+                "Profession."
+            ),
+        )
     if moment < slot:
         return Check(name, "pass", f"not on the live target {live}; embargoed until {slot_text}")
-    return Check(name, "pass", f"the slot {slot_text} has passed; the release may be live "
-                 f"({'live' if copies else 'not yet live'} on {live})")
+    return Check(
+        name,
+        "pass",
+        f"the slot {slot_text} has passed; the release may be live "
+        f"({'live' if copies else 'not yet live'} on {live})",
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -659,8 +817,12 @@ def _guarded(name: str, fn: Callable[[], Check]) -> Check:
         return Check(name, "fail", f"could not run: {exc}")
 
 
-def check_release(path: str | os.PathLike[str], *, live_root: str | os.PathLike[str] | None = None,
-                  now: datetime | None = None) -> Readiness:
+def check_release(
+    path: str | os.PathLike[str],
+    *,
+    live_root: str | os.PathLike[str] | None = None,
+    now: datetime | None = None,
+) -> Readiness:
     """Run every readiness check on the staged release at ``path``.
 
     Parameters
@@ -680,8 +842,9 @@ def check_release(path: str | os.PathLike[str], *, live_root: str | os.PathLike[
     """
     files = StagedFiles(path)
     if not files.root.is_dir():
-        return Readiness([Check("manifest_checksums", "fail",
-                                f"{files.root} is not a staged release folder")])
+        return Readiness(
+            [Check("manifest_checksums", "fail", f"{files.root} is not a staged release folder")]
+        )
     checks = [_guarded(_NAMES[fn], lambda fn=fn: fn(files)) for fn in CHECKS]
     checks.append(_guarded("embargo", lambda: check_embargo(files, live_root=live_root, now=now)))
     return Readiness(checks)

@@ -1,4 +1,4 @@
-"""Render the regional reports and the release's index page: jinja2 templates, matplotlib SVG charts.
+"""Render the regional reports and the index page: jinja2 templates and matplotlib SVG charts.
 
 Every page is self-contained: the CSS is inline, the charts are inline SVG (text kept as text,
 ``svg.fonttype = none``; no fonts, scripts, images or styles are fetched), and the only links are to
@@ -151,19 +151,31 @@ def _svg(fig: Any) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
     return text.strip() + "\n"
 
 
-def _figure(width: float = 8.0, height: float = 3.6, nrows: int = 1, *, left: float = 0.8,
-            top: float = 0.35, **kw: Any) -> Any:
+def _figure(
+    width: float = 8.0,
+    height: float = 3.6,
+    nrows: int = 1,
+    *,
+    left: float = 0.8,
+    top: float = 0.35,
+    **kw: Any,
+) -> Any:
     """A figure with fixed margins in inches (no layout engine: it costs more than the drawing)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height))
-    fig.subplots_adjust(left=left / width, right=1 - 0.2 / width, bottom=0.45 / height,
-                        top=1 - top / height, hspace=0.12 * nrows)
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - 0.2 / width,
+        bottom=0.45 / height,
+        top=1 - top / height,
+        hspace=0.12 * nrows,
+    )
     axes = fig.subplots(nrows, 1, squeeze=False, **kw)[:, 0]
     return fig, axes
 
@@ -171,36 +183,57 @@ def _figure(width: float = 8.0, height: float = 3.6, nrows: int = 1, *, left: fl
 def _rc() -> Any:
     import matplotlib
 
-    return matplotlib.rc_context({
-        "svg.fonttype": "none",
-        "svg.hashsalt": "excessmort",
-        "text.parse_math": False,
-        "text.usetex": False,
-        "font.family": "sans-serif",
-        "font.size": 9.0,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.grid": True,
-        "grid.color": "#e3e3e3",
-        "grid.linewidth": 0.6,
-    })
+    return matplotlib.rc_context(
+        {
+            "svg.fonttype": "none",
+            "svg.hashsalt": "excessmort",
+            "text.parse_math": False,
+            "text.usetex": False,
+            "font.family": "sans-serif",
+            "font.size": 9.0,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.color": "#e3e3e3",
+            "grid.linewidth": 0.6,
+        }
+    )
 
 
 def _shade_month(ax: Any, start: pd.Timestamp, end: pd.Timestamp) -> None:
-    ax.axvspan(start - pd.Timedelta(days=6), end, color=_COLOURS["month"], lw=0, zorder=0,
-               label="latest month")
+    ax.axvspan(
+        start - pd.Timedelta(days=6),
+        end,
+        color=_COLOURS["month"],
+        lw=0,
+        zorder=0,
+        label="latest month",
+    )
 
 
-def chart_observed(weekly: pd.DataFrame, month_start: pd.Timestamp, cover_end: pd.Timestamp,
-                   title: str, level: float) -> str:
+def chart_observed(
+    weekly: pd.DataFrame,
+    month_start: pd.Timestamp,
+    cover_end: pd.Timestamp,
+    title: str,
+    level: float,
+) -> str:
     """Weekly observed deaths against expected deaths and the prediction band, as SVG text."""
     with _rc():
         fig, (ax,) = _figure()
         x = pd.to_datetime(weekly["week_ending"])
         _shade_month(ax, month_start, cover_end)
-        ax.fill_between(x, weekly["prediction_lower"], weekly["prediction_upper"],
-                        color=_COLOURS["band"], lw=0, label=f"{level:.0%} prediction interval")
-        ax.plot(x, weekly["expected"], color=_COLOURS["expected"], lw=1.2, ls="--", label="expected")
+        ax.fill_between(
+            x,
+            weekly["prediction_lower"],
+            weekly["prediction_upper"],
+            color=_COLOURS["band"],
+            lw=0,
+            label=f"{level:.0%} prediction interval",
+        )
+        ax.plot(
+            x, weekly["expected"], color=_COLOURS["expected"], lw=1.2, ls="--", label="expected"
+        )
         ax.plot(x, weekly["observed"], color=_COLOURS["observed"], lw=1.4, label="observed")
         ax.set_ylabel("deaths per week")
         ax.set_title(title, loc="left", fontsize=10)
@@ -210,16 +243,28 @@ def chart_observed(weekly: pd.DataFrame, month_start: pd.Timestamp, cover_end: p
         return _svg(fig)
 
 
-def chart_excess(weekly: pd.DataFrame, running: pd.DataFrame, month_start: pd.Timestamp,
-                 cover_end: pd.Timestamp, title: str, level: float) -> str:
+def chart_excess(
+    weekly: pd.DataFrame,
+    running: pd.DataFrame,
+    month_start: pd.Timestamp,
+    cover_end: pd.Timestamp,
+    title: str,
+    level: float,
+) -> str:
     """Weekly excess with its interval (top) and cumulative excess month by month (bottom)."""
     with _rc():
         fig, (top, bottom) = _figure(height=5.4, nrows=2, sharex=True)
         x = pd.to_datetime(weekly["week_ending"])
         excess = weekly["excess"].to_numpy(dtype=float)
         _shade_month(top, month_start, cover_end)
-        top.fill_between(x, weekly["excess_lower"], weekly["excess_upper"], color=_COLOURS["band"],
-                         lw=0, label=f"{level:.0%} interval")
+        top.fill_between(
+            x,
+            weekly["excess_lower"],
+            weekly["excess_upper"],
+            color=_COLOURS["band"],
+            lw=0,
+            label=f"{level:.0%} interval",
+        )
         colours = np.where(excess >= 0, _COLOURS["excess_pos"], _COLOURS["excess_neg"])
         top.vlines(x, 0, np.nan_to_num(excess), colors=list(colours), lw=1.6, label="weekly excess")
         top.axhline(0, color="#333333", lw=0.8)
@@ -228,10 +273,23 @@ def chart_excess(weekly: pd.DataFrame, running: pd.DataFrame, month_start: pd.Ti
         top.legend(loc="upper left", fontsize=8, ncols=3, frameon=False)
         xr = pd.to_datetime(running["end"])
         _shade_month(bottom, month_start, cover_end)
-        bottom.fill_between(xr, running["excess_lower"], running["excess_upper"],
-                            color=_COLOURS["band"], lw=0, label=f"{level:.0%} interval")
-        bottom.plot(xr, running["excess"], color=_COLOURS["observed"], lw=1.4, marker="o", ms=2.5,
-                    label="cumulative excess")
+        bottom.fill_between(
+            xr,
+            running["excess_lower"],
+            running["excess_upper"],
+            color=_COLOURS["band"],
+            lw=0,
+            label=f"{level:.0%} interval",
+        )
+        bottom.plot(
+            xr,
+            running["excess"],
+            color=_COLOURS["observed"],
+            lw=1.4,
+            marker="o",
+            ms=2.5,
+            label="cumulative excess",
+        )
         bottom.axhline(0, color="#333333", lw=0.8)
         bottom.set_ylabel("cumulative excess deaths")
         bottom.legend(loc="upper left", fontsize=8, ncols=2, frameon=False)
@@ -251,9 +309,13 @@ def chart_ratio(rows: pd.DataFrame, title: str, level: float) -> str:
     with _rc():
         fig, (ax,) = _figure(height=max(2.0, 0.34 * n + 1.5), left=left, top=0.75)
         y = np.arange(n, dtype=float)
-        for offset, period, colour in ((-0.15, "since_reference", _COLOURS["since"]),
-                                       (0.15, "latest_month", _COLOURS["latest"])):
-            part = rows[rows["period"] == period].merge(groups, on=["breakdown", "level"], how="right")
+        for offset, period, colour in (
+            (-0.15, "since_reference", _COLOURS["since"]),
+            (0.15, "latest_month", _COLOURS["latest"]),
+        ):
+            part = rows[rows["period"] == period].merge(
+                groups, on=["breakdown", "level"], how="right"
+            )
             ratio = part["ratio"].to_numpy(dtype=float)
             lo = part["ratio_lower"].to_numpy(dtype=float)
             hi = part["ratio_upper"].to_numpy(dtype=float)
@@ -264,8 +326,14 @@ def chart_ratio(rows: pd.DataFrame, title: str, level: float) -> str:
         ax.set_yticks(y, labels)
         ax.invert_yaxis()
         ax.set_xlabel(f"observed / expected deaths ({level:.0%} interval)")
-        fig.suptitle(title, x=0.1 / fig.get_figwidth(), y=1 - 0.05 / fig.get_figheight(),
-                     ha="left", va="top", fontsize=10)
+        fig.suptitle(
+            title,
+            x=0.1 / fig.get_figwidth(),
+            y=1 - 0.05 / fig.get_figheight(),
+            ha="left",
+            va="top",
+            fontsize=10,
+        )
         ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize=8, ncols=2, frameon=False)
         ax.grid(axis="y", visible=False)
         return _svg(fig)
@@ -300,8 +368,14 @@ def _environment() -> Any:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(count=fmt_count, signed=fmt_signed, ratio=fmt_ratio, pct=fmt_pct,
-                       date=fmt_date, slot=fmt_slot)
+    env.filters.update(
+        count=fmt_count,
+        signed=fmt_signed,
+        ratio=fmt_ratio,
+        pct=fmt_pct,
+        date=fmt_date,
+        slot=fmt_slot,
+    )
     return env
 
 
@@ -355,8 +429,11 @@ def _page_context(ctx: ReleaseContext) -> dict[str, Any]:
         "month_start": figs.month_start,
         "cover_end": figs.cover_end,
         "reference": ref,
-        "level_pct": f"{figs.level:.0%}" if round(figs.level * 100, 6).is_integer() else f"{figs.level:.2%}",
+        "level_pct": f"{figs.level:.0%}"
+        if round(figs.level * 100, 6).is_integer()
+        else f"{figs.level:.2%}",
         "baseline": figs.baseline,
+        "intervals": figs.extra.get("intervals"),
         "baseline_text": BASELINE_DESCRIPTIONS.get(figs.baseline, f"the {figs.baseline} baseline"),
         "breakdowns": [STRATUM_LABELS.get(b, b) for b in figs.breakdowns],
         "rule": cfg.release_rule.describe(),
@@ -368,37 +445,56 @@ def render_region(ctx: ReleaseContext, code: str, folder: Path) -> Path:
     frame = ctx.figures.regions[code]
     name = region_name(code)
     weekly_all = frame[(frame["table"] == "weekly") & (frame["breakdown"] == "all")]
-    running = frame[(frame["table"] == "cumulative") & (frame["breakdown"] == "all")
-                    & frame["period"].isin(["running", "since_reference"])].sort_values("end")
+    running = frame[
+        (frame["table"] == "cumulative")
+        & (frame["breakdown"] == "all")
+        & frame["period"].isin(["running", "since_reference"])
+    ].sort_values("end")
     ratio_rows = frame[(frame["table"] == "cumulative") & frame["period"].isin(list(PERIOD_LABELS))]
     figs = ctx.figures
     level = figs.level
     charts = {
         "chart-observed.svg": chart_observed(
-            weekly_all, figs.month_start, figs.cover_end,
-            f"{name}: deaths registered each week, observed and expected", level),
+            weekly_all,
+            figs.month_start,
+            figs.cover_end,
+            f"{name}: deaths registered each week, observed and expected",
+            level,
+        ),
         "chart-excess.svg": chart_excess(
-            weekly_all, running, figs.month_start, figs.cover_end,
-            f"{name}: excess deaths each week and cumulative", level),
-        "chart-ratio.svg": chart_ratio(ratio_rows, f"{name}: observed / expected deaths by group",
-                                       level),
+            weekly_all,
+            running,
+            figs.month_start,
+            figs.cover_end,
+            f"{name}: excess deaths each week and cumulative",
+            level,
+        ),
+        "chart-ratio.svg": chart_ratio(
+            ratio_rows, f"{name}: observed / expected deaths by group", level
+        ),
     }
     folder.mkdir(parents=True, exist_ok=True)
     for file, svg in charts.items():
         (folder / file).write_text(svg, encoding="utf-8")
-    latest_weeks = frame[(frame["table"] == "weekly")
-                         & (frame["week_ending"] >= figs.month_start)
-                         & (frame["week_ending"] <= figs.cover_end)]
-    html = _environment().get_template("report.html.j2").render(
-        **_page_context(ctx),
-        region=code,
-        region_name=name,
-        charts={k.removesuffix(".svg").removeprefix("chart-"): v for k, v in charts.items()},
-        chart_files=list(charts),
-        summary=_summary(frame),
-        groups=_by_group(frame),
-        latest_weeks=_records(latest_weeks),
-        team=ctx.config.regional_teams.get(code),
+    latest_weeks = frame[
+        (frame["table"] == "weekly")
+        & (frame["week_ending"] >= figs.month_start)
+        & (frame["week_ending"] <= figs.cover_end)
+    ]
+    html = (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            **_page_context(ctx),
+            region=code,
+            region_name=name,
+            charts={k.removesuffix(".svg").removeprefix("chart-"): v for k, v in charts.items()},
+            chart_files=list(charts),
+            summary=_summary(frame),
+            groups=_by_group(frame),
+            latest_weeks=_records(latest_weeks),
+            team=ctx.config.regional_teams.get(code),
+        )
     )
     path = folder / "report.html"
     path.write_text(html, encoding="utf-8")
@@ -412,14 +508,24 @@ def render_index(ctx: ReleaseContext, root: Path) -> Path:
     for code in REGIONS:
         if code not in figs.regions:
             continue
-        regions.append({"code": code, "name": region_name(code), "slug": region_slug(code),
-                        "summary": _summary(figs.regions[code])})
-    html = _environment().get_template("index.html.j2").render(
-        **_page_context(ctx),
-        england=_summary(figs.england),
-        england_groups=_by_group(figs.england),
-        england_name=region_name(ENGLAND_CODE),
-        regions=regions,
+        regions.append(
+            {
+                "code": code,
+                "name": region_name(code),
+                "slug": region_slug(code),
+                "summary": _summary(figs.regions[code]),
+            }
+        )
+    html = (
+        _environment()
+        .get_template("index.html.j2")
+        .render(
+            **_page_context(ctx),
+            england=_summary(figs.england),
+            england_groups=_by_group(figs.england),
+            england_name=region_name(ENGLAND_CODE),
+            regions=regions,
+        )
     )
     path = root / "index.html"
     path.write_text(html, encoding="utf-8")
@@ -428,8 +534,10 @@ def render_index(ctx: ReleaseContext, root: Path) -> Path:
 
 def render_release(ctx: ReleaseContext, root: Path) -> list[Path]:
     """Render the nine regional reports (those the figures hold) and the index into ``root``."""
-    paths = [render_region(ctx, code, root / region_slug(code))
-             for code in REGIONS if code in ctx.figures.regions]
+    paths = [
+        render_region(ctx, code, root / region_slug(code))
+        for code in REGIONS
+        if code in ctx.figures.regions
+    ]
     render_index(ctx, root)
     return paths
-

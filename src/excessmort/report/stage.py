@@ -15,7 +15,8 @@ ONS registration week ending in it); its slot is the release rule's slot of the 
 
 Every figure in the files is in one long table (:data:`FIGURE_COLUMNS`): ``table`` is ``weekly`` or
 ``cumulative``; ``period`` is ``week`` (weekly rows), ``since_reference``, ``latest_month`` or
-``running`` (cumulative since the reference ends, to the end of each month); ``breakdown`` is
+``running`` (cumulative since the reference ends, to the end of each month; regions only, all
+deaths); ``breakdown`` is
 ``all`` or the stratum the rows are split by, ``level`` its value.
 """
 
@@ -66,13 +67,33 @@ CHART_NAMES = ("chart-observed.svg", "chart-excess.svg", "chart-ratio.svg")
 REGION_FILES = ("report.html", "figures.csv", "figures.parquet", *CHART_NAMES)
 ENGLAND_FILES = ("england-figures.csv", "england-figures.parquet")
 VALUE_COLUMNS = (
-    "observed", "expected", "expected_lower", "expected_upper", "prediction_lower",
-    "prediction_upper", "excess", "excess_lower", "excess_upper", "z_score", "p_score", "ratio",
-    "ratio_lower", "ratio_upper",
+    "observed",
+    "expected",
+    "expected_lower",
+    "expected_upper",
+    "prediction_lower",
+    "prediction_upper",
+    "excess",
+    "excess_lower",
+    "excess_upper",
+    "z_score",
+    "p_score",
+    "ratio",
+    "ratio_lower",
+    "ratio_upper",
 )
 FIGURE_COLUMNS = (
-    "region", "region_name", "table", "period", "breakdown", "level", "week_ending", "start", "end",
-    "n_weeks", *VALUE_COLUMNS,
+    "region",
+    "region_name",
+    "table",
+    "period",
+    "breakdown",
+    "level",
+    "week_ending",
+    "start",
+    "end",
+    "n_weeks",
+    *VALUE_COLUMNS,
 )
 #: Per-series dispersion outside this range is flagged (the engine's own plausibility range).
 DISPERSION_RANGE = (0.2, 10.0)
@@ -182,7 +203,9 @@ def _add_ratio(cols: dict[str, Any]) -> None:
         cols["ratio"] = np.where(mu > 0, y / mu, np.nan)
         cols["ratio_lower"] = np.where(pred_hi > 0, y / pred_hi, np.nan)
         cols["ratio_upper"] = np.where(
-            pred_lo > 0, y / pred_lo, np.where(np.isfinite(pred_lo) & np.isfinite(y), np.inf, np.nan)
+            pred_lo > 0,
+            y / pred_lo,
+            np.where(np.isfinite(pred_lo) & np.isfinite(y), np.inf, np.nan),
         )
 
 
@@ -196,8 +219,11 @@ def _tidy(frame: pd.DataFrame, *, table: str, period: str, breakdown: str | None
         "table": np.full(n, table, dtype=object),
         "period": np.full(n, period, dtype=object),
         "breakdown": np.full(n, breakdown or "all", dtype=object),
-        "level": (frame[breakdown].astype(str).to_numpy() if breakdown
-                  else np.full(n, "all", dtype=object)),
+        "level": (
+            frame[breakdown].astype(str).to_numpy()
+            if breakdown
+            else np.full(n, "all", dtype=object)
+        ),
     }
     nat = np.full(n, np.datetime64("NaT", "ns"))
     if table == "weekly":
@@ -210,8 +236,17 @@ def _tidy(frame: pd.DataFrame, *, table: str, period: str, breakdown: str | None
         cols["start"] = frame["start"].to_numpy().astype("datetime64[ns]")
         cols["end"] = frame["end"].to_numpy().astype("datetime64[ns]")
         cols["n_weeks"] = frame["n_weeks"].to_numpy(dtype=np.int64)
-    for col in ("observed", "expected", "expected_lower", "expected_upper", "excess", "excess_lower",
-                "excess_upper", "z_score", "p_score"):
+    for col in (
+        "observed",
+        "expected",
+        "expected_lower",
+        "expected_upper",
+        "excess",
+        "excess_lower",
+        "excess_upper",
+        "z_score",
+        "p_score",
+    ):
         cols[col] = frame[col].to_numpy(dtype=float) if col in frame else np.full(n, np.nan)
     _add_ratio(cols)
     return pd.DataFrame({c: cols[c] for c in FIGURE_COLUMNS})
@@ -222,9 +257,16 @@ def _month_ends(start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
     return [e for e in ends if e < end]
 
 
-def _view_figures(fit: Any, keys: tuple[str, ...], breakdown: str | None,
-                  windows: Sequence[tuple[str, pd.Timestamp, pd.Timestamp]],
-                  lo: pd.Timestamp, hi: pd.Timestamp, *, running: bool) -> list[pd.DataFrame]:
+def _view_figures(
+    fit: Any,
+    keys: tuple[str, ...],
+    breakdown: str | None,
+    windows: Sequence[tuple[str, pd.Timestamp, pd.Timestamp]],
+    lo: pd.Timestamp,
+    hi: pd.Timestamp,
+    *,
+    running: bool,
+) -> list[pd.DataFrame]:
     view = fit.by(*keys)
     weekly = view.weekly
     weeks = weekly["week_ending"]
@@ -233,8 +275,11 @@ def _view_figures(fit: Any, keys: tuple[str, ...], breakdown: str | None,
     for period, start, end in windows:
         if period == "running" and (breakdown is not None or not running):
             continue
-        parts.append(_tidy(view.cumulative(start, end), table="cumulative", period=period,
-                           breakdown=breakdown))
+        parts.append(
+            _tidy(
+                view.cumulative(start, end), table="cumulative", period=period, breakdown=breakdown
+            )
+        )
     return parts
 
 
@@ -271,6 +316,7 @@ def _model_info(fit: Any, lo: pd.Timestamp, hi: pd.Timestamp) -> dict[str, Any]:
         "reference": [ref[0].date().isoformat(), ref[1].date().isoformat()] if ref else None,
         "period": {"start": lo.date().isoformat(), "end": hi.date().isoformat()},
         "strata": strata,
+        "intervals": getattr(fit.model, "intervals", None),
         "dispersion_range": list(DISPERSION_RANGE),
         "series": series,
     }
@@ -303,7 +349,8 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
     if "region" not in fit.strata:
         raise InputError(
             f"a regional release needs a 'region' column; the data's strata are {fit.strata}",
-            column="region", value=None,
+            column="region",
+            value=None,
         )
     cover_end = last_friday(month)
     year, mon = parse_month(month)
@@ -315,7 +362,8 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
         raise InputError(
             f"month {month} ends (last Friday {cover_end.date()}) before the reference period ends "
             f"({ref_end.date()}); choose a month after the reference period",
-            column="month", value=month,
+            column="month",
+            value=month,
         )
     windows: list[tuple[str, pd.Timestamp, pd.Timestamp]] = [
         ("since_reference", period_start, cover_end),
@@ -327,10 +375,12 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
     national: list[pd.DataFrame] = []
     for breakdown in [None, *breakdowns]:
         extra = (breakdown,) if breakdown else ()
-        regional += _view_figures(fit, ("region", *extra), breakdown, windows, period_start,
-                                  cover_end, running=True)
-        national += _view_figures(fit, extra, breakdown, windows, period_start, cover_end,
-                                  running=False)
+        regional += _view_figures(
+            fit, ("region", *extra), breakdown, windows, period_start, cover_end, running=True
+        )
+        national += _view_figures(
+            fit, extra, breakdown, windows, period_start, cover_end, running=False
+        )
     regions_all = pd.concat(regional, ignore_index=True)
     england = pd.concat(national, ignore_index=True)
     regions = {
@@ -339,10 +389,19 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
         if code in REGIONS
     }
     return ReleaseFigures(
-        month=month, period_start=period_start, month_start=month_start, cover_end=cover_end,
-        breakdowns=breakdowns, regions=regions, england=england,
-        model=_model_info(fit, period_start, cover_end), reference=ref, level=fit.level,
-        baseline=fit.baseline, last_week=fit.weeks[-1],
+        month=month,
+        period_start=period_start,
+        month_start=month_start,
+        cover_end=cover_end,
+        breakdowns=breakdowns,
+        regions=regions,
+        england=england,
+        model=_model_info(fit, period_start, cover_end),
+        reference=ref,
+        level=fit.level,
+        baseline=fit.baseline,
+        last_week=fit.weeks[-1],
+        extra={"intervals": getattr(fit.model, "intervals", None)},
     )
 
 
@@ -373,8 +432,9 @@ def _write_frame(frame: pd.DataFrame, folder: Path, stem: str) -> None:
     frame.to_parquet(folder / f"{stem}.parquet", index=False)
 
 
-def _release_meta(month: str, slot: datetime, config: Config, baseline: str,
-                  generated_at: datetime) -> dict[str, Any]:
+def _release_meta(
+    month: str, slot: datetime, config: Config, baseline: str, generated_at: datetime
+) -> dict[str, Any]:
     return {
         "month": month,
         "release_date": slot.date().isoformat(),
@@ -471,8 +531,13 @@ def stage_release(
     with atomic_directory(final) as tmp:
         with timer.stage("render"):
             context = render.ReleaseContext(
-                figures=figures, config=cfg, month=month, month_label=_month_label(month),
-                slot=slot, next_slot=following, generated_at=generated,
+                figures=figures,
+                config=cfg,
+                month=month,
+                month_label=_month_label(month),
+                slot=slot,
+                next_slot=following,
+                generated_at=generated,
             )
             reports = render.render_release(context, tmp)
         write_started = time.perf_counter()
@@ -491,8 +556,12 @@ def stage_release(
     parts = ", ".join(f"{k} {v:.2f} s" for k, v in timer.times.items())
     log.info(
         "staged release %s (%s, %d regional reports) in %.2f s (%s): %s; %s",
-        final.name, month, len(reports), total, parts, final,
+        final.name,
+        month,
+        len(reports),
+        total,
+        parts,
+        final,
         "READY" if readiness.ready else "NOT READY",
     )
     return final
-
