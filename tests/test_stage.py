@@ -274,6 +274,7 @@ def test_report_states_release_contacts_and_method(staged: Path) -> None:
     assert "Alex Example (fictional)" in html and "alex.example@example.org" in html
     assert "+44 20 7946 0000" in html
     assert "1 January 2015 to 31 December 2019" in html  # the reference period
+    assert "weeks ending 3 January 2020 to 30 April 2021; latest month April 2021" in html
     assert "observed / upper prediction bound" in html  # the ratio's interval is defined
     for chart in CHART_NAMES:
         assert f'href="{chart}"' in html

@@ -426,6 +426,7 @@ def _page_context(ctx: ReleaseContext) -> dict[str, Any]:
         "next_slot": ctx.next_slot,
         "generated_at": ctx.generated_at,
         "period_start": figs.period_start,
+        "first_week": figs.extra.get("first_week", figs.period_start),
         "month_start": figs.month_start,
         "cover_end": figs.cover_end,
         "reference": ref,

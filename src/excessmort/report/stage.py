@@ -401,7 +401,10 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
         level=fit.level,
         baseline=fit.baseline,
         last_week=fit.weeks[-1],
-        extra={"intervals": getattr(fit.model, "intervals", None)},
+        extra={
+            "intervals": getattr(fit.model, "intervals", None),
+            "first_week": next(iter(fit.weeks[fit.weeks >= period_start]), period_start),
+        },
     )
 
 
