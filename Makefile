@@ -42,6 +42,9 @@ bench: $(VENV)/.bench-installed
 bench-quick: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.run --suite quick
 
+bench-cold: $(VENV)/.bench-installed
+	$(BIN)/python -m benchmarks.run --suite cold
+
 bench-gate: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.compare --base $${BASE:-HEAD~1}
 

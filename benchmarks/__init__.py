@@ -1,0 +1,1 @@
+"""excessmort benchmark suite (see benchmarks/README.md)."""
