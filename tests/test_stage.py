@@ -141,6 +141,9 @@ def test_layout_follows_the_contract(staged: Path) -> None:
     listed = {e["path"] for e in manifest["files"]}
     assert {f"north-east/{f}" for f in REGION_FILES} <= listed
     assert "index.html" in listed and "manifest.json" not in listed
+    # readable by a web server once published, like every file in it
+    assert staged.stat().st_mode & 0o777 == 0o755
+    assert (staged / "manifest.json").stat().st_mode & 0o777 == 0o644
     # nothing left behind by the atomic folder
     assert [p.name for p in staged.parent.iterdir()] == ["2021-05-20"]
 

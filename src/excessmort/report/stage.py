@@ -532,6 +532,7 @@ def stage_release(
             live_root = None
 
     with atomic_directory(final) as tmp:
+        tmp.chmod(0o755)  # mkdtemp makes it private; a release is meant to be served
         with timer.stage("render"):
             context = render.ReleaseContext(
                 figures=figures,
@@ -552,6 +553,8 @@ def stage_release(
         with timer.stage("checks"):
             readiness = check_release(tmp, live_root=live_root, now=now)
         write_readiness(tmp, readiness)
+        for name in ("manifest.json", READINESS_NAME):  # written by mkstemp: private until now
+            (tmp / name).chmod(0o644)
     # "write": figures, model, manifest, verdict, fsync and the rename into place (checks excluded)
     timer.times["write"] = time.perf_counter() - write_started - timer.times["checks"]
     log.info("stage write took %.2f s", timer.times["write"])
