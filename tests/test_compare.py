@@ -130,3 +130,10 @@ def test_comparison_plot_side_by_side(comparison, tmp_path: Path) -> None:
     assert set(REGIONS) >= set(comparison.weekly["region"].astype(str))
     with pytest.raises(InputError, match="two Axes"):
         comparison.plot(axes=[two[0]])
+
+
+def test_warnings_name_the_baseline_and_the_callers_line(demo: pd.DataFrame) -> None:
+    frame = demo.groupby(["sex", "week_ending"], as_index=False, observed=True)[["deaths"]].sum()
+    with pytest.warns(em.DispersionWarning, match=r"^poisson: implausible dispersion") as record:
+        em.compare(frame, ["poisson"])
+    assert record[0].filename == __file__

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import types
+import warnings
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -127,6 +128,17 @@ class Comparison:
         return f"<excessmort.Comparison {', '.join(self.baselines)}{view}>"
 
 
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside this module, seen from the caller of this helper
+    (``compare`` is reached directly or through the callable module)."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
 def compare(
     frame: Any,
     baselines: Sequence[str | Baseline] = ("quasipoisson", "five_year_average"),
@@ -185,8 +197,13 @@ def compare(
         name, k = model.name, 2
         while name in fits:
             name, k = f"{model.name} ({k})", k + 1
-        fits[name] = fit_frame(tidy, baseline=model, reference=reference, level=level, engine=engine,  # type: ignore[arg-type]
-                               keep_wales=keep_wales)
+        # Warnings (convergence, dispersion) name the baseline and point at the caller's line.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fits[name] = fit_frame(tidy, baseline=model, reference=reference, level=level,
+                                   engine=engine, keep_wales=keep_wales)  # type: ignore[arg-type]
+        for w in caught:
+            warnings.warn(f"{name}: {w.message}", w.category, stacklevel=_caller_stacklevel())
     if by is not None:
         next(iter(fits.values())).by(*by)  # validates the strata named
     return Comparison(fits, by=by, start=start, end=end)

@@ -92,7 +92,7 @@ def _style(ax: Axes, *, dates: bool = True, counts: bool = True, title: str | No
     import matplotlib.ticker as mticker
 
     if dates:
-        locator = mdates.AutoDateLocator()
+        locator = mdates.AutoDateLocator(maxticks=8)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     if counts:
