@@ -1,4 +1,5 @@
-"""excessmort.compare: the tidy frames equal each baseline's own fit (1e-12), the plot draws both panels."""
+"""excessmort.compare: the tidy frames equal each baseline's own fit (1e-12); the plot draws
+both panels."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
 
-import excessmort as em  # noqa: E402
-from excessmort.exceptions import InputError  # noqa: E402
-from excessmort.fit import WEEKLY_COLUMNS  # noqa: E402
-from excessmort.regions import REGIONS  # noqa: E402
+import excessmort as em
+from excessmort.exceptions import InputError
+from excessmort.fit import WEEKLY_COLUMNS
+from excessmort.regions import REGIONS
 
 BASELINES = ["quasipoisson", "poisson", "five_year_average", "euromomo", "pooled"]
 START, END = "2020-01-01", "2021-06-30"
@@ -62,10 +63,14 @@ def test_weekly_is_tidy_and_equals_each_fit(comparison, demo: pd.DataFrame) -> N
     w = comparison.weekly
     assert list(w.columns) == ["baseline", "region", "week_ending", *WEEKLY_COLUMNS]
     assert w["baseline"].cat.categories.tolist() == BASELINES
-    assert w["week_ending"].min() >= pd.Timestamp(START) and w["week_ending"].max() <= pd.Timestamp(END)
+    assert w["week_ending"].min() >= pd.Timestamp(START) and w["week_ending"].max() <= pd.Timestamp(
+        END
+    )
     for name in BASELINES:
         own = em.fit(demo, baseline=name).by("region").weekly
-        own = own[(own["week_ending"] >= pd.Timestamp(START)) & (own["week_ending"] <= pd.Timestamp(END))]
+        own = own[
+            (own["week_ending"] >= pd.Timestamp(START)) & (own["week_ending"] <= pd.Timestamp(END))
+        ]
         mine = w[w["baseline"] == name].drop(columns="baseline").reset_index(drop=True)
         _assert_close(mine, own.reset_index(drop=True))
         assert comparison.fits[name].baseline == name
@@ -93,7 +98,12 @@ def test_series_level_and_repeated_baselines(demo: pd.DataFrame) -> None:
     assert len(w) == 2 * 72 * len(c.fits["quasipoisson"].weeks)
     cum = c.cumulative
     lo = cum["start"].iloc[0]
-    assert lo == c.fits["quasipoisson"].weeks[c.fits["quasipoisson"].weeks > pd.Timestamp("2019-12-31")][0]
+    assert (
+        lo
+        == c.fits["quasipoisson"].weeks[c.fits["quasipoisson"].weeks > pd.Timestamp("2019-12-31")][
+            0
+        ]
+    )
 
 
 def test_compare_errors(demo: pd.DataFrame) -> None:
@@ -111,7 +121,9 @@ def test_comparison_plot_side_by_side(comparison, tmp_path: Path) -> None:
     left, right = axes
     assert left.figure is right.figure
     assert [line.get_label() for line in left.get_lines()] == ["observed", *BASELINES]
-    labels = [line.get_label() for line in right.get_lines() if not line.get_label().startswith("_")]
+    labels = [
+        line.get_label() for line in right.get_lines() if not line.get_label().startswith("_")
+    ]
     assert labels == BASELINES
     assert left.get_title() == "London: expected deaths by baseline"
     assert right.get_title() == "London: cumulative excess deaths by baseline"
@@ -119,12 +131,14 @@ def test_comparison_plot_side_by_side(comparison, tmp_path: Path) -> None:
     cum = comparison.cumulative
     for line in right.get_lines():
         if line.get_label() in BASELINES:
-            row = cum[(cum["baseline"] == line.get_label()) & (cum["region"].astype(str) == "E12000007")]
+            row = cum[
+                (cum["baseline"] == line.get_label()) & (cum["region"].astype(str) == "E12000007")
+            ]
             np.testing.assert_allclose(line.get_ydata()[-1], row["excess"].iloc[0], rtol=1e-10)
     path = tmp_path / "compare.png"
     left.figure.savefig(path, dpi=50)
     assert path.read_bytes()[:4] == b"\x89PNG"
-    fig, two = plt.subplots(1, 2)
+    _, two = plt.subplots(1, 2)
     assert comparison.plot(axes=two)[0] is two[0]
     assert two[0].get_title() == "England: expected deaths by baseline"
     assert set(REGIONS) >= set(comparison.weekly["region"].astype(str))

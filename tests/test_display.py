@@ -61,7 +61,7 @@ class _Tables(HTMLParser):
             self._cell.append(data)
 
 
-# ---------------------------------------------------------------------------------------- repr / html
+# ------------------------------------------------------------------------------------- repr / html
 def test_repr_is_one_line_with_the_header_fields(qp: em.Fit) -> None:
     text = repr(qp)
     assert "\n" not in text
@@ -104,8 +104,10 @@ def test_repr_html_of_a_view_says_so(qp: em.Fit) -> None:
     assert [row[0] for row in parser.tables[1][1:]] == ["F", "M", "All"]
 
 
-# ---------------------------------------------------------------------------------------- summary
-def _window_variance(fit: em.Fit, series: np.ndarray, weeks: np.ndarray) -> tuple[float, float, float, float]:
+# ----------------------------------------------------------------------------------------- summary
+def _window_variance(
+    fit: em.Fit, series: np.ndarray, weeks: np.ndarray
+) -> tuple[float, float, float, float]:
     """observed, expected, var(excess) by the closed form, written out per series (GLM result)."""
     res = fit.result
     X = res.design.X[weeks]
@@ -120,15 +122,27 @@ def _window_variance(fit: em.Fit, series: np.ndarray, weeks: np.ndarray) -> tupl
 
 def test_summary_by_region_matches_the_closed_form(qp: em.Fit) -> None:
     s = qp.summary(*PERIOD)
-    assert list(s.columns) == ["region", "name", "observed", "expected", "excess", "excess_lower",
-                               "excess_upper", "p_score"]
+    assert list(s.columns) == [
+        "region",
+        "name",
+        "observed",
+        "expected",
+        "excess",
+        "excess_lower",
+        "excess_upper",
+        "p_score",
+    ]
     assert s["region"].tolist() == [*REGIONS, ENGLAND_CODE]
-    weeks = np.asarray((qp.weeks >= pd.Timestamp(PERIOD[0])) & (qp.weeks <= pd.Timestamp(PERIOD[1])))
+    weeks = np.asarray(
+        (qp.weeks >= pd.Timestamp(PERIOD[0])) & (qp.weeks <= pd.Timestamp(PERIOD[1]))
+    )
     assert s.attrs["period"] == (qp.weeks[weeks][0], qp.weeks[weeks][-1])
     z = stats.norm.ppf(0.975)
     region = qp.panel.keys["region"].astype(str).to_numpy()
     for code in [*REGIONS, ENGLAND_CODE]:
-        series = np.flatnonzero(region == code) if code != ENGLAND_CODE else np.arange(qp.panel.n_series)
+        series = (
+            np.flatnonzero(region == code) if code != ENGLAND_CODE else np.arange(qp.panel.n_series)
+        )
         obs, mu, var, _ = _window_variance(qp, series, weeks)
         row = s.loc[s["region"] == code].iloc[0]
         np.testing.assert_allclose(row["observed"], obs, rtol=1e-12)
@@ -146,14 +160,16 @@ def test_summary_default_period_starts_after_the_reference(qp: em.Fit) -> None:
     assert hi == qp.weeks[-1]
     weekly = qp.by("region").weekly
     w = weekly[(weekly["week_ending"] >= lo)]
-    np.testing.assert_allclose(s["observed"].iloc[:9], w.groupby("region", observed=True)["observed"].sum(),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        s["observed"].iloc[:9], w.groupby("region", observed=True)["observed"].sum(), rtol=1e-12
+    )
 
 
 @pytest.mark.filterwarnings("ignore::excessmort.exceptions.DispersionWarning")
 def test_summary_without_region_uses_the_first_stratum(demo: pd.DataFrame) -> None:
     frame = demo.groupby(["sex", "age_group", "week_ending"], as_index=False, observed=True)[
-        ["deaths", "population"]].sum()
+        ["deaths", "population"]
+    ].sum()
     f = em.fit(frame)
     s = f.summary(*PERIOD)
     assert s.columns[0] == "sex"
@@ -172,7 +188,7 @@ def test_summary_period_outside_the_data_raises(qp: em.Fit) -> None:
         qp.summary("1990-01-01", "1990-12-31")
 
 
-# ---------------------------------------------------------------------------------------- print_summary
+# ----------------------------------------------------------------------------------- print_summary
 def _printed(fit: em.Fit, **kwargs) -> str:
     buf = io.StringIO()
     with redirect_stdout(buf):
@@ -198,7 +214,9 @@ def test_print_summary_html_and_latex(qp: em.Fit) -> None:
     tex = _printed(qp, style="latex", decimals=0)
     assert r"\begin{tabular}" in tex and r"\toprule" in tex
     assert r"95\% interval" in tex and r"p\_score" in tex
-    with pytest.raises(InputError, match=r"style must be one of \['ascii', 'html', 'latex'\], got 'rtf'"):
+    with pytest.raises(
+        InputError, match=r"style must be one of \['ascii', 'html', 'latex'\], got 'rtf'"
+    ):
         qp.print_summary(style="rtf")
 
 
@@ -214,8 +232,11 @@ def test_format_number() -> None:
 def test_render_checks_text_and_html() -> None:
     from excessmort.report.readiness import Check
 
-    checks = [Check("regions_complete", "pass", "nine regions"), ("embargo", "fail", "live before <slot>"),
-              ("models_converged", "warn", "phi 12 in London")]
+    checks = [
+        Check("regions_complete", "pass", "nine regions"),
+        ("embargo", "fail", "live before <slot>"),
+        ("models_converged", "warn", "phi 12 in London"),
+    ]
     text = _display.render_checks(checks)
     lines = text.splitlines()
     assert lines[0] == "Readiness"
@@ -226,13 +247,15 @@ def test_render_checks_text_and_html() -> None:
     assert "live before &lt;slot&gt;" in page
     parser = _Tables()
     parser.feed(page)
-    assert parser.tables[1][1:] == [["PASS", "regions_complete", "nine regions"],
-                                    ["FAIL", "embargo", "live before <slot>"],
-                                    ["WARN", "models_converged", "phi 12 in London"]]
+    assert parser.tables[1][1:] == [
+        ["PASS", "regions_complete", "nine regions"],
+        ["FAIL", "embargo", "live before <slot>"],
+        ["WARN", "models_converged", "phi 12 in London"],
+    ]
     assert "verdict  READY" in _display.render_checks([("a", "pass", "ok"), ("b", "warn", "hm")])
 
 
-# ---------------------------------------------------------------------------------------- selection
+# --------------------------------------------------------------------------------------- selection
 def _assert_frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert list(a.columns) == list(b.columns)
     assert len(a) == len(b)
@@ -259,7 +282,9 @@ def test_select_weekly_equals_the_slice_of_the_full_fit(qp: em.Fit) -> None:
     assert set(sel.panel.keys["region"].astype(str)) == {"E12000007"}
     assert set(sel.panel.keys["sex"].astype(str)) == {"F"}
     _assert_frames_equal(sel.weekly, _rows(qp.weekly, ["E12000007"], ["F"]))
-    _assert_frames_equal(sel.cumulative(*PERIOD), _rows(qp.cumulative(*PERIOD), ["E12000007"], ["F"]))
+    _assert_frames_equal(
+        sel.cumulative(*PERIOD), _rows(qp.cumulative(*PERIOD), ["E12000007"], ["F"])
+    )
     _assert_frames_equal(sel.coefficients, _rows(qp.coefficients, ["E12000007"], ["F"]))
     _assert_frames_equal(sel.diagnostics, _rows(qp.diagnostics, ["E12000007"], ["F"]))
 
@@ -268,23 +293,36 @@ def test_select_lists_names_codes_and_shorthand(qp: em.Fit) -> None:
     two = qp.select(region=["north east", "E12000007"])
     assert two.panel.n_series == 16
     _assert_frames_equal(two.weekly, _rows(qp.weekly, ["E12000001", "E12000007"]))
-    _assert_frames_equal(two.by("region").cumulative(*PERIOD),
-                         _rows(qp.by("region").cumulative(*PERIOD), ["E12000001", "E12000007"]))
+    _assert_frames_equal(
+        two.by("region").cumulative(*PERIOD),
+        _rows(qp.by("region").cumulative(*PERIOD), ["E12000001", "E12000007"]),
+    )
     _assert_frames_equal(qp["London"].weekly, qp.select(region="E12000007").weekly)
-    _assert_frames_equal(qp["E12000007"].by().weekly.drop(columns="region"),
-                         _rows(qp.by("region").weekly, ["E12000007"]).drop(columns="region"))
+    _assert_frames_equal(
+        qp["E12000007"].by().weekly.drop(columns="region"),
+        _rows(qp.by("region").weekly, ["E12000007"]).drop(columns="region"),
+    )
 
 
 @pytest.mark.filterwarnings("ignore::excessmort.exceptions.DispersionWarning")
 def test_select_unknown_values_raise_with_the_available_ones(qp: em.Fit) -> None:
-    with pytest.raises(InputError, match=r"region='Narnia' matches no series; available values are \['E12000001'"):
+    with pytest.raises(
+        InputError, match=r"region='Narnia' matches no series; available values are \['E12000001'"
+    ):
         qp.select(region="Narnia")
-    with pytest.raises(InputError, match=r"sex='X' matches no series; available values are \['F', 'M'\]"):
+    with pytest.raises(
+        InputError, match=r"sex='X' matches no series; available values are \['F', 'M'\]"
+    ):
         qp.select(sex="X")
-    with pytest.raises(InputError, match=r"unknown stratum 'colour'; this fit's strata are \['region', 'sex', 'age_group'\]"):
+    with pytest.raises(
+        InputError,
+        match=r"unknown stratum 'colour'; this fit's strata are \['region', 'sex', 'age_group'\]",
+    ):
         qp.select(colour="red")
     frame = em.demo_data()
-    no_region = frame.groupby(["sex", "week_ending"], as_index=False, observed=True)[["deaths"]].sum()
+    no_region = frame.groupby(["sex", "week_ending"], as_index=False, observed=True)[
+        ["deaths"]
+    ].sum()
     with pytest.raises(InputError, match="selects a region"):
         em.fit(no_region)["London"]
 
@@ -314,8 +352,10 @@ def test_select_pooled_delta_keeps_the_shared_covariance(demo: pd.DataFrame) -> 
     # only: London's total from the selection equals London's row of the full fit's by("region").
     f = em.fit(demo, baseline=em.Pooled(intervals="delta"))
     sel = f.select(region="London")
-    _assert_frames_equal(sel.by("region").cumulative(*PERIOD),
-                         _rows(f.by("region").cumulative(*PERIOD), ["E12000007"]))
+    _assert_frames_equal(
+        sel.by("region").cumulative(*PERIOD),
+        _rows(f.by("region").cumulative(*PERIOD), ["E12000007"]),
+    )
     _assert_frames_equal(sel.weekly, _rows(f.weekly, ["E12000007"]))
 
 
@@ -379,7 +419,9 @@ def test_progress_auto_needs_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None
     assert _progress.enabled(None)
 
 
-def test_fit_shows_its_stages_only_when_asked_or_large(monkeypatch: pytest.MonkeyPatch, demo: pd.DataFrame) -> None:
+def test_fit_shows_its_stages_only_when_asked_or_large(
+    monkeypatch: pytest.MonkeyPatch, demo: pd.DataFrame
+) -> None:
     monkeypatch.setenv("EXCESSMORT_PROGRESS", "1")
     made: list[dict] = []
 

@@ -15,7 +15,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-EXPECTED = ["01-quickstart.ipynb", "02-regional-deep-dive.ipynb", "03-publication.ipynb", "ons_2020.ipynb"]
+EXPECTED = [
+    "01-quickstart.ipynb",
+    "02-regional-deep-dive.ipynb",
+    "03-publication.ipynb",
+    "ons_2020.ipynb",
+]
 
 
 def test_notebooks_present_and_stored_without_outputs() -> None:
@@ -30,7 +35,9 @@ def test_notebooks_present_and_stored_without_outputs() -> None:
         for cell in code:
             assert cell.outputs == [] and cell.execution_count is None, f"{name} has stored outputs"
         last = code[-1].source
-        assert "assert" in last, f"{name}: the last code cell must assert something about the results"
+        assert "assert" in last, (
+            f"{name}: the last code cell must assert something about the results"
+        )
 
 
 @pytest.mark.notebook
@@ -53,7 +60,11 @@ def test_notebook_runs(name: str, shared: Path) -> None:
     client.execute()
     elapsed = time.perf_counter() - started
     prefix = "".join(o.get("text", "") for o in nb.cells[0].outputs).strip()
-    assert Path(prefix).resolve() == Path(sys.prefix).resolve(), f"kernel ran {prefix}, not {sys.prefix}"
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert Path(prefix).resolve() == Path(sys.prefix).resolve(), (
+        f"kernel ran {prefix}, not {sys.prefix}"
+    )
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
     assert errors == []
     print(f"{name}: {elapsed:.1f} s")

@@ -12,20 +12,20 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker as mticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.collections import PolyCollection, QuadMesh  # noqa: E402
-from matplotlib.colors import to_hex  # noqa: E402
-from matplotlib.container import BarContainer  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PolyCollection, QuadMesh
+from matplotlib.colors import to_hex
+from matplotlib.container import BarContainer
 
-import excessmort as em  # noqa: E402
-from excessmort import plotting  # noqa: E402
-from excessmort.exceptions import InputError  # noqa: E402
-from excessmort.regions import REGIONS  # noqa: E402
+import excessmort as em
+from excessmort import plotting
+from excessmort.exceptions import InputError
+from excessmort.regions import REGIONS
 
 START, END = "2019-06-01", "2021-06-30"
 
@@ -59,7 +59,9 @@ def _render(ax_or_fig, path: Path) -> None:
 
 
 def _window(frame: pd.DataFrame, start=START, end=END) -> pd.DataFrame:
-    keep = (frame["week_ending"] >= pd.Timestamp(start)) & (frame["week_ending"] <= pd.Timestamp(end))
+    keep = (frame["week_ending"] >= pd.Timestamp(start)) & (
+        frame["week_ending"] <= pd.Timestamp(end)
+    )
     return frame.loc[keep].reset_index(drop=True)
 
 
@@ -79,7 +81,7 @@ def _band_range(band: PolyCollection) -> tuple[float, float]:
     return float(np.nanmin(y)), float(np.nanmax(y))
 
 
-# ---------------------------------------------------------------------------------------- single series
+# ----------------------------------------------------------------------------------- single series
 def test_plot_weekly_observed_expected_and_prediction_band(qp: em.Fit, tmp_path: Path) -> None:
     ax = plotting.plot_weekly(qp, start=START, end=END)
     _render(ax, tmp_path / "weekly.png")
@@ -87,9 +89,13 @@ def test_plot_weekly_observed_expected_and_prediction_band(qp: em.Fit, tmp_path:
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert set(lines) == {"expected (quasipoisson)", "observed"}
     np.testing.assert_allclose(lines["observed"].get_ydata(), w["observed"], rtol=1e-12)
-    np.testing.assert_allclose(lines["expected (quasipoisson)"].get_ydata(), w["expected"], rtol=1e-12)
+    np.testing.assert_allclose(
+        lines["expected (quasipoisson)"].get_ydata(), w["expected"], rtol=1e-12
+    )
     assert to_hex(lines["observed"].get_color()) == "#000000"
-    assert to_hex(lines["expected (quasipoisson)"].get_color()) == plotting.OKABE_ITO["blue"].lower()
+    assert (
+        to_hex(lines["expected (quasipoisson)"].get_color()) == plotting.OKABE_ITO["blue"].lower()
+    )
     (band,) = _bands(ax)
     assert band.get_label() == "95% prediction interval"
     lo, hi = _band_range(band)
@@ -99,16 +105,23 @@ def test_plot_weekly_observed_expected_and_prediction_band(qp: em.Fit, tmp_path:
     assert ax.get_title() == "England"
     assert ax.get_ylabel() == "deaths per week"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
-        "95% prediction interval", "expected (quasipoisson)", "observed"]
+        "95% prediction interval",
+        "expected (quasipoisson)",
+        "observed",
+    ]
     _assert_axes_style(ax)
     x = lines["observed"].get_xdata()
-    assert pd.Timestamp(x[0]) == w["week_ending"].iloc[0] and pd.Timestamp(x[-1]) == w["week_ending"].iloc[-1]
+    assert (
+        pd.Timestamp(x[0]) == w["week_ending"].iloc[0]
+        and pd.Timestamp(x[-1]) == w["week_ending"].iloc[-1]
+    )
 
 
 def test_plot_weekly_strata_and_given_axes(qp: em.Fit, tmp_path: Path) -> None:
     fig, given = plt.subplots()
-    ax = plotting.plot_weekly(qp, {"region": "London", "sex": "F"}, start=START, end=END, ax=given,
-                              linewidth=2.5)
+    ax = plotting.plot_weekly(
+        qp, {"region": "London", "sex": "F"}, start=START, end=END, ax=given, linewidth=2.5
+    )
     assert ax is given
     _render(fig, tmp_path / "london_f.png")
     assert ax.get_title() == "London, sex F"
@@ -127,7 +140,9 @@ def test_plot_expected_confidence_band(qp: em.Fit, tmp_path: Path) -> None:
     (band,) = _bands(ax)
     assert band.get_label() == "95% confidence interval"
     lo, hi = _band_range(band)
-    np.testing.assert_allclose([lo, hi], [w["expected_lower"].min(), w["expected_upper"].max()], rtol=1e-12)
+    np.testing.assert_allclose(
+        [lo, hi], [w["expected_lower"].min(), w["expected_upper"].max()], rtol=1e-12
+    )
     points = next(line for line in ax.get_lines() if line.get_label() == "observed")
     assert points.get_linestyle() == "None" and points.get_marker() == "."
     _assert_axes_style(ax)
@@ -145,9 +160,11 @@ def test_plot_excess_bars_with_error_bars(qp: em.Fit, tmp_path: Path) -> None:
     np.testing.assert_allclose(heights, w["excess"], rtol=1e-12)
     up = heights > 0
     assert {to_hex(p.get_facecolor()) for p, u in zip(bar.patches, up, strict=True) if u} == {
-        plotting.POSITIVE.lower()}
+        plotting.POSITIVE.lower()
+    }
     assert {to_hex(p.get_facecolor()) for p, u in zip(bar.patches, up, strict=True) if not u} == {
-        plotting.NEGATIVE.lower()}
+        plotting.NEGATIVE.lower()
+    }
     # Error bars: one vertical segment per week from excess_lower to excess_upper.
     assert bar.errorbar is not None
     segments = bar.errorbar.lines[2][0].get_segments()
@@ -161,28 +178,44 @@ def test_plot_excess_bars_with_error_bars(qp: em.Fit, tmp_path: Path) -> None:
 def test_plot_excess_default_starts_after_the_reference(qp: em.Fit) -> None:
     ax = plotting.plot_excess(qp)
     (bar,) = [c for c in ax.containers if isinstance(c, BarContainer)]
-    first = mdates.num2date(bar.patches[0].get_x() + bar.patches[0].get_width() / 2).replace(tzinfo=None)
+    first = mdates.num2date(bar.patches[0].get_x() + bar.patches[0].get_width() / 2).replace(
+        tzinfo=None
+    )
     assert pd.Timestamp(first).normalize() == qp.weeks[qp.weeks > pd.Timestamp("2019-12-31")][0]
 
 
 @pytest.mark.parametrize("which", ["qp", "fya"])
-def test_cumulative_path_equals_cumulative_week_by_week(which: str, request: pytest.FixtureRequest) -> None:
+def test_cumulative_path_equals_cumulative_week_by_week(
+    which: str, request: pytest.FixtureRequest
+) -> None:
     f = request.getfixturevalue(which)
     view = f.select(region="London").by("region")
     path = plotting.cumulative_path(f, "London", start="2020-03-01", end="2020-12-31")
-    weeks = view.weeks[(view.weeks >= pd.Timestamp("2020-03-01")) & (view.weeks <= pd.Timestamp("2020-12-31"))]
+    weeks = view.weeks[
+        (view.weeks >= pd.Timestamp("2020-03-01")) & (view.weeks <= pd.Timestamp("2020-12-31"))
+    ]
     assert path["week_ending"].tolist() == list(weeks)
     for i, week in enumerate(weeks):
         one = view.cumulative("2020-03-01", week).iloc[0]
         for col in ("observed", "expected", "excess", "excess_lower", "excess_upper"):
-            np.testing.assert_allclose(path[col].iloc[i], one[col], rtol=1e-10, err_msg=f"{col} {week}")
+            np.testing.assert_allclose(
+                path[col].iloc[i], one[col], rtol=1e-10, err_msg=f"{col} {week}"
+            )
 
 
 def test_fit_cumulative_path_all_rows(qp: em.Fit) -> None:
     view = qp.by("region")
     path = view.cumulative_path("2020-03-01", "2020-05-01")
-    assert list(path.columns) == ["region", "week_ending", "observed", "expected", "excess", "excess_lower",
-                                  "excess_upper", "p_score"]
+    assert list(path.columns) == [
+        "region",
+        "week_ending",
+        "observed",
+        "expected",
+        "excess",
+        "excess_lower",
+        "excess_upper",
+        "p_score",
+    ]
     last = path[path["week_ending"] == path["week_ending"].max()].reset_index(drop=True)
     cum = view.cumulative("2020-03-01", "2020-05-01")
     for col in ("observed", "expected", "excess", "excess_lower", "excess_upper", "p_score"):
@@ -202,12 +235,14 @@ def test_plot_cumulative_line_and_band(qp: em.Fit, tmp_path: Path) -> None:
     (band,) = _bands(ax)
     lo, hi = _band_range(band)
     each = pd.concat([view.cumulative("2020-03-01", w) for w in x])
-    np.testing.assert_allclose([lo, hi], [each["excess_lower"].min(), each["excess_upper"].max()], rtol=1e-10)
+    np.testing.assert_allclose(
+        [lo, hi], [each["excess_lower"].min(), each["excess_upper"].max()], rtol=1e-10
+    )
     assert ax.get_title() == "London: cumulative excess from 2020-02-29"
     _assert_axes_style(ax)
 
 
-# ---------------------------------------------------------------------------------------- many series
+# ------------------------------------------------------------------------------------- many series
 def test_plot_regions_grid(qp: em.Fit, tmp_path: Path) -> None:
     fig, axes = plotting.plot_regions(qp, "weekly", start=START, end=END)
     _render(fig, tmp_path / "regions.png")
@@ -247,7 +282,9 @@ def test_plot_zscores_heatmap(qp: em.Fit, tmp_path: Path) -> None:
     z = regional.pivot(index="region", columns="week_ending", values="z_score").to_numpy()
     england = _window(qp.by().weekly, "2020-01-01", "2020-12-31")["z_score"].to_numpy()
     expected = np.vstack([z, england])
-    np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(expected.shape), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(mesh.get_array()).reshape(expected.shape), expected, rtol=1e-12
+    )
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == [*REGIONS.values(), "England"]
     lo, hi = mesh.get_clim()
@@ -271,13 +308,18 @@ def test_plot_baselines_same_axes(qp: em.Fit, fya: em.Fit, tmp_path: Path) -> No
         np.testing.assert_allclose(line.get_ydata(), w["expected"], rtol=1e-12)
     assert ax.get_title() == "London: expected deaths by baseline"
     _assert_axes_style(ax)
-    ax2 = plotting.plot_baselines({"GLM": qp, "ONS average": fya}, kind="cumulative", end="2020-12-31")
+    ax2 = plotting.plot_baselines(
+        {"GLM": qp, "ONS average": fya}, kind="cumulative", end="2020-12-31"
+    )
     _render(ax2, tmp_path / "baselines_cum.png")
-    assert [line.get_label() for line in ax2.get_lines() if not line.get_label().startswith("_")] == [
-        "GLM", "ONS average"]
+    assert [
+        line.get_label() for line in ax2.get_lines() if not line.get_label().startswith("_")
+    ] == ["GLM", "ONS average"]
     assert len(_bands(ax2)) == 2
-    end = {name: f.by().cumulative(None, "2020-12-31")["excess"].iloc[0] for name, f in
-           {"GLM": qp, "ONS average": fya}.items()}
+    end = {
+        name: f.by().cumulative(None, "2020-12-31")["excess"].iloc[0]
+        for name, f in {"GLM": qp, "ONS average": fya}.items()
+    }
     for line in ax2.get_lines():
         if line.get_label() in end:
             np.testing.assert_allclose(line.get_ydata()[-1], end[line.get_label()], rtol=1e-10)
@@ -285,9 +327,11 @@ def test_plot_baselines_same_axes(qp: em.Fit, fya: em.Fit, tmp_path: Path) -> No
         plotting.plot_baselines([qp], kind="weekly")
 
 
-# ---------------------------------------------------------------------------------------- Fit.plot and errors
-@pytest.mark.parametrize(("kind", "artist"), [("weekly", "band"), ("expected", "band"), ("excess", "bars"),
-                                              ("cumulative", "band")])
+# ----------------------------------------------------------------------------- Fit.plot and errors
+@pytest.mark.parametrize(
+    ("kind", "artist"),
+    [("weekly", "band"), ("expected", "band"), ("excess", "bars"), ("cumulative", "band")],
+)
 def test_fit_plot_dispatches(qp: em.Fit, kind: str, artist: str, tmp_path: Path) -> None:
     ax = qp.plot(kind, strata={"region": "London"}, end="2020-12-31")
     _render(ax, tmp_path / f"{kind}.png")
@@ -300,7 +344,10 @@ def test_fit_plot_dispatches(qp: em.Fit, kind: str, artist: str, tmp_path: Path)
 
 
 def test_fit_plot_errors(qp: em.Fit) -> None:
-    with pytest.raises(InputError, match=r"kind must be one of \['weekly', 'excess', 'cumulative', 'expected'\], got 'pie'"):
+    with pytest.raises(
+        InputError,
+        match=r"kind must be one of \['weekly', 'excess', 'cumulative', 'expected'\], got 'pie'",
+    ):
         qp.plot("pie")
     with pytest.raises(InputError, match="give 2 rows"):
         qp.plot("weekly", strata={"region": ["London", "East"]})

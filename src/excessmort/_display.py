@@ -1,8 +1,9 @@
 """One renderer for text, HTML and LaTeX: the ``Fit`` summary and the readiness checks of a release.
 
-A display is a title, a header block of (field, value) pairs and an optional table (a frame). Numbers
-are formatted here (thousands separators, fixed decimals, intervals as ``lower to upper``); layout is
-pandas' own ``to_string`` / ``to_html`` / ``to_latex``, so the three styles show the same cells.
+A display is a title, a header block of (field, value) pairs and an optional table (a frame).
+Numbers are formatted here (thousands separators, fixed decimals, intervals as ``lower to
+upper``); layout is pandas' own ``to_string`` / ``to_html`` / ``to_latex``, so the three
+styles show the same cells.
 
 ``Fit._repr_html_``, ``Fit.print_summary`` and the report layer's readiness display all call
 :func:`render`; :func:`render_checks` turns ``(name, verdict, message)`` checks into that shape.
@@ -33,7 +34,9 @@ def _check_style(style: str) -> str:
     if style not in STYLES:
         from .exceptions import InputError
 
-        raise InputError(f"style must be one of {list(STYLES)}, got {style!r}", column="style", value=style)
+        raise InputError(
+            f"style must be one of {list(STYLES)}, got {style!r}", column="style", value=style
+        )
     return style
 
 
@@ -56,7 +59,9 @@ def format_number(value: Any, decimals: int = 0) -> str:
     return f"{x:,.{int(decimals)}f}"
 
 
-def format_table(frame: pd.DataFrame, decimals: int = 2, *, level: float | None = None) -> pd.DataFrame:
+def format_table(
+    frame: pd.DataFrame, decimals: int = 2, *, level: float | None = None
+) -> pd.DataFrame:
     """Cells as strings: counts with separators, P-scores with ``decimals`` places, each interval
     pair (``excess_lower``, ``excess_upper``) as one column ``"lower to upper"``.
 
@@ -85,7 +90,8 @@ def format_table(frame: pd.DataFrame, decimals: int = 2, *, level: float | None 
             hi = frame[pairs[col]]
             name = label if col == "excess_lower" else f"{col.split('_')[0]} {label}"
             out[name] = [
-                f"{format_number(a, decimals)} to {format_number(b, decimals)}" for a, b in zip(values, hi, strict=True)
+                f"{format_number(a, decimals)} to {format_number(b, decimals)}"
+                for a, b in zip(values, hi, strict=True)
             ]
         elif pd.api.types.is_bool_dtype(values.dtype):
             out[col] = values.map(lambda v: "yes" if v else "no")
@@ -95,16 +101,30 @@ def format_table(frame: pd.DataFrame, decimals: int = 2, *, level: float | None 
         elif pd.api.types.is_datetime64_any_dtype(values.dtype):
             out[col] = [("-" if pd.isna(v) else str(pd.Timestamp(v).date())) for v in values]
         else:
-            out[col] = values.astype(object).map(lambda v: "-" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+            out[col] = values.astype(object).map(
+                lambda v: "-" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+            )
     return out
 
 
 def _header_frame(header: Sequence[tuple[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame({"field": [str(k) for k, _ in header], "value": [str(v) for _, v in header]})
+    return pd.DataFrame(
+        {"field": [str(k) for k, _ in header], "value": [str(v) for _, v in header]}
+    )
 
 
-_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+_LATEX_SPECIAL = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+}
 
 
 def _latex_escape(text: str) -> str:
@@ -163,19 +183,28 @@ def render(
         parts = [f'<div class="excessmort-summary"><p><strong>{html.escape(title)}</strong></p>']
         parts.append('<table class="excessmort-header">')
         parts += [
-            f"<tr><th style=\"text-align:left\">{html.escape(k)}</th><td style=\"text-align:left\">{html.escape(v)}</td></tr>"
+            f'<tr><th style="text-align:left">{html.escape(k)}</th>'
+            f'<td style="text-align:left">{html.escape(v)}</td></tr>'
             for k, v in zip(head["field"], head["value"], strict=True)
         ]
         parts.append("</table>")
         if body is not None:
-            parts.append(body.to_html(index=False, escape=True, border=0, classes="excessmort-table"))
+            parts.append(
+                body.to_html(index=False, escape=True, border=0, classes="excessmort-table")
+            )
         if caption:
             parts.append(f"<p><em>{html.escape(caption)}</em></p>")
         parts.append("</div>")
         return "\n".join(parts)
     # latex
-    parts = [r"\begin{tabular}{ll}", r"\multicolumn{2}{l}{\textbf{" + _latex_escape(title) + r"}} \\"]
-    parts += [f"{_latex_escape(k)} & {_latex_escape(v)} \\\\" for k, v in zip(head["field"], head["value"], strict=True)]
+    parts = [
+        r"\begin{tabular}{ll}",
+        r"\multicolumn{2}{l}{\textbf{" + _latex_escape(title) + r"}} \\",
+    ]
+    parts += [
+        f"{_latex_escape(k)} & {_latex_escape(v)} \\\\"
+        for k, v in zip(head["field"], head["value"], strict=True)
+    ]
     parts.append(r"\end{tabular}")
     if body is not None:
         escaped = body.map(_latex_escape)
@@ -195,7 +224,7 @@ def _check_fields(check: Any) -> tuple[str, str, str]:
 
 
 def render_checks(checks: Iterable[Any], *, style: str = "ascii", title: str = "Readiness") -> str:
-    """Render readiness checks ``(name, verdict, message)`` (tuples or objects with those attributes).
+    """Render readiness checks ``(name, verdict, message)``: tuples or objects with those fields.
 
     The header gives the verdict (``READY`` when no check failed) and the counts; the table one row
     per check.
@@ -231,7 +260,11 @@ def render_checks(checks: Iterable[Any], *, style: str = "ascii", title: str = "
         ("checks", f"{len(rows)} ({n_fail} failed, {n_warn} warnings)"),
     ]
     table = pd.DataFrame(
-        {"verdict": [v.upper() for _, v, _ in rows], "check": [n for n, _, _ in rows], "message": [m for _, _, m in rows]},
+        {
+            "verdict": [v.upper() for _, v, _ in rows],
+            "check": [n for n, _, _ in rows],
+            "message": [m for _, _, m in rows],
+        },
         dtype=object,
     )
     return render(title, header, table, style=style)

@@ -76,7 +76,11 @@ def _bar(**kwargs: Any) -> Any:
 
 
 def progress(
-    iterable: Iterable[T], *, desc: str | None = None, total: int | None = None, show: bool | None = None
+    iterable: Iterable[T],
+    *,
+    desc: str | None = None,
+    total: int | None = None,
+    show: bool | None = None,
 ) -> Iterator[T]:
     """Iterate with a progress bar when one should be shown (see the module docstring).
 
@@ -120,11 +124,17 @@ class Stages:
     ['read', 'fit']
     """
 
-    def __init__(self, names: Sequence[str], *, desc: str | None = None, show: bool | None = None) -> None:
+    def __init__(
+        self, names: Sequence[str], *, desc: str | None = None, show: bool | None = None
+    ) -> None:
         self.names = list(names)
         self.desc = desc
         self.done: list[str] = []
-        self._bar = _bar(total=len(self.names), desc=desc, leave=False) if show is not False and enabled(show) else None
+        self._bar = (
+            _bar(total=len(self.names), desc=desc, leave=False)
+            if show is not False and enabled(show)
+            else None
+        )
 
     def advance(self, name: str) -> None:
         """Mark stage ``name`` finished and show the next one's name."""

@@ -24,7 +24,7 @@ from .fit import fit as fit_frame
 from .weeks import to_timestamp
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
+    pass
 
 __all__ = ["Comparison", "compare"]
 
@@ -39,11 +39,18 @@ class Comparison:
     by : tuple of str or None
         The aggregate compared (``Fit.by(*by)``), or None for the series themselves.
     start, end : Timestamp or None
-        The period of :attr:`weekly` and :attr:`cumulative` (None: all weeks / from the reference's end).
+        The period of :attr:`weekly` and :attr:`cumulative` (None: all weeks / from the end of
+        the reference period).
     """
 
-    def __init__(self, fits: Mapping[str, Fit], *, by: Sequence[str] | None = None, start: Any = None,
-                 end: Any = None) -> None:
+    def __init__(
+        self,
+        fits: Mapping[str, Fit],
+        *,
+        by: Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+    ) -> None:
         self.fits = dict(fits)
         self.by = None if by is None else tuple(by)
         self.start = None if start is None else to_timestamp(start)
@@ -89,8 +96,15 @@ class Comparison:
         out["baseline"] = pd.Categorical(out["baseline"], categories=self.baselines)
         return out
 
-    def plot(self, strata: Any = None, *, axes: Any = None, start: Any = None, end: Any = None,
-             **kwargs: Any) -> np.ndarray:
+    def plot(
+        self,
+        strata: Any = None,
+        *,
+        axes: Any = None,
+        start: Any = None,
+        end: Any = None,
+        **kwargs: Any,
+    ) -> np.ndarray:
         """Expected deaths (left) and cumulative excess (right) of every baseline, side by side.
 
         Parameters
@@ -116,11 +130,17 @@ class Comparison:
             _, axes = plt.subplots(1, 2, figsize=(14.0, 4.5), layout="constrained")
         axes = np.asarray(axes, dtype=object).ravel()
         if axes.size != 2:
-            raise InputError(f"axes must hold two Axes, got {axes.size}", column="axes", value=axes.size)
+            raise InputError(
+                f"axes must hold two Axes, got {axes.size}", column="axes", value=axes.size
+            )
         start = self.start if start is None else start
         end = self.end if end is None else end
-        plot_baselines(self.fits, strata, kind="expected", start=start, end=end, ax=axes[0], **kwargs)
-        plot_baselines(self.fits, strata, kind="cumulative", start=start, end=end, ax=axes[1], **kwargs)
+        plot_baselines(
+            self.fits, strata, kind="expected", start=start, end=end, ax=axes[0], **kwargs
+        )
+        plot_baselines(
+            self.fits, strata, kind="cumulative", start=start, end=end, ax=axes[1], **kwargs
+        )
         return axes
 
     def __repr__(self) -> str:
@@ -129,8 +149,8 @@ class Comparison:
 
 
 def _caller_stacklevel() -> int:
-    """The ``stacklevel`` of the first frame outside this module, seen from the caller of this helper
-    (``compare`` is reached directly or through the callable module)."""
+    """The ``stacklevel`` of the first frame outside this module, seen from the caller of this
+    helper (``compare`` is reached directly or through the callable module)."""
     frame = sys._getframe(1)
     level = 1
     while frame is not None and frame.f_code.co_filename == __file__:
@@ -200,8 +220,14 @@ def compare(
         # Warnings (convergence, dispersion) name the baseline and point at the caller's line.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fits[name] = fit_frame(tidy, baseline=model, reference=reference, level=level,
-                                   engine=engine, keep_wales=keep_wales)  # type: ignore[arg-type]
+            fits[name] = fit_frame(
+                tidy,
+                baseline=model,
+                reference=reference,
+                level=level,
+                engine=engine,
+                keep_wales=keep_wales,
+            )  # type: ignore[arg-type]
         for w in caught:
             warnings.warn(f"{name}: {w.message}", w.category, stacklevel=_caller_stacklevel())
     if by is not None:
@@ -214,9 +240,10 @@ COMPARISON_VALUE_COLUMNS = ("week_ending", *WEEKLY_COLUMNS)
 
 
 class _CallableModule(types.ModuleType):
-    """``excessmort.compare`` is both this module and the function: once the submodule is imported
-    the package attribute ``compare`` is the module (Python binds submodules on their parent), so the
-    module forwards calls to :func:`compare` and ``excessmort.compare(frame, ...)`` always works."""
+    """``excessmort.compare`` is both this module and the function: once the submodule is
+    imported the package attribute ``compare`` is the module (Python binds submodules on their
+    parent), so the module forwards calls to :func:`compare` and ``excessmort.compare(frame,
+    ...)`` always works."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Comparison:
         return compare(*args, **kwargs)

@@ -1,13 +1,13 @@
 """Plots of a :class:`~excessmort.fit.Fit`, with matplotlib imported only when a plot is asked for.
 
-Every function takes a ``Fit`` (or fits), draws on ``ax`` (a new figure when ``ax=None``) and returns
-the ``Axes`` (the grid returns ``(Figure, axes array)``). Defaults: dates on the x axis
+Every function takes a ``Fit`` (or fits), draws on ``ax`` (a new figure when ``ax=None``) and
+returns the ``Axes`` (the grid returns ``(Figure, axes array)``). Defaults: dates on the x axis
 (``ConciseDateFormatter``), thousands separators on counts, the Okabe-Ito colour-blind-safe palette,
 titles from the strata (region names for region codes).
 
-Which series: ``strata=None`` plots the fit's only row, or the total (England when the strata are
-the regions); ``strata={"region": "London", "sex": "F"}`` (or just ``"London"``) plots the sum of the
-series with those values (one value per stratum named).
+Which series: ``strata=None`` plots the fit's only row, or the total (England when the strata
+are the regions); ``strata={"region": "London", "sex": "F"}`` (or just ``"London"``) plots the
+sum of the series with those values (one value per stratum named).
 
 A missing matplotlib raises ``ImportError`` naming the ``excessmort[plot]`` extra.
 """
@@ -55,8 +55,12 @@ OKABE_ITO: dict[str, str] = {
 }
 #: Colours of successive baselines in comparisons.
 CYCLE: tuple[str, ...] = (
-    OKABE_ITO["blue"], OKABE_ITO["orange"], OKABE_ITO["bluish_green"], OKABE_ITO["reddish_purple"],
-    OKABE_ITO["vermillion"], OKABE_ITO["sky_blue"],
+    OKABE_ITO["blue"],
+    OKABE_ITO["orange"],
+    OKABE_ITO["bluish_green"],
+    OKABE_ITO["reddish_purple"],
+    OKABE_ITO["vermillion"],
+    OKABE_ITO["sky_blue"],
 )
 OBSERVED = OKABE_ITO["black"]
 EXPECTED = OKABE_ITO["blue"]
@@ -65,7 +69,7 @@ NEGATIVE = OKABE_ITO["blue"]
 CUMULATIVE = OKABE_ITO["reddish_purple"]
 
 
-# ---------------------------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------------------------- helpers
 def _mpl() -> Any:
     """``matplotlib.pyplot``, or an ImportError naming the extra."""
     try:
@@ -85,8 +89,14 @@ def _axes(ax: Any, figsize: tuple[float, float] = (9.0, 4.0)) -> Axes:
     return new  # type: ignore[no-any-return]
 
 
-def _style(ax: Axes, *, dates: bool = True, counts: bool = True, title: str | None = None,
-           ylabel: str | None = None) -> None:
+def _style(
+    ax: Axes,
+    *,
+    dates: bool = True,
+    counts: bool = True,
+    title: str | None = None,
+    ylabel: str | None = None,
+) -> None:
     """Dates on x (concise), thousands separators on y, a title and a light grid."""
     import matplotlib.dates as mdates
     import matplotlib.ticker as mticker
@@ -128,14 +138,20 @@ def _one_row(fit: Fit, strata: Any) -> tuple[Fit, str]:
         if isinstance(strata, str):
             strata = {"region": strata}
         if not isinstance(strata, Mapping):
-            raise InputError(f"strata must be a dict such as {{'region': 'London'}} or a region, got {strata!r}",
-                             column="strata", value=strata)
+            raise InputError(
+                f"strata must be a dict such as {{'region': 'London'}} or a region, got {strata!r}",
+                column="strata",
+                value=strata,
+            )
         view = fit.select(**strata).by(*strata)
     _, keys, _ = view._grouping
     if len(keys) != 1:
         raise InputError(
-            f"strata {strata!r} give {len(keys)} rows; name one value per stratum to plot one series "
-            "(or use plot_regions for a grid)", column="strata", value=strata)
+            f"strata {strata!r} give {len(keys)} rows; name one value per stratum to plot one "
+            "series (or use plot_regions for a grid)",
+            column="strata",
+            value=strata,
+        )
     return view, title_of(keys, 0)
 
 
@@ -146,7 +162,10 @@ def _span(weeks: pd.DatetimeIndex, start: Any, end: Any) -> np.ndarray:
     if not window.any():
         raise InputError(
             f"the period {lo.date()} to {hi.date()} lies outside the data, which run from "
-            f"{weeks[0].date()} to {weeks[-1].date()}", column="week_ending", value=(start, end))
+            f"{weeks[0].date()} to {weeks[-1].date()}",
+            column="week_ending",
+            value=(start, end),
+        )
     return window
 
 
@@ -161,9 +180,16 @@ def _pct(level: float) -> str:
     return f"{100 * level:g}%"
 
 
-# ---------------------------------------------------------------------------------------- single series
-def plot_weekly(fit: Fit, strata: Any = None, *, start: Any = None, end: Any = None, ax: Any = None,
-                **kwargs: Any) -> Axes:
+# ----------------------------------------------------------------------------------- single series
+def plot_weekly(
+    fit: Fit,
+    strata: Any = None,
+    *,
+    start: Any = None,
+    end: Any = None,
+    ax: Any = None,
+    **kwargs: Any,
+) -> Axes:
     """Observed deaths against expected deaths with the prediction band.
 
     The band is where the observed count falls with probability ``level`` when there is no excess
@@ -195,17 +221,33 @@ def plot_weekly(fit: Fit, strata: Any = None, *, start: Any = None, end: Any = N
     view, title = _one_row(fit, strata)
     x, a = _row_arrays(view, start, end)
     ax = _axes(ax)
-    ax.fill_between(x, a["lower"], a["upper"], color=EXPECTED, alpha=0.2, linewidth=0,
-                    label=f"{_pct(view.level)} prediction interval")
+    ax.fill_between(
+        x,
+        a["lower"],
+        a["upper"],
+        color=EXPECTED,
+        alpha=0.2,
+        linewidth=0,
+        label=f"{_pct(view.level)} prediction interval",
+    )
     ax.plot(x, a["expected"], color=EXPECTED, linewidth=1.5, label=f"expected ({view.baseline})")
-    ax.plot(x, a["observed"], **{"color": OBSERVED, "linewidth": 1.0, "label": "observed", **kwargs})
+    ax.plot(
+        x, a["observed"], **{"color": OBSERVED, "linewidth": 1.0, "label": "observed", **kwargs}
+    )
     ax.legend(loc="upper left", frameon=False)
     _style(ax, title=title, ylabel="deaths per week")
     return ax
 
 
-def plot_expected(fit: Fit, strata: Any = None, *, start: Any = None, end: Any = None, ax: Any = None,
-                  **kwargs: Any) -> Axes:
+def plot_expected(
+    fit: Fit,
+    strata: Any = None,
+    *,
+    start: Any = None,
+    end: Any = None,
+    ax: Any = None,
+    **kwargs: Any,
+) -> Axes:
     """Expected deaths with their confidence band (parameter uncertainty only), observed as points.
 
     Parameters and returns as :func:`plot_weekly`; ``**kwargs`` go to the expected line.
@@ -214,19 +256,44 @@ def plot_expected(fit: Fit, strata: Any = None, *, start: Any = None, end: Any =
     view, title = _one_row(fit, strata)
     x, a = _row_arrays(view, start, end)
     ax = _axes(ax)
-    ax.fill_between(x, a["expected_lower"], a["expected_upper"], color=EXPECTED, alpha=0.3, linewidth=0,
-                    label=f"{_pct(view.level)} confidence interval")
-    ax.plot(x, a["expected"], **{"color": EXPECTED, "linewidth": 1.5, "label": f"expected ({view.baseline})",
-                                 **kwargs})
-    ax.plot(x, a["observed"], linestyle="none", marker=".", markersize=3, color=OBSERVED, label="observed")
+    ax.fill_between(
+        x,
+        a["expected_lower"],
+        a["expected_upper"],
+        color=EXPECTED,
+        alpha=0.3,
+        linewidth=0,
+        label=f"{_pct(view.level)} confidence interval",
+    )
+    ax.plot(
+        x,
+        a["expected"],
+        **{"color": EXPECTED, "linewidth": 1.5, "label": f"expected ({view.baseline})", **kwargs},
+    )
+    ax.plot(
+        x,
+        a["observed"],
+        linestyle="none",
+        marker=".",
+        markersize=3,
+        color=OBSERVED,
+        label="observed",
+    )
     ax.legend(loc="upper left", frameon=False)
     _style(ax, title=title, ylabel="deaths per week")
     return ax
 
 
-def plot_excess(fit: Fit, strata: Any = None, *, start: Any = None, end: Any = None, ax: Any = None,
-                **kwargs: Any) -> Axes:
-    """Weekly excess deaths as bars (vermillion above expected, blue below) with interval error bars.
+def plot_excess(
+    fit: Fit,
+    strata: Any = None,
+    *,
+    start: Any = None,
+    end: Any = None,
+    ax: Any = None,
+    **kwargs: Any,
+) -> Axes:
+    """Weekly excess deaths as bars (vermillion above expected, blue below) with error bars.
 
     Parameters and returns as :func:`plot_weekly`; ``**kwargs`` go to ``Axes.bar``. Default period:
     from the week after the reference period.
@@ -240,9 +307,14 @@ def plot_excess(fit: Fit, strata: Any = None, *, start: Any = None, end: Any = N
     yerr = np.vstack([ex - a["excess_lower"], a["excess_upper"] - ex])
     colours = np.where(ex >= 0, POSITIVE, NEGATIVE)
     ax = _axes(ax)
-    opts = {"width": 6.0, "color": colours, "yerr": yerr,
-            "error_kw": {"elinewidth": 0.6, "ecolor": "#555555", "capsize": 0},
-            "label": f"excess deaths ({_pct(view.level)} interval)", **kwargs}
+    opts = {
+        "width": 6.0,
+        "color": colours,
+        "yerr": yerr,
+        "error_kw": {"elinewidth": 0.6, "ecolor": "#555555", "capsize": 0},
+        "label": f"excess deaths ({_pct(view.level)} interval)",
+        **kwargs,
+    }
     ax.bar(x, ex, **opts)
     ax.axhline(0.0, color=OBSERVED, linewidth=0.8)
     ax.legend(loc="upper left", frameon=False)
@@ -250,7 +322,9 @@ def plot_excess(fit: Fit, strata: Any = None, *, start: Any = None, end: Any = N
     return ax
 
 
-def cumulative_path(fit: Fit, strata: Any = None, *, start: Any = None, end: Any = None) -> pd.DataFrame:
+def cumulative_path(
+    fit: Fit, strata: Any = None, *, start: Any = None, end: Any = None
+) -> pd.DataFrame:
     """The running cumulative excess from ``start``: one row per week ending up to ``end``.
 
     Each row equals :meth:`Fit.cumulative` (start, that week) (see :meth:`Fit.cumulative_path`), so
@@ -266,8 +340,15 @@ def cumulative_path(fit: Fit, strata: Any = None, *, start: Any = None, end: Any
     return out[["week_ending", "observed", "expected", "excess", "excess_lower", "excess_upper"]]
 
 
-def plot_cumulative(fit: Fit, strata: Any = None, *, start: Any = None, end: Any = None, ax: Any = None,
-                    **kwargs: Any) -> Axes:
+def plot_cumulative(
+    fit: Fit,
+    strata: Any = None,
+    *,
+    start: Any = None,
+    end: Any = None,
+    ax: Any = None,
+    **kwargs: Any,
+) -> Axes:
     """Cumulative excess deaths since ``start`` with its interval band.
 
     Parameters and returns as :func:`plot_weekly` (default start: the week after the reference
@@ -279,9 +360,20 @@ def plot_cumulative(fit: Fit, strata: Any = None, *, start: Any = None, end: Any
     ax = _axes(ax)
     x = path["week_ending"].to_numpy()
     colour = kwargs.pop("color", CUMULATIVE)
-    ax.fill_between(x, path["excess_lower"], path["excess_upper"], color=colour, alpha=0.25, linewidth=0,
-                    label=f"{_pct(view.level)} interval")
-    ax.plot(x, path["excess"], **{"color": colour, "linewidth": 1.8, "label": "cumulative excess", **kwargs})
+    ax.fill_between(
+        x,
+        path["excess_lower"],
+        path["excess_upper"],
+        color=colour,
+        alpha=0.25,
+        linewidth=0,
+        label=f"{_pct(view.level)} interval",
+    )
+    ax.plot(
+        x,
+        path["excess"],
+        **{"color": colour, "linewidth": 1.8, "label": "cumulative excess", **kwargs},
+    )
     ax.axhline(0.0, color=OBSERVED, linewidth=0.8)
     ax.legend(loc="upper left", frameon=False)
     first = pd.Timestamp(path["week_ending"].iloc[0]) - pd.Timedelta(days=6)
@@ -289,9 +381,17 @@ def plot_cumulative(fit: Fit, strata: Any = None, *, start: Any = None, end: Any
     return ax
 
 
-# ---------------------------------------------------------------------------------------- many series
-def plot_regions(fit: Fit, kind: str = "weekly", *, start: Any = None, end: Any = None, sharey: bool = False,
-                 figsize: tuple[float, float] = (13.0, 9.0), **kwargs: Any) -> tuple[Figure, np.ndarray]:
+# ------------------------------------------------------------------------------------- many series
+def plot_regions(
+    fit: Fit,
+    kind: str = "weekly",
+    *,
+    start: Any = None,
+    end: Any = None,
+    sharey: bool = False,
+    figsize: tuple[float, float] = (13.0, 9.0),
+    **kwargs: Any,
+) -> tuple[Figure, np.ndarray]:
     """Small multiples: one panel per English region (3 x 3), each the sum of its series.
 
     Parameters
@@ -318,18 +418,31 @@ def plot_regions(fit: Fit, kind: str = "weekly", *, start: Any = None, end: Any 
     plt = _mpl()
     import matplotlib.dates as mdates
 
-    funcs = {"weekly": plot_weekly, "excess": plot_excess, "cumulative": plot_cumulative, "expected": plot_expected}
+    funcs = {
+        "weekly": plot_weekly,
+        "excess": plot_excess,
+        "cumulative": plot_cumulative,
+        "expected": plot_expected,
+    }
     if kind not in funcs:
-        raise InputError(f"kind must be one of {list(funcs)}, got {kind!r}", column="kind", value=kind)
+        raise InputError(
+            f"kind must be one of {list(funcs)}, got {kind!r}", column="kind", value=kind
+        )
     if "region" not in fit.panel.strata:
-        raise InputError(f"plot_regions needs a region stratum; this fit's strata are {fit.panel.strata}",
-                         column="region")
+        raise InputError(
+            f"plot_regions needs a region stratum; this fit's strata are {fit.panel.strata}",
+            column="region",
+        )
     present = set(fit.panel.keys["region"].astype(str))
     codes = [c for c in REGIONS if c in present]
     if not codes:
-        raise InputError(f"plot_regions: none of the nine English regions is in the data ({sorted(present)})",
-                         column="region")
-    fig, axes = plt.subplots(3, 3, figsize=figsize, sharex=True, sharey=sharey, layout="constrained", squeeze=False)
+        raise InputError(
+            f"plot_regions: none of the nine English regions is in the data ({sorted(present)})",
+            column="region",
+        )
+    fig, axes = plt.subplots(
+        3, 3, figsize=figsize, sharex=True, sharey=sharey, layout="constrained", squeeze=False
+    )
     for ax, code in zip(axes.flat, REGIONS, strict=True):
         if code not in present:
             ax.set_visible(False)
@@ -345,14 +458,26 @@ def plot_regions(fit: Fit, kind: str = "weekly", *, start: Any = None, end: Any 
     locator = mdates.AutoDateLocator(maxticks=6)
     axes.flat[0].xaxis.set_major_locator(locator)
     axes.flat[0].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    what = {"weekly": "Observed and expected deaths", "excess": "Weekly excess deaths",
-            "cumulative": "Cumulative excess deaths", "expected": "Expected deaths"}[kind]
+    what = {
+        "weekly": "Observed and expected deaths",
+        "excess": "Weekly excess deaths",
+        "cumulative": "Cumulative excess deaths",
+        "expected": "Expected deaths",
+    }[kind]
     fig.suptitle(f"{what} by region ({fit.baseline})")
     return fig, axes
 
 
-def plot_zscores(fit: Fit, *, start: Any = None, end: Any = None, ax: Any = None, cmap: str = "RdBu_r",
-                 vmax: float | None = None, **kwargs: Any) -> Axes:
+def plot_zscores(
+    fit: Fit,
+    *,
+    start: Any = None,
+    end: Any = None,
+    ax: Any = None,
+    cmap: str = "RdBu_r",
+    vmax: float | None = None,
+    **kwargs: Any,
+) -> Axes:
     """Heatmap of weekly z-scores, regions by week (England last), on a symmetric diverging scale.
 
     Parameters
@@ -379,8 +504,10 @@ def plot_zscores(fit: Fit, *, start: Any = None, end: Any = None, ax: Any = None
     import matplotlib.dates as mdates
 
     if "region" not in fit.panel.strata:
-        raise InputError(f"plot_zscores needs a region stratum; this fit's strata are {fit.panel.strata}",
-                         column="region")
+        raise InputError(
+            f"plot_zscores needs a region stratum; this fit's strata are {fit.panel.strata}",
+            column="region",
+        )
     view = fit.by("region")
     total = fit.by()
     if start is None and fit.reference is not None and fit.reference[1] < fit.weeks[-1]:
@@ -394,12 +521,26 @@ def plot_zscores(fit: Fit, *, start: Any = None, end: Any = None, ax: Any = None
         z = np.vstack([z, np.asarray(total._weekly_arrays["z_score"])[:, window]])
         labels.append(region_name(ENGLAND_CODE))
     weeks = fit.weeks[window]
-    edges = mdates.date2num(np.concatenate([(weeks - pd.Timedelta(days=7)).to_numpy(), weeks[-1:].to_numpy()]))
+    edges = mdates.date2num(
+        np.concatenate([(weeks - pd.Timedelta(days=7)).to_numpy(), weeks[-1:].to_numpy()])
+    )
     finite = np.abs(z[np.isfinite(z)])
-    limit = vmax if vmax is not None else max(2.0, float(np.percentile(finite, 98)) if finite.size else 2.0)
+    limit = (
+        vmax
+        if vmax is not None
+        else max(2.0, float(np.percentile(finite, 98)) if finite.size else 2.0)
+    )
     ax = _axes(ax, figsize=(11.0, 0.45 * len(labels) + 1.5))
-    mesh = ax.pcolormesh(edges, np.arange(len(labels) + 1), z, cmap=cmap, vmin=-limit, vmax=limit,
-                         shading="flat", **kwargs)
+    mesh = ax.pcolormesh(
+        edges,
+        np.arange(len(labels) + 1),
+        z,
+        cmap=cmap,
+        vmin=-limit,
+        vmax=limit,
+        shading="flat",
+        **kwargs,
+    )
     ax.set_yticks(np.arange(len(labels)) + 0.5, labels)
     ax.invert_yaxis()
     ax.xaxis_date()
@@ -425,8 +566,16 @@ def _named_fits(fits: Mapping[str, Fit] | Sequence[Fit]) -> dict[str, Fit]:
     return named
 
 
-def plot_baselines(fits: Mapping[str, Fit] | Sequence[Fit], strata: Any = None, *, kind: str = "expected",
-                   start: Any = None, end: Any = None, ax: Any = None, **kwargs: Any) -> Axes:
+def plot_baselines(
+    fits: Mapping[str, Fit] | Sequence[Fit],
+    strata: Any = None,
+    *,
+    kind: str = "expected",
+    start: Any = None,
+    end: Any = None,
+    ax: Any = None,
+    **kwargs: Any,
+) -> Axes:
     """Two or more baselines on the same axes: expected deaths (with prediction bands) against the
     observed, or cumulative excess with bands.
 
@@ -453,7 +602,11 @@ def plot_baselines(fits: Mapping[str, Fit] | Sequence[Fit], strata: Any = None, 
     """
     _mpl()
     if kind not in ("expected", "cumulative"):
-        raise InputError(f"kind must be one of ['expected', 'cumulative'], got {kind!r}", column="kind", value=kind)
+        raise InputError(
+            f"kind must be one of ['expected', 'cumulative'], got {kind!r}",
+            column="kind",
+            value=kind,
+        )
     named = _named_fits(fits)
     ax = _axes(ax)
     title = ""
@@ -465,16 +618,25 @@ def plot_baselines(fits: Mapping[str, Fit] | Sequence[Fit], strata: Any = None, 
             if i == 0:
                 ax.plot(x, a["observed"], color=OBSERVED, linewidth=1.0, label="observed")
             ax.fill_between(x, a["lower"], a["upper"], color=colour, alpha=0.15, linewidth=0)
-            ax.plot(x, a["expected"], **{"color": colour, "linewidth": 1.5, "label": name, **kwargs})
+            ax.plot(
+                x, a["expected"], **{"color": colour, "linewidth": 1.5, "label": name, **kwargs}
+            )
         else:
             path = cumulative_path(view, start=start, end=end)
             x = path["week_ending"].to_numpy()
-            ax.fill_between(x, path["excess_lower"], path["excess_upper"], color=colour, alpha=0.15, linewidth=0)
-            ax.plot(x, path["excess"], **{"color": colour, "linewidth": 1.8, "label": name, **kwargs})
+            ax.fill_between(
+                x, path["excess_lower"], path["excess_upper"], color=colour, alpha=0.15, linewidth=0
+            )
+            ax.plot(
+                x, path["excess"], **{"color": colour, "linewidth": 1.8, "label": name, **kwargs}
+            )
     if kind == "cumulative":
         ax.axhline(0.0, color=OBSERVED, linewidth=0.8)
     ax.legend(loc="upper left", frameon=False)
     what = "expected deaths" if kind == "expected" else "cumulative excess deaths"
-    _style(ax, title=f"{title}: {what} by baseline",
-           ylabel="deaths per week" if kind == "expected" else "excess deaths")
+    _style(
+        ax,
+        title=f"{title}: {what} by baseline",
+        ylabel="deaths per week" if kind == "expected" else "excess deaths",
+    )
     return ax

@@ -17,8 +17,8 @@ Everything here works on arrays; :mod:`excessmort.fit` turns them into frames.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import dataclasses
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
