@@ -427,3 +427,15 @@ def test_fit_end_to_end_distribution_and_delta() -> None:
     assert (cum["excess_upper"] > cum["excess"]).all() and (
         cum["excess_lower"] < cum["excess"]
     ).all()
+
+
+def test_take_keeps_shared_coefficients(panel: Panel) -> None:
+    res = Pooled(intervals="delta").fit(panel, reference=REFERENCE)
+    idx = np.array([0, 5, 17])
+    sub = res.take(idx)
+    np.testing.assert_array_equal(sub.mu, res.mu[idx])
+    np.testing.assert_array_equal(sub.coef, res.coef)  # shared, not sliced
+    np.testing.assert_array_equal(sub.cov_unscaled, res.cov_unscaled)
+    np.testing.assert_array_equal(sub.design.cols, res.design.cols[idx])
+    full = res.param_variance_weekly(np.arange(panel.n_series), panel.n_series)[idx]
+    np.testing.assert_allclose(sub.param_variance_weekly(np.arange(3), 3), full, rtol=1e-12)
