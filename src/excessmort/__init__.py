@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "demo_truth": "excessmort.datasets",
     "fit": "excessmort.fit",
     "Fit": "excessmort.fit",
+    "DaskFit": "excessmort._dask",
     "compare": "excessmort.compare",
     "warmup": "excessmort._kernels",
     "baselines": "excessmort.baselines",

@@ -105,6 +105,11 @@ def fit(
     >>> f.weekly.columns[-9:].tolist()
     ['observed', 'expected', 'expected_lower', 'expected_upper', 'excess', 'excess_lower', 'excess_upper', 'z_score', 'p_score']
     """
+    if hasattr(frame, "npartitions") and hasattr(frame, "to_delayed"):  # Dask: fitted partition by partition
+        from ._dask import fit_dask
+
+        return fit_dask(frame, baseline=baseline, reference=reference, level=level, engine=engine,  # type: ignore[return-value]
+                        keep_wales=keep_wales, **options)
     level = validate_level(level)
     model = get_baseline(baseline, **options)
     tidy = _as_tidy(frame, keep_wales)

@@ -47,6 +47,7 @@ def read(
     strata: Sequence[str] | None = None,
     keep_wales: bool = False,
     sheet: str | None = None,
+    engine: str = "pandas",
 ) -> pd.DataFrame:
     """Read a deaths table and return the validated tidy frame.
 
@@ -68,6 +69,10 @@ def read(
     sheet : str, optional
         For a workbook: the sheet to read; by default the first sheet named like
         "Weekly figures 2020".
+    engine : {"pandas", "dask"}, default "pandas"
+        ``"dask"``: a lazy Dask DataFrame of the tidy frame for a partitioned Parquet dataset (or a
+        Dask DataFrame), partitioned so that each partition holds whole series and validated
+        partition by partition when computed (see ``excessmort._dask.read_dask``).
 
     Returns
     -------
@@ -102,6 +107,12 @@ def read(
     >>> tidy["region"].tolist(), str(tidy["week_ending"].dtype), str(tidy["deaths"].dtype)
     (['E12000006', 'E12000007'], 'datetime64[ns]', 'float64')
     """
+    if engine == "dask":
+        from ._dask import read_dask
+
+        return read_dask(source, strata=strata, keep_wales=keep_wales)  # type: ignore[no-any-return]
+    if engine != "pandas":
+        raise InputError(f"engine must be 'pandas' or 'dask', got {engine!r}", column="engine", value=engine)
     frame = _load(source, sheet=sheet)
     tidy = _tidy(frame, strata=strata, keep_wales=keep_wales)
     # Remembered so that fit() re-validating this frame keeps what the user asked for.

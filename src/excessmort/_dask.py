@@ -1,0 +1,1010 @@
+"""The same fit on a Dask cluster, for panels that do not fit in one machine's memory.
+
+Series are independent given the shared weekly calendar, so a panel partitions cleanly by series:
+
+1. one small pass over the raw partitions (only the strata and week columns are read) finds the global
+   weekly calendar, the categories of every stratum, and whether any series is split across
+   partitions;
+2. only if one is, the frame is shuffled on the stratum columns so that every partition holds whole
+   series;
+3. every partition is validated with :func:`excessmort.read` and fitted through the in-memory path
+   (``Panel.from_frame`` -> ``baseline.fit`` -> :class:`excessmort.fit.Fit`) on the *global* calendar,
+   so every partition shares one design matrix and the numba kernels give each series exactly the
+   result the in-memory fit gives it;
+4. results stay on the workers: ``weekly`` and ``coefficients`` are Dask DataFrames, ``to_parquet``
+   writes them partition by partition, and aggregates over series (``by()``, England) are reduced
+   from per-partition sums of observed, mu, phi mu and the parameter variance (weekly [G, T], over a
+   window [G]). Per-series GLM fits are independent, so these sums add exactly across partitions; the
+   client applies the same interval code (:func:`excessmort.excess.excess_arrays` and the baseline's
+   prediction rule) to the small reduced arrays.
+
+The ``pooled`` baseline is one joint fit over all series and cannot be partitioned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .baselines import Baseline, get_baseline
+from .baselines._util import group_sum
+from .exceptions import ConvergenceWarning, DispersionWarning, InputError
+from .excess import excess_arrays, validate_level
+from .fit import CUMULATIVE_COLUMNS, DISPERSION_RANGE, WEEKLY_COLUMNS, Fit, _check_reference
+from .panel import Panel
+from .regions import WALES_CODE, is_england, normalise_region
+from .weeks import weekly_grid
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    from dask.delayed import Delayed
+
+__all__ = ["DaskFit", "DaskFitView", "fit_dask", "is_dask_frame", "read_dask"]
+
+log = logging.getLogger("excessmort")
+
+_VALUE_TARGETS = ("week_ending", "deaths", "population")
+#: Frames made by :func:`read_dask` (by Dask name): their calendar, categories and keep_wales.
+_TIDY_LAYOUTS: dict[str, tuple[pd.DatetimeIndex, dict[str, pd.CategoricalDtype], bool]] = {}
+#: Partial results are merged on the workers in groups of this many before the client sees them.
+_TREE_WIDTH = 16
+
+
+def is_dask_frame(obj: Any) -> bool:
+    """True for a Dask DataFrame (checked without importing dask)."""
+    return hasattr(obj, "npartitions") and hasattr(obj, "to_delayed") and hasattr(obj, "columns")
+
+
+# ---------------------------------------------------------------------------------------- plan
+@dataclass(frozen=True)
+class _Columns:
+    """How the raw columns map to the tidy frame (from :func:`excessmort.io._recognise`)."""
+
+    strata_raw: tuple[str, ...]  # raw column names of the strata, input order
+    strata: tuple[str, ...]  # their tidy names (``area_code`` -> ``region``)
+    week_col: Any
+    region_source: Any  # raw column that becomes ``region``, or None
+    read_strata: tuple[str, ...] | None  # ``strata=`` given to read()
+    keep_wales: bool
+    has_population: bool
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every partition task needs: small, shipped once in the graph."""
+
+    columns: _Columns
+    weeks: pd.DatetimeIndex
+    categories: dict[str, pd.CategoricalDtype]
+    model: Baseline | None
+    reference: tuple[pd.Timestamp, pd.Timestamp] | None
+    level: float
+    engine: str
+
+
+def _recognise(columns: Sequence[Any], strata: Sequence[str] | None, keep_wales: bool) -> _Columns:
+    from . import validate as v
+    from .io import _recognise as recognise
+
+    canon, region_source, _ = recognise(list(columns), strata)
+    v.check_required_columns(list(canon.values()), present=list(columns))
+    strata_raw = [c for c in columns if c in canon and canon[c] not in _VALUE_TARGETS]
+    if strata is not None:
+        wanted = {
+            "region" if str(s).lower() in ("region", "area_code", "area_name") else str(s)
+            for s in strata
+        }
+        strata_raw = [c for c in strata_raw if canon[c] in wanted or c in wanted]
+    week_col = next(c for c in columns if canon.get(c) == "week_ending")
+    return _Columns(
+        strata_raw=tuple(strata_raw),
+        strata=tuple(canon[c] for c in strata_raw),
+        week_col=week_col,
+        region_source=region_source if region_source in strata_raw else None,
+        read_strata=None if strata is None else tuple(strata),
+        keep_wales=bool(keep_wales),
+        has_population="population" in canon.values(),
+    )
+
+
+def _in_partition(exc: InputError, index: int) -> InputError:
+    """The same error, saying which partition (row numbers count within the partition)."""
+    out = InputError(
+        f"partition {index} (rows counted within it): {exc}",
+        column=exc.column,
+        value=exc.value,
+        row=exc.row,
+    )
+    return out
+
+
+def _kept_rows(frame: pd.DataFrame, cols: _Columns) -> np.ndarray | None:
+    """Rows read() keeps (Wales is left out unless asked for); None when it keeps every row."""
+    if cols.region_source is None or cols.keep_wales:
+        return None
+    codes, uniques = pd.factorize(frame[cols.region_source], sort=False)
+    wales = np.array(
+        [normalise_region(str(u), allow_wales=True) == WALES_CODE for u in uniques], dtype=bool
+    )
+    if not wales.any():
+        return None
+    return ~(wales[codes] & (codes >= 0))
+
+
+# ---------------------------------------------------------------------------------------- pass 1
+def _summarise(part: pd.DataFrame, cols: _Columns, index: int) -> dict[str, Any]:
+    """Calendar, stratum values and series hashes of one raw partition."""
+    from . import validate as v
+
+    if len(part) == 0:
+        return {"n": 0}
+    frame = part.reset_index(drop=True)
+    keep = _kept_rows(frame, cols)
+    if keep is not None:
+        frame = frame.loc[keep].reset_index(drop=True)
+        if len(frame) == 0:
+            return {"n": 0}
+    try:
+        dates = v.check_dates(pd.DataFrame({"week_ending": frame[cols.week_col]}), [])
+    except InputError as exc:
+        raise _in_partition(exc, index) from exc
+    days = dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
+    strata = frame[list(cols.strata_raw)]
+    hashes = (
+        np.unique(pd.util.hash_pandas_object(strata, index=False).to_numpy())
+        if cols.strata_raw
+        else np.zeros(1, dtype=np.uint64)
+    )
+    return {
+        "n": len(frame),
+        "lo": dates.min(),
+        "hi": dates.max(),
+        "residues": np.unique(days % 7),
+        "hashes": hashes,
+        "uniques": {c: strata[c].dropna().unique() for c in cols.strata_raw},
+    }
+
+
+def _categories(uniques: dict[Any, list[Any]], cols: _Columns) -> dict[str, pd.CategoricalDtype]:
+    """The categorical dtype read() gives each stratum of the whole frame (natural order, or the
+    input's own order for a categorical column; region codes)."""
+    from .io import _to_categorical
+
+    out: dict[str, pd.CategoricalDtype] = {}
+    for raw, name in zip(cols.strata_raw, cols.strata, strict=True):
+        values = uniques[raw]
+        if raw == cols.region_source:
+            texts = {str(u) for part in values for u in part}
+            codes = {normalise_region(t, allow_wales=True) for t in texts if not is_england(t)}
+            codes.discard(None)
+            if not cols.keep_wales:
+                codes.discard(WALES_CODE)
+            out[name] = pd.CategoricalDtype(pd.Index(sorted(codes)).astype(str))  # type: ignore[type-var]
+            continue
+        series = [pd.Series(part) for part in values if len(part)]
+        if not series:
+            out[name] = pd.CategoricalDtype(pd.Index([], dtype=object).astype(str))
+            continue
+        joined = pd.concat(series, ignore_index=True)
+        out[name] = _to_categorical(joined.drop_duplicates()).dtype
+    return out
+
+
+# ---------------------------------------------------------------------------------------- client
+def _get_client(client: Any) -> Any:
+    """A distributed Client from ``client`` (a Client, a scheduler address) or the default one."""
+    if client is not None and not isinstance(client, str):
+        return client
+    try:
+        from distributed import Client, default_client
+    except ImportError as exc:  # pragma: no cover - distributed is in the dask extra
+        if client is not None:
+            raise ImportError(
+                "a scheduler address needs the 'distributed' package: pip install 'excessmort[dask]'"
+            ) from exc
+        return None
+    if isinstance(client, str):
+        return Client(client, set_as_default=False)
+    try:
+        return default_client()
+    except ValueError:
+        return None  # no cluster: Dask's local scheduler
+
+
+def warm_workers(client: Any) -> dict[str, float]:
+    """Compile or load the kernels on every worker, one worker first so the rest only read numba's
+    cache (no concurrent cache writes); returns seconds per worker."""
+    from ._kernels import warmup
+
+    if client is None:
+        return {"local": warmup()}
+    workers = sorted(client.scheduler_info().get("workers", {}))
+    if not workers:
+        return {}
+    first = client.run(warmup, workers=workers[:1])
+    rest = client.run(warmup, workers=workers[1:]) if len(workers) > 1 else {}
+    seconds = {**first, **rest}
+    log.info(
+        "warmed %d workers: %s", len(seconds), ", ".join(f"{t:.2f} s" for t in seconds.values())
+    )
+    return seconds
+
+
+def _compute(client: Any, tasks: list[Any], retries: int) -> list[Any]:
+    import dask
+
+    if client is None:
+        return list(dask.compute(*tasks))
+    return list(client.compute(tasks, sync=True, retries=retries))
+
+
+# ---------------------------------------------------------------------------------------- pass 2
+def _with_categories(
+    frame: pd.DataFrame, categories: dict[str, pd.CategoricalDtype], columns: Sequence[str]
+) -> pd.DataFrame:
+    """Give stratum columns the global categories (a value outside them is an internal error)."""
+    frame = frame.copy()
+    for col in columns:
+        before = frame[col].isna().to_numpy()
+        frame[col] = frame[col].astype(categories[col])
+        if (frame[col].isna().to_numpy() & ~before).any():
+            bad = frame[col].astype(object)[frame[col].isna() & ~before].iloc[0]
+            raise RuntimeError(
+                f"stratum {col!r}: value {bad!r} is missing from the global categories"
+            )
+    return frame
+
+
+def _read_partition(
+    part: pd.DataFrame, cols: _Columns, categories: dict[str, pd.CategoricalDtype], index: int
+) -> pd.DataFrame | None:
+    """read() one partition (holding whole series) and give it the global categories."""
+    from .io import read
+
+    if len(part) == 0:
+        return None
+    keep = _kept_rows(part.reset_index(drop=True), cols)
+    if keep is not None and not keep.any():
+        return None  # only Wales, left out
+    try:
+        tidy = read(part, strata=cols.read_strata, keep_wales=cols.keep_wales)
+    except InputError as exc:
+        raise _in_partition(exc, index) from exc
+    return _with_categories(tidy, categories, cols.strata)
+
+
+def _on_calendar(
+    panel: Panel, weeks: pd.DatetimeIndex, categories: dict[str, pd.CategoricalDtype]
+) -> Panel:
+    """The panel on the global calendar: weeks it lacks are NaN deaths, and population is carried to
+    them as :meth:`Panel.from_frame` carries it (nearest known value)."""
+    keys = panel.keys.copy()
+    for col in keys.columns:
+        keys[col] = keys[col].astype(categories[col])
+    if len(panel.weeks) == len(weeks) and panel.weeks.equals(weeks):
+        return Panel(keys=keys, weeks=weeks, deaths=panel.deaths, exposure=panel.exposure)
+    start = int((panel.weeks[0] - weeks[0]).days) // 7
+    stop = start + panel.n_weeks
+    if start < 0 or stop > len(weeks) or (panel.weeks[0] - weeks[0]).days % 7:
+        raise InputError(
+            f"the weeks {panel.weeks[0].date()} to {panel.weeks[-1].date()} of a partition are not on the "
+            f"weekly calendar {weeks[0].date()} to {weeks[-1].date()} of the whole frame",
+            column="week_ending",
+            value=panel.weeks[0],
+        )
+    deaths = np.full((panel.n_series, len(weeks)), np.nan)
+    deaths[:, start:stop] = panel.deaths
+    exposure = None
+    if panel.exposure is not None:
+        padded = np.full((panel.n_series, len(weeks)), np.nan)
+        padded[:, start:stop] = panel.exposure
+        exposure = (
+            pd.DataFrame(padded.T).ffill().bfill().to_numpy(dtype=np.float64).T.copy(order="C")
+        )
+    return Panel(keys=keys, weeks=weeks, deaths=deaths, exposure=exposure)
+
+
+def _fit_tidy(tidy: pd.DataFrame, plan: _Plan) -> Fit:
+    """The in-memory path on one partition's tidy frame, on the global calendar."""
+    assert plan.model is not None
+    panel = _on_calendar(Panel.from_frame(tidy), plan.weeks, plan.categories)
+    result = plan.model.fit(panel, reference=plan.reference, engine=plan.engine)  # type: ignore[arg-type]
+    return Fit(
+        panel=panel, result=result, model=plan.model, reference=plan.reference, level=plan.level
+    )
+
+
+def _fit_partition(part: pd.DataFrame, plan: _Plan, index: int) -> Fit | None:
+    tidy = _read_partition(part, plan.columns, plan.categories, index)
+    if tidy is None:
+        return None
+    return _fit_tidy(tidy, plan)
+
+
+def _fit_tidy_partition(tidy: pd.DataFrame, plan: _Plan) -> Fit | None:
+    """A partition of :func:`read_dask`'s frame: already validated, with the global categories."""
+    return None if len(tidy) == 0 else _fit_tidy(tidy, plan)
+
+
+def _fresh(fit: Fit) -> Fit:
+    """A view of the same arrays whose cached frames die with the task, not with the fit."""
+    return Fit(
+        panel=fit.panel,
+        result=fit.result,
+        model=fit.model,
+        reference=fit.reference,
+        level=fit.level,
+    )
+
+
+def _weekly(fit: Fit | None, meta: pd.DataFrame) -> pd.DataFrame:
+    return meta if fit is None else _fresh(fit).weekly
+
+
+def _coefficients(fit: Fit | None, meta: pd.DataFrame) -> pd.DataFrame:
+    return meta if fit is None else fit.coefficients
+
+
+def _diagnostics(fit: Fit | None, meta: pd.DataFrame) -> pd.DataFrame:
+    return meta if fit is None else fit.diagnostics
+
+
+def _cumulative(fit: Fit | None, start: Any, end: Any) -> pd.DataFrame | None:
+    return None if fit is None else _fresh(fit).cumulative(start, end)
+
+
+def _status(fit: Fit | None) -> dict[str, Any]:
+    """Counts and first labels of non-converged series and of implausible dispersion."""
+    if fit is None:
+        return {"n": 0, "bad": [], "n_bad": 0, "odd": [], "n_odd": 0}
+    bad = np.flatnonzero(~fit.result.converged)
+    phi = fit.result.dispersion_raw
+    lo, hi = DISPERSION_RANGE
+    odd = np.flatnonzero(np.isfinite(phi) & ((phi < lo) | (phi > hi)))
+    return {
+        "n": fit.panel.n_series,
+        "n_bad": int(bad.size),
+        "bad": [fit.panel.label(s) for s in bad[:10]],
+        "n_odd": int(odd.size),
+        "odd": [f"{fit.panel.label(s)} (phi={phi[s]:.3g})" for s in odd[:10]],
+    }
+
+
+def _warn(statuses: Sequence[dict[str, Any]], baseline: str) -> None:
+    n = sum(s["n"] for s in statuses)
+    n_bad = sum(s["n_bad"] for s in statuses)
+    if n_bad:
+        bad = [b for s in statuses for b in s["bad"]][:10]
+        warnings.warn(
+            f"{n_bad} of {n} series did not converge ({baseline}): {'; '.join(bad)}"
+            + (f"; and {n_bad - len(bad)} more" if n_bad > len(bad) else "")
+            + ". Their rows are kept with NaN estimates; see DaskFit.diagnostics.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    n_odd = sum(s["n_odd"] for s in statuses)
+    if n_odd:
+        odd = [b for s in statuses for b in s["odd"]][:10]
+        lo, hi = DISPERSION_RANGE
+        warnings.warn(
+            f"implausible dispersion outside [{lo}, {hi}] in {n_odd} series: {'; '.join(odd)}",
+            DispersionWarning,
+            stacklevel=3,
+        )
+
+
+# ---------------------------------------------------------------------------------------- aggregates
+Partial = tuple[
+    pd.DataFrame, np.ndarray
+]  # group keys [G], stacked (observed, mu, phi mu, param var) [4, G, ...]
+
+
+def _partial(
+    fit: Fit | None,
+    by: tuple[str, ...],
+    window: np.ndarray | None,
+    categories: dict[str, pd.CategoricalDtype],
+) -> Partial | None:
+    """Per-group sums of one partition, with Fit's own grouping (England = regions only)."""
+    if fit is None:
+        return None
+    view = _fresh(fit).by(*by)
+    _, keys, _ = view._grouping
+    res, deaths = fit.result, fit.panel.deaths
+    if window is None:
+        parts = [
+            view._sum(deaths),
+            view._sum(res.mu),
+            view._sum(res.obs_variance()),
+            view._masked_result_call("param_variance_weekly"),
+        ]
+    else:
+        parts = [
+            view._sum(np.sum(deaths[:, window], axis=1)),
+            view._sum(np.sum(res.mu[:, window], axis=1)),
+            view._sum(np.sum(res.obs_variance()[:, window], axis=1)),
+            view._masked_result_call("param_variance_window", window),
+        ]
+    keys = keys.copy()
+    for col in by:
+        keys[col] = keys[col].astype(categories[col])
+    return keys, np.stack(parts)
+
+
+def _merge(partials: Sequence[Partial | None]) -> Partial | None:
+    """Sum partials over equal group keys (series are fitted independently: sums add exactly)."""
+    parts = [p for p in partials if p is not None]
+    if not parts:
+        return None
+    keys = pd.concat([p[0] for p in parts], ignore_index=True)
+    values = np.concatenate([p[1] for p in parts], axis=1)
+    if keys.shape[1] == 0:
+        ids = np.zeros(len(keys), dtype=np.int64)
+    else:
+        ids = (
+            keys.groupby(list(keys.columns), observed=True, sort=True)
+            .ngroup()
+            .to_numpy(dtype=np.int64)
+        )
+    n_groups = int(ids.max()) + 1 if len(ids) else 0
+    first = pd.Series(np.arange(len(ids))).groupby(ids).first().to_numpy()
+    out = np.stack([group_sum(values[k], ids, n_groups) for k in range(values.shape[0])])
+    return keys.iloc[first].reset_index(drop=True), out
+
+
+def _tree(partials: list[Any]) -> Any:
+    """Merge delayed partials on the workers, ``_TREE_WIDTH`` at a time, down to one."""
+    from dask import delayed
+
+    level = partials
+    while len(level) > 1:
+        level = [
+            delayed(_merge, pure=True)(level[i : i + _TREE_WIDTH])
+            for i in range(0, len(level), _TREE_WIDTH)
+        ]
+    return level[0] if len(level) == 1 else delayed(_merge)([])
+
+
+# ---------------------------------------------------------------------------------------- results
+class DaskFitView:
+    """Aggregates of a :class:`DaskFit` over series (``DaskFit.by(*strata)``): small pandas frames."""
+
+    def __init__(self, parent: DaskFit, by: tuple[str, ...] | None) -> None:
+        self._parent = parent
+        self._by = by
+
+    @property
+    def strata(self) -> list[str]:
+        """The strata of the rows of this view."""
+        return list(self._parent.strata if self._by is None else self._by)
+
+    def _tasks(self, window: np.ndarray | None) -> Any:
+        p = self._parent
+        return _tree(
+            [_delayed(_partial, f, self._by or (), window, p._plan.categories) for f in p._fits]
+        )
+
+    def _reduce(self, window: np.ndarray | None) -> Partial:
+        p = self._parent
+        merged, *statuses = p._run([self._tasks(window), *[_delayed(_status, f) for f in p._fits]])
+        _warn(statuses, p.baseline)
+        return self._finish(merged)
+
+    def _finish(self, merged: Partial | None) -> Partial:
+        if merged is None:
+            raise InputError("the frame holds no series to aggregate", column="by", value=self._by)
+        keys, values = merged
+        keys = keys.copy()
+        for col in self._by or ():
+            keys[col] = keys[col].cat.remove_unused_categories()
+        return keys, values
+
+    def _weekly_frame(self, reduced: Partial) -> pd.DataFrame:
+        keys, (observed, mu, obs_var, param_var) = reduced
+        p = self._parent
+        arrays = excess_arrays(observed, mu, obs_var, param_var, p.level, p._prediction)
+        frame = Panel(keys=keys, weeks=p.weeks, deaths=np.empty((len(keys), len(p.weeks))))
+        return frame.to_frame({c: arrays[c] for c in WEEKLY_COLUMNS}, keys=keys)
+
+    @property
+    def weekly(self) -> pd.DataFrame:
+        """As :attr:`excessmort.Fit.weekly` for sums of series (computed; one row per group and week)."""
+        if self._by is None:
+            return self._parent.weekly.compute()
+        return self._weekly_frame(self._reduce(None))
+
+    def cumulative(self, start: Any = None, end: Any = None) -> pd.DataFrame:
+        """As :meth:`excessmort.Fit.cumulative`: variance g' V g + sum phi mu, summed over series."""
+        p = self._parent
+        start, end = p._period(start, end)
+        if self._by is None:
+            n = len(p._fits)
+            results = p._run(
+                [
+                    *[_delayed(_cumulative, f, start, end) for f in p._fits],
+                    *[_delayed(_status, f) for f in p._fits],
+                ]
+            )
+            _warn(results[n:], p.baseline)
+            frames = [f for f in results[:n] if f is not None]
+            out = pd.concat(frames, ignore_index=True)
+            return (
+                out.sort_values(p.strata, kind="stable").reset_index(drop=True) if p.strata else out
+            )
+        window = p._meta_fit._window(start, end)
+        keys, (observed, mu, obs_var, param_var) = self._reduce(window)
+        arrays = excess_arrays(observed, mu, obs_var, param_var, p.level, p._prediction)
+        weeks = p.weeks
+        out = keys.copy()
+        out["start"] = weeks[window][0]
+        out["end"] = weeks[window][-1]
+        out["n_weeks"] = int(window.sum())
+        for c in CUMULATIVE_COLUMNS:
+            out[c] = arrays[c]
+        out["p_score"] = arrays["p_score"]
+        return out
+
+    def __repr__(self) -> str:
+        view = ", ".join(self._by) if self._by else "total"
+        return f"<excessmort.DaskFit view by {view} of {self._parent!r}>"
+
+
+def _delayed(func: Callable[..., Any], *args: Any) -> Delayed:
+    from dask import delayed
+
+    return delayed(func, pure=True)(*args)
+
+
+class DaskFit:
+    """The result of :func:`excessmort.fit` on a Dask DataFrame.
+
+    Nothing large comes back to the client: ``weekly``, ``coefficients`` and ``diagnostics`` are Dask
+    DataFrames (one partition per fitted partition), :meth:`to_parquet` writes them from the workers,
+    and :meth:`by` / :meth:`cumulative` reduce per-partition sums on the workers before the client
+    applies the interval formulas. Each accessor is one pass over the data (fits are recomputed)
+    unless :meth:`persist` has kept the fitted partitions in the workers' memory.
+
+    Attributes
+    ----------
+    weeks : DatetimeIndex
+        The global weekly calendar shared by every partition.
+    strata : list of str
+    level : float
+    reference : (Timestamp, Timestamp) or None
+    shuffled : bool
+        Whether the input had to be shuffled so that each partition holds whole series.
+    """
+
+    def __init__(
+        self,
+        *,
+        plan: _Plan,
+        fits: list[Delayed],
+        client: Any,
+        retries: int,
+        meta_fit: Fit,
+        shuffled: bool,
+    ) -> None:
+        self._plan = plan
+        self._fits = fits
+        self._client = client
+        self._retries = retries
+        self._meta_fit = meta_fit
+        self._prediction = meta_fit.result.prediction  # the result class's rule (tiny result)
+        self.shuffled = shuffled
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def baseline(self) -> str:
+        """Name of the baseline."""
+        return self._meta_fit.baseline
+
+    @property
+    def weeks(self) -> pd.DatetimeIndex:
+        """The global weekly calendar."""
+        return self._plan.weeks
+
+    @property
+    def strata(self) -> list[str]:
+        """The strata of the series."""
+        return list(self._plan.columns.strata)
+
+    @property
+    def level(self) -> float:
+        """Interval level."""
+        return self._plan.level
+
+    @property
+    def reference(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """The reference period."""
+        return self._plan.reference
+
+    @property
+    def npartitions(self) -> int:
+        """Number of fitted partitions."""
+        return len(self._fits)
+
+    def _run(self, tasks: list[Any]) -> list[Any]:
+        return _compute(self._client, tasks, self._retries)
+
+    def _period(self, start: Any, end: Any) -> tuple[Any, Any]:
+        if start is None:
+            start = (self.reference[1] + pd.Timedelta(days=1)) if self.reference else self.weeks[0]
+        if end is None:
+            end = self.weeks[-1]
+        self._meta_fit._window(start, end)  # the in-memory checks and messages
+        return start, end
+
+    # ------------------------------------------------------------------ frames
+    def _frame(self, func: Callable[..., pd.DataFrame], meta: pd.DataFrame) -> dd.DataFrame:
+        import dask.dataframe as dd
+
+        parts = [_delayed(func, f, meta) for f in self._fits]
+        return dd.from_delayed(parts, meta=meta, verify_meta=False)
+
+    @property
+    def weekly(self) -> dd.DataFrame:
+        """As :attr:`excessmort.Fit.weekly`, one row per series and week, as a Dask DataFrame."""
+        return self._frame(_weekly, self._meta_fit.weekly.iloc[:0])
+
+    @property
+    def coefficients(self) -> dd.DataFrame:
+        """As :attr:`excessmort.Fit.coefficients`, one row per series, as a Dask DataFrame."""
+        return self._frame(_coefficients, self._meta_fit.coefficients.iloc[:0])
+
+    @property
+    def diagnostics(self) -> dd.DataFrame:
+        """As :attr:`excessmort.Fit.diagnostics`, one row per series, as a Dask DataFrame."""
+        return self._frame(_diagnostics, self._meta_fit.diagnostics.iloc[:0])
+
+    def by(self, *strata: str) -> DaskFitView:
+        """Sums over every stratum not named; ``by()`` is the total (England when the strata are the
+        regions; Wales is never summed into it).
+
+        Raises
+        ------
+        InputError
+            For a stratum the data do not have.
+        """
+        unknown = [s for s in strata if s not in self.strata]
+        if unknown:
+            raise InputError(
+                f"unknown strata {unknown}; this fit's strata are {self.strata}",
+                column="by",
+                value=unknown,
+            )
+        return DaskFitView(self, tuple(strata))
+
+    def cumulative(self, start: Any = None, end: Any = None) -> pd.DataFrame:
+        """As :meth:`excessmort.Fit.cumulative`, one row per series, computed into a pandas frame."""
+        return DaskFitView(self, None).cumulative(start, end)
+
+    # ------------------------------------------------------------------ memory and output
+    def persist(self) -> DaskFit:
+        """Keep the fitted partitions in the workers' memory, so that later accessors do not refit.
+
+        Only for panels whose fits fit in the cluster's memory; otherwise use :meth:`to_parquet`.
+        """
+        import dask
+
+        if self._client is not None:
+            self._fits = list(self._client.persist(self._fits, retries=self._retries))
+        else:
+            self._fits = list(dask.persist(*self._fits))
+        return self
+
+    def to_parquet(
+        self, path: str | os.PathLike[str], *, by: Sequence[Sequence[str]] = ()
+    ) -> dict[str, Path]:
+        """Write ``weekly`` and ``coefficients`` as partitioned Parquet datasets, from the workers.
+
+        ``path/weekly/`` and ``path/coefficients/`` hold one file per partition; each dataset is built
+        in a temporary sibling folder and renamed into place only when every partition is written
+        (so a reader sees the old dataset or the new, never half). ``path`` must be on a filesystem
+        that the workers and the client share. Aggregates named in ``by`` (e.g. ``[(), ("region",)]``)
+        are computed in the same pass and written as ``path/by_<strata or total>.parquet``.
+
+        Returns
+        -------
+        dict
+            Name -> path of each dataset or file written.
+
+        Raises
+        ------
+        InputError
+            For an unknown stratum in ``by``.
+        """
+        from ._atomic import atomic_directory, atomic_write
+
+        root = Path(path)
+        views = [self.by(*b) for b in by]
+        metas = {
+            "weekly": (_weekly, self._meta_fit.weekly.iloc[:0]),
+            "coefficients": (_coefficients, self._meta_fit.coefficients.iloc[:0]),
+        }
+        with contextlib.ExitStack() as stack:
+            tasks: list[Any] = []
+            for name, (func, meta) in metas.items():
+                folder = stack.enter_context(atomic_directory(root / name))
+                tasks += [
+                    _delayed(_write_part, func, f, meta, str(folder / f"part.{i:05d}.parquet"))
+                    for i, f in enumerate(self._fits)
+                ]
+            n_write = len(tasks)
+            aggregates = [view._tasks(None) for view in views]
+            statuses = [_delayed(_status, f) for f in self._fits]
+            results = self._run([*tasks, *aggregates, *statuses])
+        _warn(results[n_write + len(aggregates) :], self.baseline)
+        written = {name: root / name for name in metas}
+        for view, merged in zip(views, results[n_write : n_write + len(aggregates)], strict=True):
+            frame = view._weekly_frame(view._finish(merged))
+            name = "by_" + ("_".join(view.strata) if view._by else "total")
+            target = root / f"{name}.parquet"
+            with atomic_write(target, "wb") as fh:
+                frame.to_parquet(fh, index=False)
+            written[name] = target
+        return written
+
+    def __repr__(self) -> str:
+        ref = (
+            f"{self.reference[0].date()}..{self.reference[1].date()}" if self.reference else "none"
+        )
+        return (
+            f"<excessmort.DaskFit {self.baseline}: {self.npartitions} partitions, strata {self.strata}, "
+            f"{self.weeks[0].date()}..{self.weeks[-1].date()}, reference {ref}>"
+        )
+
+
+def _write_part(
+    func: Callable[..., pd.DataFrame], fit: Fit | None, meta: pd.DataFrame, target: str
+) -> int:
+    """Write one partition's frame with pyarrow; returns its rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = func(fit, meta)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), target)
+    return len(frame)
+
+
+# ---------------------------------------------------------------------------------------- entry points
+def _layout(
+    ddf: Any, cols: _Columns, client: Any, retries: int, npartitions: int | None
+) -> tuple[Any, pd.DatetimeIndex, dict[str, pd.CategoricalDtype], bool]:
+    """Pass 1 and, when needed, the shuffle: (frame whose partitions hold whole series, weeks,
+    categories, shuffled)."""
+    needed = list(dict.fromkeys([*cols.strata_raw, cols.week_col]))
+    parts = ddf[needed].to_delayed()
+    summaries = _compute(
+        client, [_delayed(_summarise, p, cols, i) for i, p in enumerate(parts)], retries
+    )
+    filled = [s for s in summaries if s["n"]]
+    if not filled:
+        raise InputError("the frame has no rows", column=None, value=None)
+    residues = np.unique(np.concatenate([s["residues"] for s in filled]))
+    lo = min(s["lo"] for s in filled)
+    hi = max(s["hi"] for s in filled)
+    if residues.size > 1:
+        raise InputError(
+            f"column 'week_ending': dates fall on {residues.size} different weekdays across the frame; "
+            "week-ending dates must share one weekday (ONS weeks end on a Friday)",
+            column="week_ending",
+            value=sorted(residues.tolist()),
+        )
+    weeks = weekly_grid(pd.Series(pd.DatetimeIndex([lo, hi]).astype("datetime64[ns]")))
+    uniques = {c: [s["uniques"][c] for s in filled] for c in cols.strata_raw}
+    categories = _categories(uniques, cols)
+    hashes = np.concatenate([s["hashes"] for s in filled])
+    split = len(np.unique(hashes)) < len(hashes)
+    if split:
+        if cols.strata_raw:
+            ddf = ddf.shuffle(on=list(cols.strata_raw), npartitions=npartitions or ddf.npartitions)
+        else:
+            ddf = ddf.repartition(npartitions=1)
+    log.info(
+        "dask fit: %d partitions, %s series split across partitions%s",
+        ddf.npartitions,
+        "some" if split else "no",
+        " (shuffled on the strata)" if split else "",
+    )
+    return ddf, weeks, categories, split
+
+
+def _as_ddf(source: Any) -> Any:
+    if is_dask_frame(source):
+        return source
+    import dask.dataframe as dd
+
+    if isinstance(source, str | os.PathLike):
+        return dd.read_parquet(source)
+    if isinstance(source, pd.DataFrame):
+        raise InputError(
+            "give a Dask DataFrame (e.g. dask.dataframe.from_pandas) or a Parquet dataset path",
+            value=type(source).__name__,
+        )
+    raise InputError(
+        f"cannot read a {type(source).__name__} with engine='dask'; give a partitioned Parquet "
+        "dataset (a directory or glob) or a Dask DataFrame",
+        value=type(source).__name__,
+    )
+
+
+def read_dask(
+    source: Any,
+    *,
+    strata: Sequence[str] | None = None,
+    keep_wales: bool = False,
+    client: Any = None,
+    npartitions: int | None = None,
+    retries: int = 2,
+) -> dd.DataFrame:
+    """``excessmort.read(source, engine="dask")``: a lazy validated tidy Dask DataFrame.
+
+    One small pass reads the strata and weeks (for the categories and to see whether series are
+    split across partitions, which are then shuffled so that each holds whole series); each
+    partition is validated with :func:`excessmort.read` when computed.
+
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        The tidy frame of :func:`excessmort.read`, partitioned by series (categories are global).
+    """
+    import dask.dataframe as dd
+
+    ddf = _as_ddf(source)
+    client = _get_client(client)
+    cols = _recognise(list(ddf.columns), strata, keep_wales)
+    ddf, weeks, categories, _ = _layout(ddf, cols, client, retries, npartitions)
+    meta = _meta_tidy(cols, weeks, categories).iloc[:0]
+    parts = [
+        _delayed(_read_or_meta, p, cols, categories, i, meta)
+        for i, p in enumerate(ddf.to_delayed())
+    ]
+    out = dd.from_delayed(parts, meta=meta, verify_meta=False)
+    # fit() of this very frame skips the first pass and the second validation.
+    _TIDY_LAYOUTS[out._name] = (weeks, categories, bool(keep_wales))
+    return out
+
+
+def _read_or_meta(
+    part: pd.DataFrame,
+    cols: _Columns,
+    categories: dict[str, pd.CategoricalDtype],
+    index: int,
+    meta: pd.DataFrame,
+) -> pd.DataFrame:
+    out = _read_partition(part, cols, categories, index)
+    return meta if out is None else out
+
+
+def _meta_tidy(
+    cols: _Columns, weeks: pd.DatetimeIndex, categories: dict[str, pd.CategoricalDtype]
+) -> pd.DataFrame:
+    """One synthetic series over the global calendar with the tidy frame's dtypes (for meta)."""
+    n = len(weeks)
+    data: dict[str, Any] = {}
+    for col in cols.strata:
+        dtype = categories[col]
+        if len(dtype.categories) == 0:
+            raise InputError(f"stratum {col!r} has no values", column=col)
+        data[col] = pd.Categorical([dtype.categories[0]] * n, dtype=dtype)
+    data["week_ending"] = weeks.to_numpy(dtype="datetime64[ns]")
+    data["deaths"] = np.random.default_rng(0).poisson(100.0, n).astype(np.float64)
+    if cols.has_population:
+        data["population"] = np.full(n, 1e5)
+    return pd.DataFrame(data)
+
+
+def fit_dask(
+    frame: Any,
+    *,
+    baseline: str | Baseline = "quasipoisson",
+    reference: tuple[Any, Any] | None = ("2015-01-01", "2019-12-31"),
+    level: float = 0.95,
+    engine: str = "auto",
+    keep_wales: bool | None = None,
+    client: Any = None,
+    npartitions: int | None = None,
+    retries: int = 2,
+    warmup: bool = True,
+    **options: Any,
+) -> DaskFit:
+    """:func:`excessmort.fit` on a Dask DataFrame (or a partitioned Parquet dataset path).
+
+    Parameters
+    ----------
+    frame : dask.dataframe.DataFrame or path
+        Long format, one row per series and week, as for :func:`excessmort.read`; partitions may
+        split series (they are then shuffled on the strata).
+    baseline, reference, level, engine, keep_wales, **options
+        As :func:`excessmort.fit`. Every baseline fitted per series works; ``pooled`` does not.
+    client : distributed.Client or str, optional
+        A client, or a scheduler address such as ``"tcp://10.0.0.5:8786"``; by default the current
+        default client, or Dask's local scheduler when there is none.
+    npartitions : int, optional
+        Partitions after a shuffle (default: as many as the input).
+    retries : int, default 2
+        Times a failed task is retried (a task on a worker that died is rescheduled by Dask anyway).
+    warmup : bool, default True
+        Compile or load the numba kernels on every worker before the fit (one worker first, so the
+        others only read numba's cache).
+
+    Returns
+    -------
+    DaskFit
+
+    Raises
+    ------
+    InputError
+        As :func:`excessmort.fit`; also for the ``pooled`` baseline, which is one joint fit across all
+        series and cannot be partitioned.
+    """
+    from ._kernels import resolve_engine
+
+    level = validate_level(level)
+    model = get_baseline(baseline, **options)
+    if getattr(model, "name", None) == "pooled":
+        raise InputError(
+            "the 'pooled' baseline is one joint GLM over all series (shared fixed effects), so it cannot "
+            "be fitted partition by partition on Dask; fit it in memory with excessmort.fit on a pandas "
+            "frame, or use a per-series baseline such as 'quasipoisson'",
+            column="baseline",
+            value="pooled",
+        )
+    resolve_engine(engine)
+    ddf = _as_ddf(frame)
+    client = _get_client(client)
+    tidy = _TIDY_LAYOUTS.get(getattr(ddf, "_name", ""))
+    if tidy is not None and keep_wales not in (None, tidy[2]):
+        tidy = None  # read with another keep_wales: validate again
+    if keep_wales is None:
+        keep_wales = tidy[2] if tidy is not None else False
+    cols = _recognise(list(ddf.columns), None, bool(keep_wales))
+    if warmup:
+        warm_workers(client)
+    if tidy is None:
+        ddf, weeks, categories, shuffled = _layout(ddf, cols, client, retries, npartitions)
+    else:
+        (weeks, categories, _), shuffled = tidy, False
+    empty = Panel(
+        keys=pd.DataFrame(index=pd.RangeIndex(0)), weeks=weeks, deaths=np.empty((0, len(weeks)))
+    )
+    ref = _check_reference(empty, reference) if reference is not None else None
+    plan = _Plan(
+        columns=cols,
+        weeks=weeks,
+        categories=categories,
+        model=model,
+        reference=ref,
+        level=level,
+        engine=engine,
+    )
+    with (
+        warnings.catch_warnings()
+    ):  # the synthetic series only gives dtypes and the prediction rule
+        warnings.simplefilter("ignore")
+        meta_fit = _fit_tidy(_meta_tidy(cols, weeks, categories), plan)
+    from dask import delayed
+
+    token = uuid.uuid4().hex[:12]
+    fits = [
+        delayed(_fit_partition, pure=True)(p, plan, i, dask_key_name=f"excessmort-fit-{token}-{i}")
+        if tidy is None
+        else delayed(_fit_tidy_partition, pure=True)(
+            p, plan, dask_key_name=f"excessmort-fit-{token}-{i}"
+        )
+        for i, p in enumerate(ddf.to_delayed())
+    ]
+    return DaskFit(
+        plan=plan, fits=fits, client=client, retries=retries, meta_fit=meta_fit, shuffled=shuffled
+    )

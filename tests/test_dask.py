@@ -1,0 +1,252 @@
+"""The Dask engine against the in-memory fit on the same data, on a 2-worker LocalCluster.
+
+Oracle: ``excessmort.fit`` on the pandas frame (itself tested against statsmodels and R). Per-series
+GLM fits are independent, so the partitioned fit must give every series the in-memory numbers, and
+aggregates (England, regions) the same sums. Tolerance: |dask - memory| <= 1e-12 (|memory| + m) per
+column, m the column's largest magnitude (sums over series are added in another order, and excess =
+y - mu cancels); NaN positions, keys, row sets and dtypes must match exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import dask.dataframe as dd  # the dask extra is part of `make test`: a missing install fails here
+import distributed
+import numpy as np
+import pandas as pd
+import pytest
+
+import excessmort as em
+from excessmort._dask import DaskFit
+from excessmort.baselines.glm import QuasiPoisson
+from excessmort.exceptions import InputError
+from excessmort.fit import fit as fit_memory
+
+pytestmark = [pytest.mark.dask, pytest.mark.timeout(300)]
+
+STRATA = ["region", "sex", "age_group"]
+RTOL = 1e-12
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One LocalCluster for the module: 2 worker processes, 1 thread each."""
+    logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def demo() -> pd.DataFrame:
+    return em.demo_data()
+
+
+@pytest.fixture(scope="module")
+def uneven(demo: pd.DataFrame) -> pd.DataFrame:
+    """Demo data whose series start and end at different weeks, with missing weeks inside (NaN)."""
+    frame = demo.copy()
+    series = frame.groupby(STRATA, observed=True).ngroup().to_numpy()
+    week = frame.groupby(STRATA, observed=True).cumcount().to_numpy()
+    n_weeks = int(week.max()) + 1
+    late_start = (series % 5 == 1) & (week < 60)
+    early_end = (series % 7 == 2) & (week >= n_weeks - 30)
+    frame = frame.loc[~(late_start | early_end)].copy()
+    gaps = (series[frame.index] % 3 == 0) & (week[frame.index] % 97 == 5)
+    frame.loc[gaps, "deaths"] = np.nan
+    return frame.reset_index(drop=True)
+
+
+def assert_close(got: pd.DataFrame, want: pd.DataFrame, keys: list[str]) -> None:
+    """Same rows, keys and dtypes; NaN in the same places; numbers within the module tolerance."""
+    assert list(got.columns) == list(want.columns)
+    assert got.dtypes.to_dict() == want.dtypes.to_dict()
+    if keys:
+        got = got.sort_values(keys, kind="stable").reset_index(drop=True)
+        want = want.sort_values(keys, kind="stable").reset_index(drop=True)
+    assert len(got) == len(want)
+    for col in want.columns:
+        a, b = got[col], want[col]
+        if not pd.api.types.is_float_dtype(b.dtype):
+            pd.testing.assert_series_equal(a, b, check_names=True)
+            continue
+        a, b = a.to_numpy(), b.to_numpy()
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=f"NaN positions of {col}")
+        ok = ~np.isnan(b)
+        scale = np.max(np.abs(b[ok]), initial=0.0)
+        err = np.abs(a[ok] - b[ok])
+        bound = RTOL * (np.abs(b[ok]) + scale)
+        assert np.all(err <= bound), f"{col}: worst {np.max(err - bound)} over the bound"
+
+
+def check_against_memory(f: DaskFit, mem: em.Fit, window: tuple[str, str]) -> None:
+    assert_close(f.weekly.compute(), mem.weekly, [*STRATA, "week_ending"])
+    assert_close(f.coefficients.compute(), mem.coefficients, STRATA)
+    assert_close(f.cumulative(*window), mem.cumulative(*window), STRATA)
+    assert_close(f.cumulative(), mem.cumulative(), STRATA)
+    for by in [(), ("region",), ("sex", "age_group")]:
+        assert_close(f.by(*by).weekly, mem.by(*by).weekly, [])  # same row order too
+        assert_close(f.by(*by).cumulative(*window), mem.by(*by).cumulative(*window), [])
+
+
+@pytest.fixture(scope="module")
+def split_fit(client, demo: pd.DataFrame) -> tuple[DaskFit, em.Fit]:
+    """Partitions cut by week, so that every series is split across them (a shuffle is needed)."""
+    raw = demo.sort_values("week_ending", kind="stable").reset_index(drop=True)
+    raw["region"] = raw["region"].astype(str)  # plain strings, as in a raw file
+    ddf = dd.from_pandas(raw, npartitions=4, sort=False)
+    f = fit_memory(ddf, client=client, reference=("2015-01-01", "2019-12-31"))
+    return f.persist(), fit_memory(demo, reference=("2015-01-01", "2019-12-31"))
+
+
+def test_fit_dispatches_to_dask(split_fit):
+    f, _ = split_fit
+    assert isinstance(f, DaskFit)
+    assert f.shuffled  # series were split across partitions
+    assert isinstance(f.weekly, dd.DataFrame)
+    assert isinstance(f.coefficients, dd.DataFrame)
+
+
+def test_split_series_equal_in_memory(split_fit):
+    f, mem = split_fit
+    check_against_memory(f, mem, ("2020-03-01", "2020-12-31"))
+
+
+def test_england_is_the_sum_of_regions(split_fit, demo):
+    """A closed form beside the oracle: England's observed and expected are the sums over regions."""
+    f, _ = split_fit
+    eng = f.by().weekly
+    reg = f.by("region").weekly
+    assert eng["region"].astype(str).unique().tolist() == [em.regions.ENGLAND_CODE]
+    sums = reg.groupby("week_ending")[["observed", "expected"]].sum()
+    np.testing.assert_allclose(
+        eng.set_index("week_ending")[["observed", "expected"]], sums, rtol=1e-12
+    )
+    assert eng["observed"].sum() == demo["deaths"].sum()
+
+
+def test_parquet_to_parquet_by_series(client, uneven, tmp_path):
+    """A dataset partitioned by region (whole series per file): no shuffle; read(engine="dask"),
+    fit, to_parquet, read back; uneven spans and missing weeks go through the global calendar."""
+    source = tmp_path / "in"
+    source.mkdir()
+    raw = uneven.copy()
+    for col in STRATA:
+        raw[col] = raw[col].astype(str)
+    for i, (_, part) in enumerate(raw.groupby("region", sort=True)):
+        part.to_parquet(source / f"part.{i}.parquet", index=False)
+    ddf = em.read(source, engine="dask")
+    assert isinstance(ddf, dd.DataFrame) and ddf.npartitions == 9
+    f = fit_memory(ddf, client=client, reference=("2015-01-01", "2019-12-31"))
+    mem = fit_memory(raw, reference=("2015-01-01", "2019-12-31"))  # the same data, in memory
+    assert not f.shuffled
+    assert f.weeks.equals(mem.weeks)
+
+    out = tmp_path / "out"
+    written = f.to_parquet(out, by=[(), ("region",)])
+    assert sorted(p.name for p in out.iterdir()) == [
+        "by_region.parquet",
+        "by_total.parquet",
+        "coefficients",
+        "weekly",
+    ]  # no temporary folders left behind
+    assert len(list(written["weekly"].glob("part.*.parquet"))) == 9
+    assert_close(pd.read_parquet(written["weekly"]), mem.weekly, [*STRATA, "week_ending"])
+    assert_close(pd.read_parquet(written["coefficients"]), mem.coefficients, STRATA)
+    assert_close(pd.read_parquet(written["by_total"]), mem.by().weekly, [])
+    assert_close(pd.read_parquet(written["by_region"]), mem.by("region").weekly, [])
+    assert dd.read_parquet(written["weekly"]).npartitions == 9
+
+    # Writing again replaces the datasets whole.
+    f.to_parquet(out)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "by_region.parquet",
+        "by_total.parquet",
+        "coefficients",
+        "weekly",
+    ]
+
+
+@pytest.mark.parametrize("baseline", ["five_year_average", "euromomo"])  # their own variance rules
+def test_other_per_series_baselines(client, demo, baseline):
+    ddf = dd.from_pandas(demo, npartitions=3, sort=False)
+    f = fit_memory(
+        ddf, client=client, baseline=baseline, reference=("2015-01-01", "2019-12-31")
+    ).persist()
+    mem = fit_memory(demo, baseline=baseline, reference=("2015-01-01", "2019-12-31"))
+    assert_close(f.weekly.compute(), mem.weekly, [*STRATA, "week_ending"])
+    assert_close(f.by().weekly, mem.by().weekly, [])
+    assert_close(
+        f.by("region").cumulative("2020-03-01", "2020-12-31"),
+        mem.by("region").cumulative("2020-03-01", "2020-12-31"),
+        [],
+    )
+
+
+def test_pooled_is_refused(client, demo):
+    ddf = dd.from_pandas(demo, npartitions=2)
+    with pytest.raises(InputError, match=r"pooled.*cannot be fitted partition by partition") as err:
+        fit_memory(ddf, client=client, baseline="pooled")
+    assert err.value.column == "baseline"
+
+
+def test_bad_input_names_column_value_and_partition(client, demo):
+    raw = demo.copy()
+    raw.loc[1000, "deaths"] = -3.0
+    ddf = dd.from_pandas(raw, npartitions=3, sort=False)
+    f = fit_memory(ddf, client=client)
+    with pytest.raises(InputError, match=r"partition \d.*'deaths'.*-3") as err:
+        f.coefficients.compute()
+    assert err.value.column == "deaths"
+    assert err.value.value == -3
+
+
+def test_reference_outside_data_is_refused_before_fitting(client, demo):
+    ddf = dd.from_pandas(demo, npartitions=2)
+    with pytest.raises(InputError, match="outside the data"):
+        fit_memory(ddf, client=client, reference=("1990-01-01", "1995-12-31"))
+
+
+class KillOnce(QuasiPoisson):
+    """Kills the worker process that runs its first fit (marker file), then fits normally."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+
+    def fit(self, panel, *, reference, engine="auto"):
+        try:
+            distributed.get_worker()
+        except ValueError:  # on the client (the dtypes fit): never kill the test process
+            return super().fit(panel, reference=reference, engine=engine)
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return super().fit(panel, reference=reference, engine=engine)
+        os.close(fd)
+        os.kill(os.getpid(), signal.SIGKILL)  # the worker dies mid-fit; its nanny starts a new one
+        raise AssertionError("unreachable")
+
+
+def test_worker_killed_mid_fit_is_retried(client, demo, tmp_path):
+    marker = tmp_path / "killed"
+    pids = set(client.run(os.getpid).values())
+    ddf = dd.from_pandas(demo, npartitions=4, sort=False)
+    f = fit_memory(
+        ddf, client=client, baseline=KillOnce(str(marker)), reference=("2015-01-01", "2019-12-31")
+    )
+    written = f.to_parquet(tmp_path / "out", by=[()])
+    assert marker.exists()  # a worker was killed
+    client.wait_for_workers(2, timeout=60)
+    assert set(client.run(os.getpid).values()) != pids  # ... and replaced
+    mem = fit_memory(demo, reference=("2015-01-01", "2019-12-31"))
+    weekly = pd.read_parquet(written["weekly"])
+    assert len(weekly) == len(demo)  # complete
+    assert_close(weekly, mem.weekly, [*STRATA, "week_ending"])
+    assert_close(pd.read_parquet(written["by_total"]), mem.by().weekly, [])
