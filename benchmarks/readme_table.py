@@ -62,7 +62,8 @@ def render(csv_path: Path = DOCS_CSV) -> str:
         gf = _num(r["gflops"], ".2f")
         gf = f"{gf} ({_num(r['pct_dgemm'], '.1f')} %)" if gf != "-" else "-"
         mem = _num(r["peak_rss_mb"], ".0f")
-        mem = f"{mem} ({_num(r['mem_total_x'], '.1f')}x)" if mem != "-" else "-"
+        mem_x = _num(r["mem_total_x"], ".1f")
+        mem = f"{mem} ({mem_x}x)" if mem != "-" and mem_x != "-" else mem
         case = r["case"] + (f" [{r['stages']}]" if r.get("stages") else "")
         lines.append(
             f"| {r['workload']} | {case} | {_size(r)} | {r['threads']} | "

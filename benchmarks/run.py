@@ -548,9 +548,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                 str(r.get("status")),
             ]
         )
-    widths = [
-        max(len(h), *(len(row[i]) for row in lines if len(row) > i)) for i, h in enumerate(head)
-    ]
+    full_rows = [row for row in lines if len(row) == len(head)]  # status-only rows do not size
+    widths = [max([len(h)] + [len(row[i]) for row in full_rows]) for i, h in enumerate(head)]
     sep = "  "
     out = [sep.join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
     out.append(sep.join("-" * w for w in widths))
