@@ -203,7 +203,7 @@ def equal_work(data: Path, written: dict[str, Path]) -> dict[str, Any]:
     """The first two files fitted in memory vs the rows the cluster wrote; non-converged series."""
     import pyarrow.parquet as pq
 
-    from excessmort.fit import fit
+    from excessmort._fit import fit
 
     files = sorted(data.glob("part.*.parquet"))[:2]
     raw = pd.concat([pq.read_table(p).to_pandas() for p in files], ignore_index=True)

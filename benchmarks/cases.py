@@ -176,8 +176,8 @@ def prepare(
     if case == "excessmort.fit":
         import pandas as pd
 
+        from excessmort._fit import Fit
         from excessmort.baselines.glm import QuasiPoisson
-        from excessmort.fit import Fit
         from excessmort.panel import Panel
 
         keys = panel.keys if panel.keys is not None else pd.DataFrame({"series": np.arange(S)})

@@ -30,13 +30,17 @@ def simulate(
     weeks = pd.date_range(start, periods=n_weeks, freq="7D")
     tau = ((weeks - pd.Timestamp("2000-01-01")).days / 365.25).to_numpy()
     size = np.exp(rng.uniform(np.log(level[0]), np.log(level[1]), n_series))
-    pop = size[:, None] * 1_000 * (1 + 0.004 * (tau[None, :] - tau[0])) if population else np.ones((n_series, n_weeks))
+    pop = (
+        size[:, None] * 1_000 * (1 + 0.004 * (tau[None, :] - tau[0]))
+        if population
+        else np.ones((n_series, n_weeks))
+    )
     b1 = rng.normal(-0.01, 0.01, n_series)
     amp = rng.uniform(0.08, 0.2, n_series)
     phase = rng.uniform(-0.3, 0.3, n_series)
-    seasonal = amp[:, None] * np.cos(2 * np.pi * (tau[None, :] + phase[:, None] / (2 * np.pi))) + 0.03 * np.sin(
-        4 * np.pi * tau[None, :]
-    )
+    seasonal = amp[:, None] * np.cos(
+        2 * np.pi * (tau[None, :] + phase[:, None] / (2 * np.pi))
+    ) + 0.03 * np.sin(4 * np.pi * tau[None, :])
     baseline = size[:, None] * np.exp(b1[:, None] * (tau[None, :] - tau[0]) + seasonal)
     baseline = baseline * pop / pop[:, :1] if population else baseline
     mean = baseline.copy()

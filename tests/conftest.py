@@ -21,5 +21,7 @@ def shared():
     """Path of ../shared (real data and R references); CI has it beside the clone."""
     from _sim import SHARED
 
-    assert SHARED.is_dir(), f"{SHARED} is missing: the tests read real data and R references from it"
+    assert SHARED.is_dir(), (
+        f"{SHARED} is missing: the tests read real data and R references from it"
+    )
     return SHARED

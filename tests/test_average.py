@@ -25,7 +25,9 @@ def _has_53(year: int) -> bool:
     return dt.date(year, 12, 28).isocalendar()[1] == 53
 
 
-def _frame(seed: int = 1, start: str = "2008-03-07", end: str = "2021-12-31", n_series: int = 4) -> pd.DataFrame:
+def _frame(
+    seed: int = 1, start: str = "2008-03-07", end: str = "2021-12-31", n_series: int = 4
+) -> pd.DataFrame:
     """Poisson counts on Friday weeks for a few areas; 2009, 2015 and 2020 have a week 53."""
     rng = np.random.default_rng(seed)
     weeks = pd.date_range(start, end, freq="7D")
@@ -44,7 +46,9 @@ def _frame(seed: int = 1, start: str = "2008-03-07", end: str = "2021-12-31", n_
 def _sources(frame: pd.DataFrame, years: int = 5, exclude: tuple[int, ...] = ()) -> pd.DataFrame:
     """One row per (target week, history count) with the count's deaths: the ONS rule spelled out."""
     iso = frame["week_ending"].dt.isocalendar()
-    long = frame.assign(year=iso["year"].astype(int).to_numpy(), week=iso["week"].astype(int).to_numpy())
+    long = frame.assign(
+        year=iso["year"].astype(int).to_numpy(), week=iso["week"].astype(int).to_numpy()
+    )
     prior: dict[int, list[int]] = {}
     for y in long["year"].unique():
         cands = [c for c in range(y - 1, y - 100, -1) if c not in exclude]
@@ -57,8 +61,14 @@ def _sources(frame: pd.DataFrame, years: int = 5, exclude: tuple[int, ...] = ())
         )
         rows.append(long.assign(src_year=src_year.to_numpy(), src_week=src_week, k=k))
     targets = pd.concat(rows, ignore_index=True)
-    history = long.rename(columns={"year": "src_year", "week": "src_week", "deaths": "src_deaths",
-                                   "week_ending": "src_week_ending"})
+    history = long.rename(
+        columns={
+            "year": "src_year",
+            "week": "src_week",
+            "deaths": "src_deaths",
+            "week_ending": "src_week_ending",
+        }
+    )
     return targets.merge(history, on=["area", "src_year", "src_week"], how="left")
 
 
@@ -84,23 +94,31 @@ def _compare(got: np.ndarray, want: np.ndarray, rtol: float = RTOL) -> None:
     ("exclude", "first_defined"),
     [((), "2013-03-08"), ((2020,), "2013-03-08"), ((2012, 2016), "2014-03-07")],
 )
-def test_expected_equals_direct_pandas_computation(exclude: tuple[int, ...], first_defined: str) -> None:
+def test_expected_equals_direct_pandas_computation(
+    exclude: tuple[int, ...], first_defined: str
+) -> None:
     frame = _frame()
     # A missing count: every average that uses it must be NaN.
     frame.loc[(frame["area"] == "A1") & (frame["week_ending"] == "2016-06-03"), "deaths"] = np.nan
     fit = _fit(frame, exclude_years=exclude)
     got = fit.weekly[["area", "week_ending", "expected"]]
     want = _oracle_mu(frame, exclude=exclude)
-    merged = got.astype({"area": str}).merge(want, on=["area", "week_ending"], how="left", validate="1:1")
+    merged = got.astype({"area": str}).merge(
+        want, on=["area", "week_ending"], how="left", validate="1:1"
+    )
     _compare(merged["expected"].to_numpy(), merged["mean"].to_numpy())
     # The data start in March 2008 (week 10): earlier weeks lack a year (2013 needs 2007 when 2012 is
     # excluded).
     assert merged.dropna(subset=["expected"])["week_ending"].min() == pd.Timestamp(first_defined)
     assert merged["expected"].notna().sum() > 1500
     # The NaN count of A1 (2016 week 22) kills 2017-2021 week 22 of A1 only (when 2016 is used).
-    a1 = merged[(merged["area"] == "A1") & (merged["week_ending"].dt.isocalendar()["week"].to_numpy() == 22)]
+    a1 = merged[
+        (merged["area"] == "A1") & (merged["week_ending"].dt.isocalendar()["week"].to_numpy() == 22)
+    ]
     dead = a1.loc[a1["expected"].isna() & (a1["week_ending"] > "2014-01-01"), "week_ending"].dt.year
-    assert set(dead) == ({2017, 2018, 2019, 2020, 2021} - {y for y in range(2017, 2022) if 2016 in exclude})
+    assert set(dead) == (
+        {2017, 2018, 2019, 2020, 2021} - {y for y in range(2017, 2022) if 2016 in exclude}
+    )
 
 
 def test_week_53_rule_by_hand() -> None:
@@ -128,7 +146,9 @@ def test_history_index_matches_iso_calendar() -> None:
     idx = history_index(weeks, years=5, exclude_years=(2020,))
     # 2021 week 1 (ending 2021-01-08) uses week 1 of 2019, 2018, 2017, 2016, 2015.
     t = weeks.get_loc(pd.Timestamp("2021-01-08"))
-    assert [weeks[j].isocalendar()[:2] for j in idx[t]] == [(y, 1) for y in (2019, 2018, 2017, 2016, 2015)]
+    assert [weeks[j].isocalendar()[:2] for j in idx[t]] == [
+        (y, 1) for y in (2019, 2018, 2017, 2016, 2015)
+    ]
     # 2014 weeks lack every history year.
     assert (idx[weeks.year == 2014] < 0).all()
 
@@ -141,20 +161,28 @@ def test_dispersion_and_weekly_variance_closed_form() -> None:
     # Weeks whose five history counts all end within the reference period.
     src["in_ref"] = src["src_week_ending"].between("2014-01-01", "2019-12-31")
     per_week = src.groupby(["area", "week_ending"]).agg(
-        mean=("src_deaths", "mean"), var=("src_deaths", lambda v: v.var(ddof=1)),
-        n=("src_deaths", "count"), in_ref=("in_ref", "all"),
+        mean=("src_deaths", "mean"),
+        var=("src_deaths", lambda v: v.var(ddof=1)),
+        n=("src_deaths", "count"),
+        in_ref=("in_ref", "all"),
     )
     per_week = per_week[(per_week["n"] == 5) & per_week["in_ref"]]
     phi_raw = (per_week["var"] / per_week["mean"]).groupby("area").mean()
     keys = fit.panel.keys["area"].astype(str)
     np.testing.assert_allclose(res.dispersion_raw, phi_raw.loc[keys].to_numpy(), rtol=RTOL)
-    np.testing.assert_allclose(res.dispersion, np.maximum(phi_raw.loc[keys].to_numpy(), 1.0), rtol=RTOL)
+    np.testing.assert_allclose(
+        res.dispersion, np.maximum(phi_raw.loc[keys].to_numpy(), 1.0), rtol=RTOL
+    )
     # Only the 2019 weeks (history 2014-2018) and the 2020 weeks (2015-2019) qualify.
     assert (per_week.reset_index()["week_ending"].dt.year.isin([2019, 2020])).all()
-    assert (res.info["dispersion_weeks"] == per_week.groupby("area").size().loc[keys].to_numpy()).all()
+    assert (
+        res.info["dispersion_weeks"] == per_week.groupby("area").size().loc[keys].to_numpy()
+    ).all()
     # Weekly parameter variance of a group: sum_s phi_s mu_st / 5; observation variance phi mu.
     groups = np.array([0, 1, 0, 1])
-    want = np.stack([(res.dispersion[:, None] * res.mu / 5.0)[groups == g].sum(axis=0) for g in (0, 1)])
+    want = np.stack(
+        [(res.dispersion[:, None] * res.mu / 5.0)[groups == g].sum(axis=0) for g in (0, 1)]
+    )
     _compare(res.param_variance_weekly(groups, 2), want)
     _compare(res.obs_variance(), res.dispersion[:, None] * res.mu)
 
@@ -166,19 +194,27 @@ def test_dispersion_floor_option_and_no_reference() -> None:
     per_week = src.groupby(["area", "week_ending"])["src_deaths"].agg(["mean", "var", "count"])
     per_week = per_week[per_week["count"] == 5]
     phi = (per_week["var"] / per_week["mean"]).groupby("area").mean()
-    np.testing.assert_allclose(res.dispersion, phi.loc[_fit(frame).panel.keys["area"].astype(str)].to_numpy(),
-                               rtol=RTOL)
+    np.testing.assert_allclose(
+        res.dispersion, phi.loc[_fit(frame).panel.keys["area"].astype(str)].to_numpy(), rtol=RTOL
+    )
     # Poisson data: phi near 1 (mean of ratios with ~4 df each over many weeks).
     assert np.all(np.abs(res.dispersion - 1.0) < 0.25)
 
 
 @pytest.mark.parametrize(
     ("start", "end"),
-    [("2020-12-18", "2021-01-15"),  # weeks 51, 52, 53 of 2020 and 1-2 of 2021: week 52 counts reused
-     ("2020-03-06", "2021-06-25")],  # spans two target years: four history years shared by each week
+    [
+        (
+            "2020-12-18",
+            "2021-01-15",
+        ),  # weeks 51, 52, 53 of 2020 and 1-2 of 2021: week 52 counts reused
+        ("2020-03-06", "2021-06-25"),
+    ],  # spans two target years: four history years shared by each week
 )
 @pytest.mark.parametrize("exclude", [(), (2020,)])
-def test_window_variance_counts_shared_history(start: str, end: str, exclude: tuple[int, ...]) -> None:
+def test_window_variance_counts_shared_history(
+    start: str, end: str, exclude: tuple[int, ...]
+) -> None:
     frame = _frame(seed=7, start="2014-01-03", end="2021-12-31")
     fit = _fit(frame, exclude_years=exclude)
     res = fit.result
@@ -195,7 +231,9 @@ def test_window_variance_counts_shared_history(start: str, end: str, exclude: tu
     got = res.param_variance_window(np.arange(4), 4, window)
     np.testing.assert_allclose(got, want, rtol=RTOL)
     # Summing weekly variances would miss the covariance: it is strictly larger here.
-    assert np.all(got > res.param_variance_weekly(np.arange(4), 4)[:, window].sum(axis=1) * (1 + 1e-6))
+    assert np.all(
+        got > res.param_variance_weekly(np.arange(4), 4)[:, window].sum(axis=1) * (1 + 1e-6)
+    )
     # Groups add (series are independent) and Fit.cumulative uses it: total bounds from the closed form.
     total = fit.by().cumulative(start, end)
     mu = res.mu[:, window].sum()
@@ -211,7 +249,9 @@ def test_window_with_undefined_weeks_is_nan() -> None:
     frame = _frame(seed=8, start="2014-01-03", end="2020-12-25")
     res = _fit(frame).result
     weeks = pd.date_range("2014-01-03", "2020-12-25", freq="7D")
-    window = np.asarray((weeks >= "2018-06-01") & (weeks <= "2019-06-30"))  # 2018 has no full history
+    window = np.asarray(
+        (weeks >= "2018-06-01") & (weeks <= "2019-06-30")
+    )  # 2018 has no full history
     assert np.isnan(res.param_variance_window(np.arange(4), 4, window)).all()
 
 
@@ -245,12 +285,16 @@ def test_weekly_prediction_intervals_cover() -> None:
     mean = level[:, None] * season[None, :]
     target = np.asarray(weeks.year == 2020)
     for phi in (1.0, 2.0):
-        counts = rng.poisson(mean) if phi == 1.0 else rng.poisson(rng.gamma(mean / (phi - 1), phi - 1))
-        frame = pd.DataFrame({
-            "area": np.repeat([f"S{i:03d}" for i in range(n_series)], len(weeks)),
-            "week_ending": np.tile(weeks.to_numpy(), n_series),
-            "deaths": counts.reshape(-1).astype(float),
-        })
+        counts = (
+            rng.poisson(mean) if phi == 1.0 else rng.poisson(rng.gamma(mean / (phi - 1), phi - 1))
+        )
+        frame = pd.DataFrame(
+            {
+                "area": np.repeat([f"S{i:03d}" for i in range(n_series)], len(weeks)),
+                "week_ending": np.tile(weeks.to_numpy(), n_series),
+                "deaths": counts.reshape(-1).astype(float),
+            }
+        )
         wk = _fit(frame, reference=("2015-01-01", "2019-12-31")).weekly
         wk = wk[wk["week_ending"].dt.year == 2020]
         inside = (wk["excess_lower"] <= 0) & (wk["excess_upper"] >= 0)

@@ -36,25 +36,51 @@ from excessmort.report.targets import DirectoryTarget
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("EXCESSMORT_UPDATE_GOLDEN") == "1"
 SLOT = datetime(2027, 3, 18, 14, 0, tzinfo=UTC)
-FORM_FIELDS = ["title_of_output", "link_to_output", "producer", "person_dealing_with_report",
-               "head_of_profession", "date_of_report", "principle", "practices",
-               "date_and_time_of_breach", "what_happened", "impact", "mitigation"]
+FORM_FIELDS = [
+    "title_of_output",
+    "link_to_output",
+    "producer",
+    "person_dealing_with_report",
+    "head_of_profession",
+    "date_of_report",
+    "principle",
+    "practices",
+    "date_and_time_of_breach",
+    "what_happened",
+    "impact",
+    "mitigation",
+]
 
 
 def _attempts() -> list[dict[str, Any]]:
     rows = []
     t = SLOT
-    for n, (target, step, error) in enumerate([
-        ("live", "prepare", "target folder /srv/live does not exist (is it mounted?)"),
-        ("live", "prepare", "target folder /srv/live does not exist (is it mounted?)"),
-        ("mirror", "upload", "EROFS (Read-only file system): /srv/mirror/releases/.x.partial"),
-        ("live", "verify-http", "GET https://stats.example.org/index.html answered HTTP 500 "
-                                "Internal Server Error"),
-        ("live", "done", None),
-    ], start=1):
-        rows.append({"n": n, "run": 1, "target": target, "started": t.isoformat(),
-                     "finished": (t + timedelta(seconds=2)).isoformat(), "ok": error is None,
-                     "step": step, "error": error})
+    for n, (target, step, error) in enumerate(
+        [
+            ("live", "prepare", "target folder /srv/live does not exist (is it mounted?)"),
+            ("live", "prepare", "target folder /srv/live does not exist (is it mounted?)"),
+            ("mirror", "upload", "EROFS (Read-only file system): /srv/mirror/releases/.x.partial"),
+            (
+                "live",
+                "verify-http",
+                "GET https://stats.example.org/index.html answered HTTP 500 Internal Server Error",
+            ),
+            ("live", "done", None),
+        ],
+        start=1,
+    ):
+        rows.append(
+            {
+                "n": n,
+                "run": 1,
+                "target": target,
+                "started": t.isoformat(),
+                "finished": (t + timedelta(seconds=2)).isoformat(),
+                "ok": error is None,
+                "step": step,
+                "error": error,
+            }
+        )
         t += timedelta(minutes=11)
     return rows
 
@@ -79,8 +105,9 @@ def _info(published: bool) -> MissedSlot:
 def test_golden_breach_paperwork(name):
     info = _info(published=True)
     config = load_config(None)
-    report = build_breach_report(info, config, reported_at=SLOT + timedelta(hours=1),
-                                 pre_release_access=2)
+    report = build_breach_report(
+        info, config, reported_at=SLOT + timedelta(hours=1), pre_release_access=2
+    )
     text = {
         "breach_report.md": render_breach_markdown(report),
         "breach_report.json": json.dumps(report, indent=2) + "\n",
@@ -162,8 +189,9 @@ def web_server(root: Path) -> Iterator[str]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                     daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
@@ -173,12 +201,23 @@ def web_server(root: Path) -> Iterator[str]:
 
 def _staged(base: Path) -> Path:
     root = base / "staged" / "2027-03-18"
-    for rel, text in {"index.html": "<html>i</html>\n", "london/report.html": "<html>l</html>\n",
-                      "london/figures.csv": "a,b\n1,2\n"}.items():
+    for rel, text in {
+        "index.html": "<html>i</html>\n",
+        "london/report.html": "<html>l</html>\n",
+        "london/figures.csv": "a,b\n1,2\n",
+    }.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
-    write_manifest(root, {"month": "2027-03", "release_date": "2027-03-18",
-                          "slot": SLOT.isoformat(), "title": "t", "producer": "p"})
+    write_manifest(
+        root,
+        {
+            "month": "2027-03",
+            "release_date": "2027-03-18",
+            "slot": SLOT.isoformat(),
+            "title": "t",
+            "producer": "p",
+        },
+    )
     return root
 
 
@@ -212,17 +251,25 @@ def test_all_targets_down_then_recovery_publishes_late_with_paperwork_and_emails
 
     clock.hooks.append(recover)
     with smtp_server() as (inbox, port), web_server(served) as url:
-        config = replace(load_config(None),
-                         smtp=SmtpSettings(host="127.0.0.1", port=port, sender="rel@example.org",
-                                           timeout_seconds=5))
+        config = replace(
+            load_config(None),
+            smtp=SmtpSettings(
+                host="127.0.0.1", port=port, sender="rel@example.org", timeout_seconds=5
+            ),
+        )
         handler = BreachHandler(config, now=clock.now)
         result = publish(
-            staged, DirectoryTarget("live", live_root),
+            staged,
+            DirectoryTarget("live", live_root),
             fallbacks=[DirectoryTarget("mirror", mirror_root, base_url=f"{url}/mirror/current/")],
             deadline=timedelta(minutes=15),
-            retry=RetryPolicy(initial_seconds=5, max_seconds=60, fallback_after_seconds=30,
-                              give_up_hours=2),
-            breach=handler, now=clock.now, sleep=clock.sleep, rng=random.Random(1),
+            retry=RetryPolicy(
+                initial_seconds=5, max_seconds=60, fallback_after_seconds=30, give_up_hours=2
+            ),
+            breach=handler,
+            now=clock.now,
+            sleep=clock.sleep,
+            rng=random.Random(1),
         )
         messages = list(inbox.messages)
     assert result.published and result.late and result.breached and result.target == "mirror"
@@ -268,17 +315,25 @@ def test_smtp_down_does_not_stop_publication(tmp_path):
     staged = _staged(tmp_path)
     root = tmp_path / "www"
     clock = Clock(SLOT)
-    clock.hooks.append(lambda t: root.mkdir() if t >= SLOT + timedelta(minutes=20)
-                       and not root.exists() else None)
-    config: Config = replace(load_config(None), smtp=SmtpSettings(host="127.0.0.1",
-                                                                  port=_free_port(),
-                                                                  timeout_seconds=2))
-    result = publish(staged, DirectoryTarget("live", root), deadline=timedelta(minutes=10),
-                     retry=RetryPolicy(initial_seconds=5, max_seconds=60, give_up_hours=1),
-                     breach=BreachHandler(config, now=clock.now), now=clock.now,
-                     sleep=clock.sleep, rng=random.Random(0))
+    clock.hooks.append(
+        lambda t: root.mkdir() if t >= SLOT + timedelta(minutes=20) and not root.exists() else None
+    )
+    config: Config = replace(
+        load_config(None), smtp=SmtpSettings(host="127.0.0.1", port=_free_port(), timeout_seconds=2)
+    )
+    result = publish(
+        staged,
+        DirectoryTarget("live", root),
+        deadline=timedelta(minutes=10),
+        retry=RetryPolicy(initial_seconds=5, max_seconds=60, give_up_hours=1),
+        breach=BreachHandler(config, now=clock.now),
+        now=clock.now,
+        sleep=clock.sleep,
+        rng=random.Random(0),
+    )
     assert result.published and result.late
     assert (staged / "breach_report.json").exists() and (staged / "change_notice.md").exists()
     errors = read_publish_log(staged)["runs"][0]["hook_errors"]
-    assert len(errors) == 2 and all("Connection refused" in e or "ConnectionRefused" in e
-                                    for e in errors)
+    assert len(errors) == 2 and all(
+        "Connection refused" in e or "ConnectionRefused" in e for e in errors
+    )

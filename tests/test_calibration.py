@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _sim import simulate
 
 import excessmort as em
+from _sim import simulate
 
 pytestmark = pytest.mark.calibration
 
@@ -30,16 +30,28 @@ def test_weekly_prediction_intervals_cover_95_percent(phi: float, seed: int) -> 
 
 
 @pytest.mark.parametrize(("phi", "excess", "seed"), [(1.0, 0.0, 303), (1.8, 0.15, 404)])
-def test_yearly_cumulative_intervals_cover_the_true_excess(phi: float, excess: float, seed: int) -> None:
+def test_yearly_cumulative_intervals_cover_the_true_excess(
+    phi: float, excess: float, seed: int
+) -> None:
     frame, truth = simulate(
-        500, 313 + 52, seed=seed, phi=phi, level=(20.0, 800.0), excess=excess, excess_from="2020-01-01"
+        500,
+        313 + 52,
+        seed=seed,
+        phi=phi,
+        level=(20.0, 800.0),
+        excess=excess,
+        excess_from="2020-01-01",
     )
     fit = em.fit(frame, reference=("2015-01-01", "2019-12-31"))
     cum = fit.cumulative("2020-01-01", "2020-12-31")
     in_2020 = truth["week_ending"].between(pd.Timestamp("2020-01-01"), pd.Timestamp("2020-12-31"))
     window = truth[in_2020]
-    true_excess = window.groupby("area")["true_excess"].sum().loc[cum["area"].astype(str)].to_numpy()
-    covered = (cum["excess_lower"].to_numpy() <= true_excess) & (true_excess <= cum["excess_upper"].to_numpy())
+    true_excess = (
+        window.groupby("area")["true_excess"].sum().loc[cum["area"].astype(str)].to_numpy()
+    )
+    covered = (cum["excess_lower"].to_numpy() <= true_excess) & (
+        true_excess <= cum["excess_upper"].to_numpy()
+    )
     assert 0.92 <= covered.mean() <= 0.98, covered.mean()
     # and without the baseline's uncertainty (sum of phi mu only) the coverage falls short
     z = 1.959963984540054

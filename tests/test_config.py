@@ -19,8 +19,11 @@ def test_defaults_are_fictional_and_complete():
     cfg = load_config(None)
     assert isinstance(cfg, Config)
     assert set(cfg.regional_teams) == set(REGIONS)
-    emails = [cfg.lead_statistician.email, cfg.head_of_profession.email,
-              *(c.email for c in cfg.regional_teams.values())]
+    emails = [
+        cfg.lead_statistician.email,
+        cfg.head_of_profession.email,
+        *(c.email for c in cfg.regional_teams.values()),
+    ]
     assert all(e.endswith("@example.org") for e in emails)
     assert "fictional" in cfg.lead_statistician.name and "fictional" in cfg.producer
     assert cfg.recipients()[0] == cfg.head_of_profession.email and len(cfg.recipients()) == 10
@@ -46,8 +49,9 @@ def test_example_file_loads_and_resolves_paths():
 
 def test_custom_rule_changes_slots(tmp_path):
     path = tmp_path / "r.toml"
-    path.write_text('[release]\nweekday = "friday"\nnth = -1\ntime = "09:30"\n'
-                    'timezone = "Europe/London"\n')
+    path.write_text(
+        '[release]\nweekday = "friday"\nnth = -1\ntime = "09:30"\ntimezone = "Europe/London"\n'
+    )
     cfg = load_config(path)
     assert cfg.release_rule.weekday == 4 and cfg.release_rule.nth == -1
     assert cfg.release_rule.at == time(9, 30)
@@ -88,14 +92,23 @@ def test_regional_team_by_name_and_targets(tmp_path):
         ('[release]\ntimezone = "Mars/Olympus"\n', "release.timezone", "Mars/Olympus"),
         ('[lead_statistician]\nemail = "nope"\n', "lead_statistician.email", "nope"),
         ('[head_of_profession]\nmobile = "1"\n', "head_of_profession.mobile", "1"),
-        ('[regional_teams]\nScotland = { name = "S", email = "s@example.org" }\n',
-         "regional_teams.Scotland", "Scotland"),
+        (
+            '[regional_teams]\nScotland = { name = "S", email = "s@example.org" }\n',
+            "regional_teams.Scotland",
+            "Scotland",
+        ),
         ('[[targets]]\nname = "a"\nkind = "ftp"\npath = "x"\n', "targets[0].kind", "ftp"),
         ('[[targets]]\nname = "a"\n', "targets[0].path", ""),
-        ('[[targets]]\nname = "a"\npath = "x"\n[[targets]]\nname = "a"\npath = "y"\n',
-         "targets[1].name", "a"),
-        ('[[targets]]\nname = "a"\npath = "x"\nbase_url = "ftp://h/"\n', "targets[0].base_url",
-         "ftp://h/"),
+        (
+            '[[targets]]\nname = "a"\npath = "x"\n[[targets]]\nname = "a"\npath = "y"\n',
+            "targets[1].name",
+            "a",
+        ),
+        (
+            '[[targets]]\nname = "a"\npath = "x"\nbase_url = "ftp://h/"\n',
+            "targets[0].base_url",
+            "ftp://h/",
+        ),
         ('[publish]\ntarget = "nowhere"\n', "publish.target", "nowhere"),
         ('[publish]\nfallbacks = ["live"]\n', "publish.fallbacks[0]", "live"),
         ("[publish]\ndeadline_minutes = 0\n", "publish.deadline_minutes", 0),

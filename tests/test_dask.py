@@ -21,9 +21,9 @@ import pytest
 
 import excessmort as em
 from excessmort._dask import DaskFit
+from excessmort._fit import fit as fit_memory
 from excessmort.baselines.glm import QuasiPoisson
 from excessmort.exceptions import InputError
-from excessmort.fit import fit as fit_memory
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(300)]
 

@@ -21,28 +21,40 @@ REFERENCE = ("2015-01-01", "2019-12-31")
 fit_frame = em.fit
 
 
-def _frame(seed: int = 0, n_series: int = 2, phi: float = 1.0, start: str = "2014-01-03",
-           end: str = "2020-12-25") -> pd.DataFrame:
+def _frame(
+    seed: int = 0,
+    n_series: int = 2,
+    phi: float = 1.0,
+    start: str = "2014-01-03",
+    end: str = "2020-12-25",
+) -> pd.DataFrame:
     """Counts from a trend + one annual harmonic (the EuroMOMO model), Poisson or NB(phi)."""
     rng = np.random.default_rng(seed)
     weeks = pd.date_range(start, end, freq="7D")
     t = (weeks - weeks[0]).days.to_numpy() / 7.0
     level = rng.uniform(100, 1500, n_series)
     mean = level[:, None] * np.exp(
-        0.0004 * t[None, :] + 0.15 * np.cos(2 * np.pi * (t[None, :] - rng.uniform(0, 5, (n_series, 1))) / 52.18)
+        0.0004 * t[None, :]
+        + 0.15 * np.cos(2 * np.pi * (t[None, :] - rng.uniform(0, 5, (n_series, 1))) / 52.18)
     )
-    counts = rng.poisson(mean) if phi == 1.0 else rng.poisson(rng.gamma(mean / (phi - 1.0), phi - 1.0))
-    return pd.DataFrame({
-        "area": np.repeat([f"S{i:04d}" for i in range(n_series)], len(weeks)),
-        "week_ending": np.tile(weeks.to_numpy(), n_series),
-        "deaths": counts.reshape(-1).astype(float),
-    })
+    counts = (
+        rng.poisson(mean) if phi == 1.0 else rng.poisson(rng.gamma(mean / (phi - 1.0), phi - 1.0))
+    )
+    return pd.DataFrame(
+        {
+            "area": np.repeat([f"S{i:04d}" for i in range(n_series)], len(weeks)),
+            "week_ending": np.tile(weeks.to_numpy(), n_series),
+            "deaths": counts.reshape(-1).astype(float),
+        }
+    )
 
 
 def _spring_autumn(weeks: pd.DatetimeIndex) -> np.ndarray:
     iso_week = weeks.isocalendar()["week"].to_numpy()
     in_ref = (weeks >= REFERENCE[0]) & (weeks <= REFERENCE[1])
-    return np.asarray(in_ref & (((iso_week >= 15) & (iso_week <= 26)) | ((iso_week >= 36) & (iso_week <= 45))))
+    return np.asarray(
+        in_ref & (((iso_week >= 15) & (iso_week <= 26)) | ((iso_week >= 36) & (iso_week <= 45)))
+    )
 
 
 def _columns(weeks: pd.DatetimeIndex) -> np.ndarray:
@@ -78,9 +90,12 @@ def test_hand_checked_example(phi_true: float) -> None:
         sm_fit = sm.GLM(y[mask], X[mask], family=sm.families.Poisson()).fit(tol=1e-12)
         beta = sm_fit.params
         phi = max(1.0, sm_fit.pearson_chi2 / sm_fit.df_resid)
-        np.testing.assert_allclose(coefs.loc[s, ["intercept", "trend", "sin", "cos"]].to_numpy(float), beta,
-                                   rtol=1e-8)
-        assert coefs.loc[s, "dispersion"] == pytest.approx(sm_fit.pearson_chi2 / sm_fit.df_resid, rel=1e-8)
+        np.testing.assert_allclose(
+            coefs.loc[s, ["intercept", "trend", "sin", "cos"]].to_numpy(float), beta, rtol=1e-8
+        )
+        assert coefs.loc[s, "dispersion"] == pytest.approx(
+            sm_fit.pearson_chi2 / sm_fit.df_resid, rel=1e-8
+        )
         assert res.dispersion[s] == pytest.approx(phi, rel=1e-8)
         mu = np.exp(X @ beta)
         cov = sm_fit.cov_params()  # (X'WX)^-1: Poisson scale 1
@@ -111,7 +126,9 @@ def test_fit_uses_only_spring_and_autumn_weeks_of_the_reference() -> None:
     frame = _frame(seed=5)
     res = fit_frame(frame, baseline="euromomo", reference=REFERENCE).result
     weeks = pd.date_range("2014-01-03", "2020-12-25", freq="7D")
-    np.testing.assert_array_equal(res.fit_mask, np.broadcast_to(_spring_autumn(weeks), res.fit_mask.shape))
+    np.testing.assert_array_equal(
+        res.fit_mask, np.broadcast_to(_spring_autumn(weeks), res.fit_mask.shape)
+    )
     iso_week = weeks.isocalendar()["week"].to_numpy()
     used = np.unique(iso_week[res.fit_mask[0]])
     assert set(used) == set(range(15, 27)) | set(range(36, 46))  # no winter or summer week
@@ -119,7 +136,9 @@ def test_fit_uses_only_spring_and_autumn_weeks_of_the_reference() -> None:
     assert weeks[res.fit_mask[0]].max() <= pd.Timestamp(REFERENCE[1])
     assert res.info["n_obs"][0] == 5 * 22  # 12 spring + 10 autumn weeks in each of 5 years
     # MOMOpack v4.3's strict bounds, as an option: weeks 16-25 and 37-44.
-    strict = fit_frame(frame, baseline=EuroMOMO(seasons=((16, 25), (37, 44))), reference=REFERENCE).result
+    strict = fit_frame(
+        frame, baseline=EuroMOMO(seasons=((16, 25), (37, 44))), reference=REFERENCE
+    ).result
     assert set(np.unique(iso_week[strict.fit_mask[0]])) == set(range(16, 26)) | set(range(37, 45))
 
 
@@ -129,7 +148,9 @@ def test_fitted_values_equal_momopack_parametrisation() -> None:
     fit = fit_frame(frame, baseline="euromomo", reference=REFERENCE)
     weeks = fit.weeks
     wk = np.arange(1, len(weeks) + 1, dtype=float)
-    X = np.column_stack([np.ones_like(wk), np.sin(2 * np.pi * wk / 52.18), np.cos(2 * np.pi * wk / 52.18), wk])
+    X = np.column_stack(
+        [np.ones_like(wk), np.sin(2 * np.pi * wk / 52.18), np.cos(2 * np.pi * wk / 52.18), wk]
+    )
     mask = _spring_autumn(weeks)
     y = frame["deaths"].to_numpy()
     momo = sm.GLM(y[mask], X[mask], family=sm.families.Poisson()).fit(tol=1e-12)
@@ -161,9 +182,13 @@ def test_bad_options() -> None:
         fit_frame(frame, baseline="euromomo", reference=REFERENCE, period_weeks=0)
     assert err.value.column == "period_weeks"
     with pytest.raises(InputError, match="too little history"):
-        fit_frame(frame, baseline="euromomo", reference=("2015-01-01", "2015-04-30"))  # weeks 15-18 only
+        fit_frame(
+            frame, baseline="euromomo", reference=("2015-01-01", "2015-04-30")
+        )  # weeks 15-18 only
     with pytest.raises(InputError, match="reference period"):
-        EuroMOMO().fit(fit_frame(frame, baseline="euromomo", reference=REFERENCE).panel, reference=None)
+        EuroMOMO().fit(
+            fit_frame(frame, baseline="euromomo", reference=REFERENCE).panel, reference=None
+        )
 
 
 @pytest.mark.calibration
@@ -179,6 +204,8 @@ def test_z_scores_of_no_excess_data_are_standard_normal(phi: float) -> None:
     assert abs(z.std() - 1.0) < 0.1, z.std()
     # And the 95% prediction intervals cover about 95% (binomial SE band, 3 SE, plus the 0.5% that
     # phi's floor and the power approximation may move it).
-    inside = np.mean((wk.loc[wk["week_ending"].dt.year == 2020, "excess_lower"] <= 0)
-                     & (wk.loc[wk["week_ending"].dt.year == 2020, "excess_upper"] >= 0))
+    inside = np.mean(
+        (wk.loc[wk["week_ending"].dt.year == 2020, "excess_lower"] <= 0)
+        & (wk.loc[wk["week_ending"].dt.year == 2020, "excess_upper"] >= 0)
+    )
     assert abs(inside - 0.95) < 3 * np.sqrt(0.95 * 0.05 / z.size) + 0.005, inside

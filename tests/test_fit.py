@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-from _sim import simulate
 from scipy import stats
 
 import excessmort as em
+from _sim import simulate
 from excessmort.exceptions import InputError
 
 REF = ("2015-01-01", "2019-12-31")
@@ -48,17 +47,23 @@ def test_cumulative_interval_is_g_v_g_plus_sum_phi_mu(regional: em.Fit) -> None:
         row = cum.iloc[s]
         np.testing.assert_allclose(row["excess_upper"] - row["excess"], z * sd, rtol=1e-12)
         np.testing.assert_allclose(row["excess"] - row["excess_lower"], z * sd, rtol=1e-12)
-        np.testing.assert_allclose(row["observed"], np.nansum(regional.panel.deaths[s, window]), rtol=1e-12)
+        np.testing.assert_allclose(
+            row["observed"], np.nansum(regional.panel.deaths[s, window]), rtol=1e-12
+        )
 
 
 def test_cumulative_is_not_the_sum_of_weekly_variances(regional: em.Fit) -> None:
     window = (regional.weeks >= "2020-03-01") & (regional.weeks <= "2020-12-31")
     res = regional.result
     naive = np.sum(res.dispersion[0] * res.mu[0, window] ** 2 * res.q[0, window])
-    correct = res.param_variance_window(np.array([0]), 1, window)[0] if res.mu.shape[0] == 1 else None
+    correct = (
+        res.param_variance_window(np.array([0]), 1, window)[0] if res.mu.shape[0] == 1 else None
+    )
     g = res.mu[0, window] @ res.design.X[window]
     correct = res.dispersion[0] * g @ res.cov_unscaled[0] @ g
-    assert correct > 2 * naive  # positively correlated weekly errors: the sum of variances understates
+    assert (
+        correct > 2 * naive
+    )  # positively correlated weekly errors: the sum of variances understates
 
 
 def test_england_is_sum_of_regions_with_its_own_interval(regional: em.Fit) -> None:
@@ -66,8 +71,14 @@ def test_england_is_sum_of_regions_with_its_own_interval(regional: em.Fit) -> No
     assert (england["region"] == "E92000001").all() and len(england) == len(regional.weeks)
     per_series = regional.weekly
     sums = per_series.groupby("week_ending")[["observed", "expected", "excess"]].sum()
-    np.testing.assert_allclose(england[["observed", "expected"]].to_numpy(), sums[["observed", "expected"]].to_numpy(), rtol=1e-12)
-    np.testing.assert_allclose(england["excess"].to_numpy(), sums["excess"].to_numpy(), rtol=1e-12, atol=1e-8)
+    np.testing.assert_allclose(
+        england[["observed", "expected"]].to_numpy(),
+        sums[["observed", "expected"]].to_numpy(),
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(
+        england["excess"].to_numpy(), sums["excess"].to_numpy(), rtol=1e-12, atol=1e-8
+    )
     # weekly aggregate variance: series are fitted independently, so variances add
     res = regional.result
     z = stats.norm.ppf(0.975)
@@ -86,7 +97,9 @@ def test_by_region_sums_sexes(regional: em.Fit) -> None:
     assert by_region["region"].astype(str).tolist() == [f"E1200000{i}" for i in range(1, 10)]
     per_series = regional.cumulative("2020-01-01", "2020-12-31")
     sums = per_series.groupby("region", observed=True)[["observed", "expected"]].sum()
-    np.testing.assert_allclose(by_region[["observed", "expected"]].to_numpy(), sums.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        by_region[["observed", "expected"]].to_numpy(), sums.to_numpy(), rtol=1e-12
+    )
 
 
 def test_z_and_p_scores_closed_form(regional: em.Fit) -> None:
@@ -94,15 +107,27 @@ def test_z_and_p_scores_closed_form(regional: em.Fit) -> None:
     res = regional.result
     y = regional.panel.deaths.reshape(-1)
     mu = res.mu.reshape(-1)
-    sd = np.sqrt((res.dispersion[:, None] * res.mu + res.dispersion[:, None] * res.mu**2 * res.q).reshape(-1))
+    sd = np.sqrt(
+        (res.dispersion[:, None] * res.mu + res.dispersion[:, None] * res.mu**2 * res.q).reshape(-1)
+    )
     np.testing.assert_allclose(w["z_score"], (y - mu) / sd, rtol=1e-12)
     np.testing.assert_allclose(w["p_score"], 100 * (y - mu) / mu, rtol=1e-12)
 
 
 def test_weekly_columns_are_the_public_contract(regional: em.Fit) -> None:
     assert regional.weekly.columns.tolist() == [
-        "region", "sex", "week_ending", "observed", "expected", "expected_lower", "expected_upper",
-        "excess", "excess_lower", "excess_upper", "z_score", "p_score",
+        "region",
+        "sex",
+        "week_ending",
+        "observed",
+        "expected",
+        "expected_lower",
+        "expected_upper",
+        "excess",
+        "excess_lower",
+        "excess_upper",
+        "z_score",
+        "p_score",
     ]
     cum = regional.cumulative("2020-01-01", "2020-12-31")
     for col in ["region", "sex", "observed", "expected", "excess", "excess_lower", "excess_upper"]:
@@ -110,13 +135,18 @@ def test_weekly_columns_are_the_public_contract(regional: em.Fit) -> None:
 
 
 def test_cumulative_outside_data_names_both_ranges(regional: em.Fit) -> None:
-    with pytest.raises(InputError, match=r"2030-01-01 to 2030-12-31 lies outside the data, which run from 2015-01-02"):
+    with pytest.raises(
+        InputError,
+        match=r"2030-01-01 to 2030-12-31 lies outside the data, which run from 2015-01-02",
+    ):
         regional.cumulative("2030-01-01", "2030-12-31")
 
 
 def test_reference_outside_data_is_refused() -> None:
     frame, _ = simulate(2, 200, seed=1)
-    with pytest.raises(InputError, match=r"reference period 1990-01-01 to 1994-12-31 lies outside the data"):
+    with pytest.raises(
+        InputError, match=r"reference period 1990-01-01 to 1994-12-31 lies outside the data"
+    ):
         em.fit(frame, reference=("1990-01-01", "1994-12-31"))
 
 
@@ -129,7 +159,10 @@ def test_too_little_history_is_refused() -> None:
 @pytest.mark.parametrize("level", [0, 1, 1.5, "0.95", True])
 def test_level_is_validated_and_echoed(level) -> None:
     frame, _ = simulate(2, 200, seed=1)
-    with pytest.raises(InputError, match=r"level must be a float in \(0, 1\).*got " + repr(level).replace(".", r"\.")):
+    with pytest.raises(
+        InputError,
+        match=r"level must be a float in \(0, 1\).*got " + repr(level).replace(".", r"\."),
+    ):
         em.fit(frame, reference=REF, level=level)
 
 
@@ -148,7 +181,9 @@ def test_unknown_stratum_in_by() -> None:
 
 def test_wales_is_never_summed_into_england() -> None:
     frame, _ = simulate(3, 313, seed=5)
-    frame["region"] = frame["area"].map({"A0000": "E12000001", "A0001": "E12000002", "A0002": "W92000004"})
+    frame["region"] = frame["area"].map(
+        {"A0000": "E12000001", "A0001": "E12000002", "A0002": "W92000004"}
+    )
     frame = frame.drop(columns="area")[["region", "week_ending", "deaths", "population"]]
     fit = em.fit(em.read(frame, keep_wales=True), reference=REF)
     england = fit.by().weekly
@@ -165,7 +200,9 @@ def test_repr_names_baseline_series_and_reference(regional: em.Fit) -> None:
 
 def test_wales_alone_can_be_fitted_when_asked() -> None:
     frame, _ = simulate(1, 313, seed=6)
-    frame = frame.assign(region="W92000004").drop(columns="area")[["region", "week_ending", "deaths", "population"]]
+    frame = frame.assign(region="W92000004").drop(columns="area")[
+        ["region", "week_ending", "deaths", "population"]
+    ]
     fit = em.fit(frame, reference=REF, keep_wales=True)
     assert fit.weekly["region"].astype(str).unique().tolist() == ["W92000004"]
     again = em.fit(em.read(frame, keep_wales=True), reference=REF)  # remembered from read()

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from _sim import simulate
 from scipy import stats
 
 import excessmort as em
+from _sim import simulate
 from excessmort.design import build_design
 from excessmort.exceptions import ConvergenceWarning
 
@@ -66,7 +66,9 @@ def test_quasipoisson_matches_statsmodels(awkward) -> None:
     terms = list(build_design(fit.weeks[:3]).names)
     for area in coef.index:
         res, X, off, _ = _statsmodels_fit(frame, area)
-        np.testing.assert_allclose(coef.loc[area, terms].to_numpy(float), res.params, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(
+            coef.loc[area, terms].to_numpy(float), res.params, rtol=1e-8, atol=1e-10
+        )
         np.testing.assert_allclose(coef.loc[area, "dispersion"], res.scale, rtol=1e-8)
         eta = X @ res.params + off
         mu = np.exp(eta)
@@ -76,7 +78,9 @@ def test_quasipoisson_matches_statsmodels(awkward) -> None:
         xvx = np.einsum("tj,jk,tk->t", X, res.cov_params(), X)
         se_mine = np.log(mine["expected_upper"].to_numpy() / mine["expected"].to_numpy()) / z
         np.testing.assert_allclose(se_mine, np.sqrt(xvx), rtol=1e-6)
-        np.testing.assert_allclose(mine["expected_lower"].to_numpy(), np.exp(eta - z * np.sqrt(xvx)), rtol=1e-6)
+        np.testing.assert_allclose(
+            mine["expected_lower"].to_numpy(), np.exp(eta - z * np.sqrt(xvx)), rtol=1e-6
+        )
         upper = mu + z * np.sqrt(res.scale * mu + mu**2 * xvx)
         seen = mine["observed"].notna().to_numpy()
         upper_mine = (mine["observed"] - mine["excess_lower"]).to_numpy()
@@ -146,14 +150,18 @@ def test_matches_stored_r_glm_quasipoisson(shared) -> None:
     level = 2 * stats.norm.cdf(1.96) - 1
     fit = em.fit(frame, reference=("2015-01-01", "2019-12-31"), dispersion_floor=0, level=level)
     weekly = fit.weekly.assign(series=lambda d: d["series"].astype(str))
-    both = weekly.merge(r, left_on=["series", "week_ending"], right_on=["series", "date"], suffixes=("", "_r"))
+    both = weekly.merge(
+        r, left_on=["series", "week_ending"], right_on=["series", "date"], suffixes=("", "_r")
+    )
     assert len(both) == len(r) == 9 * 470
     np.testing.assert_allclose(both["expected"], both["expected_r"], rtol=1e-8)
     se_log = np.sqrt(fit.result.dispersion[:, None] * fit.result.q).reshape(-1)
     np.testing.assert_allclose(se_log, both["se_log_expected"], rtol=1e-6)
     # R's summary.glm forms Pearson's chi2 with the working weights of the last IRLS iteration, not at
     # the final mu (statsmodels and we use the final mu): a documented gap of ~2e-7.
-    np.testing.assert_allclose(fit.result.dispersion_raw, r.groupby("series")["dispersion"].first(), rtol=1e-6)
+    np.testing.assert_allclose(
+        fit.result.dispersion_raw, r.groupby("series")["dispersion"].first(), rtol=1e-6
+    )
     # prediction bounds (observed - excess bounds): R's phi differs by ~2e-7 (above), which moves
     # the bounds by up to 1.5e-6, hence 1e-5 here.
     np.testing.assert_allclose(both["observed"] - both["excess_upper"], both["lower"], rtol=1e-5)
@@ -165,7 +173,9 @@ def test_r_excessmort_convention_gaps_are_as_documented(shared) -> None:
     """R excessmort uses a 365-day calendar and a dispersion floor of 1: close, not equal."""
     data = pd.read_csv(shared / "references" / "synth9_input.csv", parse_dates=["date"])
     r = pd.read_csv(shared / "references" / "r_excessmort_synth9.csv", parse_dates=["date"])
-    fit = em.fit(data.rename(columns={"date": "week_ending"}), reference=("2015-01-01", "2019-12-31"))
+    fit = em.fit(
+        data.rename(columns={"date": "week_ending"}), reference=("2015-01-01", "2019-12-31")
+    )
     mine = fit.weekly["expected"].to_numpy()
     rel = np.abs(mine / r.sort_values(["series", "date"])["expected"].to_numpy() - 1)
     assert 1e-6 < rel.max() < 0.01  # same model family, different harmonic calendar
@@ -176,8 +186,13 @@ def test_r_excessmort_convention_gaps_are_as_documented(shared) -> None:
 def test_yearly_intervals_include_baseline_uncertainty_unlike_r_excessmort(shared) -> None:
     data = pd.read_csv(shared / "references" / "synth9_input.csv", parse_dates=["date"])
     truth = pd.read_csv(shared / "references" / "synth9_truth.csv", parse_dates=["date"])
-    r = pd.read_csv(shared / "references" / "r_excessmort_synth9_yearly_totals.csv", parse_dates=["start", "end"])
-    fit = em.fit(data.rename(columns={"date": "week_ending"}), reference=("2015-01-01", "2019-12-31"))
+    r = pd.read_csv(
+        shared / "references" / "r_excessmort_synth9_yearly_totals.csv",
+        parse_dates=["start", "end"],
+    )
+    fit = em.fit(
+        data.rename(columns={"date": "week_ending"}), reference=("2015-01-01", "2019-12-31")
+    )
     z = stats.norm.ppf(0.975)
     for _, row in r.drop_duplicates(["start", "end"]).iterrows():
         mine = fit.cumulative(row["start"], row["end"]).set_index("series")
@@ -187,7 +202,9 @@ def test_yearly_intervals_include_baseline_uncertainty_unlike_r_excessmort(share
         assert (sd_mine.to_numpy() > theirs.loc[sd_mine.index.astype(str), "sd"].to_numpy()).all()
         window = truth[(truth["date"] >= row["start"]) & (truth["date"] <= row["end"])]
         true_excess = window.groupby("series")["true_excess"].sum()
-        np.testing.assert_allclose(mine["observed"].to_numpy(), theirs.loc[mine.index.astype(str), "observed"])
+        np.testing.assert_allclose(
+            mine["observed"].to_numpy(), theirs.loc[mine.index.astype(str), "observed"]
+        )
         assert len(true_excess) == 9
 
 
@@ -203,7 +220,9 @@ def test_non_converged_series_is_flagged_warned_and_kept() -> None:
 
 def test_series_without_reference_weeks_is_flagged_not_dropped() -> None:
     frame, _ = simulate(3, 313, seed=4)
-    frame.loc[(frame["area"] == "A0001") & (frame["week_ending"] <= "2019-12-31"), "deaths"] = np.nan
+    frame.loc[(frame["area"] == "A0001") & (frame["week_ending"] <= "2019-12-31"), "deaths"] = (
+        np.nan
+    )
     with pytest.warns(ConvergenceWarning, match="area=A0001"):
         fit = em.fit(frame, reference=REF)
     diag = fit.diagnostics.set_index("area")

@@ -38,7 +38,9 @@ def test_coefficients_match_golden_master() -> None:
     keys = ["region", "sex", "age_group"]
     pd.testing.assert_frame_equal(current[keys].reset_index(drop=True), stored[keys].astype(str))
     numeric = [c for c in stored.columns if c not in keys and c != "converged"]
-    np.testing.assert_allclose(current[numeric].to_numpy(float), stored[numeric].to_numpy(float), rtol=1e-9)
+    np.testing.assert_allclose(
+        current[numeric].to_numpy(float), stored[numeric].to_numpy(float), rtol=1e-9
+    )
     assert current["converged"].tolist() == stored["converged"].tolist()
 
 

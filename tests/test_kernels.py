@@ -35,7 +35,9 @@ def _awkward(seed: int = 0, T: int = 160) -> tuple[np.ndarray, np.ndarray, np.nd
     Y[1, ::7] = np.nan  # holes
     Y[5, :150] = np.nan  # only 10 weeks left, 8 of them in the reference: few but >= p
     Y[6, :] = np.nan  # nothing at all
-    Y[7, :] = 0.0  # all zeros: the MLE runs to -inf, as in R it "converges" with a huge negative intercept
+    Y[7, :] = (
+        0.0  # all zeros: the MLE runs to -inf, as in R it "converges" with a huge negative intercept
+    )
     off = np.log(rng.uniform(1e3, 1e5, size=Y.shape))
     ref = np.arange(T) < 152
     return X, Y, off, ref
@@ -51,7 +53,9 @@ def test_numba_equals_numpy_twin_on_awkward_series(with_offset: bool) -> None:
     np.testing.assert_array_equal(a["n_iter"], b["n_iter"])
     np.testing.assert_array_equal(a["n_obs"], b["n_obs"])
     for key in ("beta", "cov", "mu", "deviance", "pearson"):
-        np.testing.assert_array_equal(np.isnan(a[key]), np.isnan(b[key]), err_msg=key)  # NaN positions first
+        np.testing.assert_array_equal(
+            np.isnan(a[key]), np.isnan(b[key]), err_msg=key
+        )  # NaN positions first
         # coefficients that are exactly 0 in theory (the all-zero series' slopes) carry ~1e-13 noise
         atol = 1e-11 if key == "beta" else 0.0
         np.testing.assert_allclose(a[key], b[key], rtol=1e-10, atol=atol, err_msg=key)
@@ -98,12 +102,16 @@ def test_quad_form_matches_einsum() -> None:
     X = _design(50)
     A = rng.normal(size=(3, 4, 4))
     cov = A @ A.transpose(0, 2, 1)
-    np.testing.assert_allclose(quad_form_rows(X, cov), np.einsum("tj,sjk,tk->st", X, cov, X), rtol=1e-12)
+    np.testing.assert_allclose(
+        quad_form_rows(X, cov), np.einsum("tj,sjk,tk->st", X, cov, X), rtol=1e-12
+    )
 
 
 def test_inputs_are_coerced_to_one_signature() -> None:
     X, Y, off, ref = _awkward()
-    a = irls_poisson(np.asfortranarray(X), Y.astype(np.float32).astype(np.float64), off, ref.astype(int))
+    a = irls_poisson(
+        np.asfortranarray(X), Y.astype(np.float32).astype(np.float64), off, ref.astype(int)
+    )
     b = irls_poisson(X, Y, off, ref)
     np.testing.assert_array_equal(a["beta"], b["beta"])
 
@@ -114,17 +122,34 @@ def test_warmup_runs() -> None:
 
 def test_unknown_engine_is_refused() -> None:
     X, Y, off, ref = _awkward()
-    with pytest.raises(ValueError, match=r"engine must be one of \('auto', 'numba', 'numpy'\), got 'gpu'"):
+    with pytest.raises(
+        ValueError, match=r"engine must be one of \('auto', 'numba', 'numpy'\), got 'gpu'"
+    ):
         irls_poisson(X, Y, off, ref, engine="gpu")  # type: ignore[arg-type]
 
 
-@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="this is the no-JIT run itself")
+@pytest.mark.skipif(
+    os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="this is the no-JIT run itself"
+)
 def test_kernels_without_jit() -> None:
     """Run this file again with NUMBA_DISABLE_JIT=1: the kernels' Python source must give the same answers."""
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__)), "-k", "not warmup"],
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(Path(__file__)),
+            "-k",
+            "not warmup",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout

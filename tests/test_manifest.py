@@ -58,8 +58,14 @@ def test_checksums_match_hashlib_and_paths_are_sorted(tmp_path):
     manifest = build_manifest(root, META)
     paths = [e["path"] for e in manifest["files"]]
     assert paths == sorted(paths)
-    assert paths == ["index.html", "london/chart-weekly.svg", "london/figures.parquet",
-                     "london/report.html", "north-east/figures.csv", "north-east/report.html"]
+    assert paths == [
+        "index.html",
+        "london/chart-weekly.svg",
+        "london/figures.parquet",
+        "london/report.html",
+        "north-east/figures.csv",
+        "north-east/report.html",
+    ]
     for entry in manifest["files"]:
         data = (root / entry["path"]).read_bytes()
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
@@ -106,8 +112,9 @@ def test_read_errors(tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(ReleaseError, match="not valid JSON"):
         read_manifest(tmp_path)
-    (tmp_path / "manifest.json").write_text(json.dumps(
-        {"release": {}, "files": [{"path": "../etc/passwd", "sha256": "0", "bytes": 1}]}))
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"release": {}, "files": [{"path": "../etc/passwd", "sha256": "0", "bytes": 1}]})
+    )
     with pytest.raises(ReleaseError, match="leaves the release folder"):
         read_manifest(tmp_path)
     with pytest.raises(ReleaseError, match="does not exist"):

@@ -39,7 +39,10 @@ def published() -> pd.DataFrame:
     assert ONS.is_dir(), f"{ONS} is missing: this test reads the real ONS data at test time"
     pub = pd.read_csv(ONS / "ons_published_weekly_totals.csv", parse_dates=["week_ending"])
     pub = pub[(pub["year"] == 2020) & pub["week"].between(1, 20)].set_index("week_ending")
-    assert len(pub) == 20 and pub[["five_year_average_england", "five_year_average_wales"]].notna().all().all()
+    assert (
+        len(pub) == 20
+        and pub[["five_year_average_england", "five_year_average_wales"]].notna().all().all()
+    )
     return pub
 
 
@@ -61,17 +64,26 @@ def _wales_fit(**options) -> Fit:
     panel = Panel.from_frame(wales)
     model = FiveYearAverage(**options)
     reference = (pd.Timestamp("2015-01-01"), pd.Timestamp("2019-12-31"))
-    return Fit(panel=panel, result=model.fit(panel, reference=reference), model=model, reference=reference,
-               level=0.95)
+    return Fit(
+        panel=panel,
+        result=model.fit(panel, reference=reference),
+        model=model,
+        reference=reference,
+        level=0.95,
+    )
 
 
 def test_regions_read_as_nine_english_regions(regions: pd.DataFrame, england: Fit) -> None:
     assert sorted(regions["region"].astype(str).unique()) == sorted(REGIONS)
     assert england.panel.n_series == 9
-    assert england.weeks[0] == pd.Timestamp("2015-01-02") and england.weeks[-1] == pd.Timestamp("2021-04-30")
+    assert england.weeks[0] == pd.Timestamp("2015-01-02") and england.weeks[-1] == pd.Timestamp(
+        "2021-04-30"
+    )
 
 
-def test_england_equals_published_2020_five_year_average(england: Fit, published: pd.DataFrame) -> None:
+def test_england_equals_published_2020_five_year_average(
+    england: Fit, published: pd.DataFrame
+) -> None:
     total = england.by().weekly.set_index("week_ending")
     assert (total["region"].astype(str) == "E92000001").all()
     ours = total["expected"].reindex(published.index)
@@ -81,14 +93,18 @@ def test_england_equals_published_2020_five_year_average(england: Fit, published
     # Not a coincidence of rounding: the averages are whole deaths / 5 and the published are whole.
     np.testing.assert_allclose((ours * 5).to_numpy(), np.round((ours * 5).to_numpy()), atol=1e-9)
     # The observed column is the sum of the nine regions too (regions only: below E&W totals).
-    assert (total["observed"].reindex(published.index) < published["deaths_england_and_wales"]).all()
+    assert (
+        total["observed"].reindex(published.index) < published["deaths_england_and_wales"]
+    ).all()
 
 
 def test_wales_equals_published_2020_five_year_average(published: pd.DataFrame) -> None:
     fit = _wales_fit()
     weekly = fit.weekly.set_index("week_ending")
     assert (weekly["region"].astype(str) == WALES_CODE).all()
-    diff = (weekly["expected"].reindex(published.index) - published["five_year_average_wales"]).abs()
+    diff = (
+        weekly["expected"].reindex(published.index) - published["five_year_average_wales"]
+    ).abs()
     assert diff.notna().all()
     assert diff.max() <= ROUNDING, diff.idxmax()
 
@@ -99,7 +115,13 @@ def test_wales_is_never_summed_into_england(published: pd.DataFrame) -> None:
     panel = Panel.from_frame(frame)
     assert WALES_CODE in set(panel.keys["region"].astype(str))
     model = FiveYearAverage()
-    fit = Fit(panel=panel, result=model.fit(panel, reference=None), model=model, reference=None, level=0.95)
+    fit = Fit(
+        panel=panel,
+        result=model.fit(panel, reference=None),
+        model=model,
+        reference=None,
+        level=0.95,
+    )
     total = fit.by().weekly.set_index("week_ending")["expected"].reindex(published.index)
     assert (total - published["five_year_average_england"]).abs().max() <= ROUNDING
 
@@ -117,14 +139,18 @@ def test_week_19_2020_averages_week_19_as_ons_did(england: Fit, published: pd.Da
     holidays = bank_holidays(2015, 2019)
     early_may = holidays[(holidays.month == 5) & (holidays.day <= 7)]
     assert len(early_may) == 5
-    holding = early_may + pd.to_timedelta((4 - early_may.day_of_week) % 7, unit="D")  # the Friday after
+    holding = early_may + pd.to_timedelta(
+        (4 - early_may.day_of_week) % 7, unit="D"
+    )  # the Friday after
     observed = england.by().weekly.set_index("week_ending")["observed"]
     aligned = observed.loc[holding].mean()
     assert sorted(holding.isocalendar()["week"].tolist()) == [18, 18, 19, 19, 19]
     assert abs(aligned - pub) > 100 * ROUNDING
 
 
-def test_2021_against_2015_2019_with_exclude_years(regions: pd.DataFrame, published: pd.DataFrame) -> None:
+def test_2021_against_2015_2019_with_exclude_years(
+    regions: pd.DataFrame, published: pd.DataFrame
+) -> None:
     """ONS compared 2021 with 2015-2019 (skipping 2020): ``exclude_years=(2020,)`` gives, for 2021
     week w, the 2015-2019 average of week w, which ONS had published for 2020 week w. ONS's bulletins
     for 2021 weeks 16 and 17 say so: England 9,312 deaths, 475 below the average (9,787) and 9,094,
@@ -138,7 +164,9 @@ def test_2021_against_2015_2019_with_exclude_years(regions: pd.DataFrame, publis
     assert np.abs(ours - pub).max() <= ROUNDING
     np.testing.assert_allclose(np.round(ours[15:17]), [9787, 9768])
     wales = _wales_fit(exclude_years=(2020,)).weekly.set_index("week_ending")
-    np.testing.assert_allclose(np.round(wales.loc[weeks21[15:17], "expected"].to_numpy()), [661, 662])
+    np.testing.assert_allclose(
+        np.round(wales.loc[weeks21[15:17], "expected"].to_numpy()), [661, 662]
+    )
     # The default (2016-2020) is a different, pandemic-inflated baseline for spring 2021.
     default = fit_frame(regions, baseline="five_year_average").by().weekly.set_index("week_ending")
     assert (default.loc[weeks21[13:17], "expected"].to_numpy() > ours[13:17] + 1000).all()

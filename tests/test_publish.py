@@ -36,8 +36,15 @@ from excessmort.report.publish import MissedSlot, publish, read_publish_log
 from excessmort.report.targets import KILL_ENV, TRACE_ENV, DirectoryTarget, StagedRelease
 
 SLOT = datetime(2027, 3, 18, 14, 0, tzinfo=UTC)
-FAST = RetryPolicy(initial_seconds=1, factor=2, max_seconds=30, jitter=0.2,
-                   fallback_after_seconds=20, give_up_hours=0.5, http_timeout_seconds=2)
+FAST = RetryPolicy(
+    initial_seconds=1,
+    factor=2,
+    max_seconds=30,
+    jitter=0.2,
+    fallback_after_seconds=20,
+    give_up_hours=0.5,
+    http_timeout_seconds=2,
+)
 
 
 class Clock:
@@ -71,8 +78,7 @@ class RecordingBreach:
         self.published_calls.append(info)
 
 
-def make_staged(base: Path, variant: str = "new", *, slot: datetime = SLOT,
-                big: int = 0) -> Path:
+def make_staged(base: Path, variant: str = "new", *, slot: datetime = SLOT, big: int = 0) -> Path:
     """A small staged release; ``variant`` changes the content (and so the release id)."""
     root = base / f"staged-{variant}" / slot.date().isoformat()
     files = {
@@ -88,10 +94,18 @@ def make_staged(base: Path, variant: str = "new", *, slot: datetime = SLOT,
         path.write_text(text)
     if big:
         (root / "london" / "figures.parquet").write_bytes(os.urandom(big))
-    write_manifest(root, {"month": slot.strftime("%Y-%m"), "release_date": slot.date().isoformat(),
-                          "slot": slot.isoformat(), "title": "Excess mortality (test)",
-                          "producer": "Test producer", "baseline": "quasipoisson",
-                          "generated_at": "2027-03-10T09:00:00+00:00"})
+    write_manifest(
+        root,
+        {
+            "month": slot.strftime("%Y-%m"),
+            "release_date": slot.date().isoformat(),
+            "slot": slot.isoformat(),
+            "title": "Excess mortality (test)",
+            "producer": "Test producer",
+            "baseline": "quasipoisson",
+            "generated_at": "2027-03-10T09:00:00+00:00",
+        },
+    )
     return root
 
 
@@ -115,14 +129,19 @@ def snapshot(root: Path) -> dict[str, Any]:
         for name in [*dirs, *files]:
             p = Path(folder) / name
             st = p.lstat()
-            out[str(p.relative_to(root))] = (st.st_ino, st.st_mtime_ns, st.st_size,
-                                             os.readlink(p) if p.is_symlink() else None)
+            out[str(p.relative_to(root))] = (
+                st.st_ino,
+                st.st_mtime_ns,
+                st.st_size,
+                os.readlink(p) if p.is_symlink() else None,
+            )
     return out
 
 
 @contextlib.contextmanager
-def serve(root: Path, behaviour: Callable[[SimpleHTTPRequestHandler], bool] | None = None
-          ) -> Iterator[str]:
+def serve(
+    root: Path, behaviour: Callable[[SimpleHTTPRequestHandler], bool] | None = None
+) -> Iterator[str]:
     """A real web server on 127.0.0.1 serving ``root``; yields the URL of ``root/current/``."""
 
     class Handler(SimpleHTTPRequestHandler):
@@ -139,8 +158,9 @@ def serve(root: Path, behaviour: Callable[[SimpleHTTPRequestHandler], bool] | No
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/current/"
@@ -172,8 +192,14 @@ def test_on_time_release_is_live_and_verified_over_http(tmp_path):
     staged = make_staged(tmp_path)
     root = tmp_path / "www"
     root.mkdir()
-    grant_access(staged, name="Press officer", reason="prepare the press notice", role="Comms",
-                 granted_by="HoP", now=lambda: SLOT - timedelta(days=1))
+    grant_access(
+        staged,
+        name="Press officer",
+        reason="prepare the press notice",
+        role="Comms",
+        granted_by="HoP",
+        now=lambda: SLOT - timedelta(days=1),
+    )
     fetched: list[str] = []
 
     def record(handler: SimpleHTTPRequestHandler) -> bool:
@@ -187,7 +213,8 @@ def test_on_time_release_is_live_and_verified_over_http(tmp_path):
         assert live_is(root, staged) == staged
         # every manifest file was fetched from the web server
         assert sorted(p.removeprefix("/current/") for p in fetched) == sorted(
-            e["path"] for e in read_manifest(staged)["files"])
+            e["path"] for e in read_manifest(staged)["files"]
+        )
         import urllib.request
 
         with urllib.request.urlopen(url + "index.html", timeout=5) as r:
@@ -303,16 +330,22 @@ def test_target_missing_falls_back_within_a_minute(tmp_path):
     mirror.mkdir()
     breach = RecordingBreach()
     # the production defaults: 5 s initial backoff, fall back after 30 s
-    result = run(staged, DirectoryTarget("live", missing), fallbacks=[DirectoryTarget("mirror",
-                 mirror)], retry=RetryPolicy(), breach=breach)
+    result = run(
+        staged,
+        DirectoryTarget("live", missing),
+        fallbacks=[DirectoryTarget("mirror", mirror)],
+        retry=RetryPolicy(),
+        breach=breach,
+    )
     assert result.published and result.target == "mirror"
     assert result.published_at is not None
     assert (result.published_at - SLOT).total_seconds() < 60
     assert not missing.exists()  # a missing mount is never created
     assert live_is(mirror, staged) == staged
     failed = [a for a in result.attempts if not a.ok]
-    assert failed and all(a.target == "live" and "does not exist" in (a.error or "")
-                          for a in failed)
+    assert failed and all(
+        a.target == "live" and "does not exist" in (a.error or "") for a in failed
+    )
     assert not breach.missed_calls and not result.late
     log = read_publish_log(staged)
     times = [(a["started"], a["finished"]) for a in log["runs"][0]["attempts"]]
@@ -332,11 +365,19 @@ def read_only(path: Path, fault_box: list[Any]) -> Iterator[str]:
             for folder, _dirs, _files in os.walk(path):
                 os.chmod(folder, 0o755)
         return
-    ok = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True,
-                        check=False).returncode == 0
+    ok = (
+        subprocess.run(
+            ["mount", "--bind", str(path), str(path)], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
     if ok:
-        ok = subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], capture_output=True,
-                            check=False).returncode == 0
+        ok = (
+            subprocess.run(
+                ["mount", "-o", "remount,ro,bind", str(path)], capture_output=True, check=False
+            ).returncode
+            == 0
+        )
         if not ok:
             subprocess.run(["umount", str(path)], check=False)
     if ok:
@@ -363,9 +404,13 @@ def test_read_only_target_keeps_old_release_and_breach_is_declared(tmp_path):
     breach = RecordingBreach()
     with read_only(root, box) as how:
         fault = box[0] if box else None
-        result = run(new, DirectoryTarget("live", root, fault=fault), breach=breach,
-                     deadline=timedelta(minutes=5),
-                     retry=RetryPolicy(initial_seconds=1, max_seconds=60, give_up_hours=0.25))
+        result = run(
+            new,
+            DirectoryTarget("live", root, fault=fault),
+            breach=breach,
+            deadline=timedelta(minutes=5),
+            retry=RetryPolicy(initial_seconds=1, max_seconds=60, give_up_hours=0.25),
+        )
         assert live_is(root, old, new) == old, how
     assert not result.published
     assert all("EROFS" in (a.error or "") for a in result.attempts), (how, result.attempts[0])
@@ -379,9 +424,15 @@ def test_read_only_target_keeps_old_release_and_breach_is_declared(tmp_path):
 def small_disk(path: Path, size_kib: int, fault_box: list[Any]) -> Iterator[str]:
     """A size-limited folder: a tmpfs when we may mount (root), else injected ENOSPC."""
     path.mkdir()
-    if os.geteuid() == 0 and subprocess.run(
+    if (
+        os.geteuid() == 0
+        and subprocess.run(
             ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path)],
-            capture_output=True, check=False).returncode == 0:
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    ):
         try:
             yield f"tmpfs of {size_kib} KiB"
         finally:
@@ -404,8 +455,12 @@ def test_disk_full_keeps_old_release(tmp_path):
     with small_disk(root, 256, box) as how:
         fault = box[0] if box else None
         assert run(old, DirectoryTarget("live", root, fault=fault)).published
-        result = run(new, DirectoryTarget("live", root, fault=fault), deadline=timedelta(minutes=1),
-                     retry=RetryPolicy(initial_seconds=1, max_seconds=60, give_up_hours=0.1))
+        result = run(
+            new,
+            DirectoryTarget("live", root, fault=fault),
+            deadline=timedelta(minutes=1),
+            retry=RetryPolicy(initial_seconds=1, max_seconds=60, give_up_hours=0.1),
+        )
         assert not result.published, how
         assert live_is(root, old, new) == old
         assert all("ENOSPC" in (a.error or "") for a in result.attempts), how
@@ -418,13 +473,16 @@ def test_connection_refused_then_fallback(tmp_path):
     main_root.mkdir()
     mirror.mkdir()
     with serve(mirror) as mirror_url:
-        result = run(staged, DirectoryTarget("live", main_root, base_url=closed_port_url(),
-                                             http_timeout=2),
-                     fallbacks=[DirectoryTarget("mirror", mirror, base_url=mirror_url)])
+        result = run(
+            staged,
+            DirectoryTarget("live", main_root, base_url=closed_port_url(), http_timeout=2),
+            fallbacks=[DirectoryTarget("mirror", mirror, base_url=mirror_url)],
+        )
     assert result.published and result.target == "mirror"
     refused = [a for a in result.attempts if a.target == "live"]
-    assert refused and all(a.step == "verify-http" and "refused" in (a.error or "").lower()
-                           for a in refused)
+    assert refused and all(
+        a.step == "verify-http" and "refused" in (a.error or "").lower() for a in refused
+    )
     # the main folder holds the new release complete (switched, locally verified)
     assert live_is(main_root, staged) == staged
     assert live_is(mirror, staged) == staged
@@ -510,8 +568,12 @@ def test_corruption_after_switch_rolls_back(tmp_path):
         if step == "verify":
             (path / "index.html").write_text("vandalised")
 
-    result = run(new, DirectoryTarget("live", root, fault=fault), deadline=timedelta(minutes=1),
-                 retry=RetryPolicy(initial_seconds=1, max_seconds=10, give_up_hours=0.01))
+    result = run(
+        new,
+        DirectoryTarget("live", root, fault=fault),
+        deadline=timedelta(minutes=1),
+        retry=RetryPolicy(initial_seconds=1, max_seconds=10, give_up_hours=0.01),
+    )
     assert not result.published
     assert "switched back" in (result.attempts[0].error or "")
     assert live_is(root, old, new) == old
@@ -540,15 +602,22 @@ def test_sigkill_at_every_step_leaves_a_complete_release(tmp_path):
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     env.pop(KILL_ENV, None)
 
-    def attempt(k: int | None, root: Path, staged: Path, trace: Path | None = None
-                ) -> subprocess.CompletedProcess[str]:
+    def attempt(
+        k: int | None, root: Path, staged: Path, trace: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         e = dict(env)
         if k is not None:
             e[KILL_ENV] = str(k)
         if trace is not None:
             e[TRACE_ENV] = str(trace)
-        return subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(staged), str(root)],
-                              env=e, capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(
+            [sys.executable, "-c", KILL_SCRIPT, str(staged), str(root)],
+            env=e,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     # learn the steps from a clean run
     trace = tmp_path / "trace.txt"
@@ -597,8 +666,22 @@ def test_cli_publish_to_folder_and_to_named_target(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     cfg.write_text('[[targets]]\nname = "web"\npath = "other"\n')
-    assert main(["publish", str(staged), "--to", "web", "--config", str(cfg), "--at",
-                 recent.isoformat(), "--no-email"]) == 0
+    assert (
+        main(
+            [
+                "publish",
+                str(staged),
+                "--to",
+                "web",
+                "--config",
+                str(cfg),
+                "--at",
+                recent.isoformat(),
+                "--no-email",
+            ]
+        )
+        == 0
+    )
     assert live_is(other, staged) == staged
     assert not (staged / "breach_report.json").exists()
     assert main(["publish", str(staged), "--to", str(root), "--at", "yesterday"]) == 2
@@ -610,8 +693,7 @@ def test_cli_publish_late_exits_1_with_paperwork(tmp_path):
     staged = make_staged(tmp_path, slot=datetime(2020, 1, 16, 14, tzinfo=UTC))
     root = tmp_path / "www"
     root.mkdir()
-    assert main(["publish", str(staged), "--to", str(root), "--slot", "2020-01",
-                 "--no-email"]) == 1
+    assert main(["publish", str(staged), "--to", str(root), "--slot", "2020-01", "--no-email"]) == 1
     assert live_is(root, staged) == staged
     report = json.loads((staged / "breach_report.json").read_text())
     assert report["published_at"] == read_publish_log(staged)["published_at"]
@@ -624,13 +706,26 @@ def test_cli_publish_late_exits_1_with_paperwork(tmp_path):
 def test_access_log_records_and_is_closed_after_slot_and_publication(tmp_path):
     staged = make_staged(tmp_path)
     before = SLOT - timedelta(hours=24)
-    rec = grant_access(staged, name="Minister's private office", reason="briefing", role="Gov",
-                       granted_by="Sam Sample", now=lambda: before)
-    assert rec == {"name": "Minister's private office", "role": "Gov", "reason": "briefing",
-                   "granted_by": "Sam Sample", "granted_at": before.isoformat()}
+    rec = grant_access(
+        staged,
+        name="Minister's private office",
+        reason="briefing",
+        role="Gov",
+        granted_by="Sam Sample",
+        now=lambda: before,
+    )
+    assert rec == {
+        "name": "Minister's private office",
+        "role": "Gov",
+        "reason": "briefing",
+        "granted_by": "Sam Sample",
+        "granted_at": before.isoformat(),
+    }
     grant_access(staged, name="Press office", reason="press notice", now=lambda: before)
-    assert [r["name"] for r in read_access_log(staged)] == ["Minister's private office",
-                                                            "Press office"]
+    assert [r["name"] for r in read_access_log(staged)] == [
+        "Minister's private office",
+        "Press office",
+    ]
     with pytest.raises(ReleaseError, match="has passed"):
         grant_access(staged, name="Late", reason="x", now=lambda: SLOT)
     with pytest.raises(InputError) as info:
@@ -660,13 +755,27 @@ def test_access_log_concurrent_grants_are_all_kept(tmp_path):
     for t in threads:
         t.join(30)
     assert sorted(r["name"] for r in read_access_log(staged)) == sorted(
-        f"p{i}-{j}" for i in range(3) for j in range(10))
+        f"p{i}-{j}" for i in range(3) for j in range(10)
+    )
 
 
 def test_cli_grant_access(tmp_path, capsys):
     staged = make_staged(tmp_path, slot=datetime(2099, 1, 15, 14, tzinfo=UTC))
-    assert main(["grant-access", str(staged), "--name", "A. Person", "--reason", "QA",
-                 "--role", "Analyst"]) == 0
+    assert (
+        main(
+            [
+                "grant-access",
+                str(staged),
+                "--name",
+                "A. Person",
+                "--reason",
+                "QA",
+                "--role",
+                "Analyst",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["name"] == "A. Person"
     past = make_staged(tmp_path, "past", slot=datetime(2020, 1, 16, 14, tzinfo=UTC))
     assert main(["grant-access", str(past), "--name", "B", "--reason", "x"]) == 1
@@ -678,8 +787,17 @@ def test_cli_grant_access(tmp_path, capsys):
 class _Verdict:
     def __init__(self, ready: bool) -> None:
         self.ready = ready
-        self.checks = [type("C", (), {"verdict": "pass" if ready else "fail", "name": "regions",
-                                      "message": "London missing"})()]
+        self.checks = [
+            type(
+                "C",
+                (),
+                {
+                    "verdict": "pass" if ready else "fail",
+                    "name": "regions",
+                    "message": "London missing",
+                },
+            )()
+        ]
 
 
 def _fake_staging(monkeypatch, tmp_path: Path, slot: datetime, ready: bool = True) -> list[Any]:
@@ -722,8 +840,22 @@ def test_cli_release_not_ready_publishes_nothing(tmp_path, monkeypatch, capsys):
     _fake_staging(monkeypatch, tmp_path, datetime(2020, 1, 16, 14, tzinfo=UTC), ready=False)
     root = tmp_path / "www"
     root.mkdir()
-    assert main(["release", "--month", "2019-12", "--input", "x.csv", "--out",
-                 str(tmp_path / "out"), "--to", str(root)]) == 1
+    assert (
+        main(
+            [
+                "release",
+                "--month",
+                "2019-12",
+                "--input",
+                "x.csv",
+                "--out",
+                str(tmp_path / "out"),
+                "--to",
+                str(root),
+            ]
+        )
+        == 1
+    )
     assert "fail: regions: London missing" in capsys.readouterr().err
     assert not (root / "current").exists()
 
@@ -741,8 +873,18 @@ def test_cli_release_end_to_end_on_demo_data(tmp_path, capsys):
     with serve(served) as url:
         base = url.removesuffix("current/") + "live/current/"
         cfg.write_text(f'[[targets]]\nname = "live"\npath = "srv/live"\nbase_url = "{base}"\n')
-        code = main(["release", "--month", "2024-11", "--out", str(tmp_path / "out"),
-                     "--config", str(cfg), "--no-email"])
+        code = main(
+            [
+                "release",
+                "--month",
+                "2024-11",
+                "--out",
+                str(tmp_path / "out"),
+                "--config",
+                str(cfg),
+                "--no-email",
+            ]
+        )
     out = capsys.readouterr().out
     staged = tmp_path / "out" / "2024-12-19"
     assert "staged" in out and ": ready" in out

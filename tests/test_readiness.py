@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from excessmort._fit import fit as fit_frame
 from excessmort.baselines import QuasiPoisson
 from excessmort.datasets import demo_data
-from excessmort.fit import fit as fit_frame
 from excessmort.regions import region_slug
 from excessmort.report.manifest import manifest_digest, read_manifest, write_manifest
 from excessmort.report.readiness import Check, Readiness, check_release

@@ -77,8 +77,8 @@ def test_2027_examples_around_the_changes():
     ("month", "at", "expected_utc"),
     [
         # a rule on the last Sunday itself: the change happens at 01:00 UTC that day
-        ("2027-03", time(0, 30), datetime(2027, 3, 28, 0, 30, tzinfo=UTC)),   # still GMT
-        ("2027-03", time(14, 0), datetime(2027, 3, 28, 13, 0, tzinfo=UTC)),   # BST
+        ("2027-03", time(0, 30), datetime(2027, 3, 28, 0, 30, tzinfo=UTC)),  # still GMT
+        ("2027-03", time(14, 0), datetime(2027, 3, 28, 13, 0, tzinfo=UTC)),  # BST
         ("2027-10", time(0, 30), datetime(2027, 10, 30, 23, 30, tzinfo=UTC)),  # still BST
         ("2027-10", time(14, 0), datetime(2027, 10, 31, 14, 0, tzinfo=UTC)),  # GMT again
     ],
@@ -145,8 +145,9 @@ def test_rule_validation():
 
 def _cli(tmp_path: Path, fmt: str) -> str:
     out = tmp_path / f"cal.{fmt}"
-    code = main(["calendar", "2027", "--format", fmt, "--announced", "2026-12-31",
-                 "--output", str(out)])
+    code = main(
+        ["calendar", "2027", "--format", fmt, "--announced", "2026-12-31", "--output", str(out)]
+    )
     assert code == 1  # the January slot is only 21 days after the announcement
     return out.read_bytes().decode("utf-8")
 
@@ -195,8 +196,13 @@ def test_ics_is_valid_rfc5545_and_times_are_right(tmp_path):
 def test_ics_other_zone_uses_utc():
     rule = ReleaseRule(timezone="Europe/Paris")
     entries = calendar(2027, rule=rule)
-    text = format_calendar(entries, "ics", rule=rule, dtstamp=datetime(2027, 1, 1, tzinfo=UTC),
-                           title="Semicolons; commas, and a long title " * 3)
+    text = format_calendar(
+        entries,
+        "ics",
+        rule=rule,
+        dtstamp=datetime(2027, 1, 1, tzinfo=UTC),
+        title="Semicolons; commas, and a long title " * 3,
+    )
     cal = icalendar.Calendar.from_ical(text)
     assert not cal.walk("VTIMEZONE")
     events = cal.walk("VEVENT")
@@ -207,7 +213,10 @@ def test_ics_other_zone_uses_utc():
 def test_cli_exit_codes_and_stdout():
     proc = subprocess.run(
         [sys.executable, "-m", "excessmort", "calendar", "2027-04", "--announced", "2026-01-01"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from excessmort._fit import fit as fit_frame
 from excessmort.datasets import demo_data
-from excessmort.fit import fit as fit_frame
 from excessmort.report import render
 from excessmort.report.config import Contact, default_config
 from excessmort.report.readiness import check_page

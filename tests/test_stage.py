@@ -23,9 +23,9 @@ import pytest
 from scipy.stats import norm
 
 import excessmort
+from excessmort._fit import fit as fit_frame
 from excessmort.datasets import demo_data
 from excessmort.exceptions import InputError
-from excessmort.fit import fit as fit_frame
 from excessmort.regions import ENGLAND_CODE, REGIONS, region_slug
 from excessmort.report.manifest import read_manifest
 from excessmort.report.readiness import check_release, read_readiness
@@ -296,7 +296,7 @@ def test_staging_a_fit_does_not_refit(
     def refuse(*args, **kwargs):
         raise AssertionError("stage_release refitted a Fit")
 
-    monkeypatch.setattr("excessmort.fit.fit", refuse)
+    monkeypatch.setattr("excessmort._fit.fit", refuse)
     monkeypatch.setattr("excessmort.io.read", refuse)
     monkeypatch.setattr(render, "render_release", lambda ctx, root: [])  # charts not needed here
     path = stage_release(fitted, out=tmp_path)  # month: the latest complete month of the fit

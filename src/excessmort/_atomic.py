@@ -14,7 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_directory", "atomic_write", "atomic_write_bytes", "atomic_write_text", "fsync_tree"]
+__all__ = [
+    "atomic_directory",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "fsync_tree",
+]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -27,7 +33,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
+def atomic_write(
+    path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any
+) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success fsync and rename it onto ``path``.
 
     Examples

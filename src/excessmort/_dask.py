@@ -8,7 +8,7 @@ Series are independent given the shared weekly calendar, so a panel partitions c
 2. only if one is, the frame is shuffled on the stratum columns so that every partition holds whole
    series;
 3. every partition is validated with :func:`excessmort.read` and fitted through the in-memory path
-   (``Panel.from_frame`` -> ``baseline.fit`` -> :class:`excessmort.fit.Fit`) on the *global* calendar,
+   (``Panel.from_frame`` -> ``baseline.fit`` -> :class:`excessmort.Fit`) on the *global* calendar,
    so every partition shares one design matrix and the numba kernels give each series exactly the
    result the in-memory fit gives it;
 4. results stay on the workers: ``weekly`` and ``coefficients`` are Dask DataFrames, ``to_parquet``
@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ._fit import CUMULATIVE_COLUMNS, DISPERSION_RANGE, WEEKLY_COLUMNS, Fit, _check_reference
 from .baselines import Baseline, get_baseline
 from .baselines._util import group_sum
 from .exceptions import ConvergenceWarning, DispersionWarning, InputError
 from .excess import excess_arrays, validate_level
-from .fit import CUMULATIVE_COLUMNS, DISPERSION_RANGE, WEEKLY_COLUMNS, Fit, _check_reference
 from .panel import Panel
 from .regions import WALES_CODE, is_england, normalise_region
 from .weeks import weekly_grid

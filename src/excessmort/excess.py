@@ -20,15 +20,26 @@ from ._typing import FloatArray
 
 __all__ = ["excess_arrays", "validate_level"]
 
-Prediction = Callable[[FloatArray, FloatArray, FloatArray, FloatArray, float], tuple[FloatArray, FloatArray, FloatArray]]
+Prediction = Callable[
+    [FloatArray, FloatArray, FloatArray, FloatArray, float],
+    tuple[FloatArray, FloatArray, FloatArray],
+]
 
 
 def validate_level(level: object) -> float:
     """``level`` as a float in (0, 1), else a ValueError echoing it."""
     from .exceptions import InputError
 
-    if isinstance(level, bool) or not isinstance(level, int | float | np.floating) or not 0.0 < float(level) < 1.0:
-        raise InputError(f"level must be a float in (0, 1), e.g. 0.95; got {level!r}", column="level", value=level)
+    if (
+        isinstance(level, bool)
+        or not isinstance(level, int | float | np.floating)
+        or not 0.0 < float(level) < 1.0
+    ):
+        raise InputError(
+            f"level must be a float in (0, 1), e.g. 0.95; got {level!r}",
+            column="level",
+            value=level,
+        )
     return float(level)
 
 

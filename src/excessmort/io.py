@@ -112,7 +112,9 @@ def read(
 
         return read_dask(source, strata=strata, keep_wales=keep_wales)  # type: ignore[no-any-return]
     if engine != "pandas":
-        raise InputError(f"engine must be 'pandas' or 'dask', got {engine!r}", column="engine", value=engine)
+        raise InputError(
+            f"engine must be 'pandas' or 'dask', got {engine!r}", column="engine", value=engine
+        )
     frame = _load(source, sheet=sheet)
     tidy = _tidy(frame, strata=strata, keep_wales=keep_wales)
     # Remembered so that fit() re-validating this frame keeps what the user asked for.

@@ -84,10 +84,16 @@ class Panel:
         exposure = None
         if "population" in frame.columns:
             exposure = np.full((n_series, n_weeks), np.nan)
-            exposure[codes, week_pos] = frame["population"].to_numpy(dtype=np.float64, na_value=np.nan)
+            exposure[codes, week_pos] = frame["population"].to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
             # Population changes slowly: carry the nearest known value into weeks a series lacks.
             exposure = (
-                pd.DataFrame(exposure.T).ffill().bfill().to_numpy(dtype=np.float64).T.copy(order="C")
+                pd.DataFrame(exposure.T)
+                .ffill()
+                .bfill()
+                .to_numpy(dtype=np.float64)
+                .T.copy(order="C")
             )
         return cls(keys=keys, weeks=weeks, deaths=deaths, exposure=exposure)
 
@@ -131,7 +137,12 @@ class Panel:
             idx = np.flatnonzero(idx)
         keys = self.keys.iloc[idx].reset_index(drop=True)
         exposure = None if self.exposure is None else np.ascontiguousarray(self.exposure[idx])
-        return Panel(keys=keys, weeks=self.weeks, deaths=np.ascontiguousarray(self.deaths[idx]), exposure=exposure)
+        return Panel(
+            keys=keys,
+            weeks=self.weeks,
+            deaths=np.ascontiguousarray(self.deaths[idx]),
+            exposure=exposure,
+        )
 
     def label(self, s: int) -> str:
         """A readable name of series ``s`` such as ``region=E12000007, sex=F``."""
@@ -141,7 +152,9 @@ class Panel:
         return ", ".join(f"{c}={row[c]}" for c in self.strata)
 
     # ------------------------------------------------------------------ back to a frame
-    def to_frame(self, arrays: Mapping[str, FloatArray], *, keys: pd.DataFrame | None = None) -> pd.DataFrame:
+    def to_frame(
+        self, arrays: Mapping[str, FloatArray], *, keys: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
         """A tidy long frame: strata..., ``week_ending``, then one column per [S, T] array.
 
         Parameters
@@ -163,7 +176,9 @@ class Panel:
         for name, values in arrays.items():
             values = np.asarray(values)
             if values.shape != (n_rows, n_weeks):
-                raise ValueError(f"array {name!r} has shape {values.shape}, expected {(n_rows, n_weeks)}")
+                raise ValueError(
+                    f"array {name!r} has shape {values.shape}, expected {(n_rows, n_weeks)}"
+                )
             out[name] = values.reshape(-1)
         return out
 

@@ -1,4 +1,4 @@
-"""Plots of a :class:`~excessmort.fit.Fit`, with matplotlib imported only when a plot is asked for.
+"""Plots of a :class:`~excessmort.Fit`, with matplotlib imported only when a plot is asked for.
 
 Every function takes a ``Fit`` (or fits), draws on ``ax`` (a new figure when ``ax=None``) and
 returns the ``Axes`` (the grid returns ``(Figure, axes array)``). Defaults: dates on the x axis
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .fit import Fit
+    from ._fit import Fit
 
 __all__ = [
     "OKABE_ITO",

@@ -47,7 +47,9 @@ def reference_bounds(start: object, end: object) -> tuple[pd.Timestamp, pd.Times
     return lo, hi
 
 
-def iso_year_week(dates: pd.DatetimeIndex | pd.Series | Iterable[object]) -> tuple[np.ndarray, np.ndarray]:
+def iso_year_week(
+    dates: pd.DatetimeIndex | pd.Series | Iterable[object],
+) -> tuple[np.ndarray, np.ndarray]:
     """ISO year and ISO week (1..53) of each date, as int64 arrays.
 
     Examples
@@ -74,7 +76,10 @@ def weekly_grid(dates: Iterable[object]) -> pd.DatetimeIndex:
     ValueError
         When the dates do not share one weekday (they cannot lie on one weekly grid).
     """
-    idx = pd.DatetimeIndex(pd.to_datetime(pd.Index(list(dates)))).unique().sort_values()
+    values = dates if isinstance(dates, pd.Series | pd.Index | np.ndarray) else list(dates)
+    idx = pd.DatetimeIndex(
+        pd.unique(np.asarray(pd.to_datetime(values), dtype="datetime64[ns]"))
+    ).sort_values()
     if len(idx) == 0:
         return idx
     offsets = (idx - idx[0]).days

@@ -33,7 +33,9 @@ def resolve_engine(engine: str) -> str:
     if engine not in _ENGINES:
         raise ValueError(f"engine must be one of {_ENGINES}, got {engine!r}")
     if engine == "numba" and not HAVE_NUMBA:
-        raise ImportError("engine='numba' was asked for but numba does not import; use engine='numpy'")
+        raise ImportError(
+            "engine='numba' was asked for but numba does not import; use engine='numpy'"
+        )
     if engine == "auto":
         if HAVE_NUMBA:
             return "numba"
@@ -61,7 +63,9 @@ def _f64(a: Any) -> FloatArray:
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
-def _shared_design(X: FloatArray, ref: BoolArray) -> tuple[FloatArray, FloatArray, FloatArray, np.ndarray]:
+def _shared_design(
+    X: FloatArray, ref: BoolArray
+) -> tuple[FloatArray, FloatArray, FloatArray, np.ndarray]:
     """Xt [p, T], and on the reference weeks Xr [p, R], pair products Pr, and their indices."""
     from .irls import pair_products
 
@@ -132,8 +136,19 @@ def irls_poisson(
     }
     kernel = irls_poisson_batched_serial if _serial_needed() else irls_poisson_batched
     kernel(
-        *_shared_design(X, ref), Y, OFF, int(max_iter), float(tol), out["beta"], out["cov"], out["mu"], out["status"],
-        out["n_iter"], out["deviance"], out["pearson"], out["n_obs"],
+        *_shared_design(X, ref),
+        Y,
+        OFF,
+        int(max_iter),
+        float(tol),
+        out["beta"],
+        out["cov"],
+        out["mu"],
+        out["status"],
+        out["n_iter"],
+        out["deviance"],
+        out["pearson"],
+        out["n_obs"],
     )
     return out
 
@@ -169,7 +184,9 @@ def warmup(*, engine: Engine = "auto") -> float:
     start = time.perf_counter()
     rng = np.random.default_rng(0)
     t = np.arange(60.0)
-    X = np.column_stack([np.ones(60), t / 52.0, np.sin(2 * np.pi * t / 52.0), np.cos(2 * np.pi * t / 52.0)])
+    X = np.column_stack(
+        [np.ones(60), t / 52.0, np.sin(2 * np.pi * t / 52.0), np.cos(2 * np.pi * t / 52.0)]
+    )
     Y = rng.poisson(50.0, size=(2, 60)).astype(np.float64)
     ref = np.ones(60, dtype=bool)
     for off in (None, np.zeros((2, 60))):
@@ -180,8 +197,21 @@ def warmup(*, engine: Engine = "auto") -> float:
 
         kernels: list[Any] = [irls.irls_poisson_batched_serial, irls.quad_form_rows_serial]
         out = {k: np.empty_like(v) for k, v in res.items()}
-        kernels[0](*_shared_design(X, ref), Y, np.zeros((1, 60)), 25, 1e-8, out["beta"], out["cov"], out["mu"],
-                   out["status"], out["n_iter"], out["deviance"], out["pearson"], out["n_obs"])
+        kernels[0](
+            *_shared_design(X, ref),
+            Y,
+            np.zeros((1, 60)),
+            25,
+            1e-8,
+            out["beta"],
+            out["cov"],
+            out["mu"],
+            out["status"],
+            out["n_iter"],
+            out["deviance"],
+            out["pearson"],
+            out["n_obs"],
+        )
         kernels[1](irls.pair_products(X), res["cov"], np.empty((2, 60)))
         try:
             from . import pooled as _pooled  # the pooled baseline's kernels, when present

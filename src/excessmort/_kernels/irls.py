@@ -116,7 +116,9 @@ def _weighted_cross_products(Xr, Pr, mu, eta, offu, yu, m, R, A, b, w, rhs, with
 
 
 @jit
-def irls_poisson_one(Xt, Xr, Pr, ref_idx, y, off, has_offset, max_iter, tol, beta, cov, mu_out, sw, sp):  # type: ignore[no-untyped-def]
+def irls_poisson_one(
+    Xt, Xr, Pr, ref_idx, y, off, has_offset, max_iter, tol, beta, cov, mu_out, sw, sp
+):  # type: ignore[no-untyped-def]
     """Fit one series; writes beta [p], cov = (X'WX)^-1 [p, p] and mu_out [T] (every week).
 
     ``Xr`` [p, R] and ``Pr`` [p(p+1)/2, R] are the design and its column-pair products on the R
@@ -246,7 +248,9 @@ def _expected_all_weeks(Xt, beta, off, has_offset, mu_out):  # type: ignore[no-u
         mu_out[t] = np.exp(mu_out[t])
 
 
-def _irls_batched(Xt, Xr, Pr, ref_idx, Y, OFF, max_iter, tol, beta, cov, mu, status, n_iter, dev, pearson, n_obs):  # type: ignore[no-untyped-def]
+def _irls_batched(
+    Xt, Xr, Pr, ref_idx, Y, OFF, max_iter, tol, beta, cov, mu, status, n_iter, dev, pearson, n_obs
+):  # type: ignore[no-untyped-def]
     n_series, T = Y.shape
     p = Xt.shape[0]
     R = ref_idx.shape[0]
@@ -258,7 +262,20 @@ def _irls_batched(Xt, Xr, Pr, ref_idx, Y, OFF, max_iter, tol, beta, cov, mu, sta
         for s in range(c * CHUNK, min(n_series, (c + 1) * CHUNK)):
             off_row = OFF[s] if has_offset else OFF[0]
             st, it, d, pc, n = irls_poisson_one(
-                Xt, Xr, Pr, ref_idx, Y[s], off_row, has_offset, max_iter, tol, beta[s], cov[s], mu[s], sw, sp
+                Xt,
+                Xr,
+                Pr,
+                ref_idx,
+                Y[s],
+                off_row,
+                has_offset,
+                max_iter,
+                tol,
+                beta[s],
+                cov[s],
+                mu[s],
+                sw,
+                sp,
             )
             status[s] = st
             n_iter[s] = it

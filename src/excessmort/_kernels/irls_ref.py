@@ -78,7 +78,13 @@ def irls_poisson_batched_ref(
                 d[bad] = _deviance(y[idx[bad]], mu_new[bad], use[idx[bad]])
         fin = np.isfinite(d)
         status[idx[~fin]] = STATUS_SINGULAR
-        idx, beta_new, eta_new, mu_new, d = idx[fin], beta_new[fin], eta_new[fin], mu_new[fin], d[fin]
+        idx, beta_new, eta_new, mu_new, d = (
+            idx[fin],
+            beta_new[fin],
+            eta_new[fin],
+            mu_new[fin],
+            d[fin],
+        )
         beta[idx] = beta_new
         eta[idx] = eta_new
         mu[idx] = mu_new

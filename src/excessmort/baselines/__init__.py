@@ -71,7 +71,9 @@ def get_baseline(baseline: str | Baseline, **options: Any) -> Baseline:
     try:
         return cls(**options)
     except TypeError as exc:
-        raise InputError(f"bad option for baseline {baseline!r}: {exc}", column="baseline", value=options) from exc
+        raise InputError(
+            f"bad option for baseline {baseline!r}: {exc}", column="baseline", value=options
+        ) from exc
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ holding, for every series s and week t, the expected deaths ``mu[s, t]`` and wha
 - the prediction interval rule (normal by default; EuroMOMO on the 2/3-power scale; the producer's
   negative-binomial quantiles for the pooled baseline).
 
-Everything here works on arrays; :mod:`excessmort.fit` turns them into frames.
+Everything here works on arrays; :mod:`excessmort._fit` turns them into frames.
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ class Baseline(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def fit(self, panel: Panel, *, reference: tuple[Any, Any] | None, engine: Engine = "auto") -> BaselineResult:
+    def fit(
+        self, panel: Panel, *, reference: tuple[Any, Any] | None, engine: Engine = "auto"
+    ) -> BaselineResult:
         """Fit every series of ``panel`` and return the result."""
 
     def get_params(self) -> dict[str, Any]:
@@ -109,12 +111,19 @@ class BaselineResult(ABC):
         """Variance from parameter uncertainty of sum_{s in g} mu[s, t], for every group and week: [G, T]."""
 
     @abstractmethod
-    def param_variance_window(self, groups: IntArray, n_groups: int, weeks: BoolArray) -> FloatArray:
+    def param_variance_window(
+        self, groups: IntArray, n_groups: int, weeks: BoolArray
+    ) -> FloatArray:
         """Variance from parameter uncertainty of sum_{s in g, t in weeks} mu[s, t]: [G]."""
 
     # -------------------------------------------------------------- intervals
     def prediction(
-        self, observed: FloatArray, mu: FloatArray, obs_var: FloatArray, param_var: FloatArray, level: float
+        self,
+        observed: FloatArray,
+        mu: FloatArray,
+        obs_var: FloatArray,
+        param_var: FloatArray,
+        level: float,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Prediction bounds for a count with no excess and its z-score; normal unless overridden."""
         return normal_prediction(observed, mu, obs_var, param_var, level)
@@ -162,7 +171,10 @@ class BaselineResult(ABC):
                 continue
             value = getattr(self, f.name)
             if f.name == "info":
-                changes["info"] = {k: (np.ascontiguousarray(v[idx]) if per_series(v) else v) for k, v in value.items()}
+                changes["info"] = {
+                    k: (np.ascontiguousarray(v[idx]) if per_series(v) else v)
+                    for k, v in value.items()
+                }
             elif per_series(value):
                 changes[f.name] = np.ascontiguousarray(value[idx])
         extra = self._take_extra(idx)
@@ -170,9 +182,15 @@ class BaselineResult(ABC):
             # A nested object with per-series arrays (a pooled design's column placement) that the
             # subclass does not restrict would pair the kept series with other series' parts.
             value = getattr(self, f.name)
-            if f.name in extra or f.name in self._shared_fields or not dataclasses.is_dataclass(value):
+            if (
+                f.name in extra
+                or f.name in self._shared_fields
+                or not dataclasses.is_dataclass(value)
+            ):
                 continue
-            nested = [g.name for g in dataclasses.fields(value) if per_series(getattr(value, g.name))]
+            nested = [
+                g.name for g in dataclasses.fields(value) if per_series(getattr(value, g.name))
+            ]
             if nested:
                 raise NotImplementedError(
                     f"{type(self).__name__}.take cannot restrict {f.name}.{nested[0]} (one row per series); "

@@ -75,7 +75,9 @@ if TYPE_CHECKING:
 __all__ = ["FiveYearAverage", "FiveYearAverageResult", "averaging_matrix", "history_index"]
 
 
-def history_index(weeks: pd.DatetimeIndex, years: int = 5, exclude_years: Iterable[int] = ()) -> IntArray:
+def history_index(
+    weeks: pd.DatetimeIndex, years: int = 5, exclude_years: Iterable[int] = ()
+) -> IntArray:
     """Positions of the history counts of every week: ``idx`` [T, years], -1 where the data lack one.
 
     Row t lists, for the week-ending date ``weeks[t]`` of ISO year Y and week w, the positions in
@@ -136,7 +138,9 @@ def averaging_matrix(history: IntArray) -> sparse.csr_matrix:
     n_weeks, n_years = history.shape
     ok = history >= 0
     rows = np.broadcast_to(np.arange(n_weeks)[:, None], history.shape)[ok]
-    return sparse.csr_matrix((np.full(rows.size, 1.0 / n_years), (rows, history[ok])), shape=(n_weeks, n_weeks))
+    return sparse.csr_matrix(
+        (np.full(rows.size, 1.0 / n_years), (rows, history[ok])), shape=(n_weeks, n_weeks)
+    )
 
 
 @dataclass(eq=False)
@@ -172,7 +176,9 @@ class FiveYearAverageResult(BaselineResult):
         per_series = self.dispersion[:, None] * self.mu / self.n_years
         return group_sum(per_series, groups, n_groups)
 
-    def param_variance_window(self, groups: IntArray, n_groups: int, weeks: BoolArray) -> FloatArray:
+    def param_variance_window(
+        self, groups: IntArray, n_groups: int, weeks: BoolArray
+    ) -> FloatArray:
         """sum_{s in g} phi_s sum_j c_j^2 y_sj, c = (A' 1_W) (counts reused across weeks counted): [G]."""
         assert self.deaths is not None
         weeks = np.asarray(weeks, dtype=bool)
@@ -190,9 +196,13 @@ class FiveYearAverageResult(BaselineResult):
         return out
 
 
-def _check_options(years: Any, exclude_years: Any, floor: Any) -> tuple[int, tuple[int, ...], float]:
+def _check_options(
+    years: Any, exclude_years: Any, floor: Any
+) -> tuple[int, tuple[int, ...], float]:
     if isinstance(years, bool) or not isinstance(years, int | np.integer) or years < 1:
-        raise InputError(f"years must be a positive integer, got {years!r}", column="years", value=years)
+        raise InputError(
+            f"years must be a positive integer, got {years!r}", column="years", value=years
+        )
     try:
         excluded = tuple(sorted({int(y) for y in exclude_years}))
     except (TypeError, ValueError) as exc:
@@ -201,9 +211,16 @@ def _check_options(years: Any, exclude_years: Any, floor: Any) -> tuple[int, tup
             column="exclude_years",
             value=exclude_years,
         ) from exc
-    if isinstance(floor, bool) or not isinstance(floor, int | float) or not np.isfinite(floor) or floor < 0:
+    if (
+        isinstance(floor, bool)
+        or not isinstance(floor, int | float)
+        or not np.isfinite(floor)
+        or floor < 0
+    ):
         raise InputError(
-            f"dispersion_floor must be a finite number >= 0, got {floor!r}", column="dispersion_floor", value=floor
+            f"dispersion_floor must be a finite number >= 0, got {floor!r}",
+            column="dispersion_floor",
+            value=floor,
         )
     return int(years), excluded, float(floor)
 
@@ -228,7 +245,9 @@ class FiveYearAverage(Baseline):
 
     name: ClassVar[str] = "five_year_average"
 
-    def __init__(self, years: int = 5, exclude_years: Iterable[int] = (), dispersion_floor: float = 1.0) -> None:
+    def __init__(
+        self, years: int = 5, exclude_years: Iterable[int] = (), dispersion_floor: float = 1.0
+    ) -> None:
         self.years = years
         self.exclude_years = exclude_years
         self.dispersion_floor = dispersion_floor
@@ -243,7 +262,9 @@ class FiveYearAverage(Baseline):
         InputError
             For bad options, or when no week of the data has ``years`` earlier years in the data.
         """
-        years, excluded, floor = _check_options(self.years, self.exclude_years, self.dispersion_floor)
+        years, excluded, floor = _check_options(
+            self.years, self.exclude_years, self.dispersion_floor
+        )
         weeks = panel.weeks
         idx = history_index(weeks, years, excluded)
         complete = np.all(idx >= 0, axis=1)  # [T]: the calendar holds every history week

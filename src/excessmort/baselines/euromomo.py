@@ -88,7 +88,9 @@ def euromomo_design(weeks: pd.DatetimeIndex, period_weeks: float = PERIOD_WEEKS)
     weeks = pd.DatetimeIndex(weeks)
     tau = years_since_origin(weeks)
     angle = 2.0 * np.pi * (tau * 365.25) / (7.0 * period_weeks)
-    X = np.ascontiguousarray(np.column_stack([np.ones_like(tau), tau, np.sin(angle), np.cos(angle)]))
+    X = np.ascontiguousarray(
+        np.column_stack([np.ones_like(tau), tau, np.sin(angle), np.cos(angle)])
+    )
     return DesignMatrix(X=X, names=("intercept", "trend", "sin", "cos"), weeks=weeks)
 
 
@@ -97,7 +99,12 @@ class EuroMOMOResult(GLMResult):
     """A :class:`GLMResult` whose prediction intervals and z-scores are on the 2/3-power scale."""
 
     def prediction(
-        self, observed: FloatArray, mu: FloatArray, obs_var: FloatArray, param_var: FloatArray, level: float
+        self,
+        observed: FloatArray,
+        mu: FloatArray,
+        obs_var: FloatArray,
+        param_var: FloatArray,
+        level: float,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """See :func:`two_thirds_prediction`."""
         return two_thirds_prediction(observed, mu, obs_var, param_var, level)
@@ -120,7 +127,9 @@ def _check_seasons(seasons: Any) -> tuple[tuple[int, int], ...]:
                 value=seasons,
             )
     if not out:
-        raise InputError("seasons must name at least one range of weeks", column="seasons", value=seasons)
+        raise InputError(
+            "seasons must name at least one range of weeks", column="seasons", value=seasons
+        )
     return out
 
 
@@ -169,7 +178,9 @@ class EuroMOMO(Baseline):
         self.max_iter = max_iter
         self.tol = tol
 
-    def fit(self, panel: Panel, *, reference: tuple[Any, Any] | None, engine: Engine = "auto") -> EuroMOMOResult:
+    def fit(
+        self, panel: Panel, *, reference: tuple[Any, Any] | None, engine: Engine = "auto"
+    ) -> EuroMOMOResult:
         """Fit every series on the spring and autumn weeks of the reference period.
 
         Raises
@@ -184,9 +195,16 @@ class EuroMOMO(Baseline):
                 column="reference",
             )
         period = self.period_weeks
-        if isinstance(period, bool) or not isinstance(period, int | float) or not np.isfinite(period) or period <= 0:
+        if (
+            isinstance(period, bool)
+            or not isinstance(period, int | float)
+            or not np.isfinite(period)
+            or period <= 0
+        ):
             raise InputError(
-                f"period_weeks must be a positive number, got {period!r}", column="period_weeks", value=period
+                f"period_weeks must be a positive number, got {period!r}",
+                column="period_weeks",
+                value=period,
             )
         floor = _check_floor(self.dispersion_floor)
         design = euromomo_design(panel.weeks, float(period))
@@ -201,8 +219,15 @@ class EuroMOMO(Baseline):
                 value=n_ref,
             )
         result = fit_glm(
-            panel, design, ref, baseline=self.name, dispersion_floor=floor, max_iter=self.max_iter,
-            tol=self.tol, engine=engine, result_cls=EuroMOMOResult,
+            panel,
+            design,
+            ref,
+            baseline=self.name,
+            dispersion_floor=floor,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            engine=engine,
+            result_cls=EuroMOMOResult,
         )
         assert isinstance(result, EuroMOMOResult)
         return result

@@ -61,7 +61,9 @@ class GLMResult(BaselineResult):
         per_series = self.dispersion[:, None] * self.mu**2 * self.q
         return group_sum(per_series, groups, n_groups)
 
-    def param_variance_window(self, groups: IntArray, n_groups: int, weeks: BoolArray) -> FloatArray:
+    def param_variance_window(
+        self, groups: IntArray, n_groups: int, weeks: BoolArray
+    ) -> FloatArray:
         """sum_{s in g} phi_s g_s' (X'WX)_s^-1 g_s with g_s = sum_{t in weeks} mu_st x_t: [G]."""
         assert self.design is not None and self.cov_unscaled is not None
         X = self.design.X[weeks]
@@ -84,7 +86,9 @@ class GLMResult(BaselineResult):
 def _check_floor(value: Any) -> float:
     if not isinstance(value, int | float) or not np.isfinite(value) or value < 0:
         raise InputError(
-            f"dispersion_floor must be a finite number >= 0, got {value!r}", column="dispersion_floor", value=value
+            f"dispersion_floor must be a finite number >= 0, got {value!r}",
+            column="dispersion_floor",
+            value=value,
         )
     return float(value)
 
@@ -104,7 +108,9 @@ def fit_glm(
     """Fit every series of ``panel`` on ``design`` over the weeks ``ref``; ``dispersion_floor=None``
     fixes phi at 1 (Poisson)."""
     offset = panel.offset if panel.exposure is not None else None
-    out = irls_poisson(design.X, panel.deaths, offset, ref, max_iter=max_iter, tol=tol, engine=engine)
+    out = irls_poisson(
+        design.X, panel.deaths, offset, ref, max_iter=max_iter, tol=tol, engine=engine
+    )
     n_terms = design.n_terms
     df_resid = out["n_obs"] - n_terms
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -126,7 +132,12 @@ def fit_glm(
         converged=converged,
         n_iter=out["n_iter"],
         fit_mask=fit_mask,
-        info={"status": status, "deviance": out["deviance"], "pearson": out["pearson"], "n_obs": out["n_obs"]},
+        info={
+            "status": status,
+            "deviance": out["deviance"],
+            "pearson": out["pearson"],
+            "n_obs": out["n_obs"],
+        },
         design=design,
         coef=out["beta"],
         cov_unscaled=out["cov"],
@@ -181,14 +192,26 @@ class QuasiPoisson(Baseline):
         """The shared design for these weeks."""
         if not isinstance(self.harmonics, int | np.integer) or self.harmonics < 0:
             raise InputError(
-                f"harmonics must be a non-negative integer, got {self.harmonics!r}", column="harmonics", value=self.harmonics
+                f"harmonics must be a non-negative integer, got {self.harmonics!r}",
+                column="harmonics",
+                value=self.harmonics,
             )
-        return build_design(weeks, trend=bool(self.trend), harmonics=int(self.harmonics), holidays=bool(self.holidays))
+        return build_design(
+            weeks,
+            trend=bool(self.trend),
+            harmonics=int(self.harmonics),
+            holidays=bool(self.holidays),
+        )
 
-    def fit(self, panel: Panel, *, reference: tuple[Any, Any] | None, engine: Engine = "auto") -> GLMResult:
+    def fit(
+        self, panel: Panel, *, reference: tuple[Any, Any] | None, engine: Engine = "auto"
+    ) -> GLMResult:
         """Fit every series on the reference weeks; see the class docstring."""
         if reference is None:
-            raise InputError("the quasi-Poisson baseline needs a reference period (start, end)", column="reference")
+            raise InputError(
+                "the quasi-Poisson baseline needs a reference period (start, end)",
+                column="reference",
+            )
         design = self.design(panel.weeks)
         ref = reference_mask(panel.weeks, *reference)
         n_ref = int(ref.sum())
@@ -201,8 +224,14 @@ class QuasiPoisson(Baseline):
                 value=n_ref,
             )
         return fit_glm(
-            panel, design, ref, baseline=self.name, dispersion_floor=self._floor(), max_iter=self.max_iter,
-            tol=self.tol, engine=engine,
+            panel,
+            design,
+            ref,
+            baseline=self.name,
+            dispersion_floor=self._floor(),
+            max_iter=self.max_iter,
+            tol=self.tol,
+            engine=engine,
         )
 
 

@@ -18,13 +18,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(default third Thursday, 14:00 Europe/London). Warns when a slot is less than four weeks "
         "after the announcement date (Code of Practice T3.1).",
     )
-    parser.add_argument("start", nargs="?", default=None,
-                        help="year (January to December) or first month YYYY-MM; default this year")
+    parser.add_argument(
+        "start",
+        nargs="?",
+        default=None,
+        help="year (January to December) or first month YYYY-MM; default this year",
+    )
     parser.add_argument("--format", choices=["text", "csv", "ics"], default="text")
     parser.add_argument("--months", type=int, default=12, help="number of slots (default 12)")
     parser.add_argument("--config", default=None, help="release configuration TOML file")
-    parser.add_argument("--announced", default=None,
-                        help="announcement date YYYY-MM-DD for the four-week check (default today)")
+    parser.add_argument(
+        "--announced",
+        default=None,
+        help="announcement date YYYY-MM-DD for the four-week check (default today)",
+    )
     parser.add_argument("--output", "-o", default=None, help="write to this file (atomically)")
     parser.set_defaults(func=handle)
 
@@ -40,15 +47,24 @@ def handle(args: argparse.Namespace) -> int:
     try:
         announced = date.fromisoformat(args.announced) if args.announced else today
     except ValueError:
-        raise InputError(f"--announced must be a date YYYY-MM-DD, got {args.announced!r}",
-                         column="--announced", value=args.announced) from None
+        raise InputError(
+            f"--announced must be a date YYYY-MM-DD, got {args.announced!r}",
+            column="--announced",
+            value=args.announced,
+        ) from None
     start: int | str = args.start or today.year
     if isinstance(start, str) and start.isdigit():
         start = int(start)
     entries = calendar(start, args.months, rule=config.release_rule, announced=announced)
     dtstamp = datetime.combine(announced, datetime.min.time(), tzinfo=UTC)
-    text = format_calendar(entries, args.format, rule=config.release_rule, title=config.title,
-                           url=config.url, dtstamp=dtstamp)
+    text = format_calendar(
+        entries,
+        args.format,
+        rule=config.release_rule,
+        title=config.title,
+        url=config.url,
+        dtstamp=dtstamp,
+    )
     if args.output:
         atomic_write_text(args.output, text)
     else:

@@ -26,7 +26,8 @@ def handle(args: argparse.Namespace) -> int:
     """Record the grant and print it."""
     from ..report.access import grant_access
 
-    record = grant_access(args.staged, name=args.name, reason=args.reason, role=args.role,
-                          granted_by=args.granted_by)
+    record = grant_access(
+        args.staged, name=args.name, reason=args.reason, role=args.role, granted_by=args.granted_by
+    )
     print(json.dumps(record))
     return 0

@@ -30,21 +30,34 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_target_arguments(parser)
     parser.add_argument("staged", help="staged release folder (holds manifest.json)")
     when = parser.add_mutually_exclusive_group()
-    when.add_argument("--at", default=None,
-                      help="release time, ISO 8601 (no offset: the release time zone)")
+    when.add_argument(
+        "--at", default=None, help="release time, ISO 8601 (no offset: the release time zone)"
+    )
     when.add_argument("--slot", default=None, help="release month YYYY-MM (its slot by the rule)")
     parser.set_defaults(func=handle)
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared with ``release``: --to, --fallback, --deadline, --config, --no-email."""
-    parser.add_argument("--to", dest="to", default=None,
-                        help="target: a name from the configuration or a folder path "
-                        "(default: the configured target)")
-    parser.add_argument("--fallback", action="append", default=None,
-                        help="fallback target (name or folder); repeatable")
-    parser.add_argument("--deadline", type=float, default=None,
-                        help="minutes after the slot before it counts as missed (default config)")
+    parser.add_argument(
+        "--to",
+        dest="to",
+        default=None,
+        help="target: a name from the configuration or a folder path "
+        "(default: the configured target)",
+    )
+    parser.add_argument(
+        "--fallback",
+        action="append",
+        default=None,
+        help="fallback target (name or folder); repeatable",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        help="minutes after the slot before it counts as missed (default config)",
+    )
     parser.add_argument("--config", default=None, help="release configuration TOML file")
     parser.add_argument("--no-email", action="store_true", help="write the paperwork, send no mail")
 
@@ -56,14 +69,19 @@ def resolve_target(config: Config, name_or_path: str) -> DirectoryTarget:
     timeout = config.retry.http_timeout_seconds
     for spec in config.targets:
         if spec.name == name_or_path:
-            return DirectoryTarget(spec.name, spec.path, base_url=spec.base_url,
-                                   http_timeout=timeout)
+            return DirectoryTarget(
+                spec.name, spec.path, base_url=spec.base_url, http_timeout=timeout
+            )
     path = Path(name_or_path)
     looks_like_path = path.is_absolute() or name_or_path.startswith(".") or "/" in name_or_path
     if not looks_like_path and not path.exists():
         known = ", ".join(s.name for s in config.targets)
-        raise InputError(f"target {name_or_path!r} is neither a configured target ({known}) "
-                         "nor an existing folder", column="--to", value=name_or_path)
+        raise InputError(
+            f"target {name_or_path!r} is neither a configured target ({known}) "
+            "nor an existing folder",
+            column="--to",
+            value=name_or_path,
+        )
     return DirectoryTarget(path.name or name_or_path, path, http_timeout=timeout)
 
 
@@ -77,16 +95,20 @@ def parse_when(config: Config, at: str | None, slot_month: str | None) -> dateti
         try:
             moment = datetime.fromisoformat(at)
         except ValueError:
-            raise InputError(f"--at must be an ISO 8601 time such as 2027-03-18T14:00, got {at!r}",
-                             column="--at", value=at) from None
+            raise InputError(
+                f"--at must be an ISO 8601 time such as 2027-03-18T14:00, got {at!r}",
+                column="--at",
+                value=at,
+            ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=config.release_rule.zone)
         return moment
     return None
 
 
-def run_publish(args: argparse.Namespace, staged: Path, config: Config,
-                slot: datetime | None) -> PublishResult:
+def run_publish(
+    args: argparse.Namespace, staged: Path, config: Config, slot: datetime | None
+) -> PublishResult:
     """Publish ``staged`` with the targets and options of ``args`` (shared with ``release``)."""
     from ..report.breach import BreachHandler
     from ..report.publish import publish
@@ -96,19 +118,29 @@ def run_publish(args: argparse.Namespace, staged: Path, config: Config,
     fallbacks = [resolve_target(config, n) for n in names]
     minutes = args.deadline if args.deadline is not None else config.deadline_minutes
     if minutes <= 0:
-        raise InputError(f"--deadline must be > 0 minutes, got {minutes}", column="--deadline",
-                         value=minutes)
+        raise InputError(
+            f"--deadline must be > 0 minutes, got {minutes}", column="--deadline", value=minutes
+        )
     handler = BreachHandler(config, notify=not args.no_email)
-    return publish(staged, main, fallbacks=fallbacks, slot=slot,
-                   deadline=timedelta(minutes=minutes), retry=config.retry, breach=handler)
+    return publish(
+        staged,
+        main,
+        fallbacks=fallbacks,
+        slot=slot,
+        deadline=timedelta(minutes=minutes),
+        retry=config.retry,
+        breach=handler,
+    )
 
 
 def report(result: PublishResult) -> int:
     """Print the outcome; exit 0 on time, 1 late or not published."""
     if result.published:
         late = " LATE (breach report written)" if result.late else ""
-        print(f"published {result.release_id} to {result.target} at "
-              f"{result.published_at.isoformat() if result.published_at else '?'}{late}")
+        print(
+            f"published {result.release_id} to {result.target} at "
+            f"{result.published_at.isoformat() if result.published_at else '?'}{late}"
+        )
         return 1 if result.late else 0
     print(f"excessmort: {result.release_id} NOT published: {result.error}", file=sys.stderr)
     return 1

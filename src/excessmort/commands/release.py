@@ -33,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--input", default=None, help="deaths table (default: the demo data)")
     parser.add_argument("--out", default="out", help="folder for staged releases (default out)")
     parser.add_argument("--baseline", default="quasipoisson", help="baseline name")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="stage and check only; print what would be published")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="stage and check only; print what would be published"
+    )
     add_target_arguments(parser)
     parser.set_defaults(func=handle)
 
@@ -64,9 +65,16 @@ def handle(args: argparse.Namespace) -> int:
         from ..datasets import demo_data
 
         source = demo_data()
-    staged = Path(stage_release(source, month=f"{year:04d}-{mon:02d}", out=args.out,
-                                baseline=args.baseline, config=config,
-                                live_root=main_target.root))
+    staged = Path(
+        stage_release(
+            source,
+            month=f"{year:04d}-{mon:02d}",
+            out=args.out,
+            baseline=args.baseline,
+            config=config,
+            live_root=main_target.root,
+        )
+    )
     readiness = check_release(staged, live_root=main_target.root)
     print(f"staged {staged}: {'ready' if readiness.ready else 'NOT READY'}")
     if not readiness.ready:

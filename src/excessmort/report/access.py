@@ -115,20 +115,27 @@ def grant_access(
     folder = Path(staged)
     for key, value in (("name", name), ("reason", reason)):
         if not isinstance(value, str) or not value.strip():
-            raise InputError(f"pre-release access needs a non-empty {key}, got {value!r}",
-                             column=key, value=value)
+            raise InputError(
+                f"pre-release access needs a non-empty {key}, got {value!r}",
+                column=key,
+                value=value,
+            )
     release = read_manifest(folder)["release"]
     moment = now()
     published = _published(folder)
     if published:
-        raise ReleaseError(f"release {folder.name} was published at {published}; pre-release "
-                           "access can no longer be granted (the release is public)")
+        raise ReleaseError(
+            f"release {folder.name} was published at {published}; pre-release "
+            "access can no longer be granted (the release is public)"
+        )
     slot_text = release.get("slot")
     if slot_text:
         slot = datetime.fromisoformat(str(slot_text))
         if moment >= slot:
-            raise ReleaseError(f"the slot of release {folder.name} ({slot.isoformat()}) has passed "
-                               f"(now {moment.isoformat()}); pre-release access is closed")
+            raise ReleaseError(
+                f"the slot of release {folder.name} ({slot.isoformat()}) has passed "
+                f"(now {moment.isoformat()}); pre-release access is closed"
+            )
     record = {
         "name": name.strip(),
         "role": role.strip(),

@@ -46,7 +46,7 @@ log = logging.getLogger("excessmort.breach")
 PRINCIPLE = "T3 Orderly release"
 PRACTICES = {
     "T3.2": "Changes to a pre-announced release date or time are agreed by the Head of "
-            "Profession and announced promptly, with the reasons (paraphrase).",
+    "Profession and announced promptly, with the reasons (paraphrase).",
     "T3.6": "Statistics are released to all users at the pre-announced time (paraphrase).",
 }
 
@@ -95,12 +95,16 @@ def _what_happened(info: MissedSlot, config: Config) -> str:
             parts.append(f"Last failure on target '{name}' at step {a['step']}: {a['error']}.")
     else:
         parts.append("No publication attempt was recorded.")
-    parts.append(f"The release was not live and verified by the deadline "
-                 f"{info.deadline_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC.")
+    parts.append(
+        f"The release was not live and verified by the deadline "
+        f"{info.deadline_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC."
+    )
     if info.published_at is not None:
         delay = (info.published_at - info.slot).total_seconds()
-        parts.append(f"It went live on target '{info.published_to}' at "
-                     f"{_when(info.published_at, tz)}, {_duration(delay)} after the slot.")
+        parts.append(
+            f"It went live on target '{info.published_to}' at "
+            f"{_when(info.published_at, tz)}, {_duration(delay)} after the slot."
+        )
     return " ".join(parts)
 
 
@@ -129,16 +133,21 @@ def build_breach_report(
     practices = ["T3.6"]
     if published is None or published.astimezone(tz).date() != info.slot.astimezone(tz).date():
         practices.append("T3.2")
-    until = (f"until it went live at {_when(published, tz)}" if published is not None
-             else "and it is still not available at the time of this report")
+    until = (
+        f"until it went live at {_when(published, tz)}"
+        if published is not None
+        else "and it is still not available at the time of this report"
+    )
     impact = (
         f"Users could not see the statistics at the pre-announced time: the release was not "
         f"available from {_when(info.slot, tz)} {until}. The embargo held (nothing was published "
         f"before the slot)."
     )
     if pre_release_access:
-        impact += (f" {pre_release_access} person(s) with pre-release access held the statistics "
-                   "for longer than the announced pre-release period.")
+        impact += (
+            f" {pre_release_access} person(s) with pre-release access held the statistics "
+            "for longer than the announced pre-release period."
+        )
     mitigation = (
         f"The publication system retried every target ({', '.join(info.targets)}) with "
         "exponential backoff and moved to the fallback targets; it publishes automatically as "
@@ -158,9 +167,11 @@ def build_breach_report(
         "reported_at": reported_at.astimezone(UTC).isoformat(),
         "principle": PRINCIPLE,
         "practices": [{"code": code, "text": PRACTICES[code]} for code in practices],
-        "release": {"month": info.release.get("month"),
-                    "release_date": info.release.get("release_date"),
-                    "release_id": info.release_id},
+        "release": {
+            "month": info.release.get("month"),
+            "release_date": info.release.get("release_date"),
+            "release_id": info.release_id,
+        },
         "date_and_time_of_breach": info.slot.astimezone(tz).isoformat(),
         "deadline": info.deadline_at.astimezone(UTC).isoformat(),
         "detected_at": info.detected_at.astimezone(UTC).isoformat(),
@@ -216,8 +227,10 @@ def render_breach_markdown(report: dict[str, Any]) -> str:
     ]
     for a in report["attempts"]:
         outcome = "ok" if a["ok"] else str(a["error"]).replace("|", "\\|")
-        lines.append(f"| {a['n']} | {a['target']} | {a['started']} | {a['finished']} | "
-                     f"{a['step']} | {outcome} |")
+        lines.append(
+            f"| {a['n']} | {a['target']} | {a['started']} | {a['finished']} | "
+            f"{a['step']} | {outcome} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -225,51 +238,64 @@ def render_change_notice(info: MissedSlot, config: Config, *, expected: str | No
     """The change notice for users (T3.2): what is late, why, and when it is expected."""
     tz = config.release_rule.zone
     failed = [a for a in info.attempts if not a["ok"]]
-    why = (f"Our publication servers failed at the time of release (last error: "
-           f"{failed[-1]['error']})." if failed else "Our publication servers were unavailable.")
+    why = (
+        f"Our publication servers failed at the time of release (last error: "
+        f"{failed[-1]['error']})."
+        if failed
+        else "Our publication servers were unavailable."
+    )
     if info.published_at is not None:
         status = f"Published late at {_when(info.published_at, tz)}."
         when = f"The release has been available since {_when(info.published_at, tz)}."
     else:
         status = "Delayed: not yet published."
-        when = expected or ("It will be published as soon as a publication server is available; "
-                            "the release system retries automatically and this notice will be "
-                            "updated with the actual publication time.")
+        when = expected or (
+            "It will be published as soon as a publication server is available; "
+            "the release system retries automatically and this notice will be "
+            "updated with the actual publication time."
+        )
     lead, hop = config.lead_statistician, config.head_of_profession
-    return "\n".join([
-        f"# Change to a pre-announced release: {config.title}",
-        "",
-        f"- Release: {config.title}, {info.release.get('month', '')} ({config.url})",
-        f"- Pre-announced for: {_when(info.slot, tz)}",
-        f"- Status: {status}",
-        "",
-        "## What is late",
-        "",
-        f"The {info.release.get('month', '')} release of {config.title}, pre-announced for "
-        f"{_when(info.slot, tz)}, was not published at that time.",
-        "",
-        "## Why",
-        "",
-        why,
-        "",
-        "## When it is expected",
-        "",
-        when,
-        "",
-        f"This change has been reported to the Head of Profession for Statistics, {hop.name} "
-        f"({hop.email}), under practice T3.2 of the Code of Practice for Statistics. Questions: "
-        f"{lead.name}, {lead.email}" + (f", {lead.phone}" if lead.phone else "") + ".",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# Change to a pre-announced release: {config.title}",
+            "",
+            f"- Release: {config.title}, {info.release.get('month', '')} ({config.url})",
+            f"- Pre-announced for: {_when(info.slot, tz)}",
+            f"- Status: {status}",
+            "",
+            "## What is late",
+            "",
+            f"The {info.release.get('month', '')} release of {config.title}, pre-announced for "
+            f"{_when(info.slot, tz)}, was not published at that time.",
+            "",
+            "## Why",
+            "",
+            why,
+            "",
+            "## When it is expected",
+            "",
+            when,
+            "",
+            f"This change has been reported to the Head of Profession for Statistics, {hop.name} "
+            f"({hop.email}), under practice T3.2 of the Code of Practice for Statistics. Questions: "
+            f"{lead.name}, {lead.email}" + (f", {lead.phone}" if lead.phone else "") + ".",
+            "",
+        ]
+    )
 
 
 def write_breach_paperwork(
-    staged: Path, info: MissedSlot, config: Config, *, reported_at: datetime,
+    staged: Path,
+    info: MissedSlot,
+    config: Config,
+    *,
+    reported_at: datetime,
     expected: str | None = None,
 ) -> dict[str, Path]:
     """Write ``change_notice.md``, ``breach_report.md`` and ``breach_report.json`` atomically."""
-    report = build_breach_report(info, config, reported_at=reported_at,
-                                 pre_release_access=len(read_access_log(staged)))
+    report = build_breach_report(
+        info, config, reported_at=reported_at, pre_release_access=len(read_access_log(staged))
+    )
     paths = {
         "change_notice": staged / "change_notice.md",
         "breach_report_md": staged / "breach_report.md",
@@ -294,8 +320,9 @@ def send_email(config: Config, subject: str, body: str, recipients: Sequence[str
     msg["To"] = ", ".join(recipients)
     msg["Subject"] = subject
     msg.set_content(body)
-    with smtplib.SMTP(config.smtp.host, config.smtp.port,
-                      timeout=config.smtp.timeout_seconds) as smtp:
+    with smtplib.SMTP(
+        config.smtp.host, config.smtp.port, timeout=config.smtp.timeout_seconds
+    ) as smtp:
         if config.smtp.starttls:
             smtp.starttls()
         smtp.send_message(msg)
@@ -334,11 +361,14 @@ class BreachHandler:
 
     def missed(self, info: MissedSlot) -> None:
         """Write the paperwork and tell the Head of Profession and the regional teams."""
-        self.written = write_breach_paperwork(info.staged, info, self.config,
-                                              reported_at=self.now(), expected=self.expected)
+        self.written = write_breach_paperwork(
+            info.staged, info, self.config, reported_at=self.now(), expected=self.expected
+        )
         tz = self.config.release_rule.zone
-        subject = (f"Breach of pre-announced release time: {self.config.title} "
-                   f"{info.release.get('month', '')} (due {_when(info.slot, tz)})")
+        subject = (
+            f"Breach of pre-announced release time: {self.config.title} "
+            f"{info.release.get('month', '')} (due {_when(info.slot, tz)})"
+        )
         body = (
             "The release below missed its pre-announced slot and is not live.\n\n"
             + self.written["change_notice"].read_text(encoding="utf-8")
@@ -349,12 +379,16 @@ class BreachHandler:
 
     def published(self, info: MissedSlot) -> None:
         """Rewrite the paperwork with the actual publication time and say so by e-mail."""
-        self.written = write_breach_paperwork(info.staged, info, self.config,
-                                              reported_at=self.now(), expected=self.expected)
+        self.written = write_breach_paperwork(
+            info.staged, info, self.config, reported_at=self.now(), expected=self.expected
+        )
         tz = self.config.release_rule.zone
         when = _when(info.published_at, tz) if info.published_at else "unknown"
-        subject = (f"Published late: {self.config.title} {info.release.get('month', '')} "
-                   f"(live at {when})")
-        body = (f"The delayed release is now live on target '{info.published_to}' at {when}.\n\n"
-                + self.written["breach_report_md"].read_text(encoding="utf-8"))
+        subject = (
+            f"Published late: {self.config.title} {info.release.get('month', '')} (live at {when})"
+        )
+        body = (
+            f"The delayed release is now live on target '{info.published_to}' at {when}.\n\n"
+            + self.written["breach_report_md"].read_text(encoding="utf-8")
+        )
         self._mail(subject, body)

@@ -99,8 +99,10 @@ class SmtpSettings:
 
 def _default_teams() -> dict[str, Contact]:
     return {
-        code: Contact(f"{region_name(code)} mortality team (fictional)",
-                      f"{region_slug(code)}-team@example.org")
+        code: Contact(
+            f"{region_name(code)} mortality team (fictional)",
+            f"{region_slug(code)}-team@example.org",
+        )
         for code in REGIONS
     }
 
@@ -138,8 +140,11 @@ class Config:
             if spec.name == name:
                 return spec
         known = ", ".join(s.name for s in self.targets) or "none"
-        raise InputError(f"no publish target named {name!r} in the configuration (known: {known})",
-                         column="publish.target", value=name)
+        raise InputError(
+            f"no publish target named {name!r} in the configuration (known: {known})",
+            column="publish.target",
+            value=name,
+        )
 
     def recipients(self) -> list[str]:
         """E-mail addresses to notify of a breach: Head of Profession and every regional team."""
@@ -185,8 +190,15 @@ def _str(table: Mapping[str, Any], key: str, default: str, path: str, *, empty: 
     return value
 
 
-def _number(table: Mapping[str, Any], key: str, default: float, path: str, *, minimum: float = 0.0,
-            strict: bool = False) -> float:
+def _number(
+    table: Mapping[str, Any],
+    key: str,
+    default: float,
+    path: str,
+    *,
+    minimum: float = 0.0,
+    strict: bool = False,
+) -> float:
     value = table.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _fail(path, value, "must be a number")
@@ -231,7 +243,7 @@ def _rule(table: Mapping[str, Any]) -> ReleaseRule:
     else:
         match = re.fullmatch(r"(\d{1,2}):(\d{2})", str(at_raw))
         if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
-            raise _fail("release.time", at_raw, "must be a local time HH:MM such as \"14:00\"")
+            raise _fail("release.time", at_raw, 'must be a local time HH:MM such as "14:00"')
         at = time(int(match.group(1)), int(match.group(2)))
     tz = _str(table, "timezone", default.timezone, "release.timezone", empty=False)
     return ReleaseRule(weekday=weekday, nth=nth, at=at, timezone=tz)
@@ -265,8 +277,21 @@ def _targets(raw: Any, base: Path) -> tuple[TargetSpec, ...]:
 
 def _config_from_mapping(data: Mapping[str, Any], base: Path, source: Path | None) -> Config:
     default = Config()
-    _check_keys(data, {"producer", "output", "lead_statistician", "head_of_profession",
-                       "regional_teams", "release", "targets", "publish", "smtp"}, "")
+    _check_keys(
+        data,
+        {
+            "producer",
+            "output",
+            "lead_statistician",
+            "head_of_profession",
+            "regional_teams",
+            "release",
+            "targets",
+            "publish",
+            "smtp",
+        },
+        "",
+    )
     producer = _str(data, "producer", default.producer, "producer", empty=False)
     output = _table(data, "output")
     _check_keys(output, {"title", "url"}, "output")
@@ -286,8 +311,10 @@ def _config_from_mapping(data: Mapping[str, Any], base: Path, source: Path | Non
             if not isinstance(value, Mapping):
                 raise _fail(path, value, "must be a table with name and email")
             _check_keys(value, {"name", "email"}, path)
-            teams[code] = Contact(_str(value, "name", "", f"{path}.name", empty=False),
-                                  _email(value.get("email"), f"{path}.email"))
+            teams[code] = Contact(
+                _str(value, "name", "", f"{path}.name", empty=False),
+                _email(value.get("email"), f"{path}.email"),
+            )
 
     release = _table(data, "release")
     _check_keys(release, {"weekday", "nth", "time", "timezone"}, "release")
@@ -305,21 +332,36 @@ def _config_from_mapping(data: Mapping[str, Any], base: Path, source: Path | Non
         raise _fail("publish.fallbacks", fallbacks_raw, "must be an array of target names")
     for i, name in enumerate(fallbacks_raw):
         if name not in names or name == target:
-            raise _fail(f"publish.fallbacks[{i}]", name,
-                        f"must name a target other than the main one ({', '.join(names)})")
-    deadline = _number(publish, "deadline_minutes", default.deadline_minutes,
-                       "publish.deadline_minutes", strict=True)
+            raise _fail(
+                f"publish.fallbacks[{i}]",
+                name,
+                f"must name a target other than the main one ({', '.join(names)})",
+            )
+    deadline = _number(
+        publish,
+        "deadline_minutes",
+        default.deadline_minutes,
+        "publish.deadline_minutes",
+        strict=True,
+    )
     retry_t = _table(publish, "retry", "publish")
     fields = RetryPolicy.__dataclass_fields__
     _check_keys(retry_t, set(fields), "publish.retry")
     dr = RetryPolicy()
-    retry = RetryPolicy(**{
-        k: _number(retry_t, k, getattr(dr, k), f"publish.retry.{k}",
-                   minimum=1.0 if k == "factor" else 0.0,
-                   strict=k in {"initial_seconds", "max_seconds", "http_timeout_seconds",
-                                "give_up_hours"})
-        for k in fields
-    })
+    retry = RetryPolicy(
+        **{
+            k: _number(
+                retry_t,
+                k,
+                getattr(dr, k),
+                f"publish.retry.{k}",
+                minimum=1.0 if k == "factor" else 0.0,
+                strict=k
+                in {"initial_seconds", "max_seconds", "http_timeout_seconds", "give_up_hours"},
+            )
+            for k in fields
+        }
+    )
     if retry.jitter >= 1:
         raise _fail("publish.retry.jitter", retry.jitter, "must be a fraction in [0, 1)")
 
@@ -337,13 +379,26 @@ def _config_from_mapping(data: Mapping[str, Any], base: Path, source: Path | Non
         port=port,
         sender=_email(smtp_t.get("from", ds.sender), "smtp.from"),
         starttls=starttls,
-        timeout_seconds=_number(smtp_t, "timeout_seconds", ds.timeout_seconds,
-                                "smtp.timeout_seconds", strict=True),
+        timeout_seconds=_number(
+            smtp_t, "timeout_seconds", ds.timeout_seconds, "smtp.timeout_seconds", strict=True
+        ),
     )
-    return Config(producer=producer, title=title, url=url, lead_statistician=lead,
-                  head_of_profession=hop, regional_teams=teams, release_rule=rule,
-                  targets=targets, target=target, fallbacks=tuple(fallbacks_raw),
-                  deadline_minutes=deadline, retry=retry, smtp=smtp, source=source)
+    return Config(
+        producer=producer,
+        title=title,
+        url=url,
+        lead_statistician=lead,
+        head_of_profession=hop,
+        regional_teams=teams,
+        release_rule=rule,
+        targets=targets,
+        target=target,
+        fallbacks=tuple(fallbacks_raw),
+        deadline_minutes=deadline,
+        retry=retry,
+        smtp=smtp,
+        source=source,
+    )
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -383,9 +438,11 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         with file.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise InputError(f"configuration file {file} does not exist", column="config",
-                         value=str(file)) from None
+        raise InputError(
+            f"configuration file {file} does not exist", column="config", value=str(file)
+        ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"configuration file {file} is not valid TOML: {exc}", column="config",
-                         value=str(file)) from None
+        raise InputError(
+            f"configuration file {file} is not valid TOML: {exc}", column="config", value=str(file)
+        ) from None
     return _config_from_mapping(data, file.resolve().parent, file.resolve())

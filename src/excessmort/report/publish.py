@@ -148,13 +148,16 @@ def _slot_of(release: StagedRelease, slot: datetime | None) -> datetime:
     announced = _aware(datetime.fromisoformat(str(text)), "manifest release.slot") if text else None
     if slot is None:
         if announced is None:
-            raise ReleaseError(f"{release.root / 'manifest.json'} has no release.slot; pass the "
-                               "slot")
+            raise ReleaseError(
+                f"{release.root / 'manifest.json'} has no release.slot; pass the slot"
+            )
         return announced
     slot = _aware(slot, "slot")
     if announced is not None and slot < announced:
-        raise ReleaseError(f"refusing to publish at {slot.isoformat()}, before the pre-announced "
-                           f"slot {announced.isoformat()}: that would break the embargo")
+        raise ReleaseError(
+            f"refusing to publish at {slot.isoformat()}, before the pre-announced "
+            f"slot {announced.isoformat()}: that would break the embargo"
+        )
     return slot
 
 
@@ -263,9 +266,18 @@ def publish(
         checkpoint(f"log:{status}")
 
     def info(detected: datetime) -> MissedSlot:
-        return MissedSlot(release.root, dict(release.manifest["release"]), release.release_id,
-                          slot_at, deadline_at, detected, [t.name for t in rotation],
-                          list(all_attempts), result.published_at, result.target)
+        return MissedSlot(
+            release.root,
+            dict(release.manifest["release"]),
+            release.release_id,
+            slot_at,
+            deadline_at,
+            detected,
+            [t.name for t in rotation],
+            list(all_attempts),
+            result.published_at,
+            result.target,
+        )
 
     write_log("waiting")
     # -- embargo: never before the slot -----------------------------------------------------------
@@ -273,8 +285,12 @@ def publish(
         remaining = (slot_at - now()).total_seconds()
         if remaining <= 0:
             break
-        logger.info("embargo: %s waits %.0f s for its slot %s", release.release_id, remaining,
-                    slot_at.isoformat())
+        logger.info(
+            "embargo: %s waits %.0f s for its slot %s",
+            release.release_id,
+            remaining,
+            slot_at.isoformat(),
+        )
         sleep(min(remaining, 60.0))
     start = now()
     give_up_at = max(start, slot_at) + timedelta(hours=retry.give_up_hours)
@@ -305,8 +321,16 @@ def publish(
         except (OSError, ReleaseError) as exc:
             error = _error_text(exc)
         finished = now()
-        attempt = Attempt(n, run_no, tgt.name, _iso(started) or "", _iso(finished) or "",
-                          error is None, step, error)
+        attempt = Attempt(
+            n,
+            run_no,
+            tgt.name,
+            _iso(started) or "",
+            _iso(finished) or "",
+            error is None,
+            step,
+            error,
+        )
         result.attempts.append(attempt)
         run["attempts"].append(asdict(attempt))
         all_attempts.append(asdict(attempt))
@@ -314,8 +338,12 @@ def publish(
             result.published, result.target, result.published_at = True, tgt.name, finished
             result.late = finished > deadline_at
             run["finished"] = _iso(finished)
-            logger.info("%s is live on %s (verified) at %s", release.release_id, tgt.name,
-                        finished.isoformat())
+            logger.info(
+                "%s is live on %s (verified) at %s",
+                release.release_id,
+                tgt.name,
+                finished.isoformat(),
+            )
             if result.late and breach is not None:
                 if not (result.breached or previous_breach):
                     result.breached = True
@@ -337,16 +365,23 @@ def publish(
             result.breached = True
             run["breached"] = True
             write_log("late")
-            logger.error("slot %s missed: %s is not live by %s", slot_at.isoformat(),
-                         release.release_id, deadline_at.isoformat())
+            logger.error(
+                "slot %s missed: %s is not live by %s",
+                slot_at.isoformat(),
+                release.release_id,
+                deadline_at.isoformat(),
+            )
             if breach is not None:
                 _call_hook(breach.missed, info(clock), run, logger)
         write_log("late" if clock >= deadline_at else "retrying")
         if clock >= give_up_at:
             result.error = error
             break
-        if retryable and len(active) > 1 and (clock - window_start).total_seconds() >= (
-                retry.fallback_after_seconds):
+        if (
+            retryable
+            and len(active) > 1
+            and (clock - window_start).total_seconds() >= (retry.fallback_after_seconds)
+        ):
             position = (position + 1) % len(active)
             window_start = clock
             logger.warning("falling back to %s", rotation[active[position]].name)

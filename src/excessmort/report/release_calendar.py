@@ -144,14 +144,18 @@ def parse_month(month: str | date | tuple[int, int]) -> tuple[int, int]:
             )
         year, mon = int(match.group(1)), int(match.group(2))
     if not 1 <= mon <= 12:
-        raise InputError(f"month {month!r} has month number {mon}; it must be 1..12",
-                         column="month", value=month)
+        raise InputError(
+            f"month {month!r} has month number {mon}; it must be 1..12", column="month", value=month
+        )
     return year, mon
 
 
 def _nth_weekday(year: int, month: int, weekday: int, nth: int) -> date:
-    days = [d for d in range(1, _stdcal.monthrange(year, month)[1] + 1)
-            if date(year, month, d).weekday() == weekday]
+    days = [
+        d
+        for d in range(1, _stdcal.monthrange(year, month)[1] + 1)
+        if date(year, month, d).weekday() == weekday
+    ]
     return date(year, month, days[nth - 1] if nth > 0 else days[-1])
 
 
@@ -255,8 +259,9 @@ def calendar(
     [21, 18, 18]
     """
     if not isinstance(months, int) or not 1 <= months <= 120:
-        raise InputError(f"months must be an integer 1..120, got {months!r}", column="months",
-                         value=months)
+        raise InputError(
+            f"months must be an integer 1..120, got {months!r}", column="months", value=months
+        )
     if isinstance(start, int) and not isinstance(start, bool):
         if not 1900 <= start <= 9999:
             raise InputError(f"year must be 1900..9999, got {start}", column="year", value=start)
@@ -316,14 +321,33 @@ def _format_text(entries: Sequence[CalendarEntry], rule: ReleaseRule, title: str
 def _format_csv(entries: Sequence[CalendarEntry], rule: ReleaseRule) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["month", "release_date", "weekday", "local_time", "timezone", "utc_offset",
-                     "slot_utc", "notice_days", "warning"])
+    writer.writerow(
+        [
+            "month",
+            "release_date",
+            "weekday",
+            "local_time",
+            "timezone",
+            "utc_offset",
+            "slot_utc",
+            "notice_days",
+            "warning",
+        ]
+    )
     for e in entries:
-        writer.writerow([
-            e.month, e.release_date.isoformat(), f"{e.slot:%A}", f"{e.slot:%H:%M}", rule.timezone,
-            _offset(e.slot), e.slot_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "" if e.notice_days is None else e.notice_days, e.warning or "",
-        ])
+        writer.writerow(
+            [
+                e.month,
+                e.release_date.isoformat(),
+                f"{e.slot:%A}",
+                f"{e.slot:%H:%M}",
+                rule.timezone,
+                _offset(e.slot),
+                e.slot_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "" if e.notice_days is None else e.notice_days,
+                e.warning or "",
+            ]
+        )
     return buf.getvalue()
 
 
@@ -349,8 +373,13 @@ _LONDON_VTIMEZONE = [
 
 
 def _ics_escape(text: str) -> str:
-    return (text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-            .replace("\r\n", "\\n").replace("\n", "\\n"))
+    return (
+        text.replace("\\", "\\\\")
+        .replace(";", "\\;")
+        .replace(",", "\\,")
+        .replace("\r\n", "\\n")
+        .replace("\n", "\\n")
+    )
 
 
 def _ics_fold(line: str) -> list[str]:
@@ -370,7 +399,11 @@ def _ics_fold(line: str) -> list[str]:
 
 
 def _format_ics(
-    entries: Sequence[CalendarEntry], rule: ReleaseRule, title: str, url: str, dtstamp: datetime,
+    entries: Sequence[CalendarEntry],
+    rule: ReleaseRule,
+    title: str,
+    url: str,
+    dtstamp: datetime,
     uid_domain: str,
 ) -> str:
     london = rule.timezone == "Europe/London"
@@ -454,5 +487,6 @@ def format_calendar(
         return _format_csv(entries, rule)
     if fmt == "ics":
         return _format_ics(entries, rule, title, url, dtstamp or datetime.now(UTC), uid_domain)
-    raise InputError(f"format must be one of 'text', 'csv', 'ics', got {fmt!r}", column="format",
-                     value=fmt)
+    raise InputError(
+        f"format must be one of 'text', 'csv', 'ics', got {fmt!r}", column="format", value=fmt
+    )

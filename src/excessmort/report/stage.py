@@ -491,8 +491,8 @@ def stage_release(
     InputError
         Bad input data, month or configuration.
     """
-    from ..fit import Fit
-    from ..fit import fit as fit_frame
+    from .._fit import Fit
+    from .._fit import fit as fit_frame
     from . import render
     from .readiness import check_release, write_readiness
 

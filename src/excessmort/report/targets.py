@@ -100,8 +100,9 @@ class StagedRelease:
         manifest = read_manifest(base)
         problems = verify_manifest(base, manifest)
         if problems:
-            raise ReleaseError(f"staged release {base} does not match its manifest: "
-                               + "; ".join(problems[:5]))
+            raise ReleaseError(
+                f"staged release {base} does not match its manifest: " + "; ".join(problems[:5])
+            )
         release = manifest["release"]
         date = str(release.get("release_date") or base.name)
         release_id = f"{date}-{manifest_digest(manifest)[:12]}"
@@ -177,8 +178,15 @@ class DirectoryTarget:
         ``switch`` and ``verify``.
     """
 
-    def __init__(self, name: str, root: str | os.PathLike[str], *, base_url: str = "",
-                 http_timeout: float = 10.0, fault: Fault | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        root: str | os.PathLike[str],
+        *,
+        base_url: str = "",
+        http_timeout: float = 10.0,
+        fault: Fault | None = None,
+    ) -> None:
         self.name = name
         self.root = Path(root)
         self.base_url = base_url
@@ -213,12 +221,16 @@ class DirectoryTarget:
         checkpoint("prepare")
         self.fault("prepare", self.root)
         if not self.root.is_dir():
-            raise PublishError(f"target folder {self.root} does not exist (is it mounted?)",
-                               step="prepare")
+            raise PublishError(
+                f"target folder {self.root} does not exist (is it mounted?)", step="prepare"
+            )
         if self.current.exists() and not self.current.is_symlink():
-            raise PublishError(f"{self.current} is a real folder; this target needs it to be a "
-                               "symlink to releases/<id> (move it aside once by hand)",
-                               step="prepare", retryable=False)
+            raise PublishError(
+                f"{self.current} is a real folder; this target needs it to be a "
+                "symlink to releases/<id> (move it aside once by hand)",
+                step="prepare",
+                retryable=False,
+            )
         self.releases.mkdir(exist_ok=True)
         mine = f".{release.release_id}.partial"
         for leftover in self.releases.iterdir():
@@ -243,16 +255,22 @@ class DirectoryTarget:
             if self._matches(final, release):
                 return  # already uploaded: idempotent
             if self.live_release() == release.release_id:
-                raise PublishError(f"live release folder {final} differs from its manifest; "
-                                   "repair it by hand", step="upload", retryable=False)
+                raise PublishError(
+                    f"live release folder {final} differs from its manifest; repair it by hand",
+                    step="upload",
+                    retryable=False,
+                )
             shutil.rmtree(final)
         partial = self.releases / f".{release.release_id}.partial"
         partial.mkdir(exist_ok=True)
         for entry in release.manifest["files"]:
             rel = str(entry["path"])
             dst = partial / rel
-            if (dst.is_file() and dst.stat().st_size == int(entry["bytes"])
-                    and file_sha256(dst) == entry["sha256"]):
+            if (
+                dst.is_file()
+                and dst.stat().st_size == int(entry["bytes"])
+                and file_sha256(dst) == entry["sha256"]
+            ):
                 continue  # copied by an interrupted earlier attempt: keep it
             self.fault("copy", dst)
             _copy_file(release.root / rel, dst)
@@ -266,8 +284,10 @@ class DirectoryTarget:
         problems = verify_manifest(partial, release.manifest)
         if problems:
             shutil.rmtree(partial, ignore_errors=True)
-            raise PublishError("copy on the target does not match the manifest: "
-                               + "; ".join(problems[:3]), step="upload")
+            raise PublishError(
+                "copy on the target does not match the manifest: " + "; ".join(problems[:3]),
+                step="upload",
+            )
         os.rename(partial, final)
         _fsync_dir(self.releases)
         checkpoint("renamed")
@@ -313,13 +333,18 @@ class DirectoryTarget:
         checkpoint("verify")
         self.fault("verify", self.current)
         if self.live_release() != release.release_id:
-            raise PublishError(f"{self.current} points at {self.live_release()!r}, not "
-                               f"{release.release_id!r}", step="verify")
+            raise PublishError(
+                f"{self.current} points at {self.live_release()!r}, not {release.release_id!r}",
+                step="verify",
+            )
         problems = verify_manifest(self.current, release.manifest)
         if problems:
             self._rollback()
-            raise PublishError("live release does not match the manifest (switched back): "
-                               + "; ".join(problems[:3]), step="verify")
+            raise PublishError(
+                "live release does not match the manifest (switched back): "
+                + "; ".join(problems[:3]),
+                step="verify",
+            )
         if self.base_url:
             self._verify_http(release)
 
@@ -333,14 +358,17 @@ class DirectoryTarget:
                     while chunk := response.read(1 << 20):
                         digest.update(chunk)
             except urllib.error.HTTPError as exc:
-                raise PublishError(f"GET {url} answered HTTP {exc.code} {exc.reason}",
-                                   step="verify-http") from None
+                raise PublishError(
+                    f"GET {url} answered HTTP {exc.code} {exc.reason}", step="verify-http"
+                ) from None
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
                 raise PublishError(f"GET {url} failed: {reason}", step="verify-http") from None
             if digest.hexdigest() != entry["sha256"]:
-                raise PublishError(f"GET {url} returned content whose checksum differs from the "
-                                   "manifest", step="verify-http")
+                raise PublishError(
+                    f"GET {url} returned content whose checksum differs from the manifest",
+                    step="verify-http",
+                )
 
 
 def describe_os_error(exc: OSError) -> str:

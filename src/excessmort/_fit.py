@@ -17,8 +17,8 @@ import pandas as pd
 
 from ._typing import Engine, IntArray
 from .baselines import Baseline, BaselineResult, get_baseline
-from .excess import excess_arrays, validate_level
 from .exceptions import ConvergenceWarning, DispersionWarning, InputError
+from .excess import excess_arrays, validate_level
 from .panel import Panel
 from .regions import ENGLAND_CODE, REGIONS
 from .weeks import reference_bounds, to_timestamp
@@ -29,8 +29,15 @@ __all__ = ["DEFAULT_REFERENCE", "Fit", "fit"]
 DEFAULT_REFERENCE = ("2015-01-01", "2019-12-31")
 
 WEEKLY_COLUMNS = (
-    "observed", "expected", "expected_lower", "expected_upper", "excess", "excess_lower", "excess_upper",
-    "z_score", "p_score",
+    "observed",
+    "expected",
+    "expected_lower",
+    "expected_upper",
+    "excess",
+    "excess_lower",
+    "excess_upper",
+    "z_score",
+    "p_score",
 )
 CUMULATIVE_COLUMNS = ("observed", "expected", "excess", "excess_lower", "excess_upper")
 
@@ -105,11 +112,20 @@ def fit(
     >>> f.weekly.columns[-9:].tolist()
     ['observed', 'expected', 'expected_lower', 'expected_upper', 'excess', 'excess_lower', 'excess_upper', 'z_score', 'p_score']
     """
-    if hasattr(frame, "npartitions") and hasattr(frame, "to_delayed"):  # Dask: fitted partition by partition
+    if hasattr(frame, "npartitions") and hasattr(
+        frame, "to_delayed"
+    ):  # Dask: fitted partition by partition
         from ._dask import fit_dask
 
-        return fit_dask(frame, baseline=baseline, reference=reference, level=level, engine=engine,  # type: ignore[return-value]
-                        keep_wales=keep_wales, **options)
+        return fit_dask(
+            frame,
+            baseline=baseline,
+            reference=reference,
+            level=level,
+            engine=engine,  # type: ignore[return-value]
+            keep_wales=keep_wales,
+            **options,
+        )
     level = validate_level(level)
     model = get_baseline(baseline, **options)
     tidy = _as_tidy(frame, keep_wales)
@@ -117,8 +133,11 @@ def fit(
     from ._progress import PROGRESS_MIN_SERIES, Stages
 
     show = progress if progress is not None else panel.n_series > PROGRESS_MIN_SERIES
-    with Stages(["read", "panel", "baseline", "checks"], desc=f"fitting {panel.n_series:,} series",
-                show=show) as stages:
+    with Stages(
+        ["read", "panel", "baseline", "checks"],
+        desc=f"fitting {panel.n_series:,} series",
+        show=show,
+    ) as stages:
         stages.advance("read")
         stages.advance("panel")
         if reference is not None:
@@ -137,7 +156,9 @@ def _check_reference(panel: Panel, reference: tuple[Any, Any]) -> tuple[pd.Times
         lo, hi = reference_bounds(start, end)
     except (TypeError, ValueError) as exc:
         raise InputError(
-            f"reference must be a (start, end) pair of dates, got {reference!r}", column="reference", value=reference
+            f"reference must be a (start, end) pair of dates, got {reference!r}",
+            column="reference",
+            value=reference,
         ) from exc
     first, last = panel.weeks[0], panel.weeks[-1]
     if hi < lo or hi < first or lo > last:
@@ -209,10 +230,18 @@ class Fit:
         unknown = [s for s in strata if s not in self.panel.strata]
         if unknown:
             raise InputError(
-                f"unknown strata {unknown}; this fit's strata are {self.panel.strata}", column="by", value=unknown
+                f"unknown strata {unknown}; this fit's strata are {self.panel.strata}",
+                column="by",
+                value=unknown,
             )
-        return Fit(panel=self.panel, result=self.result, model=self.model, reference=self.reference,
-                   level=self.level, by=tuple(strata))
+        return Fit(
+            panel=self.panel,
+            result=self.result,
+            model=self.model,
+            reference=self.reference,
+            level=self.level,
+            by=tuple(strata),
+        )
 
     @cached_property
     def _grouping(self) -> tuple[IntArray, pd.DataFrame, np.ndarray]:
@@ -273,7 +302,9 @@ class Fit:
         hi = to_timestamp(end)
         weeks = self.weeks
         if hi < lo:
-            raise InputError(f"cumulative: end {hi.date()} is before start {lo.date()}", column="end", value=end)
+            raise InputError(
+                f"cumulative: end {hi.date()} is before start {lo.date()}", column="end", value=end
+            )
         if lo > weeks[-1] or hi < weeks[0]:
             raise InputError(
                 f"cumulative period {lo.date()} to {hi.date()} lies outside the data, which run from "
@@ -483,7 +514,11 @@ class Fit:
 
     def _header(self) -> list[tuple[str, str]]:
         """(field, value) pairs of the display header."""
-        ref = f"{self.reference[0].date()} to {self.reference[1].date()}" if self.reference else "none"
+        ref = (
+            f"{self.reference[0].date()} to {self.reference[1].date()}"
+            if self.reference
+            else "none"
+        )
         phi = self.result.dispersion_raw
         finite = phi[np.isfinite(phi)]
         phi_range = f"{finite.min():.3g} to {finite.max():.3g}" if finite.size else "n/a"
@@ -492,7 +527,11 @@ class Fit:
             ("baseline", self.baseline),
             ("reference period", ref),
             ("level", f"{self.level:g}"),
-            ("series", f"{self.panel.n_series:,}" + (f" ({', '.join(self.panel.strata)})" if self.panel.strata else "")),
+            (
+                "series",
+                f"{self.panel.n_series:,}"
+                + (f" ({', '.join(self.panel.strata)})" if self.panel.strata else ""),
+            ),
             ("weeks", f"{self.panel.n_weeks:,}: {self.weeks[0].date()} to {self.weeks[-1].date()}"),
             ("not converged", f"{n_bad:,}"),
             ("dispersion (phi)", phi_range),
@@ -511,10 +550,22 @@ class Fit:
             table, caption = None, f"no summary: {exc}"
         else:
             lo, hi = table.attrs["period"]
-            caption = f"Cumulative deaths over the weeks ending {lo.date()} to {hi.date()}; P-score in %."
-        return render(title, self._header(), table, style=style, decimals=decimals, level=self.level, caption=caption)
+            caption = (
+                f"Cumulative deaths over the weeks ending {lo.date()} to {hi.date()}; P-score in %."
+            )
+        return render(
+            title,
+            self._header(),
+            table,
+            style=style,
+            decimals=decimals,
+            level=self.level,
+            caption=caption,
+        )
 
-    def print_summary(self, decimals: int = 2, style: str = "ascii", *, start: Any = None, end: Any = None) -> None:
+    def print_summary(
+        self, decimals: int = 2, style: str = "ascii", *, start: Any = None, end: Any = None
+    ) -> None:
         """Print the header block and the summary table (:meth:`summary`).
 
         Parameters
@@ -570,8 +621,14 @@ class Fit:
             if column not in self.panel.strata:
                 raise InputError(
                     f"select: unknown stratum {column!r}; this fit's strata are {self.panel.strata}",
-                    column=column, value=wanted)
-            values = list(wanted) if isinstance(wanted, list | tuple | set | np.ndarray | pd.Index) else [wanted]
+                    column=column,
+                    value=wanted,
+                )
+            values = (
+                list(wanted)
+                if isinstance(wanted, list | tuple | set | np.ndarray | pd.Index)
+                else [wanted]
+            )
             present = keys[column].astype(str)
             available = sorted(pd.unique(present))
             chosen = []
@@ -582,21 +639,34 @@ class Fit:
                 if text not in available:
                     raise InputError(
                         f"select: {column}={v!r} matches no series; available values are {available}",
-                        column=column, value=v)
+                        column=column,
+                        value=v,
+                    )
                 chosen.append(text)
             mask &= present.isin(chosen).to_numpy()
         if not mask.any():
-            raise InputError(f"select: no series has {criteria}", column=", ".join(criteria), value=criteria)
+            raise InputError(
+                f"select: no series has {criteria}", column=", ".join(criteria), value=criteria
+            )
         idx = np.flatnonzero(mask)
-        return Fit(panel=self.panel.take(idx), result=self.result.take(idx), model=self.model,
-                   reference=self.reference, level=self.level, by=self._by)
+        return Fit(
+            panel=self.panel.take(idx),
+            result=self.result.take(idx),
+            model=self.model,
+            reference=self.reference,
+            level=self.level,
+            by=self._by,
+        )
 
     def __getitem__(self, region: Any) -> Fit:
         """``fit["E12000007"]`` (or ``fit["London"]``): :meth:`select` of one region."""
         if "region" not in self.panel.strata:
             raise InputError(
                 f"fit[{region!r}] selects a region, but this fit's strata are {self.panel.strata}; "
-                "use fit.select(stratum=value)", column="region", value=region)
+                "use fit.select(stratum=value)",
+                column="region",
+                value=region,
+            )
         return self.select(region=region)
 
     # ------------------------------------------------------------------ plots (issue 7)
@@ -628,26 +698,14 @@ class Fit:
         """
         from . import plotting
 
-        kinds = {"weekly": plotting.plot_weekly, "excess": plotting.plot_excess,
-                 "cumulative": plotting.plot_cumulative, "expected": plotting.plot_expected}
+        kinds = {
+            "weekly": plotting.plot_weekly,
+            "excess": plotting.plot_excess,
+            "cumulative": plotting.plot_cumulative,
+            "expected": plotting.plot_expected,
+        }
         if kind not in kinds:
-            raise InputError(f"kind must be one of {list(kinds)}, got {kind!r}", column="kind", value=kind)
+            raise InputError(
+                f"kind must be one of {list(kinds)}, got {kind!r}", column="kind", value=kind
+            )
         return kinds[kind](self, strata=strata, ax=ax, **kwargs)
-
-
-# ``excessmort.fit`` names both this module and the function. Python binds a submodule on its
-# package when it is first imported (``import excessmort.compare`` imports this module), which
-# would leave ``excessmort.fit`` the module and ``em.fit(frame)`` a TypeError; the module therefore
-# forwards calls to :func:`fit`.
-def _callable_module() -> None:
-    import sys
-    import types
-
-    class _FitModule(types.ModuleType):
-        def __call__(self, *args: Any, **kwargs: Any) -> Fit:
-            return fit(*args, **kwargs)
-
-    sys.modules[__name__].__class__ = _FitModule
-
-
-_callable_module()

@@ -8,7 +8,6 @@ the frame once, fits every baseline on it (each in one vectorised pass) and retu
 from __future__ import annotations
 
 import sys
-import types
 import warnings
 from collections.abc import Mapping, Sequence
 from functools import cached_property
@@ -17,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ._fit import DEFAULT_REFERENCE, WEEKLY_COLUMNS, Fit, _as_tidy
+from ._fit import fit as fit_frame
 from .baselines import Baseline, get_baseline
 from .exceptions import InputError
-from .fit import DEFAULT_REFERENCE, WEEKLY_COLUMNS, Fit, _as_tidy
-from .fit import fit as fit_frame
 from .weeks import to_timestamp
 
 if TYPE_CHECKING:
@@ -237,16 +236,3 @@ def compare(
 
 # The columns of Comparison.weekly after ``baseline`` and the strata (for documentation and tests).
 COMPARISON_VALUE_COLUMNS = ("week_ending", *WEEKLY_COLUMNS)
-
-
-class _CallableModule(types.ModuleType):
-    """``excessmort.compare`` is both this module and the function: once the submodule is
-    imported the package attribute ``compare`` is the module (Python binds submodules on their
-    parent), so the module forwards calls to :func:`compare` and ``excessmort.compare(frame,
-    ...)`` always works."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Comparison:
-        return compare(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
