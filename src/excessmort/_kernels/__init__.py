@@ -121,7 +121,7 @@ def irls_poisson(
         from .irls_ref import irls_poisson_batched_ref
 
         return irls_poisson_batched_ref(X, Y, OFF, ref, max_iter, tol)
-    from .irls import irls_poisson_batched, irls_poisson_batched_serial
+    from .irls import irls_poisson_batched, irls_poisson_batched_serial, start_tables
 
     p = X.shape[1]
     out = {
@@ -137,6 +137,7 @@ def irls_poisson(
     kernel = irls_poisson_batched_serial if _serial_needed() else irls_poisson_batched
     kernel(
         *_shared_design(X, ref),
+        *start_tables(Y),
         Y,
         OFF,
         int(max_iter),
@@ -199,6 +200,7 @@ def warmup(*, engine: Engine = "auto") -> float:
         out = {k: np.empty_like(v) for k, v in res.items()}
         kernels[0](
             *_shared_design(X, ref),
+            *irls.start_tables(Y),
             Y,
             np.zeros((1, 60)),
             25,

@@ -51,6 +51,14 @@ def jit_reduce(func: F) -> F:
     return numba.njit(**opts)(func)  # type: ignore[no-any-return]
 
 
+def jit_vector(func: F) -> F:
+    """Serial elementwise kernel: may contract a*b+c to FMA (no reassociation, no nnan/ninf)."""
+    if not HAVE_NUMBA:
+        return func
+    opts = dict(_COMMON, fastmath={"contract"})
+    return numba.njit(**opts)(func)  # type: ignore[no-any-return]
+
+
 def jit_parallel(func: F) -> F:
     """Outer driver that ``prange``s over series."""
     if not HAVE_NUMBA:

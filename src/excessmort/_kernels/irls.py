@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit, jit_parallel, jit_reduce, prange
+from ._jit import jit, jit_parallel, jit_reduce, jit_vector, prange
 
 STATUS_CONVERGED = 0
 STATUS_MAX_ITER = 1
@@ -27,6 +27,55 @@ STATUS_SINGULAR = 2
 
 _MAX_HALVINGS = 30
 CHUNK = 32  # series per parallel task; fixed, so results do not depend on the thread count
+
+
+# exp(x) = 2^k exp(r), x = k ln2 + r, |r| <= ln2 / 2: Cody-Waite reduction, a degree-13 Taylor
+# polynomial (truncation error < 5e-18) and 2^k added to the exponent bits. Unlike libm's scalar exp
+# this loop vectorises; it agrees with np.exp to 2 ulp. Arguments outside [-700, 700] (never reached
+# by log expected deaths) and NaN go to np.exp.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.6931471803691238
+_LN2_LO = 1.9082149292705877e-10
+_MAGIC = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer held in the low bits
+_MAGIC_BITS = 0x4338000000000000
+_INV_FACT = tuple(1.0 / float(np.prod(np.arange(1, k + 1))) for k in range(14))
+
+
+@jit_vector
+def exp_into(src, dst, tmp, n):  # type: ignore[no-untyped-def]
+    """dst[:n] = exp(src[:n]), vectorised; ``tmp`` is [n] workspace."""
+    c2, c3, c4, c5 = _INV_FACT[2], _INV_FACT[3], _INV_FACT[4], _INV_FACT[5]
+    c6, c7, c8, c9 = _INV_FACT[6], _INV_FACT[7], _INV_FACT[8], _INV_FACT[9]
+    c10, c11, c12, c13 = _INV_FACT[10], _INV_FACT[11], _INV_FACT[12], _INV_FACT[13]
+    for i in range(n):
+        x = min(max(src[i], -700.0), 700.0)
+        t = x * _LOG2E + _MAGIC
+        k = t - _MAGIC
+        r = (x - k * _LN2_HI) - k * _LN2_LO
+        p = c13
+        p = p * r + c12
+        p = p * r + c11
+        p = p * r + c10
+        p = p * r + c9
+        p = p * r + c8
+        p = p * r + c7
+        p = p * r + c6
+        p = p * r + c5
+        p = p * r + c4
+        p = p * r + c3
+        p = p * r + c2
+        p = p * r + 1.0
+        p = p * r + 1.0
+        tmp[i] = t
+        dst[i] = p
+    ti = tmp[:n].view(np.int64)
+    di = dst[:n].view(np.int64)
+    for i in range(n):
+        di[i] += (ti[i] - _MAGIC_BITS) << 52
+    for i in range(n):
+        x = src[i]
+        if not (-700.0 <= x <= 700.0):
+            dst[i] = np.exp(x)
 
 
 @jit
@@ -67,7 +116,7 @@ def cholesky_solve(L, b, x):  # type: ignore[no-untyped-def]
 
 
 @jit_reduce
-def _eta_mu_dev(Xr, beta, offu, yu, m, R, eta, mu):  # type: ignore[no-untyped-def]
+def _eta_mu_dev(Xr, beta, offu, yu, m, R, eta, mu, tmp):  # type: ignore[no-untyped-def]
     """eta = Xr' beta + off, mu = exp(eta) (0 where m = 0) over the R reference weeks;
     returns (sum y eta, sum mu) over the weeks used."""
     p = Xr.shape[0]
@@ -78,11 +127,11 @@ def _eta_mu_dev(Xr, beta, offu, yu, m, R, eta, mu):  # type: ignore[no-untyped-d
         xj = Xr[j]
         for r in range(R):
             eta[r] += xj[r] * bj
+    exp_into(eta, mu, tmp, R)
     sy = 0.0
     sm = 0.0
     for r in range(R):
-        e = np.exp(eta[r])
-        mr = e if m[r] > 0.0 else 0.0
+        mr = mu[r] if m[r] > 0.0 else 0.0
         mu[r] = mr
         sy += yu[r] * eta[r]
         sm += mr
@@ -117,12 +166,28 @@ def _weighted_cross_products(Xr, Pr, mu, eta, offu, yu, m, R, A, b, w, rhs, with
 
 @jit
 def irls_poisson_one(
-    Xt, Xr, Pr, ref_idx, y, off, has_offset, max_iter, tol, beta, cov, mu_out, sw, sp
+    Xt,
+    Xr,
+    Pr,
+    ref_idx,
+    log_y01,
+    ylogy_y,
+    y,
+    off,
+    has_offset,
+    max_iter,
+    tol,
+    beta,
+    cov,
+    mu_out,
+    sw,
+    sp,
 ):  # type: ignore[no-untyped-def]
     """Fit one series; writes beta [p], cov = (X'WX)^-1 [p, p] and mu_out [T] (every week).
 
     ``Xr`` [p, R] and ``Pr`` [p(p+1)/2, R] are the design and its column-pair products on the R
-    reference weeks ``ref_idx``; weeks a series lacks get weight 0. ``sw`` is [9, R] and ``sp``
+    reference weeks ``ref_idx``; weeks a series lacks get weight 0. ``log_y01[k] = log(k + 0.1)`` and
+    ``ylogy_y[k] = k log k - k`` tabulate the start for whole counts. ``sw`` is [9, max(R, 2T)] and ``sp``
     [2p + 3, p] workspace. Returns (status, n_iter, deviance, pearson_chi2, n_obs).
     """
     p, T = Xt.shape
@@ -156,13 +221,17 @@ def irls_poisson_one(
             yu[r] = yt
             offu[r] = ot
             mu[r] = yt + 0.1
-            eta[r] = np.log(mu[r])
             n += 1
-            if yt > 0.0:
-                K += yt * np.log(yt) - yt
-                dev_old += yt * np.log(yt / mu[r]) - (yt - mu[r])
+            iy = int(yt)
+            if iy == yt and iy < log_y01.shape[0]:  # whole counts: tabulated logs
+                eta[r] = log_y01[iy]
+                ylogy = ylogy_y[iy]
             else:
-                dev_old += mu[r]
+                eta[r] = np.log(mu[r])
+                ylogy = yt * np.log(yt) - yt if yt > 0.0 else 0.0
+            K += ylogy
+            # y log(y / mu) - (y - mu) = (y log y - y) - y log mu + mu
+            dev_old += ylogy - yt * eta[r] + mu[r]
         else:
             m[r] = 0.0
             yu[r] = 0.0
@@ -182,14 +251,14 @@ def irls_poisson_one(
             status = STATUS_SINGULAR
             break
         cholesky_solve(L, b, beta_new)
-        sy, sm = _eta_mu_dev(Xr, beta_new, offu, yu, m, R, eta_new, mu_new)
+        sy, sm = _eta_mu_dev(Xr, beta_new, offu, yu, m, R, eta_new, mu_new, w)
         dev = 2.0 * (K - sy + sm)
         if it > 1:
             h = 0
             while (not np.isfinite(dev) or dev > dev_old * (1.0 + 1e-12)) and h < _MAX_HALVINGS:
                 for j in range(p):
                     beta_new[j] = 0.5 * (beta_new[j] + beta_cur[j])
-                sy, sm = _eta_mu_dev(Xr, beta_new, offu, yu, m, R, eta_new, mu_new)
+                sy, sm = _eta_mu_dev(Xr, beta_new, offu, yu, m, R, eta_new, mu_new, w)
                 dev = 2.0 * (K - sy + sm)
                 h += 1
         if not np.isfinite(dev):
@@ -226,30 +295,47 @@ def irls_poisson_one(
             cov[i, j] = col[i]
     for j in range(p):
         beta[j] = beta_cur[j]
-    _expected_all_weeks(Xt, beta_cur, off, has_offset, mu_out)
+    _expected_all_weeks(Xt, beta_cur, off, has_offset, mu_out, sw[5])
     return status, n_iter, dev, pearson, n
 
 
 @jit_reduce
-def _expected_all_weeks(Xt, beta, off, has_offset, mu_out):  # type: ignore[no-untyped-def]
+def _expected_all_weeks(Xt, beta, off, has_offset, mu_out, eta):  # type: ignore[no-untyped-def]
+    """mu_out = exp(X beta + off) for every week; ``eta`` is [2T] workspace."""
     p, T = Xt.shape
     if has_offset:
         for t in range(T):
-            mu_out[t] = off[t]
+            eta[t] = off[t]
     else:
         for t in range(T):
-            mu_out[t] = 0.0
+            eta[t] = 0.0
     for j in range(p):
         bj = beta[j]
         xj = Xt[j]
         for t in range(T):
-            mu_out[t] += xj[t] * bj
-    for t in range(T):
-        mu_out[t] = np.exp(mu_out[t])
+            eta[t] += xj[t] * bj
+    exp_into(eta, mu_out, eta[T : 2 * T], T)
 
 
 def _irls_batched(
-    Xt, Xr, Pr, ref_idx, Y, OFF, max_iter, tol, beta, cov, mu, status, n_iter, dev, pearson, n_obs
+    Xt,
+    Xr,
+    Pr,
+    ref_idx,
+    log_y01,
+    ylogy_y,
+    Y,
+    OFF,
+    max_iter,
+    tol,
+    beta,
+    cov,
+    mu,
+    status,
+    n_iter,
+    dev,
+    pearson,
+    n_obs,
 ):  # type: ignore[no-untyped-def]
     n_series, T = Y.shape
     p = Xt.shape[0]
@@ -257,7 +343,7 @@ def _irls_batched(
     has_offset = OFF.shape[0] == n_series
     n_chunks = (n_series + CHUNK - 1) // CHUNK
     for c in prange(n_chunks):
-        sw = np.empty((9, max(R, 1)))
+        sw = np.empty((9, max(R, 2 * T, 1)))
         sp = np.empty((2 * p + 3, p))
         for s in range(c * CHUNK, min(n_series, (c + 1) * CHUNK)):
             off_row = OFF[s] if has_offset else OFF[0]
@@ -266,6 +352,8 @@ def _irls_batched(
                 Xr,
                 Pr,
                 ref_idx,
+                log_y01,
+                ylogy_y,
                 Y[s],
                 off_row,
                 has_offset,
@@ -312,6 +400,16 @@ def _quad_form_rows(P, cov, out):  # type: ignore[no-untyped-def]
 
 quad_form_rows = jit_parallel(_quad_form_rows)
 quad_form_rows_serial = jit(_quad_form_rows)
+
+
+def start_tables(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log(k + 0.1) and k log k - k for whole counts k = 0..max(Y) (capped at 1e6), for the IRLS start."""
+    finite = Y[np.isfinite(Y)]
+    top = int(min(finite.max(initial=0.0), 1e6)) + 1
+    k = np.arange(top, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ylogy = np.where(k > 0, k * np.log(k) - k, 0.0)
+    return np.log(k + 0.1), ylogy
 
 
 def pair_products(X: np.ndarray) -> np.ndarray:
