@@ -66,7 +66,4 @@ def jit_parallel(func: F) -> F:
     return numba.njit(parallel=True, **_COMMON)(func)  # type: ignore[no-any-return]
 
 
-if HAVE_NUMBA:
-    prange = numba.prange
-else:  # pragma: no cover
-    prange = range
+prange = numba.prange if HAVE_NUMBA else range

@@ -190,7 +190,7 @@ def irls_poisson_one(
     ``ylogy_y[k] = k log k - k`` tabulate the start for whole counts. ``sw`` is [9, max(R, 2T)] and ``sp``
     [2p + 3, p] workspace. Returns (status, n_iter, deviance, pearson_chi2, n_obs).
     """
-    p, T = Xt.shape
+    p = Xt.shape[0]
     R = ref_idx.shape[0]
     beta[:] = np.nan
     cov[:, :] = np.nan
