@@ -19,7 +19,7 @@ pytestmark = pytest.mark.calibration
 
 @pytest.mark.parametrize(("phi", "seed"), [(1.0, 101), (1.8, 202)])
 def test_weekly_prediction_intervals_cover_95_percent(phi: float, seed: int) -> None:
-    frame, truth = simulate(400, 313 + 52, seed=seed, phi=phi, level=(20.0, 800.0))
+    frame, _truth = simulate(400, 313 + 52, seed=seed, phi=phi, level=(20.0, 800.0))
     fit = em.fit(frame, reference=("2015-01-01", "2019-12-31"))
     w = fit.weekly
     after = (w["week_ending"] > "2019-12-31").to_numpy()

@@ -97,7 +97,7 @@ def test_standard_errors_of_coefficients_match_statsmodels(awkward) -> None:
 
 
 def test_short_and_missing_series_are_fitted_on_what_they_have(awkward) -> None:
-    frame, fit = awkward
+    _frame, fit = awkward
     diag = fit.diagnostics.set_index("area")
     assert diag.loc["A0003", "n_obs"] < 100  # only the weeks after June 2018 inside the reference
     assert diag["converged"].all()
