@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_directory
+from .._fit import WEEKLY_COLUMNS
 from ..exceptions import InputError
 from ..regions import REGIONS, region_name, region_slug
 from .config import Config, load_config
@@ -236,17 +237,7 @@ def _tidy(frame: pd.DataFrame, *, table: str, period: str, breakdown: str | None
         cols["start"] = frame["start"].to_numpy().astype("datetime64[ns]")
         cols["end"] = frame["end"].to_numpy().astype("datetime64[ns]")
         cols["n_weeks"] = frame["n_weeks"].to_numpy(dtype=np.int64)
-    for col in (
-        "observed",
-        "expected",
-        "expected_lower",
-        "expected_upper",
-        "excess",
-        "excess_lower",
-        "excess_upper",
-        "z_score",
-        "p_score",
-    ):
+    for col in WEEKLY_COLUMNS:
         cols[col] = frame[col].to_numpy(dtype=float) if col in frame else np.full(n, np.nan)
     _add_ratio(cols)
     return pd.DataFrame({c: cols[c] for c in FIGURE_COLUMNS})
