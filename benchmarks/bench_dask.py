@@ -36,23 +36,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from excessmort._fit import WEEKLY_COLUMNS
+
 from .machine import PINNED_ENV, REPO, git_info, machine_info, now, versions
 
 RESULTS = REPO / "benchmarks" / "results"
 REFERENCE = ("2016-01-01", "2019-12-31")
 START = "2016-01-01"  # a Friday
 AGE_GROUPS = ("0-4", "5-14", "15-24", "25-34", "35-44", "45-54", "55-64", "65-74", "75-84", "85+")
-WEEKLY_FLOATS = (
-    "observed",
-    "expected",
-    "expected_lower",
-    "expected_upper",
-    "excess",
-    "excess_lower",
-    "excess_upper",
-    "z_score",
-    "p_score",
-)
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -224,7 +215,7 @@ def equal_work(data: Path, written: dict[str, Path]) -> dict[str, Any]:
     )
     assert len(got) == len(want), (len(got), len(want))
     worst = 0.0
-    for col in WEEKLY_FLOATS:
+    for col in WEEKLY_COLUMNS:
         a, b = got[col].to_numpy(), want[col].to_numpy()
         assert np.array_equal(np.isnan(a), np.isnan(b)), col
         ok = ~np.isnan(b)

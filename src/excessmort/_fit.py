@@ -370,16 +370,11 @@ class Fit:
         if end is None:
             end = self.weeks[-1]
         window = self._window(start, end)
-        pos = np.flatnonzero(window)
         res = self.result
         observed = self._sum(np.cumsum(self.panel.deaths[:, window], axis=1))
         mu = self._sum(np.cumsum(res.mu[:, window], axis=1))
         obs_var = self._sum(np.cumsum(res.obs_variance()[:, window], axis=1))
-        param_var = np.empty_like(mu)
-        weeks = np.zeros(self.panel.n_weeks, dtype=bool)
-        for k, t in enumerate(pos):
-            weeks[t] = True
-            param_var[:, k] = self._masked_result_call("param_variance_window", weeks.copy())
+        param_var = self._masked_result_call("param_variance_running", window)
         arrays = excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
         _, keys, _ = self._grouping
         n_rows, n_weeks = mu.shape

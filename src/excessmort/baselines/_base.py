@@ -116,6 +116,20 @@ class BaselineResult(ABC):
     ) -> FloatArray:
         """Variance from parameter uncertainty of sum_{s in g, t in weeks} mu[s, t]: [G]."""
 
+    def param_variance_running(
+        self, groups: IntArray, n_groups: int, weeks: BoolArray
+    ) -> FloatArray:
+        """Parameter variance of the running sums from the first week in ``weeks`` to each of them:
+        [G, K] for the K weeks in ``weeks``. Generic: one :meth:`param_variance_window` per week;
+        results whose windows are prefix sums override it."""
+        pos = np.flatnonzero(weeks)
+        out = np.empty((n_groups, pos.size))
+        upto = np.zeros_like(weeks, dtype=bool)
+        for k, t in enumerate(pos):
+            upto[t] = True
+            out[:, k] = self.param_variance_window(groups, n_groups, upto.copy())
+        return out
+
     # -------------------------------------------------------------- intervals
     def prediction(
         self,
@@ -202,8 +216,3 @@ class BaselineResult(ABC):
     def _take_extra(self, idx: IntArray) -> dict[str, Any]:
         """Further field changes for :meth:`take` (non-array fields with per-series parts)."""
         return {}
-
-
-def identity_groups(n_series: int) -> tuple[IntArray, int]:
-    """Each series its own group."""
-    return np.arange(n_series, dtype=np.int64), n_series

@@ -71,6 +71,19 @@ class GLMResult(BaselineResult):
         per_series = self.dispersion * np.einsum("sj,sjk,sk->s", g, self.cov_unscaled, g)
         return group_sum(per_series, groups, n_groups)
 
+    def param_variance_running(
+        self, groups: IntArray, n_groups: int, weeks: BoolArray
+    ) -> FloatArray:
+        """The window variance for every prefix of ``weeks`` at once: g_s is a running sum of
+        mu_st x_t, so all K windows come from one cumsum ([S, K, p]) instead of K passes."""
+        assert self.design is not None and self.cov_unscaled is not None
+        X = self.design.X[weeks]
+        g = np.cumsum(self.mu[:, weeks, None] * X[None, :, :], axis=1)  # [S, K, p]
+        per_series = self.dispersion[:, None] * np.einsum(
+            "skj,sjl,skl->sk", g, self.cov_unscaled, g, optimize=True
+        )
+        return group_sum(per_series, groups, n_groups)
+
     def coefficients(self, keys: pd.DataFrame) -> pd.DataFrame:
         """Strata, one column per term, dispersion (before the floor), converged, n_iter."""
         assert self.design is not None and self.coef is not None
