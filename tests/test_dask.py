@@ -250,3 +250,52 @@ def test_worker_killed_mid_fit_is_retried(client, demo, tmp_path):
     assert len(weekly) == len(demo)  # complete
     assert_close(weekly, mem.weekly, [*STRATA, "week_ending"])
     assert_close(pd.read_parquet(written["by_total"]), mem.by().weekly, [])
+
+
+@pytest.mark.parametrize("layout", ["sorted", "interleaved"])
+def test_run_starts_find_every_series(layout):
+    """The first pass hashes only the rows that start a run of equal keys; the set of series (and of
+    values per stratum) must be that of all rows, whatever the row order, dtype or missing values."""
+    from excessmort._dask import _run_starts
+
+    rng = np.random.default_rng(3)
+    keys = pd.DataFrame(
+        {
+            "area": pd.array(rng.choice(["A", "B", "C", None], 400), dtype="str"),
+            "sex": pd.Categorical(rng.choice(["F", "M"], 400)),
+            "age": rng.integers(0, 3, 400),
+            "code": rng.choice([1.5, np.nan], 400),
+        }
+    )
+    frame = keys.loc[np.repeat(np.arange(400), 5)].reset_index(drop=True)
+    if layout == "sorted":
+        frame = frame.sort_values(list(frame.columns), kind="stable").reset_index(drop=True)
+    starts = _run_starts(frame)
+    assert starts[0] and starts.sum() < len(frame)
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    assert set(hashed[starts]) == set(hashed)
+    for col in frame.columns:
+        assert set(frame[col][starts].dropna()) == set(frame[col].dropna())
+
+
+def test_plan_is_one_key_not_copied_into_every_task(demo):
+    """The plan carries the global categories, which grow with the panel; each partition's task must
+    refer to it by key (fetched once per worker), not embed a copy (O(partitions x series))."""
+    import pickle
+
+    from excessmort._dask import _status
+
+    f = fit_memory(dd.from_pandas(demo, npartitions=6, sort=False), warmup=False)
+    tasks = f._each(lambda i: [(_status, ())])
+    graph: dict = {}
+    for t in tasks:
+        graph.update(t.dask)
+    plan_key = f._shared("plan").key
+    plan_size = len(pickle.dumps(f._plan))
+    assert plan_key in graph
+    fit_tasks = [k for k in graph if str(k).startswith("_fit_and_run")]
+    assert len(fit_tasks) == 6
+    for key in fit_tasks:
+        spec = graph[key]
+        assert plan_key in spec.dependencies
+        assert len(pickle.dumps(spec)) < plan_size / 3, key

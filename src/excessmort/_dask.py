@@ -142,6 +142,21 @@ def _kept_rows(frame: pd.DataFrame, cols: _Columns) -> np.ndarray | None:
 
 
 # ---------------------------------------------------------------------------------------- pass 1
+def _run_starts(frame: pd.DataFrame) -> np.ndarray:
+    """Rows whose values differ from the previous row's in some column (the first row always)."""
+    starts = np.zeros(len(frame), dtype=bool)
+    starts[:1] = True
+    for col in frame.columns:
+        values = frame[col].array
+        differ = values[1:] != values[:-1]
+        if isinstance(differ, pd.api.extensions.ExtensionArray):
+            differ = differ.fillna(True)
+        differ = np.asarray(differ, dtype=bool)
+        # NaN != NaN: a run of missing values starts again every row, which only costs time.
+        starts[1:] |= differ
+    return starts
+
+
 def _summarise(part: pd.DataFrame, cols: _Columns, index: int) -> dict[str, Any]:
     """Calendar, stratum values and series hashes of one raw partition."""
     from . import validate as v
@@ -159,7 +174,10 @@ def _summarise(part: pd.DataFrame, cols: _Columns, index: int) -> dict[str, Any]
     except InputError as exc:
         raise _in_partition(exc, index) from exc
     days = dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
+    # Every stratum value and every series shows at the first row of a run of equal keys; long
+    # format keeps a series' weeks together, so hashing only those rows is ~6x cheaper than all.
     strata = frame[list(cols.strata_raw)]
+    strata = strata.loc[_run_starts(strata)]
     hashes = (
         np.unique(pd.util.hash_pandas_object(strata, index=False).to_numpy())
         if cols.strata_raw
@@ -336,6 +354,39 @@ def _fit_tidy_partition(tidy: pd.DataFrame, plan: _Plan) -> Fit | None:
     return None if len(tidy) == 0 else _fit_tidy(tidy, plan)
 
 
+def _fit_any(part: pd.DataFrame, plan: _Plan, index: int, tidy: bool) -> Fit | None:
+    return _fit_tidy_partition(part, plan) if tidy else _fit_partition(part, plan, index)
+
+
+#: What a task does with a fitted partition: ``func(fit, *args)``.
+Job = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+def _run_jobs(fit: Fit | None, jobs: Sequence[Job]) -> tuple[Any, ...]:
+    return tuple(func(fit, *args) for func, args in jobs)
+
+
+def _fit_and_run(
+    part: pd.DataFrame, plan: _Plan, index: int, tidy: bool, jobs: Sequence[Job]
+) -> tuple[Any, ...]:
+    """Fit one partition and run ``jobs`` on it in the same task, so that the fitted arrays (about
+    ten [S, T] float arrays) live only while this task runs, whatever order the scheduler picks."""
+    return _run_jobs(_fit_any(part, plan, index, tidy), jobs)
+
+
+def _fit_nbytes(fit: Fit) -> int:
+    """Bytes of a fitted partition's arrays, so that Dask's memory accounting (spill, pause) sees a
+    persisted fit at its real size rather than as a small Python object."""
+    arrays = [*vars(fit.panel).values(), *vars(fit.result).values()]
+    return int(sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))) + 1024
+
+
+with contextlib.suppress(ImportError):  # dask is an extra; this module is only used with it
+    from dask.sizeof import sizeof as _sizeof
+
+    _sizeof.register(Fit)(_fit_nbytes)
+
+
 def _fresh(fit: Fit) -> Fit:
     """A view of the same arrays whose cached frames die with the task, not with the fit."""
     return Fit(
@@ -410,10 +461,7 @@ Partial = tuple[
 
 
 def _partial(
-    fit: Fit | None,
-    by: tuple[str, ...],
-    window: np.ndarray | None,
-    categories: dict[str, pd.CategoricalDtype],
+    fit: Fit | None, by: tuple[str, ...], window: np.ndarray | None, plan: _Plan
 ) -> Partial | None:
     """Per-group sums of one partition, with Fit's own grouping (England = regions only)."""
     if fit is None:
@@ -437,7 +485,7 @@ def _partial(
         ]
     keys = keys.copy()
     for col in by:
-        keys[col] = keys[col].astype(categories[col])
+        keys[col] = keys[col].astype(plan.categories[col])
     return keys, np.stack(parts)
 
 
@@ -462,17 +510,44 @@ def _merge(partials: Sequence[Partial | None]) -> Partial | None:
     return keys.iloc[first].reset_index(drop=True), out
 
 
-def _tree(partials: list[Any]) -> Any:
-    """Merge delayed partials on the workers, ``_TREE_WIDTH`` at a time, down to one."""
+def _merge_status(statuses: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One status for several partitions: counts add, the first ten labels are kept."""
+    return {
+        "n": sum(s["n"] for s in statuses),
+        "n_bad": sum(s["n_bad"] for s in statuses),
+        "bad": [b for s in statuses for b in s["bad"]][:10],
+        "n_odd": sum(s["n_odd"] for s in statuses),
+        "odd": [b for s in statuses for b in s["odd"]][:10],
+    }
+
+
+def _combine(items: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """Merge the job results of several partitions position by position: rows written add, partial
+    sums merge over group keys, statuses merge."""
+    out: list[Any] = []
+    for column in zip(*items, strict=True):
+        kind = next((c for c in column if c is not None), None)
+        if kind is None or isinstance(kind, tuple):
+            out.append(_merge(column))
+        elif isinstance(kind, dict):
+            out.append(_merge_status(column))
+        else:
+            out.append(sum(column))
+    return tuple(out)
+
+
+def _tree(results: list[Any]) -> Any:
+    """Combine delayed per-partition job results on the workers, ``_TREE_WIDTH`` at a time, down to
+    one (only a small tuple reaches the client)."""
     from dask import delayed
 
-    level = partials
+    level = results
     while len(level) > 1:
         level = [
-            delayed(_merge, pure=True)(level[i : i + _TREE_WIDTH])
+            delayed(_combine, pure=True)(level[i : i + _TREE_WIDTH])
             for i in range(0, len(level), _TREE_WIDTH)
         ]
-    return level[0] if len(level) == 1 else delayed(_merge)([])
+    return level[0]
 
 
 # ---------------------------------------------------------------------------------------- results
@@ -488,16 +563,13 @@ class DaskFitView:
         """The strata of the rows of this view."""
         return list(self._parent.strata if self._by is None else self._by)
 
-    def _tasks(self, window: np.ndarray | None) -> Any:
-        p = self._parent
-        return _tree(
-            [_delayed(_partial, f, self._by or (), window, p._plan.categories) for f in p._fits]
-        )
+    def _job(self, window: np.ndarray | None) -> Job:
+        return (_partial, (self._by or (), window, self._parent._shared("plan")))
 
     def _reduce(self, window: np.ndarray | None) -> Partial:
         p = self._parent
-        merged, *statuses = p._run([self._tasks(window), *[_delayed(_status, f) for f in p._fits]])
-        _warn(statuses, p.baseline)
+        merged, status = p._run([_tree(p._each(lambda i: [self._job(window), (_status, ())]))])[0]
+        _warn([status], p.baseline)
         return self._finish(merged)
 
     def _finish(self, merged: Partial | None) -> Partial:
@@ -528,15 +600,9 @@ class DaskFitView:
         p = self._parent
         start, end = p._period(start, end)
         if self._by is None:
-            n = len(p._fits)
-            results = p._run(
-                [
-                    *[_delayed(_cumulative, f, start, end) for f in p._fits],
-                    *[_delayed(_status, f) for f in p._fits],
-                ]
-            )
-            _warn(results[n:], p.baseline)
-            frames = [f for f in results[:n] if f is not None]
+            results = p._run(p._each(lambda i: [(_cumulative, (start, end)), (_status, ())]))
+            _warn([status for _, status in results], p.baseline)
+            frames = [frame for frame, _ in results if frame is not None]
             out = pd.concat(frames, ignore_index=True)
             return (
                 out.sort_values(p.strata, kind="stable").reset_index(drop=True) if p.strata else out
@@ -565,6 +631,20 @@ def _delayed(func: Callable[..., Any], *args: Any) -> Delayed:
     return delayed(func, pure=True)(*args)
 
 
+def _shared(obj: Any, name: str) -> Delayed:
+    """``obj`` as one key of the graph that every task refers to.
+
+    A plain argument is embedded (and tokenized) in every task that takes it; the plan and the empty
+    meta frames carry the global categories, which grow with the panel (50,000 areas pickle to
+    0.75 MB), so embedding them in every partition's tasks costs O(partitions x series) of client,
+    scheduler and worker memory. As one key, each worker fetches it once and holds it while its
+    dependents run.
+    """
+    from dask import delayed
+
+    return delayed(obj, name=name, traverse=False)
+
+
 class DaskFit:
     """The result of :func:`excessmort.fit` on a Dask DataFrame.
 
@@ -589,14 +669,21 @@ class DaskFit:
         self,
         *,
         plan: _Plan,
-        fits: list[Delayed],
+        parts: list[Delayed],
+        tidy: bool,
         client: Any,
         retries: int,
         meta_fit: Fit,
         shuffled: bool,
+        plan_key: Delayed,
+        token: str,
     ) -> None:
         self._plan = plan
-        self._fits = fits
+        self._token = token
+        self._keys: dict[str, Delayed] = {"plan": plan_key}
+        self._parts = parts  # the input partitions, each holding whole series
+        self._tidy = tidy  # partitions of read_dask's frame (validated already)
+        self._fits: list[Any] | None = None  # fitted partitions, once persisted
         self._client = client
         self._retries = retries
         self._meta_fit = meta_fit
@@ -632,10 +719,28 @@ class DaskFit:
     @property
     def npartitions(self) -> int:
         """Number of fitted partitions."""
-        return len(self._fits)
+        return len(self._parts)
 
     def _run(self, tasks: list[Any]) -> list[Any]:
         return _compute(self._client, tasks, self._retries)
+
+    def _each(self, jobs: Callable[[int], Sequence[Job]]) -> list[Delayed]:
+        """One task per partition that fits it (or takes its persisted fit) and runs ``jobs(i)`` on
+        it, returning their results as a tuple."""
+        if self._fits is not None:
+            return [_delayed(_run_jobs, f, jobs(i)) for i, f in enumerate(self._fits)]
+        plan = self._shared("plan")
+        return [
+            _delayed(_fit_and_run, part, plan, i, self._tidy, jobs(i))
+            for i, part in enumerate(self._parts)
+        ]
+
+    def _shared(self, name: str) -> Delayed:
+        """The plan, or the empty ``weekly``/``coefficients``/``diagnostics`` frame, as one graph key."""
+        if name not in self._keys:
+            meta = getattr(self._meta_fit, name).iloc[:0]
+            self._keys[name] = _shared(meta, f"excessmort-meta-{name}-{self._token}")
+        return self._keys[name]
 
     def _period(self, start: Any, end: Any) -> tuple[Any, Any]:
         if start is None:
@@ -646,26 +751,27 @@ class DaskFit:
         return start, end
 
     # ------------------------------------------------------------------ frames
-    def _frame(self, func: Callable[..., pd.DataFrame], meta: pd.DataFrame) -> dd.DataFrame:
+    def _frame(self, func: Callable[..., pd.DataFrame], name: str) -> dd.DataFrame:
         import dask.dataframe as dd
 
-        parts = [_delayed(func, f, meta) for f in self._fits]
+        parts = [_delayed(_first, t) for t in self._each(lambda i: [(func, (self._shared(name),))])]
+        meta = getattr(self._meta_fit, name).iloc[:0]
         return dd.from_delayed(parts, meta=meta, verify_meta=False)
 
     @property
     def weekly(self) -> dd.DataFrame:
         """As :attr:`excessmort.Fit.weekly`, one row per series and week, as a Dask DataFrame."""
-        return self._frame(_weekly, self._meta_fit.weekly.iloc[:0])
+        return self._frame(_weekly, "weekly")
 
     @property
     def coefficients(self) -> dd.DataFrame:
         """As :attr:`excessmort.Fit.coefficients`, one row per series, as a Dask DataFrame."""
-        return self._frame(_coefficients, self._meta_fit.coefficients.iloc[:0])
+        return self._frame(_coefficients, "coefficients")
 
     @property
     def diagnostics(self) -> dd.DataFrame:
         """As :attr:`excessmort.Fit.diagnostics`, one row per series, as a Dask DataFrame."""
-        return self._frame(_diagnostics, self._meta_fit.diagnostics.iloc[:0])
+        return self._frame(_diagnostics, "diagnostics")
 
     def by(self, *strata: str) -> DaskFitView:
         """Sums over every stratum not named; ``by()`` is the total (England when the strata are the
@@ -697,10 +803,14 @@ class DaskFit:
         """
         import dask
 
+        if self._fits is not None:
+            return self
+        plan = self._shared("plan")
+        fits = [_delayed(_fit_any, p, plan, i, self._tidy) for i, p in enumerate(self._parts)]
         if self._client is not None:
-            self._fits = list(self._client.persist(self._fits, retries=self._retries))
+            self._fits = list(self._client.persist(fits, retries=self._retries))
         else:
-            self._fits = list(dask.persist(*self._fits))
+            self._fits = list(dask.persist(*fits))
         return self
 
     def to_parquet(
@@ -728,25 +838,27 @@ class DaskFit:
 
         root = Path(path)
         views = [self.by(*b) for b in by]
-        metas = {
-            "weekly": (_weekly, self._meta_fit.weekly.iloc[:0]),
-            "coefficients": (_coefficients, self._meta_fit.coefficients.iloc[:0]),
-        }
+        metas = {"weekly": _weekly, "coefficients": _coefficients}
         with contextlib.ExitStack() as stack:
-            tasks: list[Any] = []
-            for name, (func, meta) in metas.items():
-                folder = stack.enter_context(atomic_directory(root / name))
-                tasks += [
-                    _delayed(_write_part, func, f, meta, str(folder / f"part.{i:05d}.parquet"))
-                    for i, f in enumerate(self._fits)
+            folders = {name: stack.enter_context(atomic_directory(root / name)) for name in metas}
+
+            def jobs(i: int) -> list[Job]:
+                writes = [
+                    (
+                        _write_part,
+                        (func, self._shared(name), str(folders[name] / f"part.{i:05d}.parquet")),
+                    )
+                    for name, func in metas.items()
                 ]
-            n_write = len(tasks)
-            aggregates = [view._tasks(None) for view in views]
-            statuses = [_delayed(_status, f) for f in self._fits]
-            results = self._run([*tasks, *aggregates, *statuses])
-        _warn(results[n_write + len(aggregates) :], self.baseline)
+                return [*writes, *[view._job(None) for view in views], (_status, ())]
+
+            # One task per partition fits, writes and sums; only a small tuple reaches the client.
+            *_, merged_views, status = _split(
+                self._run([_tree(self._each(jobs))])[0], len(metas), len(views)
+            )
+        _warn([status], self.baseline)
         written = {name: root / name for name in metas}
-        for view, merged in zip(views, results[n_write : n_write + len(aggregates)], strict=True):
+        for view, merged in zip(views, merged_views, strict=True):
             frame = view._weekly_frame(view._finish(merged))
             name = "by_" + ("_".join(view.strata) if view._by else "total")
             target = root / f"{name}.parquet"
@@ -765,15 +877,32 @@ class DaskFit:
         )
 
 
+def _first(results: tuple[Any, ...]) -> Any:
+    return results[0]
+
+
+def _split(results: tuple[Any, ...], n_writes: int, n_views: int) -> tuple[Any, ...]:
+    """(rows written per dataset, merged partial per view, status) from a combined job tuple."""
+    return results[:n_writes], results[n_writes : n_writes + n_views], results[-1]
+
+
 def _write_part(
-    func: Callable[..., pd.DataFrame], fit: Fit | None, meta: pd.DataFrame, target: str
+    fit: Fit | None, func: Callable[..., pd.DataFrame], meta: pd.DataFrame, target: str
 ) -> int:
     """Write one partition's frame with pyarrow; returns its rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     frame = func(fit, meta)
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), target)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    # Dictionary pages only for the strata and the week: trying them on float columns, whose values
+    # are all distinct, costs a third of the write for nothing.
+    repeated = [
+        f.name
+        for f in table.schema
+        if pa.types.is_dictionary(f.type) or pa.types.is_timestamp(f.type)
+    ]
+    pq.write_table(table, target, use_dictionary=repeated)
     return len(frame)
 
 
@@ -866,10 +995,9 @@ def read_dask(
     cols = _recognise(list(ddf.columns), strata, keep_wales)
     ddf, weeks, categories, _ = _layout(ddf, cols, client, retries, npartitions)
     meta = _meta_tidy(cols, weeks, categories).iloc[:0]
-    parts = [
-        _delayed(_read_or_meta, p, cols, categories, i, meta)
-        for i, p in enumerate(ddf.to_delayed())
-    ]
+    token = uuid.uuid4().hex[:12]
+    shared = _shared((cols, categories, meta), f"excessmort-read-{token}")
+    parts = [_delayed(_read_or_meta, p, shared, i) for i, p in enumerate(ddf.to_delayed())]
     out = dd.from_delayed(parts, meta=meta, verify_meta=False)
     # fit() of this very frame skips the first pass and the second validation.
     _TIDY_LAYOUTS[out._name] = (weeks, categories, bool(keep_wales))
@@ -878,11 +1006,10 @@ def read_dask(
 
 def _read_or_meta(
     part: pd.DataFrame,
-    cols: _Columns,
-    categories: dict[str, pd.CategoricalDtype],
+    shared: tuple[_Columns, dict[str, pd.CategoricalDtype], pd.DataFrame],
     index: int,
-    meta: pd.DataFrame,
 ) -> pd.DataFrame:
+    cols, categories, meta = shared
     out = _read_partition(part, cols, categories, index)
     return meta if out is None else out
 
@@ -994,17 +1121,17 @@ def fit_dask(
     ):  # the synthetic series only gives dtypes and the prediction rule
         warnings.simplefilter("ignore")
         meta_fit = _fit_tidy(_meta_tidy(cols, weeks, categories), plan)
-    from dask import delayed
 
     token = uuid.uuid4().hex[:12]
-    fits = [
-        delayed(_fit_partition, pure=True)(p, plan, i, dask_key_name=f"excessmort-fit-{token}-{i}")
-        if tidy is None
-        else delayed(_fit_tidy_partition, pure=True)(
-            p, plan, dask_key_name=f"excessmort-fit-{token}-{i}"
-        )
-        for i, p in enumerate(ddf.to_delayed())
-    ]
+    plan_key = _shared(plan, f"excessmort-plan-{token}")
     return DaskFit(
-        plan=plan, fits=fits, client=client, retries=retries, meta_fit=meta_fit, shuffled=shuffled
+        plan=plan,
+        parts=list(ddf.to_delayed()),
+        tidy=tidy is not None,
+        client=client,
+        retries=retries,
+        meta_fit=meta_fit,
+        shuffled=shuffled,
+        plan_key=plan_key,
+        token=token,
     )
