@@ -144,3 +144,22 @@ def test_readme_table_is_generated_from_the_docs_results():
     assert list(docs.columns) == COLUMNS
     assert (docs["git_sha"].str.len() > 0).all() and (docs["cpu"].str.len() > 0).all()
     assert math.isfinite(float(docs["cores"].iloc[0]))
+
+
+def test_readme_dask_table_is_generated_from_the_newest_dask_results():
+    """The Dask section's table is the newest ``bench_dask`` results file, a row per run, with the
+    speed-up computed against the one-worker run of the same panel."""
+    path = readme_table.dask_csv()
+    assert path is not None, "commit a run: python -m benchmarks.bench_dask"
+    frame = pd.read_csv(path)
+    block = readme_table.render_dask(path)
+    rows = [line for line in block.splitlines() if line.startswith("| ") and "x 470" in line]
+    assert len(rows) == len(frame)
+    readme = readme_table.README.read_text(encoding="utf-8")
+    assert f"{readme_table.DASK_START}\n{block}\n{readme_table.DASK_END}" in readme
+    for row, (_, r) in zip(rows, frame.iterrows(), strict=True):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        ones = frame[(frame["series"] == r["series"]) & (frame["workers"] == 1)]
+        assert float(cells[9]) == pytest.approx(
+            r["series_per_s"] / ones["series_per_s"].iloc[-1], abs=0.005
+        )

@@ -949,13 +949,53 @@ def _layout(
     return ddf, weeks, categories, split
 
 
+_CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+
+
+def _csv_files(source: str | os.PathLike[str]) -> tuple[list[str], str] | None:
+    """The CSV files named by ``source`` (a file, a glob, or a folder of CSV files and no Parquet)
+    and their separator; None when ``source`` is Parquet."""
+    import glob
+
+    path = Path(source)
+    if path.is_dir():
+        names = sorted(
+            p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_"))
+        )
+        csv = [p for p in names if p.suffix.lower() in _CSV_SUFFIXES]
+        if not csv or any(p.suffix.lower() in (".parquet", ".pq") for p in names):
+            return None
+        files = [str(p) for p in csv]
+    elif path.suffix.lower() in _CSV_SUFFIXES:
+        files = sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else [str(path)]
+    else:
+        return None
+    if not files:
+        raise FileNotFoundError(f"no CSV files match {str(source)!r}")
+    suffixes = {Path(f).suffix.lower() for f in files}
+    if ".tsv" in suffixes and len(suffixes) > 1:
+        raise InputError(
+            f"{source}: mixes tab- and comma-separated files ({', '.join(sorted(suffixes))})",
+            value=sorted(suffixes),
+        )
+    return files, "\t" if suffixes == {".tsv"} else ","
+
+
 def _as_ddf(source: Any) -> Any:
     if is_dask_frame(source):
         return source
     import dask.dataframe as dd
 
     if isinstance(source, str | os.PathLike):
-        return dd.read_parquet(source)
+        csv = _csv_files(source)
+        if csv is None:
+            return dd.read_parquet(source)
+        files, sep = csv
+        # One partition per file (write one file per group of whole series and nothing is
+        # shuffled). Every column is read as text: read() parses the numbers partition by
+        # partition and names the row of a bad value, and no file's dtypes can disagree with
+        # another's.
+        return dd.read_csv(files, sep=sep, blocksize=None, dtype=str, keep_default_na=True)
     if isinstance(source, pd.DataFrame):
         raise InputError(
             "give a Dask DataFrame (e.g. dask.dataframe.from_pandas) or a Parquet dataset path",
@@ -963,7 +1003,7 @@ def _as_ddf(source: Any) -> Any:
         )
     raise InputError(
         f"cannot read a {type(source).__name__} with engine='dask'; give a partitioned Parquet "
-        "dataset (a directory or glob) or a Dask DataFrame",
+        "dataset (a directory or glob), CSV files (a file, a glob or a folder) or a Dask DataFrame",
         value=type(source).__name__,
     )
 
@@ -1052,7 +1092,9 @@ def fit_dask(
     ----------
     frame : dask.dataframe.DataFrame or path
         Long format, one row per series and week, as for :func:`excessmort.read`; partitions may
-        split series (they are then shuffled on the strata).
+        split series (they are then shuffled on the strata). A path is a partitioned Parquet
+        dataset, or CSV files (a file, a glob such as ``"deaths/*.csv"`` or a folder of them; one
+        partition per file).
     baseline, reference, level, engine, keep_wales, **options
         As :func:`excessmort.fit`. Every baseline fitted per series works; ``pooled`` does not.
     client : distributed.Client or str, optional

@@ -70,9 +70,10 @@ def read(
         For a workbook: the sheet to read; by default the first sheet named like
         "Weekly figures 2020".
     engine : {"pandas", "dask"}, default "pandas"
-        ``"dask"``: a lazy Dask DataFrame of the tidy frame for a partitioned Parquet dataset (or a
-        Dask DataFrame), partitioned so that each partition holds whole series and validated
-        partition by partition when computed (see ``excessmort._dask.read_dask``).
+        ``"dask"``: a lazy Dask DataFrame of the tidy frame for a partitioned Parquet dataset, CSV
+        files (a file, a glob or a folder of them; one partition per file) or a Dask DataFrame,
+        partitioned so that each partition holds whole series and validated partition by partition
+        when computed (see ``excessmort._dask.read_dask``).
 
     Returns
     -------
