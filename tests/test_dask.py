@@ -366,3 +366,20 @@ def test_each_partition_is_fitted_and_written_in_one_task(client, demo, tmp_path
     per_partition = [k for k in seen if k.startswith("_fit_and_run")]
     assert len(set(per_partition)) == 4
     assert not [k for k in seen if k.startswith(("_fit_any", "_fit_partition", "_write_part"))]
+
+
+def test_html_display_computes_nothing(client, demo):
+    """Jupyter shows the fit's header without a pass over the data (no task is submitted)."""
+    ddf = dd.from_pandas(demo, npartitions=3, sort=False)
+    f = fit_memory(ddf, client=client, reference=("2015-01-01", "2019-12-31"))
+    before = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
+    page = f._repr_html_()
+    after = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
+    assert before == after
+    assert "<table" in page and "quasipoisson" in page
+    assert "region (9 values)" in page and "sex (2 values)" in page
+    weeks = demo["week_ending"]
+    span = f"{weeks.min().date()} to {weeks.max().date()} ({weeks.nunique():,})"
+    assert span in page and "2015-01-01 to 2019-12-31" in page
+    assert client.scheduler.address in page and "recomputed by each accessor" in page
+    assert "persisted on the workers" in f.persist()._repr_html_()

@@ -876,6 +876,42 @@ class DaskFit:
             f"{self.weeks[0].date()}..{self.weeks[-1].date()}, reference {ref}>"
         )
 
+    def _header(self) -> list[tuple[str, Any]]:
+        """What is known without a pass over the data (showing the fit computes nothing)."""
+        ref = self.reference
+        scheduler = getattr(getattr(self._client, "scheduler", None), "address", None)
+        return [
+            ("baseline", self.baseline),
+            (
+                "partitions",
+                f"{self.npartitions:,}" + (" (shuffled on the strata)" if self.shuffled else ""),
+            ),
+            (
+                "strata",
+                ", ".join(
+                    f"{s} ({len(self._plan.categories[s].categories):,} values)"
+                    for s in self.strata
+                )
+                or "none",
+            ),
+            ("weeks", f"{self.weeks[0].date()} to {self.weeks[-1].date()} ({len(self.weeks):,})"),
+            ("reference", f"{ref[0].date()} to {ref[1].date()}" if ref else "none"),
+            ("level", f"{self.level:.0%}"),
+            ("scheduler", scheduler or "Dask's local scheduler"),
+            (
+                "fits",
+                "persisted on the workers"
+                if self._fits is not None
+                else "recomputed by each accessor",
+            ),
+        ]
+
+    def _repr_html_(self) -> str:
+        """The header block for Jupyter; the figures are computed only when asked for."""
+        from ._display import render
+
+        return render("excessmort.DaskFit", self._header(), style="html")
+
 
 def _first(results: tuple[Any, ...]) -> Any:
     return results[0]
