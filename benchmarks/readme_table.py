@@ -105,7 +105,7 @@ def render(csv_path: Path = DOCS_CSV) -> str:
 
 def render_dask(csv_path: Path) -> str:
     """The Markdown block for a ``bench_dask`` results file: one row per run, the speed-up against
-    the one-worker run of the same panel."""
+    the one-worker run of the same panel, code and memory limit."""
     import pandas as pd
 
     frame = pd.read_csv(csv_path)
@@ -117,7 +117,12 @@ def render_dask(csv_path: Path) -> str:
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for _, r in frame.iterrows():
-        ones = frame[(frame["series"] == r["series"]) & (frame["workers"] == 1)]
+        ones = frame[
+            (frame["series"] == r["series"])
+            & (frame["git_sha"] == r["git_sha"])
+            & (frame["memory_limit"] == r["memory_limit"])
+            & (frame["workers"] == 1)
+        ]
         speedup = f"{r['series_per_s'] / ones['series_per_s'].iloc[-1]:.2f}" if len(ones) else "-"
         check = (
             f"{int(r['subset_series']):,}, {r['subset_max_rel_diff']:.1e}"
