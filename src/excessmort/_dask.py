@@ -421,17 +421,23 @@ def _fit_and_run(
     return _run_jobs(_fit_any(part, plan, index, tidy), jobs)
 
 
-def _fit_nbytes(fit: Fit) -> int:
-    """Bytes of a fitted partition's arrays, so that Dask's memory accounting (spill, pause) sees a
-    persisted fit at its real size rather than as a small Python object."""
-    arrays = [*vars(fit.panel).values(), *vars(fit.result).values()]
-    return int(sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))) + 1024
-
-
 with contextlib.suppress(ImportError):  # dask is an extra; this module is only used with it
     from dask.sizeof import sizeof as _sizeof
 
-    _sizeof.register(Fit)(_fit_nbytes)
+    @_sizeof.register(Fit)
+    def _fit_nbytes(fit: Fit) -> int:
+        """Bytes of a fitted partition, so that Dask's memory accounting (spill, pause) sees a
+        persisted fit at its real size rather than as a small Python object: Dask's own ``sizeof``
+        of every attribute of the panel, the result and the objects they hold (the design, caches)."""
+
+        def size(obj: Any) -> int:
+            if hasattr(obj, "__dict__") and not isinstance(
+                obj, np.ndarray | pd.Index | pd.DataFrame
+            ):
+                return sum(size(v) for v in vars(obj).values())
+            return int(_sizeof(obj))
+
+        return size(fit.panel) + size(fit.result) + 1024
 
 
 def _fresh(fit: Fit) -> Fit:
@@ -478,11 +484,10 @@ def _status(fit: Fit | None) -> dict[str, Any]:
     }
 
 
-def _warn(statuses: Sequence[dict[str, Any]], baseline: str) -> None:
-    n = sum(s["n"] for s in statuses)
-    n_bad = sum(s["n_bad"] for s in statuses)
+def _warn(status: dict[str, Any], baseline: str) -> None:
+    """Warn once for all partitions from their merged :func:`_status`."""
+    n, n_bad, bad = status["n"], status["n_bad"], status["bad"]
     if n_bad:
-        bad = [b for s in statuses for b in s["bad"]][:10]
         warnings.warn(
             f"{n_bad} of {n} series did not converge ({baseline}): {'; '.join(bad)}"
             + (f"; and {n_bad - len(bad)} more" if n_bad > len(bad) else "")
@@ -490,9 +495,8 @@ def _warn(statuses: Sequence[dict[str, Any]], baseline: str) -> None:
             ConvergenceWarning,
             stacklevel=3,
         )
-    n_odd = sum(s["n_odd"] for s in statuses)
+    n_odd, odd = status["n_odd"], status["odd"]
     if n_odd:
-        odd = [b for s in statuses for b in s["odd"]][:10]
         lo, hi = DISPERSION_RANGE
         warnings.warn(
             f"implausible dispersion outside [{lo}, {hi}] in {n_odd} series: {'; '.join(odd)}",
@@ -568,22 +572,17 @@ def _merge_status(statuses: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _combine(items: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
-    """Merge the job results of several partitions position by position: rows written add, partial
-    sums merge over group keys, statuses merge."""
-    out: list[Any] = []
-    for column in zip(*items, strict=True):
-        kind = next((c for c in column if c is not None), None)
-        if kind is None or isinstance(kind, tuple):
-            out.append(_merge(column))
-        elif isinstance(kind, dict):
-            out.append(_merge_status(column))
-        else:
-            out.append(sum(column))
-    return tuple(out)
+def _combine(
+    items: Sequence[tuple[Any, ...]], mergers: Sequence[Callable[[Sequence[Any]], Any]]
+) -> tuple[Any, ...]:
+    """Merge the job results of several partitions position by position, ``mergers[k]`` merging
+    the k-th job's results."""
+    return tuple(
+        merge(column) for merge, column in zip(mergers, zip(*items, strict=True), strict=True)
+    )
 
 
-def _tree(results: list[Any]) -> Any:
+def _tree(results: list[Any], mergers: Sequence[Callable[[Sequence[Any]], Any]]) -> Any:
     """Combine delayed per-partition job results on the workers, ``_TREE_WIDTH`` at a time, down to
     one (only a small tuple reaches the client)."""
     from dask import delayed
@@ -591,7 +590,7 @@ def _tree(results: list[Any]) -> Any:
     level = results
     while len(level) > 1:
         level = [
-            delayed(_combine, pure=True)(level[i : i + _TREE_WIDTH])
+            delayed(_combine, pure=True)(level[i : i + _TREE_WIDTH], mergers)
             for i in range(0, len(level), _TREE_WIDTH)
         ]
     return level[0]
@@ -615,8 +614,9 @@ class DaskFitView:
 
     def _reduce(self, window: np.ndarray | None) -> Partial:
         p = self._parent
-        merged, status = p._run([_tree(p._each(lambda i: [self._job(window), (_status, ())]))])[0]
-        _warn([status], p.baseline)
+        jobs = [self._job(window), (_status, ())]
+        merged, status = p._run([_tree(p._each(lambda i: jobs), (_merge, _merge_status))])[0]
+        _warn(status, p.baseline)
         return self._finish(merged)
 
     def _finish(self, merged: Partial | None) -> Partial:
@@ -648,7 +648,7 @@ class DaskFitView:
         start, end = p._period(start, end)
         if self._by is None:
             results = p._run(p._each(lambda i: [(_cumulative, (start, end)), (_status, ())]))
-            _warn([status for _, status in results], p.baseline)
+            _warn(_merge_status([status for _, status in results]), p.baseline)
             frames = [frame for frame, _ in results if frame is not None]
             out = pd.concat(frames, ignore_index=True)
             return (
@@ -722,12 +722,11 @@ class DaskFit:
         retries: int,
         meta_fit: Fit,
         shuffled: bool,
-        plan_key: Delayed,
         token: str,
     ) -> None:
         self._plan = plan
         self._token = token
-        self._keys: dict[str, Delayed] = {"plan": plan_key}
+        self._keys: dict[str, Delayed] = {"plan": _shared(plan, f"excessmort-plan-{token}")}
         self._parts = parts  # the input partitions, each holding whole series
         self._tidy = tidy  # partitions of read_dask's frame (validated already)
         self._fits: list[Any] | None = None  # fitted partitions, once persisted
@@ -900,10 +899,14 @@ class DaskFit:
                 return [*writes, *[view._job(None) for view in views], (_status, ())]
 
             # One task per partition fits, writes and sums; only a small tuple reaches the client.
-            *_, merged_views, status = _split(
-                self._run([_tree(self._each(jobs))])[0], len(metas), len(views)
-            )
-        _warn([status], self.baseline)
+            mergers = [sum] * len(metas) + [_merge] * len(views) + [_merge_status]
+            *merged, status = self._run([_tree(self._each(jobs), mergers)])[0]
+        rows, merged_views = merged[: len(metas)], merged[len(metas) :]
+        _warn(status, self.baseline)
+        log.info(
+            "dask fit: wrote %s rows",
+            ", ".join(f"{n:,} {name}" for name, n in zip(metas, rows, strict=True)),
+        )
         written = {name: root / name for name in metas}
         for view, merged in zip(views, merged_views, strict=True):
             frame = view._weekly_frame(view._finish(merged))
@@ -962,11 +965,6 @@ class DaskFit:
 
 def _first(results: tuple[Any, ...]) -> Any:
     return results[0]
-
-
-def _split(results: tuple[Any, ...], n_writes: int, n_views: int) -> tuple[Any, ...]:
-    """(rows written per dataset, merged partial per view, status) from a combined job tuple."""
-    return results[:n_writes], results[n_writes : n_writes + n_views], results[-1]
 
 
 def _write_part(
@@ -1032,13 +1030,12 @@ def _layout(
     return ddf, weeks, categories, split
 
 
-_CSV_SUFFIXES = (".csv", ".tsv", ".txt")
-
-
 def _csv_files(source: str | os.PathLike[str]) -> tuple[list[str], str] | None:
     """The CSV files named by ``source`` (a file, a glob, or a folder of CSV files and no Parquet)
     and their separator; None when ``source`` is Parquet."""
     import glob
+
+    from .io import _CSV_SUFFIXES, _PARQUET_SUFFIXES
 
     path = Path(source)
     if path.is_dir():
@@ -1046,7 +1043,7 @@ def _csv_files(source: str | os.PathLike[str]) -> tuple[list[str], str] | None:
             p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_"))
         )
         csv = [p for p in names if p.suffix.lower() in _CSV_SUFFIXES]
-        if not csv or any(p.suffix.lower() in (".parquet", ".pq") for p in names):
+        if not csv or any(p.suffix.lower() in _PARQUET_SUFFIXES for p in names):
             return None
         files = [str(p) for p in csv]
     elif path.suffix.lower() in _CSV_SUFFIXES:
@@ -1248,7 +1245,6 @@ def fit_dask(
         meta_fit = _fit_tidy(_meta_tidy(cols, weeks, categories), plan)
 
     token = uuid.uuid4().hex[:12]
-    plan_key = _shared(plan, f"excessmort-plan-{token}")
     return DaskFit(
         plan=plan,
         parts=list(ddf.to_delayed()),
@@ -1257,6 +1253,5 @@ def fit_dask(
         retries=retries,
         meta_fit=meta_fit,
         shuffled=shuffled,
-        plan_key=plan_key,
         token=token,
     )
