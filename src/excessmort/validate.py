@@ -25,6 +25,7 @@ from .regions import WALES_CODE, is_england, normalise_region
 from .weeks import reference_bounds
 
 __all__ = [
+    "PANDEMIC",
     "REQUIRED_COLUMNS",
     "check_dates",
     "check_deaths",
@@ -561,15 +562,30 @@ def _range_text(lo: pd.Timestamp, hi: pd.Timestamp) -> str:
     return f"{lo.date()}..{hi.date()}"
 
 
+#: The pandemic weeks a reference period must not reach unless asked for explicitly
+#: (``fit(..., allow_pandemic=True)``): the first COVID-19 deaths were registered in England in
+#: March 2020, and the waves of excess ran to the end of 2021. A baseline fitted on them expects
+#: pandemic deaths and hides the excess it is meant to measure.
+PANDEMIC: tuple[str, str] = ("2020-03-01", "2021-12-31")
+
+
 def check_reference(
-    weeks: pd.DataFrame | pd.DatetimeIndex | Sequence[Any], reference: tuple[Any, Any]
+    weeks: pd.DataFrame | pd.DatetimeIndex | Sequence[Any],
+    reference: tuple[Any, Any],
+    *,
+    pandemic: tuple[Any, Any] | None = None,
 ) -> None:
-    """Refuse a reference period outside the data.
+    """Refuse a reference period that cannot be fitted honestly; the message names the rule.
 
     The reference period ``(start, end)`` selects the weeks whose week-ending date lies in
-    ``[start, end]`` (a bare year as ``end`` means 31 December). It is inside the data when every
-    week of the data's weekly grid that it selects is a week of the data: ``start`` later than a
-    week before the first week, ``end`` earlier than a week after the last.
+    ``[start, end]`` (a bare year as ``end`` means 31 December). The rules, in order:
+
+    1. it starts before it ends (a reversed period is told it is reversed);
+    2. it starts inside the data: ``start`` later than a week before the first week (a reference
+       that asks for weeks the data lack, such as 1900-2100, is refused rather than shortened);
+    3. it ends inside the data: ``end`` earlier than a week after the last observed week;
+    4. it selects at least one week;
+    5. with ``pandemic=(start, end)``: it does not reach into those weeks.
 
     Parameters
     ----------
@@ -577,47 +593,72 @@ def check_reference(
         The data's week-ending dates.
     reference : (start, end)
         Dates, date strings or years.
+    pandemic : (start, end), optional
+        Weeks the reference must not overlap (the fit passes :data:`PANDEMIC` unless
+        ``allow_pandemic=True``).
 
     Raises
     ------
     InputError
-        Naming the requested and the available ranges.
+        Naming the rule broken, the requested and the available ranges.
     """
     idx = _weeks_of(weeks)
     lo, hi = reference_bounds(*reference)
-    if len(idx) == 0:
-        raise InputError(
-            f"the reference period {_range_text(lo, hi)} lies outside the data: there are no weeks",
-            column="week_ending",
-            value=reference,
-            row=None,
+    asked = _range_text(lo, hi)
+
+    def refuse(text: str) -> None:
+        raise InputError(text, column="week_ending", value=reference, row=None)
+
+    if lo > hi:
+        refuse(
+            f"the reference period {asked} ends before it starts: it is reversed; give it as "
+            f"(start, end), e.g. ({hi.date()}, {lo.date()})"
         )
+    if len(idx) == 0:
+        refuse(f"the reference period {asked} lies outside the data: there are no weeks")
     first, last = idx[0], idx[-1]
     available = f"the data hold weeks ending {_range_text(first, last)}"
-    if lo > hi:
-        raise InputError(
-            f"the reference period {_range_text(lo, hi)} ends before it starts; {available}",
-            column="week_ending",
-            value=reference,
-            row=None,
-        )
     week = pd.Timedelta(days=7)
-    inside = (lo > first - week) and (hi < last + week)
-    selected = ((idx >= lo) & (idx <= hi)).sum()
-    if not inside or selected == 0:
-        raise InputError(
-            f"the reference period {_range_text(lo, hi)} lies outside the data: {available}; "
-            "choose a reference period within them",
-            column="week_ending",
-            value=reference,
-            row=None,
+    if hi < first or lo > last:
+        refuse(
+            f"the reference period {asked} lies outside the data: it is wholly "
+            f"{'before' if hi < first else 'after'} them; {available}; choose a reference period "
+            "within them"
         )
+    if lo <= first - week:
+        refuse(
+            f"the reference period {asked} lies outside the data: it starts before the first week "
+            f"({first.date()}), so the weeks it asks for before then are missing; {available}; "
+            "choose a reference period within them"
+        )
+    if hi >= last + week:
+        refuse(
+            f"the reference period {asked} lies outside the data: it runs past the last observed "
+            f"week ({last.date()}); {available}; choose a reference period within them"
+        )
+    if int(((idx >= lo) & (idx <= hi)).sum()) == 0:
+        refuse(
+            f"the reference period {asked} lies outside the data: it selects no week of the "
+            f"data; {available}; choose a reference period within them"
+        )
+    if pandemic is not None:
+        p_lo, p_hi = reference_bounds(*pandemic)
+        if lo <= p_hi and hi >= p_lo:
+            refuse(
+                f"the reference period {asked} runs into the pandemic weeks "
+                f"{_range_text(p_lo, p_hi)}: a baseline fitted on them expects pandemic deaths "
+                "and hides the excess; end the reference before "
+                f"{p_lo.date()} (the default is 2015-01-01..2019-12-31), or pass "
+                "allow_pandemic=True (--allow-pandemic-reference) to fit on them knowingly"
+            )
 
 
 def check_history(
-    frame_or_weeks: pd.DataFrame | pd.DatetimeIndex | Sequence[Any],
+    frame_or_weeks: pd.DataFrame | pd.DatetimeIndex | Sequence[Any] | Any,
     reference: tuple[Any, Any],
     min_weeks: int,
+    *,
+    baseline: str | None = None,
 ) -> None:
     """Refuse too little history for the baseline asked for.
 
@@ -627,12 +668,16 @@ def check_history(
 
     Parameters
     ----------
-    frame_or_weeks : tidy DataFrame, DatetimeIndex or sequence of dates
+    frame_or_weeks : tidy DataFrame, Panel, DatetimeIndex or sequence of dates
+        A :class:`~excessmort.panel.Panel` is counted on its dense ``deaths`` array (one pass, no
+        grouping), which is how the fit calls it.
     reference : (start, end)
         Dates, date strings or years.
     min_weeks : int
-        The fewest reference weeks the baseline needs (e.g. 5 years of weeks for the five-year
-        average, a few times the number of terms for a GLM).
+        The fewest reference weeks the baseline needs (each baseline states its
+        ``min_reference_weeks``).
+    baseline : str, optional
+        The baseline's name, for the message.
 
     Raises
     ------
@@ -640,7 +685,26 @@ def check_history(
         Naming the requested reference period, the available weeks and the series short of them.
     """
     lo, hi = reference_bounds(*reference)
-    if isinstance(frame_or_weeks, pd.DataFrame):
+    if not isinstance(frame_or_weeks, pd.DataFrame) and hasattr(frame_or_weeks, "deaths"):
+        panel = frame_or_weeks
+        weeks = pd.DatetimeIndex(panel.weeks)
+        in_ref = np.asarray((weeks >= lo) & (weeks <= hi), dtype=bool)
+        deaths = np.asarray(panel.deaths)
+        counts = np.isfinite(deaths[:, in_ref]).sum(axis=1) if deaths.shape[0] else np.zeros(1)
+        worst = int(np.argmin(counts))
+        count = int(counts[worst])
+        series = ""
+        keys = panel.keys
+        if deaths.shape[0] and len(keys.columns):
+            label = ", ".join(f"{c} {_fmt_cell(keys[c].iloc[worst])}" for c in keys.columns)
+            short = int((counts < min_weeks).sum())
+            more = f"; {short - 1:,} other series are short too" if short > 1 else ""
+            series = f" for series ({label}){more}"
+        seen = np.flatnonzero(np.isfinite(deaths[worst])) if deaths.shape[0] else []
+        avail = (
+            _range_text(weeks[seen[0]], weeks[seen[-1]]) if len(seen) else "no weeks at all"
+        )
+    elif isinstance(frame_or_weeks, pd.DataFrame):
         frame = frame_or_weeks
         strata = [c for c in frame.columns if c not in ("week_ending", "deaths", "population")]
         dates = pd.DatetimeIndex(frame["week_ending"])
@@ -668,11 +732,12 @@ def check_history(
         avail = _range_text(idx[0], idx[-1]) if len(idx) else "no weeks at all"
     if count >= min_weeks:
         return
+    which = f"the {baseline} baseline" if baseline else "the baseline asked for"
     raise InputError(
-        f"too little history for the baseline asked for: the reference period "
+        f"too little history for {which}: the reference period "
         f"{_range_text(lo, hi)} holds {count:,} weeks with deaths{series} (the data hold weeks "
-        f"ending {avail}); the baseline needs at least {int(min_weeks):,}: widen the reference "
-        "period or give more history",
+        f"ending {avail}); {'it' if baseline else 'the baseline'} needs at least "
+        f"{int(min_weeks):,}: widen the reference period or give more history",
         column="week_ending",
         value=count,
         row=None,
