@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--config",
         default=None,
         metavar="FILE",
-        help="release configuration TOML (for the live target)",
+        help="release configuration TOML (for the live target and the [plausibility] thresholds; "
+        "default: the thresholds recorded at staging)",
     )
     parser.add_argument(
         "--now",
@@ -66,10 +67,15 @@ def handle(args: argparse.Namespace) -> int:
                 f"--now must be an ISO date-time, got {args.now!r}", column="--now", value=args.now
             ) from None
     live_root = args.live_root
+    config = load_config(args.config)
     if live_root is None:
-        config = load_config(args.config)
         live_root = config.target_spec(config.target).path
-    readiness = check_release(folder, live_root=live_root, now=now)
+    # The plausibility thresholds: the configuration's when one is given, else those recorded in
+    # model.json at staging (so that the verdict is the one the release was staged with).
+    plausibility = config.plausibility if args.config else None
+    readiness = check_release(
+        folder, live_root=live_root, now=now, plausibility=plausibility
+    )
     if args.json:
         print(json.dumps({"release": str(folder), **readiness.to_dict()}, indent=2))
     else:
