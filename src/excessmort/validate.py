@@ -14,6 +14,8 @@ row in the user's input. Two rules need the options of a fit and are called by t
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +25,8 @@ import pandas as pd
 from .exceptions import InputError
 from .regions import WALES_CODE, is_england, normalise_region
 from .weeks import reference_bounds
+
+logger = logging.getLogger("excessmort.io")
 
 __all__ = [
     "PANDEMIC",
@@ -36,6 +40,7 @@ __all__ = [
     "check_reference",
     "check_regions",
     "check_required_columns",
+    "check_strata_spelling",
     "check_strata_values",
     "check_weekly",
     "describe_row",
@@ -204,6 +209,45 @@ def check_strata_values(frame: pd.DataFrame, strata: Sequence[str]) -> None:
             )
 
 
+def check_strata_spelling(
+    frame: pd.DataFrame, strata: Sequence[str], cats: dict[str, pd.Categorical]
+) -> None:
+    """Refuse stratum values that differ only in case or spaces (``'F'`` and ``'f'``, ``'85+'`` and
+    ``'85+ '``): they would be two series where the user meant one. Looks at the categories only.
+
+    Raises
+    ------
+    InputError
+        Naming both spellings and a row of each.
+    """
+    for col in strata:
+        cat = cats[col]
+        labels = pd.Index(cat.categories.astype(str))
+        folded = labels.str.lower().str.replace(r"\s+", " ", regex=True).str.strip()
+        clash = folded.duplicated(keep=False)
+        if not clash.any():
+            continue
+        key = folded[clash][0]
+        a, b = [i for i in np.flatnonzero(clash) if folded[i] == key][:2]
+        codes = np.asarray(cat.codes)
+        row_a, row_b = int(np.argmax(codes == a)), int(np.argmax(codes == b))
+        if labels[a].strip() == labels[b].strip():
+            how = "only in spaces"
+        elif labels[a].lower() == labels[b].lower():
+            how = "only in case"
+        else:
+            how = "only in case and spaces"
+        label_b = frame.index[row_b]
+        raise InputError(
+            f"column {col!r}: strata {labels[a]!r} and {labels[b]!r} differ {how} "
+            f"({format_row(frame.index[row_a])} has {labels[a]!r}, {format_row(label_b)} has "
+            f"{labels[b]!r}); they would be two series: spell each stratum one way",
+            column=col,
+            value=labels[b],
+            row=int(label_b),
+        )
+
+
 def check_regions(
     frame: pd.DataFrame,
     strata: Sequence[str],
@@ -289,6 +333,92 @@ def check_regions(
     return result, is_wales
 
 
+_TZ_SUFFIX = r"(?:\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?))$"
+
+
+def _to_datetime_safe(values: pd.Series, **kwargs: Any) -> pd.Series:
+    """``pd.to_datetime(errors="coerce")`` that never raises (pandas raises, coerce or not, for
+    some spellings: out-of-bounds years from 'Jan-15', mixed time zones); NaT where it fails."""
+    try:
+        out = pd.to_datetime(values, errors="coerce", **kwargs)
+    except (ValueError, TypeError, OverflowError):
+        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    if isinstance(out.dtype, pd.DatetimeTZDtype):
+        out = out.dt.tz_localize(None)
+    return pd.Series(out, index=values.index)
+
+
+def _parse_iso(
+    frame: pd.DataFrame, strata: Sequence[str], column: str, text: pd.Series
+) -> pd.Series:
+    """ISO dates; a time and a time-zone offset (``2021-01-15T00:00:00+01:00``) are allowed and
+    the local date is kept (the date the supplier wrote), logged once."""
+    try:
+        parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
+        aware = isinstance(parsed.dtype, pd.DatetimeTZDtype)
+    except (ValueError, TypeError, OverflowError):  # mixed offsets: pandas raises even on coerce
+        parsed, aware = None, True
+    if not aware:
+        return parsed
+    stripped = text.astype(str).str.replace(_TZ_SUFFIX, "", regex=True).where(text.notna())
+    example = text.dropna().iloc[0] if text.notna().any() else None
+    logger.info(
+        "column %r has dates with a time-zone offset (such as %r): kept the local date of each",
+        column,
+        example,
+    )
+    return _to_datetime_safe(stripped, format="ISO8601")
+
+
+def _refuse_unclear_dates(
+    frame: pd.DataFrame,
+    strata: Sequence[str],
+    column: str,
+    text: pd.Series,
+    retry: np.ndarray,
+) -> None:
+    """Refuse dates whose reading would be a guess: US month/day, Excel month-year ('Jan-15').
+
+    Works on the distinct spellings of the dates that are not ISO (a few hundred weeks), not on
+    every row.
+    """
+    values = text[retry].astype(str)
+    uniq = pd.Series(values.unique())
+    month_year = uniq.str.fullmatch(r"\s*[A-Za-z]{3,9}[-\s/.']*\d{2,4}\s*")
+    if month_year.any():
+        shown = uniq[month_year].iloc[0]
+        pos = int(np.flatnonzero(retry)[int(np.argmax(values.to_numpy() == shown))])
+        _raise_at(
+            frame,
+            strata,
+            pos,
+            column,
+            shown,
+            "a month and year without a day,",
+            "it looks like Excel's 'mmm-yy' date format, which drops the day: format the column "
+            "as a full date (YYYY-MM-DD, such as 2021-01-15) before saving",
+        )
+    parts = uniq.str.extract(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{2,4})\b")
+    first = pd.to_numeric(parts[0], errors="coerce")
+    second = pd.to_numeric(parts[1], errors="coerce")
+    month_first = (second > 12) & (first <= 12)
+    day_first = (first > 12) & (second <= 12)
+    if month_first.any():
+        shown = uniq[month_first].iloc[0]
+        pos = int(np.flatnonzero(retry)[int(np.argmax(values.to_numpy() == shown))])
+        mixed = " mixed with day/month dates" if day_first.any() else ""
+        _raise_at(
+            frame,
+            strata,
+            pos,
+            column,
+            shown,
+            f"a date that looks like US month/day{mixed},",
+            "dates are read day first (03/01/2020 is 3 January) and this one cannot be: write "
+            "dates as YYYY-MM-DD (such as 2021-01-15), or as day/month/year",
+        )
+
+
 def check_dates(
     frame: pd.DataFrame, strata: Sequence[str], column: str = "week_ending"
 ) -> pd.Series:
@@ -324,7 +454,7 @@ def check_dates(
         parsed = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
     else:
         text = raw.astype(object)
-        parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
+        parsed = _parse_iso(frame, strata, column, text)
         # Other spellings are read day first (UK: 03/01/2020 is 3 January): one inferred format
         # for the bulk, then element by element. A value that looks ISO but failed stays refused
         # (a day-first retry would read 2024-13-01 as 13 January).
@@ -333,13 +463,12 @@ def check_dates(
             failed = text[retry].astype(str).str.match(r"\s*\d{4}-\d{1,2}-\d{1,2}")
             retry[np.flatnonzero(retry)[failed.to_numpy(dtype=bool)]] = False
         if retry.any():
+            _refuse_unclear_dates(frame, strata, column, text, retry)
             parsed = parsed.copy()
-            again = pd.to_datetime(text[retry], errors="coerce", dayfirst=True)
+            again = _to_datetime_safe(text[retry], dayfirst=True)
             still = again.isna().to_numpy()
             if still.any():
-                again[still] = pd.to_datetime(
-                    text[retry][still], errors="coerce", format="mixed", dayfirst=True
-                )
+                again[still] = _to_datetime_safe(text[retry][still], dayfirst=True, format="mixed")
             parsed[retry] = again
     parsed = pd.Series(
         pd.DatetimeIndex(parsed).normalize().astype("datetime64[ns]"),
@@ -377,7 +506,16 @@ def _as_float(frame: pd.DataFrame, strata: Sequence[str], column: str, advice: s
         bad = np.isnan(values) & raw.notna().to_numpy()
         if bad.any():
             pos = int(np.argmax(bad))
-            _raise_at(frame, strata, pos, column, raw.iloc[pos], "a non-numeric value", advice)
+            value = raw.iloc[pos]
+            text = str(value).strip()
+            if re.fullmatch(r"[+-]?\d{1,3}([,.' ]\d{3})+", text):
+                advice += (
+                    f"; {text!r} looks like a number with a thousands separator: write it as "
+                    f"{re.sub(r'[^0-9+-]', '', text)}"
+                )
+            elif re.fullmatch(r"[+-]?\d+,\d+", text):
+                advice += f"; {text!r} looks like a decimal comma"
+            _raise_at(frame, strata, pos, column, value, "a non-numeric value", advice)
     infinite = np.isinf(values)
     if infinite.any():
         pos = int(np.argmax(infinite))
