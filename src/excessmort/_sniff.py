@@ -26,6 +26,7 @@ import gzip
 import io
 import logging
 import lzma
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -271,7 +272,7 @@ def read_text_table(
 
     try:
         try:
-            return parse(encoding)
+            return _check_header(path, parse(encoding))
         except UnicodeDecodeError:
             if encoding != "utf-8":
                 raise
@@ -279,7 +280,7 @@ def read_text_table(
                 "%s is not UTF-8 after its first 64 KiB; read it as Windows-1252 (Latin-1)",
                 path.name,
             )
-            return parse("cp1252")
+            return _check_header(path, parse("cp1252"))
     except pd.errors.EmptyDataError:
         raise _refuse(path, "it has no header row (no columns to read)", "") from None
     except pd.errors.ParserError as exc:
@@ -295,6 +296,24 @@ def read_text_table(
         raise _refuse(path, f"its text is not {encoding} ({exc})", encoding) from None
     except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
         raise _refuse(path, f"it is corrupt or truncated ({type(exc).__name__}: {exc})") from None
+
+
+def _check_header(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """Refuse a header naming a column twice (pandas renames the second 'deaths' to 'deaths.1',
+    which would become a stratum)."""
+    names = [str(c) for c in frame.columns]
+    present = set(names)
+    for name in names:
+        match = re.fullmatch(r"(.*)\.(\d+)", name)
+        if match and match.group(1) in present:
+            raise InputError(
+                f"cannot read {path.name!r}: its header names the column {match.group(1)!r} more "
+                "than once; give each column once",
+                column=match.group(1),
+                value=name,
+                row=None,
+            )
+    return frame
 
 
 def read_parquet(path: Path) -> pd.DataFrame:

@@ -9,6 +9,7 @@ strata then week, with a RangeIndex. Every input rule of :mod:`excessmort.valida
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import math
 import re
@@ -573,8 +574,8 @@ def _sheet_rows(path: Path, sheet: str | None) -> tuple[str, list[tuple[Any, ...
         raise ImportError(
             "reading a workbook needs openpyxl: pip install 'excessmort[io]'"
         ) from exc
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:  # a file object: openpyxl judges a path by its suffix, and a workbook may be misnamed
+        book = openpyxl.load_workbook(io.BytesIO(path.read_bytes()), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises zip, XML and its own errors for a damaged file
         raise InputError(
             f"cannot read the workbook {path.name!r}: it is damaged or not a workbook "

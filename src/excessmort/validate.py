@@ -179,8 +179,14 @@ def check_required_columns(
         "deaths": "'deaths' (or 'count')",
     }
     wanted = " and ".join(aliases.get(c, repr(c)) for c in missing)
+    hint = ""
+    names = [str(c).strip() for c in shown]
+    if len(names) == 1 and any(sep in names[0] for sep in (";", "\t", "|")):
+        hint = "; it looks like a table with another separator read as one column"
+    elif any(re.fullmatch(r"[-+]?\d+([./-]\d+)*", n) for n in names):
+        hint = "; the first row looks like data, not a header: add a header row"
     raise InputError(
-        f"missing required column {wanted}; the input has columns {there}",
+        f"missing required column {wanted}; the input has columns {there}{hint}",
         column=missing[0],
         value=None,
         row=None,
@@ -398,6 +404,20 @@ def _refuse_unclear_dates(
             "it looks like Excel's 'mmm-yy' date format, which drops the day: format the column "
             "as a full date (YYYY-MM-DD, such as 2021-01-15) before saving",
         )
+    serial = uniq.str.fullmatch(r"\s*\d{5}(\.\d+)?\s*")
+    if serial.any():
+        shown = uniq[serial].iloc[0]
+        pos = int(np.flatnonzero(retry)[int(np.argmax(values.to_numpy() == shown))])
+        _raise_at(
+            frame,
+            strata,
+            pos,
+            column,
+            shown,
+            "a number, not a date,",
+            "it looks like an Excel serial day number: format the column as a date "
+            "(YYYY-MM-DD, such as 2021-01-15) before saving",
+        )
     parts = uniq.str.extract(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{2,4})\b")
     first = pd.to_numeric(parts[0], errors="coerce")
     second = pd.to_numeric(parts[1], errors="coerce")
@@ -470,8 +490,26 @@ def check_dates(
             if still.any():
                 again[still] = _to_datetime_safe(text[retry][still], dayfirst=True, format="mixed")
             parsed[retry] = again
+    index = pd.DatetimeIndex(parsed)
+    if index.unit != "ns":  # a parse at a coarser unit can hold years nanoseconds cannot
+        values = index.to_numpy()
+        with np.errstate(invalid="ignore"):
+            out_of_range = (values < np.datetime64("1678-01-01")) | (
+                values > np.datetime64("2261-12-31")
+            )
+        if out_of_range.any():
+            pos = int(np.argmax(out_of_range))
+            _raise_at(
+                frame,
+                strata,
+                pos,
+                column,
+                raw.iloc[pos],
+                "a date out of range,",
+                "week_ending must be a date between the years 1678 and 2261, such as 2021-01-15",
+            )
     parsed = pd.Series(
-        pd.DatetimeIndex(parsed).normalize().astype("datetime64[ns]"),
+        index.normalize().astype("datetime64[ns]"),
         index=frame.index,
         name=column,
     )
