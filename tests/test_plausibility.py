@@ -328,3 +328,16 @@ def test_longest_runs_against_a_loop() -> None:
             if run > best:
                 best, at = run, t - run + 1
         assert (length[s], start[s]) == (best, at), s
+
+
+def test_check_command_uses_the_configuration_thresholds(staged: Path, tmp_path: Path, capsys):
+    from excessmort.cli import main
+
+    live = ["--live-root", str(tmp_path / "no-live"), "--now", BEFORE.isoformat()]
+    assert main(["check", str(staged), *live]) == 0  # the thresholds recorded at staging
+    config = tmp_path / "tight.toml"
+    config.write_text("[plausibility]\npscore_max = 200\n")
+    assert main(["check", str(staged), "--config", str(config), *live]) == 1
+    captured = capsys.readouterr()
+    assert "is NOT READY: england_and_pscores" in captured.err
+    assert "P-score +251%" in captured.out
