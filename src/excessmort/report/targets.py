@@ -23,6 +23,7 @@ and ``EXCESSMORT_PUBLISH_TRACE=FILE`` appends ``k step`` lines, so a test can ki
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -139,6 +140,26 @@ class Target(Protocol):
 
     def live_release(self) -> str | None:
         """Id of the release that is live now (``None`` when nothing is)."""
+
+    def live_manifest(self) -> dict[str, Any] | None:
+        """The ``manifest.json`` of the live release, parsed (``None`` when nothing is live).
+
+        :func:`~excessmort.report.publish.publish` reads its ``release.slot`` and
+        ``release.generated_at`` under the lock, before the switch, so that the live release never
+        goes back to an older one unless a rollback to that release is asked for by name.
+        """
+
+    def lock(self, holder: str, timeout: float) -> contextlib.AbstractContextManager[None]:
+        """The one-publisher lock of this target, held for the whole publish.
+
+        ``holder`` describes this publisher (host, pid, release, since); it is stored with the lock
+        so that a publisher kept waiting can name who holds it. Waits up to ``timeout`` seconds,
+        then raises :class:`PublishError` with ``step="lock"``, ``retryable=False`` and the
+        holder's description in the message. A lock left by a killed process must not block the
+        next run (an ``fcntl`` lock dies with its process; a lock file on a server needs a lease).
+        Raises :class:`PublishError` with ``step="lock"`` and ``retryable=True`` when the target
+        cannot be reached to take the lock.
+        """
 
 
 def _no_fault(step: str, path: Path) -> None:
