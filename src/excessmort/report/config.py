@@ -84,6 +84,8 @@ class RetryPolicy:
     fallback_after_seconds: float = 30.0
     give_up_hours: float = 24.0
     http_timeout_seconds: float = 10.0
+    #: how long a second publisher waits for a target's lock before it refuses (issue 16)
+    lock_wait_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,10 @@ class Config:
     retry: RetryPolicy = RetryPolicy()
     smtp: SmtpSettings = SmtpSettings()
     source: Path | None = None
+    #: ``[signing]``: Ed25519 PEM keys; the manifest is signed at staging with the private key and
+    #: checked by ``check`` and ``publish`` with the public key (issue 16)
+    signing_private_key: Path | None = None
+    signing_public_key: Path | None = None
 
     def target_spec(self, name: str) -> TargetSpec:
         """The target named ``name``.
@@ -289,6 +295,7 @@ def _config_from_mapping(data: Mapping[str, Any], base: Path, source: Path | Non
             "targets",
             "publish",
             "smtp",
+            "signing",
         },
         "",
     )
@@ -383,7 +390,16 @@ def _config_from_mapping(data: Mapping[str, Any], base: Path, source: Path | Non
             smtp_t, "timeout_seconds", ds.timeout_seconds, "smtp.timeout_seconds", strict=True
         ),
     )
+    signing = _table(data, "signing")
+    _check_keys(signing, {"private_key", "public_key"}, "signing")
+    keys: dict[str, Path | None] = {}
+    for key in ("private_key", "public_key"):
+        raw = _str(signing, key, "", f"signing.{key}")
+        path = Path(os.path.expanduser(raw)) if raw else None
+        keys[key] = None if path is None else (path if path.is_absolute() else base / path)
     return Config(
+        signing_private_key=keys["private_key"],
+        signing_public_key=keys["public_key"],
         producer=producer,
         title=title,
         url=url,
