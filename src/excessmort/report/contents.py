@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -69,7 +70,7 @@ _CSS_URL = re.compile(r"url\(\s*(['\"]?)(.*?)\1\s*\)|@import\s+(?:url\()?\s*(['\
 _STRIP = re.compile(r"[\x00-\x20]+")
 _SCRIPT_SCHEME = re.compile(r"^(javascript|vbscript|livescript|data):", re.I)
 _IMAGE_DATA = re.compile(r"^data:image/(png|jpeg|gif|webp);", re.I)
-_ENTITY = re.compile(r"<!ENTITY|SYSTEM\s+['\"]|PUBLIC\s+['\"]", re.I)
+_ENTITY = re.compile(r"<!ENTITY|SYSTEM\s+['\"]", re.I)  # a PUBLIC DTD identifier is inert
 
 
 def _link_problem(value: str, rel: str) -> str | None:
@@ -223,6 +224,9 @@ def scan_release(root: str | os.PathLike[str], manifest: dict[str, Any] | None =
                                 "a release holds regular files only")
                 continue
             if name in dirs:
+                continue
+            if not stat.S_ISREG(os.lstat(full).st_mode):
+                problems.append(f"{rel}: is not a regular file (a FIFO, socket or device)")
                 continue
             if top and (name in METADATA_FILES or is_atomic_temp(name)):
                 continue

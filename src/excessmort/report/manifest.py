@@ -103,8 +103,8 @@ def open_nofollow(root: str | os.PathLike[str], rel: str) -> int:
         leaf = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
     except OSError as exc:
         if exc.errno == errno.ENOTDIR:
-            exc = OSError(errno.ELOOP, "a folder on the way is a symlink or not a folder", rel)
-        raise exc from None
+            raise OSError(errno.ELOOP, "a folder on the way is a symlink or not a folder", rel) from None
+        raise OSError(exc.errno, exc.strerror, rel) from None
     finally:
         os.close(fd)
     if not stat.S_ISREG(os.fstat(leaf).st_mode):

@@ -59,7 +59,9 @@ __all__ = [
     "BreachHook",
     "MissedSlot",
     "PublishResult",
+    "ResyncResult",
     "publish",
+    "resync",
     "read_publish_log",
 ]
 
@@ -634,3 +636,98 @@ def publish(
             room = min((lim - clock).total_seconds() for lim in limits)
             sleep(max(0.0, min(delay, room)))
         return give_up(f"gave up after {MAX_ATTEMPTS} attempts")
+
+
+@dataclass
+class ResyncResult:
+    """Outcome of :func:`resync`: per target, what it served before and what happened."""
+
+    release_id: str
+    targets: dict[str, str] = field(default_factory=dict)
+    ok: bool = True
+
+
+def resync(
+    staged_dir: str | os.PathLike[str],
+    targets: Sequence[Target | str | os.PathLike[str]],
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    lock_timeout: float | None = None,
+    public_key: str | os.PathLike[str] | None = None,
+    logger: logging.Logger = log,
+) -> ResyncResult:
+    """Bring targets left behind by a fallback up to date with an already published release.
+
+    The release must have been published (on any target): it is public, so there is no embargo
+    and no readiness gate to pass again. Each target that does not serve it gets the steps
+    ``prepare -> upload -> switch -> verify`` under its lock; a target serving a newer release is
+    left alone (never back to an older release), one serving it already is not touched. Every
+    outcome is recorded in the publish log (``resynced`` or ``resync-failed``).
+
+    Raises
+    ------
+    ReleaseError
+        When the staged release is damaged or was never published.
+    """
+    release = StagedRelease.load(staged_dir)
+    history = read_publish_log(release.root)
+    if not history.get("published_at") or history.get("release_id") != release.release_id:
+        raise ReleaseError(
+            f"{release.root} ({release.release_id}) has not been published yet: use "
+            "`excessmort publish`, which waits for the slot and runs the readiness checks"
+        )
+    if public_key is not None:
+        from .signing import SIGNATURE_NAME, verify_signature
+
+        verify_signature(
+            release.extras["manifest.json"], release.extras.get(SIGNATURE_NAME), public_key
+        )
+    wait = retry.lock_wait_seconds if lock_timeout is None else lock_timeout
+    out = ResyncResult(release.release_id)
+    run = start_run(release.root, {"release_id": release.release_id, "resync": True})
+    holder = _holder(release)
+    for spec in targets:
+        tgt = _as_target(spec, retry.http_timeout_seconds)
+        step = "lock"
+        try:
+            lock = getattr(tgt, "lock", None)
+            with lock(holder, wait) if lock is not None else contextlib.nullcontext():
+                before = tgt.live_release()
+                if before == release.release_id:
+                    out.targets[tgt.name] = "up to date"
+                    append_record(
+                        release.root,
+                        {"event": "resynced", "run": run, "target": tgt.name, "was": before},
+                    )
+                    continue
+                live = tgt.live_manifest()
+                if live is not None and _order_key(live) > release.order_key:
+                    out.targets[tgt.name] = f"left alone: serves the newer {before}"
+                    append_record(
+                        release.root,
+                        {"event": "resynced", "run": run, "target": tgt.name, "was": before,
+                         "newer": True},
+                    )
+                    continue
+                for step, action in (
+                    ("prepare", tgt.prepare),
+                    ("upload", tgt.upload),
+                    ("switch", tgt.switch),
+                    ("verify", tgt.verify),
+                ):
+                    action(release)
+                out.targets[tgt.name] = f"updated from {before or 'nothing'}"
+                append_record(
+                    release.root,
+                    {"event": "resynced", "run": run, "target": tgt.name, "was": before},
+                )
+                logger.info("resynced %s: %s is live (was %s)", tgt.name, release.release_id, before)
+        except (PublishError, OSError, ReleaseError) as exc:
+            out.ok = False
+            out.targets[tgt.name] = f"FAILED at {step}: {_error_text(exc)}"
+            append_record(
+                release.root,
+                {"event": "resync-failed", "run": run, "target": tgt.name, "step": step,
+                 "error": _error_text(exc)},
+            )
+    return out
