@@ -87,11 +87,13 @@ def test_publish_refuses_a_release_that_is_not_ready_and_override_is_recorded(
 ) -> None:
     root = tmp_path / "www"
     root.mkdir()
-    # an absurd but structurally valid change: a figure file listed in the manifest is emptied of
-    # one region's rows (England no longer sums), manifest re-stamped so only the numbers fail
-    fig = ready / "london" / "figures.csv"
-    lines = fig.read_text().splitlines()
-    fig.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    # a broken release with a consistent manifest: London's figures lose half their rows
+    # (England no longer sums), manifest re-stamped so only the figures fail
+    import pandas as pd
+
+    fig = ready / "london" / "figures.parquet"
+    frame = pd.read_parquet(fig)
+    frame.iloc[: len(frame) // 2].to_parquet(fig)  # London loses half its rows
     write_manifest(ready, read_manifest(ready)["release"])
     code = main(["publish", str(ready), "--to", str(root), "--no-email"])
     err = capsys.readouterr().err
@@ -524,8 +526,15 @@ def test_signed_manifest_verifies_and_every_tamper_fails(tmp_path: Path) -> None
         assert not (www / "current").exists()
     assert cases == 4
     cfg = tmp_path / "r.toml"
-    cfg.write_text(f'[signing]\npublic_key = "{public}"\n')
+    cfg.write_text(f'[signing]\npublic_key = "{public}"\nprivate_key = "{other_private}"\n')
     assert main(["check", str(t1), "--config", str(cfg), "--live-root", str(tmp_path / "no")]) == 1
+    # the CLI signs with the configured key; --key overrides it
+    t5 = Path(shutil.copytree(t4, tmp_path / "t5" / staged.name))
+    assert main(["sign", str(t5), "--config", str(cfg)]) == 0
+    assert "another key" in check_signature(t5, public).message
+    assert main(["sign", str(t5), "--key", str(private)]) == 0
+    assert check_signature(t5, public).verdict == "pass"
+    assert main(["sign", str(t5)]) == 2  # no key anywhere
 
 
 # ------------------------------------------------------------------------ breach paperwork
