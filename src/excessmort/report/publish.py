@@ -488,6 +488,8 @@ def publish(
             if lock is not None:
                 locks.enter_context(lock(holder, wait_lock))
             held.add(index)
+        where[0] = "prepare"
+        tgt.prepare(release)
         where[0] = "order"
         live_manifest = getattr(tgt, "live_manifest", None)
         live = live_manifest() if live_manifest is not None else None
@@ -498,6 +500,9 @@ def publish(
             and _order_key(live) > release.order_key
             and rollback_to != release.release_id
         ):
+            discard = getattr(tgt, "discard", None)
+            if discard is not None:  # this run's own partial copy will not be used
+                discard(release)
             raise PublishError(
                 f"{tgt.name} serves {live_id} (slot {_order_key(live)[0]}), newer than "
                 f"{release.release_id} (slot {release.order_key[0]}): refusing to go back to "
@@ -506,8 +511,6 @@ def publish(
                 step="order",
                 retryable=False,
             )
-        where[0] = "prepare"
-        tgt.prepare(release)
         where[0] = "upload"
         tgt.upload(release)
         if public_key is not None:

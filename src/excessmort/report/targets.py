@@ -153,7 +153,12 @@ class StagedRelease:
 
 @runtime_checkable
 class Target(Protocol):
-    """Where a release goes live."""
+    """Where a release goes live.
+
+    A target may also offer ``discard(release)`` (optional, looked up with ``getattr``): remove
+    this release's partial upload when :func:`~excessmort.report.publish.publish` refuses it
+    because a newer release is live.
+    """
 
     name: str
 
@@ -396,6 +401,10 @@ class DirectoryTarget:
                 tmp.unlink()
             elif is_atomic_temp(tmp.name) and tmp.is_file() and not tmp.is_symlink():
                 tmp.unlink()
+
+    def discard(self, release: StagedRelease) -> None:
+        """Remove this release's partial copy (it will not go live: a newer release is live)."""
+        shutil.rmtree(self.releases / f".{release.release_id}.partial", ignore_errors=True)
 
     def _matches(self, folder: Path, release: StagedRelease) -> bool:
         if verify_manifest(folder, release.manifest):
