@@ -42,7 +42,7 @@ from excessmort.report.manifest import (
     verify_manifest,
     write_manifest,
 )
-from excessmort.report.publish import publish, resync
+from excessmort.report.publish import resync
 from excessmort.report.publog import PUBLISH_LOG_NAME, append_record, read_publish_log, read_records
 from excessmort.report.signing import check_signature, sign_manifest
 from excessmort.report.targets import DirectoryTarget, StagedRelease
@@ -121,7 +121,16 @@ def test_publish_refuses_a_release_that_is_not_ready_and_override_is_recorded(
     assert not (root / "current").exists()
     reason = "ministerial statement depends on it; London corrected next week"
     code = main(
-        ["publish", str(ready), "--to", str(root), "--no-email", "--force-unready", "--reason", reason]
+        [
+            "publish",
+            str(ready),
+            "--to",
+            str(root),
+            "--no-email",
+            "--force-unready",
+            "--reason",
+            reason,
+        ]
     )
     assert code == 1  # published, but late (the 2021 slot)
     assert live_is(root, ready) == ready
@@ -281,7 +290,9 @@ def test_never_back_to_an_older_release_unless_named(tmp_path: Path) -> None:
     old_id = StagedRelease.load(old).release_id
     with pytest.raises(ReleaseError, match="name the release you are publishing"):
         run(old, DirectoryTarget("live", root), rollback_to="2027-03-18-nonsense")
-    rolled = run(old, DirectoryTarget("live", root), Clock(SLOT + timedelta(days=29)), rollback_to=old_id)
+    rolled = run(
+        old, DirectoryTarget("live", root), Clock(SLOT + timedelta(days=29)), rollback_to=old_id
+    )
     assert rolled.published and live_is(root, old, new) == old
 
 
@@ -338,7 +349,9 @@ def _hand_manifest(root: Path) -> None:
             path = Path(folder) / name
             files.append({"path": rel, "sha256": file_sha256(path), "bytes": path.stat().st_size})
     (root / "manifest.json").write_text(
-        json.dumps({"schema": 1, "release": release, "files": sorted(files, key=lambda e: e["path"])})
+        json.dumps(
+            {"schema": 1, "release": release, "files": sorted(files, key=lambda e: e["path"])}
+        )
     )
 
 
@@ -390,7 +403,9 @@ def test_nothing_outside_the_release_reaches_the_live_folder(
     assert "943 476 5919" not in served and "secret" not in served
 
 
-def test_a_symlink_swapped_in_after_the_check_is_not_followed(tmp_path: Path, private: Path) -> None:
+def test_a_symlink_swapped_in_after_the_check_is_not_followed(
+    tmp_path: Path, private: Path
+) -> None:
     staged = make_staged(tmp_path)
     root = tmp_path / "www"
     root.mkdir()
@@ -495,7 +510,9 @@ def test_signed_manifest_verifies_and_every_tamper_fails(tmp_path: Path) -> None
     root = tmp_path / "www"
     root.mkdir()
     assert run(staged, DirectoryTarget("live", root), public_key=public).published
-    assert (root / "current" / "manifest.sig").read_bytes() == (staged / "manifest.sig").read_bytes()
+    assert (root / "current" / "manifest.sig").read_bytes() == (
+        staged / "manifest.sig"
+    ).read_bytes()
     cases = 0
     # a changed file with the manifest regenerated (no key): the signature fails
     t1 = Path(shutil.copytree(staged, tmp_path / "t1" / staged.name))
@@ -540,14 +557,19 @@ def test_signed_manifest_verifies_and_every_tamper_fails(tmp_path: Path) -> None
 # ------------------------------------------------------------------------ breach paperwork
 
 
-def test_every_target_refusing_at_once_writes_paperwork_saying_what_happened(tmp_path: Path) -> None:
+def test_every_target_refusing_at_once_writes_paperwork_saying_what_happened(
+    tmp_path: Path,
+) -> None:
     staged = make_staged(tmp_path)
     root = tmp_path / "www"
     (root / "current").mkdir(parents=True)  # a real folder: refused for good, at once
     config = replace(
         load_config(None),
-        smtp=SmtpSettings(host="127.0.0.1", port=int(closed_port_url().split(":")[2].split("/")[0]),
-                          timeout_seconds=2),
+        smtp=SmtpSettings(
+            host="127.0.0.1",
+            port=int(closed_port_url().split(":")[2].split("/")[0]),
+            timeout_seconds=2,
+        ),
     )
     result = run(
         staged,
@@ -623,7 +645,9 @@ def test_a_failed_copy_leaves_no_partial_copy(tmp_path: Path) -> None:
     assert not result.published and len(result.attempts) >= 2
     assert all("ENOSPC" in (a.error or "") for a in result.attempts)
     assert any(any(n.endswith(".partial") for n in names) for names in seen)  # it was there
-    assert [p.name for p in (root / "releases").iterdir()] == [old_id := os.readlink(root / "current").split("/")[1]]
+    assert [p.name for p in (root / "releases").iterdir()] == [
+        old_id := os.readlink(root / "current").split("/")[1]
+    ]
     assert live_is(root, old, new) == old and old_id
 
 
@@ -649,7 +673,9 @@ def test_stale_main_target_is_reported_and_resync_brings_it_up_to_date(
     assert result.published and result.target == "mirror"
     old_id = StagedRelease.load(old).release_id
     assert result.stale == {"live": old_id}
-    assert read_publish_log(new)["stale"] == {"live": {"live": old_id, "at": read_publish_log(new)["stale"]["live"]["at"]}}
+    assert read_publish_log(new)["stale"] == {
+        "live": {"live": old_id, "at": read_publish_log(new)["stale"]["live"]["at"]}
+    }
     assert live_is(main_root, old, new) == old
     with pytest.raises(ReleaseError, match="has not been published"):
         resync(make_staged(tmp_path, "never"), [DirectoryTarget("live", main_root)])
@@ -704,8 +730,15 @@ def _reader_release(base: Path, n: int) -> Path:
     for rel, text in pages.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text.replace("{n}", f"{n:03d}"))
-    write_manifest(root, {"month": slot.strftime("%Y-%m"), "release_date": slot.date().isoformat(),
-                          "slot": slot.isoformat(), "title": "t"})
+    write_manifest(
+        root,
+        {
+            "month": slot.strftime("%Y-%m"),
+            "release_date": slot.date().isoformat(),
+            "slot": slot.isoformat(),
+            "title": "t",
+        },
+    )
     return root
 
 
@@ -732,7 +765,9 @@ def test_a_reader_never_mixes_two_releases_while_current_switches(tmp_path: Path
     staged = [_reader_release(tmp_path, n) for n in range(n_releases)]
     root = tmp_path / "www"
     root.mkdir()
-    assert run(staged[0], DirectoryTarget("live", root), Clock(datetime(2021, 6, 1, tzinfo=UTC))).published
+    assert run(
+        staged[0], DirectoryTarget("live", root), Clock(datetime(2021, 6, 1, tzinfo=UTC))
+    ).published
     stop = threading.Event()
     passes = {"entry": 0, "entry_mixed": 0, "current": 0, "current_mixed": 0}
     errors: list[BaseException] = []
@@ -760,7 +795,9 @@ def test_a_reader_never_mixes_two_releases_while_current_switches(tmp_path: Path
             t.start()
         for s in staged[1:]:
             time.sleep(0.15)
-            assert run(s, DirectoryTarget("live", root), Clock(datetime(2021, 6, 1, tzinfo=UTC))).published
+            assert run(
+                s, DirectoryTarget("live", root), Clock(datetime(2021, 6, 1, tzinfo=UTC))
+            ).published
         time.sleep(0.3)
         stop.set()
         for t in threads:
@@ -771,7 +808,7 @@ def test_a_reader_never_mixes_two_releases_while_current_switches(tmp_path: Path
     print(f"reader passes: {passes}")
     assert live_is(root, *staged) == staged[-1]
     entry = (root / "index.html").read_text()
-    assert f'releases/{os.readlink(root / "current").split("/")[1]}/index.html' in entry
+    assert f"releases/{os.readlink(root / 'current').split('/')[1]}/index.html" in entry
 
 
 def test_the_entry_page_never_replaces_a_foreign_index(tmp_path: Path) -> None:

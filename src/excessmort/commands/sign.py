@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "configured.",
     )
     parser.add_argument("staged", help="staged release folder (holds manifest.json)")
-    parser.add_argument("--key", default=None, help="PEM private key (default: the configuration's)")
+    parser.add_argument(
+        "--key", default=None, help="PEM private key (default: the configuration's)"
+    )
     parser.add_argument("--config", default=None, help="release configuration TOML file")
     parser.set_defaults(func=handle)
 

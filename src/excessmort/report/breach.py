@@ -321,7 +321,10 @@ def render_breach_markdown(report: dict[str, Any]) -> str:
         "",
         "## E-mails",
         "",
-        *([f"- {_mail_line(m)}" for m in report.get("emails", [])] or ["- No e-mail has been sent."]),
+        *(
+            [f"- {_mail_line(m)}" for m in report.get("emails", [])]
+            or ["- No e-mail has been sent."]
+        ),
         "",
         "## Publication attempts",
         "",
@@ -508,7 +511,11 @@ class BreachHandler:
         )
         append_record(
             info.staged,
-            {"event": "paperwork", "run": info.run, "files": sorted(p.name for p in self.written.values())},
+            {
+                "event": "paperwork",
+                "run": info.run,
+                "files": sorted(p.name for p in self.written.values()),
+            },
         )
 
     def _send_and_record(self, info: MissedSlot, subject: str, body: Callable[[], str]) -> None:

@@ -66,7 +66,9 @@ _LINK_ATTRS = frozenset(
     }
 )
 _SAFE_SCHEMES = frozenset({"mailto", "tel"})
-_CSS_URL = re.compile(r"url\(\s*(['\"]?)(.*?)\1\s*\)|@import\s+(?:url\()?\s*(['\"])(.*?)\3", re.I | re.S)
+_CSS_URL = re.compile(
+    r"url\(\s*(['\"]?)(.*?)\1\s*\)|@import\s+(?:url\()?\s*(['\"])(.*?)\3", re.I | re.S
+)
 _STRIP = re.compile(r"[\x00-\x20]+")
 _SCRIPT_SCHEME = re.compile(r"^(javascript|vbscript|livescript|data):", re.I)
 _IMAGE_DATA = re.compile(r"^data:image/(png|jpeg|gif|webp);", re.I)
@@ -220,8 +222,10 @@ def scan_release(root: str | os.PathLike[str], manifest: dict[str, Any] | None =
             full = os.path.join(folder, name)
             rel = (rel_folder / name).as_posix()
             if os.path.islink(full):
-                problems.append(f"{rel}: is a symlink (to {os.readlink(full)!r}); "
-                                "a release holds regular files only")
+                problems.append(
+                    f"{rel}: is a symlink (to {os.readlink(full)!r}); "
+                    "a release holds regular files only"
+                )
                 continue
             if name in dirs:
                 continue

@@ -36,12 +36,12 @@ from ..exceptions import ReleaseError
 
 __all__ = [
     "MANIFEST_NAME",
-    "is_atomic_temp",
-    "open_nofollow",
     "METADATA_FILES",
     "build_manifest",
     "file_sha256",
+    "is_atomic_temp",
     "manifest_digest",
+    "open_nofollow",
     "read_manifest",
     "verify_manifest",
     "write_manifest",
@@ -103,7 +103,9 @@ def open_nofollow(root: str | os.PathLike[str], rel: str) -> int:
         leaf = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
     except OSError as exc:
         if exc.errno == errno.ENOTDIR:
-            raise OSError(errno.ELOOP, "a folder on the way is a symlink or not a folder", rel) from None
+            raise OSError(
+                errno.ELOOP, "a folder on the way is a symlink or not a folder", rel
+            ) from None
         raise OSError(exc.errno, exc.strerror, rel) from None
     finally:
         os.close(fd)

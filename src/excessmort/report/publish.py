@@ -61,8 +61,8 @@ __all__ = [
     "PublishResult",
     "ResyncResult",
     "publish",
-    "resync",
     "read_publish_log",
+    "resync",
 ]
 
 MAX_ATTEMPTS = 10_000
@@ -198,7 +198,8 @@ def _call_hook(
         logger.error("breach paperwork step %s failed: %s", name, exc)
         with contextlib.suppress(OSError):
             append_record(
-                info.staged, {"event": "hook_error", "run": info.run, "hook": name, "error": repr(exc)}
+                info.staged,
+                {"event": "hook_error", "run": info.run, "hook": name, "error": repr(exc)},
             )
 
 
@@ -318,7 +319,9 @@ def publish(
         )
     if force_unready is not None and not force_unready.strip():
         raise InputError(
-            "an override of the readiness gate needs a reason", column="--reason", value=force_unready
+            "an override of the readiness gate needs a reason",
+            column="--reason",
+            value=force_unready,
         )
     random_source = rng or random.Random()
     root = release.root
@@ -708,29 +711,37 @@ def resync(
                     out.targets[tgt.name] = f"left alone: serves the newer {before}"
                     append_record(
                         release.root,
-                        {"event": "resynced", "run": run, "target": tgt.name, "was": before,
-                         "newer": True},
+                        {
+                            "event": "resynced",
+                            "run": run,
+                            "target": tgt.name,
+                            "was": before,
+                            "newer": True,
+                        },
                     )
                     continue
-                for step, action in (
-                    ("prepare", tgt.prepare),
-                    ("upload", tgt.upload),
-                    ("switch", tgt.switch),
-                    ("verify", tgt.verify),
-                ):
-                    action(release)
+                for name in ("prepare", "upload", "switch", "verify"):
+                    step = name
+                    getattr(tgt, name)(release)
                 out.targets[tgt.name] = f"updated from {before or 'nothing'}"
                 append_record(
                     release.root,
                     {"event": "resynced", "run": run, "target": tgt.name, "was": before},
                 )
-                logger.info("resynced %s: %s is live (was %s)", tgt.name, release.release_id, before)
+                logger.info(
+                    "resynced %s: %s is live (was %s)", tgt.name, release.release_id, before
+                )
         except (PublishError, OSError, ReleaseError) as exc:
             out.ok = False
             out.targets[tgt.name] = f"FAILED at {step}: {_error_text(exc)}"
             append_record(
                 release.root,
-                {"event": "resync-failed", "run": run, "target": tgt.name, "step": step,
-                 "error": _error_text(exc)},
+                {
+                    "event": "resync-failed",
+                    "run": run,
+                    "target": tgt.name,
+                    "step": step,
+                    "error": _error_text(exc),
+                },
             )
     return out

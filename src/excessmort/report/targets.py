@@ -237,7 +237,7 @@ def entry_page(release_id: str, title: str = "") -> str:
     href = f"releases/{html.escape(release_id)}/index.html"
     name = html.escape(title or "Latest release")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"{_ENTRY_MARK}\n"
         f'<meta http-equiv="refresh" content="0; url={href}">\n'
         f'<link rel="canonical" href="{href}">\n<title>{name}</title>\n</head>\n'
@@ -397,9 +397,9 @@ class DirectoryTarget:
             if leftover.name.endswith(".partial") and leftover.name != mine:
                 shutil.rmtree(leftover)  # another release's interrupted copy: roll it back
         for tmp in self.root.iterdir():  # leftovers of killed runs (we hold the lock)
-            if tmp.name.startswith(".current.") and tmp.name.endswith(".tmp"):
-                tmp.unlink()
-            elif is_atomic_temp(tmp.name) and tmp.is_file() and not tmp.is_symlink():
+            if (tmp.name.startswith(".current.") and tmp.name.endswith(".tmp")) or (
+                is_atomic_temp(tmp.name) and tmp.is_file() and not tmp.is_symlink()
+            ):
                 tmp.unlink()
 
     def discard(self, release: StagedRelease) -> None:
