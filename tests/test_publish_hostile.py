@@ -324,6 +324,12 @@ def test_publish_log_survives_a_torn_line_and_reads_the_old_format(tmp_path: Pat
     root.mkdir()
     assert run(staged, DirectoryTarget("live", root)).published
     assert [r["run"] for r in read_publish_log(staged)["runs"]] == [1, 2]
+    # a log that cannot be written: a clear error, exit 1, nothing published
+    other = make_staged(tmp_path, "unloggable")
+    (other / PUBLISH_LOG_NAME).mkdir()
+    with pytest.raises(ReleaseError, match="cannot (read|write) the publish log"):
+        run(other, DirectoryTarget("live", tmp_path / "www2"))
+    assert main(["publish", str(other), "--to", str(root), "--no-email"]) == 1
 
 
 # -------------------------------------------------------------------- nothing outside the release
@@ -355,7 +361,7 @@ def _hand_manifest(root: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("kind", ["file", "folder", "unlisted", "escape", "fifo"])
+@pytest.mark.parametrize("kind", ["file", "folder", "unlisted", "escape", "fifo", "metadata"])
 def test_nothing_outside_the_release_reaches_the_live_folder(
     kind: str, tmp_path: Path, private: Path
 ) -> None:
@@ -381,6 +387,9 @@ def test_nothing_outside_the_release_reaches_the_live_folder(
             {"path": "../private/figures.csv", "sha256": "0" * 64, "bytes": 10}
         )
         (staged / "manifest.json").write_text(json.dumps(manifest))
+    elif kind == "metadata":  # the access log (copied live as pre_release_access.json)
+        (private / "log.json").write_text('{"records": [{"name": "943 476 5919"}]}')
+        os.symlink(private / "log.json", staged / "access_log.json")
     elif kind == "fifo":
         os.mkfifo(staged / "london" / "pipe.csv")
         manifest = read_manifest(staged)
@@ -541,7 +550,27 @@ def test_signed_manifest_verifies_and_every_tamper_fails(tmp_path: Path) -> None
         result = run(t, DirectoryTarget("live", www), public_key=public)
         assert not result.published and result.refused
         assert not (www / "current").exists()
-    assert cases == 4
+    # the manifest swapped on the target after the copy (before the switch): never goes live
+    www = tmp_path / "www-swap"
+    www.mkdir()
+
+    swaps = []
+
+    def swap_manifest(step: str, path: Path) -> None:
+        if step == "after_copy" and not swaps:
+            swaps.append(path)
+            (path / "manifest.json").write_bytes((t1 / "manifest.json").read_bytes())
+
+    result = run(staged, DirectoryTarget("live", www, fault=swap_manifest), public_key=public)
+    assert result.attempts[0].step == "upload" and "manifest.json: differs" in (
+        result.attempts[0].error or ""
+    )
+    assert result.published  # the retry copies it again, intact
+    assert (www / "current" / "manifest.json").read_bytes() == (
+        staged / "manifest.json"
+    ).read_bytes()
+    cases += 1
+    assert cases == 5
     cfg = tmp_path / "r.toml"
     cfg.write_text(f'[signing]\npublic_key = "{public}"\nprivate_key = "{other_private}"\n')
     assert main(["check", str(t1), "--config", str(cfg), "--live-root", str(tmp_path / "no")]) == 1

@@ -290,9 +290,13 @@ def full_check(
     verdict = check_release(root, live_root=live_root, now=now)
     checks = list(verdict.checks)
     try:
-        checks.append(check_contents(root))
+        contents = check_contents(root)
     except (OSError, ReleaseError) as exc:
-        checks.append(Check("release_contents", "fail", f"could not run: {exc}"))
+        contents = Check("release_contents", "fail", f"could not run: {exc}")
+    # beside the manifest check, before the embargo (which stays last)
+    at = next((i for i, c in enumerate(checks) if c.name == "embargo"), len(checks))
+    checks.insert(at, contents)
     if public_key is not None:
-        checks.append(check_signature(root, public_key))
+        at = next((i for i, c in enumerate(checks) if c.name == "embargo"), len(checks))
+        checks.insert(at, check_signature(root, public_key))
     return Readiness(checks)

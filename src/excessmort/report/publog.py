@@ -50,10 +50,18 @@ def _now_iso() -> str:
 @contextlib.contextmanager
 def _locked_log(staged: Path) -> Iterator[int]:
     path = staged / PUBLISH_LOG_NAME
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise ReleaseError(
+            f"cannot write the publish log {path}: {exc.strerror or exc} (nothing is published "
+            "without its log)"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
+    except OSError as exc:
+        raise ReleaseError(f"cannot write the publish log {path}: {exc.strerror or exc}") from None
     finally:
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -112,6 +120,8 @@ def read_records(staged: str | os.PathLike[str]) -> list[dict[str, Any]]:
         raw = path.read_bytes()
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise ReleaseError(f"cannot read the publish log {path}: {exc.strerror or exc}") from None
     records: list[dict[str, Any]] = []
     for line in raw.splitlines():
         if not line.strip():

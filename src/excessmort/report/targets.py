@@ -49,6 +49,7 @@ from ..exceptions import ReleaseError
 from .access import read_access_log
 from .manifest import (
     MANIFEST_NAME,
+    METADATA_FILES,
     is_atomic_temp,
     manifest_digest,
     open_nofollow,
@@ -117,6 +118,12 @@ class StagedRelease:
             from a damaged staging folder).
         """
         base = Path(root)
+        linked = sorted(m for m in METADATA_FILES if (base / m).is_symlink())
+        if linked:
+            raise ReleaseError(
+                f"staged release {base} has symlinked metadata ({', '.join(linked)}): a release "
+                "holds regular files only"
+            )
         manifest = read_manifest(base)
         problems = verify_manifest(base, manifest)
         if problems:
@@ -406,6 +413,16 @@ class DirectoryTarget:
         """Remove this release's partial copy (it will not go live: a newer release is live)."""
         shutil.rmtree(self.releases / f".{release.release_id}.partial", ignore_errors=True)
 
+    @staticmethod
+    def _extras_problems(folder: Path, release: StagedRelease) -> list[str]:
+        """The manifest, its signature and the access log, byte for byte as staged."""
+        problems = []
+        for name, data in release.extras.items():
+            path = folder / name
+            if path.is_symlink() or not path.is_file() or path.read_bytes() != data:
+                problems.append(f"{name}: differs from the staged copy")
+        return problems
+
     def _matches(self, folder: Path, release: StagedRelease) -> bool:
         if verify_manifest(folder, release.manifest):
             return False
@@ -459,7 +476,9 @@ class DirectoryTarget:
             raise
         checkpoint("copied")
         self.fault("after_copy", partial)
-        problems = verify_manifest(partial, release.manifest)
+        problems = verify_manifest(partial, release.manifest) + self._extras_problems(
+            partial, release
+        )
         if problems:
             shutil.rmtree(partial, ignore_errors=True)
             raise PublishError(
@@ -533,7 +552,9 @@ class DirectoryTarget:
                 f"{self.current} points at {self.live_release()!r}, not {release.release_id!r}",
                 step="verify",
             )
-        problems = verify_manifest(self.current, release.manifest)
+        problems = verify_manifest(self.current, release.manifest) + self._extras_problems(
+            self.current, release
+        )
         if problems:
             self._rollback()
             raise PublishError(
