@@ -327,7 +327,7 @@ def test_publish_log_survives_a_torn_line_and_reads_the_old_format(tmp_path: Pat
     # a log that cannot be written: a clear error, exit 1, nothing published
     other = make_staged(tmp_path, "unloggable")
     (other / PUBLISH_LOG_NAME).mkdir()
-    with pytest.raises(ReleaseError, match="cannot (read|write) the publish log"):
+    with pytest.raises(ReleaseError, match=r"cannot (read|write) the publish log"):
         run(other, DirectoryTarget("live", tmp_path / "www2"))
     assert main(["publish", str(other), "--to", str(root), "--no-email"]) == 1
 
