@@ -857,3 +857,15 @@ def test_build_manifest_refuses_symlinks(tmp_path: Path, private: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         (staged / "london" / "data").unlink()
     assert build_manifest(staged, {"month": "2027-03"})["files"]
+
+
+def test_override_flags_are_checked_and_a_small_fixture_is_refused(tmp_path: Path) -> None:
+    staged = make_staged(tmp_path)  # not a full release: every structural check fails
+    root = tmp_path / "www"
+    root.mkdir()
+    assert main(["publish", str(staged), "--to", str(root), "--reason", "why"]) == 2
+    assert main(["publish", str(staged), "--to", str(root), "--force-unready", "--reason", " "]) == 2
+    assert not (root / "current").exists()
+    assert main(["publish", str(staged), "--to", str(root), "--no-email"]) == 1
+    assert not (root / "current").exists()
+    assert read_publish_log(staged)["status"] == "refused"
