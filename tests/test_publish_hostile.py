@@ -864,8 +864,49 @@ def test_override_flags_are_checked_and_a_small_fixture_is_refused(tmp_path: Pat
     root = tmp_path / "www"
     root.mkdir()
     assert main(["publish", str(staged), "--to", str(root), "--reason", "why"]) == 2
-    assert main(["publish", str(staged), "--to", str(root), "--force-unready", "--reason", " "]) == 2
+    assert (
+        main(["publish", str(staged), "--to", str(root), "--force-unready", "--reason", " "]) == 2
+    )
     assert not (root / "current").exists()
     assert main(["publish", str(staged), "--to", str(root), "--no-email"]) == 1
     assert not (root / "current").exists()
     assert read_publish_log(staged)["status"] == "refused"
+
+
+@pytest.mark.parametrize("k", [3, 6, 13])  # killed holding the lock, mid-copy, just after switching
+def test_a_publisher_killed_while_racing_a_newer_one_never_wins(k: int, tmp_path: Path) -> None:
+    a = make_staged(tmp_path / "a", "a", slot=datetime(2020, 1, 16, 14, tzinfo=UTC))
+    b = make_staged(tmp_path / "b", "b", slot=datetime(2020, 2, 20, 14, tzinfo=UTC))
+    root = tmp_path / "www"
+    root.mkdir()
+    go = time.time() + 2.5
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(s), str(root), str(go)],
+            env={**_env(), **({"EXCESSMORT_PUBLISH_KILL_AT": str(k)} if s is a else {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for s in (a, b)
+    ]
+    for p in procs:
+        p.communicate(timeout=300)
+    assert procs[0].returncode in (-9, 1)  # killed, or refused because b was already live
+    assert procs[1].returncode == 0
+    assert live_is(root, a, b) == b
+    again = subprocess.run(
+        [sys.executable, "-c", RACE, str(a), str(root), "0"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert again.returncode == 1 and "refusing to go back" in again.stdout
+    assert live_is(root, a, b) == b
+    assert not [p for p in (root / "releases").iterdir() if p.name.startswith(".")]
+    assert not list(root.glob(".current.*"))
+    for s in (a, b):
+        for line in (s / PUBLISH_LOG_NAME).read_text().splitlines():
+            json.loads(line)
