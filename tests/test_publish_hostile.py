@@ -910,3 +910,29 @@ def test_a_publisher_killed_while_racing_a_newer_one_never_wins(k: int, tmp_path
     for s in (a, b):
         for line in (s / PUBLISH_LOG_NAME).read_text().splitlines():
             json.loads(line)
+
+
+def test_configuration_of_signing_keys_and_lock_wait(tmp_path: Path) -> None:
+    from excessmort.exceptions import InputError
+
+    cfg = tmp_path / "conf" / "r.toml"
+    cfg.parent.mkdir()
+    cfg.write_text(
+        '[signing]\nprivate_key = "keys/r.pem"\npublic_key = "/abs/r.pub.pem"\n'
+        "[publish.retry]\nlock_wait_seconds = 5\n"
+    )
+    config = load_config(cfg)
+    assert config.signing_private_key == cfg.parent.resolve() / "keys" / "r.pem"
+    assert config.signing_public_key == Path("/abs/r.pub.pem")
+    assert config.retry.lock_wait_seconds == 5
+    assert load_config(None).signing_public_key is None
+    assert load_config(None).retry.lock_wait_seconds == 600
+    for bad, key in (
+        ('[signing]\nkey = "x"\n', "signing.key"),
+        ("[signing]\npublic_key = 3\n", "signing.public_key"),
+        ("[publish.retry]\nlock_wait_seconds = -1\n", "publish.retry.lock_wait_seconds"),
+    ):
+        cfg.write_text(bad)
+        with pytest.raises(InputError) as info:
+            load_config(cfg)
+        assert info.value.column == key
