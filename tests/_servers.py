@@ -156,20 +156,18 @@ class Sshd:
         for child in sessions:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()
-        psutil.wait_procs(sessions, timeout=5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(_alive(c) for c in sessions):
+            time.sleep(0.01)
         return len(sessions)
 
     def stop(self) -> None:
         """Stop the listener and every session (the server is down)."""
         if self.proc is None:
             return
-        sessions = self._sessions()
+        self.kill_sessions()  # first, so that the listener reaps them
         self.proc.kill()
         self.proc.wait(10)
-        for child in sessions:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-        psutil.wait_procs(sessions, timeout=5)
         self.proc = None
         wait_port(self.port, up=False)
 
@@ -179,6 +177,13 @@ class Sshd:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _current_user() -> str:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import os
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -58,11 +60,23 @@ def spawn(coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
     return asyncio.run_coroutine_threadsafe(coro, _event_loop())  # type: ignore[return-value]
 
 
+@functools.lru_cache(maxsize=1)
+def tls_context() -> ssl.SSLContext:
+    """One TLS context (system CA store, certificates verified) shared by every HTTP client.
+
+    Building a context reads the whole CA store (~0.1 s); a fresh client per attempt would pay it
+    each time.
+    """
+    return ssl.create_default_context()
+
+
 def verify_http(
     urls: Iterable[tuple[str, str]], timeout: float, *, expect_text: Callable[[str], str] | None = None
 ) -> None:
     """GET each ``(url, sha256)`` and compare; raise ``PublishError(step="verify-http")``."""
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+    with httpx.Client(
+        timeout=timeout, follow_redirects=False, trust_env=False, verify=tls_context()
+    ) as client:
         for url, sha in urls:
             digest = hashlib.sha256()
             try:

@@ -142,6 +142,7 @@ class WebdavTarget:
                 timeout=httpx.Timeout(self.timeout),
                 trust_env=False,
                 follow_redirects=False,
+                verify=_remote.tls_context(),
             )
         return self._client
 
@@ -387,7 +388,9 @@ class WebdavTarget:
         if self.base_url:
             pointer = _remote.url_join(self.base_url, POINTER_NAME)
             try:
-                page = httpx.get(pointer, timeout=self.http_timeout, trust_env=False)
+                page = httpx.get(
+                    pointer, timeout=self.http_timeout, trust_env=False, verify=_remote.tls_context()
+                )
             except httpx.HTTPError as exc:
                 raise PublishError(
                     f"GET {pointer} failed: {_remote.describe_http_error(exc)}", step="verify-http"
@@ -482,7 +485,9 @@ class WebdavTarget:
                 )
 
         def beat() -> None:
-            with httpx.Client(auth=self._auth, timeout=self.timeout, trust_env=False) as http:
+            with httpx.Client(
+                auth=self._auth, timeout=self.timeout, trust_env=False, verify=_remote.tls_context()
+            ) as http:
                 response = http.request(
                     "LOCK",
                     self.client.join_url(LOCK_NAME),
