@@ -350,6 +350,7 @@ def test_reader_polling_over_http_during_switches_never_sees_a_mix(sshd, www, tm
             switches += 1
         stop.set()
         thread.join(10)
+    print(f"sftp reader: {switches} switches, {len(seen)} files fetched during them")
     assert not problems, problems[:5]
     assert switches >= 4 and len(seen) > 50
     assert {w for _, w in seen} == {"old", "new"}
