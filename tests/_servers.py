@@ -57,7 +57,8 @@ def wait_port(port: int, *, up: bool, timeout: float = 10.0) -> None:
 
 def write_key(path: Path, key: asyncssh.SSHKey, passphrase: str | None = None) -> Path:
     """Write a private key (OpenSSH format, mode 0600) and its ``.pub`` beside it."""
-    path.write_bytes(key.export_private_key("openssh", passphrase))
+    # few KDF rounds: a test key, decrypted in milliseconds rather than a second on a busy machine
+    path.write_bytes(key.export_private_key("openssh", passphrase, rounds=4))
     path.chmod(0o600)
     path.with_name(path.name + ".pub").write_bytes(key.export_public_key("openssh"))
     return path
@@ -76,8 +77,12 @@ class Sshd:
         base.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.user = user or _current_user()
-        self.host_key = write_key(base / "ssh_host_ed25519_key", asyncssh.generate_private_key("ssh-ed25519"))
-        self.client_key = write_key(base / "id_ed25519", asyncssh.generate_private_key("ssh-ed25519"))
+        self.host_key = write_key(
+            base / "ssh_host_ed25519_key", asyncssh.generate_private_key("ssh-ed25519")
+        )
+        self.client_key = write_key(
+            base / "id_ed25519", asyncssh.generate_private_key("ssh-ed25519")
+        )
         (base / "authorized_keys").write_bytes(self.client_key.with_suffix(".pub").read_bytes())
         self.known_hosts = base / "known_hosts"
         self.known_hosts.write_text(self.known_hosts_line())
@@ -261,11 +266,17 @@ class Webdav:
 
 
 class HttpSite:
-    """A static web server on ``root`` (what readers fetch); ``url`` is the root's URL."""
+    """A static web server on ``root`` (what readers fetch); ``url`` is the root's URL.
 
-    def __init__(self, root: Path) -> None:
+    ``try_files`` maps a URL path to a file served when the path's own file is missing, as nginx's
+    ``try_files $uri /fallback;`` does.
+    """
+
+    def __init__(self, root: Path, *, try_files: dict[str, str] | None = None) -> None:
         self.root = root
         self.requests: list[str] = []
+        self.try_files = dict(try_files or {})
+        self.fallback_hits = 0
         site = self
 
         class Handler(SimpleHTTPRequestHandler):
@@ -277,6 +288,20 @@ class HttpSite:
 
             def do_GET(self) -> None:
                 site.requests.append(self.path)
+                fallback = site.try_files.get(self.path)
+                if fallback is not None:
+                    for name in (self.path, fallback):
+                        try:
+                            body = (root / name.lstrip("/")).read_bytes()
+                        except FileNotFoundError:
+                            continue
+                        site.fallback_hits += name == fallback
+                        self.send_response(200)
+                        self.send_header("Content-Type", "text/html; charset=utf-8")
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.wfile.write(body)
+                        return
                 super().do_GET()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

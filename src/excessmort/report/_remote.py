@@ -55,11 +55,6 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run_coroutine_threadsafe(coro, _event_loop()).result()
 
 
-def spawn(coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
-    """Start ``coro`` on the network loop without waiting (a heartbeat)."""
-    return asyncio.run_coroutine_threadsafe(coro, _event_loop())  # type: ignore[return-value]
-
-
 @functools.lru_cache(maxsize=1)
 def tls_context() -> ssl.SSLContext:
     """One TLS context (system CA store, certificates verified) shared by every HTTP client.
@@ -70,9 +65,7 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def verify_http(
-    urls: Iterable[tuple[str, str]], timeout: float, *, expect_text: Callable[[str], str] | None = None
-) -> None:
+def verify_http(urls: Iterable[tuple[str, str]], timeout: float) -> None:
     """GET each ``(url, sha256)`` and compare; raise ``PublishError(step="verify-http")``."""
     with httpx.Client(
         timeout=timeout, follow_redirects=False, trust_env=False, verify=tls_context()
@@ -90,7 +83,9 @@ def verify_http(
                     for chunk in response.iter_bytes(1 << 20):
                         digest.update(chunk)
             except httpx.HTTPError as exc:
-                raise PublishError(f"GET {url} failed: {describe_http_error(exc)}", step="verify-http") from None
+                raise PublishError(
+                    f"GET {url} failed: {describe_http_error(exc)}", step="verify-http"
+                ) from None
             if digest.hexdigest() != sha:
                 raise PublishError(
                     f"GET {url} returned content whose checksum differs from the manifest",

@@ -126,6 +126,7 @@ class SftpTarget:
         self._sftp: asyncssh.SFTPClient | None = None
         self._previous: str | None = None
         self._lock_nonce: str | None = None
+        self._key: asyncssh.SSHKey | None = None
 
     def __repr__(self) -> str:
         who = f"{self.username}@" if self.username else ""
@@ -161,12 +162,14 @@ class SftpTarget:
         }
         if self.username:
             options["username"] = self.username
-        if self.identity_file is not None:
-            options["client_keys"] = [str(self.identity_file)]
-            options["agent_path"] = None
         if self._passphrase is not None:
             options["passphrase"] = self._passphrase
         try:
+            if self.identity_file is not None:
+                if self._key is None:  # decrypted once (a bcrypt KDF), not at every reconnect
+                    self._key = asyncssh.read_private_key(str(self.identity_file), self._passphrase)
+                options["client_keys"] = [self._key]
+                options["agent_path"] = None
             conn = await asyncssh.connect(self.host, **options)
         except asyncssh.HostKeyNotVerifiable:
             raise _Refused(await self._host_key_problem()) from None
@@ -175,6 +178,10 @@ class SftpTarget:
                 f"SSH authentication refused on {self.host}:{self.port} for user "
                 f"{self.username or '(default)'} with "
                 f"{self.identity_file or 'the default keys'}"
+            ) from None
+        except (FileNotFoundError, PermissionError) as exc:
+            raise _Refused(
+                f"could not read the identity file {self.identity_file}: {exc.strerror}"
             ) from None
         except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
             # the message of these errors never holds the passphrase; keep only their type
@@ -304,10 +311,9 @@ class SftpTarget:
                 with open(source, "rb") as fh:
                     while chunk := fh.read(_remote.CHUNK):
                         await self._op(handle.write(chunk))
-            try:
+            # a server without fsync@openssh.com: the read-back check still holds
+            with contextlib.suppress(asyncssh.SFTPOpUnsupported):
                 await self._op(handle.fsync())
-            except asyncssh.SFTPOpUnsupported:
-                pass  # a server without fsync@openssh.com: the read-back check still holds
         finally:
             with contextlib.suppress(Exception):
                 await self._op(handle.close())

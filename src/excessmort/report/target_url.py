@@ -26,6 +26,7 @@ out of the message.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import urllib.parse
@@ -104,10 +105,8 @@ def _options(table: Mapping[str, Any], prefix: str, base: Path) -> dict[str, Any
     if "timeout_seconds" in table:
         value = table["timeout_seconds"]
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise _fail(f"{prefix}.timeout_seconds", value, "must be a number > 0")
         out["timeout_seconds"] = float(value)
@@ -145,7 +144,9 @@ def spec_from_url(
         parts = urllib.parse.urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise InputError(f"{prefix}: {shown} is not a valid URL ({exc})", column=prefix, value=shown) from None
+        raise InputError(
+            f"{prefix}: {shown} is not a valid URL ({exc})", column=prefix, value=shown
+        ) from None
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
         raise InputError(
@@ -218,9 +219,13 @@ def spec_from_table(item: Mapping[str, Any], name: str, prefix: str, base: Path)
     """A ``[[targets]]`` table that has ``url`` (or a network ``kind``) as a :class:`TargetSpec`."""
     url = item.get("url")
     if not isinstance(url, str) or not url.strip():
-        raise _fail(f"{prefix}.url", url, "must be a target URL (sftp://, webdav+https://, file://)")
+        raise _fail(
+            f"{prefix}.url", url, "must be a target URL (sftp://, webdav+https://, file://)"
+        )
     if "?" in url:
-        raise _fail(f"{prefix}.url", redact_url(url), "give the settings as keys, not URL parameters")
+        raise _fail(
+            f"{prefix}.url", redact_url(url), "give the settings as keys, not URL parameters"
+        )
     spec = spec_from_url(url, name=name, base=base, prefix=f"{prefix}.url")
     kind = item.get("kind", spec.kind)
     if kind != spec.kind:
@@ -295,9 +300,13 @@ def build_target(spec: TargetSpec, http_timeout: float = 10.0, **kw: Any) -> Tar
             password=_secret(spec.password_env, "password_env", spec.name),
             **common,
         )
-    raise InputError(f"target {spec.name!r}: unknown kind {spec.kind!r}", column="kind", value=spec.kind)
+    raise InputError(
+        f"target {spec.name!r}: unknown kind {spec.kind!r}", column="kind", value=spec.kind
+    )
 
 
-def target_from_url(url: str, *, name: str | None = None, http_timeout: float = 10.0, **kw: Any) -> Target:
+def target_from_url(
+    url: str, *, name: str | None = None, http_timeout: float = 10.0, **kw: Any
+) -> Target:
     """The target a URL names (see the module docstring)."""
     return build_target(spec_from_url(url, name=name), http_timeout, **kw)

@@ -4,6 +4,7 @@
     ROOT/releases/.<release-id>.partial/  an upload in progress (resumed, or removed by another)
     ROOT/index.html                       the pointer: names the live release and sends readers to
                                           releases/<release-id>/
+    ROOT/index-fallback.html              the same pointer, replaced just before index.html
     ROOT/.publish.lock                    the one-publisher lock (a WebDAV LOCK, with a timeout)
 
 WebDAV has no symlink, so the live release is named by a small pointer page. The release is PUT into
@@ -18,7 +19,10 @@ provider does exactly that (``dest_res.delete()`` then ``shutil.move``). Moving 
 live one would therefore delete the old release file by file while readers fetch it: a reader could
 get half of the old release and then 404s. Moving a one-file pointer narrows that to the instant
 between an ``unlink`` and a ``rename`` of one small file (and to nothing on servers that rename over
-the destination, such as nginx's dav module for files). Release collections are immutable once
+the destination, such as nginx's dav module for files). A second copy, ``index-fallback.html``,
+is replaced first; a web server told to serve it when ``index.html`` is missing (nginx:
+``location = /index.html { try_files $uri /index-fallback.html; }``) closes even that instant: it
+answers with the old pointer or the new, never a 404. Release collections are immutable once
 renamed into ``releases/``, and the staged pages link within their release path, so a reader who
 came through the pointer reads one release only: the old or the new, never a mix.
 
@@ -49,10 +53,13 @@ from webdav4.client import Client, ClientError, HTTPError, InsufficientStorage, 
 from . import _remote
 from .targets import Fault, PublishError, StagedRelease, checkpoint
 
-__all__ = ["POINTER_NAME", "WebdavTarget", "pointer_page"]
+__all__ = ["FALLBACK_POINTER_NAME", "POINTER_NAME", "WebdavTarget", "pointer_page"]
 
 T = TypeVar("T")
 POINTER_NAME = "index.html"
+#: A second copy of the pointer, written first; the web server serves it while ``index.html`` is
+#: being replaced (nginx: ``location = /index.html { try_files $uri /index-fallback.html; }``).
+FALLBACK_POINTER_NAME = "index-fallback.html"
 LOCK_NAME = ".publish.lock"
 _META = re.compile(r'<meta name="excessmort-release" content="([^"]+)"')
 
@@ -173,7 +180,9 @@ class WebdavTarget:
                     step=step,
                     retryable=False,
                 ) from None
-            raise PublishError(f"WebDAV {step} on {self.url} failed: HTTP {code}", step=step) from None
+            raise PublishError(
+                f"WebDAV {step} on {self.url} failed: HTTP {code}", step=step
+            ) from None
         except ResourceNotFound as exc:
             raise PublishError(f"WebDAV {step} on {self.url}: {exc}", step=step) from None
         except ClientError as exc:
@@ -235,6 +244,8 @@ class WebdavTarget:
 
     def _live(self) -> str | None:
         page = self._get(POINTER_NAME)
+        if page is None:  # between the unlink and the rename of a switch: the fallback copy
+            page = self._get(FALLBACK_POINTER_NAME)
         return None if page is None else pointed_release(page)
 
     # -- Target interface -------------------------------------------------------------------------
@@ -260,9 +271,7 @@ class WebdavTarget:
             except ResourceNotFound:
                 is_dir = False
             if not is_dir:
-                raise PublishError(
-                    f"WebDAV collection {self.url} does not exist", step="prepare"
-                )
+                raise PublishError(f"WebDAV collection {self.url} does not exist", step="prepare")
             if not self.client.exists("releases"):
                 self.client.mkdir("releases")
             mine = f".{release.release_id}.partial"
@@ -272,7 +281,7 @@ class WebdavTarget:
                     self.client.remove(f"releases/{name}")
             for item in self.client.ls("", detail=False):
                 name = PurePosixPath(str(item)).name
-                if name.startswith(f".{POINTER_NAME}.") and name.endswith(".tmp"):
+                if name.startswith(".index") and name.endswith(".tmp"):
                     self.client.remove(name)
 
         self._call("prepare", go)
@@ -295,12 +304,11 @@ class WebdavTarget:
                 self.client.remove(final)
             partial = f"releases/.{release.release_id}.partial"
             made = {"releases"}
-            for folder in [partial] + sorted(
-                {
-                    str(PurePosixPath(partial, str(e["path"])).parent)
-                    for e in release.manifest["files"]
-                }
-            ):
+            parents = {
+                str(PurePosixPath(partial, str(e["path"])).parent)
+                for e in release.manifest["files"]
+            }
+            for folder in [partial, *sorted(parents)]:
                 chain = PurePosixPath(folder)
                 for sub in [*reversed(chain.parents), chain]:
                     text = str(sub)
@@ -335,16 +343,27 @@ class WebdavTarget:
         self._call("upload", go)
 
     def _point(self, release_id: str, title: str) -> None:
-        tmp = f".{POINTER_NAME}.{os.getpid()}.tmp"
-        self._put(tmp, pointer_page(release_id, title))
-        checkpoint("symlinked")
-        try:
-            self.fault("switch", PurePosixPath(POINTER_NAME))
-            self.client.move(tmp, POINTER_NAME, overwrite=True)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.client.remove(tmp)
-            raise
+        """Point both pointers at ``release_id``: the fallback copy first, then ``index.html``.
+
+        While the fallback is replaced, ``index.html`` still names the old release; while
+        ``index.html`` is replaced (deleted, then renamed into place, by wsgidav), the fallback
+        already names the new one. A web server that serves the fallback when ``index.html`` is
+        missing therefore always answers with the old pointer or the new.
+        """
+        page = pointer_page(release_id, title)
+        for name in (FALLBACK_POINTER_NAME, POINTER_NAME):
+            tmp = f".{name}.{os.getpid()}.tmp"
+            self._put(tmp, page)
+            if name == POINTER_NAME:
+                checkpoint("symlinked")
+            try:
+                if name == POINTER_NAME:
+                    self.fault("switch", PurePosixPath(POINTER_NAME))
+                self.client.move(tmp, name, overwrite=True)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.client.remove(tmp)
+                raise
 
     def switch(self, release: StagedRelease) -> None:
         """Make the pointer name the release: PUT at a temporary name, MOVE with Overwrite: T."""
@@ -368,12 +387,14 @@ class WebdavTarget:
 
         def go() -> None:
             self.fault("verify", PurePosixPath(POINTER_NAME))
-            live = self._live()
-            if live != release.release_id:
-                raise PublishError(
-                    f"{self.url}{POINTER_NAME} names {live!r}, not {release.release_id!r}",
-                    step="verify",
-                )
+            for name in (POINTER_NAME, FALLBACK_POINTER_NAME):
+                page = self._get(name)
+                live = None if page is None else pointed_release(page)
+                if live != release.release_id:
+                    raise PublishError(
+                        f"{self.url}{name} names {live!r}, not {release.release_id!r}",
+                        step="verify",
+                    )
             problems = self._problems(f"releases/{release.release_id}", release)
             if problems:
                 if self._previous is not None:
@@ -389,7 +410,10 @@ class WebdavTarget:
             pointer = _remote.url_join(self.base_url, POINTER_NAME)
             try:
                 page = httpx.get(
-                    pointer, timeout=self.http_timeout, trust_env=False, verify=_remote.tls_context()
+                    pointer,
+                    timeout=self.http_timeout,
+                    trust_env=False,
+                    verify=_remote.tls_context(),
                 )
             except httpx.HTTPError as exc:
                 raise PublishError(
