@@ -91,6 +91,11 @@ def test_sftp_release_goes_live_verified_over_sftp_and_http(sshd, www, tmp_path)
     assert os.readlink(www / "current") == f"releases/{r2.release_id}"
     assert (www / "releases" / r1.release_id).is_dir()  # the old release is kept
     assert target.live_release() == r2.release_id
+    assert target.live_manifest() == read_manifest(new)
+    # discard: this release's partial upload removed (publish calls it when refusing a release)
+    (www / "releases" / f".{r1.release_id}.partial").mkdir()
+    target.discard(StagedRelease.load(old))
+    assert not (www / "releases" / f".{r1.release_id}.partial").exists()
     live = www / "current"
     assert (live / "manifest.json").read_bytes() == (new / "manifest.json").read_bytes()
     assert json.loads((live / "pre_release_access.json").read_text())["records"] == []

@@ -75,6 +75,10 @@ def test_webdav_release_goes_live_verified_over_webdav_and_http(dav, dav_root, t
         page = httpx.get(site.url, follow_redirects=False).text
         assert f"url=releases/{r2.release_id}/" in page
     assert target.live_release() == r2.release_id
+    assert target.live_manifest() == json.loads((new / "manifest.json").read_text())
+    (dav_root / "releases" / f".{r1.release_id}.partial").mkdir()
+    target.discard(StagedRelease.load(old))
+    assert not (dav_root / "releases" / f".{r1.release_id}.partial").exists()
     assert (dav_root / "releases" / r1.release_id).is_dir()  # the old release is kept
     assert (dav_root / "releases" / r2.release_id / "manifest.json").read_bytes() == (
         new / "manifest.json"

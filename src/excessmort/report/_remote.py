@@ -130,6 +130,7 @@ def lock_holder(record: dict[str, Any] | None) -> str:
 
 
 def parse_lock(data: bytes) -> dict[str, Any] | None:
+    """A JSON object from bytes (a lock record, a manifest); ``None`` when it is not one."""
     try:
         value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 import asyncssh
 
 from . import _remote
+from .manifest import MANIFEST_NAME
 from .targets import Fault, PublishError, StagedRelease, checkpoint
 
 __all__ = ["SftpTarget"]
@@ -366,6 +367,37 @@ class SftpTarget:
 
         return self._call("live", go)
 
+    def live_manifest(self) -> dict[str, Any] | None:
+        """The live release's ``manifest.json``, read over SFTP (``None`` when nothing is live)."""
+
+        async def go() -> bytes | None:
+            sftp = await self._connect()
+            if await self._readlink(sftp, self._path("current")) is None:
+                return None
+            try:
+                handle = await self._op(sftp.open(self._path("current", MANIFEST_NAME), "rb"))
+            except asyncssh.SFTPNoSuchFile:
+                return None
+            try:
+                return bytes(await self._op(handle.read()))
+            finally:
+                with contextlib.suppress(Exception):
+                    await self._op(handle.close())
+
+        data = self._call("live", go)
+        return _remote.parse_lock(data) if data is not None else None
+
+    def discard(self, release: StagedRelease) -> None:
+        """Remove this release's partial upload (it will not be used)."""
+
+        async def go() -> None:
+            sftp = await self._connect()
+            partial = self._path("releases", f".{release.release_id}.partial")
+            if await self._lstat(sftp, partial) is not None:
+                await self._op(sftp.rmtree(partial))
+
+        self._call("discard", go)
+
     def prepare(self, release: StagedRelease) -> None:
         """Connect, check ``root`` exists, make ``releases/``, roll back other releases' partials."""
         checkpoint("prepare")
@@ -639,8 +671,8 @@ class SftpTarget:
         Raises
         ------
         PublishError
-            ``step="lock"``, naming the holder, when another publisher keeps the lock for
-            ``timeout`` seconds.
+            ``step="lock"``, ``retryable=False``, naming the holder, when another publisher keeps
+            the lock for ``timeout`` seconds; ``retryable=True`` when the server cannot be reached.
         """
         record = _remote.lock_record(holder)
 
@@ -664,6 +696,7 @@ class SftpTarget:
                     f"{self.where} is being published by {_remote.lock_holder(self._seen_holder)}; "
                     "refusing to interleave (the lock is ROOT/.publish.lock)",
                     step="lock",
+                    retryable=False,
                 )
         self._lock_nonce = record["nonce"]
 

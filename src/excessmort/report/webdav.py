@@ -51,6 +51,7 @@ import httpx
 from webdav4.client import Client, ClientError, HTTPError, InsufficientStorage, ResourceNotFound
 
 from . import _remote
+from .manifest import MANIFEST_NAME
 from .targets import Fault, PublishError, StagedRelease, checkpoint
 
 __all__ = ["FALLBACK_POINTER_NAME", "POINTER_NAME", "WebdavTarget", "pointer_page"]
@@ -259,6 +260,26 @@ class WebdavTarget:
             When the server cannot be reached.
         """
         return self._call("live", self._live)
+
+    def live_manifest(self) -> dict[str, Any] | None:
+        """The live release's ``manifest.json`` (``None`` when nothing is live)."""
+
+        def go() -> dict[str, Any] | None:
+            live = self._live()
+            data = None if live is None else self._get(f"releases/{live}/{MANIFEST_NAME}")
+            return None if data is None else _remote.parse_lock(data)
+
+        return self._call("live", go)
+
+    def discard(self, release: StagedRelease) -> None:
+        """Remove this release's partial upload (it will not be used)."""
+
+        def go() -> None:
+            partial = f"releases/.{release.release_id}.partial"
+            if self.client.exists(partial):
+                self.client.remove(partial)
+
+        self._call("discard", go)
 
     def prepare(self, release: StagedRelease) -> None:
         """Check the root collection exists, make ``releases/``, roll back other partials."""
@@ -473,8 +494,8 @@ class WebdavTarget:
         Raises
         ------
         PublishError
-            ``step="lock"``, naming the holder, when another publisher keeps the lock for
-            ``timeout`` seconds.
+            ``step="lock"``, ``retryable=False``, naming the holder, when another publisher keeps
+            the lock for ``timeout`` seconds; ``retryable=True`` when the server cannot be reached.
         """
         import json
 
@@ -506,6 +527,7 @@ class WebdavTarget:
                     f"{self.url} is being published by {seen}; refusing to interleave (WebDAV "
                     f"LOCK on {LOCK_NAME})",
                     step="lock",
+                    retryable=False,
                 )
 
         def beat() -> None:
