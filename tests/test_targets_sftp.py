@@ -70,6 +70,18 @@ def sftp_target(server: Sshd, root: Path, name: str = "web", **kw: Any) -> SftpT
     )
 
 
+def unready_ok() -> list[str]:
+    """CLI flags letting these small fixtures (not full releases) through issue 16's readiness
+    gate, when the gate is there (``publish(check_ready=...)``)."""
+    import inspect
+
+    from excessmort.report.publish import publish
+
+    if "check_ready" in inspect.signature(publish).parameters:
+        return ["--force-unready", "--reason", "test fixture: a small staged folder"]
+    return []
+
+
 def files_of(staged: Path) -> dict[str, bytes]:
     return {e["path"]: (staged / e["path"]).read_bytes() for e in read_manifest(staged)["files"]}
 
@@ -171,7 +183,9 @@ def test_sshd_stopped_at_the_slot_and_back_before_the_deadline(sshd, www, tmp_pa
     assert result.published and result.target == "web" and not result.late
     failed = [a for a in result.attempts if not a.ok]
     assert len(failed) == 3
-    assert all(a.step in ("lock", "prepare") and "refused" in (a.error or "").lower() for a in failed)
+    assert all(
+        a.step in ("lock", "prepare") and "refused" in (a.error or "").lower() for a in failed
+    )
     assert result.published_at is not None and result.published_at < SLOT + timedelta(minutes=15)
     assert result.published_at >= restarted[0]
     assert clock.sleeps[:3] == pytest.approx([1, 2, 4], rel=0.21)  # backoff with jitter
@@ -519,7 +533,20 @@ timeout_seconds = 5
     monkeypatch.setenv("TEST_KEY_PASSPHRASE", secret)
     caplog.set_level(logging.DEBUG)  # every logger, asyncssh's included
     assert (
-        main(["-v", "publish", str(staged), "--config", str(cfg), "--to", "web", "--no-email"]) == 0
+        main(
+            [
+                "-v",
+                "publish",
+                str(staged),
+                "--config",
+                str(cfg),
+                "--to",
+                "web",
+                "--no-email",
+                *unready_ok(),
+            ]
+        )
+        == 0
     )
     assert live_is(www, staged) == staged
     # a wrong passphrase: refused, not retried, and the (wrong) secret is not shown either
@@ -557,7 +584,7 @@ def test_cli_publish_to_an_sftp_url_with_stock_ssh_settings(sshd, www, tmp_path)
     with HttpSite(www) as site:
         url = sshd.url(www, base_url=site.url + "current/")
         proc = subprocess.run(
-            [*command, "publish", str(staged), "--to", url, "--no-email"],
+            [*command, "publish", str(staged), "--to", url, "--no-email", *unready_ok()],
             env=env,
             capture_output=True,
             text=True,
@@ -571,7 +598,7 @@ def test_cli_publish_to_an_sftp_url_with_stock_ssh_settings(sshd, www, tmp_path)
     (home / ".ssh" / "known_hosts").write_text("")
     other = make_staged(tmp_path, "other", slot=recent)
     proc = subprocess.run(
-        [*command, "publish", str(other), "--to", sshd.url(www), "--no-email"],
+        [*command, "publish", str(other), "--to", sshd.url(www), "--no-email", *unready_ok()],
         env=env,
         capture_output=True,
         text=True,

@@ -28,7 +28,7 @@ from excessmort.report.target_url import build_target
 from excessmort.report.targets import PublishError, StagedRelease
 from excessmort.report.webdav import POINTER_NAME, WebdavTarget, pointed_release
 from test_publish import SLOT, Clock, assert_staged_intact, make_staged, run
-from test_targets_sftp import files_of, sftp_target
+from test_targets_sftp import files_of, sftp_target, unready_ok
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.network]
 
@@ -329,6 +329,7 @@ timeout_seconds = 5
                 "--no-email",
                 "--deadline",
                 "1",
+                *unready_ok(),
             ]
         )
         assert code == 1  # late (the slot is in the past), but published
