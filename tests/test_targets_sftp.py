@@ -562,9 +562,10 @@ timeout_seconds = 5
         err,
         str(info.value),
         repr(target),
-        (staged / "publish_log.json").read_text(),
+        *[log.read_text() for log in staged.glob("publish_log*")],
     ]
     assert "Sending open" in caplog.text and "publishing" in err  # both logs were captured
+    assert list(staged.glob("publish_log*"))
     assert all(secret not in t for t in texts)
 
 
