@@ -608,3 +608,85 @@ def test_cli_publish_to_an_sftp_url_with_stock_ssh_settings(sshd, www, tmp_path)
     )
     assert proc.returncode == 1 and sshd.fingerprint in proc.stderr
     assert live_is(www, staged, other) == staged
+
+
+def test_sftp_corruption_found_after_the_switch_switches_back(sshd, www, tmp_path):
+    old, new = make_staged(tmp_path, "old"), make_staged(tmp_path, "new")
+    assert run(old, sftp_target(sshd, www)).published
+
+    def fault(step: str, path: Any) -> None:
+        if step == "verify":
+            (www / "current" / "index.html").write_text("vandalised")
+
+    result = run(
+        new,
+        sftp_target(sshd, www, fault=fault),
+        deadline=timedelta(minutes=1),
+        retry=RetryPolicy(initial_seconds=1, max_seconds=10, give_up_hours=0.001),
+    )
+    assert not result.published
+    assert "switched back" in (result.attempts[0].error or "")
+    assert live_is(www, old, new) == old
+
+
+KILL_SCRIPT = """
+import inspect, sys
+from datetime import datetime, timedelta, UTC
+from excessmort.report.config import RetryPolicy
+from excessmort.report.publish import publish
+from excessmort.report.sftp import SftpTarget
+staged, root, port, user, key, known = sys.argv[1:7]
+target = SftpTarget("web", "127.0.0.1", root, port=int(port), username=user, identity_file=key,
+                    known_hosts=known, timeout=5)
+extra = {"check_ready": False} if "check_ready" in inspect.signature(publish).parameters else {}
+result = publish(staged, target, slot=datetime(2020, 1, 16, 14, tzinfo=UTC),
+                 deadline=timedelta(days=36500),
+                 retry=RetryPolicy(initial_seconds=0.01, give_up_hours=0.0001), **extra)
+sys.exit(0 if result.published else 1)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_during_an_sftp_publish_leaves_a_complete_release(sshd, tmp_path, monkeypatch):
+    """The publisher SIGKILLed mid-upload, with the temporary link made, and after the switch."""
+    import shutil
+
+    from excessmort.report.targets import KILL_ENV, TRACE_ENV
+
+    slot = datetime(2020, 1, 16, 14, tzinfo=UTC)
+    old, new = make_staged(tmp_path, "old", slot=slot), make_staged(tmp_path, "new", slot=slot)
+    www = tmp_path / "www"
+    www.mkdir()
+    assert run(old, sftp_target(sshd, www), Clock(slot)).published
+    old_id, new_id = StagedRelease.load(old).release_id, StagedRelease.load(new).release_id
+    # learn the checkpoints from a run (in this process) on a copy of the target folder
+    probe = tmp_path / "probe"
+    shutil.copytree(www, probe, symlinks=True)
+    trace = tmp_path / "trace.txt"
+    monkeypatch.setenv(TRACE_ENV, str(trace))
+    assert run(new, sftp_target(sshd, probe), Clock(slot)).published
+    monkeypatch.delenv(TRACE_ENV)
+    lines = [line.split(" ", 1) for line in trace.read_text().splitlines()]
+    first = int(lines[0][0])
+    steps = [step for _, step in lines]
+    assert int(lines[-1][0]) - first == len(steps) - 1
+    for step in ("copy", "symlinked", "switched"):
+        k = steps.index(step) + 2 if step == "copy" else steps.index(step) + 1
+        args = [str(new), str(www), str(sshd.port), sshd.user, str(sshd.client_key)]
+        killed = subprocess.run(
+            [sys.executable, "-c", KILL_SCRIPT, *args, str(sshd.known_hosts)],
+            env={**os.environ, KILL_ENV: str(k)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert killed.returncode == -9, (k, step, killed.stderr)
+        assert live_is(www, old, new) == (new if step == "switched" else old)  # complete
+        assert run(new, sftp_target(sshd, www), Clock(slot)).published  # the next run completes
+        assert live_is(www, old, new) == new
+        assert not list((www / "releases").glob(".*.partial")) and not list(www.glob(".current.*"))
+        # back to the old release for the next kill
+        os.symlink(f"releases/{old_id}", www / ".back")
+        os.replace(www / ".back", www / "current")
+        shutil.rmtree(www / "releases" / new_id)
