@@ -50,6 +50,17 @@ def sshd(tmp_path: Path):
 
 
 @pytest.fixture
+def cli_logging():
+    """Put the ``excessmort`` logger back after an in-process ``main()`` (it binds stderr)."""
+    logger = logging.getLogger("excessmort")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
+
+
+@pytest.fixture
 def www(tmp_path: Path) -> Path:
     root = tmp_path / "www"
     root.mkdir()
@@ -511,7 +522,7 @@ fallbacks = ["mirror"]
 
 
 def test_secrets_never_appear_in_output_logs_or_paperwork(
-    sshd, www, tmp_path, monkeypatch, caplog, capsys
+    sshd, www, tmp_path, monkeypatch, caplog, capsys, cli_logging
 ):
     secret = "pass-PHRASE-7f3a9c"
     key = write_key(tmp_path / "locked_key", asyncssh.generate_private_key("ssh-ed25519"), secret)
@@ -622,7 +633,7 @@ def test_sftp_corruption_found_after_the_switch_switches_back(sshd, www, tmp_pat
         new,
         sftp_target(sshd, www, fault=fault),
         deadline=timedelta(minutes=1),
-        retry=RetryPolicy(initial_seconds=1, max_seconds=10, give_up_hours=0.001),
+        retry=RetryPolicy(initial_seconds=1, max_seconds=10, give_up_hours=0.0001),
     )
     assert not result.published
     assert "switched back" in (result.attempts[0].error or "")

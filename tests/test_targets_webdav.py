@@ -28,7 +28,7 @@ from excessmort.report.target_url import build_target
 from excessmort.report.targets import PublishError, StagedRelease
 from excessmort.report.webdav import POINTER_NAME, WebdavTarget, pointed_release
 from test_publish import SLOT, Clock, assert_staged_intact, make_staged, run
-from test_targets_sftp import files_of, sftp_target, unready_ok
+from test_targets_sftp import cli_logging, files_of, sftp_target, unready_ok  # noqa: F401
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.network]
 
@@ -295,7 +295,11 @@ def test_webdav_lock_is_exclusive_names_the_holder_and_expires(dav, dav_root):
 
 
 def test_webdav_password_never_appears_in_output_logs_or_paperwork(
-    tmp_path, monkeypatch, caplog, capsys
+    tmp_path,
+    monkeypatch,
+    caplog,
+    capsys,
+    cli_logging,  # noqa: F811
 ):
     secret = "dav-SECRET-91c2e"
     root = tmp_path / "dav"
