@@ -22,6 +22,7 @@ import socket
 import subprocess
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -57,8 +58,10 @@ def wait_port(port: int, *, up: bool, timeout: float = 10.0) -> None:
 
 def write_key(path: Path, key: asyncssh.SSHKey, passphrase: str | None = None) -> Path:
     """Write a private key (OpenSSH format, mode 0600) and its ``.pub`` beside it."""
-    # few KDF rounds: a test key, decrypted in milliseconds rather than a second on a busy machine
-    path.write_bytes(key.export_private_key("openssh", passphrase, rounds=4))
+    # few KDF rounds (bcrypt warns about it): a throw-away test key, decrypted in milliseconds
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*bcrypt.kdf.*", category=UserWarning)
+        path.write_bytes(key.export_private_key("openssh", passphrase, rounds=4))
     path.chmod(0o600)
     path.with_name(path.name + ".pub").write_bytes(key.export_public_key("openssh"))
     return path
