@@ -18,6 +18,12 @@ for the whole publish, and names its holder to anyone kept waiting. Verification
 manifest file under ``current`` and, when the target has a ``base_url``, fetches each one over HTTP
 from the web server and compares checksums.
 
+Web servers on other machines are reached over the network with the same steps and guarantees:
+:class:`~excessmort.report.sftp.SftpTarget` (the same layout, ``current`` swapped with OpenSSH's
+``posix-rename``) and :class:`~excessmort.report.webdav.WebdavTarget` (a pointer page MOVEd over
+with ``Overwrite: T``). :mod:`.target_url` builds any of them from a URL (``file://``, ``sftp://``,
+``webdav+https://``) or a configuration entry.
+
 Fault injection for tests: a target takes ``fault(step, path)``, called at named steps, which may
 raise (``OSError(EROFS)``, ``OSError(ENOSPC)``) or alter files (``after_copy``). The environment
 variable ``EXCESSMORT_PUBLISH_KILL_AT=k`` makes the process SIGKILL itself at its k-th checkpoint
