@@ -162,4 +162,6 @@ def test_plausibility_thresholds_are_read(tmp_path):
     path.write_text("[plausibility]\ncounts_max_ratio = 8\nfeed_zero_weeks = 5\n")
     cfg = load_config(path)
     assert cfg.plausibility.counts_max_ratio == 8.0
-    assert cfg.plausibility.feed_zero_weeks == 5 and isinstance(cfg.plausibility.feed_zero_weeks, int)
+    assert cfg.plausibility.feed_zero_weeks == 5 and isinstance(
+        cfg.plausibility.feed_zero_weeks, int
+    )

@@ -145,7 +145,8 @@ def test_cumulative_outside_data_names_both_ranges(regional: em.Fit) -> None:
 def test_reference_outside_data_is_refused() -> None:
     frame, _ = simulate(2, 200, seed=1)
     with pytest.raises(
-        InputError, match=r"reference period 1990-01-01\.\.1994-12-31 lies outside the data: it is wholly before"
+        InputError,
+        match=r"reference period 1990-01-01\.\.1994-12-31 lies outside the data: it is wholly before",
     ):
         em.fit(frame, reference=("1990-01-01", "1994-12-31"))
 

@@ -42,9 +42,7 @@ def awkward() -> tuple[pd.DataFrame, em.Fit]:
         # The near-zero-count series converge slowly: R's rule (tol 1e-8) stops them ~1e-9 from the
         # MLE in beta, R included. The estimator is checked at its limit with a tighter tolerance;
         # the default rule is checked against R's own output below.
-        fit = em.fit(
-            frame, reference=REF, dispersion_floor=0, tol=1e-11, allow_short_history=True
-        )
+        fit = em.fit(frame, reference=REF, dispersion_floor=0, tol=1e-11, allow_short_history=True)
     return frame, fit
 
 

@@ -178,7 +178,10 @@ def test_expected_far_from_the_reference_level_fails_expected_plausible(release:
     readiness = _checks(release)
     assert _failed(readiness) == ["expected_plausible"], str(readiness)
     msg = readiness["expected_plausible"].message
-    assert "East Midlands: expected" in msg and "week ending 2021-01-08, 5 times its reference median" in msg
+    assert (
+        "East Midlands: expected" in msg
+        and "week ending 2021-01-08, 5 times its reference median" in msg
+    )
 
 
 def test_a_feed_of_zeros_fails_feeds_alive(release: Path) -> None:

@@ -222,7 +222,9 @@ def read_text_table(
             with _open_decompressed(path, kind) as fh:
                 head = fh.read(HEAD_BYTES)
         except (OSError, EOFError, lzma.LZMAError) as exc:
-            raise _refuse(path, f"it is a {kind} file that cannot be decompressed ({exc})", kind)
+            raise _refuse(
+                path, f"it is a {kind} file that cannot be decompressed ({exc})", kind
+            ) from None
         compression = {"gzip": "gzip", "bz2": "bz2", "xz": "xz", "zstd": "zstd"}[kind]
         logger.info("%s is %s-compressed: decompressed while reading", path.name, kind)
         if not head:
@@ -260,7 +262,11 @@ def read_text_table(
 
     def parse(enc: str) -> pd.DataFrame:
         columns = pd.read_csv(
-            path, sep=sep, nrows=0, encoding=enc, compression=compression  # type: ignore[arg-type]
+            path,
+            sep=sep,
+            nrows=0,
+            encoding=enc,
+            compression=compression,  # type: ignore[arg-type]
         ).columns
         return pd.read_csv(  # type: ignore[call-overload, no-any-return]
             path,

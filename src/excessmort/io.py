@@ -144,9 +144,7 @@ def _load(source: Any, *, sheet: str | None) -> pd.DataFrame:
     if path.is_dir():
         return _sniff.read_parquet(path)
     if not path.exists():
-        raise InputError(
-            f"no such file: {path}", column=None, value=str(path), row=None
-        )
+        raise InputError(f"no such file: {path}", column=None, value=str(path), row=None)
     suffixes = [s.lower() for s in path.suffixes]
     suffix = suffixes[-1] if suffixes else ""
     if suffix in (".gz", ".bz2", ".zip", ".xz", ".zst") and len(suffixes) > 1:

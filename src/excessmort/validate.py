@@ -877,9 +877,7 @@ def check_history(
             more = f"; {short - 1:,} other series are short too" if short > 1 else ""
             series = f" for series ({label}){more}"
         seen = np.flatnonzero(np.isfinite(deaths[worst])) if deaths.shape[0] else []
-        avail = (
-            _range_text(weeks[seen[0]], weeks[seen[-1]]) if len(seen) else "no weeks at all"
-        )
+        avail = _range_text(weeks[seen[0]], weeks[seen[-1]]) if len(seen) else "no weeks at all"
     elif isinstance(frame_or_weeks, pd.DataFrame):
         frame = frame_or_weeks
         strata = [c for c in frame.columns if c not in ("week_ending", "deaths", "population")]

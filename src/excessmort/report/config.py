@@ -354,7 +354,11 @@ def _plausibility(table: Mapping[str, Any]) -> Plausibility:
         path = f"plausibility.{key}"
         signed = key in ("pscore_min",)
         value = _number(
-            table, key, getattr(default, key), path, minimum=-100.0 if signed else 0.0,
+            table,
+            key,
+            getattr(default, key),
+            path,
+            minimum=-100.0 if signed else 0.0,
             strict=key.endswith("_ratio") or key in ("counts_max_z", "dispersion_max"),
         )
         if key.endswith("_weeks"):

@@ -369,9 +369,9 @@ def check_models(files: StagedFiles) -> Check:
         )
     hard = files.plausibility.dispersion_max
     absurd = [
-        f"{_series_label(r, strata)} (phi={_fmt(r['dispersion_raw']) if r.get('dispersion_raw') is not None else 'not finite'})"
+        f"{_series_label(r, strata)} (phi={_fmt(r['dispersion_raw'])})"
         for r in series
-        if r.get("dispersion_raw") is None or r["dispersion_raw"] > hard
+        if r.get("dispersion_raw") is not None and r["dispersion_raw"] > hard
     ]
     if absurd:
         return Check(
@@ -402,7 +402,6 @@ def check_models(files: StagedFiles) -> Check:
     return Check(
         name, "pass", f"all {len(series)} series converged; dispersion within [{lo}, {hi}]"
     )
-
 
 
 _KEY = ["table", "period", "breakdown", "level", "week_ending", "start", "end"]
@@ -723,7 +722,9 @@ def check_counts(files: StagedFiles) -> Check:
     med = weekly["median"].to_numpy(float)
     scale = weekly["scale"].to_numpy(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        high = (y > t.counts_max_ratio * np.maximum(med, 1.0)) & ((y - med) / scale > t.counts_max_z)
+        high = (y > t.counts_max_ratio * np.maximum(med, 1.0)) & (
+            (y - med) / scale > t.counts_max_z
+        )
         low_ = (med >= t.counts_min_median) & (y < t.counts_min_ratio * med)
     for mask, what in ((high, "above"), (low_, "below")):
         if mask.any():

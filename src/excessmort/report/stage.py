@@ -281,7 +281,9 @@ def _view_figures(
 _MAD_SCALE = 1.4826  # the MAD of a normal sample times this estimates its standard deviation
 
 
-def _robust_level(values: np.ndarray, in_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _robust_level(
+    values: np.ndarray, in_ref: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median, scaled MAD and number of observed weeks of each row over the reference weeks."""
     ref = np.where(in_ref[None, :], values, np.nan)
     n_ref = np.isfinite(ref).sum(axis=1)
@@ -330,9 +332,7 @@ def _week_value(weeks: pd.DatetimeIndex, values: np.ndarray, pos: np.ndarray, s:
     return {"week": weeks[p].date().isoformat(), "value": _json_float(values[s, p])}
 
 
-def _series_history(
-    fit: Any, hi: pd.Timestamp
-) -> tuple[list[dict[str, Any]], np.ndarray | None]:
+def _series_history(fit: Any, hi: pd.Timestamp) -> tuple[list[dict[str, Any]], np.ndarray | None]:
     """Per-series statistics of the reference weeks and the extremes of every week up to ``hi``.
 
     What the plausibility checks of :mod:`.readiness` compare the figures with, without refitting:
