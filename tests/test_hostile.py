@@ -562,6 +562,7 @@ CLI_SUBSET = [  # one per family: compression, format, binary, file system, stru
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CLI_SUBSET)
 def test_cli_exits_2_without_a_traceback(name: str, base: pd.DataFrame, tmp_path: Path) -> None:
     case = next(c for c in CASES if c.name == name)
@@ -580,6 +581,7 @@ def _ons_with(base: pd.DataFrame, tmp: Path, edit) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "edit", "checks", "says"),
     [
@@ -628,6 +630,7 @@ def test_cli_absurd_numbers_are_not_ready(
     assert says in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("reference", "says"),
     [

@@ -88,6 +88,7 @@ def test_real_pandemic_data_stay_ready(staged: Path) -> None:
     assert model["plausibility"]["thresholds"] == Plausibility().__dict__
 
 
+@pytest.mark.slow
 def test_real_pandemic_data_stay_ready_with_the_pooled_baseline(
     ons: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -270,6 +271,7 @@ def _broken(ons: pd.DataFrame, where, value) -> pd.DataFrame:
     return out
 
 
+@pytest.mark.slow
 def test_a_count_of_ten_thousand_in_the_reference_is_not_ready(
     ons: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -286,6 +288,7 @@ def test_a_count_of_ten_thousand_in_the_reference_is_not_ready(
     )
 
 
+@pytest.mark.slow
 def test_a_feed_of_zeros_from_2020_is_not_ready(ons: pd.DataFrame, tmp_path: Path) -> None:
     data = _broken(
         ons, lambda d: (d["area_code"] == "E12000001") & (d["week_ending"] >= "2020-01-01"), 0
@@ -300,6 +303,7 @@ def test_a_feed_of_zeros_from_2020_is_not_ready(ons: pd.DataFrame, tmp_path: Pat
     assert "P-score -100%" in readiness["england_and_pscores"].message
 
 
+@pytest.mark.slow
 def test_a_short_reference_fitted_anyway_is_not_ready(ons: pd.DataFrame, tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fit overflows: that is the point
