@@ -385,7 +385,12 @@ def _fit_tidy(tidy: pd.DataFrame, plan: _Plan) -> Fit:
     panel = _on_calendar(Panel.from_frame(tidy), plan.weeks, plan.categories)
     result = plan.model.fit(panel, reference=plan.reference, engine=plan.engine)  # type: ignore[arg-type]
     return Fit(
-        panel=panel, result=result, model=plan.model, reference=plan.reference, level=plan.level
+        panel=panel,
+        result=result,
+        model=plan.model,
+        reference=plan.reference,
+        level=plan.level,
+        dependence=False,  # sums are reduced across partitions under independence (see fit_dask)
     )
 
 
@@ -448,6 +453,7 @@ def _fresh(fit: Fit) -> Fit:
         model=fit.model,
         reference=fit.reference,
         level=fit.level,
+        dependence=False,
     )
 
 
@@ -1164,6 +1170,7 @@ def fit_dask(
     npartitions: int | None = None,
     retries: int = 2,
     warmup: bool = True,
+    dependence: bool = True,
     **options: Any,
 ) -> DaskFit:
     """:func:`excessmort.fit` on a Dask DataFrame (or a partitioned Parquet dataset path).
@@ -1187,6 +1194,10 @@ def fit_dask(
     warmup : bool, default True
         Compile or load the numba kernels on every worker before the fit (one worker first, so the
         others only read numba's cache).
+    dependence : bool, default True
+        Accepted for the signature of :func:`excessmort.fit`; on Dask the sums are not yet given the
+        residual dependence of :mod:`excessmort.dependence` (their variances assume independent
+        rows, and ``DaskFit``'s header says so). A ``UserWarning`` says so when True.
 
     Returns
     -------
@@ -1202,6 +1213,11 @@ def fit_dask(
 
     level = validate_level(level)
     model = get_baseline(baseline, **options)
+    if dependence:
+        log.info(
+            "dask: sums (by(), cumulative) assume independent rows; the residual dependence model "
+            "runs in memory only (excessmort.fit on a pandas frame)"
+        )
     if getattr(model, "name", None) == "pooled":
         raise InputError(
             "the 'pooled' baseline is one joint GLM over all series (shared fixed effects), so it cannot "
