@@ -327,7 +327,14 @@ class Fit:
 
         groups, keys, include = self._grouping
         g = np.where(include, groups, -1)
-        dep = estimate_groups(self.result, self.panel.deaths, g, len(keys), self._year_effect, self.weeks)
+        if self._by is None:
+            year = self._year_effect
+        else:
+            # the year effect beyond each group's own serial model, pooled over the view's groups
+            from .dependence import estimate_year_effect
+
+            year = estimate_year_effect(self.result, self.panel.deaths, self.weeks, g, len(keys))
+        dep = estimate_groups(self.result, self.panel.deaths, g, len(keys), year, self.weeks)
         if dep.short.any():
             warnings.warn(
                 f"{int(dep.short.sum())} of {len(keys)} rows have too short a reference to estimate "
@@ -365,8 +372,8 @@ class Fit:
         mu = self._sum(res.mu)
         obs_var = self._sum(res.obs_variance())
         param_var = self._masked_result_call("param_variance_weekly")
-        if self._by is not None and self._dependence_on:
-            obs_var, param_var = self._dependence.weekly(obs_var, param_var)
+        if self._dependence_on and (self._by is not None or res.shared_dispersion):
+            obs_var, param_var = self._dependence.weekly(obs_var, param_var, mu, self.weeks)
         return excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
 
     @cached_property
@@ -406,8 +413,15 @@ class Fit:
         else:
             pv = np.zeros_like(weekly_mu)
             pv[:, -1] = param_var
+        param_weekly = self._masked_result_call("param_variance_weekly")[:, window]
         obs_run, param_run, _ = dep.running(
-            weekly_obs, weekly_mu, pv, self.weeks[window], self.level, engine=self._engine
+            weekly_obs,
+            weekly_mu,
+            pv,
+            self.weeks[window],
+            self.level,
+            engine=self._engine,
+            param_weekly=param_weekly,
         )
         if running:
             return observed, mu, obs_run, param_run

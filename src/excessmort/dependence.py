@@ -89,14 +89,17 @@ class DependenceWarning(UserWarning):
 
 
 # ---------------------------------------------------------------------------------------- pieces
-def autocorrelation(u: FloatArray, max_lag: int = MAX_LAG) -> FloatArray:
+def autocorrelation(u: FloatArray, max_lag: int = MAX_LAG, demean: bool = True) -> FloatArray:
     """Autocorrelation at lags 0..max_lag of mean-zero rows with NaN gaps: [G, max_lag + 1].
 
     rho_k = sum_t u_t u_{t+k} / sum_t u_t^2 over the pairs present (the residuals of a fit have mean
     zero, so they are not demeaned).
     """
     ok = np.isfinite(u)
-    x = np.where(ok, u, 0.0)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = np.nanmean(u, axis=1) if demean else np.zeros(u.shape[0])
+    x = np.where(ok, u - np.nan_to_num(centre)[:, None], 0.0)
     den = np.sum(x * x, axis=1)
     out = np.empty((u.shape[0], max_lag + 1))
     n_weeks = u.shape[1]
@@ -148,6 +151,25 @@ def long_run_factor(rho: FloatArray, a: FloatArray, phi: FloatArray, n: FloatArr
     m = np.maximum(n - 1.0, float(n_lags))
     tail = a * (_tapered_geometric(phi, m, n) - _tapered_geometric(phi, np.full_like(n, n_lags), n))
     return np.maximum(1.0 + 2.0 * (head + tail), 0.25)
+
+
+def _own_dispersion(
+    c_raw: FloatArray,
+    result: BaselineResult,
+    groups: IntArray | None = None,
+    n_groups: int | None = None,
+) -> FloatArray:
+    """c of single series under a shared phi: their own Pearson dispersion relative to it, never
+    below Poisson (c phi >= 1)."""
+    phi = np.asarray(result.dispersion, dtype=np.float64)
+    if groups is not None and n_groups is not None:
+        keep = groups >= 0
+        per = np.full(n_groups, np.nan)
+        per[groups[keep]] = phi[keep]
+        phi = per
+    with np.errstate(invalid="ignore", divide="ignore"):
+        floor = np.where(phi > 0, 1.0 / phi, 1.0)
+    return np.maximum(np.nan_to_num(c_raw, nan=1.0), floor)
 
 
 def _null_variance(obs: FloatArray, fitted: FloatArray, in_sample: bool) -> FloatArray:
@@ -222,13 +244,13 @@ class YearEffect:
 def _year_blocks(weeks: pd.DatetimeIndex, resid_weeks: BoolArray) -> list[np.ndarray]:
     """Positions of each calendar year's reference residual weeks (years holding enough of them)."""
     years = np.asarray(weeks.year)
-    blocks = []
-    for y in np.unique(years[resid_weeks]):
-        in_year = years == y
-        pos = np.flatnonzero(in_year & resid_weeks)
-        if pos.size >= YEAR_COVERAGE * max(int(in_year.sum()), 52):
-            blocks.append(pos)
-    return blocks
+    found = [np.flatnonzero((years == y) & resid_weeks) for y in np.unique(years[resid_weeks])]
+    if not found:
+        return []
+    # a year counts when it holds most of the residual weeks a year has (52 for a whole-year fit,
+    # about 22 for EuroMOMO's spring and autumn weeks)
+    full = max(pos.size for pos in found)
+    return [pos for pos in found if pos.size >= YEAR_COVERAGE * full]
 
 
 def year_leverage(
@@ -248,26 +270,56 @@ def year_leverage(
 
 
 def estimate_year_effect(
-    result: BaselineResult, deaths: FloatArray, weeks: pd.DatetimeIndex
+    result: BaselineResult,
+    deaths: FloatArray,
+    weeks: pd.DatetimeIndex,
+    groups: IntArray | None = None,
+    n_groups: int | None = None,
 ) -> YearEffect:
-    """Moments of the relative year effect over every series of one panel (or partition)."""
+    """Moments of the relative year effect over the series of one panel (or partition) or, with
+    ``groups`` (id per series, -1 left out), over the groups of a view: each row's in-sample yearly
+    sums beyond what its own cross-series and serial model (parts 1-2) explains."""
     from ._kernels import running_variance
+    from .baselines._util import group_sum
 
-    mu = result.mu
-    n_series = mu.shape[0]
+    n_series = result.mu.shape[0]
     rmask = result.residual_mask()
     in_sample = result.residuals_in_sample
-    obs = result.obs_variance()
-    ident = np.arange(n_series, dtype=np.int64)
-    fitted = result.fitted_variance_weekly(ident, n_series)
-    resid = np.where(rmask, deaths - mu, np.nan)
+    resid_series = np.where(rmask, deaths - result.mu, np.nan)
+    if groups is None:
+        n_rows = n_series
+        spare = np.arange(n_series, dtype=np.int64)
+        n_spare = n_series
+        mu = result.mu
+        obs = result.obs_variance()
+        resid = resid_series
+        multi = np.full(n_rows, bool(result.shared_dispersion))
+    else:
+        assert n_groups is not None
+        groups = np.asarray(groups, dtype=np.int64)
+        keep = groups >= 0
+        n_rows = int(n_groups)
+        spare = np.where(keep, groups, n_rows)
+        n_spare = n_rows + 1
+        mu = group_sum(result.mu[keep], groups[keep], n_rows)
+        obs = group_sum(result.obs_variance()[keep], groups[keep], n_rows)
+        resid = group_sum(resid_series[keep], groups[keep], n_rows)
+        multi = (np.bincount(groups[keep], minlength=n_rows) > 1) | bool(result.shared_dispersion)
+    fitted = result.fitted_variance_weekly(spare, n_spare)[:n_rows]
     d = _null_variance(obs, fitted, in_sample)
     with np.errstate(invalid="ignore", divide="ignore"):
         u = resid / np.sqrt(d)
+    u = np.where(np.isfinite(u), u, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        c_raw = np.nanmean(u * u, axis=1)
+    c = np.where(multi, np.maximum(np.nan_to_num(c_raw, nan=1.0), 1.0), 1.0)
+    if groups is None and result.shared_dispersion:
+        c = _own_dispersion(c_raw, result)
     a, phi = arma_fit(autocorrelation(u))
     rho = arma_lags(a, phi)
     n_resid = np.sum(np.isfinite(u), axis=1).astype(np.float64)
-    pf = long_run_factor(rho, a, phi, n_resid)
+    pf = c * long_run_factor(rho, a, phi, n_resid)
     kind, _ = result.year_model()
     p_year = 0 if kind == "average" else (2 if kind == "trend" else 1)
 
@@ -285,28 +337,34 @@ def estimate_year_effect(
             continue
         sel = np.flatnonzero(ok)
         m = np.where(present, mu[:, pos], 0.0)[sel]
-        s = np.sqrt(np.where(present, obs[:, pos], 0.0)[sel])
+        # out of sample (a five-year average), the residual carries the average's own error too
+        weekly = c[:, None] * (obs[:, pos] if in_sample else obs[:, pos] + fitted[:, pos])
+        s = np.sqrt(np.where(present, weekly, 0.0)[sel])
         span = np.zeros((sel.size, pos[-1] - pos[0] + 1))
         span[:, pos - pos[0]] = s
         serial = running_variance(span, rho[sel], a[sel], phi[sel])[:, -1]
         serial = np.maximum(serial, 0.25 * np.sum(span * span, axis=1))
         window = np.zeros(len(weeks), dtype=bool)
         window[pos] = True
-        fv = result.fitted_variance_window(ident, n_series, window)[sel] * pf[sel]
-        explained = serial - fv if in_sample else serial + fv
+        if in_sample:
+            fv = result.fitted_variance_window(spare, n_spare, window)[:n_rows][sel] * pf[sel]
+            explained = serial - fv
+        else:
+            explained = serial
         b = np.nansum(r[sel], axis=1)
         big = np.sum(m, axis=1) ** 2 - np.sum(m * m, axis=1)
         factor = (1.0 - h[j]) if in_sample else (1.0 + h[j])
         good = np.isfinite(b) & np.isfinite(explained) & np.isfinite(big)
         num += float(np.sum((b * b - explained)[good]))
         den += float(np.sum((big * factor)[good]))
-    e_total = np.sum(resid, axis=0)
-    d_total = np.sum(d, axis=0)
+    e_total = np.sum(resid_series, axis=0)
+    # the rows' own variances (c d), against which the total's shows the rows' mutual dependence
+    d_total = np.nansum(c[:, None] * d, axis=0)
     e_total = np.where(resid_weeks, e_total, np.nan)
     return YearEffect(
         num=num,
         den=den,
-        n_series=int(n_series),
+        n_series=int(n_rows),
         n_years=len(blocks),
         e_total=e_total,
         d_total=d_total,
@@ -354,14 +412,30 @@ class Dependence:
 
     # ------------------------------------------------------------------ weekly rows
     def weekly(
-        self, obs_var: FloatArray, param_var: FloatArray
+        self,
+        obs_var: FloatArray,
+        param_var: FloatArray,
+        mu: FloatArray | None = None,
+        weeks: pd.DatetimeIndex | None = None,
     ) -> tuple[FloatArray, FloatArray]:
         """Weekly variances of the groups [G, T]: c obs and c f(n) g'Vg for aggregates; a single
-        series keeps phi mu and x'Vx (the model's own weekly interval)."""
+        series keeps phi mu and x'Vx (the model's own weekly interval), except under a phi shared
+        by all series (the pooled model), where phi becomes the series' own c phi."""
         multi = self.members > 1
-        c = np.where(multi, self.c, 1.0)[:, None]
+        shared = bool(getattr(self.result, "shared_dispersion", False))
+        rows = multi | shared
+        c = np.where(rows, self.c, 1.0)[:, None]
         pf = np.where(multi, self.param_factor, 1.0)[:, None]
-        return obs_var * c, param_var * pf
+        obs = obs_var * c
+        if mu is not None and weeks is not None and self.year.sigma2 > 0:
+            # outside the reference years a week's level also carries the year effects the fit
+            # absorbed (in-sample residuals show (1 - h) of them, a new year (1 + h)): 2 h sigma^2 mu^2
+            years = np.asarray(weeks.year, dtype=np.float64)
+            h = year_leverage(self.result, self.ref_years, years)
+            outside = ~np.isin(years, self.ref_years)
+            extra = self.year.sigma2 * np.where(outside, 2.0 * h, 0.0)[None, :] * mu * mu
+            obs = obs + np.where((rows & ~self.short)[:, None], extra, 0.0)
+        return obs, param_var * pf
 
     # ------------------------------------------------------------------ windows
     def running(
@@ -372,11 +446,13 @@ class Dependence:
         weeks: pd.DatetimeIndex,
         level: float,
         engine: str = "auto",
+        param_weekly: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray, dict[str, FloatArray]]:
         """Variances of the running sums over the weeks of a window, [G, K] each.
 
         ``obs_var``, ``mu`` [G, K] are the groups' weekly sum phi mu and mu over the K weeks of the
-        window (consecutive calendar weeks), ``param_var`` [G, K] the running g' V g. Returns the
+        window (consecutive calendar weeks), ``param_var`` [G, K] the running g' V g (and
+        ``param_weekly`` [G, K] the weekly one, used when the residuals are out of sample). Returns the
         observation and parameter variances, both multiplied by (t_nu / z)^2 when a year part is
         present (Student-t quantile with Satterthwaite's nu), and the parts.
         """
@@ -386,12 +462,15 @@ class Dependence:
         a = np.where(short, 1.0, self.a)
         phi = np.where(short, 1.0, self.phi)
         rho = np.where(short[:, None], 1.0, self.rho)
-        s = np.sqrt(self.c[:, None] * obs_var)
+        out_of_sample = param_weekly is not None and not self.result.residuals_in_sample
+        if out_of_sample:
+            # the residuals were out of sample: their autocorrelation is that of y - mu whole
+            s = np.sqrt(self.c[:, None] * (obs_var + param_weekly))
+            param = np.zeros_like(param_var)
+        else:
+            s = np.sqrt(self.c[:, None] * obs_var)
+            param = param_var * self.param_factor[:, None]
         serial = running_variance(s, rho, a, phi, engine=engine)
-        # Sampling noise of estimated negative correlations never takes a sum below a quarter of
-        # its independence variance.
-        serial = np.maximum(serial, 0.25 * np.cumsum(s * s, axis=1))
-        param = param_var * self.param_factor[:, None]
         year = self._year_running(mu, weeks)
         year = np.where(short[:, None], 0.0, year)
         sigma_df = self.year.df
@@ -476,6 +555,10 @@ def estimate_groups(
         warnings.simplefilter("ignore", RuntimeWarning)
         c_raw = np.nanmean(u * u, axis=1)
     c = np.where(members > 1, np.maximum(np.nan_to_num(c_raw, nan=1.0), 1.0), 1.0)
+    if result.shared_dispersion:
+        # one phi for every series (the pooled model): a series' own dispersion relative to it
+        single = members == 1
+        c = np.where(single, _own_dispersion(c_raw, result, groups, n_groups), c)
     a, phi = arma_fit(autocorrelation(u))
     rho = arma_lags(a, phi)
     short = (n < MIN_WEEKS) | (year.n_years < MIN_YEARS)
@@ -486,7 +569,12 @@ def estimate_groups(
         if bound is None:
             bound = members.astype(np.float64)
         c = np.where(too_few, np.maximum(c, bound), c)
-    pf = np.where(short, c, c * long_run_factor(rho, a, phi, n))
+    if result.residuals_in_sample:
+        pf = np.where(short, c, c * long_run_factor(rho, a, phi, n))
+    else:
+        # out-of-sample residuals already carry the baseline's own error and its serial sharing:
+        # the window's whole variance comes from their autocorrelation (see ``running``)
+        pf = c.copy()
     resid_weeks = np.any(result.residual_mask(), axis=0)
     blocks = _year_blocks(weeks, resid_weeks)
     ref_years = np.array([weeks.year[b[0]] for b in blocks], dtype=np.float64)

@@ -138,6 +138,9 @@ class BaselineResult(ABC):
     residuals_in_sample: ClassVar[bool] = True
     #: How the prediction interval is formed (for the interval's description).
     interval_rule: ClassVar[str] = "normal"
+    #: One phi shared by every series (the pooled model): the dependence model then gives each
+    #: series its own dispersion relative to it.
+    shared_dispersion: ClassVar[bool] = False
 
     def residual_mask(self) -> BoolArray:
         """The series-weeks whose residuals y - mu estimate the dependence [S, T]: fitted weeks

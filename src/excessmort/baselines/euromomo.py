@@ -100,6 +100,8 @@ class EuroMOMOResult(GLMResult):
 
     interval_rule: ClassVar[str] = "2/3-power normal"
 
+    interval_rule: ClassVar[str] = "2/3-power normal"
+
     def prediction(
         self,
         observed: FloatArray,

@@ -587,6 +587,7 @@ class PooledResult(BaselineResult):
 
     #: Shared by every series: never sliced by :meth:`take`.
     _shared_fields: ClassVar[tuple[str, ...]] = ("coef", "cov_unscaled", "aliased")
+    shared_dispersion: ClassVar[bool] = True
 
     def _take_extra(self, idx: IntArray) -> dict[str, Any]:
         """:meth:`take` keeps the shared design but only the column placement of the kept series."""
