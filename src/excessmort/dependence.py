@@ -68,8 +68,11 @@ __all__ = [
     "arma_fit",
     "autocorrelation",
     "describe_interval",
+    "GroupSums",
+    "dependence_from_sums",
     "estimate_groups",
     "estimate_year_effect",
+    "year_effect_from_sums",
     "long_run_factor",
 ]
 
@@ -151,25 +154,6 @@ def long_run_factor(rho: FloatArray, a: FloatArray, phi: FloatArray, n: FloatArr
     m = np.maximum(n - 1.0, float(n_lags))
     tail = a * (_tapered_geometric(phi, m, n) - _tapered_geometric(phi, np.full_like(n, n_lags), n))
     return np.maximum(1.0 + 2.0 * (head + tail), 0.25)
-
-
-def _own_dispersion(
-    c_raw: FloatArray,
-    result: BaselineResult,
-    groups: IntArray | None = None,
-    n_groups: int | None = None,
-) -> FloatArray:
-    """c of single series under a shared phi: their own Pearson dispersion relative to it, never
-    below Poisson (c phi >= 1)."""
-    phi = np.asarray(result.dispersion, dtype=np.float64)
-    if groups is not None and n_groups is not None:
-        keep = groups >= 0
-        per = np.full(n_groups, np.nan)
-        per[groups[keep]] = phi[keep]
-        phi = per
-    with np.errstate(invalid="ignore", divide="ignore"):
-        floor = np.where(phi > 0, 1.0 / phi, 1.0)
-    return np.maximum(np.nan_to_num(c_raw, nan=1.0), floor)
 
 
 def _null_variance(obs: FloatArray, fitted: FloatArray, in_sample: bool) -> FloatArray:
@@ -269,85 +253,170 @@ def year_leverage(
     return np.full(target.shape, 1.0 / n)
 
 
-def estimate_year_effect(
-    result: BaselineResult,
-    deaths: FloatArray,
-    weeks: pd.DatetimeIndex,
-    groups: IntArray | None = None,
-    n_groups: int | None = None,
-) -> YearEffect:
-    """Moments of the relative year effect over the series of one panel (or partition) or, with
-    ``groups`` (id per series, -1 left out), over the groups of a view: each row's in-sample yearly
-    sums beyond what its own cross-series and serial model (parts 1-2) explains."""
-    from ._kernels import running_variance
-    from .baselines._util import group_sum
+@dataclass
+class GroupSums:
+    """What the dependence model of a view needs, as sums over each group's series (they add
+    exactly across Dask partitions of the series; :meth:`merge`).
 
-    n_series = result.mu.shape[0]
-    rmask = result.residual_mask()
-    in_sample = result.residuals_in_sample
-    resid_series = np.where(rmask, deaths - result.mu, np.nan)
-    if groups is None:
-        n_rows = n_series
-        spare = np.arange(n_series, dtype=np.int64)
-        n_spare = n_series
-        mu = result.mu
-        obs = result.obs_variance()
-        resid = resid_series
-        multi = np.full(n_rows, bool(result.shared_dispersion))
-    else:
+    Attributes
+    ----------
+    resid, obs, fitted, mu, root : ndarray [G, T]
+        sum (y - mu) on the residual weeks (NaN where a member lacks one), sum phi mu, the variance
+        of the fitted sum, sum mu, sum sqrt(phi mu).
+    members : ndarray [G]
+    phi : ndarray [G]
+        sum of the members' phi (for a single series under a shared phi).
+    resid_weeks : ndarray [T] of bool
+        Weeks with any residual.
+    year_fitted : ndarray [Y, G]
+        Variance of the fitted sum over each calendar year's residual weeks (``years``).
+    years : ndarray [Y]
+    """
+
+    resid: FloatArray
+    obs: FloatArray
+    fitted: FloatArray
+    mu: FloatArray
+    root: FloatArray
+    members: FloatArray
+    phi: FloatArray
+    resid_weeks: BoolArray
+    year_fitted: FloatArray
+    years: FloatArray
+
+    @staticmethod
+    def of(
+        result: BaselineResult,
+        deaths: FloatArray,
+        weeks: pd.DatetimeIndex,
+        groups: IntArray | None = None,
+        n_groups: int | None = None,
+    ) -> GroupSums:
+        """The sums of one panel (or partition); ``groups=None``: every series its own group."""
+        from .baselines._util import group_sum
+
+        n_series = result.mu.shape[0]
+        rmask = result.residual_mask()
+        resid_series = np.where(rmask, deaths - result.mu, np.nan)
+        obs_series = result.obs_variance()
+        if groups is None:
+            groups = np.arange(n_series, dtype=np.int64)
+            n_groups = n_series
         assert n_groups is not None
         groups = np.asarray(groups, dtype=np.int64)
         keep = groups >= 0
-        n_rows = int(n_groups)
-        spare = np.where(keep, groups, n_rows)
-        n_spare = n_rows + 1
-        mu = group_sum(result.mu[keep], groups[keep], n_rows)
-        obs = group_sum(result.obs_variance()[keep], groups[keep], n_rows)
-        resid = group_sum(resid_series[keep], groups[keep], n_rows)
-        multi = (np.bincount(groups[keep], minlength=n_rows) > 1) | bool(result.shared_dispersion)
-    fitted = result.fitted_variance_weekly(spare, n_spare)[:n_rows]
-    d = _null_variance(obs, fitted, in_sample)
+        spare = np.where(keep, groups, n_groups)
+
+        def gsum(values: FloatArray) -> FloatArray:
+            return group_sum(values[keep], groups[keep], n_groups)
+
+        resid_weeks = np.any(rmask, axis=0)
+        cal = np.asarray(weeks.year, dtype=np.float64)
+        years = np.unique(cal)
+        year_fitted = np.zeros((years.size, n_groups))
+        for j, y in enumerate(years):
+            window = (cal == y) & resid_weeks
+            if window.any():
+                year_fitted[j] = result.fitted_variance_window(spare, n_groups + 1, window)[:n_groups]
+        return GroupSums(
+            resid=gsum(resid_series),
+            obs=gsum(obs_series),
+            fitted=result.fitted_variance_weekly(spare, n_groups + 1)[:n_groups],
+            mu=gsum(result.mu),
+            root=gsum(np.sqrt(obs_series)),
+            members=np.bincount(groups[keep], minlength=n_groups).astype(np.float64),
+            phi=np.bincount(groups[keep], weights=np.asarray(result.dispersion)[keep], minlength=n_groups),
+            resid_weeks=resid_weeks,
+            year_fitted=year_fitted,
+            years=years,
+        )
+
+    def stacked(self) -> tuple[FloatArray, FloatArray]:
+        """([5, G, T] weekly sums, [2 + Y, G] per-group sums) for merging by group keys."""
+        weekly = np.stack([self.resid, self.obs, self.fitted, self.mu, self.root])
+        per_group = np.vstack([self.members[None], self.phi[None], self.year_fitted])
+        return weekly, per_group
+
+    @staticmethod
+    def from_stacked(
+        weekly: FloatArray, per_group: FloatArray, resid_weeks: BoolArray, years: FloatArray
+    ) -> GroupSums:
+        """Inverse of :meth:`stacked` (after the sums of several partitions were added)."""
+        return GroupSums(
+            resid=weekly[0],
+            obs=weekly[1],
+            fitted=weekly[2],
+            mu=weekly[3],
+            root=weekly[4],
+            members=per_group[0],
+            phi=per_group[1],
+            resid_weeks=resid_weeks,
+            year_fitted=per_group[2:],
+            years=years,
+        )
+
+
+def _serial(
+    sums: GroupSums, result: BaselineResult, single_c: str
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """(d, c_raw, c, rho, a, phi, n) of the groups: parts 1-2 of the module docstring."""
+    in_sample = result.residuals_in_sample
+    d = _null_variance(sums.obs, sums.fitted, in_sample)
     with np.errstate(invalid="ignore", divide="ignore"):
-        u = resid / np.sqrt(d)
+        u = sums.resid / np.sqrt(d)
     u = np.where(np.isfinite(u), u, np.nan)
+    n = np.sum(np.isfinite(u), axis=1).astype(np.float64)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         c_raw = np.nanmean(u * u, axis=1)
+    multi = sums.members > 1
     c = np.where(multi, np.maximum(np.nan_to_num(c_raw, nan=1.0), 1.0), 1.0)
-    if groups is None and result.shared_dispersion:
-        c = _own_dispersion(c_raw, result)
+    if result.shared_dispersion:
+        # one phi for every series (the pooled model): a series' own dispersion relative to it
+        with np.errstate(invalid="ignore", divide="ignore"):
+            phi_row = sums.phi / np.maximum(sums.members, 1.0)
+            floor = np.where(phi_row > 0, 1.0 / phi_row, 1.0)
+        own = np.maximum(np.nan_to_num(c_raw, nan=1.0), floor)
+        c = np.where(multi, c, own)
     a, phi = arma_fit(autocorrelation(u))
     rho = arma_lags(a, phi)
-    n_resid = np.sum(np.isfinite(u), axis=1).astype(np.float64)
-    pf = c * long_run_factor(rho, a, phi, n_resid)
+    return d, c_raw, c, rho, a, phi, n
+
+
+def year_effect_from_sums(
+    sums: GroupSums, result: BaselineResult, weeks: pd.DatetimeIndex
+) -> YearEffect:
+    """Part 3 of the module docstring from the groups' sums (pooled over the groups)."""
+    from ._kernels import running_variance
+
+    in_sample = result.residuals_in_sample
+    d, _, c, rho, a, phi, n = _serial(sums, result, "own")
+    pf = c * long_run_factor(rho, a, phi, n)
     kind, _ = result.year_model()
     p_year = 0 if kind == "average" else (2 if kind == "trend" else 1)
-
-    resid_weeks = np.any(rmask, axis=0)
-    blocks = _year_blocks(weeks, resid_weeks)
+    blocks = _year_blocks(weeks, sums.resid_weeks)
     ref_years = np.array([weeks.year[b[0]] for b in blocks], dtype=np.float64)
     h = year_leverage(result, ref_years, ref_years)
     num = 0.0
     den = 0.0
+    year_row = {float(y): j for j, y in enumerate(sums.years)}
     for j, pos in enumerate(blocks):
-        r = resid[:, pos]
+        r = sums.resid[:, pos]
         present = np.isfinite(r)
         ok = present.sum(axis=1) >= YEAR_COVERAGE * pos.size
         if not ok.any():
             continue
         sel = np.flatnonzero(ok)
-        m = np.where(present, mu[:, pos], 0.0)[sel]
+        m = np.where(present, sums.mu[:, pos], 0.0)[sel]
         # out of sample (a five-year average), the residual carries the average's own error too
-        weekly = c[:, None] * (obs[:, pos] if in_sample else obs[:, pos] + fitted[:, pos])
+        base = sums.obs[:, pos] if in_sample else sums.obs[:, pos] + sums.fitted[:, pos]
+        weekly = c[:, None] * base
         s = np.sqrt(np.where(present, weekly, 0.0)[sel])
         span = np.zeros((sel.size, pos[-1] - pos[0] + 1))
         span[:, pos - pos[0]] = s
         serial = running_variance(span, rho[sel], a[sel], phi[sel])[:, -1]
-        serial = np.maximum(serial, 0.25 * np.sum(span * span, axis=1))
-        window = np.zeros(len(weeks), dtype=bool)
-        window[pos] = True
         if in_sample:
-            fv = result.fitted_variance_window(spare, n_spare, window)[:n_rows][sel] * pf[sel]
+            fv = sums.year_fitted[year_row[float(weeks.year[pos[0]])]][sel] * pf[sel]
             explained = serial - fv
         else:
             explained = serial
@@ -357,19 +426,31 @@ def estimate_year_effect(
         good = np.isfinite(b) & np.isfinite(explained) & np.isfinite(big)
         num += float(np.sum((b * b - explained)[good]))
         den += float(np.sum((big * factor)[good]))
-    e_total = np.sum(resid_series, axis=0)
+    e_total = np.where(sums.resid_weeks, np.sum(sums.resid, axis=0), np.nan)
     # the rows' own variances (c d), against which the total's shows the rows' mutual dependence
     d_total = np.nansum(c[:, None] * d, axis=0)
-    e_total = np.where(resid_weeks, e_total, np.nan)
     return YearEffect(
         num=num,
         den=den,
-        n_series=int(n_rows),
+        n_series=int(sums.members.size),
         n_years=len(blocks),
         e_total=e_total,
         d_total=d_total,
         p_year=p_year,
     )
+
+
+def estimate_year_effect(
+    result: BaselineResult,
+    deaths: FloatArray,
+    weeks: pd.DatetimeIndex,
+    groups: IntArray | None = None,
+    n_groups: int | None = None,
+) -> YearEffect:
+    """Moments of the relative year effect over the series of one panel or, with ``groups`` (id
+    per series, -1 left out), over the groups of a view: each row's in-sample yearly sums beyond
+    what its own cross-series and serial model (parts 1-2) explains."""
+    return year_effect_from_sums(GroupSums.of(result, deaths, weeks, groups, n_groups), result, weeks)
 
 
 # ---------------------------------------------------------------------------------------- groups
@@ -509,74 +590,28 @@ class Dependence:
         return done + part
 
 
-def estimate_groups(
-    result: BaselineResult,
-    deaths: FloatArray,
-    groups: IntArray,
-    n_groups: int,
-    year: YearEffect,
-    weeks: pd.DatetimeIndex,
-    *,
-    residual_sum: FloatArray | None = None,
-    null_parts: tuple[FloatArray, FloatArray] | None = None,
-    members: IntArray | None = None,
-    bound: FloatArray | None = None,
+def dependence_from_sums(
+    sums: GroupSums, year: YearEffect, result: BaselineResult, weeks: pd.DatetimeIndex
 ) -> Dependence:
-    """The dependence model of ``n_groups`` groups of series (group id per series, -1 left out).
-
-    ``residual_sum`` [G, T] and ``null_parts`` (sum phi mu, fitted variance, [G, T]) may be given
-    when they were summed elsewhere (Dask partitions); otherwise they are summed here.
-    """
-    from .baselines._util import group_sum
-
-    groups = np.asarray(groups, dtype=np.int64)
-    keep = groups >= 0
-    if residual_sum is None or null_parts is None:
-        rmask = result.residual_mask()
-        resid = np.where(rmask, deaths - result.mu, np.nan)
-        residual_sum = group_sum(resid[keep], groups[keep], n_groups)
-        spare = np.where(keep, groups, n_groups)
-        fitted = result.fitted_variance_weekly(spare, n_groups + 1)[:n_groups]
-        obs_series = result.obs_variance()[keep]
-        null_parts = (group_sum(obs_series, groups[keep], n_groups), fitted)
-        root = group_sum(np.sqrt(obs_series), groups[keep], n_groups)
-        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            bound = np.nanmean(root**2 / null_parts[0], axis=1)
-    if members is None:
-        members = np.bincount(groups[keep], minlength=n_groups)
-    obs, fitted = null_parts
-    d = _null_variance(obs, fitted, result.residuals_in_sample)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        u = residual_sum / np.sqrt(d)
-    u = np.where(np.isfinite(u), u, np.nan)
-    n = np.sum(np.isfinite(u), axis=1).astype(np.float64)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        c_raw = np.nanmean(u * u, axis=1)
-    c = np.where(members > 1, np.maximum(np.nan_to_num(c_raw, nan=1.0), 1.0), 1.0)
-    if result.shared_dispersion:
-        # one phi for every series (the pooled model): a series' own dispersion relative to it
-        single = members == 1
-        c = np.where(single, _own_dispersion(c_raw, result, groups, n_groups), c)
-    a, phi = arma_fit(autocorrelation(u))
-    rho = arma_lags(a, phi)
+    """The dependence model of the groups from their sums (parts 1, 2 and 4)."""
+    _, _, c, rho, a, phi, n = _serial(sums, result, "own")
+    members = sums.members.astype(np.int64)
     short = (n < MIN_WEEKS) | (year.n_years < MIN_YEARS)
     too_few = (n < MIN_WEEKS // 4) & (members > 1)
     if too_few.any():
         # c cannot be estimated: Cauchy-Schwarz bounds the weekly sum's variance by
         # (sum_s sqrt(phi_s mu_st))^2, i.e. c <= mean_t (sum sqrt(phi mu))^2 / sum phi mu.
-        if bound is None:
-            bound = members.astype(np.float64)
-        c = np.where(too_few, np.maximum(c, bound), c)
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            bound = np.nanmean(sums.root**2 / sums.obs, axis=1)
+        c = np.where(too_few, np.maximum(c, np.nan_to_num(bound, nan=1.0)), c)
     if result.residuals_in_sample:
         pf = np.where(short, c, c * long_run_factor(rho, a, phi, n))
     else:
         # out-of-sample residuals already carry the baseline's own error and its serial sharing:
         # the window's whole variance comes from their autocorrelation (see ``running``)
         pf = c.copy()
-    resid_weeks = np.any(result.residual_mask(), axis=0)
-    blocks = _year_blocks(weeks, resid_weeks)
+    blocks = _year_blocks(weeks, sums.resid_weeks)
     ref_years = np.array([weeks.year[b[0]] for b in blocks], dtype=np.float64)
     return Dependence(
         c=c,
@@ -584,13 +619,25 @@ def estimate_groups(
         a=a,
         phi=phi,
         n_weeks=n,
-        members=np.asarray(members, dtype=np.int64),
+        members=members,
         param_factor=pf,
         short=short,
         year=year,
         ref_years=ref_years,
         result=result,
     )
+
+
+def estimate_groups(
+    result: BaselineResult,
+    deaths: FloatArray,
+    groups: IntArray,
+    n_groups: int,
+    year: YearEffect,
+    weeks: pd.DatetimeIndex,
+) -> Dependence:
+    """The dependence model of ``n_groups`` groups of series (group id per series, -1 left out)."""
+    return dependence_from_sums(GroupSums.of(result, deaths, weeks, groups, n_groups), year, result, weeks)
 
 
 # ---------------------------------------------------------------------------------------- labels
