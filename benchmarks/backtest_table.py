@@ -33,6 +33,7 @@ BASELINES = [
     ("five_year_average", {}),
     ("euromomo", {}),
     ("pooled", {}),
+    ("pooled", {"intervals": "distribution"}),
 ]
 START, END = "<!-- backtest-table:start -->", "<!-- backtest-table:end -->"
 
@@ -55,7 +56,10 @@ def run_stmf(frame: pd.DataFrame, name: str, opts: dict, dependence: bool) -> pd
     if name == "pooled":
         parts = []
         for _, g in frame.groupby("country"):
-            bt = em.backtest(g, baseline=name, terms=POOLED_TERMS, years=range(2012, 2020), by=(), dependence=dependence)
+            bt = em.backtest(
+                g, baseline=name, terms=POOLED_TERMS, years=range(2012, 2020), by=(),
+                dependence=dependence, **opts
+            )
             parts.append(bt.rows.replace({"level": {"by total": "by country"}}))
         return Backtest(pd.concat(parts, ignore_index=True), name, 0.95, 5, bt.years, dependence, bt.intervals).summary()
     return em.backtest(frame, baseline=name, years=range(2012, 2020), by=("country",), dependence=dependence, **opts).summary()
