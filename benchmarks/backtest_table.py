@@ -57,18 +57,40 @@ def run_stmf(frame: pd.DataFrame, name: str, opts: dict, dependence: bool) -> pd
         parts = []
         for _, g in frame.groupby("country"):
             bt = em.backtest(
-                g, baseline=name, terms=POOLED_TERMS, years=range(2012, 2020), by=(),
-                dependence=dependence, **opts
+                g,
+                baseline=name,
+                terms=POOLED_TERMS,
+                years=range(2012, 2020),
+                by=(),
+                dependence=dependence,
+                **opts,
             )
             parts.append(bt.rows.replace({"level": {"by total": "by country"}}))
-        return Backtest(pd.concat(parts, ignore_index=True), name, 0.95, 5, bt.years, dependence, bt.intervals).summary()
-    return em.backtest(frame, baseline=name, years=range(2012, 2020), by=("country",), dependence=dependence, **opts).summary()
+        return Backtest(
+            pd.concat(parts, ignore_index=True), name, 0.95, 5, bt.years, dependence, bt.intervals
+        ).summary()
+    return em.backtest(
+        frame,
+        baseline=name,
+        years=range(2012, 2020),
+        by=("country",),
+        dependence=dependence,
+        **opts,
+    ).summary()
 
 
 def run_ons(frame: pd.DataFrame, name: str, opts: dict, dependence: bool) -> pd.DataFrame | None:
     if name == "five_year_average":
         return None  # needs five earlier years: the ONS file starts in 2015
-    return em.backtest(frame, baseline=name, years=[2018, 2019], reference_years=3, by=(), dependence=dependence, **opts).summary()
+    return em.backtest(
+        frame,
+        baseline=name,
+        years=[2018, 2019],
+        reference_years=3,
+        by=(),
+        dependence=dependence,
+        **opts,
+    ).summary()
 
 
 def fmt(before: float, after: float) -> str:
@@ -77,7 +99,10 @@ def fmt(before: float, after: float) -> str:
 
 def main() -> str:
     warnings.simplefilter("ignore")
-    data = {"STMF 12 countries": (stmf(), run_stmf, "by country"), "ONS regions": (ons(), run_ons, "by total")}
+    data = {
+        "STMF 12 countries": (stmf(), run_stmf, "by country"),
+        "ONS regions": (ons(), run_ons, "by total"),
+    }
     lines = [
         "| data | baseline | series weekly | series yearly | aggregate weekly | aggregate yearly | yearly z sd (series / aggregate) | yearly bias % (series / aggregate) | rows (series / aggregate) |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -89,7 +114,9 @@ def main() -> str:
             if b is None:
                 continue
             b, a = b.set_index("level"), a.set_index("level")
-            shown = name + ("" if not opts else "(" + ", ".join(f"{k}={v}" for k, v in opts.items()) + ")")
+            shown = name + (
+                "" if not opts else "(" + ", ".join(f"{k}={v}" for k, v in opts.items()) + ")"
+            )
             lines.append(
                 f"| {label} | {shown} | {fmt(b.loc['series', 'weekly_coverage'], a.loc['series', 'weekly_coverage'])} "
                 f"| {fmt(b.loc['series', 'yearly_coverage'], a.loc['series', 'yearly_coverage'])} "

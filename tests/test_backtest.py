@@ -36,9 +36,11 @@ def test_stacked_folds_equal_separate_fits(frame: pd.DataFrame) -> None:
         rows = bt.rows[(bt.rows["level"] == "by group") & (bt.rows["year"] == year)]
         np.testing.assert_allclose(rows["year_upper"], agg["excess_upper"], rtol=1e-6)
         w = f.weekly[f.weekly["week_ending"].dt.year == year]
-        covered = ((w["excess_lower"] <= 0) & (w["excess_upper"] >= 0)).groupby(
-            w["area"].astype(str)
-        ).mean()
+        covered = (
+            ((w["excess_lower"] <= 0) & (w["excess_upper"] >= 0))
+            .groupby(w["area"].astype(str))
+            .mean()
+        )
         got = bt.rows[(bt.rows["level"] == "series") & (bt.rows["year"] == year)]
         np.testing.assert_allclose(got["weekly_coverage"], covered.loc[got["area"]].to_numpy())
 
@@ -47,7 +49,13 @@ def test_result_summary_display_and_plot(frame: pd.DataFrame) -> None:
     bt = em.backtest(frame, years=range(2015, 2019), by=[("group",), ()])
     s = bt.summary()
     assert s["level"].tolist() == ["series", "by group", "by total"]
-    assert {"weekly_coverage", "yearly_coverage", "yearly_bias", "yearly_score", "weekly_width"} <= set(s)
+    assert {
+        "weekly_coverage",
+        "yearly_coverage",
+        "yearly_bias",
+        "yearly_score",
+        "weekly_width",
+    } <= set(s)
     assert s["rows"].tolist() == [24, 8, 4]
     assert ((s["weekly_coverage"] > 50) & (s["weekly_coverage"] <= 100)).all()
     assert "excessmort.Backtest quasipoisson" in repr(bt) and "<table" in bt._repr_html_()
@@ -86,12 +94,26 @@ def test_cli_backtest(frame: pd.DataFrame, tmp_path, capsys) -> None:
     frame.to_csv(path, index=False)
     out = tmp_path / "rows.csv"
     code = main(
-        ["backtest", "--input", str(path), "--years", "2016-2018", "--by", "group", "--by", "total",
-         "--out", str(out), "--json"]
+        [
+            "backtest",
+            "--input",
+            str(path),
+            "--years",
+            "2016-2018",
+            "--by",
+            "group",
+            "--by",
+            "total",
+            "--out",
+            str(out),
+            "--json",
+        ]
     )
     assert code == 0
     printed = capsys.readouterr().out
     assert '"weekly_coverage"' in printed
     rows = pd.read_csv(out)
-    assert set(rows["level"]) == {"series", "by group", "by total"} and len(rows) == 3 * 6 + 3 * 2 + 3
+    assert (
+        set(rows["level"]) == {"series", "by group", "by total"} and len(rows) == 3 * 6 + 3 * 2 + 3
+    )
     assert main(["backtest", "--input", str(path), "--years", "20x6"]) == 2

@@ -102,6 +102,8 @@ def test_ons_backtest_england(ons: pd.DataFrame, baseline: str) -> None:
     assert lo <= s.loc["series", "weekly_coverage"] <= WEEKLY[1], s
     england = bt.rows[bt.rows["level"] == "by total"]
     assert england["year_covered"].all()
-    ind = em.backtest(ons, baseline=baseline, years=[2018, 2019], reference_years=3, by=(), dependence=False)
+    ind = em.backtest(
+        ons, baseline=baseline, years=[2018, 2019], reference_years=3, by=(), dependence=False
+    )
     i = ind.summary().set_index("level")
     assert i.loc["by total", "weekly_coverage"] < 75.0, i

@@ -63,7 +63,9 @@ def test_long_run_factor_closed_form() -> None:
         brute = 1 + 2 * np.sum((1 - k / n[g]) * a[g] * phi[g] ** (k - 1))
         assert got[g] == pytest.approx(brute, rel=1e-12)
     # a mean of n weeks fully correlated has n times the variance of independence
-    assert long_run_factor(np.ones((1, 13)), np.ones(1), np.ones(1), np.array([52.0]))[0] == pytest.approx(52.0)
+    assert long_run_factor(np.ones((1, 13)), np.ones(1), np.ones(1), np.array([52.0]))[
+        0
+    ] == pytest.approx(52.0)
 
 
 def test_arma_fit_recovers_exact_autocorrelation() -> None:
@@ -103,7 +105,7 @@ def test_one_series_one_week_is_phi_mu(regions: tuple[em.Fit, em.Fit]) -> None:
 
 
 def test_england_weekly_variance_is_c_times_sum_of_regions(regions: tuple[em.Fit, em.Fit]) -> None:
-    dep, ind = regions
+    dep, _ind = regions
     d = dep.by()._dependence
     assert d.members[0] == 9 and d.c[0] > 2.0  # a shared weekly shock: far from independence
     res = dep.result
@@ -139,8 +141,16 @@ def test_path_ends_at_the_cumulative(regions: tuple[em.Fit, em.Fit]) -> None:
 def test_sums_are_wider_with_dependence(regions: tuple[em.Fit, em.Fit]) -> None:
     dep, ind = regions
     for view in ("series", "total"):
-        a = dep.cumulative("2020-01-01", "2020-12-31") if view == "series" else dep.by().cumulative("2020-01-01", "2020-12-31")
-        b = ind.cumulative("2020-01-01", "2020-12-31") if view == "series" else ind.by().cumulative("2020-01-01", "2020-12-31")
+        a = (
+            dep.cumulative("2020-01-01", "2020-12-31")
+            if view == "series"
+            else dep.by().cumulative("2020-01-01", "2020-12-31")
+        )
+        b = (
+            ind.cumulative("2020-01-01", "2020-12-31")
+            if view == "series"
+            else ind.by().cumulative("2020-01-01", "2020-12-31")
+        )
         wa = (a["excess_upper"] - a["excess_lower"]).to_numpy()
         wb = (b["excess_upper"] - b["excess_lower"]).to_numpy()
         assert (wa >= wb * (1 - 1e-12)).all()
@@ -151,7 +161,11 @@ def test_intervals_state_what_they_contain(regions: tuple[em.Fit, em.Fit]) -> No
     dep, ind = regions
     w = dep.by().cumulative("2020-01-01", "2020-12-31")
     info = w.attrs["intervals"]
-    assert info["cross_series_dependence"] and info["autocorrelation"] and info["parameter_uncertainty"]
+    assert (
+        info["cross_series_dependence"]
+        and info["autocorrelation"]
+        and info["parameter_uncertainty"]
+    )
     assert "year_effect_sd" in info and info["short_reference_rows"] == 0
     assert not ind.weekly.attrs["intervals"]["cross_series_dependence"]
     assert "assumed independent" in ind.intervals["text"]
@@ -176,7 +190,9 @@ def test_short_reference_warns_and_widens() -> None:
         a = dep.by().cumulative("2017-01-01", "2017-12-31")
     b = ind.by().cumulative("2017-01-01", "2017-12-31")
     assert a.attrs["intervals"]["short_reference_rows"] == 1
-    assert (a["excess_upper"] - a["excess_lower"]).iloc[0] > 1.5 * (b["excess_upper"] - b["excess_lower"]).iloc[0]
+    assert (a["excess_upper"] - a["excess_lower"]).iloc[0] > 1.5 * (
+        b["excess_upper"] - b["excess_lower"]
+    ).iloc[0]
 
 
 # --------------------------------------------------------------------------- calibration (simulated)

@@ -33,8 +33,8 @@ from scipy import stats
 from ._fit import Fit, _as_tidy
 from .baselines import Baseline, get_baseline
 from .baselines.glm import GLMResult
-from .excess import validate_level
 from .exceptions import InputError
+from .excess import validate_level
 from .panel import Panel
 
 __all__ = ["Backtest", "backtest"]
@@ -47,8 +47,14 @@ def _years(panel: Panel, years: Any, reference_years: int) -> list[int]:
     first, last = int(cal.min()), int(cal.max())
     if years is None:
         # full years only, and none from 2020 on (the pandemic is excess, not a test of the baseline)
-        full_last = last if (panel.weeks[-1].month == 12 and panel.weeks[-1].day >= 24) else last - 1
-        start = first + reference_years if panel.weeks[0].dayofyear <= 7 else first + 1 + reference_years
+        full_last = (
+            last if (panel.weeks[-1].month == 12 and panel.weeks[-1].day >= 24) else last - 1
+        )
+        start = (
+            first + reference_years
+            if panel.weeks[0].dayofyear <= 7
+            else first + 1 + reference_years
+        )
         out = list(range(start, min(full_last, 2019) + 1))
     else:
         try:
@@ -169,7 +175,9 @@ def _score(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, alpha: float) ->
     )
 
 
-def _evaluate(view: Fit, year: int, window: tuple[Any, Any] | None, level_name: str) -> pd.DataFrame:
+def _evaluate(
+    view: Fit, year: int, window: tuple[Any, Any] | None, level_name: str
+) -> pd.DataFrame:
     alpha = 1.0 - view.level
     arrays = view._weekly_arrays
     in_year = np.asarray(view.weeks.year == year)
@@ -278,9 +286,13 @@ class Backtest:
                     "yearly_z_sd": float(np.std(z)) if z.size else np.nan,
                     "yearly_bias": float(np.nanmean(g["year_bias"])),
                     "yearly_abs_bias": float(np.nanmean(np.abs(g["year_bias"]))),
-                    "weekly_width": float(np.nansum(g["weekly_width"] * w) / n_w) if n_w else np.nan,
+                    "weekly_width": float(np.nansum(g["weekly_width"] * w) / n_w)
+                    if n_w
+                    else np.nan,
                     "yearly_width": float(np.nanmean(g["year_width"])),
-                    "weekly_score": float(np.nansum(g["weekly_score"] * w) / n_w) if n_w else np.nan,
+                    "weekly_score": float(np.nansum(g["weekly_score"] * w) / n_w)
+                    if n_w
+                    else np.nan,
                     "yearly_score": float(np.nanmean(g["year_score"])),
                 }
             )
@@ -292,7 +304,9 @@ class Backtest:
         return pd.DataFrame(
             {
                 "weekly_coverage": 100.0
-                * g.apply(lambda d: np.nansum(d["weekly_coverage"] * d["weeks"]) / d["weeks"].sum()),
+                * g.apply(
+                    lambda d: np.nansum(d["weekly_coverage"] * d["weeks"]) / d["weeks"].sum()
+                ),
                 "yearly_coverage": 100.0 * g["year_covered"].mean(),
                 "yearly_z_mean": g["year_z"].mean(),
                 "yearly_bias": g["year_bias"].mean(),
@@ -343,7 +357,10 @@ class Backtest:
         ax.axhline(100 * self.level, color="k", lw=1, ls="--", label=f"nominal {self.level:.0%}")
         ax.set_xticks(x, s["level"])
         ax.set_ylabel("coverage (%)")
-        ax.set_ylim(min(50.0, float(np.nanmin(s[["weekly_coverage", "yearly_coverage"]].to_numpy())) - 5), 100)
+        ax.set_ylim(
+            min(50.0, float(np.nanmin(s[["weekly_coverage", "yearly_coverage"]].to_numpy())) - 5),
+            100,
+        )
         ax.set_title(f"backtest: {self.baseline}, {self.years[0]}-{self.years[-1]}")
         ax.legend(loc="lower right", fontsize="small")
         return ax
@@ -398,7 +415,11 @@ def backtest(
     >>> bt.summary()  # doctest: +SKIP
     """
     level = validate_level(level)
-    if isinstance(reference_years, bool) or not isinstance(reference_years, int | np.integer) or reference_years < 2:
+    if (
+        isinstance(reference_years, bool)
+        or not isinstance(reference_years, int | np.integer)
+        or reference_years < 2
+    ):
         raise InputError(
             f"reference_years must be an integer >= 2, got {reference_years!r}",
             column="reference_years",

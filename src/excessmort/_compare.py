@@ -152,7 +152,10 @@ class Comparison:
     def __repr__(self) -> str:
         view = f" by {', '.join(self.by) or 'total'}" if self.by is not None else ""
         lines = [f"<excessmort.Comparison {', '.join(self.baselines)}{view}>"]
-        lines += [f"  {name}: {f.intervals['rule']}; {f.intervals['text']}" for name, f in self.fits.items()]
+        lines += [
+            f"  {name}: {f.intervals['rule']}; {f.intervals['text']}"
+            for name, f in self.fits.items()
+        ]
         return "\n".join(lines)
 
 

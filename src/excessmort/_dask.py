@@ -732,9 +732,7 @@ class DaskFitView:
                 # the panel's year effect first (moments over series add across partitions)
                 jobs = [(_year_moments, ())]
                 year = p._run([_tree(p._each(lambda i: jobs), (_merge_years,))])[0][0]
-            results = p._run(
-                p._each(lambda i: [(_cumulative, (start, end, year)), (_status, ())])
-            )
+            results = p._run(p._each(lambda i: [(_cumulative, (start, end, year)), (_status, ())]))
             _warn(_merge_status([status for _, status in results]), p.baseline)
             frames = [frame for frame, _ in results if frame is not None]
             out = pd.concat(frames, ignore_index=True)

@@ -313,9 +313,7 @@ class Fit:
         if "year" not in self._shared:
             from .dependence import estimate_year_effect
 
-            self._shared["year"] = estimate_year_effect(
-                self.result, self.panel.deaths, self.weeks
-            )
+            self._shared["year"] = estimate_year_effect(self.result, self.panel.deaths, self.weeks)
         return self._shared["year"]
 
     @cached_property
@@ -392,7 +390,11 @@ class Fit:
         running, [G, K]. With dependence the observation part is the serial + year model of
         :mod:`excessmort.dependence`, never sum(phi mu)."""
         res = self.result
-        deaths, mu_all, obs_all = self.panel.deaths[:, window], res.mu[:, window], res.obs_variance()[:, window]
+        deaths, mu_all, obs_all = (
+            self.panel.deaths[:, window],
+            res.mu[:, window],
+            res.obs_variance()[:, window],
+        )
         if running:
             observed = self._sum(np.cumsum(deaths, axis=1))
             mu = self._sum(np.cumsum(mu_all, axis=1))

@@ -64,16 +64,16 @@ __all__ = [
     "MIN_YEARS",
     "Dependence",
     "DependenceWarning",
+    "GroupSums",
     "YearEffect",
     "arma_fit",
     "autocorrelation",
-    "describe_interval",
-    "GroupSums",
     "dependence_from_sums",
+    "describe_interval",
     "estimate_groups",
     "estimate_year_effect",
-    "year_effect_from_sums",
     "long_run_factor",
+    "year_effect_from_sums",
 ]
 
 #: Lags of the autocorrelation fitted by the ARMA(1, 1) form (one quarter).
@@ -150,7 +150,9 @@ def long_run_factor(rho: FloatArray, a: FloatArray, phi: FloatArray, n: FloatArr
     n = np.maximum(n, 1.0)
     n_lags = rho.shape[1]
     k = np.arange(1, n_lags + 1, dtype=np.float64)
-    head = np.sum(np.where(k[None, :] < n[:, None], (1.0 - k[None, :] / n[:, None]) * rho, 0.0), axis=1)
+    head = np.sum(
+        np.where(k[None, :] < n[:, None], (1.0 - k[None, :] / n[:, None]) * rho, 0.0), axis=1
+    )
     m = np.maximum(n - 1.0, float(n_lags))
     tail = a * (_tapered_geometric(phi, m, n) - _tapered_geometric(phi, np.full_like(n, n_lags), n))
     return np.maximum(1.0 + 2.0 * (head + tail), 0.25)
@@ -317,7 +319,9 @@ class GroupSums:
         for j, y in enumerate(years):
             window = (cal == y) & resid_weeks
             if window.any():
-                year_fitted[j] = result.fitted_variance_window(spare, n_groups + 1, window)[:n_groups]
+                year_fitted[j] = result.fitted_variance_window(spare, n_groups + 1, window)[
+                    :n_groups
+                ]
         return GroupSums(
             resid=gsum(resid_series),
             obs=gsum(obs_series),
@@ -325,7 +329,9 @@ class GroupSums:
             mu=gsum(result.mu),
             root=gsum(np.sqrt(obs_series)),
             members=np.bincount(groups[keep], minlength=n_groups).astype(np.float64),
-            phi=np.bincount(groups[keep], weights=np.asarray(result.dispersion)[keep], minlength=n_groups),
+            phi=np.bincount(
+                groups[keep], weights=np.asarray(result.dispersion)[keep], minlength=n_groups
+            ),
             resid_weeks=resid_weeks,
             year_fitted=year_fitted,
             years=years,
@@ -450,7 +456,9 @@ def estimate_year_effect(
     """Moments of the relative year effect over the series of one panel or, with ``groups`` (id
     per series, -1 left out), over the groups of a view: each row's in-sample yearly sums beyond
     what its own cross-series and serial model (parts 1-2) explains."""
-    return year_effect_from_sums(GroupSums.of(result, deaths, weeks, groups, n_groups), result, weeks)
+    return year_effect_from_sums(
+        GroupSums.of(result, deaths, weeks, groups, n_groups), result, weeks
+    )
 
 
 # ---------------------------------------------------------------------------------------- groups
@@ -559,10 +567,16 @@ class Dependence:
             base = serial + param
             nu = np.where(year > 0, sigma_df * (1.0 + base / year) ** 2, np.inf)
             q = 0.5 + level / 2.0
-            mult = np.where(np.isfinite(nu), (stats.t.ppf(q, np.minimum(nu, 1e9)) / stats.norm.ppf(q)) ** 2, 1.0)
+            mult = np.where(
+                np.isfinite(nu), (stats.t.ppf(q, np.minimum(nu, 1e9)) / stats.norm.ppf(q)) ** 2, 1.0
+            )
         obs_out = (serial + year) * mult
         param_out = param * mult
-        return obs_out, param_out, {"serial": serial, "year": year, "param": param, "t_factor": mult}
+        return (
+            obs_out,
+            param_out,
+            {"serial": serial, "year": year, "param": param, "t_factor": mult},
+        )
 
     def _year_running(self, mu: FloatArray, weeks: pd.DatetimeIndex) -> FloatArray:
         """sigma^2 sum_y [(1 + h_y) M_y^2 - Q_y] over the years of every running window."""
@@ -637,7 +651,9 @@ def estimate_groups(
     weeks: pd.DatetimeIndex,
 ) -> Dependence:
     """The dependence model of ``n_groups`` groups of series (group id per series, -1 left out)."""
-    return dependence_from_sums(GroupSums.of(result, deaths, weeks, groups, n_groups), year, result, weeks)
+    return dependence_from_sums(
+        GroupSums.of(result, deaths, weeks, groups, n_groups), year, result, weeks
+    )
 
 
 # ---------------------------------------------------------------------------------------- labels

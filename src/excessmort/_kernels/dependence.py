@@ -18,9 +18,7 @@ from ._jit import jit, jit_parallel, prange
 
 
 @jit
-def _row(
-    s: np.ndarray, rho: np.ndarray, a: float, phi: float, out: np.ndarray
-) -> None:
+def _row(s: np.ndarray, rho: np.ndarray, a: float, phi: float, out: np.ndarray) -> None:
     n_lags = rho.shape[0]
     tail = a * phi**n_lags
     total = 0.0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from ..exceptions import InputError
@@ -37,9 +36,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "a usage error.",
     )
     parser.add_argument("--input", required=True, metavar="PATH", help="deaths file (CSV, Parquet)")
-    parser.add_argument("--baseline", default="quasipoisson", help="baseline name (default quasipoisson)")
-    parser.add_argument("--years", default=None, help="test years, e.g. 2012-2019 (default: all full years before 2020)")
-    parser.add_argument("--reference-years", type=int, default=5, help="years each fold is fitted on (default 5)")
+    parser.add_argument(
+        "--baseline", default="quasipoisson", help="baseline name (default quasipoisson)"
+    )
+    parser.add_argument(
+        "--years",
+        default=None,
+        help="test years, e.g. 2012-2019 (default: all full years before 2020)",
+    )
+    parser.add_argument(
+        "--reference-years", type=int, default=5, help="years each fold is fitted on (default 5)"
+    )
     parser.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
     parser.add_argument(
         "--by",
@@ -78,7 +85,10 @@ def handle(args: argparse.Namespace) -> int:
         frame["deaths"] = pd.to_numeric(frame["deaths"], errors="coerce").round()
     by = None
     if args.by:
-        by = [() if b.strip() in ("total", "") else tuple(s.strip() for s in b.split(",")) for b in args.by]
+        by = [
+            () if b.strip() in ("total", "") else tuple(s.strip() for s in b.split(","))
+            for b in args.by
+        ]
     result = backtest(
         frame,
         baseline=args.baseline,
@@ -91,7 +101,12 @@ def handle(args: argparse.Namespace) -> int:
     if args.out:
         atomic_write_text(Path(args.out), result.rows.to_csv(index=False))
     if args.json:
-        print(json.dumps({"title": result._title(), "summary": result.summary().to_dict(orient="records")}, indent=2))
+        print(
+            json.dumps(
+                {"title": result._title(), "summary": result.summary().to_dict(orient="records")},
+                indent=2,
+            )
+        )
     else:
         print(result)
     return 0
