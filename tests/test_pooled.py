@@ -274,7 +274,8 @@ def test_step_halving_and_max_iter(panel: Panel) -> None:
 
 # --------------------------------------------------------------------------- intervals
 def test_distribution_quantiles_equal_scipy(panel: Panel) -> None:
-    res = Pooled().fit(panel, reference=REFERENCE)
+    # the producer's interval is asked for by name (the default is now "delta" with dependence)
+    res = Pooled(intervals="distribution").fit(panel, reference=REFERENCE)
     assert isinstance(res, PooledResult)
     phi = res.dispersion[0]
     assert phi > 1.0
@@ -304,7 +305,9 @@ def test_distribution_quantiles_equal_scipy(panel: Panel) -> None:
 
 
 def test_poisson_when_phi_is_one() -> None:
-    res = Pooled().fit(Panel.from_frame(_frame(seed=3, phi=1.0 + 1e-9)), reference=REFERENCE)
+    res = Pooled(intervals="distribution").fit(
+        Panel.from_frame(_frame(seed=3, phi=1.0 + 1e-9)), reference=REFERENCE
+    )
     # data without overdispersion: raw phi near 1, floored at 1 for intervals
     mu = np.array([[0.0, 0.7, 12.5, 803.2], [np.nan, 3.0, 40.0, 5000.0]])
     lower, upper, _ = res.prediction(mu, mu, mu * 1.0, np.zeros_like(mu), 0.95)
@@ -405,7 +408,7 @@ def test_level_without_reference_data_is_refused() -> None:
 
 def test_fit_end_to_end_distribution_and_delta() -> None:
     frame = _frame()
-    f = em.fit(frame, baseline="pooled", reference=REFERENCE, level=0.9973)
+    f = em.fit(frame, baseline="pooled", intervals="distribution", reference=REFERENCE, level=0.9973)
     weekly = f.weekly
     assert len(weekly) == 18 * f.panel.n_weeks
     # no parameter uncertainty: the expected band collapses onto mu; excess bounds from NB quantiles

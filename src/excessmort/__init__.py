@@ -33,6 +33,8 @@ _EXPORTS: dict[str, str] = {
     "Fit": "excessmort._fit",
     "DaskFit": "excessmort._dask",
     "compare": "excessmort._compare",
+    "backtest": "excessmort._backtest",
+    "Backtest": "excessmort._backtest",
     "warmup": "excessmort._kernels",
     "baselines": "excessmort.baselines",
     "QuasiPoisson": "excessmort.baselines",

@@ -142,9 +142,21 @@ class Comparison:
         )
         return axes
 
+    @property
+    def intervals(self) -> pd.DataFrame:
+        """What each baseline's intervals contain (they differ: the producer's pooled interval has
+        no parameter uncertainty, the independence ones no dependence): one row per baseline."""
+        rows = [{"baseline": name, **f.intervals} for name, f in self.fits.items()]
+        return pd.DataFrame(rows)
+
     def __repr__(self) -> str:
         view = f" by {', '.join(self.by) or 'total'}" if self.by is not None else ""
-        return f"<excessmort.Comparison {', '.join(self.baselines)}{view}>"
+        lines = [f"<excessmort.Comparison {', '.join(self.baselines)}{view}>"]
+        lines += [
+            f"  {name}: {f.intervals['rule']}; {f.intervals['text']}"
+            for name, f in self.fits.items()
+        ]
+        return "\n".join(lines)
 
 
 def _caller_stacklevel() -> int:

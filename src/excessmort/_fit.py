@@ -70,6 +70,7 @@ def fit(
     progress: bool | None = None,
     allow_pandemic: bool = False,
     allow_short_history: bool = False,
+    dependence: bool = True,
     **options: Any,
 ) -> Fit:
     """Fit expected deaths for every series at once and return the result.
@@ -101,6 +102,12 @@ def fit(
         Fit series with fewer observed reference weeks than the baseline's
         ``min_reference_weeks`` on what they have (a series with none is flagged as not converged);
         refused otherwise, naming the series.
+    dependence : bool, default True
+        Estimate the residual dependence across series and weeks on the reference weeks
+        (:mod:`excessmort.dependence`) and use it in every variance of a sum: aggregates of
+        :meth:`Fit.by`, cumulative windows and running paths. ``False`` assumes rows independent
+        given the baseline (sums of phi mu), as published intervals of producers do; the weekly
+        interval of a single series is the same either way.
     **options
         Options of the named baseline, e.g. ``harmonics=3`` or ``dispersion_floor=0``.
 
@@ -135,6 +142,7 @@ def fit(
             level=level,
             engine=engine,  # type: ignore[return-value]
             keep_wales=keep_wales,
+            dependence=dependence,
             **options,
         )
     level = validate_level(level)
@@ -160,7 +168,14 @@ def fit(
             )
         result = model.fit(panel, reference=reference, engine=engine)
         stages.advance("baseline")
-        out = Fit(panel=panel, result=result, model=model, reference=reference, level=level)
+        out = Fit(
+            panel=panel,
+            result=result,
+            model=model,
+            reference=reference,
+            level=level,
+            dependence=bool(dependence),
+        )
         out._warn()
         stages.advance("checks")
     return out
@@ -205,6 +220,8 @@ class Fit:
     model : Baseline
     reference : (Timestamp, Timestamp) or None
     level : float
+    dependence : bool
+        Whether sums carry the residual dependence estimated on the reference weeks.
     """
 
     def __init__(
@@ -216,6 +233,8 @@ class Fit:
         reference: tuple[pd.Timestamp, pd.Timestamp] | None,
         level: float,
         by: tuple[str, ...] | None = None,
+        dependence: bool = True,
+        shared: dict[str, Any] | None = None,
     ) -> None:
         self.panel = panel
         self.result = result
@@ -223,6 +242,9 @@ class Fit:
         self.reference = reference
         self.level = level
         self._by = by
+        self.dependence = bool(dependence)
+        # Panel-level estimates shared by every view of this fit (the year effect of the series).
+        self._shared = {} if shared is None else shared
 
     # ------------------------------------------------------------------ groupings
     @property
@@ -265,6 +287,8 @@ class Fit:
             reference=self.reference,
             level=self.level,
             by=tuple(strata),
+            dependence=self.dependence,
+            shared=self._shared,
         )
 
     @cached_property
@@ -302,6 +326,66 @@ class Fit:
         g = np.where(groups < 0, spare, groups)
         return getattr(self.result, method)(g, spare + 1, *args)[:spare]
 
+    # ------------------------------------------------------------------ dependence
+    @property
+    def _dependence_on(self) -> bool:
+        return self.dependence and self.result.dependence_applies
+
+    @property
+    def _year_effect(self) -> Any:
+        """The panel's year effect (:class:`excessmort.dependence.YearEffect`), estimated once."""
+        if "year" not in self._shared:
+            from .dependence import estimate_year_effect
+
+            self._shared["year"] = estimate_year_effect(self.result, self.panel.deaths, self.weeks)
+        return self._shared["year"]
+
+    @cached_property
+    def _dependence(self) -> Any:
+        """The dependence model of this view's groups, or None when it is off."""
+        if not self._dependence_on:
+            return None
+        from .dependence import DependenceWarning, estimate_groups
+
+        groups, keys, include = self._grouping
+        g = np.where(include, groups, -1)
+        if self._by is None:
+            year = self._year_effect
+        else:
+            # the year effect beyond each group's own serial model, pooled over the view's groups
+            from .dependence import estimate_year_effect
+
+            year = estimate_year_effect(self.result, self.panel.deaths, self.weeks, g, len(keys))
+        dep = estimate_groups(self.result, self.panel.deaths, g, len(keys), year, self.weeks)
+        if dep.short.any():
+            warnings.warn(
+                f"{int(dep.short.sum())} of {len(keys)} rows have too short a reference to estimate "
+                f"the residual dependence (fewer than two years of residual weeks, or fewer than "
+                f"three complete years): their sums over weeks are taken as fully correlated (wider "
+                f"intervals, never narrower)",
+                DependenceWarning,
+                stacklevel=3,
+            )
+        return dep
+
+    @property
+    def intervals(self) -> dict[str, Any]:
+        """What the intervals contain: rule, parameter uncertainty, overdispersion, cross-series
+        dependence, autocorrelation, year effects, and a one-line ``text``."""
+        from .dependence import describe_interval
+
+        return describe_interval(self.result, self.dependence)
+
+    def _attrs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        info = dict(self.intervals)
+        dep = self.__dict__.get("_dependence")  # only when a sum has used it
+        if dep is not None:
+            info["short_reference_rows"] = int(dep.short.sum())
+            info["year_effect_sd"] = float(np.sqrt(dep.year.sigma2))
+        frame.attrs["intervals"] = info
+        frame.attrs["level"] = self.level
+        return frame
+
     # ------------------------------------------------------------------ weekly
     @cached_property
     def _weekly_arrays(self) -> dict[str, np.ndarray]:
@@ -310,15 +394,68 @@ class Fit:
         mu = self._sum(res.mu)
         obs_var = self._sum(res.obs_variance())
         param_var = self._masked_result_call("param_variance_weekly")
+        if self._dependence_on and (self._by is not None or res.shared_dispersion):
+            obs_var, param_var = self._dependence.weekly(obs_var, param_var, mu, self.weeks)
         return excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
 
     @cached_property
     def weekly(self) -> pd.DataFrame:
         """Strata..., week_ending, observed, expected and its bounds, excess and its bounds, z_score,
-        p_score: one row per series (or group) and week."""
+        p_score: one row per series (or group) and week. ``attrs["intervals"]`` says what the
+        intervals contain."""
         arrays = self._weekly_arrays
         _, keys, _ = self._grouping
-        return self.panel.to_frame({c: arrays[c] for c in WEEKLY_COLUMNS}, keys=keys)
+        return self._attrs(self.panel.to_frame({c: arrays[c] for c in WEEKLY_COLUMNS}, keys=keys))
+
+    def _window_variances(
+        self, window: np.ndarray, running: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(observed, mu, observation variance, parameter variance) of the window's sums: [G] or,
+        running, [G, K]. With dependence the observation part is the serial + year model of
+        :mod:`excessmort.dependence`, never sum(phi mu)."""
+        res = self.result
+        deaths, mu_all, obs_all = (
+            self.panel.deaths[:, window],
+            res.mu[:, window],
+            res.obs_variance()[:, window],
+        )
+        if running:
+            observed = self._sum(np.cumsum(deaths, axis=1))
+            mu = self._sum(np.cumsum(mu_all, axis=1))
+            param_var = self._masked_result_call("param_variance_running", window)
+        else:
+            observed = self._sum(np.sum(deaths, axis=1))
+            mu = self._sum(np.sum(mu_all, axis=1))
+            param_var = self._masked_result_call("param_variance_window", window)
+        if not self._dependence_on:
+            obs = self._sum(obs_all)
+            obs_var = np.cumsum(obs, axis=1) if running else np.sum(obs, axis=1)
+            return observed, mu, obs_var, param_var
+        dep = self._dependence
+        weekly_obs = self._sum(obs_all)
+        weekly_mu = self._sum(mu_all)
+        if running:
+            pv = param_var
+        else:
+            pv = np.zeros_like(weekly_mu)
+            pv[:, -1] = param_var
+        param_weekly = self._masked_result_call("param_variance_weekly")[:, window]
+        obs_run, param_run, _ = dep.running(
+            weekly_obs,
+            weekly_mu,
+            pv,
+            self.weeks[window],
+            self.level,
+            engine=self._engine,
+            param_weekly=param_weekly,
+        )
+        if running:
+            return observed, mu, obs_run, param_run
+        return observed, mu, obs_run[:, -1], param_run[:, -1]
+
+    @property
+    def _engine(self) -> str:
+        return str(getattr(self.result, "engine", "auto"))
 
     # ------------------------------------------------------------------ cumulative
     def _window(self, start: Any, end: Any) -> np.ndarray:
@@ -341,8 +478,10 @@ class Fit:
     def cumulative(self, start: Any = None, end: Any = None) -> pd.DataFrame:
         """Cumulative observed, expected and excess over the weeks ending in [start, end].
 
-        The variance of the cumulative excess is g' V g + sum phi mu, with g = sum_t mu_t x_t: the
-        shared coefficients make weekly errors correlated, so weekly variances are not summed.
+        The variance of the cumulative excess is g' V g (the shared coefficients make weekly errors
+        correlated) plus the observation variance of the window's sum: by default the dependence
+        model of :mod:`excessmort.dependence` (cross-series, serial and year effects estimated on
+        the reference weeks, g' V g inflated to match); with ``dependence=False``, sum phi mu.
         Defaults: from the week after the reference period to the last week.
 
         Raises
@@ -356,10 +495,7 @@ class Fit:
             end = self.weeks[-1]
         window = self._window(start, end)
         res = self.result
-        observed = self._sum(np.sum(self.panel.deaths[:, window], axis=1))
-        mu = self._sum(np.sum(res.mu[:, window], axis=1))
-        obs_var = self._sum(np.sum(res.obs_variance()[:, window], axis=1))
-        param_var = self._masked_result_call("param_variance_window", window)
+        observed, mu, obs_var, param_var = self._window_variances(window, running=False)
         arrays = excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
         _, keys, _ = self._grouping
         out = keys.copy()
@@ -369,7 +505,7 @@ class Fit:
         for c in CUMULATIVE_COLUMNS:
             out[c] = arrays[c]
         out["p_score"] = arrays["p_score"]
-        return out
+        return self._attrs(out)
 
     def cumulative_path(self, start: Any = None, end: Any = None) -> pd.DataFrame:
         """The running cumulative excess from ``start``: for every week ending in [start, end], the
@@ -395,10 +531,7 @@ class Fit:
             end = self.weeks[-1]
         window = self._window(start, end)
         res = self.result
-        observed = self._sum(np.cumsum(self.panel.deaths[:, window], axis=1))
-        mu = self._sum(np.cumsum(res.mu[:, window], axis=1))
-        obs_var = self._sum(np.cumsum(res.obs_variance()[:, window], axis=1))
-        param_var = self._masked_result_call("param_variance_running", window)
+        observed, mu, obs_var, param_var = self._window_variances(window, running=True)
         arrays = excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
         _, keys, _ = self._grouping
         n_rows, n_weeks = mu.shape
@@ -406,7 +539,7 @@ class Fit:
         out["week_ending"] = np.tile(self.weeks[window].to_numpy(), n_rows)
         for c in (*CUMULATIVE_COLUMNS, "p_score"):
             out[c] = np.asarray(arrays[c]).reshape(-1)
-        return out
+        return self._attrs(out)
 
     # ------------------------------------------------------------------ models
     @property
@@ -554,6 +687,7 @@ class Fit:
             ("weeks", f"{self.panel.n_weeks:,}: {self.weeks[0].date()} to {self.weeks[-1].date()}"),
             ("not converged", f"{n_bad:,}"),
             ("dispersion (phi)", phi_range),
+            ("intervals", f"{self.intervals['rule']}: {self.intervals['text']}"),
         ]
         if self._by is not None:
             header.insert(4, ("view", f"by {', '.join(self._by) or 'total'}"))
@@ -668,6 +802,8 @@ class Fit:
                 f"select: no series has {criteria}", column=", ".join(criteria), value=criteria
             )
         idx = np.flatnonzero(mask)
+        if "year" not in self._shared and self.dependence and self.result.dependence_applies:
+            self._year_effect  # noqa: B018 - estimated on the whole panel before restricting
         return Fit(
             panel=self.panel.take(idx),
             result=self.result.take(idx),
@@ -675,6 +811,8 @@ class Fit:
             reference=self.reference,
             level=self.level,
             by=self._by,
+            dependence=self.dependence,
+            shared={"year": self._shared["year"]} if "year" in self._shared else None,
         )
 
     def __getitem__(self, region: Any) -> Fit:

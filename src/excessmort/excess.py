@@ -5,8 +5,10 @@ With eta = x' beta, V = phi (X'WX)^-1 and z = Phi^-1(1 - alpha/2) (DESIGN.md "In
 - prediction: the baseline's rule (normal: mu -+ z sqrt(phi mu + var(mu)), lower clipped at 0);
 - excess = y - mu, its bounds y minus the prediction bounds;
 - z-score = (y - mu) / sqrt(phi mu + var(mu)); P-score = 100 (y - mu) / mu.
-The same formulas serve one series, an aggregate of series (variances summed with the baseline's
-covariance) and a window of weeks (var = g' V g + sum phi mu).
+The same formulas serve one series, an aggregate of series and a window of weeks: the caller gives
+the variances of the sum, which by default come from the residual-dependence model of
+:mod:`excessmort.dependence` (cross-series, serial and year effects; g' V g inflated to match), and
+with ``fit(..., dependence=False)`` from independence (sum phi mu + g' V g).
 """
 
 from __future__ import annotations

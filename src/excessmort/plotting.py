@@ -263,7 +263,11 @@ def plot_expected(
         color=EXPECTED,
         alpha=0.3,
         linewidth=0,
-        label=f"{_pct(view.level)} confidence interval",
+        label=(
+            f"{_pct(view.level)} confidence interval"
+            if view.intervals["parameter_uncertainty"]
+            else "no parameter uncertainty (producer's interval): band of zero width"
+        ),
     )
     ax.plot(
         x,
@@ -367,7 +371,8 @@ def plot_cumulative(
         color=colour,
         alpha=0.25,
         linewidth=0,
-        label=f"{_pct(view.level)} interval",
+        label=f"{_pct(view.level)} interval"
+        + ("" if view.intervals["cross_series_dependence"] else " (rows assumed independent)"),
     )
     ax.plot(
         x,

@@ -20,7 +20,7 @@ import numpy as np
 from .._typing import BoolArray, Engine, FloatArray
 from ._jit import HAVE_NUMBA
 
-__all__ = ["irls_poisson", "quad_form_rows", "resolve_engine", "warmup"]
+__all__ = ["irls_poisson", "quad_form_rows", "resolve_engine", "running_variance", "warmup"]
 
 log = logging.getLogger("excessmort")
 _ENGINES = ("auto", "numba", "numpy")
@@ -170,6 +170,32 @@ def quad_form_rows(X: FloatArray, cov: FloatArray, *, engine: Engine = "auto") -
     return out
 
 
+def running_variance(
+    s: FloatArray,
+    rho: FloatArray,
+    a: FloatArray,
+    phi: FloatArray,
+    *,
+    engine: Engine = "auto",
+) -> FloatArray:
+    """Variance of every running sum of rows with sds ``s`` [G, W], correlation ``rho`` [G, L] at
+    lags 1..L and A phi^(k-1) beyond (``a``, ``phi`` [G]): [G, W]. See :mod:`._kernels.dependence`."""
+    s = _f64(s)
+    rho = _f64(rho)
+    a = _f64(a)
+    phi = _f64(phi)
+    if resolve_engine(engine) == "numpy":
+        from .dependence_ref import running_variance_ref
+
+        return running_variance_ref(s, rho, a, phi)
+    from .dependence import running_variance as kernel
+    from .dependence import running_variance_serial
+
+    out = np.empty(s.shape)
+    (running_variance_serial if _serial_needed() else kernel)(s, rho, a, phi, out)
+    return out
+
+
 def warmup(*, engine: Engine = "auto") -> float:
     """Compile (or load from numba's cache) every kernel on a 2 x 60 toy panel; returns seconds.
 
@@ -193,6 +219,9 @@ def warmup(*, engine: Engine = "auto") -> float:
     for off in (None, np.zeros((2, 60))):
         res = irls_poisson(X, Y, off, ref, engine=engine)
     quad_form_rows(X, res["cov"], engine=engine)
+    running_variance(
+        Y, np.full((2, 3), 0.1), np.array([0.5, 0.2]), np.array([0.5, 0.9]), engine=engine
+    )
     if resolve_engine(engine) == "numba":
         from . import irls
 

@@ -159,6 +159,18 @@ class FiveYearAverageResult(BaselineResult):
     deaths: FloatArray | None = None
     _weights: Any = field(default=None, repr=False)
 
+    #: The residual of a week against the average of earlier years is out of sample.
+    residuals_in_sample: ClassVar[bool] = False
+
+    def year_model(self) -> tuple[str, int | None]:
+        """``("average", n)``: each year's level is the mean of n earlier years."""
+        return ("average", self.n_years)
+
+    def residual_mask(self) -> BoolArray:
+        """Weeks of the reference period (the weeks whose own counts were averaged for the
+        dispersion) that have an average of their own earlier years."""
+        return self.fit_mask & np.isfinite(self.mu)
+
     @property
     def n_years(self) -> int:
         """n, the number of years averaged."""

@@ -84,6 +84,11 @@ class GLMResult(BaselineResult):
         )
         return group_sum(per_series, groups, n_groups)
 
+    def year_model(self) -> tuple[str, int | None]:
+        """``("trend", None)`` when the design has a trend column, else ``("mean", None)``."""
+        assert self.design is not None
+        return ("trend", None) if "trend" in self.design.names else ("mean", None)
+
     def coefficients(self, keys: pd.DataFrame) -> pd.DataFrame:
         """Strata, one column per term, dispersion (before the floor), converged, n_iter."""
         assert self.design is not None and self.coef is not None

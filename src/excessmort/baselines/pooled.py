@@ -587,6 +587,7 @@ class PooledResult(BaselineResult):
 
     #: Shared by every series: never sliced by :meth:`take`.
     _shared_fields: ClassVar[tuple[str, ...]] = ("coef", "cov_unscaled", "aliased")
+    shared_dispersion: ClassVar[bool] = True
 
     def _take_extra(self, idx: IntArray) -> dict[str, Any]:
         """:meth:`take` keeps the shared design but only the column placement of the kept series."""
@@ -663,6 +664,38 @@ class PooledResult(BaselineResult):
         if self.intervals == "distribution":
             return np.zeros(n_groups)
         return self.coef_variance_window(groups, n_groups, weeks)
+
+    # ------------------------------------------------------------------ dependence
+    def fitted_variance_weekly(self, groups: IntArray, n_groups: int) -> FloatArray:
+        """g' V g per group and week in every mode (the leverage of the in-sample residuals)."""
+        return self.coef_variance_weekly(groups, n_groups)
+
+    def fitted_variance_window(
+        self, groups: IntArray, n_groups: int, weeks: BoolArray
+    ) -> FloatArray:
+        """g' V g per group over a window in every mode."""
+        return self.coef_variance_window(groups, n_groups, weeks)
+
+    def year_model(self) -> tuple[str, int | None]:
+        """``("trend", None)`` when the terms have the calendar ``trend``, else ``("mean", None)``."""
+        assert self.design is not None
+        has_trend = any("trend" in t for t in self.design.terms)
+        return ("trend", None) if has_trend else ("mean", None)
+
+    @property
+    def dependence_applies(self) -> bool:
+        """``"distribution"`` is the producer's interval exactly: independence, no dependence."""
+        return self.intervals != "distribution"
+
+    @property
+    def has_parameter_uncertainty(self) -> bool:
+        """Only ``"delta"`` intervals carry parameter uncertainty."""
+        return self.intervals != "distribution"
+
+    @property
+    def interval_rule(self) -> str:  # type: ignore[override]
+        """Negative-binomial quantiles (the producer's) or normal (delta)."""
+        return "negative-binomial quantiles" if self.intervals == "distribution" else "normal"
 
     # ------------------------------------------------------------------ intervals
     def prediction(
@@ -749,9 +782,11 @@ class Pooled(Baseline):
         explicitly must name only strata the data have.
     dispersion_floor : float, default 1.0
         phi = max(floor, Pearson chi2 / (n - rank)) for intervals (the producer floors at 1).
-    intervals : {"distribution", "delta"}, default "distribution"
-        ``"distribution"``: the producer's negative-binomial quantiles, without parameter
-        uncertainty; ``"delta"``: normal intervals with parameter uncertainty (g' V g).
+    intervals : {"delta", "distribution"}, default "delta"
+        ``"delta"``: normal intervals with parameter uncertainty (g' V g) and, by default, the
+        residual dependence of :mod:`excessmort.dependence` for sums (the honest interval);
+        ``"distribution"``: the producer's published interval exactly, negative-binomial quantiles
+        without parameter uncertainty, rows and sums assumed independent.
     max_iter, tol : int, float
         R ``glm.control`` defaults (25, 1e-8).
 
@@ -760,7 +795,7 @@ class Pooled(Baseline):
     >>> Pooled(terms="trend + seasonality + holidays + region")
     ... # doctest: +NORMALIZE_WHITESPACE
     Pooled(terms='trend + seasonality + holidays + region', dispersion_floor=1.0,
-           intervals='distribution', max_iter=25, tol=1e-08)
+           intervals='delta', max_iter=25, tol=1e-08)
     """
 
     name: ClassVar[str] = "pooled"
@@ -771,7 +806,7 @@ class Pooled(Baseline):
         self,
         terms: str | None = None,
         dispersion_floor: float = 1.0,
-        intervals: str = "distribution",
+        intervals: str = "delta",
         max_iter: int = 25,
         tol: float = 1e-8,
     ) -> None:
