@@ -168,7 +168,7 @@ def _years_back(weeks: pd.DatetimeIndex, j: int) -> IntArray:
     first = pd.to_datetime(
         pd.DataFrame({"year": weeks.year - j, "month": weeks.month, "day": 1})
     ) + pd.to_timedelta(weeks.day - 1, unit="D")
-    shift = (weeks.dayofweek.to_numpy() - first.dt.dayofweek.to_numpy()) % 7
+    shift = (weeks.day_of_week.to_numpy() - first.dt.day_of_week.to_numpy()) % 7
     shift = np.where(shift <= 3, shift, shift - 7)
     ref = first + pd.to_timedelta(shift, unit="D")
     days = (ref - weeks[0]).dt.days.to_numpy()
@@ -323,7 +323,7 @@ def farrington_prediction(
     """
     alpha = (1.0 - level) / 2.0
     q = stats.norm.isf(alpha)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if threshold_method == "delta":
             e = _POWERS[powertrans]
             me = np.power(mu, e)
@@ -725,9 +725,8 @@ def _result(
     )
     cases, period = (int(v) for v in opt["limit54"])
     recent = np.full((S, T), np.nan)
-    if period <= T:
-        csum = np.cumsum(np.concatenate([np.zeros((S, 1)), y], axis=1), axis=1)
-        recent[:, period - 1 :] = csum[:, period:] - csum[:, : T - period + 1]
+    if period <= T:  # a missing week among them makes the sum NaN (R: NA, so no bound)
+        recent[:, period - 1 :] = np.lib.stride_tricks.sliding_window_view(y, period, axis=1).sum(-1)
     with np.errstate(invalid="ignore"):
         enough = recent >= cases
         pred_fit = mu if method == "delta" else eta  # R's score uses predict's scale
