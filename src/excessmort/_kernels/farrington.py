@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit, jit_parallel, prange
+from ._jit import jit, jit_parallel, jit_reduce, prange
 from .irls import exp_into
 
 EPS = 2.220446049250313e-16  # .Machine$double.eps: R's floor of mu and mu.eta for the log link
-KBLOCK = 32  # predicted weeks per parallel task (fixed, so results do not depend on threads)
+LOG_EPS = float(np.log(EPS))
+KBLOCK = 64  # predicted weeks per parallel task (fixed, so results do not depend on threads)
 
 STATUS_OK = 0
 STATUS_NO_FIT = 1  # R: "could not converge with nor without time trend" (NA week)
@@ -51,6 +52,58 @@ STATUS_SINGULAR = 2  # too few weeks, an empty predicted level, or a singular tr
 # Columns of the per-(series, week) output ``out`` [S, K, N_OUT].
 O_ETA, O_SE, O_PHI, O_DISP, O_TREND, O_COEF, O_STATUS, O_ITER, O_NOBS = range(9)
 N_OUT = 9
+
+
+@jit_reduce
+def _accumulate(P, lstart, mu, eta, offv, yv, tauv, wt, wlast, A, B, R):  # type: ignore[no-untyped-def]
+    """The arrow X'WX and X'Wz at the current mu (W = wt mu): A_l, B_l, R[1 + l]; returns
+    (sum w tau^2, sum w tau z). Branch-free so that the reductions vectorise."""
+    ctt = 0.0
+    rt = 0.0
+    for lvl in range(P):
+        a = 0.0
+        bb = 0.0
+        r = 0.0
+        for i in range(lstart[lvl], lstart[lvl + 1]):
+            m = mu[i]
+            wi = wt[i] * m
+            wlast[i] = wi
+            wz = wi * (eta[i] - offv[i]) + wt[i] * (yv[i] - m)
+            ti = tauv[i]
+            a += wi
+            r += wz
+            bb += wi * ti
+            ctt += wi * ti * ti
+            rt += wz * ti
+        A[lvl] = a
+        B[lvl] = bb
+        R[lvl + 1] = r
+    return ctt, rt
+
+
+@jit_reduce
+def _update(P, lstart, beta, bt, offv, tauv, eta):  # type: ignore[no-untyped-def]
+    """eta = beta_level + bt tau + offset."""
+    for lvl in range(P):
+        bl = beta[lvl]
+        for i in range(lstart[lvl], lstart[lvl + 1]):
+            eta[i] = bl + bt * tauv[i] + offv[i]
+
+
+@jit_reduce
+def _floor_deviance(n, eta, mu, yv, wt):  # type: ignore[no-untyped-def]
+    """mu = pmax(mu, eps) (R's linkinv); returns (sum wt y log mu, sum wt (mu - y))."""
+    sy = 0.0
+    sm = 0.0
+    for i in range(n):
+        m = mu[i]
+        low = m < EPS
+        m = EPS if low else m
+        mu[i] = m
+        lm = LOG_EPS if low else eta[i]
+        sy += wt[i] * yv[i] * lm
+        sm += wt[i] * (m - yv[i])
+    return sy, sm
 
 
 @jit
@@ -89,39 +142,15 @@ def _fit_cells(
         eta[i] = lny[i]
         kconst += wt[i] * ylogy[i]
     exp_into(eta, mu, tmp, n)
-    dev_old = 0.0
-    for i in range(n):
-        if mu[i] < EPS:
-            mu[i] = EPS
-        lm = eta[i] if mu[i] > EPS else np.log(mu[i])
-        dev_old += wt[i] * (ylogy[i] - yv[i] * lm + mu[i] - yv[i])
-    dev_old *= 2.0
+    sy, sm = _floor_deviance(n, eta, mu, yv, wt)
+    dev_old = 2.0 * (kconst - sy + sm)
     conv = False
     n_iter = 0
     bt = 0.0
+    ctt = 0.0
     for it in range(1, max_iter + 1):
         n_iter = it
-        ctt = 0.0
-        rt = 0.0
-        for lvl in range(P):
-            a = 0.0
-            bb = 0.0
-            r = 0.0
-            for i in range(lstart[lvl], lstart[lvl + 1]):
-                m = mu[i]
-                wi = wt[i] * m
-                wlast[i] = wi
-                wz = wi * (eta[i] - offv[i]) + wt[i] * (yv[i] - m)
-                a += wi
-                r += wz
-                if trend:
-                    ti = tauv[i]
-                    bb += wi * ti
-                    ctt += wi * ti * ti
-                    rt += wz * ti
-            A[lvl] = a
-            B[lvl] = bb
-            R[lvl + 1] = r
+        ctt, rt = _accumulate(P, lstart, mu, eta, offv, yv, tauv, wt, wlast, A, B, R)
         if trend:
             s = ctt
             rr = rt
@@ -138,23 +167,9 @@ def _fit_cells(
             else:
                 beta[lvl] = 0.0
         beta[P] = bt if trend else 0.0
-        for lvl in range(P):
-            bl = beta[lvl]
-            for i in range(lstart[lvl], lstart[lvl + 1]):
-                eta[i] = bl + bt * tauv[i] + offv[i] if trend else bl + offv[i]
+        _update(P, lstart, beta, beta[P], offv, tauv, eta)
         exp_into(eta, mu, tmp, n)
-        sy = 0.0
-        sm = 0.0
-        for i in range(n):
-            m = mu[i]
-            if m < EPS:
-                m = EPS
-                mu[i] = m
-                lm = np.log(m)
-            else:
-                lm = eta[i]
-            sy += wt[i] * yv[i] * lm
-            sm += wt[i] * (m - yv[i])
+        sy, sm = _floor_deviance(n, eta, mu, yv, wt)
         dev = 2.0 * (kconst - sy + sm)
         if not np.isfinite(dev):
             return False, n_iter, False
