@@ -240,7 +240,26 @@ def _fit_fun(
     for i in range(n):
         wt[i] = 1.0
     conv, n_iter, ok = _fit_cells(
-        n, P, lstart, yv, offv, tauv, wt, lny, ylogy, trend, max_iter, tol, beta, eta, mu, wlast, A, B, R, tmp
+        n,
+        P,
+        lstart,
+        yv,
+        offv,
+        tauv,
+        wt,
+        lny,
+        ylogy,
+        trend,
+        max_iter,
+        tol,
+        beta,
+        eta,
+        mu,
+        wlast,
+        A,
+        B,
+        R,
+        tmp,
     )
     if not ok:
         return STATUS_SINGULAR, trend, n_iter, np.nan, np.nan, np.nan
@@ -249,7 +268,26 @@ def _fit_fun(
             return STATUS_NO_FIT, trend, n_iter, np.nan, np.nan, np.nan
         trend = False
         conv, it2, ok = _fit_cells(
-            n, P, lstart, yv, offv, tauv, wt, lny, ylogy, trend, max_iter, tol, beta, eta, mu, wlast, A, B, R, tmp
+            n,
+            P,
+            lstart,
+            yv,
+            offv,
+            tauv,
+            wt,
+            lny,
+            ylogy,
+            trend,
+            max_iter,
+            tol,
+            beta,
+            eta,
+            mu,
+            wlast,
+            A,
+            B,
+            R,
+            tmp,
         )
         n_iter += it2
         if not ok:
@@ -303,7 +341,26 @@ def _fit_fun(
             a = sres[i]
             wt[i] = gamma / (a * a) if a > wthr else gamma
         conv, it3, ok = _fit_cells(
-            n, P, lstart, yv, offv, tauv, wt, lny, ylogy, trend, max_iter, tol, beta, eta, mu, wlast, A, B, R, tmp
+            n,
+            P,
+            lstart,
+            yv,
+            offv,
+            tauv,
+            wt,
+            lny,
+            ylogy,
+            trend,
+            max_iter,
+            tol,
+            beta,
+            eta,
+            mu,
+            wlast,
+            A,
+            B,
+            R,
+            tmp,
         )
         n_iter += it3
         if not ok:
@@ -360,7 +417,6 @@ def farrington_pair(
     """
     for j in range(N_OUT):
         out[j] = np.nan
-    nmax = fw.shape[1]
     yv = fw[0]
     offv = fw[1]
     tauv = fw[2]

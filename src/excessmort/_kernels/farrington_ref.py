@@ -136,7 +136,15 @@ def _fit_fun(levels, wtime, y, off, y23, trend, reweight, wthr, max_iter, tol): 
         STATUS_OK,
         trend,
         n_iter,
-        {"beta": beta, "cov": cov, "disp": disp, "disp_se": disp_se, "phi": phi, "present": present, "df": df},
+        {
+            "beta": beta,
+            "cov": cov,
+            "disp": disp,
+            "disp_se": disp_se,
+            "phi": phi,
+            "present": present,
+            "df": df,
+        },
     )
 
 
@@ -144,7 +152,7 @@ def farrington_batched_ref(
     Y, OFF, kpos, t0, wptr, rt, lptr, cen, P, trend_opt, reweight, wthr, b_ok, tcrit, max_iter, tol
 ):  # type: ignore[no-untyped-def]
     """The numba driver's output [S, K, N_OUT], computed one fit at a time in numpy."""
-    n_series, T = Y.shape
+    n_series, _T = Y.shape
     K = kpos.shape[0]
     has_off = OFF.shape[0] == n_series
     out = np.full((n_series, K, N_OUT), np.nan)

@@ -523,7 +523,7 @@ class FarringtonFlexible(Baseline):
         alpha: float = 0.025,
         limit54: tuple[int, int] | None = None,
         population_offset: bool | None = None,
-        range: tuple[Any, Any] | None = None,  # noqa: A002 - R's name
+        range: tuple[Any, Any] | None = None,
         max_iter: int = 25,
         tol: float = 1e-8,
         **r_names: Any,
@@ -647,7 +647,7 @@ class FarringtonFlexible(Baseline):
 def _validate(opt: dict[str, Any], max_iter: Any, tol: Any) -> None:
     def bad(name: str, want: str) -> InputError:
         return InputError(
-            f"{name} must be {want}, got {opt.get(name, None)!r}", column=name, value=opt.get(name)
+            f"{name} must be {want}, got {opt.get(name)!r}", column=name, value=opt.get(name)
         )
 
     def is_int(v: Any) -> bool:
@@ -726,7 +726,9 @@ def _result(
     cases, period = (int(v) for v in opt["limit54"])
     recent = np.full((S, T), np.nan)
     if period <= T:  # a missing week among them makes the sum NaN (R: NA, so no bound)
-        recent[:, period - 1 :] = np.lib.stride_tricks.sliding_window_view(y, period, axis=1).sum(-1)
+        recent[:, period - 1 :] = np.lib.stride_tricks.sliding_window_view(y, period, axis=1).sum(
+            -1
+        )
     with np.errstate(invalid="ignore"):
         enough = recent >= cases
         pred_fit = mu if method == "delta" else eta  # R's score uses predict's scale
