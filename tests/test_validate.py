@@ -334,23 +334,42 @@ def test_reference_period_outside_the_data() -> None:
     weeks = pd.date_range("2015-01-02", "2021-04-30", freq="7D")
     v.check_reference(weeks, (2015, 2019))
     v.check_reference(weeks, ("2014-12-27", "2021-05-06"))  # asks for no week the data lack
-    for reference, shown in [
-        ((2010, 2019), "2010-01-01..2019-12-31"),
+    before = (
+        "it starts before the first week (2015-01-02), so the weeks it asks for before then are "
+        "missing"
+    )
+    for reference, shown, rule in [
+        ((2010, 2019), "2010-01-01..2019-12-31", before),
         (
             ("2014-12-26", "2019-12-31"),
             "2014-12-26..2019-12-31",
+            before,
         ),  # would want the week ending 12-26
-        (("2020-01-01", "2021-05-07"), "2020-01-01..2021-05-07"),
+        (
+            ("2020-01-01", "2021-05-07"),
+            "2020-01-01..2021-05-07",
+            "it runs past the last observed week (2021-04-30)",
+        ),
+        ((2030, 2031), "2030-01-01..2031-12-31", "it is wholly after them"),
     ]:
         with pytest.raises(InputError) as err:
             v.check_reference(weeks, reference)
         assert str(err.value) == (
-            f"the reference period {shown} lies outside the data: the data hold weeks ending "
-            "2015-01-02..2021-04-30; choose a reference period within them"
+            f"the reference period {shown} lies outside the data: {rule}; the data hold weeks "
+            "ending 2015-01-02..2021-04-30; choose a reference period within them"
         )
         assert err.value.column == "week_ending" and err.value.value == reference
-    with pytest.raises(InputError, match=r"2019-12-31..2015-01-01 ends before it starts"):
+    with pytest.raises(
+        InputError, match=r"2019-12-31..2015-01-01 ends before it starts: it is reversed"
+    ):
         v.check_reference(weeks, ("2019-12-31", "2015-01-01"))
+    # Reversed and outside the data: told it is reversed first.
+    with pytest.raises(InputError, match=r"2100-01-01..1900-12-31 ends before it starts"):
+        v.check_reference(weeks, ("2100-01-01", "1900"))
+    # The pandemic rule, when asked for.
+    v.check_reference(weeks, (2015, 2019), pandemic=v.PANDEMIC)
+    with pytest.raises(InputError, match=r"runs into the pandemic weeks 2020-03-01..2021-12-31"):
+        v.check_reference(weeks, ("2015-01-01", "2021-04-30"), pandemic=v.PANDEMIC)
     tidy = em.read(_frame(n_weeks=10))
     with pytest.raises(InputError, match=r"weeks ending 2015-01-02..2015-03-06"):
         v.check_reference(tidy, (2016, 2017))

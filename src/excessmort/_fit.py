@@ -68,6 +68,8 @@ def fit(
     engine: Engine = "auto",
     keep_wales: bool | None = None,
     progress: bool | None = None,
+    allow_pandemic: bool = False,
+    allow_short_history: bool = False,
     **options: Any,
 ) -> Fit:
     """Fit expected deaths for every series at once and return the result.
@@ -92,6 +94,13 @@ def fit(
     progress : bool, optional
         Show a progress bar over the stages of the fit (``None``: only above 10,000 series and when
         a terminal or notebook can show it; ``EXCESSMORT_PROGRESS=0`` silences it everywhere).
+    allow_pandemic : bool, default False
+        Allow a reference period that reaches into the pandemic weeks
+        (:data:`excessmort.validate.PANDEMIC`, March 2020 to 2021); refused otherwise.
+    allow_short_history : bool, default False
+        Fit series with fewer observed reference weeks than the baseline's
+        ``min_reference_weeks`` on what they have (a series with none is flagged as not converged);
+        refused otherwise, naming the series.
     **options
         Options of the named baseline, e.g. ``harmonics=3`` or ``dispersion_floor=0``.
 
@@ -103,7 +112,9 @@ def fit(
     ------
     InputError
         Bad input data (naming column, value and row), an unknown baseline or option, a level outside
-        (0, 1), or a reference period outside the data.
+        (0, 1), or a reference period that cannot be fitted honestly: reversed, outside the data,
+        into the pandemic weeks, or holding fewer observed weeks in a series than the baseline's
+        ``min_reference_weeks``.
 
     Examples
     --------
@@ -141,7 +152,12 @@ def fit(
         stages.advance("read")
         stages.advance("panel")
         if reference is not None:
-            reference = _check_reference(panel, reference)
+            reference = _check_reference(
+                panel,
+                reference,
+                model=None if allow_short_history else model,
+                allow_pandemic=allow_pandemic,
+            )
         result = model.fit(panel, reference=reference, engine=engine)
         stages.advance("baseline")
         out = Fit(panel=panel, result=result, model=model, reference=reference, level=level)
@@ -150,7 +166,13 @@ def fit(
     return out
 
 
-def _check_reference(panel: Panel, reference: tuple[Any, Any]) -> tuple[pd.Timestamp, pd.Timestamp]:
+def _check_reference(
+    panel: Panel,
+    reference: tuple[Any, Any],
+    *,
+    model: Baseline | None = None,
+    allow_pandemic: bool = False,
+) -> tuple[pd.Timestamp, pd.Timestamp]:
     try:
         start, end = reference
         lo, hi = reference_bounds(start, end)
@@ -160,14 +182,16 @@ def _check_reference(panel: Panel, reference: tuple[Any, Any]) -> tuple[pd.Times
             column="reference",
             value=reference,
         ) from exc
-    first, last = panel.weeks[0], panel.weeks[-1]
-    if hi < lo or hi < first or lo > last:
-        raise InputError(
-            f"the reference period {lo.date()} to {hi.date()} lies outside the data, which run from "
-            f"{first.date()} to {last.date()}",
-            column="week_ending",
-            value=reference,
-        )
+    from . import validate
+
+    # The rules of validate, in order (reversed, before/after the data, pandemic), then enough
+    # observed reference weeks in every series for the baseline (its min_reference_weeks).
+    validate.check_reference(
+        panel.weeks, (lo, hi), pandemic=None if allow_pandemic else validate.PANDEMIC
+    )
+    if model is not None and panel.n_series:
+        need = int(getattr(model, "min_reference_weeks", 0))
+        validate.check_history(panel, (lo, hi), need, baseline=getattr(model, "name", None))
     return lo, hi
 
 

@@ -9,6 +9,7 @@ strata then week, with a RangeIndex. Every input rule of :mod:`excessmort.valida
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import math
 import re
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import _sniff
 from . import validate as v
 from .exceptions import InputError
 from .regions import WALES_CODE, is_england, normalise_region
@@ -140,18 +142,40 @@ def _load(source: Any, *, sheet: str | None) -> pd.DataFrame:
         )
     path = Path(source)
     if path.is_dir():
-        return pd.read_parquet(path)
+        return _sniff.read_parquet(path)
     if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise InputError(f"no such file: {path}", column=None, value=str(path), row=None)
     suffixes = [s.lower() for s in path.suffixes]
     suffix = suffixes[-1] if suffixes else ""
     if suffix in (".gz", ".bz2", ".zip", ".xz", ".zst") and len(suffixes) > 1:
         suffix = suffixes[-2]
+    # The suffix is a hint; the first bytes say what the file is (see excessmort._sniff).
+    with path.open("rb") as fh:
+        kind = _sniff.magic_kind(fh.read(16))
     if suffix in _CSV_SUFFIXES:
+        if kind == "parquet":
+            logger.info("%s is a Parquet file despite its name: read as Parquet", path.name)
+            return _sniff.read_parquet(path)
+        if kind == "zip" and _is_xlsx(path):
+            logger.info("%s is an Excel workbook despite its name: read as a workbook", path.name)
+            return _read_workbook(path, sheet=sheet)
+        if kind == "ole":
+            raise InputError(
+                f"cannot read {path.name!r}: it is an old Excel (.xls) workbook under another "
+                "name: rename it .xls, or save it as CSV",
+                value="xls",
+            )
         return _read_csv(path, sep="\t" if suffix == ".tsv" else ",")
     if suffix in _PARQUET_SUFFIXES:
-        return pd.read_parquet(path)
+        return _sniff.read_parquet(path)
     if suffix in _WORKBOOK_SUFFIXES:
+        want = "ole" if suffix == ".xls" else "zip"
+        if kind != want or (want == "zip" and not _is_xlsx(path)):
+            raise InputError(
+                f"cannot read {path.name!r}: it is not an Excel workbook, whatever its name "
+                f"({_what_is(path)}); save it as .xlsx, or give it its real suffix",
+                value=suffix,
+            )
         return _read_workbook(path, sheet=sheet)
     raise InputError(
         f"cannot tell the format of {path.name!r} from its suffix {suffix or '(none)'!r}; use "
@@ -165,11 +189,38 @@ def _norm(name: object) -> str:
 
 
 def _read_csv(path: Path, *, sep: str) -> pd.DataFrame:
-    header = pd.read_csv(path, sep=sep, nrows=0).columns
     numeric = _DEATHS_ALIASES | {"population"}
-    # Strata and dates are read as text (so "01" stays "01"); counts are left to the parser.
-    dtype = {c: str for c in header if _norm(c) not in numeric}
-    return pd.read_csv(path, sep=sep, dtype=dtype)  # type: ignore[arg-type]
+
+    def dtype_for(header: pd.Index) -> dict[Any, Any]:
+        # Strata and dates are read as text (so "01" stays "01"); counts are left to the parser.
+        return {c: str for c in header if _norm(c) not in numeric}
+
+    return _sniff.read_text_table(path, sep=sep, dtype_for=dtype_for)
+
+
+def _is_xlsx(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.startswith("xl/") for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _what_is(path: Path) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(_sniff.HEAD_BYTES)
+    if not head:
+        return "it is empty"
+    kind = _sniff.magic_kind(head)
+    if kind is not None:
+        return f"it is a {kind} file"
+    try:
+        _, text = _sniff._decode_head(path, head)
+    except InputError:
+        return "it holds binary data"
+    return _sniff._looks_like(text)
 
 
 # ---------------------------------------------------------------------------------------- tidying
@@ -285,8 +336,55 @@ def _to_categorical(values: pd.Series) -> pd.Categorical:
     )
 
 
+def _unnamed(col: object) -> bool:
+    text = str(col).strip()
+    return text == "" or bool(re.fullmatch(r"Unnamed: \d+(_level_\d+)?", text))
+
+
+def _drop_unnamed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns without a header: a saved pandas index (first column holding unique whole numbers,
+    such as 0..n-1) is dropped, as are columns left empty by trailing separators; any other column
+    without a name is refused. Only the column names are looked at unless one has no name."""
+    columns = list(frame.columns)
+    unnamed = [i for i, c in enumerate(columns) if _unnamed(c)]
+    if not unnamed:
+        return frame
+    drop: list[Any] = []
+    for i in unnamed:
+        col = columns[i]
+        values = frame.iloc[:, i]
+        if values.isna().all():
+            logger.info("dropped column %d, which has no name and no values", i + 1)
+            drop.append(col)
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        whole = numbers.notna().all() and bool((numbers == np.floor(numbers)).all())
+        if i == 0 and whole and numbers.is_unique:
+            first, last = int(numbers.iloc[0]), int(numbers.iloc[-1])
+            logger.info(
+                "dropped the first column, which has no name and holds the row numbers %s..%s: "
+                "a saved pandas index (save with index=False to leave it out)",
+                f"{first:,}",
+                f"{last:,}",
+            )
+            drop.append(col)
+            continue
+        sample = values.dropna().iloc[0]
+        raise InputError(
+            f"column {i + 1} of the input has no name (read as {str(col)!r}) and holds values "
+            f"such as {sample!r} at {v.format_row(int(values.notna().to_numpy().argmax()))}: give "
+            "it a header, or remove it",
+            column=str(col),
+            value=sample,
+            row=int(values.notna().to_numpy().argmax()),
+        )
+    return frame.drop(columns=drop)
+
+
 def _tidy(raw: pd.DataFrame, *, strata: Sequence[str] | None, keep_wales: bool) -> pd.DataFrame:
     frame = raw.reset_index(drop=True)
+    v.check_not_empty(frame)
+    frame = _drop_unnamed(frame)
     v.check_not_empty(frame)
     canon, region_source, dropped = _recognise(list(frame.columns), strata)
     if dropped:
@@ -354,6 +452,7 @@ def _tidy(raw: pd.DataFrame, *, strata: Sequence[str] | None, keep_wales: bool) 
     cats = {c: _to_categorical(work[c]) for c in chosen}
     for c in chosen:
         work[c] = cats[c]
+    v.check_strata_spelling(work, [c for c in chosen if c != "region"], cats)
     series = _series_codes(cats, chosen, len(work))
     v.check_duplicates(work, chosen, series)
     v.check_weekly(work, chosen, series)
@@ -473,7 +572,14 @@ def _sheet_rows(path: Path, sheet: str | None) -> tuple[str, list[tuple[Any, ...
         raise ImportError(
             "reading a workbook needs openpyxl: pip install 'excessmort[io]'"
         ) from exc
-    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:  # a file object: openpyxl judges a path by its suffix, and a workbook may be misnamed
+        book = openpyxl.load_workbook(io.BytesIO(path.read_bytes()), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises zip, XML and its own errors for a damaged file
+        raise InputError(
+            f"cannot read the workbook {path.name!r}: it is damaged or not a workbook "
+            f"({type(exc).__name__}: {exc})",
+            value=path.name,
+        ) from None
     try:
         name = _pick_sheet(book.sheetnames, sheet, path)
         rows = [tuple(r) for r in book[name].iter_rows(values_only=True)]

@@ -56,6 +56,8 @@ class Baseline(ABC):
     """A model of expected deaths. Subclasses set ``name`` and implement :meth:`fit`."""
 
     name: ClassVar[str]
+    #: The fewest observed reference weeks every series needs (checked by ``fit`` before fitting).
+    min_reference_weeks: ClassVar[int] = 104
 
     @abstractmethod
     def fit(

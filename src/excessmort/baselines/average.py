@@ -244,6 +244,8 @@ class FiveYearAverage(Baseline):
     """
 
     name: ClassVar[str] = "five_year_average"
+    #: One year: the reference only selects the weeks phi is estimated on (the mean is rolling).
+    min_reference_weeks: ClassVar[int] = 52
 
     def __init__(
         self, years: int = 5, exclude_years: Iterable[int] = (), dispersion_floor: float = 1.0

@@ -163,6 +163,8 @@ class EuroMOMO(Baseline):
     """
 
     name: ClassVar[str] = "euromomo"
+    #: Two years of weeks (of which only spring and autumn are fitted; EuroMOMO uses five).
+    min_reference_weeks: ClassVar[int] = 104
 
     def __init__(
         self,

@@ -181,6 +181,8 @@ class QuasiPoisson(Baseline):
     """
 
     name: ClassVar[str] = "quasipoisson"
+    #: Two years: a trend and an annual seasonal cycle cannot be told apart in less.
+    min_reference_weeks: ClassVar[int] = 104
 
     def __init__(
         self,

@@ -764,6 +764,8 @@ class Pooled(Baseline):
     """
 
     name: ClassVar[str] = "pooled"
+    #: Two years, as for the quasi-Poisson GLM: its trend and seasonality need two cycles.
+    min_reference_weeks: ClassVar[int] = 104
 
     def __init__(
         self,
