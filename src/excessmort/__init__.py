@@ -42,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "FiveYearAverage": "excessmort.baselines",
     "EuroMOMO": "excessmort.baselines",
     "Pooled": "excessmort.baselines",
+    "FarringtonFlexible": "excessmort.baselines",
     "InputError": "excessmort.exceptions",
     "ExcessmortError": "excessmort.exceptions",
     "ConvergenceWarning": "excessmort.exceptions",

@@ -1,7 +1,7 @@
 """Baselines by name: ``get_baseline("quasipoisson", harmonics=3)`` or an object passed through.
 
 Registered names: ``quasipoisson`` (default), ``poisson``, ``five_year_average``, ``euromomo``,
-``pooled``. Classes are imported on first use.
+``pooled``, ``farrington``. Classes are imported on first use.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ __all__ = [
     "Baseline",
     "BaselineResult",
     "EuroMOMO",
+    "FarringtonFlexible",
     "FiveYearAverage",
     "Poisson",
     "Pooled",
@@ -30,6 +31,7 @@ _REGISTRY: dict[str, str] = {
     "five_year_average": "excessmort.baselines.average:FiveYearAverage",
     "euromomo": "excessmort.baselines.euromomo:EuroMOMO",
     "pooled": "excessmort.baselines.pooled:Pooled",
+    "farrington": "excessmort.baselines.farrington:FarringtonFlexible",
 }
 _CLASS_NAMES = {v.split(":")[1]: k for k, v in _REGISTRY.items()}
 
