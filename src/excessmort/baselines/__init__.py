@@ -1,7 +1,7 @@
 """Baselines by name: ``get_baseline("quasipoisson", harmonics=3)`` or an object passed through.
 
 Registered names: ``quasipoisson`` (default), ``poisson``, ``five_year_average``, ``euromomo``,
-``pooled``. Classes are imported on first use.
+``pooled``, ``ons2024``, ``wmd``, ``negative_binomial``. Classes are imported on first use.
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ __all__ = [
     "BaselineResult",
     "EuroMOMO",
     "FiveYearAverage",
+    "NegativeBinomial",
+    "Ons2024",
     "Poisson",
     "Pooled",
     "QuasiPoisson",
+    "WMD",
     "available",
     "get_baseline",
 ]
@@ -30,6 +33,9 @@ _REGISTRY: dict[str, str] = {
     "five_year_average": "excessmort.baselines.average:FiveYearAverage",
     "euromomo": "excessmort.baselines.euromomo:EuroMOMO",
     "pooled": "excessmort.baselines.pooled:Pooled",
+    "ons2024": "excessmort.baselines.ons2024:Ons2024",
+    "wmd": "excessmort.baselines.wmd:WMD",
+    "negative_binomial": "excessmort.baselines.negbin:NegativeBinomial",
 }
 _CLASS_NAMES = {v.split(":")[1]: k for k, v in _REGISTRY.items()}
 
