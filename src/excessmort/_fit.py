@@ -704,3 +704,28 @@ class Fit:
                 f"kind must be one of {list(kinds)}, got {kind!r}", column="kind", value=kind
             )
         return kinds[kind](self, strata=strata, ax=ax, **kwargs)
+
+    # ------------------------------------------------------------------ alarms (issue 19)
+    def alarms(self, **options: Any) -> Any:
+        """EuroMOMO z-score bands, the CUSUM on z - k with its alarms, and the detected excess
+        periods (runs of weeks whose excess lower bound is above zero) of every row of this view.
+
+        Options (see :func:`excessmort.alarms.alarms`): ``k=0.25``, ``arl0=20`` (h about 1.449),
+        ``h``, ``reset=True``, ``min_weeks=1``, ``start``, ``end``.
+
+        Returns
+        -------
+        excessmort.alarms.Alarms
+            ``.weekly`` (band, cusum, alarm per row and week) and ``.periods`` (one row per
+            period with its cumulative excess and interval from :meth:`cumulative`).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> a = em.fit(em.demo_data()).by().alarms()
+        >>> a.periods.columns[:4].tolist()
+        ['region', 'start', 'end', 'n_weeks']
+        """
+        from .alarms import alarms
+
+        return alarms(self, **options)
