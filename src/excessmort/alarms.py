@@ -39,6 +39,7 @@ __all__ = [
     "cusum",
     "cusum_limit",
     "excess_runs",
+    "release_alarms",
     "z_band",
 ]
 
@@ -254,3 +255,25 @@ def alarms(
             columns=[*keys.columns, "start", "end", "n_weeks", *cols, "max_z"]
         )
     return Alarms(weekly=weekly, periods=periods, k=float(k), h=limit, reset=bool(reset))
+
+
+def release_alarms(fit: Fit, start: Any, end: Any) -> dict[str, dict[str, pd.DataFrame]]:
+    """The alarms a regional release shows: for every region (all its series summed) and England,
+    the weekly bands and CUSUM and the detected excess periods over [start, end].
+
+    Returns
+    -------
+    dict
+        Region code (and the England code) -> ``{"weekly": frame, "periods": frame}``; the frames
+        are :class:`Alarms`' with the ``region`` column.
+    """
+    out: dict[str, dict[str, pd.DataFrame]] = {}
+    for view in (fit.by("region"), fit.by()):
+        a = view.alarms(start=start, end=end)
+        for code, part in a.weekly.groupby("region", observed=True, sort=False):
+            periods = a.periods[a.periods["region"].astype(str) == str(code)]
+            out[str(code)] = {
+                "weekly": part.reset_index(drop=True),
+                "periods": periods.reset_index(drop=True),
+            }
+    return out
