@@ -170,3 +170,10 @@ def test_no_period():
     fit = em.fit(frame, reference=("2015-01-01", "2019-12-31"))
     p = fit.alarms(min_weeks=50).periods
     assert p.empty and "excess_upper" in p.columns
+
+
+def test_jupyter_display_shows_alarms(excess_fit):
+    html = excess_fit._repr_html_()
+    assert 'class="excessmort-alarms"' in html
+    n = len(excess_fit.by().alarms().periods)
+    assert f"{n} excess period(s)" in html and "CUSUM" in html

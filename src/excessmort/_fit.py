@@ -579,8 +579,8 @@ class Fit:
         print(self._render(style, decimals, start, end))
 
     def _repr_html_(self) -> str:
-        """The header block and the summary table by region, for Jupyter."""
-        return self._render("html", 0)
+        """The header block and the summary table by region, for Jupyter, then the alarms line."""
+        return self._render("html", 0) + self._alarms_html()
 
     # ------------------------------------------------------------------ selection (issue 7)
     def select(self, **criteria: Any) -> Fit:
@@ -729,3 +729,28 @@ class Fit:
         from .alarms import alarms
 
         return alarms(self, **options)
+
+    def _alarms_html(self) -> str:
+        """One paragraph for Jupyter: the total's detected excess periods and its latest CUSUM."""
+        import html
+
+        try:
+            view = self if len(self._grouping[1]) == 1 else self.by()
+            a = view.alarms()
+        except (InputError, ValueError):
+            return ""
+        p = a.periods
+        last = a.weekly.iloc[-1] if len(a.weekly) else None
+        text = f"Alarms ({'total' if view is not self else 'this row'}): {len(p)} excess period(s)"
+        if len(p):
+            q = p.iloc[-1]
+            text += (
+                f"; latest {pd.Timestamp(q['start']).date()} to {pd.Timestamp(q['end']).date()}, "
+                f"excess {q['excess']:,.0f} ({q['excess_lower']:,.0f} to {q['excess_upper']:,.0f})"
+            )
+        if last is not None:
+            text += (
+                f"; week ending {pd.Timestamp(last['week_ending']).date()}: z = {last['z_score']:.1f}"
+                f" ({last['band_label']}), CUSUM {'alarm' if last['alarm'] else 'no alarm'}"
+            )
+        return f'<p class="excessmort-alarms">{html.escape(text)}.</p>'
