@@ -30,7 +30,12 @@ $(VENV)/.chromium: | $(BIN)/python
 	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium) || echo "make: could not install chromium; the browser tests will fail" >&2
 	@if command -v chromium >/dev/null 2>&1; then touch $@; fi
 
-test: $(STAMP) $(VENV)/.chromium
+# The live R oracle tests (farrington) need Debian R and surveillance: installed once, only when missing.
+$(VENV)/.r-oracle: | $(BIN)/python
+	@Rscript -e 'library(surveillance)' >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends r-base-core r-cran-surveillance) || echo "make: could not install R surveillance; the live R oracle tests will fail" >&2
+	@if Rscript -e 'library(surveillance)' >/dev/null 2>&1; then touch $@; fi
+
+test: $(STAMP) $(VENV)/.chromium $(VENV)/.r-oracle
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
