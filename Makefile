@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= io,plot,report,progress,dask,test
+EXTRAS ?= io,plot,report,progress,dask,network,test
 
 .PHONY: run run-ons test test-fast bench bench-quick bench-cold bench-gate lint clean
 
@@ -35,11 +35,17 @@ $(VENV)/.r-oracle: | $(BIN)/python
 	@Rscript -e 'library(surveillance)' >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends r-base-core r-cran-surveillance) || echo "make: could not install R surveillance; the live R oracle tests will fail" >&2
 	@if Rscript -e 'library(surveillance)' >/dev/null 2>&1; then touch $@; fi
 
-test: $(STAMP) $(VENV)/.chromium $(VENV)/.r-oracle
+# The network publishing tests start Debian's OpenSSH server (/usr/sbin/sshd) on 127.0.0.1 with their
+# own config: the package is installed once, only when missing (no service is enabled or started).
+$(VENV)/.sshd: | $(BIN)/python
+	@test -x /usr/sbin/sshd || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server) || echo "make: could not install openssh-server; the SFTP tests will fail" >&2
+	@if test -x /usr/sbin/sshd; then touch $@; fi
+
+test: $(STAMP) $(VENV)/.chromium $(VENV)/.sshd $(VENV)/.r-oracle
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not browser and not notebook and not dask"
+	$(BIN)/python -m pytest -q -m "not slow and not browser and not notebook and not dask and not network"
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.run --suite full

@@ -89,7 +89,8 @@ def test_check_json_passes(run_result, capsys: pytest.CaptureFixture[str]) -> No
     _, _, _, out, live = run_result
     assert main(["check", str(out / "2021-05-20"), "--json", "--live-root", str(live)]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["ready"] is True and len(data["checks"]) == 9
+    # the nine readiness checks and the release-contents check of `check` (issue 16)
+    assert data["ready"] is True and len(data["checks"]) == 10
     assert {c["verdict"] for c in data["checks"]} == {"pass"}
 
 

@@ -59,18 +59,28 @@ class TargetSpec:
     ----------
     name : str
         Label used in logs and on the command line (``--to live``).
-    kind : {"directory"}
-        ``directory``: a local or mounted folder served by a web server.
+    kind : {"directory", "sftp", "webdav"}
+        ``directory``: a local or mounted folder served by a web server; ``sftp`` and ``webdav``:
+        a web server reached over the network (see :mod:`.target_url`).
     path : Path
         The target's root folder (``ROOT/current`` is what the web server serves).
     base_url : str
         URL at which ``ROOT/current`` is served; empty for no HTTP verification.
+    url, identity_file, known_hosts, timeout_seconds, password_env, passphrase_env
+        Network targets: the target URL and its settings (:mod:`.target_url`); secrets are named by
+        environment variable, never stored.
     """
 
     name: str
-    kind: Literal["directory"] = "directory"
+    kind: Literal["directory", "sftp", "webdav"] = "directory"
     path: Path = Path("live")
     base_url: str = ""
+    url: str = ""
+    identity_file: Path | None = None
+    known_hosts: Path | None = None
+    timeout_seconds: float = 10.0
+    password_env: str = ""
+    passphrase_env: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,8 @@ class RetryPolicy:
     fallback_after_seconds: float = 30.0
     give_up_hours: float = 24.0
     http_timeout_seconds: float = 10.0
+    #: how long a second publisher waits for a target's lock before it refuses (issue 16)
+    lock_wait_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -127,6 +139,10 @@ class Config:
     retry: RetryPolicy = RetryPolicy()
     smtp: SmtpSettings = SmtpSettings()
     source: Path | None = None
+    #: ``[signing]``: Ed25519 PEM keys; the manifest is signed at staging with the private key and
+    #: checked by ``check`` and ``publish`` with the public key (issue 16)
+    signing_private_key: Path | None = None
+    signing_public_key: Path | None = None
 
     def target_spec(self, name: str) -> TargetSpec:
         """The target named ``name``.
@@ -257,13 +273,20 @@ def _targets(raw: Any, base: Path) -> tuple[TargetSpec, ...]:
         prefix = f"targets[{i}]"
         if not isinstance(item, Mapping):
             raise _fail(prefix, item, "must be a table")
-        _check_keys(item, {"name", "kind", "path", "base_url"}, prefix)
+        from .target_url import NETWORK_KEYS, spec_from_table
+
+        _check_keys(item, {"name", "kind", "path", "base_url", *NETWORK_KEYS}, prefix)
         name = _str(item, "name", "", f"{prefix}.name", empty=False)
         if any(s.name == name for s in specs):
             raise _fail(f"{prefix}.name", name, "is used by another target; names must be unique")
+        if "url" in item or item.get("kind", "directory") in ("sftp", "webdav"):
+            specs.append(spec_from_table(item, name, prefix, base))
+            continue
         kind = item.get("kind", "directory")
         if kind != "directory":
-            raise _fail(f"{prefix}.kind", kind, "must be 'directory' (the only kind implemented)")
+            raise _fail(f"{prefix}.kind", kind, "must be 'directory', 'sftp' or 'webdav'")
+        for key in sorted(NETWORK_KEYS & set(item)):
+            raise _fail(f"{prefix}.{key}", item[key], "applies to sftp/webdav targets (give url)")
         path_raw = _str(item, "path", "", f"{prefix}.path", empty=False)
         path = Path(os.path.expanduser(path_raw))
         if not path.is_absolute():
@@ -289,6 +312,7 @@ def _config_from_mapping(data: Mapping[str, Any], base: Path, source: Path | Non
             "targets",
             "publish",
             "smtp",
+            "signing",
         },
         "",
     )
@@ -383,7 +407,16 @@ def _config_from_mapping(data: Mapping[str, Any], base: Path, source: Path | Non
             smtp_t, "timeout_seconds", ds.timeout_seconds, "smtp.timeout_seconds", strict=True
         ),
     )
+    signing = _table(data, "signing")
+    _check_keys(signing, {"private_key", "public_key"}, "signing")
+    keys: dict[str, Path | None] = {}
+    for key in ("private_key", "public_key"):
+        raw = _str(signing, key, "", f"signing.{key}")
+        path = Path(os.path.expanduser(raw)) if raw else None
+        keys[key] = None if path is None else (path if path.is_absolute() else base / path)
     return Config(
+        signing_private_key=keys["private_key"],
+        signing_public_key=keys["public_key"],
         producer=producer,
         title=title,
         url=url,

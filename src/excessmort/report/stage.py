@@ -549,6 +549,10 @@ def stage_release(
         _write_frame(figures.england, tmp, "england-figures")
         (tmp / MODEL_NAME).write_text(json.dumps(figures.model, indent=1) + "\n", encoding="utf-8")
         write_manifest(tmp, meta)
+        if cfg.signing_private_key is not None:  # issue 16: optional Ed25519 manifest signature
+            from .signing import sign_manifest
+
+            sign_manifest(tmp, cfg.signing_private_key)
         with timer.stage("checks"):
             readiness = check_release(tmp, live_root=live_root, now=now)
         write_readiness(tmp, readiness)
