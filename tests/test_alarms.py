@@ -15,9 +15,9 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
-from _sim import simulate
 
 import excessmort as em
+from _sim import simulate
 from excessmort.alarms import BAND_EDGES, cusum, cusum_limit, excess_runs, z_band
 from excessmort.exceptions import InputError
 
@@ -126,12 +126,20 @@ def test_fit_alarms_and_periods(excess_fit):
     fit = excess_fit
     a = fit.alarms()
     w = a.weekly
-    assert set(w.columns) >= {"area", "week_ending", "z_score", "band", "band_label", "cusum", "alarm"}
+    assert set(w.columns) >= {
+        "area",
+        "week_ending",
+        "z_score",
+        "band",
+        "band_label",
+        "cusum",
+        "alarm",
+    }
     assert w["week_ending"].min() > fit.reference[1]
     # the weekly frame's z-scores are the fit's, and the CUSUM is the loop's
     ref = fit.weekly.merge(w, on=["area", "week_ending"], suffixes=("", "_a"))
     np.testing.assert_array_equal(ref["z_score"], ref["z_score_a"])
-    for area, g in w.groupby("area", observed=True):
+    for _area, g in w.groupby("area", observed=True):
         s_ref, a_ref = _loop_cusum(g["z_score"].tolist(), 0.25, cusum_limit(20), True)
         np.testing.assert_array_equal(g["cusum"].to_numpy(), np.array(s_ref))
         assert g["alarm"].tolist() == a_ref
@@ -144,7 +152,9 @@ def test_fit_alarms_and_periods(excess_fit):
     for _, row in p.iterrows():
         rows = wk[(wk["area"] == row["area"]) & wk["week_ending"].between(row["start"], row["end"])]
         assert len(rows) == row["n_weeks"] and (rows["excess_lower"] > 0).all()
-        before = wk[(wk["area"] == row["area"]) & (wk["week_ending"] == row["start"] - pd.Timedelta(days=7))]
+        before = wk[
+            (wk["area"] == row["area"]) & (wk["week_ending"] == row["start"] - pd.Timedelta(days=7))
+        ]
         assert before.empty or not (before["excess_lower"] > 0).any()
         cum = fit.cumulative(row["start"], row["end"])
         cum = cum[cum["area"] == row["area"]].iloc[0]

@@ -13,11 +13,11 @@ import warnings
 import numpy as np
 import pytest
 import statsmodels.api as sm
-from _sim import simulate
 from scipy import stats
 
 import excessmort as em
-from excessmort._kernels.negbin_ref import irls_negbin_batched_ref, negbin_loglik
+from _sim import simulate
+from excessmort._kernels.negbin_ref import negbin_loglik
 from excessmort.exceptions import InputError
 
 REF = ("2015-01-01", "2019-12-31")
@@ -34,7 +34,13 @@ def _sm_fit(y, X, off):
         warnings.simplefilter("ignore")
         pois = sm.GLM(y, X, family=sm.families.Poisson(), offset=off).fit()
         mod = sm.NegativeBinomial(y, X, offset=off, loglike_method="nb2")
-        m = mod.fit(start_params=np.append(pois.params, 0.05), method="bfgs", maxiter=5000, gtol=1e-12, disp=0)
+        m = mod.fit(
+            start_params=np.append(pois.params, 0.05),
+            method="bfgs",
+            maxiter=5000,
+            gtol=1e-12,
+            disp=0,
+        )
         m = mod.fit(start_params=m.params, method="newton", maxiter=200, tol=1e-14, disp=0)
     return m
 
@@ -86,9 +92,7 @@ def test_poisson_limit_is_bounded():
     qp = em.fit(frame, baseline="poisson", reference=REF)
     assert fit.result.converged.all()
     bound = fit.result.info["alpha_at_bound"]
-    np.testing.assert_allclose(
-        fit.result.coef[bound], qp.result.coef[bound], rtol=1e-5, atol=1e-7
-    )
+    np.testing.assert_allclose(fit.result.coef[bound], qp.result.coef[bound], rtol=1e-5, atol=1e-7)
 
 
 def test_loglik_matches_scipy():

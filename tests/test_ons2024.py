@@ -26,7 +26,6 @@ import excessmort as em
 from excessmort.baselines.ons2024 import (
     ONS_COVID_WEEKS,
     Ons2024,
-    build_ons_design,
     ons_monthly,
     ons_week_windows,
     working_days,
@@ -110,9 +109,7 @@ PERIODS = [202001, 202014, 202053, 202101, 202126, 202152, 202210]
 @pytest.fixture(scope="module")
 def weekly_case(tmp_path_factory):
     frame = _weekly()
-    fit = em.fit(
-        frame, baseline=Ons2024(coarse_age="age_group_coarse", predict_from="2020-01-01")
-    )
+    fit = em.fit(frame, baseline=Ons2024(coarse_age="age_group_coarse", predict_from="2020-01-01"))
     r = _run_r(tmp_path_factory.mktemp("ons"), "weekly", _ons_layout(frame), PERIODS)
     return frame, fit, r
 
@@ -149,8 +146,12 @@ def test_weekly_ons_intervals_are_expected_plus_minus_z_se(weekly_case):
     _, fit, _ = weekly_case
     ours = _ours(fit, PERIODS)
     z = stats.norm.ppf(0.975)
-    np.testing.assert_allclose(ours["expected_lower"], ours["expected"] - z * ours["se"], rtol=1e-12)
-    np.testing.assert_allclose(ours["expected_upper"], ours["expected"] + z * ours["se"], rtol=1e-12)
+    np.testing.assert_allclose(
+        ours["expected_lower"], ours["expected"] - z * ours["se"], rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        ours["expected_upper"], ours["expected"] + z * ours["se"], rtol=1e-12
+    )
     exc = ours["observed"] - ours["expected"]
     np.testing.assert_allclose(ours["excess_lower"], exc - z * ours["se"], rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(ours["excess_upper"], exc + z * ours["se"], rtol=1e-10, atol=1e-9)
@@ -188,14 +189,12 @@ def test_weekly_matches_statsmodels(weekly_case, period):
     y, wk = iso_year_week(frame["week_ending"])
     day = frame.loc[(y * 100 + wk) == period, "week_ending"].iloc[0]
     sub = frame[frame["week_ending"] <= day]
-    fit = em.fit(
-        sub, baseline=Ons2024(coarse_age="age_group_coarse", predict_from=day, tol=1e-13)
-    )
+    fit = em.fit(sub, baseline=Ons2024(coarse_age="age_group_coarse", predict_from=day, tol=1e-13))
     res = fit.result
     panel = fit.panel
     t, rows = _window_rows(fit, period)
     y, wk = iso_year_week(fit.weeks)
-    covid = np.array([(a, b) in set(ONS_COVID_WEEKS) for a, b in zip(y, wk)])
+    covid = np.array([(a, b) in set(ONS_COVID_WEEKS) for a, b in zip(y, wk, strict=True)])
     rows = rows[~covid[rows]]
     S = panel.n_series
     ss, tt = np.repeat(np.arange(S), rows.size), np.tile(rows, S)
@@ -221,13 +220,13 @@ def test_week_windows_follow_ons_rule():
     win = ons_week_windows(y, w, np.ones(len(weeks), bool))
     by_period = {int(y[t] * 100 + w[t]): k for k, ts in win.items() for t in ts}
     label = lambda i: int(y[i] * 100 + w[i])  # noqa: E731
-    f, l = by_period[202101]
-    assert (label(f), label(l)) == (201502, 202001)
-    f, l = by_period[202053]
-    assert (label(f), label(l)) == (201501, 201952)
+    first, last = by_period[202101]
+    assert (label(first), label(last)) == (201502, 202001)
+    first, last = by_period[202053]
+    assert (label(first), label(last)) == (201501, 201952)
     assert by_period[202052] == by_period[202053]  # weeks 52 and 53 share one fit
-    f, l = by_period[202210]
-    assert (label(f), label(l)) == (201611, 202110)
+    first, last = by_period[202210]
+    assert (label(first), label(last)) == (201611, 202110)
     assert 201910 not in by_period  # 2013 is not in the data
 
 
@@ -254,7 +253,9 @@ def test_full_intervals_option(weekly_case):
     w = fit.by().weekly.set_index("week_ending").loc[pd.Timestamp("2021-03-05")]
     sd = np.sqrt(g @ V @ g + np.sum(res.phi_t[t] * res.mu[:, t]))
     z = stats.norm.ppf(0.975)
-    np.testing.assert_allclose(w["excess_upper"], w["observed"] - max(w["expected"] - z * sd, 0), rtol=1e-10)
+    np.testing.assert_allclose(
+        w["excess_upper"], w["observed"] - max(w["expected"] - z * sd, 0), rtol=1e-10
+    )
     # intervals wider than ONS's (observation variance added)
     assert (fit.weekly["excess_upper"] - fit.weekly["excess_lower"]).dropna().min() > 0
     ons_w = fit_ons.weekly.set_index(["region", "sex", "age_group", "week_ending"])
@@ -342,7 +343,9 @@ def test_monthly_matches_r(tmp_path):
     np.testing.assert_allclose(m["se"], m["se_d_hat"], rtol=RTOL)
     np.testing.assert_allclose(m["dispersion_x"], m["dispersion_y"], rtol=RTOL)
     z = stats.norm.ppf(0.975)
-    np.testing.assert_allclose(m["excess_upper"], m["observed"] - m["expected"] + z * m["se"], rtol=1e-10)
+    np.testing.assert_allclose(
+        m["excess_upper"], m["observed"] - m["expected"] + z * m["se"], rtol=1e-10
+    )
 
 
 def test_working_days_closed_form():

@@ -9,9 +9,9 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
-from _sim import simulate
 
 import excessmort as em
+from _sim import simulate
 from excessmort.plotting import plot_alarms
 
 

@@ -18,8 +18,8 @@ import holidays
 import numpy as np
 import pandas as pd
 import pytest
-import test_phe
 
+import test_phe
 from excessmort.baselines.pooled import Pooled
 from excessmort.calendar_terms import (
     later_holiday_indicators,
@@ -98,7 +98,9 @@ def test_pooled_registration_offset_is_population_times_days():
     # weeks with fewer open days get proportionally fewer registrations at the same rates
     c = Pooled(terms="region", registration_days=True).fit(panel, reference=test_phe.REFERENCE)
     ratio = c.mu / days[None, :]
-    np.testing.assert_allclose(ratio / ratio[:, :1], panel.exposure / panel.exposure[:, :1], rtol=1e-10)
+    np.testing.assert_allclose(
+        ratio / ratio[:, :1], panel.exposure / panel.exposure[:, :1], rtol=1e-10
+    )
 
 
 def test_later_terms_by_name_in_pooled():

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from _sim import simulate
 from scipy import stats
 
 import excessmort as em
+from _sim import simulate
 from excessmort.baselines.wmd import wmd_design
 from excessmort.exceptions import InputError
 from excessmort.weeks import iso_year_week
@@ -40,7 +40,7 @@ def test_design_week_53_is_week_52():
 
 
 def test_matches_statsmodels_ols(case):
-    frame, fit = case
+    _, fit = case
     res = fit.result
     X = res.design.X
     ref = (fit.weeks >= REF[0]) & (fit.weeks <= REF[1])
@@ -83,11 +83,15 @@ def test_interval_formulas(case):
     win = np.asarray((fit.weeks >= "2020-03-01") & (fit.weeks <= "2020-12-31"))
     var = res.param_variance_window(np.arange(5), 5, win) + win.sum() * res.sigma2
     np.testing.assert_allclose(
-        c["excess_upper"], c["observed"] - np.maximum(c["expected"] - z * np.sqrt(var), 0), rtol=1e-12
+        c["excess_upper"],
+        c["observed"] - np.maximum(c["expected"] - z * np.sqrt(var), 0),
+        rtol=1e-12,
     )
     path = fit.cumulative_path("2020-03-01", "2020-12-31")
     last = path[path["week_ending"] == path["week_ending"].max()]
-    np.testing.assert_allclose(last["excess_upper"].to_numpy(), c["excess_upper"].to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(
+        last["excess_upper"].to_numpy(), c["excess_upper"].to_numpy(), rtol=1e-10
+    )
     assert np.isfinite(fit.by().cumulative("2020-03-01", "2020-12-31")["excess_lower"]).all()
 
 
@@ -95,7 +99,6 @@ def test_coverage_on_model_data():
     """Prediction intervals of an OLS model hold their level on data from that model."""
     rng = np.random.default_rng(11)
     weeks = pd.date_range("2015-01-02", periods=365, freq="7D")
-    y, w = iso_year_week(weeks)
     X = wmd_design(weeks).X
     beta = np.concatenate([[500.0, -3.0], rng.normal(0, 20, 51)])
     n = 400

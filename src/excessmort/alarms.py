@@ -211,13 +211,17 @@ def alarms(
     """
     if not isinstance(min_weeks, int | np.integer) or min_weeks < 1:
         raise InputError(
-            f"min_weeks must be an integer >= 1, got {min_weeks!r}", column="min_weeks", value=min_weeks
+            f"min_weeks must be an integer >= 1, got {min_weeks!r}",
+            column="min_weeks",
+            value=min_weeks,
         )
     limit = cusum_limit(arl0) if h is None else float(h)
     weeks = fit.weeks
     if start is None and fit.reference is not None and fit.reference[1] < weeks[-1]:
         start = fit.reference[1] + pd.Timedelta(days=1)
-    window = fit._window(start if start is not None else weeks[0], end if end is not None else weeks[-1])
+    window = fit._window(
+        start if start is not None else weeks[0], end if end is not None else weeks[-1]
+    )
     arrays = fit._weekly_arrays
     z = np.asarray(arrays["z_score"], dtype=np.float64)[:, window]
     stat, alarm = cusum(z, k=k, h=limit, reset=reset)
@@ -251,9 +255,7 @@ def alarms(
         periods = pd.concat(rows, ignore_index=True).sort_values(["_row", "start"], kind="stable")
         periods = periods.drop(columns="_row").reset_index(drop=True)
     else:
-        periods = pd.DataFrame(
-            columns=[*keys.columns, "start", "end", "n_weeks", *cols, "max_z"]
-        )
+        periods = pd.DataFrame(columns=[*keys.columns, "start", "end", "n_weeks", *cols, "max_z"])
     return Alarms(weekly=weekly, periods=periods, k=float(k), h=limit, reset=bool(reset))
 
 

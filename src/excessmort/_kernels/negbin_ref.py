@@ -95,7 +95,7 @@ def irls_negbin_batched_ref(
         beta [S, p], theta [S], cov [S, p, p] ((X'WX)^-1 at the final mu, theta), mu [S, T] (all
         weeks), loglik [S], n_iter [S], converged [S], at_bound [S].
     """
-    n_series, n_weeks = Y.shape
+    n_series = Y.shape[0]
     y = np.where(M, Y, 0.0)
     beta = beta0.copy()
     eta = beta @ X.T + OFF
@@ -128,9 +128,7 @@ def irls_negbin_batched_ref(
             if np.all(change[active] < tol):
                 break
         # (b) theta at fixed mu
-        theta = np.where(
-            active & ~boundary, _theta_newton(y, mu, theta, M, theta_max, tol), theta
-        )
+        theta = np.where(active & ~boundary, _theta_newton(y, mu, theta, M, theta_max, tol), theta)
         # alpha's move measured by what it changes: alpha mu^2 against mu, at the mean mu
         mean_mu = np.sum(np.where(M, mu, 0.0), axis=1) / np.maximum(n, 1)
         moved = np.maximum(

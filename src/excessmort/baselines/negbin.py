@@ -141,7 +141,11 @@ class NegativeBinomial(QuasiPoisson):
             converged=converged,
             n_iter=out["n_iter"],
             fit_mask=M,
-            info={"loglik": out["loglik"], "alpha_at_bound": out["at_bound"], "n_obs": M.sum(axis=1)},
+            info={
+                "loglik": out["loglik"],
+                "alpha_at_bound": out["at_bound"],
+                "n_obs": M.sum(axis=1),
+            },
             design=design,
             coef=out["beta"],
             cov_unscaled=out["cov"],

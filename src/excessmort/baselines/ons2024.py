@@ -263,7 +263,7 @@ class _Scatter:
 
 
 def _scatter(design: OnsDesign) -> _Scatter:
-    S, J, m = design.cols.shape
+    S, J, _ = design.cols.shape
     K = design.F.shape[1]
     p = design.n_terms
     cols, comp = design.cols, design.comp
@@ -610,7 +610,11 @@ def working_days(year: Iterable[int], month: Iterable[int]) -> IntArray:
     if y.size == 0:
         return np.zeros(0, dtype=np.int64)
     bh = registration_holidays(int(y.min()), int(y.max()))
-    bh_ym = pd.Series(1, index=pd.MultiIndex.from_arrays([bh.year, bh.month])).groupby(level=[0, 1]).sum()
+    bh_ym = (
+        pd.Series(1, index=pd.MultiIndex.from_arrays([bh.year, bh.month]))
+        .groupby(level=[0, 1])
+        .sum()
+    )
     out = np.empty(y.size, dtype=np.int64)
     for i, (yy, mm) in enumerate(zip(y.tolist(), m.tolist(), strict=True)):
         start = np.datetime64(f"{yy:04d}-{mm:02d}-01")
@@ -703,7 +707,9 @@ class Ons2024Result(BaselineResult):
         first = np.where(k >= 0, self.windows[np.maximum(k, 0), 0], 0).astype(float)
         last = np.where(k >= 0, self.windows[np.maximum(k, 0), 1], -1).astype(float)
         overlap = np.clip(
-            np.minimum(last[:, None], last[None, :]) - np.maximum(first[:, None], first[None, :]) + 1,
+            np.minimum(last[:, None], last[None, :])
+            - np.maximum(first[:, None], first[None, :])
+            + 1,
             0.0,
             None,
         )
@@ -909,7 +915,12 @@ class Ons2024(Baseline):
 
 
 def _result(
-    name: str, n_series: int, out: dict[str, Any], design: OnsDesign, usable: BoolArray, intervals: str
+    name: str,
+    n_series: int,
+    out: dict[str, Any],
+    design: OnsDesign,
+    usable: BoolArray,
+    intervals: str,
 ) -> Ons2024Result:
     phi_last = float(out["phi"][-1])
     fit_mask = np.zeros_like(usable)

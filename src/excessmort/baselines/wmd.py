@@ -188,7 +188,9 @@ class WMD(Baseline):
             Without a reference period or with too few reference weeks.
         """
         if reference is None:
-            raise InputError("the wmd baseline needs a reference period (start, end)", column="reference")
+            raise InputError(
+                "the wmd baseline needs a reference period (start, end)", column="reference"
+            )
         design = wmd_design(panel.weeks)
         X = design.X
         p = design.n_terms
