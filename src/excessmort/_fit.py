@@ -737,8 +737,8 @@ class Fit:
         print(self._render(style, decimals, start, end))
 
     def _repr_html_(self) -> str:
-        """The header block and the summary table by region, for Jupyter."""
-        return self._render("html", 0)
+        """The header block and the summary table by region, for Jupyter, then the alarms line."""
+        return self._render("html", 0) + self._alarms_html()
 
     # ------------------------------------------------------------------ selection (issue 7)
     def select(self, **criteria: Any) -> Fit:
@@ -866,3 +866,53 @@ class Fit:
                 f"kind must be one of {list(kinds)}, got {kind!r}", column="kind", value=kind
             )
         return kinds[kind](self, strata=strata, ax=ax, **kwargs)
+
+    # ------------------------------------------------------------------ alarms (issue 19)
+    def alarms(self, **options: Any) -> Any:
+        """EuroMOMO z-score bands, the CUSUM on z - k with its alarms, and the detected excess
+        periods (runs of weeks whose excess lower bound is above zero) of every row of this view.
+
+        Options (see :func:`excessmort.alarms.alarms`): ``k=0.25``, ``arl0=20`` (h about 1.449),
+        ``h``, ``reset=True``, ``min_weeks=1``, ``start``, ``end``.
+
+        Returns
+        -------
+        excessmort.alarms.Alarms
+            ``.weekly`` (band, cusum, alarm per row and week) and ``.periods`` (one row per
+            period with its cumulative excess and interval from :meth:`cumulative`).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> a = em.fit(em.demo_data()).by().alarms()
+        >>> a.periods.columns[:4].tolist()
+        ['region', 'start', 'end', 'n_weeks']
+        """
+        from .alarms import alarms
+
+        return alarms(self, **options)
+
+    def _alarms_html(self) -> str:
+        """One paragraph for Jupyter: the total's detected excess periods and its latest CUSUM."""
+        import html
+
+        try:
+            view = self if len(self._grouping[1]) == 1 else self.by()
+            a = view.alarms()
+        except (InputError, ValueError):
+            return ""
+        p = a.periods
+        last = a.weekly.iloc[-1] if len(a.weekly) else None
+        text = f"Alarms ({'total' if view is not self else 'this row'}): {len(p)} excess period(s)"
+        if len(p):
+            q = p.iloc[-1]
+            text += (
+                f"; latest {pd.Timestamp(q['start']).date()} to {pd.Timestamp(q['end']).date()}, "
+                f"excess {q['excess']:,.0f} ({q['excess_lower']:,.0f} to {q['excess_upper']:,.0f})"
+            )
+        if last is not None:
+            text += (
+                f"; week ending {pd.Timestamp(last['week_ending']).date()}: z = {last['z_score']:.1f}"
+                f" ({last['band_label']}), CUSUM {'alarm' if last['alarm'] else 'no alarm'}"
+            )
+        return f'<p class="excessmort-alarms">{html.escape(text)}.</p>'

@@ -66,11 +66,18 @@ def excess_arrays(
         se_log = np.sqrt(param_var) / mu
         lower, upper, z_score = prediction(observed, mu, obs_var, param_var, level)
         excess = observed - mu
+        exp_lower, exp_upper = mu * np.exp(-z * se_log), mu * np.exp(z * se_log)
+        # A baseline may define its own confidence bounds of the expected count (ONS 2024: the
+        # count scale); the result's method is found through the bound ``prediction``.
+        rule = getattr(getattr(prediction, "__self__", None), "expected_bounds", None)
+        own = rule(mu, param_var, level) if rule is not None else None
+        if own is not None:
+            exp_lower, exp_upper = own
         return {
             "observed": observed,
             "expected": mu,
-            "expected_lower": mu * np.exp(-z * se_log),
-            "expected_upper": mu * np.exp(z * se_log),
+            "expected_lower": exp_lower,
+            "expected_upper": exp_upper,
             "excess": excess,
             "excess_lower": observed - upper,
             "excess_upper": observed - lower,

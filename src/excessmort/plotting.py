@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "OKABE_ITO",
     "cumulative_path",
+    "plot_alarms",
     "plot_baselines",
     "plot_cumulative",
     "plot_excess",
@@ -644,4 +645,70 @@ def plot_baselines(
         title=f"{title}: {what} by baseline",
         ylabel="deaths per week" if kind == "expected" else "excess deaths",
     )
+    return ax
+
+
+# ----------------------------------------------------------------------------------------- alarms
+def plot_alarms(
+    fit: Fit,
+    strata: Any = None,
+    *,
+    start: Any = None,
+    end: Any = None,
+    k: float = 0.25,
+    arl0: float = 20.0,
+    ax: Any = None,
+    **kwargs: Any,
+) -> Axes:
+    """Weekly z-scores with the EuroMOMO lines at 2 and 4, CUSUM alarms marked and the detected
+    excess periods shaded (see :mod:`excessmort.alarms`).
+
+    Parameters
+    ----------
+    fit : Fit
+    strata : dict or str, optional
+        Which series or aggregate (see the module docstring).
+    start, end : date-like, optional
+        Weeks shown (default: from the week after the reference period).
+    k, arl0 : float
+        The CUSUM's reference value and in-control run length.
+    ax : Axes, optional
+    **kwargs
+        Passed to the z-score line (``Axes.plot``).
+
+    Returns
+    -------
+    Axes
+
+    Raises
+    ------
+    InputError
+        For strata that select no single row, or a period outside the data.
+    ImportError
+        When matplotlib is missing.
+    """
+    _mpl()
+    view, title = _one_row(fit, strata)
+    a = view.alarms(start=start, end=end, k=k, arl0=arl0)
+    w = a.weekly
+    x = pd.to_datetime(w["week_ending"]).to_numpy()
+    z = w["z_score"].to_numpy(dtype=float)
+    ax = _axes(ax)
+    for i, p in enumerate(a.periods.itertuples()):
+        ax.axvspan(
+            pd.Timestamp(p.start) - pd.Timedelta(days=6),
+            pd.Timestamp(p.end),
+            color=POSITIVE,
+            alpha=0.12,
+            linewidth=0,
+            label="excess period (excess interval above 0)" if i == 0 else None,
+        )
+    ax.plot(x, z, **{"color": OBSERVED, "linewidth": 1.0, "label": "z-score", **kwargs})
+    hit = w["alarm"].to_numpy(dtype=bool)
+    ax.plot(x[hit], z[hit], "o", color=POSITIVE, markersize=3, label=f"CUSUM alarm (h = {a.h:.3f})")
+    for level, style in ((2.0, "--"), (4.0, ":")):
+        ax.axhline(level, color=EXPECTED, linewidth=0.9, linestyle=style, label=f"z = {level:g}")
+    ax.axhline(0.0, color=OBSERVED, linewidth=0.6)
+    ax.legend(loc="upper left", frameon=False)
+    _style(ax, counts=False, title=title, ylabel=f"z-score ({view.baseline})")
     return ax

@@ -1,7 +1,8 @@
 """Baselines by name: ``get_baseline("quasipoisson", harmonics=3)`` or an object passed through.
 
 Registered names: ``quasipoisson`` (default), ``poisson``, ``five_year_average``, ``euromomo``,
-``pooled``, ``farrington``. Classes are imported on first use.
+``pooled``, ``farrington``, ``ons2024``, ``wmd``, ``negative_binomial``. Classes are imported on
+first use.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ __all__ = [
     "EuroMOMO",
     "FarringtonFlexible",
     "FiveYearAverage",
+    "NegativeBinomial",
+    "Ons2024",
     "Poisson",
     "Pooled",
     "QuasiPoisson",
+    "WMD",
     "available",
     "get_baseline",
 ]
@@ -32,6 +36,9 @@ _REGISTRY: dict[str, str] = {
     "euromomo": "excessmort.baselines.euromomo:EuroMOMO",
     "pooled": "excessmort.baselines.pooled:Pooled",
     "farrington": "excessmort.baselines.farrington:FarringtonFlexible",
+    "ons2024": "excessmort.baselines.ons2024:Ons2024",
+    "wmd": "excessmort.baselines.wmd:WMD",
+    "negative_binomial": "excessmort.baselines.negbin:NegativeBinomial",
 }
 _CLASS_NAMES = {v.split(":")[1]: k for k, v in _REGISTRY.items()}
 

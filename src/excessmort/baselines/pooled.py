@@ -43,7 +43,13 @@ import pandas as pd
 from scipy import linalg, stats
 
 from .._typing import BoolArray, FloatArray, IntArray
-from ..calendar_terms import holiday_indicators, month_weights, trend_term
+from ..calendar_terms import (
+    holiday_indicators,
+    later_holiday_indicators,
+    month_weights,
+    registration_days,
+    trend_term,
+)
 from ..exceptions import ConvergenceWarning, InputError
 from ..weeks import reference_mask
 from ._base import Baseline, BaselineResult, normal_prediction
@@ -72,7 +78,16 @@ CALENDAR_TERMS: dict[str, Callable[[pd.DatetimeIndex], tuple[FloatArray, tuple[s
     "trend": trend_term,
     "seasonality": month_weights,
     "holidays": holiday_indicators,
+    # the producer's later terms, one column each (ukhsa-collaboration/excess-deaths)
+    "consecutive_bh": lambda w: _one_later(w, 0),
+    "xmas_tue_to_thu_post_1": lambda w: _one_later(w, 1),
+    "xmas_tue_to_thu_post_2": lambda w: _one_later(w, 2),
 }
+
+
+def _one_later(weeks: pd.DatetimeIndex, k: int) -> tuple[FloatArray, tuple[str, ...]]:
+    values, names = later_holiday_indicators(weeks)
+    return np.ascontiguousarray(values[:, k : k + 1]), (names[k],)
 
 INTERVALS = ("distribution", "delta")
 
@@ -789,13 +804,20 @@ class Pooled(Baseline):
         without parameter uncertainty, rows and sums assumed independent.
     max_iter, tol : int, float
         R ``glm.control`` defaults (25, 1e-8).
+    registration_days : bool, default False
+        Build the offset from registration days, as the producer's later editions do: the daily
+        population is zero on weekends and England and Wales bank holidays and summed to the week,
+        i.e. log(population x the week's open days) (the weekly population is taken as constant
+        within its week). False (the default) is the offset of the editions whose figures are in
+        ``../shared/data/phe``, log(population); the later terms ``consecutive_bh``,
+        ``xmas_tue_to_thu_post_1`` and ``xmas_tue_to_thu_post_2`` may be named in ``terms``.
 
     Examples
     --------
     >>> Pooled(terms="trend + seasonality + holidays + region")
     ... # doctest: +NORMALIZE_WHITESPACE
     Pooled(terms='trend + seasonality + holidays + region', dispersion_floor=1.0,
-           intervals='delta', max_iter=25, tol=1e-08)
+           intervals='delta', max_iter=25, tol=1e-08, registration_days=False)
     """
 
     name: ClassVar[str] = "pooled"
@@ -809,12 +831,14 @@ class Pooled(Baseline):
         intervals: str = "delta",
         max_iter: int = 25,
         tol: float = 1e-8,
+        registration_days: bool = False,
     ) -> None:
         self.terms = terms
         self.dispersion_floor = dispersion_floor
         self.intervals = intervals
         self.max_iter = max_iter
         self.tol = tol
+        self.registration_days = registration_days
 
     def _validate(self) -> None:
         if self.intervals not in INTERVALS:
@@ -888,6 +912,9 @@ class Pooled(Baseline):
         design = build_pooled_design(panel.keys, panel.weeks, terms)
         ref = reference_mask(panel.weeks, *reference)
         offset = panel.offset
+        if self.registration_days:
+            with np.errstate(divide="ignore"):
+                offset = offset + np.log(registration_days(panel.weeks))[None, :]
         fit_mask = ref[None, :] & panel.observed_mask & np.isfinite(offset)
         n_obs = int(fit_mask.sum())
         if n_obs <= design.n_terms:

@@ -64,7 +64,7 @@ log = logging.getLogger("excessmort")
 
 MODEL_NAME = "model.json"
 READINESS_NAME = "readiness.json"
-CHART_NAMES = ("chart-observed.svg", "chart-excess.svg", "chart-ratio.svg")
+CHART_NAMES = ("chart-observed.svg", "chart-excess.svg", "chart-ratio.svg", "chart-alarms.svg")
 #: The files every region folder holds.
 REGION_FILES = ("report.html", "figures.csv", "figures.parquet", *CHART_NAMES)
 ENGLAND_FILES = ("england-figures.csv", "england-figures.parquet")
@@ -485,6 +485,13 @@ def _json_float(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _release_alarms(fit: Any, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, Any]:
+    """EuroMOMO bands, CUSUM and detected excess periods per region and England (issue 19)."""
+    from ..alarms import release_alarms
+
+    return release_alarms(fit, start, end)
+
+
 def release_figures(fit: Any, month: str) -> ReleaseFigures:
     """Compute every figure of the release covering ``month`` from a fit (no refitting).
 
@@ -577,6 +584,7 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
         extra={
             "intervals": getattr(fit.model, "intervals", None),
             "first_week": next(iter(fit.weeks[fit.weeks >= period_start]), period_start),
+            "alarms": _release_alarms(fit, period_start, cover_end),
         },
     )
 
