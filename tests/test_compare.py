@@ -65,7 +65,9 @@ def test_public_functions_stay_functions_after_importing_their_modules(demo: pd.
 
 def test_weekly_is_tidy_and_equals_each_fit(comparison, demo: pd.DataFrame) -> None:
     w = comparison.weekly
-    assert list(w.columns) == ["baseline", "region", "week_ending", *WEEKLY_COLUMNS]
+    first = next(iter(comparison.fits.values())).by("region").weekly
+    assert list(w.columns) == ["baseline", *first.columns]
+    assert {"region", "region_name", "week_ending", *WEEKLY_COLUMNS} <= set(w.columns)
     assert w["baseline"].cat.categories.tolist() == BASELINES
     assert w["week_ending"].min() >= pd.Timestamp(START) and w["week_ending"].max() <= pd.Timestamp(
         END
@@ -98,7 +100,7 @@ def test_series_level_and_repeated_baselines(demo: pd.DataFrame) -> None:
     assert c.baselines == ["quasipoisson", "quasipoisson (2)"]
     assert c.fits["quasipoisson (2)"].model.harmonics == 1
     w = c.weekly
-    assert list(w.columns[:4]) == ["baseline", "region", "sex", "age_group"]
+    assert list(w.columns[:5]) == ["baseline", "region", "region_name", "sex", "age_group"]
     assert len(w) == 2 * 72 * len(c.fits["quasipoisson"].weeks)
     cum = c.cumulative
     lo = cum["start"].iloc[0]

@@ -206,9 +206,14 @@ def test_cumulative_path_equals_cumulative_week_by_week(
 def test_fit_cumulative_path_all_rows(qp: em.Fit) -> None:
     view = qp.by("region")
     path = view.cumulative_path("2020-03-01", "2020-05-01")
-    assert list(path.columns) == [
+    assert list(path.columns) == [  # issue 17: names and week numbers beside codes and dates
         "region",
+        "region_name",
         "week_ending",
+        "iso_year",
+        "iso_week",
+        "year",
+        "week",
         "observed",
         "expected",
         "excess",

@@ -17,11 +17,13 @@ import pandas as pd
 
 from ._typing import Engine, IntArray
 from .baselines import Baseline, BaselineResult, get_baseline
-from .exceptions import ConvergenceWarning, DispersionWarning, InputError
+from .exceptions import ConvergenceWarning, DispersionWarning, InputError, MissingDataWarning
 from .excess import excess_arrays, validate_level
 from .panel import Panel
-from .regions import ENGLAND_CODE, REGIONS
-from .weeks import reference_bounds, to_timestamp
+from .periods import Period, period_table, resolve_period
+from ._frames import add_prediction, add_region_name, add_week_numbers
+from .regions import ENGLAND_CODE, REGIONS, WALES_CODE
+from .weeks import reference_bounds
 
 __all__ = ["DEFAULT_REFERENCE", "Fit", "fit"]
 
@@ -40,6 +42,39 @@ WEEKLY_COLUMNS = (
     "p_score",
 )
 CUMULATIVE_COLUMNS = ("observed", "expected", "excess", "excess_lower", "excess_upper")
+
+
+
+def weekly_frame(weeks: pd.DatetimeIndex, keys: pd.DataFrame, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The weekly frame of rows ``keys`` from the arrays of :func:`excessmort.excess.excess_arrays`."""
+    n_rows, n_weeks = len(keys), len(weeks)
+    out = keys.iloc[np.repeat(np.arange(n_rows), n_weeks)].reset_index(drop=True)
+    out["week_ending"] = np.tile(weeks.to_numpy(), n_rows)
+    for c in WEEKLY_COLUMNS:
+        out[c] = np.asarray(arrays[c]).reshape(-1)
+    add_prediction(out, arrays["lower"], arrays["upper"])
+    return add_week_numbers(add_region_name(out))
+
+
+def cumulative_frame(
+    keys: pd.DataFrame,
+    weeks: pd.DatetimeIndex,
+    window: np.ndarray,
+    arrays: dict[str, np.ndarray],
+    label: str | None = None,
+) -> pd.DataFrame:
+    """The cumulative frame of rows ``keys`` over the weeks of ``window``."""
+    out = add_region_name(keys.copy())
+    if label is not None:
+        out["period"] = label
+    out["start"] = weeks[window][0]
+    out["end"] = weeks[window][-1]
+    out["n_weeks"] = int(window.sum())
+    for c in CUMULATIVE_COLUMNS:
+        out[c] = arrays[c]
+    out["p_score"] = arrays["p_score"]
+    return out
+
 
 # Phi outside this range is flagged: counts of deaths are rarely under-dispersed, and phi above 10
 # usually means a structural break or misspecified strata.
@@ -68,6 +103,7 @@ def fit(
     engine: Engine = "auto",
     keep_wales: bool | None = None,
     progress: bool | None = None,
+    exclude: Any = None,
     **options: Any,
 ) -> Fit:
     """Fit expected deaths for every series at once and return the result.
@@ -80,8 +116,10 @@ def fit(
         ``"quasipoisson"`` (default), ``"poisson"``, ``"five_year_average"``, ``"euromomo"``,
         ``"pooled"``, or a baseline object with options.
     reference : (start, end)
-        The reference period the baseline is fitted on (inclusive; a bare year as ``end`` means its
-        31 December). Default 2015-01-01 to 2019-12-31.
+        The reference period: the data every baseline rests on (inclusive; a bare year as ``end``
+        means its 31 December). Default 2015-01-01 to 2019-12-31. The GLM baselines (and pooled,
+        EuroMOMO) are fitted on its weeks; the five-year average takes its history years from it
+        (no year after it: 2021's average is 2015-2019's unless ``rolling=True``).
     level : float
         Interval level in (0, 1).
     engine : {"auto", "numba", "numpy"}
@@ -92,6 +130,13 @@ def fit(
     progress : bool, optional
         Show a progress bar over the stages of the fit (``None``: only above 10,000 series and when
         a terminal or notebook can show it; ``EXCESSMORT_PROGRESS=0`` silences it everywhere).
+    exclude : sequence of (start, end) or periods, optional
+        Windows inside the reference period that no baseline uses (R excessmort's ``exclude``),
+        e.g. ``[("2018-01-01", "2018-03-31")]`` for a bad influenza winter, or a year ``[2020]``.
+        Each is a period as :meth:`Fit.cumulative` takes it. The GLM baselines leave those weeks
+        out of the fit; the five-year average replaces a history week in them by the same week of
+        the next earlier year. ``exclude_years`` of :class:`~excessmort.FiveYearAverage` is the
+        same idea by whole years.
     **options
         Options of the named baseline, e.g. ``harmonics=3`` or ``dispersion_floor=0``.
 
@@ -109,8 +154,8 @@ def fit(
     --------
     >>> import excessmort as em
     >>> f = em.fit(em.demo_data(), reference=("2015-01-01", "2019-12-31"))
-    >>> f.weekly.columns[-9:].tolist()
-    ['observed', 'expected', 'expected_lower', 'expected_upper', 'excess', 'excess_lower', 'excess_upper', 'z_score', 'p_score']
+    >>> f.by().cumulative(2020)[["period", "n_weeks"]].to_dict("records")
+    [{'period': '2020 (ONS registration year)', 'n_weeks': 53}]
     """
     if hasattr(frame, "npartitions") and hasattr(
         frame, "to_delayed"
@@ -142,12 +187,50 @@ def fit(
         stages.advance("panel")
         if reference is not None:
             reference = _check_reference(panel, reference)
-        result = model.fit(panel, reference=reference, engine=engine)
+        excluded = _exclusion_mask(panel.weeks, exclude)
+        result = _fit_baseline(model, panel, reference, engine, excluded)
         stages.advance("baseline")
         out = Fit(panel=panel, result=result, model=model, reference=reference, level=level)
+        out.excluded = excluded
         out._warn()
         stages.advance("checks")
     return out
+
+
+def _exclusion_mask(weeks: pd.DatetimeIndex, exclude: Any) -> np.ndarray | None:
+    """The weeks [T] of the exclusion windows, or None."""
+    if exclude is None:
+        return None
+    items = [exclude] if isinstance(exclude, str | int | pd.Period) else list(exclude)
+    mask = np.zeros(len(weeks), dtype=bool)
+    for item in items:
+        if isinstance(item, tuple | list) and len(item) == 2:
+            period = resolve_period(weeks, item[0], item[1], what="exclude window")
+        else:
+            period = resolve_period(weeks, item, what="exclude window")
+        mask |= period.mask
+    return mask
+
+
+def _fit_baseline(
+    model: Baseline,
+    panel: Panel,
+    reference: tuple[pd.Timestamp, pd.Timestamp] | None,
+    engine: Engine,
+    excluded: np.ndarray | None,
+) -> BaselineResult:
+    """``model.fit``; exclusion windows go to a baseline that takes ``exclude=``, else its weeks
+    are hidden from the baseline (NaN deaths: every baseline leaves missing weeks out)."""
+    if excluded is None or not excluded.any():
+        return model.fit(panel, reference=reference, engine=engine)
+    import inspect
+
+    if "exclude" in inspect.signature(model.fit).parameters:
+        return model.fit(panel, reference=reference, engine=engine, exclude=excluded)  # type: ignore[call-arg]
+    deaths = panel.deaths.copy()
+    deaths[:, excluded] = np.nan
+    hidden = Panel(keys=panel.keys, weeks=panel.weeks, deaths=deaths, exposure=panel.exposure)
+    return model.fit(hidden, reference=reference, engine=engine)
 
 
 def _check_reference(panel: Panel, reference: tuple[Any, Any]) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -199,6 +282,9 @@ class Fit:
         self.reference = reference
         self.level = level
         self._by = by
+        self.excluded: np.ndarray | None = None
+        self._label: str | None = None
+        self._label_over = "region"
 
     # ------------------------------------------------------------------ groupings
     @property
@@ -216,31 +302,80 @@ class Fit:
         """Week-ending dates [T]."""
         return self.panel.weeks
 
-    def by(self, *strata: str) -> Fit:
+    def by(self, *strata: str, groups: Any = None, over: str = "region") -> Any:
         """The same accessors with rows summed over every stratum not named.
 
-        ``by()`` is the total: England when the strata are the regions. Areas outside England (Wales)
-        are never summed into an aggregate over regions.
+        ``by()`` is the total: England when the strata are the regions (a national series, England
+        read on its own, is its own total). Wales is never summed into an aggregate over regions;
+        another country's areas in ``region`` are summed into ``All``.
+
+        Parameters
+        ----------
+        *strata : str
+            The strata kept (``by("region")``, ``by("region", "sex")``); a name like
+            ``"Region"`` or a sequence are accepted.
+        groups : mapping of str to list, optional
+            Groupings of your own over the values of ``over`` (the region by default), each summed
+            with its own interval from the baseline's covariance: ``groups={"England and Wales":
+            ["England", "Wales"], "North": ["North East", "North West", "Yorkshire"]}``. Values
+            are codes or names; ``"England"`` stands for the nine regions. Groups may overlap.
+        over : str, default "region"
+            The stratum ``groups`` group.
+
+        Returns
+        -------
+        Fit or GroupedFit
+            A view with the same accessors (``weekly``, ``cumulative``, ``totals``, ...); with
+            ``groups``, one row set per group.
 
         Raises
         ------
         InputError
-            For a stratum the data do not have.
+            For a stratum the data do not have (the closest one suggested), or a group value no
+            series has (Wales: read it with ``keep_wales=True``).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> f = em.fit(em.demo_data())
+        >>> f.by("region").cumulative(2020)["region_name"].tolist()[:2]
+        ['North East', 'North West']
+        >>> g = f.by(groups={"North": ["North East", "North West", "Yorkshire"]})
+        >>> g.cumulative(2020)[["region", "n_weeks"]].to_dict("records")
+        [{'region': 'North', 'n_weeks': 53}]
         """
-        unknown = [s for s in strata if s not in self.panel.strata]
-        if unknown:
-            raise InputError(
-                f"unknown strata {unknown}; this fit's strata are {self.panel.strata}",
-                column="by",
-                value=unknown,
-            )
-        return Fit(
+        if len(strata) == 1 and not isinstance(strata[0], str) and strata[0] is not None:
+            strata = tuple(strata[0])
+        strata = tuple(self._stratum_name(s, "by") for s in strata)
+        if groups is not None:
+            from ._groups import GroupedFit
+
+            return GroupedFit(self, groups, strata=strata, over=over)
+        out = Fit(
             panel=self.panel,
             result=self.result,
             model=self.model,
             reference=self.reference,
             level=self.level,
             by=tuple(strata),
+        )
+        out.excluded = self.excluded
+        return out
+
+    def _stratum_name(self, name: Any, what: str) -> str:
+        """A stratum of this fit named as given or in another case, else an InputError with a hint."""
+        from ._suggest import did_you_mean
+
+        if name in self.panel.strata:
+            return str(name)
+        for s in self.panel.strata:
+            if str(name).strip().lower() == s.lower():
+                return s
+        raise InputError(
+            f"{what}: unknown strata {[name]}{did_you_mean(name, self.panel.strata)}; this fit's "
+            f"strata are {self.panel.strata}",
+            column="by",
+            value=name,
         )
 
     @cached_property
@@ -250,15 +385,29 @@ class Fit:
         include = np.ones(panel.n_series, dtype=bool)
         if self._by is None:
             return np.arange(panel.n_series, dtype=np.int64), panel.keys, include
-        sums_regions = "region" in panel.strata and "region" not in self._by
+        label = self._label
+        sums_regions = label is None and "region" in panel.strata and "region" not in self._by
+        region_label = ENGLAND_CODE
         if sums_regions:
-            include = panel.keys["region"].astype(str).isin(list(REGIONS)).to_numpy()
+            codes = panel.keys["region"].astype(str)
+            english = codes.isin(list(REGIONS)).to_numpy()
+            if english.any():
+                include = english
+                present = pd.unique(codes[english])
+                if len(present) == 1:  # a selection of one region: its total is that region
+                    region_label = str(present[0])
+            elif (codes == ENGLAND_CODE).any():  # a national series: the total is England itself
+                include = (codes == ENGLAND_CODE).to_numpy()
+            else:  # another country's areas (or Wales alone): summed, labelled "All"
+                include = (codes != WALES_CODE).to_numpy() if (codes != WALES_CODE).any() else include
+                region_label = WALES_CODE if not (codes != WALES_CODE).any() else "All"
         ids, keys = panel.take(include).group_index(self._by)
         groups = np.full(panel.n_series, -1, dtype=np.int64)
         groups[include] = ids
-        if sums_regions:
+        if sums_regions or label is not None:
             keys = keys.copy()
-            keys.insert(0, "region", pd.Categorical([ENGLAND_CODE] * len(keys)))
+            over = self._label_over if label is not None else "region"
+            keys.insert(0, over, pd.Categorical([label if label is not None else region_label] * len(keys)))
         return groups, keys, include
 
     def _sum(self, values: np.ndarray) -> np.ndarray:
@@ -290,47 +439,146 @@ class Fit:
 
     @cached_property
     def weekly(self) -> pd.DataFrame:
-        """Strata..., week_ending, observed, expected and its bounds, excess and its bounds, z_score,
-        p_score: one row per series (or group) and week."""
+        """One row per series (or group) and week: strata (``region`` with ``region_name``),
+        week_ending, iso_year, iso_week (and the ONS registration ``year``/``week`` for weeks ending
+        on a Friday), observed, expected and its confidence bounds, the prediction bounds of the
+        count, excess and its bounds, z_score, p_score, and the observed/expected ratio with bounds.
+
+        :meth:`weekly_in` gives the rows of a period (``fit.weekly_in(2020)``).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> w = em.fit(em.demo_data()).by("region").weekly
+        >>> w.columns[:6].tolist()
+        ['region', 'region_name', 'week_ending', 'iso_year', 'iso_week', 'year']
+        >>> row = w.iloc[1]  # the demo's weeks end on Fridays: ONS year and week given too
+        >>> row["region_name"], int(row["iso_year"]), int(row["iso_week"]), int(row["week"])
+        ('North East', 2010, 1, 1)
+        """
         arrays = self._weekly_arrays
         _, keys, _ = self._grouping
-        return self.panel.to_frame({c: arrays[c] for c in WEEKLY_COLUMNS}, keys=keys)
+        self._warn_missing(arrays["expected"], arrays["observed"])
+        return weekly_frame(self.panel.weeks, keys, arrays)
 
-    # ------------------------------------------------------------------ cumulative
-    def _window(self, start: Any, end: Any) -> np.ndarray:
-        lo = to_timestamp(start)
-        hi = to_timestamp(end)
-        weeks = self.weeks
-        if hi < lo:
-            raise InputError(
-                f"cumulative: end {hi.date()} is before start {lo.date()}", column="end", value=end
-            )
-        if lo > weeks[-1] or hi < weeks[0]:
-            raise InputError(
-                f"cumulative period {lo.date()} to {hi.date()} lies outside the data, which run from "
-                f"{weeks[0].date()} to {weeks[-1].date()}",
-                column="week_ending",
-                value=(start, end),
-            )
-        return np.asarray((weeks >= lo) & (weeks <= hi))
-
-    def cumulative(self, start: Any = None, end: Any = None) -> pd.DataFrame:
-        """Cumulative observed, expected and excess over the weeks ending in [start, end].
-
-        The variance of the cumulative excess is g' V g + sum phi mu, with g = sum_t mu_t x_t: the
-        shared coefficients make weekly errors correlated, so weekly variances are not summed.
-        Defaults: from the week after the reference period to the last week.
+    def weekly_in(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        year: int | None = None,
+        weeks: tuple[int, int] | None = None,
+        calendar: str = "auto",
+    ) -> pd.DataFrame:
+        """The rows of :attr:`weekly` in a period, given as :meth:`cumulative` takes it.
 
         Raises
         ------
         InputError
-            When the period lies outside the data (the message gives both ranges).
+            For a period with no week in it or reaching past the data (both ranges named).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> w = em.fit(em.demo_data()).by().weekly_in(year=2020, weeks=(10, 19))
+        >>> len(w), w["iso_week"].tolist()[::9]
+        (10, [10, 19])
         """
-        if start is None:
-            start = (self.reference[1] + pd.Timedelta(days=1)) if self.reference else self.weeks[0]
-        if end is None:
-            end = self.weeks[-1]
-        window = self._window(start, end)
+        period = self.period(start, end, year=year, weeks=weeks, calendar=calendar, default=False)
+        w = self.weekly
+        keep = np.isin(w["week_ending"].to_numpy(), self.weeks[period.mask].to_numpy())
+        out = w.loc[keep].reset_index(drop=True)
+        out.attrs["period"] = period.label
+        return out
+
+    # ------------------------------------------------------------------ cumulative
+    def period(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        year: int | None = None,
+        weeks: tuple[int, int] | None = None,
+        calendar: str = "auto",
+        default: bool = True,
+    ) -> Period:
+        """The weeks of a period as analysts say it (see :mod:`excessmort.periods`).
+
+        ``start``/``end`` may be a year (``2020``: the ONS registration year for Friday weeks, the
+        ISO year otherwise), a month (``"2020-04"``), a quarter (``"2020Q2"``), a week
+        (``"2020-W05"``) or a date; ``year=2020, weeks=(1, 53)`` picks weeks of a year. With
+        ``default=True`` a missing start is the week after the reference period and a missing end
+        the last week.
+
+        Raises
+        ------
+        InputError
+            For a period with no week in it or reaching past the data (both ranges named).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> p = em.fit(em.demo_data()).period(2020)
+        >>> p.label, p.n_weeks
+        ('2020 (ONS registration year)', 53)
+        """
+        dflt = None
+        if default:
+            after = self.reference[1] + pd.Timedelta(days=1) if self.reference else self.weeks[0]
+            dflt = (after, self.weeks[-1])
+        return resolve_period(
+            self.weeks,
+            start,
+            end,
+            year=year,
+            weeks_of_year=weeks,
+            calendar=calendar,
+            default=dflt,
+            what="period",
+        )
+
+    def _window(self, start: Any, end: Any) -> np.ndarray:
+        return self.period(start, end).mask
+
+    def cumulative(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        year: int | None = None,
+        weeks: tuple[int, int] | None = None,
+        calendar: str = "auto",
+    ) -> pd.DataFrame:
+        """Cumulative observed, expected and excess over a period.
+
+        The period is given as analysts say it (:meth:`period`): ``cumulative(2020)`` is the
+        registration year 2020 (53 weeks), ``cumulative("2021-01", "2021-04")`` January to April
+        2021, ``cumulative(year=2020, weeks=(10, 26))`` weeks 10 to 26, and plain dates the weeks
+        ending in [start, end]. Defaults: from the week after the reference period to the last week.
+
+        The variance of the cumulative excess is g' V g + sum phi mu, with g = sum_t mu_t x_t: the
+        shared coefficients make weekly errors correlated, so weekly variances are not summed.
+
+        Returns
+        -------
+        DataFrame
+            strata (with ``region_name``), period, start, end, n_weeks, observed, expected, excess,
+            excess_lower, excess_upper, p_score.
+
+        Raises
+        ------
+        InputError
+            When the period holds no week or reaches past the data (the message gives both ranges).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> c = em.fit(em.demo_data()).by().cumulative(2020)
+        >>> str(c.loc[0, "period"]), int(c.loc[0, "n_weeks"])
+        ('2020 (ONS registration year)', 53)
+        """
+        period = self.period(start, end, year=year, weeks=weeks, calendar=calendar)
+        window = period.mask
         res = self.result
         observed = self._sum(np.sum(self.panel.deaths[:, window], axis=1))
         mu = self._sum(np.sum(res.mu[:, window], axis=1))
@@ -338,14 +586,9 @@ class Fit:
         param_var = self._masked_result_call("param_variance_window", window)
         arrays = excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
         _, keys, _ = self._grouping
-        out = keys.copy()
-        out["start"] = self.weeks[window][0]
-        out["end"] = self.weeks[window][-1]
-        out["n_weeks"] = int(window.sum())
-        for c in CUMULATIVE_COLUMNS:
-            out[c] = arrays[c]
-        out["p_score"] = arrays["p_score"]
-        return out
+        self._warn_missing(self._sum(res.mu[:, window]), self._sum(self.panel.deaths[:, window]),
+                           window=window)
+        return cumulative_frame(keys, self.weeks, window, arrays, period.label)
 
     def cumulative_path(self, start: Any = None, end: Any = None) -> pd.DataFrame:
         """The running cumulative excess from ``start``: for every week ending in [start, end], the
@@ -365,11 +608,7 @@ class Fit:
         InputError
             When the period lies outside the data.
         """
-        if start is None:
-            start = (self.reference[1] + pd.Timedelta(days=1)) if self.reference else self.weeks[0]
-        if end is None:
-            end = self.weeks[-1]
-        window = self._window(start, end)
+        window = self.period(start, end).mask
         res = self.result
         observed = self._sum(np.cumsum(self.panel.deaths[:, window], axis=1))
         mu = self._sum(np.cumsum(res.mu[:, window], axis=1))
@@ -382,7 +621,101 @@ class Fit:
         out["week_ending"] = np.tile(self.weeks[window].to_numpy(), n_rows)
         for c in (*CUMULATIVE_COLUMNS, "p_score"):
             out[c] = np.asarray(arrays[c]).reshape(-1)
+        return add_week_numbers(add_region_name(out))
+
+    def totals(
+        self,
+        freq: str = "month",
+        start: Any = None,
+        end: Any = None,
+        *,
+        calendar: str = "auto",
+        partial: bool = False,
+    ) -> pd.DataFrame:
+        """Totals by month, quarter or year (or week), each with its interval.
+
+        A week belongs to the month (quarter) of its week-ending date; a year is the ONS
+        registration year for Friday weeks, the ISO year otherwise (``calendar="calendar"`` for
+        weeks ending in the calendar year). Every period's interval comes from the same variance as
+        :meth:`cumulative` over its weeks (g' V g + sum phi mu, never a sum of weekly widths).
+
+        Parameters
+        ----------
+        freq : {"month", "quarter", "year", "week"}
+        start, end : period-like, optional
+            The span covered (as :meth:`cumulative`; default from the week after the reference
+            period to the last week).
+        calendar : {"auto", "ons", "iso", "calendar"}
+        partial : bool, default False
+            Also give the periods at the edges of the span that it holds only in part (flagged
+            ``complete=False``); by default only whole periods are given.
+
+        Returns
+        -------
+        DataFrame
+            One row per group and period: strata, period, start, end, n_weeks, complete, and the
+            :meth:`cumulative` columns.
+
+        Raises
+        ------
+        InputError
+            For an unknown ``freq``, or a span with no whole period.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> q = em.fit(em.demo_data()).by().totals("quarter", "2020-01-01", "2020-12-31")
+        >>> q["period"].tolist(), q["n_weeks"].tolist()
+        (['2020Q1', '2020Q2', '2020Q3', '2020Q4'], [13, 13, 13, 13])
+        """
+        span = self.period(start, end, calendar=calendar)
+        table = period_table(self.weeks, freq, calendar=calendar, within=span, partial=partial)
+        if not table:
+            raise InputError(
+                f"totals: no whole {freq} in {span.label} (weeks ending {span.first.date()} to "
+                f"{span.last.date()}); pass partial=True for the parts",
+                column="freq",
+                value=freq,
+            )
+        frames = []
+        for label, mask, complete in table:
+            first = self.weeks[mask][0]
+            last = self.weeks[mask][-1]
+            frame = self.cumulative(first, last)
+            frame["period"] = label
+            frame.insert(frame.columns.get_loc("n_weeks") + 1, "complete", complete)
+            frames.append(frame)
+        out = pd.concat(frames, ignore_index=True)
+        out.attrs["freq"] = freq
         return out
+
+    def _warn_missing(
+        self, mu: np.ndarray, observed: np.ndarray, window: np.ndarray | None = None
+    ) -> None:
+        """Warn once per frame when missing weeks of some series make rows NaN (names both)."""
+        deaths = self.panel.deaths if window is None else self.panel.deaths[:, window]
+        weeks = self.weeks if window is None else self.weeks[window]
+        missing = np.isnan(deaths)
+        groups, _, include = self._grouping
+        missing &= include[:, None]
+        if not missing.any():
+            return
+        series = np.flatnonzero(missing.any(axis=1))
+        gaps = np.flatnonzero(missing.any(axis=0))
+        shown = "; ".join(self.panel.label(s) for s in series[:5]) + (
+            f"; and {series.size - 5} more" if series.size > 5 else ""
+        )
+        dates = ", ".join(str(weeks[t].date()) for t in gaps[:5]) + (
+            f" and {gaps.size - 5} more" if gaps.size > 5 else ""
+        )
+        where = "aggregates" if self._by is not None else "rows"
+        warnings.warn(
+            f"missing weeks make {where} NaN: {series.size} series lack data ({shown}) in the weeks "
+            f"ending {dates}; figures over those weeks (and sums containing them) are NaN. Fill the "
+            "weeks, or choose a period without them",
+            MissingDataWarning,
+            stacklevel=3,
+        )
 
     # ------------------------------------------------------------------ models
     @property

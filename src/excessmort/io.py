@@ -95,7 +95,7 @@ def read(
     ``population``. ONS files name the region ``area_code`` and ``area_name``: the code becomes
     ``region`` (names such as "East" are normalised to codes) and ``area_name`` is dropped once it
     agrees with the code. ``year``, ``week`` and ``source`` are dropped. Rows for England
-    (E92000001) are refused: England is derived as the sum of the nine regions, never read. In a
+    (E92000001) are a series of their own (never summed with the regions; warned about beside them). In a
     workbook the regional table ("Deaths by Region of usual residence") is read, England rows there
     are skipped for the same reason, and weeks not yet published (empty columns) are left out.
 

@@ -813,11 +813,17 @@ class Pooled(Baseline):
         if self.terms is None:
             terms, dropped = restrict_terms(parse_terms(DEFAULT_TERMS), strata)
             if dropped:
-                log.warning(
-                    "pooled baseline: the data have no %s; the default terms %r become %r",
-                    " or ".join(repr(d) for d in dropped),
-                    DEFAULT_TERMS,
-                    format_terms(terms),
+                import warnings
+
+                from ..exceptions import ModelNoteWarning
+
+                warnings.warn(
+                    "pooled baseline: the data have no "
+                    f"{' or '.join(repr(d) for d in dropped)}; the default terms {DEFAULT_TERMS!r} "
+                    f"become {format_terms(terms)!r} (pass terms= to choose them; filter "
+                    "excessmort.ModelNoteWarning to silence this note)",
+                    ModelNoteWarning,
+                    stacklevel=4,
                 )
             return terms, dropped
         terms = parse_terms(self.terms)
