@@ -272,7 +272,7 @@ def test_plot_regions_grid(qp: em.Fit, tmp_path: Path) -> None:
 def test_plot_regions_needs_regions(demo: pd.DataFrame) -> None:
     frame = demo.groupby(["sex", "week_ending"], as_index=False, observed=True)[["deaths"]].sum()
     with pytest.warns(em.DispersionWarning):
-        f = em.fit(frame)
+        f = em.fit(frame, dispersion_check=(0.2, 10))
     with pytest.raises(InputError, match="needs a region stratum"):
         plotting.plot_regions(f)
     with pytest.raises(InputError, match="needs a region stratum"):

@@ -77,8 +77,28 @@ def cumulative_frame(
 
 
 # Phi outside this range is flagged: counts of deaths are rarely under-dispersed, and phi above 10
-# usually means a structural break or misspecified strata.
+# usually means a structural break or misspecified strata (used by the Dask engine and as the floor
+# of the size-aware check below).
 DISPERSION_RANGE = (0.2, 10.0)
+#: The size-aware dispersion check (issue 17): weekly death rates vary around any baseline by a few
+#: per cent that no model of trend and season explains (a cold week, a heat wave), so
+#: var = mu + (cv mu)^2 and the ordinary phi = 1 + cv^2 mu grows with the counts: about 11 for a
+#: region's 1,000 deaths a week with cv = 0.1 (ONS's regions: phi 5-15). phi is flagged above
+#: ``DISPERSION_FACTOR`` times that (and above 10), or below 0.2.
+DISPERSION_CV = 0.1
+DISPERSION_FACTOR = 2.0
+
+
+def ordinary_dispersion_upper(mean_count: np.ndarray, cv: float = DISPERSION_CV) -> np.ndarray:
+    """The largest phi the size-aware check calls ordinary for series of this mean weekly count.
+
+    Examples
+    --------
+    >>> ordinary_dispersion_upper(np.array([10.0, 1000.0, 2500.0])).round(1).tolist()
+    [10.0, 22.0, 52.0]
+    """
+    size = DISPERSION_FACTOR * (1.0 + cv**2 * np.asarray(mean_count, dtype=float))
+    return np.maximum(DISPERSION_RANGE[1], np.nan_to_num(size, nan=DISPERSION_RANGE[1]))
 
 
 def _as_tidy(frame: Any, keep_wales: bool | None = None) -> pd.DataFrame:
@@ -104,6 +124,7 @@ def fit(
     keep_wales: bool | None = None,
     progress: bool | None = None,
     exclude: Any = None,
+    dispersion_check: Any = "auto",
     **options: Any,
 ) -> Fit:
     """Fit expected deaths for every series at once and return the result.
@@ -137,6 +158,12 @@ def fit(
         out of the fit; the five-year average replaces a history week in them by the same week of
         the next earlier year. ``exclude_years`` of :class:`~excessmort.FiveYearAverage` is the
         same idea by whole years.
+    dispersion_check : "auto", float, (low, high) or None
+        When to warn about implausible dispersion (:class:`~excessmort.DispersionWarning`):
+        ``"auto"`` judges phi against what the counts' size makes ordinary (phi above
+        2 (1 + cv^2 mean count) with cv = 0.1, and above 10, or below 0.2; quiet on ONS's regions,
+        whose phi of 5-15 is ordinary for 500-1,500 deaths a week); a float sets cv; a pair a
+        fixed range; ``None`` never warns.
     **options
         Options of the named baseline, e.g. ``harmonics=3`` or ``dispersion_floor=0``.
 
@@ -192,6 +219,7 @@ def fit(
         stages.advance("baseline")
         out = Fit(panel=panel, result=result, model=model, reference=reference, level=level)
         out.excluded = excluded
+        out._dispersion_check = dispersion_check
         out._warn()
         stages.advance("checks")
     return out
@@ -285,6 +313,7 @@ class Fit:
         self.excluded: np.ndarray | None = None
         self._label: str | None = None
         self._label_over = "region"
+        self._dispersion_check: Any = "auto"
 
     # ------------------------------------------------------------------ groupings
     @property
@@ -754,13 +783,36 @@ class Fit:
                 ConvergenceWarning,
                 stacklevel=3,
             )
+        check = self._dispersion_check
+        if check is None:
+            return
         phi = self.result.dispersion_raw
-        lo, hi = DISPERSION_RANGE
-        odd = np.flatnonzero(np.isfinite(phi) & ((phi < lo) | (phi > hi)))
+        if isinstance(check, tuple | list):
+            lo, hi = float(check[0]), float(check[1])
+            upper = np.full(phi.shape, hi)
+            rule = f"outside [{lo:g}, {hi:g}]"
+        else:
+            cv = DISPERSION_CV if check == "auto" else float(check)
+            lo = DISPERSION_RANGE[0]
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                fitted = np.where(self.result.fit_mask, self.panel.deaths, np.nan)
+                size = np.nanmean(fitted, axis=1)
+            upper = ordinary_dispersion_upper(size, cv)
+            rule = (
+                f"outside what the counts' size makes ordinary (below {lo:g}, or above "
+                f"{DISPERSION_FACTOR:g} (1 + {cv:g}^2 x mean weekly count) and 10)"
+            )
+        odd = np.flatnonzero(np.isfinite(phi) & ((phi < lo) | (phi > upper)))
         if odd.size:
-            shown = "; ".join(f"{self.panel.label(s)} (phi={phi[s]:.3g})" for s in odd[:10])
+            shown = "; ".join(
+                f"{self.panel.label(s)} (phi={phi[s]:.3g}, ordinary up to {upper[s]:.3g})"
+                for s in odd[:10]
+            )
             warnings.warn(
-                f"implausible dispersion outside [{lo}, {hi}] in {odd.size} series: {shown}",
+                f"implausible dispersion {rule} in {odd.size} series: {shown}. Check for a "
+                "structural break or strata that mix different populations; "
+                "fit(..., dispersion_check=None) silences this",
                 DispersionWarning,
                 stacklevel=3,
             )
