@@ -1,0 +1,349 @@
+"""Issue 17: periods, names, groupings, warnings and the consistent API, on the real ONS data.
+
+Figures measured here (../shared/data/ons, nine English regions, reference 2015-2019):
+- England, weeks ending 1 January to 30 April 2021 (18 weeks), five-year average: excess 28,063.2
+  (the 2015-2019 average, as ONS compared 2021) against 22,791.6 with the rolling 2016-2020 average
+  that the baseline used before (``rolling=True``);
+- 2020 as a registration year: 53 weeks, 3 January 2020 to 1 January 2021.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from _sim import SHARED
+from scipy import stats
+
+import excessmort as em
+from excessmort.exceptions import (
+    AreaWarning,
+    DispersionWarning,
+    InputError,
+    MissingDataWarning,
+)
+from excessmort.regions import REGIONS
+
+fit_frame = em.fit
+ONS = SHARED / "data" / "ons"
+REGIONAL = ONS / "ons_weekly_deaths_by_region.csv"
+REFERENCE = ("2015-01-01", "2019-12-31")
+
+
+@pytest.fixture(scope="module")
+def raw() -> pd.DataFrame:
+    assert REGIONAL.is_file(), f"{REGIONAL} is missing: these tests read the real ONS data"
+    return pd.read_csv(REGIONAL, parse_dates=["week_ending"])
+
+
+@pytest.fixture(scope="module")
+def regions() -> pd.DataFrame:
+    return em.read(REGIONAL)
+
+
+@pytest.fixture(scope="module")
+def regions_wales() -> pd.DataFrame:
+    return em.read(REGIONAL, keep_wales=True)
+
+
+@pytest.fixture(scope="module")
+def qp(regions: pd.DataFrame) -> em.Fit:
+    return fit_frame(regions, reference=REFERENCE)
+
+
+@pytest.fixture(scope="module")
+def qp_wales(regions_wales: pd.DataFrame) -> em.Fit:
+    return fit_frame(regions_wales, reference=REFERENCE)
+
+
+# --------------------------------------------------------------------------------------- 1 periods
+def test_year_is_the_ons_registration_year(qp: em.Fit) -> None:
+    c = qp.by().cumulative(2020)
+    assert c["period"].iloc[0] == "2020 (ONS registration year)"
+    assert int(c["n_weeks"].iloc[0]) == 53
+    assert (c["start"].iloc[0], c["end"].iloc[0]) == (
+        pd.Timestamp("2020-01-03"),
+        pd.Timestamp("2021-01-01"),
+    )
+    for same in (qp.by().cumulative("2020"), qp.by().cumulative("2020", "2020"),
+                 qp.by().cumulative(year=2020), qp.by().cumulative(year=2020, weeks=(1, 53))):
+        np.testing.assert_allclose(same["excess"], c["excess"], rtol=1e-12)
+        np.testing.assert_allclose(same["excess_upper"], c["excess_upper"], rtol=1e-12)
+    # The 53 weeks are the rows of the regional file with year == 2020.
+    weekly = qp.by().weekly
+    assert c["observed"].iloc[0] == weekly.loc[weekly["year"] == 2020, "observed"].sum()
+
+
+def test_week_numbers_equal_the_ons_file(qp: em.Fit, raw: pd.DataFrame) -> None:
+    w = qp.by("region").weekly
+    merged = w.merge(
+        raw.rename(columns={"area_code": "region", "year": "ons_year", "week": "ons_week"}).assign(
+            region=lambda f: f["region"].astype(str)
+        )[["region", "week_ending", "ons_year", "ons_week"]],
+        on=["region", "week_ending"],
+    )
+    assert len(merged) == len(w)
+    np.testing.assert_array_equal(merged["year"], merged["ons_year"])
+    np.testing.assert_array_equal(merged["week"], merged["ons_week"])
+    np.testing.assert_array_equal(merged["iso_week"], merged["ons_week"])
+    assert w["region_name"].iloc[0] == "North East"
+
+
+def test_periods_past_the_data_or_without_weeks_are_errors(qp: em.Fit) -> None:
+    with pytest.raises(InputError, match=r"reaches past the data, which run from 2015-01-02 to "
+                       r"2021-04-30: the period holds the weeks ending 2021-01-08 to 2021-12-31"):
+        qp.cumulative(2021)
+    with pytest.raises(InputError, match=r"no week ends in 2020-01-04 to 2020-01-09"):
+        qp.cumulative("2020-01-04", "2020-01-09")
+    with pytest.raises(InputError, match=r"lies outside the data"):
+        qp.cumulative("2030-01", "2030-03")
+    with pytest.raises(InputError, match=r"week 54 is not a week of 2020, which has weeks 1 to 53"):
+        qp.cumulative(year=2020, weeks=(1, 54))
+    with pytest.raises(InputError, match=r"is not a period"):
+        qp.cumulative("spring")
+    # Inside the data the same periods work, and no IndexError ever escapes.
+    assert int(qp.by().cumulative(year=2021, weeks=(1, 17))["n_weeks"].iloc[0]) == 17
+
+
+def test_months_and_quarters(qp: em.Fit) -> None:
+    e = qp.by()
+    q2 = e.cumulative("2020Q2")
+    assert (q2["start"].iloc[0], q2["end"].iloc[0], int(q2["n_weeks"].iloc[0])) == (
+        pd.Timestamp("2020-04-03"), pd.Timestamp("2020-06-26"), 13)
+    april = e.cumulative("2020-04")
+    assert int(april["n_weeks"].iloc[0]) == 4  # weeks ending 3, 10, 17, 24 April
+    months = e.totals("month", "2020-01", "2020-12")
+    assert months["period"].tolist() == [f"2020-{m:02d}" for m in range(1, 13)]
+    year = e.cumulative("2020-01-01", "2020-12-31")
+    assert months["observed"].sum() == year["observed"].iloc[0]
+    np.testing.assert_allclose(months["excess"].sum(), year["excess"].iloc[0], rtol=1e-10)
+    # Each month's interval is cumulative()'s over its weeks (one variance rule for any window).
+    for _, row in months.iterrows():
+        own = e.cumulative(row["start"], row["end"])
+        np.testing.assert_allclose(
+            [row["excess_lower"], row["excess_upper"]],
+            own[["excess_lower", "excess_upper"]].to_numpy()[0],
+            rtol=1e-12,
+        )
+    quarters = e.totals("quarter", 2020)
+    assert quarters["period"].tolist() == ["2020Q1", "2020Q2", "2020Q3", "2020Q4"]
+    # The first quarter of 2021 is whole in the data; the second is not and is left out.
+    q21 = e.totals("quarter", "2021-01", "2021-04")
+    assert q21["period"].tolist() == ["2021Q1"]
+    part = e.totals("quarter", "2021-01", "2021-04", partial=True)
+    assert part["period"].tolist() == ["2021Q1", "2021Q2"]
+    assert part["complete"].tolist() == [True, False]
+
+
+def test_iso_year_for_weeks_ending_on_sunday(regions: pd.DataFrame) -> None:
+    sundays = regions.assign(week_ending=regions["week_ending"] + pd.Timedelta(days=2))
+    f = fit_frame(sundays, reference=REFERENCE)
+    c = f.by().cumulative(2020)
+    assert c["period"].iloc[0] == "2020 (ISO year)"
+    assert (c["start"].iloc[0], c["end"].iloc[0]) == (
+        pd.Timestamp("2020-01-05"),
+        pd.Timestamp("2021-01-03"),
+    )
+    assert "year" not in f.weekly.columns and "iso_week" in f.weekly.columns
+
+
+# ------------------------------------------------------------------------- 2 five-year average
+def test_five_year_average_never_uses_a_year_after_the_reference(regions: pd.DataFrame) -> None:
+    fya = fit_frame(regions, baseline="five_year_average", reference=REFERENCE).by()
+    c = fya.cumulative("2021-01-01", "2021-04-30")
+    assert int(c["n_weeks"].iloc[0]) == 18
+    # The issue's figure: ONS's comparison of 2021 with 2015-2019.
+    assert abs(c["excess"].iloc[0] - 28_063.2) < 0.05
+    # Oracle: the direct pandas mean of the same ISO weeks of 2015-2019, summed over regions.
+    tot = regions.groupby("week_ending")["deaths"].sum()
+    iso = tot.index.isocalendar()
+    weeks = tot.index[(tot.index >= "2021-01-01") & (tot.index <= "2021-04-30")]
+    expected = 0.0
+    for d in weeks:
+        y, w = iso.loc[d, "year"], iso.loc[d, "week"]
+        hist = [
+            tot[(iso["year"] == yy) & (iso["week"] == (w if w < 53 or yy == 2015 else 52))].iloc[0]
+            for yy in range(2015, 2020)
+        ]
+        expected += np.mean(hist)
+        assert y in (2020, 2021)
+    np.testing.assert_allclose(c["expected"].iloc[0], expected, rtol=1e-12)
+    rolling = fit_frame(
+        regions, baseline="five_year_average", reference=REFERENCE, rolling=True
+    ).by()
+    assert abs(rolling.cumulative("2021-01-01", "2021-04-30")["excess"].iloc[0] - 22_791.6) < 0.05
+    # exclude_years means the same with the rolling average: 2020 skipped, 2015-2019 used.
+    skip = fit_frame(
+        regions,
+        baseline="five_year_average",
+        reference=REFERENCE,
+        rolling=True,
+        exclude_years=(2020,),
+    ).by()
+    np.testing.assert_allclose(
+        skip.cumulative("2021-01-01", "2021-04-30")["excess"], c["excess"], rtol=1e-12
+    )
+
+
+# --------------------------------------------------------------------------- 9 exclusion windows
+@pytest.mark.parametrize("baseline", ["quasipoisson", "poisson", "pooled", "euromomo"])
+def test_exclusion_windows_are_left_out_of_every_glm(regions: pd.DataFrame, baseline: str) -> None:
+    window = ("2018-01-01", "2018-03-31")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = fit_frame(regions, baseline=baseline, reference=REFERENCE, exclude=[window])
+        hidden = regions.copy()
+        in_window = hidden["week_ending"].between(*window)
+        hidden.loc[in_window, "deaths"] = np.nan
+        oracle = fit_frame(hidden, baseline=baseline, reference=REFERENCE)
+    assert int(f.excluded.sum()) == 13
+    assert not f.result.fit_mask[:, f.excluded].any()
+    np.testing.assert_allclose(f.result.mu, oracle.result.mu, rtol=1e-10)
+    # The excluded weeks keep their observed deaths in every frame.
+    assert f.weekly["observed"].notna().all()
+
+
+def test_exclusion_windows_in_the_five_year_average(regions: pd.DataFrame) -> None:
+    f = fit_frame(
+        regions, baseline="five_year_average", reference=("2015-01-01", "2020-12-31"),
+        rolling=False, exclude=[2020],
+    ).by()
+    # 2021 week 5: the 2020 week is excluded, so the average is 2015-2019's (no earlier year).
+    base = fit_frame(regions, baseline="five_year_average", reference=REFERENCE).by()
+    w = pd.Timestamp("2021-02-05")
+    got = f.weekly.set_index("week_ending").loc[w, "expected"]
+    want = base.weekly.set_index("week_ending").loc[w, "expected"]
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+# --------------------------------------------------------------------------------------- 3 names
+def test_names_everywhere_and_suggestions(qp: em.Fit) -> None:
+    assert qp["London"].weekly["region_name"].unique().tolist() == ["London"]
+    assert "region_name" in qp.by("region").cumulative(2020).columns
+    assert qp.by().cumulative(2020)["region_name"].tolist() == ["England"]
+    with pytest.raises(InputError, match=r"did you mean 'region'\?"):
+        qp.by("regin")
+    assert qp.by("Region").strata == ["region"]
+    with pytest.raises(InputError, match=r"keep_wales=True"):
+        qp.by(groups={"England and Wales": ["England", "Wales"]})
+    with pytest.raises(InputError, match=r"did you mean 'London'\?"):
+        qp.by(groups={"x": ["Londn"]})
+
+
+# ------------------------------------------------------------------------- 4 national and groups
+def test_england_as_a_national_series(regions: pd.DataFrame, qp: em.Fit) -> None:
+    england = regions.groupby("week_ending", as_index=False)["deaths"].sum().assign(
+        region="E92000001"
+    )
+    f = fit_frame(england, reference=REFERENCE)
+    assert f.panel.keys["region"].astype(str).tolist() == ["E92000001"]
+    total = f.by().cumulative(2020)
+    assert total["region_name"].tolist() == ["England"]
+    np.testing.assert_allclose(total["excess"], f.cumulative(2020)["excess"], rtol=1e-12)
+    # England beside its regions: kept as a series of its own, never summed with them.
+    with pytest.warns(AreaWarning, match="beside its regions"):
+        both = fit_frame(pd.concat([regions, england[regions.columns]]), reference=REFERENCE)
+    np.testing.assert_allclose(
+        both.by().cumulative(2020)["observed"], qp.by().cumulative(2020)["observed"], rtol=0
+    )
+
+
+def test_england_and_wales_group_with_its_interval(qp_wales: em.Fit) -> None:
+    g = qp_wales.by(groups={"England and Wales": ["England", "Wales"], "England": ["England"],
+                            "Wales": ["Wales"]})
+    c = g.cumulative(2020).set_index("region")
+    assert c.index.tolist() == ["England and Wales", "England", "Wales"]
+    # England in a group equals by() (Wales is never in by()).
+    eng = qp_wales.by().cumulative(2020)
+    np.testing.assert_allclose(
+        c.loc["England", ["excess", "excess_lower", "excess_upper"]].to_numpy(dtype=float),
+        eng[["excess", "excess_lower", "excess_upper"]].to_numpy()[0],
+        rtol=1e-12,
+    )
+    ew = c.loc["England and Wales"]
+    np.testing.assert_allclose(
+        ew["excess"], c.loc["England", "excess"] + c.loc["Wales", "excess"], rtol=1e-12
+    )
+    # quasi-Poisson series are fitted apart, so the variances of England and Wales add.
+    half = (c["excess_upper"] - c["excess_lower"]) / (2 * stats.norm.ppf(0.975))
+    np.testing.assert_allclose(
+        half["England and Wales"] ** 2, half["England"] ** 2 + half["Wales"] ** 2, rtol=1e-9
+    )
+    assert set(g.weekly["region"].unique()) == {"England and Wales", "England", "Wales"}
+
+
+# ------------------------------------------------------------------------------------ 5 warnings
+def test_no_dispersion_warning_on_ordinary_real_data(regions: pd.DataFrame) -> None:
+    sex_age = em.read(ONS / "ons_weekly_deaths_by_sex_age.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DispersionWarning)
+        for baseline in ("quasipoisson", "euromomo", "five_year_average"):
+            fit_frame(regions, baseline=baseline, reference=REFERENCE)
+        fit_frame(sex_age, reference=REFERENCE)
+    # A fixed range (the old rule) does flag the regions, phi 10-15 there.
+    with pytest.warns(DispersionWarning, match=r"outside \[0.2, 10\]"):
+        fit_frame(regions, reference=REFERENCE, dispersion_check=(0.2, 10))
+
+
+def test_dispersion_warning_on_a_structural_break(regions: pd.DataFrame) -> None:
+    broken = regions.copy()
+    london = broken["region"].astype(str) == "E12000007"
+    late = broken["week_ending"].between("2017-07-01", "2019-12-31")
+    broken.loc[london & late, "deaths"] = (broken.loc[london & late, "deaths"] * 1.6).round()
+    with pytest.warns(DispersionWarning, match=r"region=E12000007 \(phi="):
+        fit_frame(broken, reference=REFERENCE)
+
+
+def test_missing_weeks_warn_naming_series_and_weeks(regions: pd.DataFrame) -> None:
+    gap = regions.drop(
+        regions.index[
+            (regions["region"].astype(str) == "E12000007")
+            & (regions["week_ending"] == "2020-04-10")
+        ]
+    )
+    f = fit_frame(gap, reference=REFERENCE)
+    with pytest.warns(MissingDataWarning, match=r"region=E12000007.*2020-04-10"):
+        c = f.by().cumulative("2020-04")
+    assert np.isnan(c["excess"].iloc[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MissingDataWarning)
+        f.by().cumulative("2020-05")  # no missing week in May: no warning
+
+
+# ------------------------------------------------------------------------------------ 6 the API
+def test_compare_takes_fits_and_a_string_by(regions: pd.DataFrame, qp: em.Fit) -> None:
+    fya = fit_frame(regions, baseline="FIVE_YEAR_AVERAGE", reference=REFERENCE)
+    c = em.compare([qp, fya], by="region")
+    assert isinstance(c, em.Comparison) and c.by == ("region",)
+    wide = c.wide("excess", 2020)
+    assert wide.columns.tolist() == ["region", "region_name", "quasipoisson", "five_year_average"]
+    assert len(wide) == len(REGIONS)
+    np.testing.assert_allclose(
+        wide["quasipoisson"], qp.by("region").cumulative(2020)["excess"], rtol=1e-12
+    )
+    s = c.summary(2020)
+    assert s["baseline"].tolist() == ["quasipoisson", "five_year_average"]
+    assert "<table" in c._repr_html_()
+    refit = em.compare(regions, ["quasipoisson"], by="region", reference=REFERENCE)
+    np.testing.assert_allclose(
+        refit.cumulative(2020)["excess"], qp.by("region").cumulative(2020)["excess"], rtol=1e-12
+    )
+
+
+def test_weekly_has_the_cli_figures(qp: em.Fit) -> None:
+    w = qp.by().weekly
+    np.testing.assert_allclose(w["prediction_lower"], w["observed"] - w["excess_upper"], rtol=1e-12)
+    np.testing.assert_allclose(w["prediction_upper"], w["observed"] - w["excess_lower"], rtol=1e-12)
+    np.testing.assert_allclose(w["ratio"], w["observed"] / w["expected"], rtol=1e-12)
+    np.testing.assert_allclose(w["ratio_lower"], w["observed"] / w["prediction_upper"], rtol=1e-12)
+
+
+def test_baseline_names_and_classes() -> None:
+    from excessmort.baselines import get_baseline
+
+    assert get_baseline("EuroMOMO").name == "euromomo"
+    assert get_baseline(em.QuasiPoisson, harmonics=1).harmonics == 1
+    with pytest.raises(InputError, match=r"did you mean 'quasipoisson'\?"):
+        get_baseline("quasi-poison")
