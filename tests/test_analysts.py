@@ -347,3 +347,130 @@ def test_baseline_names_and_classes() -> None:
     assert get_baseline(em.QuasiPoisson, harmonics=1).harmonics == 1
     with pytest.raises(InputError, match=r"did you mean 'quasipoisson'\?"):
         get_baseline("quasi-poison")
+
+
+# ------------------------------------------------------------------- 8 rates and standardisation
+@pytest.fixture(scope="module")
+def sex_age_pop() -> pd.DataFrame:
+    """England and Wales by sex and age with the mid-2018 population as a constant offset."""
+    deaths = em.read(ONS / "ons_weekly_deaths_by_sex_age.csv")
+    pop = pd.read_csv(ONS / "ons_population_mid2018.csv")
+    pop = pop[pop["area_code"] == "K04000001"][["sex", "age_group", "population"]]
+    frame = deaths.assign(sex=deaths["sex"].astype(str), age_group=deaths["age_group"].astype(str))
+    return frame.merge(pop, on=["sex", "age_group"], how="left")
+
+
+def test_esp2013_standardised_rates_on_ons_data(sex_age_pop: pd.DataFrame) -> None:
+    from excessmort.standardise import european_standard_population
+
+    f = fit_frame(sex_age_pop, reference=REFERENCE)
+    s = f.standardised("2020-03-01", "2020-10-09", by=["sex"]).set_index("sex")
+    ages = ["<1", "1-14", "15-44", "45-64", "65-74", "75-84", "85+"]
+    w = european_standard_population(ages)
+    assert sum(w.values()) == 100_000
+    cum = f.cumulative("2020-03-01", "2020-10-09")
+    z = stats.norm.ppf(0.975)
+    for sex in ("female", "male"):
+        rows = cum[cum["sex"].astype(str) == sex].set_index("age_group")
+        pop = sex_age_pop[sex_age_pop["sex"] == sex].groupby("age_group")["population"].first()
+        c = np.array([1e5 * w[a] / (pop[a] * 1e5) for a in ages])
+        obs = rows.loc[ages, "observed"].to_numpy()
+        exp = rows.loc[ages, "expected"].to_numpy()
+        # Oracle: the direct weighted sum; series of the quasi-Poisson fit are independent, so the
+        # variance of the excess rate is sum c^2 var(excess_a), var from each series' interval.
+        half = (rows.loc[ages, "excess_upper"] - rows.loc[ages, "excess_lower"]).to_numpy() / (2 * z)
+        np.testing.assert_allclose(s.loc[sex, "observed_rate"], np.sum(c * obs), rtol=1e-12)
+        np.testing.assert_allclose(s.loc[sex, "expected_rate"], np.sum(c * exp), rtol=1e-12)
+        sd = np.sqrt(np.sum(c**2 * half**2))
+        np.testing.assert_allclose(
+            s.loc[sex, "excess_rate_upper"] - s.loc[sex, "excess_rate"], z * sd, rtol=1e-9
+        )
+    # Spring 2020: excess in both sexes, more for men (age-standardised).
+    assert (s["excess_rate_lower"] > 0).all()
+    assert s.loc["male", "excess_rate"] > s.loc["female", "excess_rate"]
+
+
+def test_standardised_variance_keeps_the_pooled_covariances(sex_age_pop: pd.DataFrame) -> None:
+    # With one series per age and weights proportional to population, c_a is one constant: the
+    # standardised excess is that constant times the total excess, interval included, which needs
+    # the covariances of the age groups' expected deaths that the pooled model shares.
+    women = sex_age_pop[sex_age_pop["sex"] == "female"].drop(columns="sex")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = fit_frame(women, baseline=em.Pooled(intervals="delta"), reference=REFERENCE)
+    pops = women.groupby("age_group")["population"].first()
+    s = f.standardised(2020, standard=pops.to_dict()) if False else f.standardised(
+        "2020-03-01", "2020-10-09", standard=pops.to_dict()
+    )
+    total = f.by().cumulative("2020-03-01", "2020-10-09")
+    k = 1e5 / pops.sum()
+    np.testing.assert_allclose(s["excess_rate"], k * total["excess"], rtol=1e-10)
+    np.testing.assert_allclose(s["excess_rate_lower"], k * total["excess_lower"], rtol=1e-9)
+    np.testing.assert_allclose(s["excess_rate_upper"], k * total["excess_upper"], rtol=1e-9)
+
+
+def test_crude_rates_and_errors(regions: pd.DataFrame, sex_age_pop: pd.DataFrame) -> None:
+    f = fit_frame(sex_age_pop, reference=REFERENCE)
+    r = f.by().rates("2020-03-01", "2020-10-09")
+    np.testing.assert_allclose(r["population"], sex_age_pop.groupby(["sex", "age_group"])[
+        "population"].first().sum(), rtol=1e-12)
+    np.testing.assert_allclose(r["excess_rate"], 1e5 * r["excess"] / r["population"], rtol=1e-12)
+    with pytest.raises(InputError, match="rates need a 'population' column"):
+        fit_frame(regions, reference=REFERENCE).rates(2020)
+    with pytest.raises(InputError, match="European Standard Population"):
+        from excessmort.standardise import european_standard_population
+
+        european_standard_population(["0-2", "3+"])
+
+
+def test_population_interpolated_between_mid_years() -> None:
+    from excessmort.population import add_population, interpolate_population
+
+    est = pd.DataFrame({"sex": ["F", "F", "F", "M", "M", "M"], "year": [2018, 2019, 2020] * 2,
+                        "population": [100.0, 110.0, 130.0, 50.0, 50.0, 40.0]})
+    weeks = pd.date_range("2018-01-05", "2021-12-31", freq="7D")
+    out = interpolate_population(est, weeks)
+    x = pd.to_datetime(["2018-06-30", "2019-06-30", "2020-06-30"]).to_numpy(dtype="datetime64[D]")
+    t = weeks.to_numpy(dtype="datetime64[D]").astype(float)
+    f = out[out["sex"] == "F"]["population"].to_numpy()
+    inside = (t >= x[0].astype(float)) & (t <= x[-1].astype(float))
+    np.testing.assert_allclose(f[inside], np.interp(t[inside], x.astype(float), [100, 110, 130]),
+                               rtol=1e-12)
+    # Beyond the last estimate: the line of the last two (slope 20 a year for F).
+    last = t > x[-1].astype(float)
+    slope = 20.0 / (x[2] - x[1]).astype(float)
+    np.testing.assert_allclose(f[last], 130 + slope * (t[last] - x[-1].astype(float)), rtol=1e-12)
+    held = interpolate_population(est, weeks, extrapolate="constant")
+    assert held[held["sex"] == "F"]["population"].iloc[-1] == 130.0
+    deaths = pd.DataFrame({"sex": ["F"] * len(weeks), "week_ending": weeks, "deaths": 1})
+    joined = add_population(deaths, est)
+    np.testing.assert_allclose(joined["population"], f, rtol=1e-12)
+    with pytest.raises(InputError, match="no population estimate for sex=X"):
+        add_population(deaths.assign(sex="X"), est)
+
+
+# ------------------------------------------------------------------------------------ 11 exports
+def test_exports_round_trip_and_are_atomic(qp: em.Fit, tmp_path) -> None:
+    view = qp.by("region")
+    view.to_csv(tmp_path / "w.csv")
+    back = pd.read_csv(tmp_path / "w.csv", parse_dates=["week_ending"])
+    np.testing.assert_allclose(back["excess_upper"], view.weekly["excess_upper"], rtol=1e-12)
+    view.to_parquet(tmp_path / "m.parquet", "monthly", start="2020-01", end="2020-12")
+    monthly = pd.read_parquet(tmp_path / "m.parquet")
+    assert monthly["period"].tolist()[:2] == ["2020-01", "2020-02"] and len(monthly) == 9 * 12
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(tmp_path / "m.parquet").metadata
+    assert meta[b"excessmort.reference period"] == b"2015-01-01 to 2019-12-31"
+    view.to_excel(tmp_path / "fit.xlsx")
+    book = pd.read_excel(tmp_path / "fit.xlsx", sheet_name=None)
+    assert list(book) == ["weekly", "cumulative", "monthly", "coefficients", "notes"]
+    notes = dict(book["notes"].itertuples(index=False))
+    assert notes["baseline"] == "quasipoisson" and notes["interval level"] == "0.95"
+    assert "prediction interval" in notes["intervals"]
+    # A failed export leaves the file that was there.
+    before = (tmp_path / "w.csv").read_bytes()
+    with pytest.raises(InputError, match="table must be one of"):
+        view.to_csv(tmp_path / "w.csv", "weeklly")
+    assert (tmp_path / "w.csv").read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -715,6 +715,9 @@ class Fit:
             frame.insert(frame.columns.get_loc("n_weeks") + 1, "complete", complete)
             frames.append(frame)
         out = pd.concat(frames, ignore_index=True)
+        keys = [c for c in self._grouping[1].columns if c in out.columns]
+        if keys:  # strata first, then the periods in order
+            out = out.sort_values(keys, kind="stable").reset_index(drop=True)
         out.attrs["freq"] = freq
         return out
 
@@ -745,6 +748,117 @@ class Fit:
             MissingDataWarning,
             stacklevel=3,
         )
+
+    # ------------------------------------------------------------------ rates
+    def rates(self, start: Any = None, end: Any = None, *, per: float = 100_000, **period: Any) -> pd.DataFrame:
+        """:meth:`cumulative` with the mean population of the period and every count as a rate
+        per ``per`` (100,000): ``observed_rate``, ``expected_rate``, ``excess_rate`` and its
+        bounds. Needs a ``population`` column in the data.
+
+        Raises
+        ------
+        InputError
+            Without population, or for a period as :meth:`cumulative`.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> r = em.fit(em.demo_data()).by("region").rates(2020)
+        >>> bool((r["excess_rate"] == 1e5 * r["excess"] / r["population"]).all())
+        True
+        """
+        from .standardise import rates
+
+        return rates(self, start, end, per=per, **period)
+
+    def standardised(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        by: Any = None,
+        age: str = "age_group",
+        standard: Any = "esp2013",
+        per: float = 100_000,
+        **period: Any,
+    ) -> pd.DataFrame:
+        """Age-standardised observed, expected and excess rates per 100,000 over a period, with
+        intervals, for every row of the strata kept (default every stratum but the age).
+
+        ``standard`` is ``"esp2013"`` (the 2013 European Standard Population, its bands summed into
+        the data's age groups) or ``{age_group: weight}``. Rates are deaths in the period per
+        ``per`` of the population (not annualised). See :mod:`excessmort.standardise` for the
+        variance (exact for every baseline: the covariances of the age groups' expected deaths come
+        from the baseline).
+
+        Raises
+        ------
+        InputError
+            Without population, an age stratum, or age groups on ESP2013's band edges.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> s = em.fit(em.demo_data()).standardised(2020, by=["region"])
+        >>> s.columns[:3].tolist(), len(s)
+        (['region', 'region_name', 'period'], 9)
+        """
+        from .standardise import standardised
+
+        return standardised(
+            self, start, end, by=by, age=age, standard=standard, per=per, **period
+        )
+
+    # ------------------------------------------------------------------ exports
+    def to_csv(self, path: Any, table: str = "weekly", **period: Any) -> None:
+        """Write a table (``weekly``, ``cumulative``, ``monthly``, ``quarterly``, ``yearly``,
+        ``coefficients``, ``diagnostics``, ``summary``) as CSV, atomically.
+
+        ``period`` (``start=``, ``end=``, ``year=``, ...) goes to the table's accessor.
+
+        Examples
+        --------
+        >>> import excessmort as em, tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "england.csv"
+        >>> em.fit(em.demo_data()).by().to_csv(path, "monthly", start=2020, end=2020)
+        >>> len(pd.read_csv(path))
+        12
+        """
+        from ._export import to_csv
+
+        to_csv(self, path, table, **period)
+
+    def to_parquet(self, path: Any, table: str = "weekly", **period: Any) -> None:
+        """Write a table (as :meth:`to_csv`) as Parquet, atomically; the notes of the export
+        (baseline, reference, intervals) are in the file's metadata.
+
+        Examples
+        --------
+        >>> import excessmort as em, tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "weekly.parquet"
+        >>> em.fit(em.demo_data()).by("region").to_parquet(path)
+        >>> pd.read_parquet(path)["region_name"].iloc[0]
+        'North East'
+        """
+        from ._export import to_parquet
+
+        to_parquet(self, path, table, **period)
+
+    def to_excel(self, path: Any, tables: Any = ("weekly", "cumulative", "monthly", "coefficients")) -> None:
+        """Write a workbook, one sheet per table and a ``notes`` sheet (method, reference period,
+        exclusions, interval level and type), atomically.
+
+        Examples
+        --------
+        >>> import excessmort as em, tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "fit.xlsx"
+        >>> em.fit(em.demo_data()).by("region").to_excel(path, ["cumulative", "monthly"])
+        >>> list(pd.read_excel(path, sheet_name=None))
+        ['cumulative', 'monthly', 'notes']
+        """
+        from ._export import to_excel
+
+        to_excel(self, path, tables)
 
     # ------------------------------------------------------------------ models
     @property
