@@ -474,3 +474,46 @@ def test_exports_round_trip_and_are_atomic(qp: em.Fit, tmp_path) -> None:
         view.to_csv(tmp_path / "w.csv", "weeklly")
     assert (tmp_path / "w.csv").read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+# --------------------------------------------------------------------- 7 coefficients in the open
+@pytest.mark.parametrize("baseline", ["quasipoisson", "poisson", "euromomo"])
+def test_coefficient_table_matches_statsmodels(regions: pd.DataFrame, baseline: str) -> None:
+    import statsmodels.api as sm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = fit_frame(regions, baseline=baseline, reference=REFERENCE)
+    table = f.coefficient_table
+    res = f.result
+    for s in (0, 6):
+        mask = res.fit_mask[s]
+        X = res.design.X[mask]
+        y = f.panel.deaths[s, mask]
+        scale = 1.0 if baseline == "poisson" else "X2"
+        sm_fit = sm.GLM(y, X, family=sm.families.Poisson()).fit(
+            scale=scale, use_t=baseline != "poisson", tol=1e-12
+        )
+        mine = table.iloc[s * X.shape[1] : (s + 1) * X.shape[1]]
+        assert mine["term"].tolist() == list(res.design.names)
+        np.testing.assert_allclose(mine["estimate"], sm_fit.params, rtol=1e-7)
+        np.testing.assert_allclose(mine["std_error"], sm_fit.bse, rtol=1e-6)
+        np.testing.assert_allclose(mine["statistic"], sm_fit.tvalues, rtol=1e-6)
+        np.testing.assert_allclose(mine["p_value"], sm_fit.pvalues, rtol=1e-5, atol=1e-300)
+
+
+def test_coefficient_table_of_the_pooled_model(regions: pd.DataFrame) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = fit_frame(regions, baseline="pooled", reference=REFERENCE)
+    table = f.coefficient_table
+    stored = f.result.info["coef_table"]
+    assert table["series"].unique().tolist() == ["all"]
+    np.testing.assert_allclose(table["std_error"], stored["std_error"], rtol=0, equal_nan=True)
+    df = f.result.info["model"]["df_resid"]
+    ok = stored["std_error"].notna().to_numpy()
+    t = (stored["estimate"] / stored["std_error"]).to_numpy()[ok]
+    np.testing.assert_allclose(table["p_value"].to_numpy()[ok], 2 * stats.t.sf(np.abs(t), df),
+                               rtol=1e-10)
+    with pytest.raises(InputError, match="has no model coefficients"):
+        fit_frame(regions, baseline="five_year_average", reference=REFERENCE).coefficient_table

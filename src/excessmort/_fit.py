@@ -863,8 +863,39 @@ class Fit:
     # ------------------------------------------------------------------ models
     @property
     def coefficients(self) -> pd.DataFrame:
-        """One row per series: strata, model terms, dispersion, converged, n_iter."""
+        """One row per series: strata, model terms, dispersion, converged, n_iter.
+
+        :attr:`coefficient_table` has the standard errors (as R's ``summary(glm)``).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> em.fit(em.demo_data()).coefficients.columns[:4].tolist()
+        ['region', 'sex', 'age_group', 'intercept']
+        """
         return self.result.coefficients(self.panel.keys)
+
+    @property
+    def coefficient_table(self) -> pd.DataFrame:
+        """Coefficients with standard errors, statistics and p-values, like R's ``summary(glm)``:
+        one row per series and term (per term for the pooled model, whose coefficients every series
+        shares). See :mod:`excessmort._coeftable` for the dispersion and degrees of freedom used.
+
+        Raises
+        ------
+        InputError
+            For the five-year average, which has no coefficients.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> t = em.fit(em.demo_data())["London"].coefficient_table
+        >>> t.columns[4:9].tolist()
+        ['term', 'estimate', 'std_error', 'statistic', 'p_value']
+        """
+        from ._coeftable import coefficient_table
+
+        return coefficient_table(self)
 
     @property
     def diagnostics(self) -> pd.DataFrame:
