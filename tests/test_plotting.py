@@ -249,7 +249,9 @@ def test_plot_cumulative_line_and_band(qp: em.Fit, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------- many series
 def test_plot_regions_grid(qp: em.Fit, tmp_path: Path) -> None:
-    fig, axes = plotting.plot_regions(qp, "weekly", start=START, end=END)
+    # Issue 17: grids return the Figure (axes in fig.axes, row by row).
+    fig = plotting.plot_regions(qp, "weekly", start=START, end=END)
+    axes = np.asarray(fig.axes).reshape(3, 3)
     _render(fig, tmp_path / "regions.png")
     assert axes.shape == (3, 3)
     assert [a.get_title() for a in axes.flat] == list(REGIONS.values())
@@ -262,7 +264,8 @@ def test_plot_regions_grid(qp: em.Fit, tmp_path: Path) -> None:
         assert len(_bands(ax)) == 1
     assert axes[0, 0].get_legend() is not None and axes[1, 1].get_legend() is None
     assert axes[0, 0].get_ylabel() == "deaths per week" and axes[0, 1].get_ylabel() == ""
-    fig2, axes2 = plotting.plot_regions(qp, "cumulative", end="2020-12-31")
+    fig2 = plotting.plot_regions(qp, "cumulative", end="2020-12-31")
+    axes2 = np.asarray(fig2.axes)
     assert fig2.get_suptitle().startswith("Cumulative excess deaths")
     assert all(len(_bands(a)) == 1 for a in axes2.flat)
     with pytest.raises(InputError, match="kind must be one of"):

@@ -68,7 +68,15 @@ class Comparison:
 
     @property
     def baselines(self) -> list[str]:
-        """The baseline names, in the order given."""
+        """The baseline names, in the order given.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> c = em.compare(em.demo_data(), ["quasipoisson", "poisson"], by="region")
+        >>> c.baselines
+        ['quasipoisson', 'poisson']
+        """
         return list(self.fits)
 
     def _stack(self, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -84,13 +92,29 @@ class Comparison:
     @cached_property
     def weekly(self) -> pd.DataFrame:
         """Tidy: baseline, strata..., week_ending, ... as :attr:`Fit.weekly`; one row per baseline,
-        series (or aggregate) and week of the comparison's period (all weeks by default)."""
+        series (or aggregate) and week of the comparison's period (all weeks by default).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> c = em.compare(em.demo_data(), ["quasipoisson", "poisson"], by="region")
+        >>> c.weekly.columns[:3].tolist()
+        ['baseline', 'region', 'region_name']
+        """
         if self.start is None and self.end is None:
             return self._stack({n: self._view(f).weekly for n, f in self.fits.items()})
         return self.weekly_in(self.start, self.end)
 
     def weekly_in(self, start: Any = None, end: Any = None, **period: Any) -> pd.DataFrame:
-        """:attr:`weekly` over a period given as :meth:`Fit.cumulative` takes it."""
+        """:attr:`weekly` over a period given as :meth:`Fit.cumulative` takes it.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> c = em.compare(em.demo_data(), ["quasipoisson", "poisson"], by="region")
+        >>> len(c.weekly_in("2020-04"))  # 2 baselines x 9 regions x 4 weeks
+        72
+        """
         return self._stack(
             {n: self._view(f).weekly_in(start, end, **period) for n, f in self.fits.items()}
         )
@@ -98,7 +122,15 @@ class Comparison:
     def cumulative(self, start: Any = None, end: Any = None, **period: Any) -> pd.DataFrame:
         """baseline, strata..., period, start, end, n_weeks, observed, expected, excess and bounds,
         p_score: :meth:`Fit.cumulative` over the period for each baseline (default the
-        comparison's period, else from the end of the reference period)."""
+        comparison's period, else from the end of the reference period).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> c = em.compare(em.demo_data(), ["quasipoisson", "poisson"], by="region")
+        >>> c.cumulative("2020Q2")["period"].unique().tolist()
+        ['2020Q2']
+        """
         if start is None and end is None and not period:
             start, end = self.start, self.end
         return self._stack(
@@ -106,7 +138,15 @@ class Comparison:
         )
 
     def totals(self, freq: str = "month", start: Any = None, end: Any = None, **kw: Any) -> pd.DataFrame:
-        """:meth:`Fit.totals` for each baseline, stacked."""
+        """:meth:`Fit.totals` for each baseline, stacked.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> c = em.compare(em.demo_data(), ["quasipoisson", "poisson"], by="region")
+        >>> c.totals("quarter", 2020)["period"].nunique()
+        4
+        """
         return self._stack(
             {n: self._view(f).totals(freq, start, end, **kw) for n, f in self.fits.items()}
         )
@@ -119,6 +159,13 @@ class Comparison:
         ------
         InputError
             For a value that is not a column of :meth:`cumulative`.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> c = em.compare(em.demo_data(), ["quasipoisson", "poisson"], by="region")
+        >>> c.wide("p_score", 2020).columns.tolist()
+        ['region', 'region_name', 'quasipoisson', 'poisson']
         """
         cum = self.cumulative(start, end, **period)
         if value not in cum.columns:
@@ -144,7 +191,15 @@ class Comparison:
 
     def summary(self, start: Any = None, end: Any = None, **period: Any) -> pd.DataFrame:
         """One row per baseline: the total (England when the strata are the regions) over the period,
-        with its interval and P-score."""
+        with its interval and P-score.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> c = em.compare(em.demo_data(), ["quasipoisson", "poisson"], by="region")
+        >>> c.summary(2020)[["baseline", "n_weeks"]].to_dict("records")
+        [{'baseline': 'quasipoisson', 'n_weeks': 53}, {'baseline': 'poisson', 'n_weeks': 53}]
+        """
         frames = {n: f.by().cumulative(*self._period(start, end), **period) for n, f in self.fits.items()}
         out = self._stack(frames)
         cols = ["baseline", "period", "n_weeks", "observed", "expected", "excess", "excess_lower",

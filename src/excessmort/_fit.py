@@ -318,17 +318,39 @@ class Fit:
     # ------------------------------------------------------------------ groupings
     @property
     def baseline(self) -> str:
-        """Name of the baseline."""
+        """Name of the baseline.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> em.fit(em.demo_data(), baseline="poisson").baseline
+        'poisson'
+        """
         return self.result.baseline
 
     @property
     def strata(self) -> list[str]:
-        """The strata of the rows of this view."""
+        """The strata of the rows of this view.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> f = em.fit(em.demo_data())
+        >>> f.strata, f.by("region").strata
+        (['region', 'sex', 'age_group'], ['region'])
+        """
         return list(self.panel.strata if self._by is None else self._by)
 
     @property
     def weeks(self) -> pd.DatetimeIndex:
-        """Week-ending dates [T]."""
+        """Week-ending dates [T].
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> str(em.fit(em.demo_data()).weeks[0].date())
+        '2010-01-01'
+        """
         return self.panel.weeks
 
     def by(self, *strata: str, groups: Any = None, over: str = "region") -> Any:
@@ -636,6 +658,13 @@ class Fit:
         ------
         InputError
             When the period lies outside the data.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> path = em.fit(em.demo_data()).by().cumulative_path("2020-03")
+        >>> len(path), bool(path["excess"].is_monotonic_increasing)
+        (4, True)
         """
         window = self.period(start, end).mask
         res = self.result
@@ -852,9 +881,9 @@ class Fit:
         --------
         >>> import excessmort as em, tempfile, pathlib
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "fit.xlsx"
-        >>> em.fit(em.demo_data()).by("region").to_excel(path, ["cumulative", "monthly"])
+        >>> em.fit(em.demo_data()).by("region").to_excel(path, ["cumulative", "coefficients"])
         >>> list(pd.read_excel(path, sheet_name=None))
-        ['cumulative', 'monthly', 'notes']
+        ['cumulative', 'coefficients', 'notes']
         """
         from ._export import to_excel
 
@@ -900,7 +929,15 @@ class Fit:
     @property
     def diagnostics(self) -> pd.DataFrame:
         """One row per series: converged, n_iter, dispersion before and after the floor, and any
-        further per-series diagnostics of the baseline (deviance, Pearson chi2, weeks fitted)."""
+        further per-series diagnostics of the baseline (deviance, Pearson chi2, weeks fitted).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> d = em.fit(em.demo_data()).diagnostics
+        >>> bool(d["converged"].all()), "deviance" in d.columns
+        (True, True)
+        """
         res = self.result
         out = self.panel.keys.copy()
         out["converged"] = res.converged
@@ -914,7 +951,14 @@ class Fit:
 
     @property
     def not_converged(self) -> list[str]:
-        """Readable labels of the series whose fit did not converge."""
+        """Readable labels of the series whose fit did not converge.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> em.fit(em.demo_data()).not_converged
+        []
+        """
         return [self.panel.label(s) for s in np.flatnonzero(~self.result.converged)]
 
     def _warn(self) -> None:
@@ -1105,6 +1149,13 @@ class Fit:
         ------
         InputError
             For an unknown style (the message lists the allowed ones).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> em.fit(em.demo_data()).print_summary(start=2020, end=2020)  # doctest: +ELLIPSIS
+        excessmort.Fit: quasipoisson
+        ...
         """
         print(self._render(style, decimals, start, end))
 
@@ -1184,7 +1235,14 @@ class Fit:
         )
 
     def __getitem__(self, region: Any) -> Fit:
-        """``fit["E12000007"]`` (or ``fit["London"]``): :meth:`select` of one region."""
+        """``fit["E12000007"]`` (or ``fit["London"]``): :meth:`select` of one region.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> em.fit(em.demo_data())["London"].panel.n_series
+        8
+        """
         if "region" not in self.panel.strata:
             raise InputError(
                 f"fit[{region!r}] selects a region, but this fit's strata are {self.panel.strata}; "
@@ -1220,6 +1278,15 @@ class Fit:
             For an unknown kind (the message lists the allowed ones).
         ImportError
             When matplotlib (the ``excessmort[plot]`` extra) is missing.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> f = em.fit(em.demo_data())
+        >>> f.plot("cumulative", "London", start="2020-03-01").get_title()
+        'London: cumulative excess from 2020-02-29'
+        >>> f.plot("weekly", "85+").get_title()  # a bare value finds its stratum
+        'England, age group 85+'
         """
         from . import plotting
 
