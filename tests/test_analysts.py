@@ -517,3 +517,64 @@ def test_coefficient_table_of_the_pooled_model(regions: pd.DataFrame) -> None:
                                rtol=1e-10)
     with pytest.raises(InputError, match="has no model coefficients"):
         fit_frame(regions, baseline="five_year_average", reference=REFERENCE).coefficient_table
+
+
+# ------------------------------------------------------------------------- 10 data from elsewhere
+def _sweden(regions: pd.DataFrame) -> pd.DataFrame:
+    """ONS counts relabelled as areas of another country, weeks moved to ISO weeks (Sundays)."""
+    names = dict(zip(REGIONS, ["Norrbotten", "Stockholm", "Skane", "Uppsala", "Gotland", "Kalmar",
+                               "Halland", "Dalarna", "Jamtland"], strict=True))
+    out = regions.assign(
+        region=regions["region"].astype(str).map(names),
+        week_ending=regions["week_ending"] + pd.Timedelta(days=2),
+    )
+    return out
+
+
+def test_another_countrys_areas_holidays_and_weekday(regions: pd.DataFrame, qp: em.Fit) -> None:
+    se = em.read(_sweden(regions))
+    assert "Stockholm" in se["region"].cat.categories
+    f = fit_frame(se, reference=REFERENCE)
+    total = f.by().cumulative(2020)
+    assert total["region"].tolist() == ["All"] and total["period"].iloc[0] == "2020 (ISO year)"
+    np.testing.assert_allclose(
+        total["observed"], f.weekly_in(2020)["observed"].sum(), rtol=0
+    )
+    # Holidays of the country named (Sweden's national day is no English bank holiday).
+    gb = fit_frame(se, baseline=em.QuasiPoisson(holidays=True), reference=REFERENCE)
+    sweden = fit_frame(se, baseline=em.QuasiPoisson(holidays="SE"), reference=REFERENCE)
+    assert not np.allclose(gb.result.mu, sweden.result.mu)
+    from excessmort.weeks import bank_holidays
+
+    assert pd.Timestamp("2020-06-06") in bank_holidays(2020, 2020, "SE")
+    assert pd.Timestamp("2020-06-06") not in bank_holidays(2020, 2020)
+    with pytest.raises(InputError, match="is not a country of the holidays package"):
+        fit_frame(se, baseline=em.QuasiPoisson(holidays="XX"), reference=REFERENCE)
+    # A frame mixing Friday and Sunday series says so plainly.
+    both = pd.concat([
+        regions.assign(country="GB", region=regions["region"].astype(str)),
+        _sweden(regions).assign(country="SE"),
+    ]).rename(columns={"region": "area"})
+    with pytest.raises(InputError, match=r"series end their weeks on different weekdays"):
+        em.read(both)
+    # Mixing ONS regions with unknown areas is still an error (a typo, not another country).
+    mixed = regions.assign(region=regions["region"].astype(str))
+    mixed.loc[mixed.index[:3], "region"] = "Lundon"
+    with pytest.raises(InputError, match=r"did you mean 'London'\?"):
+        em.read(mixed)
+
+
+def test_estimated_fractional_counts(regions: pd.DataFrame, tmp_path) -> None:
+    frac = regions.assign(deaths=regions["deaths"] * 0.5)
+    with pytest.raises(InputError, match="estimated_counts=True"):
+        em.read(frac)
+    tidy = em.read(frac, estimated_counts=True)
+    f = fit_frame(tidy, reference=REFERENCE)
+    assert f.estimated_counts and f.by().estimated_counts
+    assert "estimated" in f._repr_html_()
+    f.by().to_excel(tmp_path / "x.xlsx", ["cumulative"])
+    notes = dict(pd.read_excel(tmp_path / "x.xlsx", sheet_name="notes").itertuples(index=False))
+    assert notes["counts"].startswith("estimated")
+    # Halved counts: the same expected shape, half the level.
+    whole = fit_frame(regions, reference=REFERENCE)
+    np.testing.assert_allclose(f.result.mu, 0.5 * whole.result.mu, rtol=1e-6)

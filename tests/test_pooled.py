@@ -267,7 +267,10 @@ def test_step_halving_and_max_iter(panel: Panel) -> None:
     out = irls_pooled(design, panel.deaths, panel.offset, fit, max_iter=1)
     assert not out.converged and out.n_iter == 1
     with pytest.warns(em.ConvergenceWarning, match="max_iter=1"):
-        res = Pooled(terms="trend + region", max_iter=1).fit(panel, reference=REFERENCE)
+        # Issue 17: terms must give every stratum of the panel a level (else an InputError).
+        res = Pooled(terms="trend + region + sex + age_group", max_iter=1).fit(
+            panel, reference=REFERENCE
+        )
     assert np.isnan(res.mu).all() and not res.converged.any()
 
 
@@ -352,6 +355,13 @@ def test_delta_aggregate_variance_dense(panel: Panel) -> None:
 
 
 # --------------------------------------------------------------------------- terms and end to end
+def test_terms_leaving_out_a_stratum_are_an_error(panel: Panel) -> None:
+    # The issue's Swedish girls: seasonality without age_group on a sex x age panel would expect
+    # the same deaths of every age group.
+    with pytest.raises(InputError, match=r"leave out the stratum 'age_group' of the data"):
+        Pooled(terms="trend + seasonality + region + sex").fit(panel, reference=REFERENCE)
+
+
 def test_default_terms_keep_strata_present() -> None:
     # The note is a warnings category (issue 17: not a log line on every call).
     from excessmort.exceptions import ModelNoteWarning

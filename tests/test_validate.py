@@ -228,8 +228,13 @@ def test_series_on_different_weekdays() -> None:
     frame.loc[6:, "week_ending"] = sundays[6:].dt.strftime("%Y-%m-%d")
     frame = pd.concat([frame, _frame(n_weeks=6).iloc[:6].assign(sex="male")], ignore_index=True)
     err = _refused(frame)
-    assert "(a Sunday) at row 6 (region E12000001, sex female, week ending 2015-01-04)" in str(err)
-    assert "the only week" not in str(err) and "Friday here, as on 12 rows" in str(err)
+    # Issue 17: each series is weekly, on its own weekday; the message says so (it used to point at
+    # one row as if the series were broken).
+    assert str(err).startswith(
+        "series end their weeks on different weekdays: region E12000001, sex female, week ending "
+        "2015-01-04 is weekly on Sundays"
+    )
+    assert "on Fridays" in str(err) and err.row == 6 and err.column == "week_ending"
 
 
 def test_unknown_region() -> None:

@@ -123,8 +123,8 @@ def notes(fit: Fit) -> pd.DataFrame:
             "registration years for weeks ending on Friday, ISO years otherwise",
         ),
     ]
-    if fit.panel.n_series and "estimated_counts" in getattr(fit.panel, "_cache", {}):
-        rows.append(("counts", "estimated (fractional counts accepted)"))
+    if getattr(fit, "estimated_counts", False):
+        rows.append(("counts", "estimated (fractional counts read with estimated_counts=True)"))
     return pd.DataFrame(rows, columns=["field", "value"])
 
 

@@ -108,10 +108,14 @@ def _as_tidy(frame: Any, keep_wales: bool | None = None) -> pd.DataFrame:
     """
     from .io import read
 
+    attrs = frame.attrs.get("excessmort", {}) if isinstance(frame, pd.DataFrame) else {}
     if keep_wales is None:
-        attrs = frame.attrs.get("excessmort", {}) if isinstance(frame, pd.DataFrame) else {}
         keep_wales = bool(attrs.get("keep_wales", False))
-    return read(frame, keep_wales=keep_wales)
+    return read(
+        frame,
+        keep_wales=keep_wales,
+        estimated_counts=bool(attrs.get("estimated_counts", False)),
+    )
 
 
 def fit(
@@ -219,6 +223,7 @@ def fit(
         stages.advance("baseline")
         out = Fit(panel=panel, result=result, model=model, reference=reference, level=level)
         out.excluded = excluded
+        out.estimated_counts = bool(tidy.attrs.get("excessmort", {}).get("estimated_counts"))
         out._dispersion_check = dispersion_check
         out._warn()
         stages.advance("checks")
@@ -314,6 +319,8 @@ class Fit:
         self._label: str | None = None
         self._label_over = "region"
         self._dispersion_check: Any = "auto"
+        #: Whether the deaths are estimates (read with ``estimated_counts=True``).
+        self.estimated_counts = False
 
     # ------------------------------------------------------------------ groupings
     @property
@@ -410,8 +417,14 @@ class Fit:
             level=self.level,
             by=tuple(strata),
         )
-        out.excluded = self.excluded
+        out._inherit(self)
         return out
+
+    def _inherit(self, other: Fit) -> None:
+        """Carry the fit-level facts (exclusions, estimated counts, checks) to a view."""
+        self.excluded = other.excluded
+        self.estimated_counts = other.estimated_counts
+        self._dispersion_check = other._dispersion_check
 
     def _stratum_name(self, name: Any, what: str) -> str:
         """A stratum of this fit named as given or in another case, else an InputError with a hint."""
@@ -1105,6 +1118,10 @@ class Fit:
             ("not converged", f"{n_bad:,}"),
             ("dispersion (phi)", phi_range),
         ]
+        if self.estimated_counts:
+            header.append(("counts", "estimated (fractional deaths accepted)"))
+        if self.excluded is not None and self.excluded.any():
+            header.insert(2, ("excluded", f"{int(self.excluded.sum())} weeks of the reference"))
         if self._by is not None:
             header.insert(4, ("view", f"by {', '.join(self._by) or 'total'}"))
         return header
@@ -1225,7 +1242,7 @@ class Fit:
                 f"select: no series has {criteria}", column=", ".join(criteria), value=criteria
             )
         idx = np.flatnonzero(mask)
-        return Fit(
+        out = Fit(
             panel=self.panel.take(idx),
             result=self.result.take(idx),
             model=self.model,
@@ -1233,6 +1250,8 @@ class Fit:
             level=self.level,
             by=self._by,
         )
+        out._inherit(self)
+        return out
 
     def __getitem__(self, region: Any) -> Fit:
         """``fit["E12000007"]`` (or ``fit["London"]``): :meth:`select` of one region.

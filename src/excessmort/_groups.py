@@ -115,7 +115,7 @@ class GroupedFit:
             )
             view._label = str(label)
             view._label_over = over
-            view.excluded = fit.excluded
+            view._inherit(fit)
             self.views[str(label)] = view
 
     def _concat(self, name: str, *args: Any, **kwargs: Any) -> pd.DataFrame:

@@ -48,6 +48,7 @@ def read(
     keep_wales: bool = False,
     sheet: str | None = None,
     engine: str = "pandas",
+    estimated_counts: bool = False,
 ) -> pd.DataFrame:
     """Read a deaths table and return the validated tidy frame.
 
@@ -74,6 +75,9 @@ def read(
         files (a file, a glob or a folder of them; one partition per file) or a Dask DataFrame,
         partitioned so that each partition holds whole series and validated partition by partition
         when computed (see ``excessmort._dask.read_dask``).
+    estimated_counts : bool, default False
+        Accept fractional deaths: the counts are estimates (HMD STMF's deaths split by age, say).
+        A fit of them says so (``Fit.estimated_counts``, the notes of an export).
 
     Returns
     -------
@@ -117,9 +121,13 @@ def read(
             f"engine must be 'pandas' or 'dask', got {engine!r}", column="engine", value=engine
         )
     frame = _load(source, sheet=sheet)
-    tidy = _tidy(frame, strata=strata, keep_wales=keep_wales)
+    tidy = _tidy(frame, strata=strata, keep_wales=keep_wales, estimated=bool(estimated_counts))
     # Remembered so that fit() re-validating this frame keeps what the user asked for.
-    tidy.attrs["excessmort"] = {"validated": True, "keep_wales": bool(keep_wales)}
+    tidy.attrs["excessmort"] = {
+        "validated": True,
+        "keep_wales": bool(keep_wales),
+        "estimated_counts": bool(estimated_counts),
+    }
     return tidy
 
 
@@ -285,7 +293,13 @@ def _to_categorical(values: pd.Series) -> pd.Categorical:
     )
 
 
-def _tidy(raw: pd.DataFrame, *, strata: Sequence[str] | None, keep_wales: bool) -> pd.DataFrame:
+def _tidy(
+    raw: pd.DataFrame,
+    *,
+    strata: Sequence[str] | None,
+    keep_wales: bool,
+    estimated: bool = False,
+) -> pd.DataFrame:
     frame = raw.reset_index(drop=True)
     v.check_not_empty(frame)
     canon, region_source, dropped = _recognise(list(frame.columns), strata)
@@ -347,7 +361,7 @@ def _tidy(raw: pd.DataFrame, *, strata: Sequence[str] | None, keep_wales: bool) 
             )
 
     week_ending = v.check_dates(work, chosen)
-    deaths = v.check_deaths(work, chosen)
+    deaths = v.check_deaths(work, chosen, estimated=estimated)
     population = v.check_population(work, chosen, deaths) if "population" in work else None
     work["week_ending"] = week_ending
 

@@ -396,8 +396,12 @@ def _as_float(frame: pd.DataFrame, strata: Sequence[str], column: str, advice: s
     return values
 
 
-def check_deaths(frame: pd.DataFrame, strata: Sequence[str], column: str = "deaths") -> np.ndarray:
+def check_deaths(
+    frame: pd.DataFrame, strata: Sequence[str], column: str = "deaths", *, estimated: bool = False
+) -> np.ndarray:
     """Refuse negative, fractional or non-numeric deaths; NaN is an explicitly missing week.
+
+    ``estimated=True`` accepts fractional counts (estimates, such as HMD STMF's age splits).
 
     Returns
     -------
@@ -417,9 +421,18 @@ def check_deaths(frame: pd.DataFrame, strata: Sequence[str], column: str = "deat
     with np.errstate(invalid="ignore"):
         fractional = values != np.floor(values)
     fractional &= ~np.isnan(values)
-    if fractional.any():
+    if fractional.any() and not estimated:
         pos = int(np.argmax(fractional))
-        _raise_at(frame, strata, pos, column, float(values[pos]), "a fractional value", advice)
+        _raise_at(
+            frame,
+            strata,
+            pos,
+            column,
+            float(values[pos]),
+            "a fractional value",
+            advice + "; if the counts are estimates (split by age, say), read them with "
+            "estimated_counts=True",
+        )
     return values
 
 
@@ -536,6 +549,19 @@ def check_weekly(
     off = weekday != usual
     pos = int(np.argmax(off))
     codes = _series_codes(frame, strata) if series is None else series
+    # Each series weekly on its own weekday (ISO weeks ending Sunday beside ONS's Fridays)?
+    first_day = pd.Series(weekday).groupby(codes).agg(["min", "max"])
+    if (first_day["min"] == first_day["max"]).all():
+        other = int(np.argmax(~off))
+        raise InputError(
+            f"series end their weeks on different weekdays: {describe_row(frame, frame.index[pos], strata)} "
+            f"is weekly on {_WEEKDAYS[weekday[pos]]}s, {describe_row(frame, frame.index[other], strata)} "
+            f"on {_WEEKDAYS[usual]}s. Each series is weekly, but one fit shares one weekly calendar: "
+            "fit the series of each weekday apart, or move one set of dates to the other weekday",
+            column="week_ending",
+            value=dates.iloc[pos],
+            row=int(frame.index[pos]),
+        )
     same = codes == codes[pos]
     earlier = same & (days < days[pos])
     later = same & (days > days[pos])
