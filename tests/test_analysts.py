@@ -14,10 +14,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from _sim import SHARED
 from scipy import stats
 
 import excessmort as em
+from _sim import SHARED
 from excessmort.exceptions import (
     AreaWarning,
     DispersionWarning,
@@ -67,8 +67,12 @@ def test_year_is_the_ons_registration_year(qp: em.Fit) -> None:
         pd.Timestamp("2020-01-03"),
         pd.Timestamp("2021-01-01"),
     )
-    for same in (qp.by().cumulative("2020"), qp.by().cumulative("2020", "2020"),
-                 qp.by().cumulative(year=2020), qp.by().cumulative(year=2020, weeks=(1, 53))):
+    for same in (
+        qp.by().cumulative("2020"),
+        qp.by().cumulative("2020", "2020"),
+        qp.by().cumulative(year=2020),
+        qp.by().cumulative(year=2020, weeks=(1, 53)),
+    ):
         np.testing.assert_allclose(same["excess"], c["excess"], rtol=1e-12)
         np.testing.assert_allclose(same["excess_upper"], c["excess_upper"], rtol=1e-12)
     # The 53 weeks are the rows of the regional file with year == 2020.
@@ -92,8 +96,11 @@ def test_week_numbers_equal_the_ons_file(qp: em.Fit, raw: pd.DataFrame) -> None:
 
 
 def test_periods_past_the_data_or_without_weeks_are_errors(qp: em.Fit) -> None:
-    with pytest.raises(InputError, match=r"reaches past the data, which run from 2015-01-02 to "
-                       r"2021-04-30: the period holds the weeks ending 2021-01-08 to 2021-12-31"):
+    with pytest.raises(
+        InputError,
+        match=r"reaches past the data, which run from 2015-01-02 to "
+        r"2021-04-30: the period holds the weeks ending 2021-01-08 to 2021-12-31",
+    ):
         qp.cumulative(2021)
     with pytest.raises(InputError, match=r"no week ends in 2020-01-04 to 2020-01-09"):
         qp.cumulative("2020-01-04", "2020-01-09")
@@ -111,7 +118,10 @@ def test_months_and_quarters(qp: em.Fit) -> None:
     e = qp.by()
     q2 = e.cumulative("2020Q2")
     assert (q2["start"].iloc[0], q2["end"].iloc[0], int(q2["n_weeks"].iloc[0])) == (
-        pd.Timestamp("2020-04-03"), pd.Timestamp("2020-06-26"), 13)
+        pd.Timestamp("2020-04-03"),
+        pd.Timestamp("2020-06-26"),
+        13,
+    )
     april = e.cumulative("2020-04")
     assert int(april["n_weeks"].iloc[0]) == 4  # weeks ending 3, 10, 17, 24 April
     months = e.totals("month", "2020-01", "2020-12")
@@ -207,8 +217,11 @@ def test_exclusion_windows_are_left_out_of_every_glm(regions: pd.DataFrame, base
 
 def test_exclusion_windows_in_the_five_year_average(regions: pd.DataFrame) -> None:
     f = fit_frame(
-        regions, baseline="five_year_average", reference=("2015-01-01", "2020-12-31"),
-        rolling=False, exclude=[2020],
+        regions,
+        baseline="five_year_average",
+        reference=("2015-01-01", "2020-12-31"),
+        rolling=False,
+        exclude=[2020],
     ).by()
     # 2021 week 5: the 2020 week is excluded, so the average is 2015-2019's (no earlier year).
     base = fit_frame(regions, baseline="five_year_average", reference=REFERENCE).by()
@@ -234,8 +247,8 @@ def test_names_everywhere_and_suggestions(qp: em.Fit) -> None:
 
 # ------------------------------------------------------------------------- 4 national and groups
 def test_england_as_a_national_series(regions: pd.DataFrame, qp: em.Fit) -> None:
-    england = regions.groupby("week_ending", as_index=False)["deaths"].sum().assign(
-        region="E92000001"
+    england = (
+        regions.groupby("week_ending", as_index=False)["deaths"].sum().assign(region="E92000001")
     )
     f = fit_frame(england, reference=REFERENCE)
     assert f.panel.keys["region"].astype(str).tolist() == ["E92000001"]
@@ -251,8 +264,13 @@ def test_england_as_a_national_series(regions: pd.DataFrame, qp: em.Fit) -> None
 
 
 def test_england_and_wales_group_with_its_interval(qp_wales: em.Fit) -> None:
-    g = qp_wales.by(groups={"England and Wales": ["England", "Wales"], "England": ["England"],
-                            "Wales": ["Wales"]})
+    g = qp_wales.by(
+        groups={
+            "England and Wales": ["England", "Wales"],
+            "England": ["England"],
+            "Wales": ["Wales"],
+        }
+    )
     c = g.cumulative(2020).set_index("region")
     assert c.index.tolist() == ["England and Wales", "England", "Wales"]
     # England in a group equals by() (Wales is never in by()).
@@ -378,7 +396,9 @@ def test_esp2013_standardised_rates_on_ons_data(sex_age_pop: pd.DataFrame) -> No
         exp = rows.loc[ages, "expected"].to_numpy()
         # Oracle: the direct weighted sum; series of the quasi-Poisson fit are independent, so the
         # variance of the excess rate is sum c^2 var(excess_a), var from each series' interval.
-        half = (rows.loc[ages, "excess_upper"] - rows.loc[ages, "excess_lower"]).to_numpy() / (2 * z)
+        half = (rows.loc[ages, "excess_upper"] - rows.loc[ages, "excess_lower"]).to_numpy() / (
+            2 * z
+        )
         np.testing.assert_allclose(s.loc[sex, "observed_rate"], np.sum(c * obs), rtol=1e-12)
         np.testing.assert_allclose(s.loc[sex, "expected_rate"], np.sum(c * exp), rtol=1e-12)
         sd = np.sqrt(np.sum(c**2 * half**2))
@@ -399,8 +419,10 @@ def test_standardised_variance_keeps_the_pooled_covariances(sex_age_pop: pd.Data
         warnings.simplefilter("ignore")
         f = fit_frame(women, baseline=em.Pooled(intervals="delta"), reference=REFERENCE)
     pops = women.groupby("age_group")["population"].first()
-    s = f.standardised(2020, standard=pops.to_dict()) if False else f.standardised(
-        "2020-03-01", "2020-10-09", standard=pops.to_dict()
+    s = (
+        f.standardised(2020, standard=pops.to_dict())
+        if False
+        else f.standardised("2020-03-01", "2020-10-09", standard=pops.to_dict())
     )
     total = f.by().cumulative("2020-03-01", "2020-10-09")
     k = 1e5 / pops.sum()
@@ -412,8 +434,11 @@ def test_standardised_variance_keeps_the_pooled_covariances(sex_age_pop: pd.Data
 def test_crude_rates_and_errors(regions: pd.DataFrame, sex_age_pop: pd.DataFrame) -> None:
     f = fit_frame(sex_age_pop, reference=REFERENCE)
     r = f.by().rates("2020-03-01", "2020-10-09")
-    np.testing.assert_allclose(r["population"], sex_age_pop.groupby(["sex", "age_group"])[
-        "population"].first().sum(), rtol=1e-12)
+    np.testing.assert_allclose(
+        r["population"],
+        sex_age_pop.groupby(["sex", "age_group"])["population"].first().sum(),
+        rtol=1e-12,
+    )
     np.testing.assert_allclose(r["excess_rate"], 1e5 * r["excess"] / r["population"], rtol=1e-12)
     with pytest.raises(InputError, match="rates need a 'population' column"):
         fit_frame(regions, reference=REFERENCE).rates(2020)
@@ -426,16 +451,22 @@ def test_crude_rates_and_errors(regions: pd.DataFrame, sex_age_pop: pd.DataFrame
 def test_population_interpolated_between_mid_years() -> None:
     from excessmort.population import add_population, interpolate_population
 
-    est = pd.DataFrame({"sex": ["F", "F", "F", "M", "M", "M"], "year": [2018, 2019, 2020] * 2,
-                        "population": [100.0, 110.0, 130.0, 50.0, 50.0, 40.0]})
+    est = pd.DataFrame(
+        {
+            "sex": ["F", "F", "F", "M", "M", "M"],
+            "year": [2018, 2019, 2020] * 2,
+            "population": [100.0, 110.0, 130.0, 50.0, 50.0, 40.0],
+        }
+    )
     weeks = pd.date_range("2018-01-05", "2021-12-31", freq="7D")
     out = interpolate_population(est, weeks)
     x = pd.to_datetime(["2018-06-30", "2019-06-30", "2020-06-30"]).to_numpy(dtype="datetime64[D]")
     t = weeks.to_numpy(dtype="datetime64[D]").astype(float)
     f = out[out["sex"] == "F"]["population"].to_numpy()
     inside = (t >= x[0].astype(float)) & (t <= x[-1].astype(float))
-    np.testing.assert_allclose(f[inside], np.interp(t[inside], x.astype(float), [100, 110, 130]),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        f[inside], np.interp(t[inside], x.astype(float), [100, 110, 130]), rtol=1e-12
+    )
     # Beyond the last estimate: the line of the last two (slope 20 a year for F).
     last = t > x[-1].astype(float)
     slope = 20.0 / (x[2] - x[1]).astype(float)
@@ -513,17 +544,33 @@ def test_coefficient_table_of_the_pooled_model(regions: pd.DataFrame) -> None:
     df = f.result.info["model"]["df_resid"]
     ok = stored["std_error"].notna().to_numpy()
     t = (stored["estimate"] / stored["std_error"]).to_numpy()[ok]
-    np.testing.assert_allclose(table["p_value"].to_numpy()[ok], 2 * stats.t.sf(np.abs(t), df),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        table["p_value"].to_numpy()[ok], 2 * stats.t.sf(np.abs(t), df), rtol=1e-10
+    )
     with pytest.raises(InputError, match="has no model coefficients"):
-        fit_frame(regions, baseline="five_year_average", reference=REFERENCE).coefficient_table
+        _ = fit_frame(regions, baseline="five_year_average", reference=REFERENCE).coefficient_table
 
 
 # ------------------------------------------------------------------------- 10 data from elsewhere
 def _sweden(regions: pd.DataFrame) -> pd.DataFrame:
     """ONS counts relabelled as areas of another country, weeks moved to ISO weeks (Sundays)."""
-    names = dict(zip(REGIONS, ["Norrbotten", "Stockholm", "Skane", "Uppsala", "Gotland", "Kalmar",
-                               "Halland", "Dalarna", "Jamtland"], strict=True))
+    names = dict(
+        zip(
+            REGIONS,
+            [
+                "Norrbotten",
+                "Stockholm",
+                "Skane",
+                "Uppsala",
+                "Gotland",
+                "Kalmar",
+                "Halland",
+                "Dalarna",
+                "Jamtland",
+            ],
+            strict=True,
+        )
+    )
     out = regions.assign(
         region=regions["region"].astype(str).map(names),
         week_ending=regions["week_ending"] + pd.Timedelta(days=2),
@@ -537,9 +584,7 @@ def test_another_countrys_areas_holidays_and_weekday(regions: pd.DataFrame, qp: 
     f = fit_frame(se, reference=REFERENCE)
     total = f.by().cumulative(2020)
     assert total["region"].tolist() == ["All"] and total["period"].iloc[0] == "2020 (ISO year)"
-    np.testing.assert_allclose(
-        total["observed"], f.weekly_in(2020)["observed"].sum(), rtol=0
-    )
+    np.testing.assert_allclose(total["observed"], f.weekly_in(2020)["observed"].sum(), rtol=0)
     # Holidays of the country named (Sweden's national day is no English bank holiday).
     gb = fit_frame(se, baseline=em.QuasiPoisson(holidays=True), reference=REFERENCE)
     sweden = fit_frame(se, baseline=em.QuasiPoisson(holidays="SE"), reference=REFERENCE)
@@ -551,10 +596,12 @@ def test_another_countrys_areas_holidays_and_weekday(regions: pd.DataFrame, qp: 
     with pytest.raises(InputError, match="is not a country of the holidays package"):
         fit_frame(se, baseline=em.QuasiPoisson(holidays="XX"), reference=REFERENCE)
     # A frame mixing Friday and Sunday series says so plainly.
-    both = pd.concat([
-        regions.assign(country="GB", region=regions["region"].astype(str)),
-        _sweden(regions).assign(country="SE"),
-    ]).rename(columns={"region": "area"})
+    both = pd.concat(
+        [
+            regions.assign(country="GB", region=regions["region"].astype(str)),
+            _sweden(regions).assign(country="SE"),
+        ]
+    ).rename(columns={"region": "area"})
     with pytest.raises(InputError, match=r"series end their weeks on different weekdays"):
         em.read(both)
     # Mixing ONS regions with unknown areas is still an error (a typo, not another country).

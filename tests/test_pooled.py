@@ -12,7 +12,6 @@ exact; quantiles exact; aggregate variances vs dense algebra 1e-10.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest

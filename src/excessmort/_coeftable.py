@@ -43,7 +43,11 @@ def coefficient_table(fit: Fit) -> pd.DataFrame:
         df = float(model.get("df_resid", np.nan))
         with np.errstate(invalid="ignore", divide="ignore"):
             stat = table["estimate"].to_numpy() / table["std_error"].to_numpy()
-        p = 2 * stats.t.sf(np.abs(stat), df) if np.isfinite(df) and df > 0 else 2 * stats.norm.sf(np.abs(stat))
+        p = (
+            2 * stats.t.sf(np.abs(stat), df)
+            if np.isfinite(df) and df > 0
+            else 2 * stats.norm.sf(np.abs(stat))
+        )
         table["statistic"] = stat
         table["p_value"] = p
         table["dispersion"] = phi
@@ -69,10 +73,7 @@ def coefficient_table(fit: Fit) -> pd.DataFrame:
     se = np.sqrt(phi[:, None] * var)
     with np.errstate(invalid="ignore", divide="ignore"):
         stat = coef / se
-    if poisson:
-        p = 2 * stats.norm.sf(np.abs(stat))
-    else:
-        p = 2 * stats.t.sf(np.abs(stat), df[:, None])
+    p = 2 * (stats.norm.sf(np.abs(stat)) if poisson else stats.t.sf(np.abs(stat), df[:, None]))
     keys = fit.panel.keys
     out = keys.iloc[np.repeat(np.arange(n_series), n_terms)].reset_index(drop=True)
     from ._frames import add_region_name

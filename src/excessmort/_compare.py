@@ -137,7 +137,9 @@ class Comparison:
             {n: self._view(f).cumulative(start, end, **period) for n, f in self.fits.items()}
         )
 
-    def totals(self, freq: str = "month", start: Any = None, end: Any = None, **kw: Any) -> pd.DataFrame:
+    def totals(
+        self, freq: str = "month", start: Any = None, end: Any = None, **kw: Any
+    ) -> pd.DataFrame:
         """:meth:`Fit.totals` for each baseline, stacked.
 
         Examples
@@ -151,7 +153,9 @@ class Comparison:
             {n: self._view(f).totals(freq, start, end, **kw) for n, f in self.fits.items()}
         )
 
-    def wide(self, value: str = "excess", start: Any = None, end: Any = None, **period: Any) -> pd.DataFrame:
+    def wide(
+        self, value: str = "excess", start: Any = None, end: Any = None, **period: Any
+    ) -> pd.DataFrame:
         """One row per series (or aggregate), one column per baseline: ``value`` of
         :meth:`cumulative` (``"excess"``, ``"expected"``, ``"p_score"``, ...) over the period.
 
@@ -175,11 +179,13 @@ class Comparison:
                 column="value",
                 value=value,
             )
-        keys = [c for c in cum.columns if c in (self._strata() + ["region_name"])]
+        keys = [c for c in cum.columns if c in [*self._strata(), "region_name"]]
         if not keys:
             cum = cum.assign(series="total")
             keys = ["series"]
-        out = cum.pivot_table(index=keys, columns="baseline", values=value, observed=True, sort=False)
+        out = cum.pivot_table(
+            index=keys, columns="baseline", values=value, observed=True, sort=False
+        )
         out = out[[b for b in self.baselines if b in out.columns]]
         out.columns.name = None
         out = out.reset_index()
@@ -200,10 +206,21 @@ class Comparison:
         >>> c.summary(2020)[["baseline", "n_weeks"]].to_dict("records")
         [{'baseline': 'quasipoisson', 'n_weeks': 53}, {'baseline': 'poisson', 'n_weeks': 53}]
         """
-        frames = {n: f.by().cumulative(*self._period(start, end), **period) for n, f in self.fits.items()}
+        frames = {
+            n: f.by().cumulative(*self._period(start, end), **period) for n, f in self.fits.items()
+        }
         out = self._stack(frames)
-        cols = ["baseline", "period", "n_weeks", "observed", "expected", "excess", "excess_lower",
-                "excess_upper", "p_score"]
+        cols = [
+            "baseline",
+            "period",
+            "n_weeks",
+            "observed",
+            "expected",
+            "excess",
+            "excess_lower",
+            "excess_upper",
+            "p_score",
+        ]
         return out[[c for c in cols if c in out.columns]]
 
     def _period(self, start: Any, end: Any) -> tuple[Any, Any]:
@@ -223,12 +240,23 @@ class Comparison:
         header = [
             ("baselines", ", ".join(self.baselines)),
             ("compared", "series" if self.by is None else f"by {', '.join(self.by) or 'total'}"),
-            ("reference period", f"{first.reference[0].date()} to {first.reference[1].date()}"
-             if first.reference else "none"),
+            (
+                "reference period",
+                f"{first.reference[0].date()} to {first.reference[1].date()}"
+                if first.reference
+                else "none",
+            ),
             ("level", f"{first.level:g}"),
         ]
-        return render("excessmort.Comparison", header, table, style="html", decimals=1,
-                      level=first.level, caption=caption)
+        return render(
+            "excessmort.Comparison",
+            header,
+            table,
+            style="html",
+            decimals=1,
+            level=first.level,
+            caption=caption,
+        )
 
     def plot(
         self,
@@ -374,7 +402,7 @@ def compare(
         if by is not None:
             next(iter(given.values())).by(*by)
         return Comparison(given, by=by, start=start, end=end)
-    if isinstance(baselines, str | Baseline) or isinstance(baselines, type):
+    if isinstance(baselines, str | Baseline | type):
         baselines = [baselines]
     baselines = list(baselines)
     if not baselines:
@@ -411,11 +439,7 @@ def _given_fits(frame: Any) -> dict[str, Fit] | None:
         return {frame.baseline: frame}
     if isinstance(frame, Mapping) and frame and all(isinstance(v, Fit) for v in frame.values()):
         return {str(k): v for k, v in frame.items()}
-    if (
-        isinstance(frame, list | tuple)
-        and frame
-        and all(isinstance(v, Fit) for v in frame)
-    ):
+    if isinstance(frame, list | tuple) and frame and all(isinstance(v, Fit) for v in frame):
         out: dict[str, Fit] = {}
         for f in frame:
             name, k = f.baseline, 2

@@ -37,9 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ._fit import (
-    CUMULATIVE_COLUMNS,
     DISPERSION_RANGE,
-    WEEKLY_COLUMNS,
     Fit,
     _check_reference,
     cumulative_frame,

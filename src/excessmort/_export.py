@@ -98,9 +98,7 @@ def notes(fit: Fit) -> pd.DataFrame:
     """
     import excessmort
 
-    ref = (
-        f"{fit.reference[0].date()} to {fit.reference[1].date()}" if fit.reference else "none"
-    )
+    ref = f"{fit.reference[0].date()} to {fit.reference[1].date()}" if fit.reference else "none"
     excluded = getattr(fit, "excluded", None)
     if excluded is not None and excluded.any():
         weeks = fit.weeks[excluded]
@@ -174,7 +172,9 @@ def to_excel(
     try:
         import openpyxl  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("writing a workbook needs openpyxl: pip install 'excessmort[io]'") from exc
+        raise ImportError(
+            "writing a workbook needs openpyxl: pip install 'excessmort[io]'"
+        ) from exc
     if isinstance(tables, str):
         tables = [tables]
     frames = {t: export_table(fit, t) for t in tables}

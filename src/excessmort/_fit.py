@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._frames import add_prediction, add_region_name, add_week_numbers
 from ._typing import Engine, IntArray
 from .baselines import Baseline, BaselineResult, get_baseline
 from .exceptions import ConvergenceWarning, DispersionWarning, InputError, MissingDataWarning
 from .excess import excess_arrays, validate_level
 from .panel import Panel
 from .periods import Period, period_table, resolve_period
-from ._frames import add_prediction, add_region_name, add_week_numbers
 from .regions import ENGLAND_CODE, REGIONS, WALES_CODE
 from .weeks import reference_bounds
 
@@ -44,8 +44,9 @@ WEEKLY_COLUMNS = (
 CUMULATIVE_COLUMNS = ("observed", "expected", "excess", "excess_lower", "excess_upper")
 
 
-
-def weekly_frame(weeks: pd.DatetimeIndex, keys: pd.DataFrame, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
+def weekly_frame(
+    weeks: pd.DatetimeIndex, keys: pd.DataFrame, arrays: dict[str, np.ndarray]
+) -> pd.DataFrame:
     """The weekly frame of rows ``keys`` from the arrays of :func:`excessmort.excess.excess_arrays`."""
     n_rows, n_weeks = len(keys), len(weeks)
     out = keys.iloc[np.repeat(np.arange(n_rows), n_weeks)].reset_index(drop=True)
@@ -463,7 +464,9 @@ class Fit:
             elif (codes == ENGLAND_CODE).any():  # a national series: the total is England itself
                 include = (codes == ENGLAND_CODE).to_numpy()
             else:  # another country's areas (or Wales alone): summed, labelled "All"
-                include = (codes != WALES_CODE).to_numpy() if (codes != WALES_CODE).any() else include
+                include = (
+                    (codes != WALES_CODE).to_numpy() if (codes != WALES_CODE).any() else include
+                )
                 region_label = WALES_CODE if not (codes != WALES_CODE).any() else "All"
         ids, keys = panel.take(include).group_index(self._by)
         groups = np.full(panel.n_series, -1, dtype=np.int64)
@@ -471,7 +474,9 @@ class Fit:
         if sums_regions or label is not None:
             keys = keys.copy()
             over = self._label_over if label is not None else "region"
-            keys.insert(0, over, pd.Categorical([label if label is not None else region_label] * len(keys)))
+            keys.insert(
+                0, over, pd.Categorical([label if label is not None else region_label] * len(keys))
+            )
         return groups, keys, include
 
     def _sum(self, values: np.ndarray) -> np.ndarray:
@@ -650,8 +655,9 @@ class Fit:
         param_var = self._masked_result_call("param_variance_window", window)
         arrays = excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
         _, keys, _ = self._grouping
-        self._warn_missing(self._sum(res.mu[:, window]), self._sum(self.panel.deaths[:, window]),
-                           window=window)
+        self._warn_missing(
+            self._sum(res.mu[:, window]), self._sum(self.panel.deaths[:, window]), window=window
+        )
         return cumulative_frame(keys, self.weeks, window, arrays, period.label)
 
     def cumulative_path(self, start: Any = None, end: Any = None) -> pd.DataFrame:
@@ -770,7 +776,7 @@ class Fit:
         deaths = self.panel.deaths if window is None else self.panel.deaths[:, window]
         weeks = self.weeks if window is None else self.weeks[window]
         missing = np.isnan(deaths)
-        groups, _, include = self._grouping
+        _, _, include = self._grouping
         missing &= include[:, None]
         if not missing.any():
             return
@@ -792,7 +798,9 @@ class Fit:
         )
 
     # ------------------------------------------------------------------ rates
-    def rates(self, start: Any = None, end: Any = None, *, per: float = 100_000, **period: Any) -> pd.DataFrame:
+    def rates(
+        self, start: Any = None, end: Any = None, *, per: float = 100_000, **period: Any
+    ) -> pd.DataFrame:
         """:meth:`cumulative` with the mean population of the period and every count as a rate
         per ``per`` (100,000): ``observed_rate``, ``expected_rate``, ``excess_rate`` and its
         bounds. Needs a ``population`` column in the data.
@@ -847,9 +855,7 @@ class Fit:
         """
         from .standardise import standardised
 
-        return standardised(
-            self, start, end, by=by, age=age, standard=standard, per=per, **period
-        )
+        return standardised(self, start, end, by=by, age=age, standard=standard, per=per, **period)
 
     # ------------------------------------------------------------------ exports
     def to_csv(self, path: Any, table: str = "weekly", **period: Any) -> None:
@@ -886,7 +892,9 @@ class Fit:
 
         to_parquet(self, path, table, **period)
 
-    def to_excel(self, path: Any, tables: Any = ("weekly", "cumulative", "monthly", "coefficients")) -> None:
+    def to_excel(
+        self, path: Any, tables: Any = ("weekly", "cumulative", "monthly", "coefficients")
+    ) -> None:
         """Write a workbook, one sheet per table and a ``notes`` sheet (method, reference period,
         exclusions, interval level and type), atomically.
 

@@ -26,10 +26,12 @@ def add_region_name(frame: pd.DataFrame) -> pd.DataFrame:
     codes = frame["region"]
     if isinstance(codes.dtype, pd.CategoricalDtype):
         names = [region_name(str(c)) for c in codes.cat.categories]
-        values = pd.Categorical.from_codes(
-            codes.cat.codes.to_numpy(), categories=pd.Index(list(dict.fromkeys(names)))
-        ) if len(set(names)) == len(names) else pd.Categorical(
-            [region_name(str(c)) for c in codes]
+        values = (
+            pd.Categorical.from_codes(
+                codes.cat.codes.to_numpy(), categories=pd.Index(list(dict.fromkeys(names)))
+            )
+            if len(set(names)) == len(names)
+            else pd.Categorical([region_name(str(c)) for c in codes])
         )
     else:
         values = pd.Categorical([region_name(str(c)) for c in codes])

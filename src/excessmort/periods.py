@@ -340,7 +340,7 @@ def resolve_period(
             end = d_end if d_end is not None else weeks[-1]
         else:
             return _make(weeks, lo, hi_s, label_s, what)
-    lo_e, hi, label_e, end_is_date = period_bounds(end, calendar=cal)
+    _, hi, label_e, end_is_date = period_bounds(end, calendar=cal)
     if hi < lo:
         raise InputError(
             f"{what}: end {label_e} is before start {label_s}", column="end", value=end

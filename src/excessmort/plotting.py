@@ -174,8 +174,11 @@ def _stratum_of_value(fit: Fit, value: str) -> str:
     values = sorted({str(v) for c in keys.columns for v in keys[c].astype(str)})
     raise InputError(
         f"strata {value!r} names "
-        + (f"a value of several strata {holding}" if holding else "no value of this fit's strata "
-           f"{list(keys.columns)}{did_you_mean(value, values)}")
+        + (
+            f"a value of several strata {holding}"
+            if holding
+            else f"no value of this fit's strata {list(keys.columns)}{did_you_mean(value, values)}"
+        )
         + "; pass a dict such as {'age_group': '85+'}",
         column="strata",
         value=value,

@@ -80,7 +80,11 @@ def interpolate_population(
                 f"{list(estimates.columns)}",
                 column=col,
             )
-    strata = [c for c in estimates.columns if c not in ("year", "population")] if by is None else list(by)
+    strata = (
+        [c for c in estimates.columns if c not in ("year", "population")]
+        if by is None
+        else list(by)
+    )
     pop = pd.to_numeric(estimates["population"], errors="coerce").to_numpy(dtype=float)
     bad = np.flatnonzero(~np.isfinite(pop) | (pop < 0))
     if bad.size:
@@ -102,7 +106,9 @@ def interpolate_population(
             value=estimates["year"].iloc[r],
             row=r,
         )
-    week_ending = pd.DatetimeIndex(pd.to_datetime(list(weeks) if not isinstance(weeks, pd.Index) else weeks))
+    week_ending = pd.DatetimeIndex(
+        pd.to_datetime(list(weeks) if not isinstance(weeks, pd.Index) else weeks)
+    )
     t = week_ending.to_numpy(dtype="datetime64[D]").astype(np.int64).astype(float)
     frames = []
     groups = estimates.groupby(strata, observed=True, sort=True) if strata else [((), estimates)]
@@ -146,9 +152,13 @@ def add_population(
     [1005.15, 1005.34, 1005.53]
     """
     frame = deaths.drop(columns=[c for c in ("population",) if c in deaths.columns])
-    strata = [c for c in estimates.columns if c not in ("year", "population") and c in frame.columns]
+    strata = [
+        c for c in estimates.columns if c not in ("year", "population") and c in frame.columns
+    ]
     weeks = pd.DatetimeIndex(pd.to_datetime(frame["week_ending"])).unique().sort_values()
-    weekly = interpolate_population(estimates[[*strata, "year", "population"]], weeks, by=strata, extrapolate=extrapolate)
+    weekly = interpolate_population(
+        estimates[[*strata, "year", "population"]], weeks, by=strata, extrapolate=extrapolate
+    )
     left = frame.assign(week_ending=pd.to_datetime(frame["week_ending"]))
     for col in strata:
         left[col] = left[col].astype(str)

@@ -74,7 +74,7 @@ def _age_range(label: str) -> tuple[int, int | None]:
         return 0, int(m.group(1))
     if m := re.fullmatch(r"(\d+)\s*(?:\+|and over|plus|or over)", text):
         return int(m.group(1)), None
-    if m := re.fullmatch(r"(\d+)\s*(?:-|to|–)\s*(\d+)", text):
+    if m := re.fullmatch(r"(\d+)\s*(?:-|to|\u2013)\s*(\d+)", text):
         return int(m.group(1)), int(m.group(2)) + 1
     if m := re.fullmatch(r"(\d+)", text):
         return int(m.group(1)), int(m.group(1)) + 1
@@ -135,15 +135,23 @@ def _needs_population(fit: Fit) -> np.ndarray:
     return exposure
 
 
-def rates(fit: Fit, start: Any = None, end: Any = None, *, per: float = 100_000, **period: Any) -> pd.DataFrame:
+def rates(
+    fit: Fit, start: Any = None, end: Any = None, *, per: float = 100_000, **period: Any
+) -> pd.DataFrame:
     """Crude rates of :meth:`Fit.cumulative` per ``per`` of the mean population (see the module)."""
     exposure = _needs_population(fit)
     p = fit.period(start, end, **period)
     cum = fit.cumulative(start, end, **period)
     pop = fit._sum(exposure[:, p.mask].mean(axis=1))
     cum.insert(cum.columns.get_loc("n_weeks") + 1, "population", pop)
-    for col in ("observed", "expected", "excess", "excess_lower", "excess_upper"):
-        cum[f"{col}_rate"] = per * cum[col].to_numpy(dtype=float) / pop
+    for col, name in (
+        ("observed", "observed_rate"),
+        ("expected", "expected_rate"),
+        ("excess", "excess_rate"),
+        ("excess_lower", "excess_rate_lower"),
+        ("excess_upper", "excess_rate_upper"),
+    ):
+        cum[name] = per * cum[col].to_numpy(dtype=float) / pop
     return cum
 
 
@@ -169,9 +177,11 @@ def standardised(
         )
     exposure = _needs_population(fit)
     age = fit._stratum_name(age, "standardised")
-    keep = [c for c in fit.panel.strata if c != age] if by is None else [
-        fit._stratum_name(c, "standardised") for c in by
-    ]
+    keep = (
+        [c for c in fit.panel.strata if c != age]
+        if by is None
+        else [fit._stratum_name(c, "standardised") for c in by]
+    )
     if age in keep:
         raise InputError("by= must not hold the age stratum", column="by", value=list(keep))
     labels = [str(c) for c in fit.panel.keys[age].cat.categories]

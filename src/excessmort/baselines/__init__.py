@@ -54,7 +54,11 @@ def _canonical(name: str) -> str | None:
         cls_name = target.split(":")[1]
         if key in (registered.replace("_", ""), cls_name.lower()):
             return registered
-    aliases = {"fya": "five_year_average", "5yearaverage": "five_year_average", "qp": "quasipoisson"}
+    aliases = {
+        "fya": "five_year_average",
+        "5yearaverage": "five_year_average",
+        "qp": "quasipoisson",
+    }
     return aliases.get(key)
 
 
