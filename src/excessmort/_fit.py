@@ -457,10 +457,9 @@ class Fit:
             codes = panel.keys["region"].astype(str)
             english = codes.isin(list(REGIONS)).to_numpy()
             if english.any():
+                # (A selection of one region keeps the England label: the Dask engine merges the
+                # partial sums of its partitions by these keys.)
                 include = english
-                present = pd.unique(codes[english])
-                if len(present) == 1:  # a selection of one region: its total is that region
-                    region_label = str(present[0])
             elif (codes == ENGLAND_CODE).any():  # a national series: the total is England itself
                 include = (codes == ENGLAND_CODE).to_numpy()
             else:  # another country's areas (or Wales alone): summed, labelled "All"
