@@ -54,12 +54,7 @@ def _canonical(name: str) -> str | None:
         cls_name = target.split(":")[1]
         if key in (registered.replace("_", ""), cls_name.lower()):
             return registered
-    aliases = {
-        "fya": "five_year_average",
-        "5yearaverage": "five_year_average",
-        "qp": "quasipoisson",
-    }
-    return aliases.get(key)
+    return None
 
 
 def get_baseline(baseline: str | Baseline | type, **options: Any) -> Baseline:
