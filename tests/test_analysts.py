@@ -625,3 +625,12 @@ def test_estimated_fractional_counts(regions: pd.DataFrame, tmp_path) -> None:
     # Halved counts: the same expected shape, half the level.
     whole = fit_frame(regions, reference=REFERENCE)
     np.testing.assert_allclose(f.result.mu, 0.5 * whole.result.mu, rtol=1e-6)
+
+
+def test_select_suggests_names_and_hints_at_wales(qp: em.Fit) -> None:
+    with pytest.raises(
+        InputError, match=r"region='Lndon' matches no series \(did you mean 'London'\?\)"
+    ):
+        qp.select(region="Lndon")
+    with pytest.raises(InputError, match=r"Wales was left out when the data were read"):
+        qp.select(region="Wales")

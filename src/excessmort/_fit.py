@@ -1237,8 +1237,21 @@ class Fit:
                 if column == "region" and text not in available:
                     text = normalise_region(text, allow_wales=True) or text
                 if text not in available:
+                    from ._suggest import did_you_mean
+                    from .regions import WALES_CODE, region_name
+
+                    names = list(available)
+                    if column == "region":
+                        names += [region_name(c) for c in available]
+                    hint = did_you_mean(v, names)
+                    if column == "region" and text == WALES_CODE:
+                        hint = (
+                            " (Wales was left out when the data were read: read them with "
+                            "keep_wales=True to keep it)"
+                        )
                     raise InputError(
-                        f"select: {column}={v!r} matches no series; available values are {available}",
+                        f"select: {column}={v!r} matches no series{hint}; available values are "
+                        f"{available}",
                         column=column,
                         value=v,
                     )
