@@ -785,11 +785,11 @@ class Pooled(Baseline):
         country: str = "GB-ENG",
     ) -> None:
         self.terms = terms
-        self.country = country
         self.dispersion_floor = dispersion_floor
         self.intervals = intervals
         self.max_iter = max_iter
         self.tol = tol
+        self.country = country
 
     def _validate(self) -> None:
         if self.intervals not in INTERVALS:
