@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= io,plot,report,progress,dask,network,test
+EXTRAS ?= io,plot,report,progress,dask,network,test,docs
 
-.PHONY: run run-ons test test-fast bench bench-quick bench-cold bench-gate lint clean
+.PHONY: run run-ons test test-fast bench bench-quick bench-cold bench-gate lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,9 +59,12 @@ bench-cold: $(VENV)/.bench-installed
 bench-gate: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.compare --base $${BASE:-HEAD~1}
 
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict -d site
+
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet ruff
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) out out-ons .pytest_cache
+	rm -rf $(VENV) out out-ons .pytest_cache site

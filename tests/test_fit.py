@@ -117,19 +117,31 @@ def test_z_and_p_scores_closed_form(regional: em.Fit) -> None:
 
 
 def test_weekly_columns_are_the_public_contract(regional: em.Fit) -> None:
+    # Issue 17: names beside codes, week numbers, prediction bounds and the ratio (as the CLI's
+    # figures files) joined the contract.
     assert regional.weekly.columns.tolist() == [
         "region",
+        "region_name",
         "sex",
         "week_ending",
+        "iso_year",
+        "iso_week",
+        "year",
+        "week",
         "observed",
         "expected",
         "expected_lower",
         "expected_upper",
+        "prediction_lower",
+        "prediction_upper",
         "excess",
         "excess_lower",
         "excess_upper",
         "z_score",
         "p_score",
+        "ratio",
+        "ratio_lower",
+        "ratio_upper",
     ]
     cum = regional.cumulative("2020-01-01", "2020-12-31")
     for col in ["region", "sex", "observed", "expected", "excess", "excess_lower", "excess_upper"]:

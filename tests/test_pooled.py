@@ -12,8 +12,6 @@ exact; quantiles exact; aggregate variances vs dense algebra 1e-10.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -268,7 +266,10 @@ def test_step_halving_and_max_iter(panel: Panel) -> None:
     out = irls_pooled(design, panel.deaths, panel.offset, fit, max_iter=1)
     assert not out.converged and out.n_iter == 1
     with pytest.warns(em.ConvergenceWarning, match="max_iter=1"):
-        res = Pooled(terms="trend + region", max_iter=1).fit(panel, reference=REFERENCE)
+        # Issue 17: terms must give every stratum of the panel a level (else an InputError).
+        res = Pooled(terms="trend + region + sex + age_group", max_iter=1).fit(
+            panel, reference=REFERENCE
+        )
     assert np.isnan(res.mu).all() and not res.converged.any()
 
 
@@ -356,19 +357,27 @@ def test_delta_aggregate_variance_dense(panel: Panel) -> None:
 
 
 # --------------------------------------------------------------------------- terms and end to end
-def test_default_terms_keep_strata_present(caplog: pytest.LogCaptureFixture) -> None:
+def test_terms_leaving_out_a_stratum_are_an_error(panel: Panel) -> None:
+    # The issue's Swedish girls: seasonality without age_group on a sex x age panel would expect
+    # the same deaths of every age group.
+    with pytest.raises(InputError, match=r"leave out the stratum 'age_group' of the data"):
+        Pooled(terms="trend + seasonality + region + sex").fit(panel, reference=REFERENCE)
+
+
+def test_default_terms_keep_strata_present() -> None:
+    # The note is a warnings category (issue 17: not a log line on every call).
+    from excessmort.exceptions import ModelNoteWarning
+
     frame = (
         _frame().groupby(["region", "week_ending"], as_index=False)[["deaths", "population"]].sum()
     )
     panel = Panel.from_frame(frame)
-    with caplog.at_level(logging.WARNING, logger="excessmort"):
+    with pytest.warns(ModelNoteWarning) as caught:
         res = Pooled().fit(panel, reference=REFERENCE)
     assert res.info["terms"] == "trend + seasonality + holidays + region"
     assert res.info["dropped_strata"] == ["age_group", "sex"]
-    assert (
-        "'age_group' or 'sex'" in caplog.text
-        and "trend + seasonality + holidays + region" in caplog.text
-    )
+    text = " ".join(str(w.message) for w in caught)
+    assert "'age_group' or 'sex'" in text and "trend + seasonality + holidays + region" in text
     explicit = Pooled(terms="trend + seasonality + holidays + region").fit(
         panel, reference=REFERENCE
     )

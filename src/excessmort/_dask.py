@@ -36,7 +36,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ._fit import CUMULATIVE_COLUMNS, DISPERSION_RANGE, WEEKLY_COLUMNS, Fit, _check_reference
+from ._fit import (
+    DISPERSION_RANGE,
+    Fit,
+    _check_reference,
+    cumulative_frame,
+    weekly_frame,
+)
 from .baselines import Baseline, get_baseline
 from .baselines._util import group_sum
 from .exceptions import ConvergenceWarning, DispersionWarning, InputError
@@ -712,8 +718,7 @@ class DaskFitView:
         if extra is not None:
             obs_var, param_var = self._dependence(extra).weekly(obs_var, param_var, mu, p.weeks)
         arrays = excess_arrays(observed, mu, obs_var, param_var, p.level, p._prediction)
-        frame = Panel(keys=keys, weeks=p.weeks, deaths=np.empty((len(keys), len(p.weeks))))
-        return frame.to_frame({c: arrays[c] for c in WEEKLY_COLUMNS}, keys=keys)
+        return weekly_frame(p.weeks, keys, arrays)
 
     @property
     def weekly(self) -> pd.DataFrame:
@@ -739,7 +744,8 @@ class DaskFitView:
             return (
                 out.sort_values(p.strata, kind="stable").reset_index(drop=True) if p.strata else out
             )
-        window = p._meta_fit._window(start, end)
+        period = p._meta_fit.period(start, end)
+        window = period.mask
         keys, (observed, mu, obs_var, param_var), extra = self._reduce(window)
         if extra is not None:
             obs_w, mu_w, pw_w = extra[3]
@@ -750,15 +756,7 @@ class DaskFitView:
             )
             obs_var, param_var = obs_run[:, -1], param_run[:, -1]
         arrays = excess_arrays(observed, mu, obs_var, param_var, p.level, p._prediction)
-        weeks = p.weeks
-        out = keys.copy()
-        out["start"] = weeks[window][0]
-        out["end"] = weeks[window][-1]
-        out["n_weeks"] = int(window.sum())
-        for c in CUMULATIVE_COLUMNS:
-            out[c] = arrays[c]
-        out["p_score"] = arrays["p_score"]
-        return out
+        return cumulative_frame(keys, p.weeks, period.mask, arrays, period.label)
 
     def __repr__(self) -> str:
         view = ", ".join(self._by) if self._by else "total"
@@ -882,11 +880,7 @@ class DaskFit:
         return self._keys[name]
 
     def _period(self, start: Any, end: Any) -> tuple[Any, Any]:
-        if start is None:
-            start = (self.reference[1] + pd.Timedelta(days=1)) if self.reference else self.weeks[0]
-        if end is None:
-            end = self.weeks[-1]
-        self._meta_fit._window(start, end)  # the in-memory checks and messages
+        self._meta_fit.period(start, end)  # the in-memory parser, checks and messages
         return start, end
 
     # ------------------------------------------------------------------ frames

@@ -136,7 +136,9 @@ def month_weights(weeks: pd.DatetimeIndex) -> tuple[FloatArray, tuple[str, ...]]
     return np.ascontiguousarray(values), MONTH_NAMES
 
 
-def registration_holidays(first_year: int, last_year: int) -> pd.DatetimeIndex:
+def registration_holidays(
+    first_year: int, last_year: int, country: str = "GB-ENG"
+) -> pd.DatetimeIndex:
     """England and Wales bank holidays: the days register offices close, first_year..last_year.
 
     From the ``holidays`` package (``GB``, subdivision ``ENG``), keeping only Monday to Friday: the
@@ -160,11 +162,13 @@ def registration_holidays(first_year: int, last_year: int) -> pd.DatetimeIndex:
     >>> [d.strftime("%a %d %b") for d in bh[-2:]]
     ['Fri 25 Dec', 'Mon 28 Dec']
     """
-    days = bank_holidays(first_year, last_year)
+    days = bank_holidays(first_year, last_year, country)
     return days[days.day_of_week < 5].unique().sort_values()
 
 
-def holiday_indicators(weeks: pd.DatetimeIndex) -> tuple[FloatArray, tuple[str, ...]]:
+def holiday_indicators(
+    weeks: pd.DatetimeIndex, country: str = "GB-ENG"
+) -> tuple[FloatArray, tuple[str, ...]]:
     """The eight registration-effect indicators of the producer's model, one row per week.
 
     Bank holidays are :func:`registration_holidays` (weekday closures of register offices). An
@@ -212,7 +216,7 @@ def holiday_indicators(weeks: pd.DatetimeIndex) -> tuple[FloatArray, tuple[str, 
     days = _week_days(weeks)
     first = pd.Timestamp(days.min().astype("datetime64[D]")).year - 1
     last = pd.Timestamp(days.max().astype("datetime64[D]")).year + 1
-    bh = registration_holidays(first, last)
+    bh = registration_holidays(first, last, country)
     bh_days = bh.values.astype("datetime64[D]").astype(np.int64)
     bh_set = set(bh_days.tolist())
 

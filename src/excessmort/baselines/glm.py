@@ -172,8 +172,9 @@ class QuasiPoisson(Baseline):
         K Fourier pairs on a 365.25-day year.
     trend : bool, default True
         Linear trend in years.
-    holidays : bool, default False
-        Add the producer's eight bank-holiday registration indicators.
+    holidays : bool or str, default False
+        Add the producer's eight bank-holiday registration indicators: ``True`` for England and
+        Wales bank holidays, a country code (``"SE"``, ``"GB-SCT"``) for that country's.
     dispersion_floor : float, default 1.0
         phi = max(floor, Pearson chi2 / (n - p)); 0 reproduces R ``glm(family = quasipoisson)``.
     max_iter, tol : int, float
@@ -193,7 +194,7 @@ class QuasiPoisson(Baseline):
         self,
         harmonics: int = 2,
         trend: bool = True,
-        holidays: bool = False,
+        holidays: bool | str = False,
         dispersion_floor: float = 1.0,
         max_iter: int = 25,
         tol: float = 1e-8,
@@ -220,7 +221,7 @@ class QuasiPoisson(Baseline):
             weeks,
             trend=bool(self.trend),
             harmonics=int(self.harmonics),
-            holidays=bool(self.holidays),
+            holidays=self.holidays if isinstance(self.holidays, str) else bool(self.holidays),
         )
 
     def fit(

@@ -250,7 +250,10 @@ def _factor_levels(keys: pd.DataFrame, name: str) -> tuple[list[str], IntArray]:
 
 
 def build_pooled_design(
-    keys: pd.DataFrame, weeks: pd.DatetimeIndex, terms: Sequence[tuple[str, ...]]
+    keys: pd.DataFrame,
+    weeks: pd.DatetimeIndex,
+    terms: Sequence[tuple[str, ...]],
+    country: str = "GB-ENG",
 ) -> PooledDesign:
     """Build the structured design for series ``keys`` [S] and ``weeks`` [T].
 
@@ -300,7 +303,11 @@ def build_pooled_design(
     for term in ordered:
         for f in term:
             if f in CALENDAR_TERMS and f not in cal_blocks:
-                values, names = CALENDAR_TERMS[f](weeks)
+                values, names = (
+                    holiday_indicators(weeks, country)
+                    if f == "holidays"
+                    else CALENDAR_TERMS[f](weeks)
+                )
                 cal_blocks[f] = (len(cal_names), len(cal_names) + len(names))
                 z_cols.append(values)
                 cal_names += list(names)
@@ -811,13 +818,17 @@ class Pooled(Baseline):
         within its week). False (the default) is the offset of the editions whose figures are in
         ``../shared/data/phe``, log(population); the later terms ``consecutive_bh``,
         ``xmas_tue_to_thu_post_1`` and ``xmas_tue_to_thu_post_2`` may be named in ``terms``.
+    country : str, default "GB-ENG"
+        Whose public holidays the ``holidays`` term marks (England and Wales by default; an ISO
+        3166 code such as ``"SE"`` or ``"GB-SCT"`` from the ``holidays`` package).
 
     Examples
     --------
     >>> Pooled(terms="trend + seasonality + holidays + region")
     ... # doctest: +NORMALIZE_WHITESPACE
     Pooled(terms='trend + seasonality + holidays + region', dispersion_floor=1.0,
-           intervals='delta', max_iter=25, tol=1e-08, registration_days=False)
+           intervals='delta', max_iter=25, tol=1e-08, registration_days=False,
+           country='GB-ENG')
     """
 
     name: ClassVar[str] = "pooled"
@@ -832,6 +843,7 @@ class Pooled(Baseline):
         max_iter: int = 25,
         tol: float = 1e-8,
         registration_days: bool = False,
+        country: str = "GB-ENG",
     ) -> None:
         self.terms = terms
         self.dispersion_floor = dispersion_floor
@@ -839,6 +851,7 @@ class Pooled(Baseline):
         self.max_iter = max_iter
         self.tol = tol
         self.registration_days = registration_days
+        self.country = country
 
     def _validate(self) -> None:
         if self.intervals not in INTERVALS:
@@ -874,20 +887,42 @@ class Pooled(Baseline):
         if self.terms is None:
             terms, dropped = restrict_terms(parse_terms(DEFAULT_TERMS), strata)
             if dropped:
-                log.warning(
-                    "pooled baseline: the data have no %s; the default terms %r become %r",
-                    " or ".join(repr(d) for d in dropped),
-                    DEFAULT_TERMS,
-                    format_terms(terms),
+                import warnings
+
+                from ..exceptions import ModelNoteWarning
+
+                warnings.warn(
+                    "pooled baseline: the data have no "
+                    f"{' or '.join(repr(d) for d in dropped)}; the default terms {DEFAULT_TERMS!r} "
+                    f"become {format_terms(terms)!r} (pass terms= to choose them; filter "
+                    "excessmort.ModelNoteWarning to silence this note)",
+                    ModelNoteWarning,
+                    stacklevel=4,
                 )
             return terms, dropped
         terms = parse_terms(self.terms)
         missing = [f for t in terms for f in t if f not in CALENDAR_TERMS and f not in strata]
         if missing:
+            from .._suggest import did_you_mean
+
             raise InputError(
-                f"terms {self.terms!r} name the stratum {missing[0]!r}, which the data lack; the "
-                f"strata are {list(strata)} and the calendar terms {sorted(CALENDAR_TERMS)}",
+                f"terms {self.terms!r} name the stratum {missing[0]!r}, which the data lack"
+                f"{did_you_mean(missing[0], strata)}; the strata are {list(strata)} and the "
+                f"calendar terms {sorted(CALENDAR_TERMS)}",
                 column=missing[0],
+                value=self.terms,
+            )
+        used = {f for t in terms for f in t}
+        unused = [s for s in strata if s not in used]
+        if unused:
+            # Without a level per value, every value of that stratum gets the same expected deaths
+            # (girls 0-14 expected like women 85+): not a model of the panel.
+            raise InputError(
+                f"terms {self.terms!r} leave out the stratum {unused[0]!r} of the data: every "
+                f"{unused[0]} would get the same expected deaths. Add it to the terms (e.g. "
+                f"'{self.terms} + {unused[0]}', or an interaction such as "
+                f"'seasonality:{unused[0]}'), or sum the data over it first",
+                column=unused[0],
                 value=self.terms,
             )
         return terms, []
@@ -909,7 +944,7 @@ class Pooled(Baseline):
                 "the pooled baseline needs a reference period (start, end)", column="reference"
             )
         terms, dropped = self.resolve_terms(panel.strata)
-        design = build_pooled_design(panel.keys, panel.weeks, terms)
+        design = build_pooled_design(panel.keys, panel.weeks, terms, self.country)
         ref = reference_mask(panel.weeks, *reference)
         offset = panel.offset
         if self.registration_days:

@@ -270,6 +270,10 @@ def _view_figures(
     for period, start, end in windows:
         if period == "running" and (breakdown is not None or not running):
             continue
+        # The release's windows may reach past stale data, which the readiness checks report;
+        # the fit's period parser refuses such a window, so it is cut to the data here.
+        start = max(pd.Timestamp(start), view.weeks[0])
+        end = min(pd.Timestamp(end), view.weeks[-1])
         parts.append(
             _tidy(
                 view.cumulative(start, end), table="cumulative", period=period, breakdown=breakdown
