@@ -236,14 +236,15 @@ def fit(
     ) as stages:
         stages.advance("read")
         stages.advance("panel")
+        excluded = _exclusion_mask(panel.weeks, exclude)
         if reference is not None:
             reference = _check_reference(
                 panel,
                 reference,
                 model=None if allow_short_history else model,
-                allow_pandemic=allow_pandemic,
+                allow_pandemic=allow_pandemic
+                or _pandemic_excluded(panel.weeks, excluded, reference),
             )
-        excluded = _exclusion_mask(panel.weeks, exclude)
         result = _fit_baseline(model, panel, reference, engine, excluded)
         stages.advance("baseline")
         out = Fit(
@@ -260,6 +261,26 @@ def fit(
         out._warn()
         stages.advance("checks")
     return out
+
+
+def _pandemic_excluded(
+    weeks: pd.DatetimeIndex, excluded: np.ndarray | None, reference: tuple[Any, Any]
+) -> bool:
+    """Whether ``exclude=`` covers every pandemic week inside the reference period (so a
+    reference that spans them fits none of them)."""
+    if excluded is None:
+        return False
+    from .validate import PANDEMIC
+
+    try:
+        ref_lo, ref_hi = reference_bounds(*reference)
+    except (TypeError, ValueError):
+        return False  # _check_reference words the error
+    lo, hi = (pd.Timestamp(d) for d in PANDEMIC)
+    inside = np.asarray(
+        (weeks >= max(lo, ref_lo)) & (weeks <= min(hi + pd.Timedelta(days=6), ref_hi))
+    )
+    return bool(inside.any() and excluded[inside].all())
 
 
 def _exclusion_mask(weeks: pd.DatetimeIndex, exclude: Any) -> np.ndarray | None:

@@ -103,6 +103,9 @@ class GroupedFit:
         self.over = over
         self.strata = strata
         self.views: dict[str, Fit] = {}
+        if "year" not in fit._shared and fit.dependence and fit.result.dependence_applies:
+            fit._year_effect  # noqa: B018 - estimated on the whole panel before restricting
+        shared = {"year": fit._shared["year"]} if "year" in fit._shared else None
         for label, values in groups.items():
             idx = np.flatnonzero(_members(fit, over, str(label), values))
             view = Fit(
@@ -112,6 +115,8 @@ class GroupedFit:
                 reference=fit.reference,
                 level=fit.level,
                 by=strata,
+                dependence=fit.dependence,
+                shared=shared,
             )
             view._label = str(label)
             view._label_over = over
