@@ -59,6 +59,16 @@ def _as_tidy(frame: Any, keep_wales: bool | None = None) -> pd.DataFrame:
     return read(frame, keep_wales=keep_wales)
 
 
+def _as_panel(frame: Any, keep_wales: bool | None = None) -> Panel:
+    """``Panel.from_frame(_as_tidy(frame, keep_wales))``, without building the tidy frame."""
+    from .io import _read_panel
+
+    if keep_wales is None:
+        attrs = frame.attrs.get("excessmort", {}) if isinstance(frame, pd.DataFrame) else {}
+        keep_wales = bool(attrs.get("keep_wales", False))
+    return _read_panel(frame, keep_wales=keep_wales)  # type: ignore[no-any-return]
+
+
 def fit(
     frame: Any,
     *,
@@ -128,8 +138,7 @@ def fit(
         )
     level = validate_level(level)
     model = get_baseline(baseline, **options)
-    tidy = _as_tidy(frame, keep_wales)
-    panel = Panel.from_frame(tidy)
+    panel = _as_panel(frame, keep_wales)
     from ._progress import PROGRESS_MIN_SERIES, Stages
 
     show = progress if progress is not None else panel.n_series > PROGRESS_MIN_SERIES
@@ -292,9 +301,12 @@ class Fit:
     def weekly(self) -> pd.DataFrame:
         """Strata..., week_ending, observed, expected and its bounds, excess and its bounds, z_score,
         p_score: one row per series (or group) and week."""
-        arrays = self._weekly_arrays
+        arrays = dict(self._weekly_arrays)
         _, keys, _ = self._grouping
-        return self.panel.to_frame({c: arrays[c] for c in WEEKLY_COLUMNS}, keys=keys)
+        for c in ("observed", "expected"):  # the panel's and the baseline's own arrays: copied
+            if arrays[c] is self.panel.deaths or arrays[c] is self.result.mu:
+                arrays[c] = arrays[c].copy()
+        return self.panel.to_frame({c: arrays[c] for c in WEEKLY_COLUMNS}, keys=keys, adopt=True)
 
     # ------------------------------------------------------------------ cumulative
     def _window(self, start: Any, end: Any) -> np.ndarray:

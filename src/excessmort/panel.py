@@ -153,7 +153,11 @@ class Panel:
 
     # ------------------------------------------------------------------ back to a frame
     def to_frame(
-        self, arrays: Mapping[str, FloatArray], *, keys: pd.DataFrame | None = None
+        self,
+        arrays: Mapping[str, FloatArray],
+        *,
+        keys: pd.DataFrame | None = None,
+        adopt: bool = False,
     ) -> pd.DataFrame:
         """A tidy long frame: strata..., ``week_ending``, then one column per [S, T] array.
 
@@ -163,6 +167,9 @@ class Panel:
             Columns to add, in order.
         keys : DataFrame, optional
             Row keys when the arrays are not per series of this panel (e.g. aggregates).
+        adopt : bool, default False
+            Let the frame hold C-contiguous float64 arrays as they are (their rows flattened,
+            no copy); for arrays made for this frame only. By default every column is a copy.
 
         Returns
         -------
@@ -171,16 +178,27 @@ class Panel:
         keys = self.keys if keys is None else keys
         n_rows = len(keys)
         n_weeks = self.n_weeks
-        out = keys.iloc[np.repeat(np.arange(n_rows), n_weeks)].reset_index(drop=True)
-        out["week_ending"] = np.tile(self.weeks.to_numpy(), n_rows)
+        cols: dict[str, object] = {}
+        for col in keys.columns:
+            key = keys[col]
+            if isinstance(key.dtype, pd.CategoricalDtype):
+                # strata as codes repeated week by week: no take over the key frame
+                codes = np.repeat(key.cat.codes.to_numpy(), n_weeks)
+                cols[col] = pd.Categorical.from_codes(codes, dtype=key.dtype, validate=False)
+            else:
+                cols[col] = np.repeat(key.to_numpy(), n_weeks)
+        cols["week_ending"] = np.tile(self.weeks.to_numpy(), n_rows)
         for name, values in arrays.items():
             values = np.asarray(values)
             if values.shape != (n_rows, n_weeks):
                 raise ValueError(
                     f"array {name!r} has shape {values.shape}, expected {(n_rows, n_weeks)}"
                 )
-            out[name] = values.reshape(-1)
-        return out
+            flat = values.reshape(-1)
+            keep = adopt and flat.dtype == np.float64 and np.shares_memory(flat, values)
+            cols[name] = flat if keep else flat.copy()
+        # copy=False: the columns above are new arrays (or adopted ones): nothing is copied twice
+        return pd.DataFrame(cols, copy=False)
 
     def group_index(self, by: Sequence[str]) -> tuple[IntArray, pd.DataFrame]:
         """Group the series by some strata: (group id [S], group keys [G])."""

@@ -303,6 +303,16 @@ def check_dates(
     InputError
     """
     raw = frame[column]
+    if isinstance(raw.dtype, np.dtype) and raw.dtype.kind == "M":
+        # pandas' cast (not numpy's): it refuses dates outside the nanosecond range, never wraps
+        stamps = raw.astype("datetime64[ns]").to_numpy()
+        ints = stamps.view(np.int64)
+        nat = ints == np.iinfo(np.int64).min
+        if not np.any((ints % 86_400_000_000_000 != 0) & ~nat):
+            # Already at midnight (the usual case): no parsing, no normalising copy.
+            if nat.any():
+                _raise_missing_date(frame, strata, column, raw, int(np.argmax(nat)))
+            return pd.Series(stamps, index=frame.index, name=column, copy=False)
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         parsed = raw.dt.tz_localize(None)
     elif pd.api.types.is_datetime64_any_dtype(raw.dtype):
@@ -347,19 +357,24 @@ def check_dates(
     )
     bad = parsed.isna().to_numpy()
     if bad.any():
-        pos = int(np.argmax(bad))
-        value = raw.iloc[pos]
-        missing = value is None or (not isinstance(value, str) and pd.isna(value))
-        _raise_at(
-            frame,
-            strata,
-            pos,
-            column,
-            None if missing else value,
-            "a missing date" if missing else "an unparseable date",
-            "week_ending must be a date such as 2021-01-15 (the Friday that ends the ONS week)",
-        )
+        _raise_missing_date(frame, strata, column, raw, int(np.argmax(bad)))
     return parsed
+
+
+def _raise_missing_date(
+    frame: pd.DataFrame, strata: Sequence[str], column: str, raw: pd.Series, pos: int
+) -> None:
+    value = raw.iloc[pos]
+    missing = value is None or (not isinstance(value, str) and pd.isna(value))
+    _raise_at(
+        frame,
+        strata,
+        pos,
+        column,
+        None if missing else value,
+        "a missing date" if missing else "an unparseable date",
+        "week_ending must be a date such as 2021-01-15 (the Friday that ends the ONS week)",
+    )
 
 
 def _as_float(frame: pd.DataFrame, strata: Sequence[str], column: str, advice: str) -> np.ndarray:
