@@ -171,6 +171,25 @@ def test_coefficients_unchanged(
         np.testing.assert_allclose(current[k], stored[k], rtol=RTOL, atol=0, err_msg=k)
 
 
+def test_release_running_totals_are_the_window_calls() -> None:
+    """The release's month-by-month running totals come from one running pass
+    (``cumulative_path``); they equal one ``cumulative`` call per month end."""
+    from excessmort.report.stage import _month_ends, running_totals
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        view = em.fit(em.demo_data()).by("region")
+    start = pd.Timestamp("2020-01-01")
+    ends = _month_ends(start, pd.Timestamp("2021-04-30"))
+    ours = running_totals(view, start, ends)
+    ref = pd.concat([view.cumulative(start, e) for e in ends], ignore_index=True)
+    assert ours.columns.tolist() == ref.columns.tolist() and len(ours) == 9 * len(ends)
+    for c in ("region", "start", "end", "n_weeks"):
+        assert ours[c].astype(str).tolist() == ref[c].astype(str).tolist(), c
+    for c in CUMULATIVE:
+        np.testing.assert_allclose(ours[c], ref[c], rtol=1e-12, atol=0, err_msg=c)
+
+
 if __name__ == "__main__":
     if "--overwrite" not in sys.argv:
         raise SystemExit("usage: python tests/test_speed_equivalence.py --overwrite")
