@@ -235,9 +235,7 @@ def user_frame(panel: SyntheticPanel, keys: pd.DataFrame) -> pd.DataFrame:
     deaths, one row per series and week, sorted by series then week (as a CSV export is)."""
     S, T = panel.deaths.shape
     rows = np.repeat(np.arange(S), T)
-    frame = pd.DataFrame(
-        {c: keys[c].to_numpy(dtype=object)[rows] for c in keys.columns}
-    )
+    frame = pd.DataFrame({c: keys[c].to_numpy(dtype=object)[rows] for c in keys.columns})
     frame["week_ending"] = np.tile(panel.weeks.to_numpy(), S)
     frame["deaths"] = panel.deaths.reshape(-1).astype(np.int64)
     if panel.population is not None:

@@ -52,7 +52,13 @@ def synthetic_frame() -> pd.DataFrame:
             pop = size * 1000.0 * (1.0 + 0.003 * t)
             deaths = rng.poisson(mu * rng.gamma(20.0, 1 / 20.0, 300)).astype(float)
             frame = pd.DataFrame(
-                {"area": area, "sex": sex, "week_ending": weeks, "deaths": deaths, "population": pop}
+                {
+                    "area": area,
+                    "sex": sex,
+                    "week_ending": weeks,
+                    "deaths": deaths,
+                    "population": pop,
+                }
             )
             rows.append(frame)
     frame = pd.concat(rows, ignore_index=True)

@@ -131,9 +131,7 @@ def _read_panel(source: Source | Any, *, keep_wales: bool = False) -> Any:
 
     rows = _validate(_load(source, sheet=None), strata=None, keep_wales=keep_wales)
     deaths, exposure = rows.panel_arrays()
-    weeks = pd.date_range(
-        pd.Timestamp(rows.first_week), periods=rows.n_weeks, freq="7D", unit="ns"
-    )
+    weeks = pd.date_range(pd.Timestamp(rows.first_week), periods=rows.n_weeks, freq="7D", unit="ns")
     return Panel(keys=rows.keys(), weeks=weeks, deaths=deaths, exposure=exposure)
 
 
@@ -555,9 +553,7 @@ def _arrange(
 
         def slow() -> None:  # mixed weekdays: a duplicate is reported first, as before
             frame = _slow_frame(work, chosen, cats, lengths, heads, week_ending)
-            series = _series_codes(
-                {c: _expand(cats[c], lengths, heads) for c in chosen}, chosen, n
-            )
+            series = _series_codes({c: _expand(cats[c], lengths, heads) for c in chosen}, chosen, n)
             v.check_duplicates(frame, chosen, series)
             v.check_weekly(frame, chosen, series)
 
@@ -571,9 +567,7 @@ def _arrange(
         occupied = np.bincount(key, minlength=n_series * max(n_weeks, 1))
         if occupied.max() > 1:
             frame = _slow_frame(work, chosen, cats, lengths, heads, week_ending)
-            series = _series_codes(
-                {c: _expand(cats[c], lengths, heads) for c in chosen}, chosen, n
-            )
+            series = _series_codes({c: _expand(cats[c], lengths, heads) for c in chosen}, chosen, n)
             v.check_duplicates(frame, chosen, series)
         order = np.argsort(key, kind="stable")
     categories = {c: cats[c].categories for c in chosen}

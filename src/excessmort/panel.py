@@ -249,8 +249,11 @@ def _codes_layout(
     n_weeks = int(week_pos.max()) + 1
     weeks = pd.date_range(pd.Timestamp(first, unit="D"), periods=n_weeks, freq="7D", unit="ns")
     if not strata:
-        return weeks, week_pos, np.zeros(len(frame), dtype=np.int64), pd.DataFrame(
-            index=pd.RangeIndex(1)
+        return (
+            weeks,
+            week_pos,
+            np.zeros(len(frame), dtype=np.int64),
+            pd.DataFrame(index=pd.RangeIndex(1)),
         )
     combined = np.zeros(len(frame), dtype=np.int64)
     size = 1
