@@ -334,9 +334,21 @@ def prepare(
                 out.append(part)
             return pd.concat(out, ignore_index=True)
 
+        keys = user_keys(S)
+        series_of = {
+            (a, g): i for i, (a, g) in enumerate(zip(keys["area"], keys["age_group"], strict=True))
+        }
+
         def check(weekly: Any) -> dict[str, Any]:
-            mu = weekly["expected"].to_numpy(dtype=np.float64).reshape(idx.size, T)
-            conv = weekly["converged"].to_numpy(dtype=bool).reshape(idx.size, T)[:, 0]
+            # groupby sorts the string keys ('100+' before '45-64'): back to the panel's order
+            heads = weekly.iloc[np.arange(idx.size) * T]
+            series = np.array(
+                [series_of[k] for k in zip(heads["area"], heads["age_group"], strict=True)]
+            )
+            order = np.argsort(series)
+            assert np.array_equal(series[order], idx)
+            mu = weekly["expected"].to_numpy(dtype=np.float64).reshape(idx.size, T)[order]
+            conv = weekly["converged"].to_numpy(dtype=bool).reshape(idx.size, T)[order, 0]
             return _finish(mu[pos], ~conv, None)
 
         return Prepared(
