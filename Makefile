@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= io,plot,report,progress,dask,test
+EXTRAS ?= io,plot,report,progress,dask,network,test
 
 .PHONY: run run-ons test test-fast bench bench-quick bench-cold bench-gate lint clean
 
@@ -30,11 +30,17 @@ $(VENV)/.chromium: | $(BIN)/python
 	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium) || echo "make: could not install chromium; the browser tests will fail" >&2
 	@if command -v chromium >/dev/null 2>&1; then touch $@; fi
 
-test: $(STAMP) $(VENV)/.chromium
+# The network publishing tests start Debian's OpenSSH server (/usr/sbin/sshd) on 127.0.0.1 with their
+# own config: the package is installed once, only when missing (no service is enabled or started).
+$(VENV)/.sshd: | $(BIN)/python
+	@test -x /usr/sbin/sshd || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server) || echo "make: could not install openssh-server; the SFTP tests will fail" >&2
+	@if test -x /usr/sbin/sshd; then touch $@; fi
+
+test: $(STAMP) $(VENV)/.chromium $(VENV)/.sshd
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not browser and not notebook and not dask"
+	$(BIN)/python -m pytest -q -m "not slow and not browser and not notebook and not dask and not network"
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.run --suite full

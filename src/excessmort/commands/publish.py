@@ -14,7 +14,7 @@ from ..exceptions import InputError
 if TYPE_CHECKING:
     from ..report.config import Config
     from ..report.publish import PublishResult
-    from ..report.targets import DirectoryTarget
+    from ..report.targets import Target
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,14 +43,15 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         "--to",
         dest="to",
         default=None,
-        help="target: a name from the configuration or a folder path "
+        help="target: a name from the configuration, a URL (sftp://user@host:port/srv/live, "
+        "webdav+https://host/path, file:///srv/live) or a folder path "
         "(default: the configured target)",
     )
     parser.add_argument(
         "--fallback",
         action="append",
         default=None,
-        help="fallback target (name or folder); repeatable",
+        help="fallback target (name, URL or folder); repeatable",
     )
     parser.add_argument(
         "--deadline",
@@ -62,16 +63,17 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-email", action="store_true", help="write the paperwork, send no mail")
 
 
-def resolve_target(config: Config, name_or_path: str) -> DirectoryTarget:
-    """A configured target by name, else a directory target at that path."""
+def resolve_target(config: Config, name_or_path: str) -> Target:
+    """A configured target by name, a target URL (sftp://, webdav+https://, file://), or a folder."""
+    from ..report.target_url import build_target, is_target_url, target_from_url
     from ..report.targets import DirectoryTarget
 
     timeout = config.retry.http_timeout_seconds
     for spec in config.targets:
         if spec.name == name_or_path:
-            return DirectoryTarget(
-                spec.name, spec.path, base_url=spec.base_url, http_timeout=timeout
-            )
+            return build_target(spec, timeout)
+    if is_target_url(name_or_path):
+        return target_from_url(name_or_path, http_timeout=timeout)
     path = Path(name_or_path)
     looks_like_path = path.is_absolute() or name_or_path.startswith(".") or "/" in name_or_path
     if not looks_like_path and not path.exists():

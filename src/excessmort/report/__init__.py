@@ -19,6 +19,10 @@ _LAZY = {
     "check_release": ".readiness",
     "Check": ".readiness",
     "Readiness": ".readiness",
+    # network targets pull in asyncssh / httpx: loaded on first use too
+    "SftpTarget": ".sftp",
+    "WebdavTarget": ".webdav",
+    "target_from_url": ".target_url",
 }
 
 __all__ = [

@@ -59,18 +59,28 @@ class TargetSpec:
     ----------
     name : str
         Label used in logs and on the command line (``--to live``).
-    kind : {"directory"}
-        ``directory``: a local or mounted folder served by a web server.
+    kind : {"directory", "sftp", "webdav"}
+        ``directory``: a local or mounted folder served by a web server; ``sftp`` and ``webdav``:
+        a web server reached over the network (see :mod:`.target_url`).
     path : Path
         The target's root folder (``ROOT/current`` is what the web server serves).
     base_url : str
         URL at which ``ROOT/current`` is served; empty for no HTTP verification.
+    url, identity_file, known_hosts, timeout_seconds, password_env, passphrase_env
+        Network targets: the target URL and its settings (:mod:`.target_url`); secrets are named by
+        environment variable, never stored.
     """
 
     name: str
-    kind: Literal["directory"] = "directory"
+    kind: Literal["directory", "sftp", "webdav"] = "directory"
     path: Path = Path("live")
     base_url: str = ""
+    url: str = ""
+    identity_file: Path | None = None
+    known_hosts: Path | None = None
+    timeout_seconds: float = 10.0
+    password_env: str = ""
+    passphrase_env: str = ""
 
 
 @dataclass(frozen=True)
@@ -257,13 +267,20 @@ def _targets(raw: Any, base: Path) -> tuple[TargetSpec, ...]:
         prefix = f"targets[{i}]"
         if not isinstance(item, Mapping):
             raise _fail(prefix, item, "must be a table")
-        _check_keys(item, {"name", "kind", "path", "base_url"}, prefix)
+        from .target_url import NETWORK_KEYS, spec_from_table
+
+        _check_keys(item, {"name", "kind", "path", "base_url", *NETWORK_KEYS}, prefix)
         name = _str(item, "name", "", f"{prefix}.name", empty=False)
         if any(s.name == name for s in specs):
             raise _fail(f"{prefix}.name", name, "is used by another target; names must be unique")
+        if "url" in item or item.get("kind", "directory") in ("sftp", "webdav"):
+            specs.append(spec_from_table(item, name, prefix, base))
+            continue
         kind = item.get("kind", "directory")
         if kind != "directory":
-            raise _fail(f"{prefix}.kind", kind, "must be 'directory' (the only kind implemented)")
+            raise _fail(f"{prefix}.kind", kind, "must be 'directory', 'sftp' or 'webdav'")
+        for key in sorted(NETWORK_KEYS & set(item)):
+            raise _fail(f"{prefix}.{key}", item[key], "applies to sftp/webdav targets (give url)")
         path_raw = _str(item, "path", "", f"{prefix}.path", empty=False)
         path = Path(os.path.expanduser(path_raw))
         if not path.is_absolute():

@@ -131,6 +131,10 @@ def read_publish_log(staged: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _as_target(spec: Target | str | os.PathLike[str], timeout: float) -> Target:
+    if isinstance(spec, str) and "://" in spec:
+        from .target_url import target_from_url
+
+        return target_from_url(spec, http_timeout=timeout)
     if isinstance(spec, str | os.PathLike):
         path = Path(spec)
         return DirectoryTarget(path.name or str(path), path, http_timeout=timeout)

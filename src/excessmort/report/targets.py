@@ -12,8 +12,11 @@ A new release is copied beside the old one, fsynced, checked against the manifes
 manifest file under ``current`` and, when the target has a ``base_url``, fetches each one over HTTP
 from the web server and compares checksums.
 
-An HTTP/WebDAV or SFTP upload target is not implemented: none of the kept libraries gives an atomic
-switch on the server, which is the property this pipeline exists for.
+Web servers on other machines are reached over the network with the same steps and guarantees:
+:class:`~excessmort.report.sftp.SftpTarget` (the same layout, ``current`` swapped with OpenSSH's
+``posix-rename``) and :class:`~excessmort.report.webdav.WebdavTarget` (a pointer page MOVEd over
+with ``Overwrite: T``). :mod:`.target_url` builds any of them from a URL (``file://``, ``sftp://``,
+``webdav+https://``) or a configuration entry.
 
 Fault injection for tests: a target takes ``fault(step, path)``, called at named steps, which may
 raise (``OSError(EROFS)``, ``OSError(ENOSPC)``) or alter files (``after_copy``). The environment
