@@ -196,6 +196,65 @@ def test_release_running_totals_are_the_window_calls() -> None:
         np.testing.assert_allclose(ours[c], ref[c], rtol=1e-12, atol=0, err_msg=c)
 
 
+def _sorted_frame() -> pd.DataFrame:
+    frame = synthetic_frame()
+    return frame.sort_values(["area", "sex", "week_ending"]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("layout", ["sorted", "shuffled", "split", "week_major"])
+def test_row_layouts_give_one_result(layout: str) -> None:
+    """The fast paths (runs of equal strata, sorted rows, grid occupancy) and the general path
+    read the same frame and fill the same panel whatever the row order."""
+    from excessmort.io import _read_panel
+
+    base = _sorted_frame()
+    if layout == "shuffled":
+        frame = base.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    elif layout == "split":  # every series in two blocks
+        late = base["week_ending"] >= pd.Timestamp("2017-01-01")
+        frame = pd.concat([base[~late], base[late]], ignore_index=True)
+    elif layout == "week_major":
+        frame = base.sort_values(["week_ending", "area", "sex"]).reset_index(drop=True)
+    else:
+        frame = base
+    ref = em.read(base)
+    got = em.read(frame)
+    pd.testing.assert_frame_equal(got, ref)
+    a, b = _read_panel(base), _read_panel(frame)
+    pd.testing.assert_frame_equal(a.keys, b.keys)
+    np.testing.assert_array_equal(a.deaths, b.deaths)
+    np.testing.assert_array_equal(a.exposure, b.exposure)
+    assert a.weeks.equals(b.weeks)
+
+
+@pytest.mark.parametrize("layout", ["sorted", "shuffled"])
+def test_duplicate_found_on_the_grid_names_both_rows(layout: str) -> None:
+    base = _sorted_frame()
+    dup = base.iloc[[100]]
+    frame = pd.concat([base.iloc[:101], dup, base.iloc[101:]], ignore_index=True)
+    if layout == "shuffled":
+        order = np.random.default_rng(1).permutation(len(frame))
+        frame = frame.iloc[order].reset_index(drop=True)
+        first, second = sorted(np.flatnonzero(np.isin(order, [100, 101])))
+    else:
+        first, second = 100, 101
+    with pytest.raises(em.InputError) as info:
+        em.fit(frame, reference=("2014-01-01", "2018-12-31"))
+    text = str(info.value)
+    assert "duplicate series-week" in text
+    assert f"row {second:,}" in text and f"already given at row {first:,}" in text
+    assert info.value.row == second
+
+
+def test_off_weekday_found_on_the_grid_names_the_row() -> None:
+    frame = _sorted_frame()
+    frame.loc[37, "week_ending"] = frame.loc[37, "week_ending"] - pd.Timedelta(days=1)
+    with pytest.raises(em.InputError) as info:
+        em.read(frame)
+    assert "row 37" in str(info.value) and "(a Thursday)" in str(info.value)
+    assert info.value.column == "week_ending"
+
+
 if __name__ == "__main__":
     if "--overwrite" not in sys.argv:
         raise SystemExit("usage: python tests/test_speed_equivalence.py --overwrite")

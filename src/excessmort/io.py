@@ -371,6 +371,7 @@ def _validate(raw: pd.DataFrame, *, strata: Sequence[str] | None, keep_wales: bo
 
 # ---------------------------------------------------------------------------------------- layout
 _DAY_NS = 86_400_000_000_000
+_WEEK_NS = 7 * _DAY_NS
 #: Above this share of rows starting a new run of strata, rows are encoded one by one.
 _RUN_SHARE = 0.25
 
@@ -546,30 +547,39 @@ def _arrange(
     run_series = run_series.astype(np.int64, copy=False)
 
     stamps = week_ending.to_numpy(dtype="datetime64[ns]")
-    days = stamps.view(np.int64) // _DAY_NS
-    first = int(days.min()) if n else 0
-    offset = days - first
-    if n and np.any(offset % 7):
-
-        def slow() -> None:  # mixed weekdays: a duplicate is reported first, as before
-            frame = _slow_frame(work, chosen, cats, lengths, heads, week_ending)
-            series = _series_codes({c: _expand(cats[c], lengths, heads) for c in chosen}, chosen, n)
-            v.check_duplicates(frame, chosen, series)
-            v.check_weekly(frame, chosen, series)
-
-        slow()
-    week = offset // 7
+    ns = stamps.view(np.int64)  # at midnight (check_dates normalised them)
+    first = int(ns.min()) if n else 0
+    offset = ns - first
+    week = offset // _WEEK_NS
+    if n and not np.array_equal(week * _WEEK_NS, offset):
+        # Not one weekday: the rule functions word it (a duplicate is reported first, as before).
+        frame = _slow_frame(work, chosen, cats, lengths, heads, week_ending)
+        series = _series_codes({c: _expand(cats[c], lengths, heads) for c in chosen}, chosen, n)
+        v.check_duplicates(frame, chosen, series)
+        v.check_weekly(frame, chosen, series)
     n_weeks = int(week.max()) + 1 if n else 0
-    row_series = np.repeat(run_series, lengths) if heads is not None else run_series
-    key = row_series * np.int64(max(n_weeks, 1)) + week
+    # Sorted by series then week, with no series-week twice: weeks rise inside every run, and at
+    # every run boundary the (series, week) key rises. Checked without a per-row series array.
     order: np.ndarray | None = None
-    if n > 1 and not bool(np.all(key[1:] > key[:-1])):
+    rising = week[1:] > week[:-1]
+    if starts.shape[0] > 1 and heads is not None:
+        b = starts[1:]
+        prev_series = run_series[:-1]
+        rising[b - 1] = (run_series[1:] > prev_series) | (
+            (run_series[1:] == prev_series) & (week[b] > week[b - 1])
+        )
+    elif heads is None and n > 1:  # every row its own run
+        rising = (run_series[1:] > run_series[:-1]) | ((run_series[1:] == run_series[:-1]) & rising)
+    if n > 1 and not bool(rising.all()):
+        row_series = np.repeat(run_series, lengths) if heads is not None else run_series
+        key = row_series * np.int64(max(n_weeks, 1)) + week
         occupied = np.bincount(key, minlength=n_series * max(n_weeks, 1))
         if occupied.max() > 1:
             frame = _slow_frame(work, chosen, cats, lengths, heads, week_ending)
             series = _series_codes({c: _expand(cats[c], lengths, heads) for c in chosen}, chosen, n)
             v.check_duplicates(frame, chosen, series)
         order = np.argsort(key, kind="stable")
+    first = first // _DAY_NS
     categories = {c: cats[c].categories for c in chosen}
     return _Rows(
         strata=list(chosen),

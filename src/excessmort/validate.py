@@ -399,6 +399,14 @@ def _as_float(frame: pd.DataFrame, strata: Sequence[str], column: str, advice: s
     return values
 
 
+def _plain_integers(values: pd.Series) -> np.ndarray | None:
+    """The column's numpy integer array (no missing values possible), or None for other dtypes."""
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        return values.to_numpy()
+    return None
+
+
 def check_deaths(frame: pd.DataFrame, strata: Sequence[str], column: str = "deaths") -> np.ndarray:
     """Refuse negative, fractional or non-numeric deaths; NaN is an explicitly missing week.
 
@@ -412,6 +420,9 @@ def check_deaths(frame: pd.DataFrame, strata: Sequence[str], column: str = "deat
     InputError
     """
     advice = "deaths must be non-negative whole counts (leave a missing week empty)"
+    counts = _plain_integers(frame[column])
+    if counts is not None and (counts.size == 0 or counts.min() >= 0):
+        return counts.astype(np.float64)  # whole, finite and non-negative: one pass
     values = _as_float(frame, strata, column, advice)
     negative = values < 0
     if negative.any():
@@ -445,6 +456,9 @@ def check_population(
     InputError
     """
     advice = "population is the exposure of a log offset and must be a positive number"
+    counts = _plain_integers(frame[column])
+    if counts is not None and (counts.size == 0 or counts.min() > 0):
+        return counts.astype(np.float64)  # positive and never missing: one pass
     values = _as_float(frame, strata, column, advice)
     not_positive = values <= 0
     if not_positive.any():
