@@ -578,10 +578,8 @@ def render_release(ctx: ReleaseContext, root: Path) -> list[Path]:
         # Loaded once here and inherited by every worker: templates, matplotlib's SVG canvas and
         # its font list (each worker would otherwise build them again).
         _environment().get_template("report.html.j2")
-        from matplotlib import font_manager
+        from matplotlib import font_manager  # noqa: F401  (builds the font list on import)
         from matplotlib.backends import backend_svg  # noqa: F401
-
-        font_manager.fontManager.findfont("sans-serif")
         try:
             with ProcessPoolExecutor(
                 max_workers=workers, mp_context=multiprocessing.get_context("fork")
