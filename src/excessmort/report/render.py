@@ -543,9 +543,10 @@ def _render_in_worker(code: str, folder: str) -> str:
 
 
 def _render_processes(n_reports: int) -> int:
-    """Worker processes for the regional reports: one per usable core (at most one per report),
-    forked (Linux) so that the figures are inherited, not pickled; 1 (in process) where fork is
-    not available or ``EXCESSMORT_RENDER_PROCESSES`` says so."""
+    """Worker processes for the regional reports: one per usable core (at most one per report)
+    when at least one and a half cores are idle (1-minute load average), forked (Linux) so that the
+    figures are inherited, not pickled; 1 (in process) where fork is not available, the machine
+    is busy, or ``EXCESSMORT_RENDER_PROCESSES`` says so (a number of processes)."""
     import multiprocessing
     import os
 
@@ -554,7 +555,16 @@ def _render_processes(n_reports: int) -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    wanted = int(setting) if setting.isdigit() else cores
+    if setting.isdigit():
+        wanted = int(setting)
+    else:
+        # Only where it pays: on a busy machine (measured: 2 cores shared by 8 jobs) the workers
+        # compete for the same cores and the pool's start-up is lost; count the idle cores.
+        try:
+            busy = os.getloadavg()[0]
+        except OSError:  # pragma: no cover
+            busy = 0.0
+        wanted = cores if cores - busy >= 1.5 else 1
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1
     return max(1, min(wanted, n_reports))
@@ -580,6 +590,7 @@ def render_release(ctx: ReleaseContext, root: Path) -> list[Path]:
         _environment().get_template("report.html.j2")
         from matplotlib import font_manager  # noqa: F401  (builds the font list on import)
         from matplotlib.backends import backend_svg  # noqa: F401
+
         try:
             with ProcessPoolExecutor(
                 max_workers=workers, mp_context=multiprocessing.get_context("fork")
