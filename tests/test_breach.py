@@ -105,8 +105,24 @@ def _info(published: bool) -> MissedSlot:
 def test_golden_breach_paperwork(name):
     info = _info(published=True)
     config = load_config(None)
+    mails = [
+        {
+            "subject": "Breach of pre-announced release time",
+            "recipients": ["hop@example.org", "team@example.org"],
+            "ok": True,
+            "refused": {},
+            "at": (SLOT + timedelta(minutes=22)).isoformat(),
+        },
+        {
+            "subject": "Published late",
+            "recipients": ["hop@example.org", "team@example.org"],
+            "ok": False,
+            "error": "ConnectionRefusedError(111, 'Connection refused')",
+            "at": (SLOT + timedelta(minutes=44)).isoformat(),
+        },
+    ]
     report = build_breach_report(
-        info, config, reported_at=SLOT + timedelta(hours=1), pre_release_access=2
+        info, config, reported_at=SLOT + timedelta(hours=1), pre_release_access=2, mails=mails
     )
     text = {
         "breach_report.md": render_breach_markdown(report),
@@ -270,6 +286,7 @@ def test_all_targets_down_then_recovery_publishes_late_with_paperwork_and_emails
             now=clock.now,
             sleep=clock.sleep,
             rng=random.Random(1),
+            check_ready=False,
         )
         messages = list(inbox.messages)
     assert result.published and result.late and result.breached and result.target == "mirror"
@@ -330,6 +347,7 @@ def test_smtp_down_does_not_stop_publication(tmp_path):
         now=clock.now,
         sleep=clock.sleep,
         rng=random.Random(0),
+        check_ready=False,
     )
     assert result.published and result.late
     assert (staged / "breach_report.json").exists() and (staged / "change_notice.md").exists()

@@ -76,7 +76,7 @@ def test_run_stages_the_latest_complete_month_and_is_ready(run_result) -> None:
     release = out / "2021-05-20"
     assert [p.name for p in out.iterdir()] == ["2021-05-20"]
     assert read_manifest(release)["release"]["month"] == "2021-04"
-    assert "READY: 9 checks, 0 failed, 0 warnings" in stdout
+    assert "READY: 14 checks, 0 failed, 0 warnings" in stdout
     assert "compiled/loaded kernels in" in stderr
     assert "stage render took" in stderr and "staged release 2021-05-20" in stderr
     # the data were cut at the covered month's last Friday
@@ -89,7 +89,9 @@ def test_check_json_passes(run_result, capsys: pytest.CaptureFixture[str]) -> No
     _, _, _, out, live = run_result
     assert main(["check", str(out / "2021-05-20"), "--json", "--live-root", str(live)]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["ready"] is True and len(data["checks"]) == 9
+    # the fourteen readiness checks (five of plausibility) and the release-contents check of
+    # `check` (issue 16)
+    assert data["ready"] is True and len(data["checks"]) == 15
     assert {c["verdict"] for c in data["checks"]} == {"pass"}
 
 

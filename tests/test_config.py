@@ -116,6 +116,12 @@ def test_regional_team_by_name_and_targets(tmp_path):
         ('[publish.retry]\nfactor = "2"\n', "publish.retry.factor", "2"),
         ("[smtp]\nport = 0\n", "smtp.port", 0),
         ('[smtp]\nstarttls = "yes"\n', "smtp.starttls", "yes"),
+        ("[plausibility]\ncounts_max_z = 0\n", "plausibility.counts_max_z", 0),
+        ('[plausibility]\ndispersion_max = "100"\n', "plausibility.dispersion_max", "100"),
+        ("[plausibility]\nfeed_zero_weeks = 2.5\n", "plausibility.feed_zero_weeks", 2.5),
+        ("[plausibility]\nexpected_max_ratio = 0.4\n", "plausibility.expected_min_ratio", 0.5),
+        ("[plausibility]\npscore_min = -150\n", "plausibility.pscore_min", -150),
+        ("[plausibility]\ncount_max_z = 3\n", "plausibility.count_max_z", 3),
     ],
 )
 def test_bad_values_name_key_and_value(tmp_path, toml, column, value):
@@ -136,3 +142,26 @@ def test_unreadable_files(tmp_path):
     bad.write_text("producer = \n")
     with pytest.raises(InputError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_plausibility_thresholds_documented_with_their_defaults():
+    """The example file lists every [plausibility] key with the value the code defaults to."""
+    import tomllib
+    from dataclasses import asdict
+
+    from excessmort.report.config import Plausibility
+
+    with EXAMPLE.open("rb") as fh:
+        documented = tomllib.load(fh)["plausibility"]
+    assert documented == asdict(Plausibility())
+    assert load_config(EXAMPLE).plausibility == Plausibility()
+
+
+def test_plausibility_thresholds_are_read(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text("[plausibility]\ncounts_max_ratio = 8\nfeed_zero_weeks = 5\n")
+    cfg = load_config(path)
+    assert cfg.plausibility.counts_max_ratio == 8.0
+    assert cfg.plausibility.feed_zero_weeks == 5 and isinstance(
+        cfg.plausibility.feed_zero_weeks, int
+    )

@@ -18,7 +18,7 @@ from scipy import stats
 import excessmort as em
 from _sim import simulate
 from excessmort.design import build_design
-from excessmort.exceptions import ConvergenceWarning
+from excessmort.exceptions import ConvergenceWarning, InputError
 
 REF = ("2015-01-01", "2019-12-31")
 
@@ -42,7 +42,7 @@ def awkward() -> tuple[pd.DataFrame, em.Fit]:
         # The near-zero-count series converge slowly: R's rule (tol 1e-8) stops them ~1e-9 from the
         # MLE in beta, R included. The estimator is checked at its limit with a tighter tolerance;
         # the default rule is checked against R's own output below.
-        fit = em.fit(frame, reference=REF, dispersion_floor=0, tol=1e-11)
+        fit = em.fit(frame, reference=REF, dispersion_floor=0, tol=1e-11, allow_short_history=True)
     return frame, fit
 
 
@@ -107,8 +107,8 @@ def test_engines_agree_to_1e10() -> None:
     frame = _awkward_frame()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", em.DispersionWarning)
-        a = em.fit(frame, reference=REF, engine="numba")
-        b = em.fit(frame, reference=REF, engine="numpy")
+        a = em.fit(frame, reference=REF, engine="numba", allow_short_history=True)
+        b = em.fit(frame, reference=REF, engine="numpy", allow_short_history=True)
     ta, tb = a.result, b.result
     np.testing.assert_allclose(ta.coef, tb.coef, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ta.mu, tb.mu, rtol=1e-10)
@@ -223,8 +223,11 @@ def test_series_without_reference_weeks_is_flagged_not_dropped() -> None:
     frame.loc[(frame["area"] == "A0001") & (frame["week_ending"] <= "2019-12-31"), "deaths"] = (
         np.nan
     )
+    # Refused by default (the series is named); fitted and flagged when asked for explicitly.
+    with pytest.raises(InputError, match=r"holds 0 weeks with deaths for series \(area A0001\)"):
+        em.fit(frame, reference=REF)
     with pytest.warns(ConvergenceWarning, match="area=A0001"):
-        fit = em.fit(frame, reference=REF)
+        fit = em.fit(frame, reference=REF, allow_short_history=True)
     diag = fit.diagnostics.set_index("area")
     assert not diag.loc["A0001", "converged"] and diag.loc[["A0000", "A0002"], "converged"].all()
     assert fit.weekly.query("area == 'A0001'")["expected"].isna().all()

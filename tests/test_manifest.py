@@ -90,7 +90,14 @@ def test_verify_detects_each_problem(tmp_path):
     root = _tree(tmp_path / "r")
     write_manifest(root, META)
     assert verify_manifest(root) == []
-    (root / "top-level-note.txt").write_text("metadata may be added at the top")
+    # issue 16: an unlisted file is refused at the top too (only the metadata files may be added)
+    (root / "top-level-note.txt").write_text("not content, not metadata")
+    assert verify_manifest(root) == [
+        "top-level-note.txt: at the top of the release but not in the manifest"
+    ]
+    (root / "top-level-note.txt").unlink()
+    (root / "publish_log.jsonl").write_text("{}\n")
+    (root / "manifest.sig").write_text("{}\n")
     assert verify_manifest(root) == []
 
     (root / "north-east" / "figures.csv").write_text("week,deaths\n2027-03-05,513\n")  # same size

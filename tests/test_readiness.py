@@ -38,6 +38,11 @@ NAMES = [
     "data_coverage",
     "series_complete",
     "models_converged",
+    "figures_finite",
+    "counts_plausible",
+    "expected_plausible",
+    "feeds_alive",
+    "england_and_pscores",
     "england_sum",
     "weekly_cumulative",
     "manifest_checksums",
@@ -106,7 +111,7 @@ def test_staged_demo_release_passes_every_check(staged: Path) -> None:
     assert readiness.ready
     written = json.loads((staged / "readiness.json").read_text())
     assert written["ready"] is True and [c["name"] for c in written["checks"]] == NAMES
-    assert "READY: 9 checks, 0 failed, 0 warnings" in str(readiness)
+    assert "READY: 14 checks, 0 failed, 0 warnings" in str(readiness)
 
 
 # -------------------------------------------------------------------------------- breaks

@@ -94,7 +94,9 @@ def outputs() -> dict[str, np.ndarray]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        syn = em.fit(synthetic_frame(), reference=("2014-01-01", "2018-12-31"))
+        # dependence=False: the intervals of the code the golden froze (issue 21's
+        # dependence-aware sums change aggregate and cumulative bounds by design)
+        syn = em.fit(synthetic_frame(), reference=("2014-01-01", "2018-12-31"), dependence=False)
         put("syn/weekly", _weekly(syn.weekly, ["area", "sex"]))
         put("syn/by_sex", _weekly(syn.by("sex").weekly, ["sex"]))
         put("syn/cum", _cumulative(syn.cumulative("2019-01-01", "2019-09-30"), ["area", "sex"]))
@@ -104,7 +106,7 @@ def outputs() -> dict[str, np.ndarray]:
         result["syn/coef"] = coef[terms].to_numpy(dtype=np.float64)
         result["syn/coef_names"] = np.array(terms, dtype="U")
 
-        demo = em.fit(em.demo_data(), reference=("2015-01-01", "2019-12-31"))
+        demo = em.fit(em.demo_data(), reference=("2015-01-01", "2019-12-31"), dependence=False)
         weekly = demo.weekly
         pick = weekly["age_group"].astype(str).eq("85+") & weekly["region"].astype(str).isin(
             ["E12000001", "E12000007"]
@@ -189,7 +191,8 @@ def test_release_running_totals_are_the_window_calls() -> None:
     ends = _month_ends(start, pd.Timestamp("2021-04-30"))
     ours = running_totals(view, start, ends)
     ref = pd.concat([view.cumulative(start, e) for e in ends], ignore_index=True)
-    assert ours.columns.tolist() == ref.columns.tolist() and len(ours) == 9 * len(ends)
+    # the columns the release's tables read (cumulative() has more: names, labels)
+    assert set(ours.columns) <= set(ref.columns) and len(ours) == len(ref) == 9 * len(ends)
     for c in ("region", "start", "end", "n_weeks"):
         assert ours[c].astype(str).tolist() == ref[c].astype(str).tolist(), c
     for c in CUMULATIVE:

@@ -228,8 +228,13 @@ def test_series_on_different_weekdays() -> None:
     frame.loc[6:, "week_ending"] = sundays[6:].dt.strftime("%Y-%m-%d")
     frame = pd.concat([frame, _frame(n_weeks=6).iloc[:6].assign(sex="male")], ignore_index=True)
     err = _refused(frame)
-    assert "(a Sunday) at row 6 (region E12000001, sex female, week ending 2015-01-04)" in str(err)
-    assert "the only week" not in str(err) and "Friday here, as on 12 rows" in str(err)
+    # Issue 17: each series is weekly, on its own weekday; the message says so (it used to point at
+    # one row as if the series were broken).
+    assert str(err).startswith(
+        "series end their weeks on different weekdays: region E12000001, sex female, week ending "
+        "2015-01-04 is weekly on Sundays"
+    )
+    assert "on Fridays" in str(err) and err.row == 6 and err.column == "week_ending"
 
 
 def test_unknown_region() -> None:
@@ -243,14 +248,25 @@ def test_unknown_region() -> None:
     assert (err.column, err.value, err.row) == ("region", "Scotland", ROW)
 
 
-def test_england_is_derived_never_read() -> None:
+def test_england_beside_its_regions_is_a_series_of_its_own_with_a_warning() -> None:
+    # Issue 17 changed this rule: England rows were refused; now England is a series of its own
+    # (a national series can be read and fitted), with a warning when its regions are beside it.
+    from excessmort.exceptions import AreaWarning
+
     frame = _frame().rename(columns={"region": "area_code"})
-    frame.loc[ROW, "area_code"] = "E92000001"
+    england = frame.loc[frame["area_code"] == frame["area_code"].iloc[0]].assign(
+        area_code="E92000001"
+    )
+    with pytest.warns(AreaWarning, match=r"holds England \(E92000001\) beside its regions"):
+        tidy = em.read(pd.concat([frame, england], ignore_index=True))
+    assert "E92000001" in tidy["region"].cat.categories
+
+
+def test_unknown_region_suggests_the_closest_name() -> None:
+    frame = _frame()
+    frame.loc[ROW, "region"] = "Londn"
     err = _refused(frame)
-    msg = str(err)
-    assert "column 'area_code' has the England value 'E92000001' at row 1,204" in msg
-    assert "England is derived as the sum of the nine regions" in msg and "never read" in msg
-    assert (err.column, err.value, err.row) == ("area_code", "E92000001", ROW)
+    assert "(did you mean 'London'?)" in str(err)
 
 
 def test_wales_left_out_or_kept(caplog) -> None:
@@ -334,23 +350,42 @@ def test_reference_period_outside_the_data() -> None:
     weeks = pd.date_range("2015-01-02", "2021-04-30", freq="7D")
     v.check_reference(weeks, (2015, 2019))
     v.check_reference(weeks, ("2014-12-27", "2021-05-06"))  # asks for no week the data lack
-    for reference, shown in [
-        ((2010, 2019), "2010-01-01..2019-12-31"),
+    before = (
+        "it starts before the first week (2015-01-02), so the weeks it asks for before then are "
+        "missing"
+    )
+    for reference, shown, rule in [
+        ((2010, 2019), "2010-01-01..2019-12-31", before),
         (
             ("2014-12-26", "2019-12-31"),
             "2014-12-26..2019-12-31",
+            before,
         ),  # would want the week ending 12-26
-        (("2020-01-01", "2021-05-07"), "2020-01-01..2021-05-07"),
+        (
+            ("2020-01-01", "2021-05-07"),
+            "2020-01-01..2021-05-07",
+            "it runs past the last observed week (2021-04-30)",
+        ),
+        ((2030, 2031), "2030-01-01..2031-12-31", "it is wholly after them"),
     ]:
         with pytest.raises(InputError) as err:
             v.check_reference(weeks, reference)
         assert str(err.value) == (
-            f"the reference period {shown} lies outside the data: the data hold weeks ending "
-            "2015-01-02..2021-04-30; choose a reference period within them"
+            f"the reference period {shown} lies outside the data: {rule}; the data hold weeks "
+            "ending 2015-01-02..2021-04-30; choose a reference period within them"
         )
         assert err.value.column == "week_ending" and err.value.value == reference
-    with pytest.raises(InputError, match=r"2019-12-31..2015-01-01 ends before it starts"):
+    with pytest.raises(
+        InputError, match=r"2019-12-31..2015-01-01 ends before it starts: it is reversed"
+    ):
         v.check_reference(weeks, ("2019-12-31", "2015-01-01"))
+    # Reversed and outside the data: told it is reversed first.
+    with pytest.raises(InputError, match=r"2100-01-01..1900-12-31 ends before it starts"):
+        v.check_reference(weeks, ("2100-01-01", "1900"))
+    # The pandemic rule, when asked for.
+    v.check_reference(weeks, (2015, 2019), pandemic=v.PANDEMIC)
+    with pytest.raises(InputError, match=r"runs into the pandemic weeks 2020-03-01..2021-12-31"):
+        v.check_reference(weeks, ("2015-01-01", "2021-04-30"), pandemic=v.PANDEMIC)
     tidy = em.read(_frame(n_weeks=10))
     with pytest.raises(InputError, match=r"weeks ending 2015-01-02..2015-03-06"):
         v.check_reference(tidy, (2016, 2017))

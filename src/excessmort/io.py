@@ -9,6 +9,7 @@ strata then week, with a RangeIndex. Every input rule of :mod:`excessmort.valida
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import math
 import re
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import _sniff
 from . import validate as v
 from .exceptions import InputError
 from .regions import WALES_CODE, is_england, normalise_region
@@ -49,6 +51,7 @@ def read(
     keep_wales: bool = False,
     sheet: str | None = None,
     engine: str = "pandas",
+    estimated_counts: bool = False,
 ) -> pd.DataFrame:
     """Read a deaths table and return the validated tidy frame.
 
@@ -75,6 +78,9 @@ def read(
         files (a file, a glob or a folder of them; one partition per file) or a Dask DataFrame,
         partitioned so that each partition holds whole series and validated partition by partition
         when computed (see ``excessmort._dask.read_dask``).
+    estimated_counts : bool, default False
+        Accept fractional deaths: the counts are estimates (HMD STMF's deaths split by age, say).
+        A fit of them says so (``Fit.estimated_counts``, the notes of an export).
 
     Returns
     -------
@@ -96,7 +102,7 @@ def read(
     ``population``. ONS files name the region ``area_code`` and ``area_name``: the code becomes
     ``region`` (names such as "East" are normalised to codes) and ``area_name`` is dropped once it
     agrees with the code. ``year``, ``week`` and ``source`` are dropped. Rows for England
-    (E92000001) are refused: England is derived as the sum of the nine regions, never read. In a
+    (E92000001) are a series of their own (never summed with the regions; warned about beside them). In a
     workbook the regional table ("Deaths by Region of usual residence") is read, England rows there
     are skipped for the same reason, and weeks not yet published (empty columns) are left out.
 
@@ -118,18 +124,24 @@ def read(
             f"engine must be 'pandas' or 'dask', got {engine!r}", column="engine", value=engine
         )
     frame = _load(source, sheet=sheet)
-    tidy = _tidy(frame, strata=strata, keep_wales=keep_wales)
+    tidy = _tidy(frame, strata=strata, keep_wales=keep_wales, estimated=bool(estimated_counts))
     # Remembered so that fit() re-validating this frame keeps what the user asked for.
-    tidy.attrs["excessmort"] = {"validated": True, "keep_wales": bool(keep_wales)}
+    tidy.attrs["excessmort"] = {
+        "validated": True,
+        "keep_wales": bool(keep_wales),
+        "estimated_counts": bool(estimated_counts),
+    }
     return tidy
 
 
-def _read_panel(source: Source | Any, *, keep_wales: bool = False) -> Any:
+def _read_panel(source: Source | Any, *, keep_wales: bool = False, estimated: bool = False) -> Any:
     """``Panel.from_frame(read(source))`` without building the tidy frame: the same validation and
     messages, the panel filled straight from the validated rows."""
     from .panel import Panel
 
-    rows = _validate(_load(source, sheet=None), strata=None, keep_wales=keep_wales)
+    rows = _validate(
+        _load(source, sheet=None), strata=None, keep_wales=keep_wales, estimated=estimated
+    )
     deaths, exposure = rows.panel_arrays()
     weeks = pd.date_range(pd.Timestamp(rows.first_week), periods=rows.n_weeks, freq="7D", unit="ns")
     return Panel(keys=rows.keys(), weeks=weeks, deaths=deaths, exposure=exposure)
@@ -152,18 +164,40 @@ def _load(source: Any, *, sheet: str | None) -> pd.DataFrame:
         )
     path = Path(source)
     if path.is_dir():
-        return pd.read_parquet(path)
+        return _sniff.read_parquet(path)
     if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise InputError(f"no such file: {path}", column=None, value=str(path), row=None)
     suffixes = [s.lower() for s in path.suffixes]
     suffix = suffixes[-1] if suffixes else ""
     if suffix in (".gz", ".bz2", ".zip", ".xz", ".zst") and len(suffixes) > 1:
         suffix = suffixes[-2]
+    # The suffix is a hint; the first bytes say what the file is (see excessmort._sniff).
+    with path.open("rb") as fh:
+        kind = _sniff.magic_kind(fh.read(16))
     if suffix in _CSV_SUFFIXES:
+        if kind == "parquet":
+            logger.info("%s is a Parquet file despite its name: read as Parquet", path.name)
+            return _sniff.read_parquet(path)
+        if kind == "zip" and _is_xlsx(path):
+            logger.info("%s is an Excel workbook despite its name: read as a workbook", path.name)
+            return _read_workbook(path, sheet=sheet)
+        if kind == "ole":
+            raise InputError(
+                f"cannot read {path.name!r}: it is an old Excel (.xls) workbook under another "
+                "name: rename it .xls, or save it as CSV",
+                value="xls",
+            )
         return _read_csv(path, sep="\t" if suffix == ".tsv" else ",")
     if suffix in _PARQUET_SUFFIXES:
-        return pd.read_parquet(path)
+        return _sniff.read_parquet(path)
     if suffix in _WORKBOOK_SUFFIXES:
+        want = "ole" if suffix == ".xls" else "zip"
+        if kind != want or (want == "zip" and not _is_xlsx(path)):
+            raise InputError(
+                f"cannot read {path.name!r}: it is not an Excel workbook, whatever its name "
+                f"({_what_is(path)}); save it as .xlsx, or give it its real suffix",
+                value=suffix,
+            )
         return _read_workbook(path, sheet=sheet)
     raise InputError(
         f"cannot tell the format of {path.name!r} from its suffix {suffix or '(none)'!r}; use "
@@ -177,11 +211,38 @@ def _norm(name: object) -> str:
 
 
 def _read_csv(path: Path, *, sep: str) -> pd.DataFrame:
-    header = pd.read_csv(path, sep=sep, nrows=0).columns
     numeric = _DEATHS_ALIASES | {"population"}
-    # Strata and dates are read as text (so "01" stays "01"); counts are left to the parser.
-    dtype = {c: str for c in header if _norm(c) not in numeric}
-    return pd.read_csv(path, sep=sep, dtype=dtype)  # type: ignore[arg-type]
+
+    def dtype_for(header: pd.Index) -> dict[Any, Any]:
+        # Strata and dates are read as text (so "01" stays "01"); counts are left to the parser.
+        return {c: str for c in header if _norm(c) not in numeric}
+
+    return _sniff.read_text_table(path, sep=sep, dtype_for=dtype_for)
+
+
+def _is_xlsx(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.startswith("xl/") for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _what_is(path: Path) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(_sniff.HEAD_BYTES)
+    if not head:
+        return "it is empty"
+    kind = _sniff.magic_kind(head)
+    if kind is not None:
+        return f"it is a {kind} file"
+    try:
+        _, text = _sniff._decode_head(path, head)
+    except InputError:
+        return "it holds binary data"
+    return _sniff._looks_like(text)
 
 
 # ---------------------------------------------------------------------------------------- tidying
@@ -297,13 +358,72 @@ def _to_categorical(values: pd.Series) -> pd.Categorical:
     )
 
 
-def _tidy(raw: pd.DataFrame, *, strata: Sequence[str] | None, keep_wales: bool) -> pd.DataFrame:
-    return _validate(raw, strata=strata, keep_wales=keep_wales).frame()
+def _unnamed(col: object) -> bool:
+    text = str(col).strip()
+    return text == "" or bool(re.fullmatch(r"Unnamed: \d+(_level_\d+)?", text))
 
 
-def _validate(raw: pd.DataFrame, *, strata: Sequence[str] | None, keep_wales: bool) -> _Rows:
+def _drop_unnamed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns without a header: a saved pandas index (first column holding unique whole numbers,
+    such as 0..n-1) is dropped, as are columns left empty by trailing separators; any other column
+    without a name is refused. Only the column names are looked at unless one has no name."""
+    columns = list(frame.columns)
+    unnamed = [i for i, c in enumerate(columns) if _unnamed(c)]
+    if not unnamed:
+        return frame
+    drop: list[Any] = []
+    for i in unnamed:
+        col = columns[i]
+        values = frame.iloc[:, i]
+        if values.isna().all():
+            logger.info("dropped column %d, which has no name and no values", i + 1)
+            drop.append(col)
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        whole = numbers.notna().all() and bool((numbers == np.floor(numbers)).all())
+        if i == 0 and whole and numbers.is_unique:
+            first, last = int(numbers.iloc[0]), int(numbers.iloc[-1])
+            logger.info(
+                "dropped the first column, which has no name and holds the row numbers %s..%s: "
+                "a saved pandas index (save with index=False to leave it out)",
+                f"{first:,}",
+                f"{last:,}",
+            )
+            drop.append(col)
+            continue
+        sample = values.dropna().iloc[0]
+        raise InputError(
+            f"column {i + 1} of the input has no name (read as {str(col)!r}) and holds values "
+            f"such as {sample!r} at {v.format_row(int(values.notna().to_numpy().argmax()))}: give "
+            "it a header, or remove it",
+            column=str(col),
+            value=sample,
+            row=int(values.notna().to_numpy().argmax()),
+        )
+    return frame.drop(columns=drop)
+
+
+def _tidy(
+    raw: pd.DataFrame,
+    *,
+    strata: Sequence[str] | None,
+    keep_wales: bool,
+    estimated: bool = False,
+) -> pd.DataFrame:
+    return _validate(raw, strata=strata, keep_wales=keep_wales, estimated=estimated).frame()
+
+
+def _validate(
+    raw: pd.DataFrame,
+    *,
+    strata: Sequence[str] | None,
+    keep_wales: bool,
+    estimated: bool = False,
+) -> _Rows:
     """Every input rule on ``raw``; the validated rows on integer keys."""
     frame = raw.reset_index(drop=True)
+    v.check_not_empty(frame)
+    frame = _drop_unnamed(frame)
     v.check_not_empty(frame)
     canon, region_source, dropped = _recognise(list(frame.columns), strata)
     if dropped:
@@ -364,7 +484,7 @@ def _validate(raw: pd.DataFrame, *, strata: Sequence[str] | None, keep_wales: bo
             )
 
     week_ending = v.check_dates(work, chosen)
-    deaths = v.check_deaths(work, chosen)
+    deaths = v.check_deaths(work, chosen, estimated=estimated)
     population = v.check_population(work, chosen, deaths) if "population" in work else None
     return _arrange(work, chosen, week_ending, deaths, population)
 
@@ -537,6 +657,13 @@ def _arrange(
     for c in chosen:
         col = work[c]
         cats[c] = _to_categorical(col.iloc[heads] if heads is not None else col)
+    spelled = [c for c in chosen if c != "region"]
+    if any(_spelling_clash(cats[c]) for c in spelled):  # the rule words it, on every row
+        expanded = {c: _expand(cats[c], lengths, heads) for c in chosen}
+        frame = work.copy()
+        for c in chosen:
+            frame[c] = expanded[c]
+        v.check_strata_spelling(frame, spelled, expanded)
     run_combined = _series_codes(cats, chosen, starts.shape[0])
     if chosen:
         uniq, run_series = np.unique(run_combined, return_inverse=True)
@@ -598,6 +725,13 @@ def _arrange(
         population=population,
         order=order,
     )
+
+
+def _spelling_clash(cat: pd.Categorical) -> bool:
+    """Two categories that differ only in case or spaces (what check_strata_spelling refuses)."""
+    labels = pd.Index(cat.categories.astype(str))
+    folded = labels.str.lower().str.replace(r"\s+", " ", regex=True).str.strip()
+    return bool(folded.duplicated().any())
 
 
 def _expand(cat: pd.Categorical, lengths: np.ndarray, heads: np.ndarray | None) -> pd.Categorical:
@@ -724,7 +858,14 @@ def _sheet_rows(path: Path, sheet: str | None) -> tuple[str, list[tuple[Any, ...
         raise ImportError(
             "reading a workbook needs openpyxl: pip install 'excessmort[io]'"
         ) from exc
-    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:  # a file object: openpyxl judges a path by its suffix, and a workbook may be misnamed
+        book = openpyxl.load_workbook(io.BytesIO(path.read_bytes()), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises zip, XML and its own errors for a damaged file
+        raise InputError(
+            f"cannot read the workbook {path.name!r}: it is damaged or not a workbook "
+            f"({type(exc).__name__}: {exc})",
+            value=path.name,
+        ) from None
     try:
         name = _pick_sheet(book.sheetnames, sheet, path)
         rows = [tuple(r) for r in book[name].iter_rows(values_only=True)]

@@ -14,6 +14,8 @@ row in the user's input. Two rules need the options of a fit and are called by t
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,10 +23,13 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import InputError
-from .regions import WALES_CODE, is_england, normalise_region
+from .regions import ENGLAND_CODE, REGIONS, WALES_CODE, is_england, normalise_region
 from .weeks import reference_bounds
 
+logger = logging.getLogger("excessmort.io")
+
 __all__ = [
+    "PANDEMIC",
     "REQUIRED_COLUMNS",
     "check_dates",
     "check_deaths",
@@ -35,6 +40,7 @@ __all__ = [
     "check_reference",
     "check_regions",
     "check_required_columns",
+    "check_strata_spelling",
     "check_strata_values",
     "check_weekly",
     "describe_row",
@@ -173,8 +179,14 @@ def check_required_columns(
         "deaths": "'deaths' (or 'count')",
     }
     wanted = " and ".join(aliases.get(c, repr(c)) for c in missing)
+    hint = ""
+    names = [str(c).strip() for c in shown]
+    if len(names) == 1 and any(sep in names[0] for sep in (";", "\t", "|")):
+        hint = "; it looks like a table with another separator read as one column"
+    elif any(re.fullmatch(r"[-+]?\d+([./-]\d+)*", n) for n in names):
+        hint = "; the first row looks like data, not a header: add a header row"
     raise InputError(
-        f"missing required column {wanted}; the input has columns {there}",
+        f"missing required column {wanted}; the input has columns {there}{hint}",
         column=missing[0],
         value=None,
         row=None,
@@ -203,6 +215,45 @@ def check_strata_values(frame: pd.DataFrame, strata: Sequence[str]) -> None:
             )
 
 
+def check_strata_spelling(
+    frame: pd.DataFrame, strata: Sequence[str], cats: dict[str, pd.Categorical]
+) -> None:
+    """Refuse stratum values that differ only in case or spaces (``'F'`` and ``'f'``, ``'85+'`` and
+    ``'85+ '``): they would be two series where the user meant one. Looks at the categories only.
+
+    Raises
+    ------
+    InputError
+        Naming both spellings and a row of each.
+    """
+    for col in strata:
+        cat = cats[col]
+        labels = pd.Index(cat.categories.astype(str))
+        folded = labels.str.lower().str.replace(r"\s+", " ", regex=True).str.strip()
+        clash = folded.duplicated(keep=False)
+        if not clash.any():
+            continue
+        key = folded[clash][0]
+        a, b = [i for i in np.flatnonzero(clash) if folded[i] == key][:2]
+        codes = np.asarray(cat.codes)
+        row_a, row_b = int(np.argmax(codes == a)), int(np.argmax(codes == b))
+        if labels[a].strip() == labels[b].strip():
+            how = "only in spaces"
+        elif labels[a].lower() == labels[b].lower():
+            how = "only in case"
+        else:
+            how = "only in case and spaces"
+        label_b = frame.index[row_b]
+        raise InputError(
+            f"column {col!r}: strata {labels[a]!r} and {labels[b]!r} differ {how} "
+            f"({format_row(frame.index[row_a])} has {labels[a]!r}, {format_row(label_b)} has "
+            f"{labels[b]!r}); they would be two series: spell each stratum one way",
+            column=col,
+            value=labels[b],
+            row=int(label_b),
+        )
+
+
 def check_regions(
     frame: pd.DataFrame,
     strata: Sequence[str],
@@ -210,7 +261,12 @@ def check_regions(
     column: str = "region",
     shown_column: str | None = None,
 ) -> tuple[pd.Categorical, np.ndarray]:
-    """Normalise region names and codes to ONS codes; refuse England and unknown regions.
+    """Normalise region names and codes to ONS codes; refuse unknown regions.
+
+    England (E92000001 or "England") is a series of its own (an
+    :class:`~excessmort.exceptions.AreaWarning` when its regions are in the same frame). A column
+    none of whose values is an ONS region, England or Wales is another country's areas: kept as
+    given.
 
     Parameters
     ----------
@@ -233,8 +289,7 @@ def check_regions(
     Raises
     ------
     InputError
-        England (E92000001) rows: England is derived as the sum of the regions, never read.
-        Unknown regions.
+        A value that is no ONS region beside values that are (the closest name suggested).
     """
     values = frame[column]
     row_codes, uniques = pd.factorize(values, sort=False)
@@ -242,27 +297,20 @@ def check_regions(
     for value in uniques:
         text = str(value)
         if is_england(text):
-            mapped.append("england")
+            mapped.append(ENGLAND_CODE)
         else:
             mapped.append(normalise_region(text, allow_wales=True))
-    for kind in ("england", None):
-        bad_unique = [i for i, m in enumerate(mapped) if m == kind]
-        if not bad_unique:
-            continue
+    if uniques.size and all(m is None for m in mapped):
+        # No value is an ONS code or name: ``region`` is an area stratum of the user's own
+        # (another country's regions), kept as given and never summed into England.
+        return pd.Categorical(values.astype(str)), np.zeros(len(frame), dtype=bool)
+    bad_unique = [i for i, m in enumerate(mapped) if m is None]
+    if bad_unique:
+        from ._suggest import did_you_mean
+
         pos = int(np.argmax(np.isin(row_codes, bad_unique)))
         value = values.iloc[pos]
-        if kind == "england":
-            _raise_at(
-                frame,
-                strata,
-                pos,
-                column,
-                value,
-                "the England value",
-                "England is derived as the sum of the nine regions E12000001..E12000009, never "
-                "read: leave its rows out",
-                shown_column=shown_column,
-            )
+        names = [*REGIONS.values(), "Wales", "England"]
         _raise_at(
             frame,
             strata,
@@ -270,9 +318,24 @@ def check_regions(
             column,
             value,
             "an unknown region",
-            "regions are the ONS codes E12000001..E12000009 or their names (such as 'London', "
-            "'East'); Wales (W92000004) is kept with keep_wales=True",
+            f"regions are the ONS codes E12000001..E12000009 or their names (such as 'London', "
+            f"'East'){did_you_mean(value, names)}; Wales (W92000004) is kept with "
+            "keep_wales=True, England (E92000001) is a series of its own. A column of other areas "
+            "(another country's) must hold no ONS region at all",
             shown_column=shown_column,
+        )
+    if ENGLAND_CODE in mapped and any(m in REGIONS for m in mapped):
+        import warnings
+
+        from .exceptions import AreaWarning
+
+        warnings.warn(
+            f"column {shown_column or column!r} holds England ({ENGLAND_CODE}) beside its regions: "
+            "England is kept as a series of its own and never summed with them (Fit.by() is the "
+            "sum of the regions); leave England's rows out, or fit it alone, to avoid counting its "
+            "deaths twice in your own sums",
+            AreaWarning,
+            stacklevel=5,
         )
     codes_per_unique = np.array(mapped, dtype=object)
     categories = sorted(set(mapped))  # type: ignore[type-var]
@@ -286,6 +349,106 @@ def check_regions(
         else (np.zeros(len(frame), dtype=bool))
     )
     return result, is_wales
+
+
+_TZ_SUFFIX = r"(?:\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?))$"
+
+
+def _to_datetime_safe(values: pd.Series, **kwargs: Any) -> pd.Series:
+    """``pd.to_datetime(errors="coerce")`` that never raises (pandas raises, coerce or not, for
+    some spellings: out-of-bounds years from 'Jan-15', mixed time zones); NaT where it fails."""
+    try:
+        out = pd.to_datetime(values, errors="coerce", **kwargs)
+    except (ValueError, TypeError, OverflowError):
+        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    if isinstance(out.dtype, pd.DatetimeTZDtype):
+        out = out.dt.tz_localize(None)
+    return pd.Series(out, index=values.index)
+
+
+def _parse_iso(
+    frame: pd.DataFrame, strata: Sequence[str], column: str, text: pd.Series
+) -> pd.Series:
+    """ISO dates; a time and a time-zone offset (``2021-01-15T00:00:00+01:00``) are allowed and
+    the local date is kept (the date the supplier wrote), logged once."""
+    try:
+        parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
+        aware = isinstance(parsed.dtype, pd.DatetimeTZDtype)
+    except (ValueError, TypeError, OverflowError):  # mixed offsets: pandas raises even on coerce
+        parsed, aware = None, True
+    if not aware:
+        return parsed
+    stripped = text.astype(str).str.replace(_TZ_SUFFIX, "", regex=True).where(text.notna())
+    example = text.dropna().iloc[0] if text.notna().any() else None
+    logger.info(
+        "column %r has dates with a time-zone offset (such as %r): kept the local date of each",
+        column,
+        example,
+    )
+    return _to_datetime_safe(stripped, format="ISO8601")
+
+
+def _refuse_unclear_dates(
+    frame: pd.DataFrame,
+    strata: Sequence[str],
+    column: str,
+    text: pd.Series,
+    retry: np.ndarray,
+) -> None:
+    """Refuse dates whose reading would be a guess: US month/day, Excel month-year ('Jan-15').
+
+    Works on the distinct spellings of the dates that are not ISO (a few hundred weeks), not on
+    every row.
+    """
+    values = text[retry].astype(str)
+    uniq = pd.Series(values.unique())
+    month_year = uniq.str.fullmatch(r"\s*[A-Za-z]{3,9}[-\s/.']*\d{2,4}\s*")
+    if month_year.any():
+        shown = uniq[month_year].iloc[0]
+        pos = int(np.flatnonzero(retry)[int(np.argmax(values.to_numpy() == shown))])
+        _raise_at(
+            frame,
+            strata,
+            pos,
+            column,
+            shown,
+            "a month and year without a day,",
+            "it looks like Excel's 'mmm-yy' date format, which drops the day: format the column "
+            "as a full date (YYYY-MM-DD, such as 2021-01-15) before saving",
+        )
+    serial = uniq.str.fullmatch(r"\s*\d{5}(\.\d+)?\s*")
+    if serial.any():
+        shown = uniq[serial].iloc[0]
+        pos = int(np.flatnonzero(retry)[int(np.argmax(values.to_numpy() == shown))])
+        _raise_at(
+            frame,
+            strata,
+            pos,
+            column,
+            shown,
+            "a number, not a date,",
+            "it looks like an Excel serial day number: format the column as a date "
+            "(YYYY-MM-DD, such as 2021-01-15) before saving",
+        )
+    parts = uniq.str.extract(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{2,4})\b")
+    first = pd.to_numeric(parts[0], errors="coerce")
+    second = pd.to_numeric(parts[1], errors="coerce")
+    month_first = (second > 12) & (first <= 12)
+    day_first = (first > 12) & (second <= 12)
+    if month_first.any():
+        shown = uniq[month_first].iloc[0]
+        pos = int(np.flatnonzero(retry)[int(np.argmax(values.to_numpy() == shown))])
+        mixed = " mixed with day/month dates" if day_first.any() else ""
+        _raise_at(
+            frame,
+            strata,
+            pos,
+            column,
+            shown,
+            f"a date that looks like US month/day{mixed},",
+            "dates are read day first (03/01/2020 is 3 January) and this one cannot be: write "
+            "dates as YYYY-MM-DD (such as 2021-01-15), or as day/month/year",
+        )
 
 
 def check_dates(
@@ -333,7 +496,7 @@ def check_dates(
         parsed = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
     else:
         text = raw.astype(object)
-        parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
+        parsed = _parse_iso(frame, strata, column, text)
         # Other spellings are read day first (UK: 03/01/2020 is 3 January): one inferred format
         # for the bulk, then element by element. A value that looks ISO but failed stays refused
         # (a day-first retry would read 2024-13-01 as 13 January).
@@ -342,16 +505,33 @@ def check_dates(
             failed = text[retry].astype(str).str.match(r"\s*\d{4}-\d{1,2}-\d{1,2}")
             retry[np.flatnonzero(retry)[failed.to_numpy(dtype=bool)]] = False
         if retry.any():
+            _refuse_unclear_dates(frame, strata, column, text, retry)
             parsed = parsed.copy()
-            again = pd.to_datetime(text[retry], errors="coerce", dayfirst=True)
+            again = _to_datetime_safe(text[retry], dayfirst=True)
             still = again.isna().to_numpy()
             if still.any():
-                again[still] = pd.to_datetime(
-                    text[retry][still], errors="coerce", format="mixed", dayfirst=True
-                )
+                again[still] = _to_datetime_safe(text[retry][still], dayfirst=True, format="mixed")
             parsed[retry] = again
+    index = pd.DatetimeIndex(parsed)
+    if index.unit != "ns":  # a parse at a coarser unit can hold years nanoseconds cannot
+        values = index.to_numpy()
+        with np.errstate(invalid="ignore"):
+            out_of_range = (values < np.datetime64("1678-01-01")) | (
+                values > np.datetime64("2261-12-31")
+            )
+        if out_of_range.any():
+            pos = int(np.argmax(out_of_range))
+            _raise_at(
+                frame,
+                strata,
+                pos,
+                column,
+                raw.iloc[pos],
+                "a date out of range,",
+                "week_ending must be a date between the years 1678 and 2261, such as 2021-01-15",
+            )
     parsed = pd.Series(
-        pd.DatetimeIndex(parsed).normalize().astype("datetime64[ns]"),
+        index.normalize().astype("datetime64[ns]"),
         index=frame.index,
         name=column,
     )
@@ -391,7 +571,16 @@ def _as_float(frame: pd.DataFrame, strata: Sequence[str], column: str, advice: s
         bad = np.isnan(values) & raw.notna().to_numpy()
         if bad.any():
             pos = int(np.argmax(bad))
-            _raise_at(frame, strata, pos, column, raw.iloc[pos], "a non-numeric value", advice)
+            value = raw.iloc[pos]
+            text = str(value).strip()
+            if re.fullmatch(r"[+-]?\d{1,3}([,.' ]\d{3})+", text):
+                advice += (
+                    f"; {text!r} looks like a number with a thousands separator: write it as "
+                    f"{re.sub(r'[^0-9+-]', '', text)}"
+                )
+            elif re.fullmatch(r"[+-]?\d+,\d+", text):
+                advice += f"; {text!r} looks like a decimal comma"
+            _raise_at(frame, strata, pos, column, value, "a non-numeric value", advice)
     infinite = np.isinf(values)
     if infinite.any():
         pos = int(np.argmax(infinite))
@@ -407,8 +596,12 @@ def _plain_integers(values: pd.Series) -> np.ndarray | None:
     return None
 
 
-def check_deaths(frame: pd.DataFrame, strata: Sequence[str], column: str = "deaths") -> np.ndarray:
+def check_deaths(
+    frame: pd.DataFrame, strata: Sequence[str], column: str = "deaths", *, estimated: bool = False
+) -> np.ndarray:
     """Refuse negative, fractional or non-numeric deaths; NaN is an explicitly missing week.
+
+    ``estimated=True`` accepts fractional counts (estimates, such as HMD STMF's age splits).
 
     Returns
     -------
@@ -431,9 +624,18 @@ def check_deaths(frame: pd.DataFrame, strata: Sequence[str], column: str = "deat
     with np.errstate(invalid="ignore"):
         fractional = values != np.floor(values)
     fractional &= ~np.isnan(values)
-    if fractional.any():
+    if fractional.any() and not estimated:
         pos = int(np.argmax(fractional))
-        _raise_at(frame, strata, pos, column, float(values[pos]), "a fractional value", advice)
+        _raise_at(
+            frame,
+            strata,
+            pos,
+            column,
+            float(values[pos]),
+            "a fractional value",
+            advice + "; if the counts are estimates (split by age, say), read them with "
+            "estimated_counts=True",
+        )
     return values
 
 
@@ -553,6 +755,19 @@ def check_weekly(
     off = weekday != usual
     pos = int(np.argmax(off))
     codes = _series_codes(frame, strata) if series is None else series
+    # Each series weekly on its own weekday (ISO weeks ending Sunday beside ONS's Fridays)?
+    first_day = pd.Series(weekday).groupby(codes).agg(["min", "max"])
+    if (first_day["min"] == first_day["max"]).all():
+        other = int(np.argmax(~off))
+        raise InputError(
+            f"series end their weeks on different weekdays: {describe_row(frame, frame.index[pos], strata)} "
+            f"is weekly on {_WEEKDAYS[weekday[pos]]}s, {describe_row(frame, frame.index[other], strata)} "
+            f"on {_WEEKDAYS[usual]}s. Each series is weekly, but one fit shares one weekly calendar: "
+            "fit the series of each weekday apart, or move one set of dates to the other weekday",
+            column="week_ending",
+            value=dates.iloc[pos],
+            row=int(frame.index[pos]),
+        )
     same = codes == codes[pos]
     earlier = same & (days < days[pos])
     later = same & (days > days[pos])
@@ -590,15 +805,30 @@ def _range_text(lo: pd.Timestamp, hi: pd.Timestamp) -> str:
     return f"{lo.date()}..{hi.date()}"
 
 
+#: The pandemic weeks a reference period must not reach unless asked for explicitly
+#: (``fit(..., allow_pandemic=True)``): the first COVID-19 deaths were registered in England in
+#: March 2020, and the waves of excess ran to the end of 2021. A baseline fitted on them expects
+#: pandemic deaths and hides the excess it is meant to measure.
+PANDEMIC: tuple[str, str] = ("2020-03-01", "2021-12-31")
+
+
 def check_reference(
-    weeks: pd.DataFrame | pd.DatetimeIndex | Sequence[Any], reference: tuple[Any, Any]
+    weeks: pd.DataFrame | pd.DatetimeIndex | Sequence[Any],
+    reference: tuple[Any, Any],
+    *,
+    pandemic: tuple[Any, Any] | None = None,
 ) -> None:
-    """Refuse a reference period outside the data.
+    """Refuse a reference period that cannot be fitted honestly; the message names the rule.
 
     The reference period ``(start, end)`` selects the weeks whose week-ending date lies in
-    ``[start, end]`` (a bare year as ``end`` means 31 December). It is inside the data when every
-    week of the data's weekly grid that it selects is a week of the data: ``start`` later than a
-    week before the first week, ``end`` earlier than a week after the last.
+    ``[start, end]`` (a bare year as ``end`` means 31 December). The rules, in order:
+
+    1. it starts before it ends (a reversed period is told it is reversed);
+    2. it starts inside the data: ``start`` later than a week before the first week (a reference
+       that asks for weeks the data lack, such as 1900-2100, is refused rather than shortened);
+    3. it ends inside the data: ``end`` earlier than a week after the last observed week;
+    4. it selects at least one week;
+    5. with ``pandemic=(start, end)``: it does not reach into those weeks.
 
     Parameters
     ----------
@@ -606,47 +836,72 @@ def check_reference(
         The data's week-ending dates.
     reference : (start, end)
         Dates, date strings or years.
+    pandemic : (start, end), optional
+        Weeks the reference must not overlap (the fit passes :data:`PANDEMIC` unless
+        ``allow_pandemic=True``).
 
     Raises
     ------
     InputError
-        Naming the requested and the available ranges.
+        Naming the rule broken, the requested and the available ranges.
     """
     idx = _weeks_of(weeks)
     lo, hi = reference_bounds(*reference)
-    if len(idx) == 0:
-        raise InputError(
-            f"the reference period {_range_text(lo, hi)} lies outside the data: there are no weeks",
-            column="week_ending",
-            value=reference,
-            row=None,
+    asked = _range_text(lo, hi)
+
+    def refuse(text: str) -> None:
+        raise InputError(text, column="week_ending", value=reference, row=None)
+
+    if lo > hi:
+        refuse(
+            f"the reference period {asked} ends before it starts: it is reversed; give it as "
+            f"(start, end), e.g. ({hi.date()}, {lo.date()})"
         )
+    if len(idx) == 0:
+        refuse(f"the reference period {asked} lies outside the data: there are no weeks")
     first, last = idx[0], idx[-1]
     available = f"the data hold weeks ending {_range_text(first, last)}"
-    if lo > hi:
-        raise InputError(
-            f"the reference period {_range_text(lo, hi)} ends before it starts; {available}",
-            column="week_ending",
-            value=reference,
-            row=None,
-        )
     week = pd.Timedelta(days=7)
-    inside = (lo > first - week) and (hi < last + week)
-    selected = ((idx >= lo) & (idx <= hi)).sum()
-    if not inside or selected == 0:
-        raise InputError(
-            f"the reference period {_range_text(lo, hi)} lies outside the data: {available}; "
-            "choose a reference period within them",
-            column="week_ending",
-            value=reference,
-            row=None,
+    if hi < first or lo > last:
+        refuse(
+            f"the reference period {asked} lies outside the data: it is wholly "
+            f"{'before' if hi < first else 'after'} them; {available}; choose a reference period "
+            "within them"
         )
+    if lo <= first - week:
+        refuse(
+            f"the reference period {asked} lies outside the data: it starts before the first week "
+            f"({first.date()}), so the weeks it asks for before then are missing; {available}; "
+            "choose a reference period within them"
+        )
+    if hi >= last + week:
+        refuse(
+            f"the reference period {asked} lies outside the data: it runs past the last observed "
+            f"week ({last.date()}); {available}; choose a reference period within them"
+        )
+    if int(((idx >= lo) & (idx <= hi)).sum()) == 0:
+        refuse(
+            f"the reference period {asked} lies outside the data: it selects no week of the "
+            f"data; {available}; choose a reference period within them"
+        )
+    if pandemic is not None:
+        p_lo, p_hi = reference_bounds(*pandemic)
+        if lo <= p_hi and hi >= p_lo:
+            refuse(
+                f"the reference period {asked} runs into the pandemic weeks "
+                f"{_range_text(p_lo, p_hi)}: a baseline fitted on them expects pandemic deaths "
+                "and hides the excess; end the reference before "
+                f"{p_lo.date()} (the default is 2015-01-01..2019-12-31), or pass "
+                "allow_pandemic=True (--allow-pandemic-reference) to fit on them knowingly"
+            )
 
 
 def check_history(
-    frame_or_weeks: pd.DataFrame | pd.DatetimeIndex | Sequence[Any],
+    frame_or_weeks: pd.DataFrame | pd.DatetimeIndex | Sequence[Any] | Any,
     reference: tuple[Any, Any],
     min_weeks: int,
+    *,
+    baseline: str | None = None,
 ) -> None:
     """Refuse too little history for the baseline asked for.
 
@@ -656,12 +911,16 @@ def check_history(
 
     Parameters
     ----------
-    frame_or_weeks : tidy DataFrame, DatetimeIndex or sequence of dates
+    frame_or_weeks : tidy DataFrame, Panel, DatetimeIndex or sequence of dates
+        A :class:`~excessmort.panel.Panel` is counted on its dense ``deaths`` array (one pass, no
+        grouping), which is how the fit calls it.
     reference : (start, end)
         Dates, date strings or years.
     min_weeks : int
-        The fewest reference weeks the baseline needs (e.g. 5 years of weeks for the five-year
-        average, a few times the number of terms for a GLM).
+        The fewest reference weeks the baseline needs (each baseline states its
+        ``min_reference_weeks``).
+    baseline : str, optional
+        The baseline's name, for the message.
 
     Raises
     ------
@@ -669,7 +928,24 @@ def check_history(
         Naming the requested reference period, the available weeks and the series short of them.
     """
     lo, hi = reference_bounds(*reference)
-    if isinstance(frame_or_weeks, pd.DataFrame):
+    if not isinstance(frame_or_weeks, pd.DataFrame) and hasattr(frame_or_weeks, "deaths"):
+        panel = frame_or_weeks
+        weeks = pd.DatetimeIndex(panel.weeks)
+        in_ref = np.asarray((weeks >= lo) & (weeks <= hi), dtype=bool)
+        deaths = np.asarray(panel.deaths)
+        counts = np.isfinite(deaths[:, in_ref]).sum(axis=1) if deaths.shape[0] else np.zeros(1)
+        worst = int(np.argmin(counts))
+        count = int(counts[worst])
+        series = ""
+        keys = panel.keys
+        if deaths.shape[0] and len(keys.columns):
+            label = ", ".join(f"{c} {_fmt_cell(keys[c].iloc[worst])}" for c in keys.columns)
+            short = int((counts < min_weeks).sum())
+            more = f"; {short - 1:,} other series are short too" if short > 1 else ""
+            series = f" for series ({label}){more}"
+        seen = np.flatnonzero(np.isfinite(deaths[worst])) if deaths.shape[0] else []
+        avail = _range_text(weeks[seen[0]], weeks[seen[-1]]) if len(seen) else "no weeks at all"
+    elif isinstance(frame_or_weeks, pd.DataFrame):
         frame = frame_or_weeks
         strata = [c for c in frame.columns if c not in ("week_ending", "deaths", "population")]
         dates = pd.DatetimeIndex(frame["week_ending"])
@@ -697,11 +973,12 @@ def check_history(
         avail = _range_text(idx[0], idx[-1]) if len(idx) else "no weeks at all"
     if count >= min_weeks:
         return
+    which = f"the {baseline} baseline" if baseline else "the baseline asked for"
     raise InputError(
-        f"too little history for the baseline asked for: the reference period "
+        f"too little history for {which}: the reference period "
         f"{_range_text(lo, hi)} holds {count:,} weeks with deaths{series} (the data hold weeks "
-        f"ending {avail}); the baseline needs at least {int(min_weeks):,}: widen the reference "
-        "period or give more history",
+        f"ending {avail}); {'it' if baseline else 'the baseline'} needs at least "
+        f"{int(min_weeks):,}: widen the reference period or give more history",
         column="week_ending",
         value=count,
         row=None,

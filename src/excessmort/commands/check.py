@@ -19,7 +19,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Check a staged release (OUT/<release-date>): all nine regions present and "
         "complete, data reaching the last week covered, no short or gapped series, every model "
         "converged, England equal to the sum of the regions, weekly and cumulative figures in "
-        "agreement, every file matching the manifest, self-contained HTML, and the embargo. Exit 0 "
+        "agreement, every file matching the manifest, self-contained HTML, the embargo, nothing but "
+        "regular listed files with no script or external reference in HTML/SVG (symlinks, "
+        "unlisted files and escaping paths fail), and the manifest signature when a public key "
+        "is configured. Exit 0 "
         "when no check fails, 1 when one does, 2 on a usage error.",
     )
     parser.add_argument("release", metavar="DIR", help="the staged release folder")
@@ -34,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--config",
         default=None,
         metavar="FILE",
-        help="release configuration TOML (for the live target)",
+        help="release configuration TOML (for the live target and the [plausibility] thresholds; "
+        "default: the thresholds recorded at staging)",
     )
     parser.add_argument(
         "--now",
@@ -48,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def handle(args: argparse.Namespace) -> int:
     """Run the checks; print them; 0 when none fails."""
     from ..report.config import load_config
-    from ..report.readiness import check_release
+    from ..report.contents import full_check
 
     folder = Path(args.release)
     if not folder.is_dir():
@@ -65,11 +69,20 @@ def handle(args: argparse.Namespace) -> int:
             raise InputError(
                 f"--now must be an ISO date-time, got {args.now!r}", column="--now", value=args.now
             ) from None
+    config = load_config(args.config)
     live_root = args.live_root
     if live_root is None:
-        config = load_config(args.config)
         live_root = config.target_spec(config.target).path
-    readiness = check_release(folder, live_root=live_root, now=now)
+    # The plausibility thresholds: the configuration's when one is given, else those recorded in
+    # model.json at staging (so that the verdict is the one the release was staged with).
+    plausibility = config.plausibility if args.config else None
+    readiness = full_check(
+        folder,
+        live_root=live_root,
+        now=now,
+        public_key=config.signing_public_key,
+        plausibility=plausibility,
+    )
     if args.json:
         print(json.dumps({"release": str(folder), **readiness.to_dict()}, indent=2))
     else:

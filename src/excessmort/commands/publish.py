@@ -1,4 +1,11 @@
-"""``excessmort publish STAGED --to TARGET [--fallback TARGET ...] [--at TIME | --slot MONTH]``."""
+"""``excessmort publish STAGED --to TARGET [--fallback TARGET ...] [--at TIME | --slot MONTH]``.
+
+The staged release must be ready (the readiness checks, the release-contents check and, with a
+configured public key, the manifest signature): a release that is not ready is refused with exit 1
+and the failing checks printed, unless ``--force-unready --reason TEXT`` is given (recorded in the
+publish log and the access log). ``--rollback-to RELEASE_ID`` lets an older release replace a newer
+live one, by name.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import InputError
 
@@ -24,8 +31,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="publish a staged release at its slot (atomic, verified, retried, with fallbacks)",
         description="Wait for the slot (embargo), make the staged release live atomically, verify "
         "it, retry with backoff, fall back to other targets, and write the breach paperwork and "
-        "notify people if the slot is missed. Exit 0 when published on time, 1 when late or not "
-        "published.",
+        "notify people if the slot is missed. Refuses a release that is not ready (the "
+        "readiness checks run first) unless --force-unready --reason is given. Exit 0 when "
+        "published on time, 1 when refused, late or not published.",
     )
     add_target_arguments(parser)
     parser.add_argument("staged", help="staged release folder (holds manifest.json)")
@@ -61,6 +69,19 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--config", default=None, help="release configuration TOML file")
     parser.add_argument("--no-email", action="store_true", help="write the paperwork, send no mail")
+    parser.add_argument(
+        "--force-unready",
+        action="store_true",
+        help="publish although the readiness checks fail (needs --reason; recorded in the "
+        "publish log and the access log)",
+    )
+    parser.add_argument("--reason", default=None, help="why the readiness gate is overridden")
+    parser.add_argument(
+        "--rollback-to",
+        default=None,
+        metavar="RELEASE_ID",
+        help="let this (older) release replace a newer live one: give its id",
+    )
 
 
 def resolve_target(config: Config, name_or_path: str) -> Target:
@@ -108,8 +129,31 @@ def parse_when(config: Config, at: str | None, slot_month: str | None) -> dateti
     return None
 
 
+def override_reason(args: argparse.Namespace) -> str | None:
+    """The reason of ``--force-unready --reason TEXT`` (``None`` without the flag)."""
+    reason = getattr(args, "reason", None)
+    if not getattr(args, "force_unready", False):
+        if reason:
+            raise InputError(
+                "--reason is only for --force-unready", column="--reason", value=reason
+            )
+        return None
+    if not reason or not reason.strip():
+        raise InputError(
+            "--force-unready needs --reason TEXT saying why a release that is not ready is "
+            "published (it is recorded in the publish and access logs)",
+            column="--reason",
+            value=reason,
+        )
+    return str(reason).strip()
+
+
 def run_publish(
-    args: argparse.Namespace, staged: Path, config: Config, slot: datetime | None
+    args: argparse.Namespace,
+    staged: Path,
+    config: Config,
+    slot: datetime | None,
+    readiness: Any = None,
 ) -> PublishResult:
     """Publish ``staged`` with the targets and options of ``args`` (shared with ``release``)."""
     from ..report.breach import BreachHandler
@@ -132,18 +176,47 @@ def run_publish(
         deadline=timedelta(minutes=minutes),
         retry=config.retry,
         breach=handler,
+        readiness=readiness,
+        force_unready=override_reason(args),
+        rollback_to=getattr(args, "rollback_to", None),
+        public_key=config.signing_public_key,
     )
 
 
 def report(result: PublishResult) -> int:
-    """Print the outcome; exit 0 on time, 1 late or not published."""
+    """Print the outcome; exit 0 on time, 1 refused, late or not published."""
+    verdict = result.readiness
+    if result.override and verdict is not None:
+        failed = ", ".join(c.name for c in verdict.checks if c.verdict == "fail")
+        print(
+            f"excessmort: WARNING: {result.release_id} is NOT READY ({failed}); published "
+            f"under the override: {result.override}",
+            file=sys.stderr,
+        )
     if result.published:
         late = " LATE (breach report written)" if result.late else ""
         print(
             f"published {result.release_id} to {result.target} at "
             f"{result.published_at.isoformat() if result.published_at else '?'}{late}"
         )
+        for name, live in result.stale.items():
+            print(
+                f"excessmort: WARNING: target {name} is stale: it still serves {live or 'nothing'}; "
+                f"bring it up to date with `excessmort resync {result.log_path.parent if result.log_path else 'STAGED'}`",
+                file=sys.stderr,
+            )
         return 1 if result.late else 0
+    if result.refused and verdict is not None:
+        for check in verdict.checks:
+            if check.verdict == "fail":
+                print(f"  fail: {check.name}: {check.message}", file=sys.stderr)
+        print(
+            f"excessmort: {result.release_id} is NOT READY and was not published; fix the "
+            "release, or override with --force-unready --reason TEXT",
+            file=sys.stderr,
+        )
+    if result.breached:
+        print("excessmort: the slot is missed: breach paperwork written", file=sys.stderr)
     print(f"excessmort: {result.release_id} NOT published: {result.error}", file=sys.stderr)
     return 1
 

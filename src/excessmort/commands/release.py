@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _staging() -> tuple[Callable[..., Path], Callable[..., Any]]:
     # imported here: staging pulls in pandas and the fitting stack, which `publish` does not need
     try:
-        from ..report.readiness import check_release
+        from ..report.contents import full_check as check_release
         from ..report.stage import stage_release
     except ImportError as exc:  # pragma: no cover - a broken installation
         raise ReleaseError(f"this installation cannot stage releases: {exc}") from None
@@ -75,9 +75,10 @@ def handle(args: argparse.Namespace) -> int:
             live_root=main_target.root,
         )
     )
-    readiness = check_release(staged, live_root=main_target.root)
+    signed = {"public_key": config.signing_public_key} if config.signing_public_key else {}
+    readiness = check_release(staged, live_root=main_target.root, **signed)
     print(f"staged {staged}: {'ready' if readiness.ready else 'NOT READY'}")
-    if not readiness.ready:
+    if not readiness.ready and not (args.force_unready and not args.dry_run):
         for check in readiness.checks:
             if check.verdict != "pass":
                 print(f"  {check.verdict}: {check.name}: {check.message}", file=sys.stderr)
@@ -87,4 +88,4 @@ def handle(args: argparse.Namespace) -> int:
         targets = [args.to or config.target, *(args.fallback or config.fallbacks)]
         print(f"dry run: would publish {staged} at {slot.isoformat()} to {', '.join(targets)}")
         return 0
-    return report(run_publish(args, staged, config, None))
+    return report(run_publish(args, staged, config, None, readiness))

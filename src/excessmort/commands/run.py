@@ -45,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--baseline",
         default="quasipoisson",
         metavar="NAME",
-        help="baseline: quasipoisson (default), poisson, five_year_average, euromomo, pooled",
+        help="baseline: one of the registered names (excessmort.baselines.available(): "
+        "quasipoisson (default), poisson, five_year_average, euromomo, pooled, ons2024, wmd, "
+        "negative_binomial, ...)",
     )
     parser.add_argument(
         "--out", default="out", metavar="DIR", help="folder for staged releases (default: out)"
@@ -71,6 +73,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         metavar="PATH",
         help="live target root for the embargo check (default: the configuration's main target)",
+    )
+    parser.add_argument(
+        "--allow-pandemic-reference",
+        action="store_true",
+        help="allow a reference period reaching into the pandemic weeks (March 2020 to 2021), "
+        "refused by default",
+    )
+    parser.add_argument(
+        "--allow-short-history",
+        action="store_true",
+        help="fit series with fewer reference weeks than the baseline needs on what they have "
+        "(refused by default, naming the series)",
     )
     parser.add_argument("--json", action="store_true", help="print the readiness verdict as JSON")
     parser.set_defaults(func=handle)
@@ -116,6 +130,8 @@ def handle(args: argparse.Namespace) -> int:
         config=config,
         level=args.level,
         live_root=args.live_root,
+        allow_pandemic=args.allow_pandemic_reference,
+        allow_short_history=args.allow_short_history,
     )
     readiness = read_readiness(staged)
     if args.json:

@@ -9,7 +9,7 @@ from .access import grant_access, read_access_log
 from .breach import BreachHandler, build_breach_report, write_breach_paperwork
 from .config import Config, load_config
 from .manifest import build_manifest, read_manifest, verify_manifest, write_manifest
-from .publish import PublishResult, publish, read_publish_log
+from .publish import PublishResult, publish, read_publish_log, resync
 from .release_calendar import ReleaseRule, calendar, format_calendar, next_slot, slot_for_month
 from .targets import DirectoryTarget, Target
 
@@ -44,6 +44,7 @@ __all__ = [
     "read_access_log",
     "read_manifest",
     "read_publish_log",
+    "resync",
     "slot_for_month",
     "verify_manifest",
     "write_breach_paperwork",

@@ -23,10 +23,9 @@ from .._atomic import atomic_write_text
 from ..exceptions import InputError, ReleaseError
 from .manifest import read_manifest
 
-__all__ = ["ACCESS_LOG_NAME", "grant_access", "read_access_log"]
+__all__ = ["ACCESS_LOG_NAME", "grant_access", "read_access_log", "record_override"]
 
 ACCESS_LOG_NAME = "access_log.json"
-PUBLISH_LOG_NAME = "publish_log.json"
 
 
 def _utcnow() -> datetime:
@@ -66,14 +65,46 @@ def read_access_log(staged: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def _published(staged: Path) -> str | None:
-    path = staged / PUBLISH_LOG_NAME
-    if not path.exists():
-        return None
-    with contextlib.suppress(OSError, json.JSONDecodeError, AttributeError):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("status") == "published":
+    from .publog import read_publish_log
+
+    with contextlib.suppress(OSError, ReleaseError, AttributeError, ValueError):
+        data = read_publish_log(staged)
+        if data.get("published_at"):
             return str(data.get("published_at"))
     return None
+
+
+def record_override(
+    staged: str | os.PathLike[str],
+    *,
+    by: str,
+    reason: str,
+    failed: list[str],
+    moment: datetime | None = None,
+) -> dict[str, Any]:
+    """Record in the access log that ``by`` published the release although it was not ready.
+
+    The record goes beside the pre-release access records (and so into the live
+    ``pre_release_access.json``): ``kind: "readiness-override"``, who, why, which checks failed.
+    """
+    folder = Path(staged)
+    release = read_manifest(folder)["release"]
+    at = (moment or _utcnow()).astimezone(UTC).isoformat()
+    record = {
+        "kind": "readiness-override",
+        "name": by,
+        "role": "publisher",
+        "reason": f"published although NOT READY ({', '.join(failed)}): {reason.strip()}",
+        "granted_by": by,
+        "granted_at": at,
+        "failed_checks": list(failed),
+    }
+    with _locked(folder):
+        records = read_access_log(folder)
+        records.append(record)
+        doc = {"schema": 1, "release": release.get("release_date", folder.name), "records": records}
+        atomic_write_text(folder / ACCESS_LOG_NAME, json.dumps(doc, indent=2) + "\n")
+    return record
 
 
 def grant_access(

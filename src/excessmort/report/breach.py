@@ -10,6 +10,13 @@ atomic writes, and the Head of Profession and the regional teams are told by e-m
 release goes live, the report and the notice are rewritten with the actual publication time and a
 second e-mail says so.
 
+The report says only what happened, read from the publish log: which targets were tried and how
+they failed, which were configured but never tried, which fallback went live (or that none exists or
+none went live), whether the system is still retrying or has stopped (and why), which readiness
+checks failed, and every e-mail with its outcome (sent, failed with the error, refused recipients,
+or not sent because notifications were off). It is rewritten after each e-mail so that the copy in
+the release folder records the outcome.
+
 The practice texts below are short paraphrases of the Code of Practice for Statistics (edition 2.0),
 not quotations.
 """
@@ -31,6 +38,7 @@ from .._atomic import atomic_write_text
 from .access import read_access_log
 from .config import Config, Contact
 from .publish import MissedSlot
+from .publog import append_record, read_records
 
 __all__ = [
     "BreachHandler",
@@ -72,19 +80,41 @@ def _contact(c: Contact) -> dict[str, str]:
     return {"name": c.name, "email": c.email, "phone": c.phone}
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)
+
+
 def _what_happened(info: MissedSlot, config: Config) -> str:
     tz = config.release_rule.zone
     attempts = info.attempts
+    main, fallbacks = (info.targets[0] if info.targets else None), list(info.targets[1:])
     parts = [
         f"The {info.release.get('month', '')} release of {config.title} was pre-announced for "
         f"{_when(info.slot, tz)} ({info.slot.astimezone(UTC):%Y-%m-%d %H:%M} UTC)."
     ]
+    if info.not_ready and not attempts:
+        parts.append(
+            "The release failed its readiness checks and the publication system refused to "
+            "publish it: " + "; ".join(info.not_ready[:5]) + "."
+        )
+    elif info.not_ready:
+        parts.append(
+            "The release failed its readiness checks ("
+            + ", ".join(c.split(":", 1)[0] for c in info.not_ready)
+            + ") and was published under an override recorded in the publish and access logs."
+        )
+    tried: list[str] = []
     if attempts:
         per_target = Counter(a["target"] for a in attempts)
+        tried = list(per_target)
         failed = [a for a in attempts if not a["ok"]]
         parts.append(
             f"Between {attempts[0]['started']} and {attempts[-1]['finished']} the publication "
-            f"system made {len(attempts)} attempts ("
+            f"system made {_plural(len(attempts), 'attempt')} ("
             + ", ".join(f"{name}: {count}" for name, count in per_target.items())
             + f"), {len(failed)} of which failed."
         )
@@ -93,23 +123,64 @@ def _what_happened(info: MissedSlot, config: Config) -> str:
             last[a["target"]] = a
         for name, a in last.items():
             parts.append(f"Last failure on target '{name}' at step {a['step']}: {a['error']}.")
-    else:
+    elif not info.not_ready:
         parts.append("No publication attempt was recorded.")
+    untried = [t for t in info.targets if t not in tried]
+    if attempts and untried:
+        parts.append(f"Configured but never tried: {_names(untried)}.")
+    if info.published_at is None:
+        if not fallbacks:
+            parts.append("No fallback target is configured.")
+        elif any(t in tried for t in fallbacks):
+            parts.append(
+                f"No fallback target went live (tried: {_names([t for t in fallbacks if t in tried])})."
+            )
+        else:
+            parts.append(f"The fallback targets ({_names(fallbacks)}) were not tried.")
     parts.append(
         f"The release was not live and verified by the deadline "
         f"{info.deadline_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC."
     )
     if info.published_at is not None:
         delay = (info.published_at - info.slot).total_seconds()
+        where = "fallback target" if info.published_to != main else "target"
         parts.append(
-            f"It went live on target '{info.published_to}' at "
+            f"It went live on {where} '{info.published_to}' at "
             f"{_when(info.published_at, tz)}, {_duration(delay)} after the slot."
+        )
+    elif info.stopped:
+        parts.append(f"The publication system stopped without publishing: {info.stopped}.")
+    else:
+        parts.append("At the time of this report the publication system is still retrying.")
+    if info.stale:
+        parts.append(
+            f"Target(s) {_names(info.stale)} still serve an earlier release "
+            "(`excessmort resync` brings them up to date)."
         )
     return " ".join(parts)
 
 
+def _mail_line(m: dict[str, Any]) -> str:
+    n = len(m.get("recipients") or [])
+    subject = m.get("subject", "")
+    if m.get("skipped"):
+        return f"Not sent (notifications were switched off): '{subject}'."
+    if m.get("pending"):
+        return f"Being sent at {m.get('at')} to {_plural(n, 'recipient')}: '{subject}'."
+    if m.get("ok"):
+        refused = m.get("refused") or {}
+        extra = f"; refused by the server for {', '.join(refused)}" if refused else ""
+        return f"Sent at {m.get('at')} to {_plural(n, 'recipient')}: '{subject}'{extra}."
+    return f"FAILED at {m.get('at')} to {_plural(n, 'recipient')}: '{subject}': {m.get('error')}."
+
+
 def build_breach_report(
-    info: MissedSlot, config: Config, *, reported_at: datetime, pre_release_access: int = 0
+    info: MissedSlot,
+    config: Config,
+    *,
+    reported_at: datetime,
+    pre_release_access: int = 0,
+    mails: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The breach report as a dict (the fields of the Statistics Authority's breach form).
 
@@ -123,6 +194,9 @@ def build_breach_report(
         Date and time of the report.
     pre_release_access : int
         Number of people who had pre-release access (their exposure grows with the delay).
+    mails : sequence of dict
+        The e-mail records of the publish log (``subject``, ``recipients``, ``ok``, ``error``,
+        ``refused``, ``skipped``, ``pending``, ``at``); none: no e-mail is claimed.
 
     Returns
     -------
@@ -148,14 +222,34 @@ def build_breach_report(
             f" {pre_release_access} person(s) with pre-release access held the statistics "
             "for longer than the announced pre-release period."
         )
-    mitigation = (
-        f"The publication system retried every target ({', '.join(info.targets)}) with "
-        "exponential backoff and moved to the fallback targets; it publishes automatically as "
-        "soon as a target recovers. A change notice for users was written (change_notice.md) and "
-        "the Head of Profession and the regional teams were notified by e-mail."
-    )
+    attempts = info.attempts
+    main = info.targets[0] if info.targets else None
+    per_target = Counter(a["target"] for a in attempts)
+    mitigation_parts: list[str] = []
+    if attempts:
+        retried = [t for t, c in per_target.items() if c > 1]
+        mitigation_parts.append(
+            f"The publication system tried {_names(list(per_target))}"
+            + (f", retrying {_names(retried)} with exponential backoff" if retried else "")
+            + "."
+        )
+        moved = [t for t in per_target if t != main]
+        if moved:
+            mitigation_parts.append(f"It moved to the fallback target(s) {_names(moved)}.")
     if published is not None:
-        mitigation += f" The release was published late on target '{info.published_to}'."
+        mitigation_parts.append(f"The release was published late on target '{info.published_to}'.")
+    elif info.stopped:
+        mitigation_parts.append(
+            "The publication system has stopped; the release must be published by hand once the "
+            "cause is fixed."
+        )
+    else:
+        mitigation_parts.append("It keeps retrying and publishes as soon as a target recovers.")
+    mitigation_parts.append("A change notice for users was written (change_notice.md).")
+    if mails:
+        mitigation_parts += [f"E-mail: {_mail_line(dict(m))}" for m in mails]
+    else:
+        mitigation_parts.append("No e-mail has been sent.")
     return {
         "schema": 1,
         "title_of_output": config.title,
@@ -179,7 +273,12 @@ def build_breach_report(
         "published_to": info.published_to,
         "what_happened": _what_happened(info, config),
         "impact": impact,
-        "mitigation": mitigation,
+        "mitigation": " ".join(mitigation_parts),
+        "targets_tried": list(per_target),
+        "stopped": info.stopped,
+        "not_ready": list(info.not_ready),
+        "stale_targets": list(info.stale),
+        "emails": [dict(m) for m in mails],
         "attempts": info.attempts,
     }
 
@@ -220,6 +319,13 @@ def render_breach_markdown(report: dict[str, Any]) -> str:
         "",
         report["mitigation"],
         "",
+        "## E-mails",
+        "",
+        *(
+            [f"- {_mail_line(m)}" for m in report.get("emails", [])]
+            or ["- No e-mail has been sent."]
+        ),
+        "",
         "## Publication attempts",
         "",
         "| # | target | started | finished | step | result |",
@@ -238,19 +344,26 @@ def render_change_notice(info: MissedSlot, config: Config, *, expected: str | No
     """The change notice for users (T3.2): what is late, why, and when it is expected."""
     tz = config.release_rule.zone
     failed = [a for a in info.attempts if not a["ok"]]
-    why = (
-        f"Our publication servers failed at the time of release (last error: "
-        f"{failed[-1]['error']})."
-        if failed
-        else "Our publication servers were unavailable."
-    )
+    if info.not_ready and not info.attempts:
+        why = "The release did not pass its quality checks at the time of release."
+    elif failed:
+        why = (
+            f"Our publication servers failed at the time of release (last error: "
+            f"{failed[-1]['error']})."
+        )
+    elif info.stopped:
+        why = f"The release could not be published: {info.stopped}."
+    else:
+        why = "The release was not published in time."
     if info.published_at is not None:
         status = f"Published late at {_when(info.published_at, tz)}."
         when = f"The release has been available since {_when(info.published_at, tz)}."
     else:
         status = "Delayed: not yet published."
         when = expected or (
-            "It will be published as soon as a publication server is available; "
+            "A new time will be announced once the cause is fixed; this notice will be updated."
+            if info.stopped
+            else "It will be published as soon as a publication server is available; "
             "the release system retries automatically and this notice will be "
             "updated with the actual publication time."
         )
@@ -291,10 +404,23 @@ def write_breach_paperwork(
     *,
     reported_at: datetime,
     expected: str | None = None,
+    pending: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Path]:
-    """Write ``change_notice.md``, ``breach_report.md`` and ``breach_report.json`` atomically."""
+    """Write ``change_notice.md``, ``breach_report.md`` and ``breach_report.json`` atomically.
+
+    The e-mails listed are those of the publish log, then ``pending`` (about to be sent).
+    """
+    mails = [
+        {k: v for k, v in r.items() if k not in ("schema", "event", "run")}
+        for r in read_records(staged)
+        if r.get("event") == "mail" and r.get("release_id") in (None, info.release_id)
+    ]
     report = build_breach_report(
-        info, config, reported_at=reported_at, pre_release_access=len(read_access_log(staged))
+        info,
+        config,
+        reported_at=reported_at,
+        pre_release_access=len(read_access_log(staged)),
+        mails=[*mails, *pending],
     )
     paths = {
         "change_notice": staged / "change_notice.md",
@@ -307,8 +433,10 @@ def write_breach_paperwork(
     return paths
 
 
-def send_email(config: Config, subject: str, body: str, recipients: Sequence[str]) -> None:
-    """Send one plain-text e-mail through the configured SMTP server.
+def send_email(
+    config: Config, subject: str, body: str, recipients: Sequence[str]
+) -> dict[str, str]:
+    """Send one plain-text e-mail through the configured SMTP server; return refused recipients.
 
     Raises
     ------
@@ -325,7 +453,8 @@ def send_email(config: Config, subject: str, body: str, recipients: Sequence[str
     ) as smtp:
         if config.smtp.starttls:
             smtp.starttls()
-        smtp.send_message(msg)
+        refused = smtp.send_message(msg)
+    return {k: f"{v[0]} {v[1]!r}" for k, v in (refused or {}).items()}
 
 
 @dataclass
@@ -351,44 +480,88 @@ class BreachHandler:
     written: dict[str, Path] = field(default_factory=dict)
     sent: list[str] = field(default_factory=list)
 
-    def _mail(self, subject: str, body: str) -> None:
-        if not self.notify:
-            return
+    def _mail(self, info: MissedSlot, subject: str, body: str) -> None:
         recipients = self.config.recipients()
-        send_email(self.config, subject, body, recipients)
+        base = {"release_id": info.release_id, "subject": subject, "recipients": recipients}
+        if not self.notify:
+            append_record(info.staged, {"event": "mail", "run": info.run, **base, "skipped": True})
+            return
+        try:
+            refused = send_email(self.config, subject, body, recipients)
+        except (OSError, smtplib.SMTPException) as exc:
+            append_record(
+                info.staged,
+                {"event": "mail", "run": info.run, **base, "ok": False, "error": repr(exc)},
+            )
+            raise
+        append_record(
+            info.staged, {"event": "mail", "run": info.run, **base, "ok": True, "refused": refused}
+        )
         self.sent.append(subject)
         log.info("notified %d recipients: %s", len(recipients), subject)
 
+    def _paperwork(self, info: MissedSlot, pending: Sequence[dict[str, Any]] = ()) -> None:
+        self.written = write_breach_paperwork(
+            info.staged,
+            info,
+            self.config,
+            reported_at=self.now(),
+            expected=self.expected,
+            pending=pending,
+        )
+        append_record(
+            info.staged,
+            {
+                "event": "paperwork",
+                "run": info.run,
+                "files": sorted(p.name for p in self.written.values()),
+            },
+        )
+
+    def _send_and_record(self, info: MissedSlot, subject: str, body: Callable[[], str]) -> None:
+        pending = {
+            "subject": subject,
+            "recipients": self.config.recipients() if self.notify else [],
+            "pending": self.notify,
+            "skipped": not self.notify,
+            "at": self.now().astimezone(UTC).isoformat(),
+        }
+        self._paperwork(info, [pending])
+        try:
+            self._mail(info, subject, body())
+        finally:
+            self._paperwork(info)  # now with the outcome of the e-mail, from the log
+
     def missed(self, info: MissedSlot) -> None:
         """Write the paperwork and tell the Head of Profession and the regional teams."""
-        self.written = write_breach_paperwork(
-            info.staged, info, self.config, reported_at=self.now(), expected=self.expected
-        )
         tz = self.config.release_rule.zone
         subject = (
             f"Breach of pre-announced release time: {self.config.title} "
             f"{info.release.get('month', '')} (due {_when(info.slot, tz)})"
         )
-        body = (
-            "The release below missed its pre-announced slot and is not live.\n\n"
-            + self.written["change_notice"].read_text(encoding="utf-8")
-            + "\n---\n\n"
-            + self.written["breach_report_md"].read_text(encoding="utf-8")
-        )
-        self._mail(subject, body)
+
+        def body() -> str:
+            return (
+                "The release below missed its pre-announced slot and is not live.\n\n"
+                + self.written["change_notice"].read_text(encoding="utf-8")
+                + "\n---\n\n"
+                + self.written["breach_report_md"].read_text(encoding="utf-8")
+            )
+
+        self._send_and_record(info, subject, body)
 
     def published(self, info: MissedSlot) -> None:
         """Rewrite the paperwork with the actual publication time and say so by e-mail."""
-        self.written = write_breach_paperwork(
-            info.staged, info, self.config, reported_at=self.now(), expected=self.expected
-        )
         tz = self.config.release_rule.zone
         when = _when(info.published_at, tz) if info.published_at else "unknown"
         subject = (
             f"Published late: {self.config.title} {info.release.get('month', '')} (live at {when})"
         )
-        body = (
-            f"The delayed release is now live on target '{info.published_to}' at {when}.\n\n"
-            + self.written["breach_report_md"].read_text(encoding="utf-8")
-        )
-        self._mail(subject, body)
+
+        def body() -> str:
+            return (
+                f"The delayed release is now live on target '{info.published_to}' at {when}.\n\n"
+                + self.written["breach_report_md"].read_text(encoding="utf-8")
+            )
+
+        self._send_and_record(info, subject, body)

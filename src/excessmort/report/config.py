@@ -32,6 +32,7 @@ from .release_calendar import DEFAULT_RULE, WEEKDAYS, ReleaseRule
 __all__ = [
     "Config",
     "Contact",
+    "Plausibility",
     "RetryPolicy",
     "SmtpSettings",
     "TargetSpec",
@@ -94,6 +95,8 @@ class RetryPolicy:
     fallback_after_seconds: float = 30.0
     give_up_hours: float = 24.0
     http_timeout_seconds: float = 10.0
+    #: how long a second publisher waits for a target's lock before it refuses (issue 16)
+    lock_wait_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,51 @@ class SmtpSettings:
     sender: str = "releases@example.org"
     starttls: bool = False
     timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class Plausibility:
+    """Thresholds of the readiness gate's plausibility checks (``[plausibility]`` in the TOML).
+
+    The defaults stay quiet on the real ONS regional registrations 2015 to April 2021 (pandemic
+    included: weekly P-scores up to +260%, counts up to 3.5 times the reference median, robust z up
+    to 22, phi up to 15.5) and on the demo data, and catch a count of 10^4 in a region, a feed
+    dropping to zero for three weeks, and the expected deaths of a fit on too short a reference.
+    A series' *scale* is its reference MAD times 1.4826, at least the square root of its median (the
+    Poisson noise of a count), and its *robust z* is (count - reference median) / scale.
+    """
+
+    #: A count is implausibly high when it exceeds this many times its series' reference median...
+    counts_max_ratio: float = 6.0
+    #: ...and its robust z exceeds this (both: small series swing widely in ratio, large ones in z).
+    counts_max_z: float = 20.0
+    #: A count is implausibly low below this fraction of its reference median...
+    counts_min_ratio: float = 0.15
+    #: ...in a series whose reference median is at least this (lower counts are Poisson noise).
+    counts_min_median: float = 50.0
+    #: With a population column: at most this fraction of a population dying in one week.
+    max_weekly_rate: float = 0.05
+    #: Expected deaths of the period reported within [min, max] times the reference median...
+    expected_min_ratio: float = 0.5
+    expected_max_ratio: float = 2.0
+    #: ...of series and aggregates whose reference median is at least this.
+    expected_min_median: float = 10.0
+    #: A broken feed: this many weeks of zero deaths in a row...
+    feed_zero_weeks: int = 3
+    #: ...or this many weeks of one repeated count...
+    feed_flat_weeks: int = 8
+    #: ...in a series whose reference median is at least this.
+    feed_min_median: float = 10.0
+    #: Dispersion (phi, as estimated) above this blocks the release (phi above 10 only warns).
+    dispersion_max: float = 100.0
+    #: England's weekly total within [min, max] times England's reference median.
+    england_min_ratio: float = 0.5
+    england_max_ratio: float = 3.0
+    #: Weekly and cumulative P-scores (percent) of England, regions and strata within [min, max]...
+    pscore_min: float = -75.0
+    pscore_max: float = 400.0
+    #: ...where the expected deaths are at least this (P-scores of tiny counts are noise).
+    pscore_min_expected: float = 20.0
 
 
 def _default_teams() -> dict[str, Contact]:
@@ -136,7 +184,12 @@ class Config:
     deadline_minutes: float = 15.0
     retry: RetryPolicy = RetryPolicy()
     smtp: SmtpSettings = SmtpSettings()
+    plausibility: Plausibility = Plausibility()
     source: Path | None = None
+    #: ``[signing]``: Ed25519 PEM keys; the manifest is signed at staging with the private key and
+    #: checked by ``check`` and ``publish`` with the public key (issue 16)
+    signing_private_key: Path | None = None
+    signing_public_key: Path | None = None
 
     def target_spec(self, name: str) -> TargetSpec:
         """The target named ``name``.
@@ -292,6 +345,41 @@ def _targets(raw: Any, base: Path) -> tuple[TargetSpec, ...]:
     return tuple(specs)
 
 
+def _plausibility(table: Mapping[str, Any]) -> Plausibility:
+    fields = Plausibility.__dataclass_fields__
+    _check_keys(table, set(fields), "plausibility")
+    default = Plausibility()
+    values: dict[str, Any] = {}
+    for key in fields:
+        path = f"plausibility.{key}"
+        signed = key in ("pscore_min",)
+        value = _number(
+            table,
+            key,
+            getattr(default, key),
+            path,
+            minimum=-100.0 if signed else 0.0,
+            strict=key.endswith("_ratio") or key in ("counts_max_z", "dispersion_max"),
+        )
+        if key.endswith("_weeks"):
+            if value != int(value) or value < 1:
+                raise _fail(path, table.get(key), "must be a whole number of weeks >= 1")
+            value = int(value)
+        values[key] = value
+    pairs = [
+        ("counts_min_ratio", "counts_max_ratio"),
+        ("expected_min_ratio", "expected_max_ratio"),
+        ("england_min_ratio", "england_max_ratio"),
+        ("pscore_min", "pscore_max"),
+    ]
+    for lo, hi in pairs:
+        if values[lo] >= values[hi]:
+            raise _fail(
+                f"plausibility.{lo}", values[lo], f"must be below plausibility.{hi} ({values[hi]})"
+            )
+    return Plausibility(**values)
+
+
 def _config_from_mapping(data: Mapping[str, Any], base: Path, source: Path | None) -> Config:
     default = Config()
     _check_keys(
@@ -306,6 +394,8 @@ def _config_from_mapping(data: Mapping[str, Any], base: Path, source: Path | Non
             "targets",
             "publish",
             "smtp",
+            "signing",
+            "plausibility",
         },
         "",
     )
@@ -400,7 +490,17 @@ def _config_from_mapping(data: Mapping[str, Any], base: Path, source: Path | Non
             smtp_t, "timeout_seconds", ds.timeout_seconds, "smtp.timeout_seconds", strict=True
         ),
     )
+    plausibility = _plausibility(_table(data, "plausibility"))
+    signing = _table(data, "signing")
+    _check_keys(signing, {"private_key", "public_key"}, "signing")
+    keys: dict[str, Path | None] = {}
+    for key in ("private_key", "public_key"):
+        raw = _str(signing, key, "", f"signing.{key}")
+        path = Path(os.path.expanduser(raw)) if raw else None
+        keys[key] = None if path is None else (path if path.is_absolute() else base / path)
     return Config(
+        signing_private_key=keys["private_key"],
+        signing_public_key=keys["public_key"],
         producer=producer,
         title=title,
         url=url,
@@ -414,6 +514,7 @@ def _config_from_mapping(data: Mapping[str, Any], base: Path, source: Path | Non
         deadline_minutes=deadline,
         retry=retry,
         smtp=smtp,
+        plausibility=plausibility,
         source=source,
     )
 

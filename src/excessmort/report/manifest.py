@@ -9,16 +9,24 @@ A staged release ``OUT/<release-date>/`` holds ``manifest.json``::
      "files": [{"path": "north-east/report.html", "sha256": "<hex>", "bytes": 1234}, ...]}
 
 Paths are relative, POSIX and sorted. The release's own metadata files (``manifest.json``,
-``readiness.json``, ``access_log.json``, ``publish_log.json`` and the breach paperwork) are not
-listed: they change after staging while the content must not. Hidden files (temporary files of an
-interrupted atomic write) are never listed.
+``readiness.json``, ``access_log.json``, the publish log, the signature and the breach paperwork)
+are not listed: they change after staging while the content must not. Hidden files (temporary files
+of an interrupted atomic write) are never listed.
+
+Only regular files belong to a release: :func:`build_manifest` refuses a symlink (file or folder)
+and :func:`verify_manifest` reports one, as it reports any file the manifest does not list (only the
+metadata files above, and the hidden temporary files of an atomic write at the top, are allowed
+beside the content). Files are opened with ``O_NOFOLLOW``, one folder at a time, so a symlink
+swapped in after the check is refused rather than followed.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +39,9 @@ __all__ = [
     "METADATA_FILES",
     "build_manifest",
     "file_sha256",
+    "is_atomic_temp",
     "manifest_digest",
+    "open_nofollow",
     "read_manifest",
     "verify_manifest",
     "write_manifest",
@@ -46,6 +56,9 @@ METADATA_FILES = frozenset(
         "readiness.json",
         "access_log.json",
         "publish_log.json",
+        "publish_log.jsonl",
+        "pre_release_access.json",
+        "manifest.sig",
         "breach_report.json",
         "breach_report.md",
         "change_notice.md",
@@ -54,8 +67,58 @@ METADATA_FILES = frozenset(
 _CHUNK = 1 << 20
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
+def _bad_rel(rel: str) -> str | None:
+    if not rel or rel.startswith("/") or "\\" in rel or "\0" in rel:
+        return "is not a relative POSIX path"
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return "leaves the release folder (empty, '.' or '..' part)"
+    if any(ord(ch) < 32 for ch in rel):
+        return "has a control character in its name"
+    return None
+
+
+def open_nofollow(root: str | os.PathLike[str], rel: str) -> int:
+    """Open ``root/rel`` read-only without following any symlink below ``root``.
+
+    Every folder on the way is opened with ``O_NOFOLLOW | O_DIRECTORY`` relative to the one
+    before, and the file itself with ``O_NOFOLLOW``; the result must be a regular file.
+
+    Raises
+    ------
+    OSError
+        ``ELOOP`` (a symlink on the way), ``ENOENT``, or ``EINVAL`` for a path leaving ``root`` or
+        a file that is not regular (a FIFO, a device).
+    """
+    why = _bad_rel(rel)
+    if why:
+        raise OSError(errno.EINVAL, f"path {rel!r} {why}", rel)
+    parts = rel.split("/")
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        leaf = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+    except OSError as exc:
+        if exc.errno == errno.ENOTDIR:
+            raise OSError(
+                errno.ELOOP, "a folder on the way is a symlink or not a folder", rel
+            ) from None
+        raise OSError(exc.errno, exc.strerror, rel) from None
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(os.fstat(leaf).st_mode):
+        os.close(leaf)
+        raise OSError(errno.EINVAL, "not a regular file", rel)
+    return leaf
+
+
+def file_sha256(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> str:
     """SHA-256 hex digest of a file, read in 1 MiB chunks.
+
+    With ``root``, ``path`` is relative to it and opened with :func:`open_nofollow`.
 
     Examples
     --------
@@ -66,17 +129,32 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     'ba7816bf8f01cfea'
     """
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    if root is None:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below
+    else:
+        fh = os.fdopen(open_nofollow(root, Path(path).as_posix()), "rb")
+    with fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
+def is_atomic_temp(name: str) -> bool:
+    """A temporary file of an atomic write (``.NAME.xxxx.tmp``)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
 def _content_files(root: Path) -> list[str]:
     found: list[str] = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         rel_folder = Path(folder).relative_to(root)
+        for name in [*dirs, *files]:
+            if os.path.islink(os.path.join(folder, name)):
+                raise ReleaseError(
+                    f"{(rel_folder / name).as_posix()} in {root} is a symlink: a release holds "
+                    "regular files only (copy the file in instead)"
+                )
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
             if name.startswith("."):
                 continue
@@ -104,13 +182,13 @@ def build_manifest(root: str | os.PathLike[str], release_meta: Mapping[str, Any]
     Raises
     ------
     ReleaseError
-        When ``root`` is not a folder.
+        When ``root`` is not a folder, or holds a symlink.
     """
     base = Path(root)
     if not base.is_dir():
         raise ReleaseError(f"staged release folder {base} does not exist")
     files = [
-        {"path": rel, "sha256": file_sha256(base / rel), "bytes": (base / rel).stat().st_size}
+        {"path": rel, "sha256": file_sha256(rel, base), "bytes": (base / rel).stat().st_size}
         for rel in _content_files(base)
     ]
     return {"schema": SCHEMA, "release": dict(release_meta), "files": files}
@@ -147,8 +225,9 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
         if not isinstance(entry, dict) or not {"path", "sha256", "bytes"} <= entry.keys():
             raise ReleaseError(f"{path}: files[{i}] needs path, sha256 and bytes, got {entry!r}")
         rel = str(entry["path"])
-        if rel.startswith("/") or ".." in Path(rel).parts:
-            raise ReleaseError(f"{path}: files[{i}] path {rel!r} leaves the release folder")
+        why = _bad_rel(rel)
+        if why:
+            raise ReleaseError(f"{path}: files[{i}] path {rel!r} {why}")
     return data
 
 
@@ -165,8 +244,9 @@ def verify_manifest(
 ) -> list[str]:
     """Check ``root`` against its manifest; return one sentence per problem (empty when it holds).
 
-    Problems: a listed file missing, a size or checksum that differs, and a file inside a region
-    folder (any sub-folder) that the manifest does not list.
+    Problems: a listed file missing, a size or checksum that differs, a symlink anywhere (a listed
+    file that is one or lies under one, or any other), and a file the manifest does not list
+    (anywhere but the metadata files and atomic-write temporaries at the top).
 
     Examples
     --------
@@ -187,27 +267,44 @@ def verify_manifest(
     for entry in data["files"]:
         rel = str(entry["path"])
         listed.add(rel)
-        path = base / rel
-        if not path.is_file():
-            problems.append(f"{rel}: listed in the manifest but missing")
+        try:
+            fd = open_nofollow(base, rel)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                problems.append(f"{rel}: listed in the manifest but missing")
+            elif exc.errno == errno.ELOOP:
+                problems.append(f"{rel}: is a symlink or lies under one (regular files only)")
+            else:
+                problems.append(f"{rel}: cannot be read safely ({exc.strerror or exc})")
             continue
-        size = path.stat().st_size
-        if size != int(entry["bytes"]):
-            problems.append(f"{rel}: size {size} bytes, manifest says {entry['bytes']}")
-            continue
-        actual = file_sha256(path)
+        with os.fdopen(fd, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size != int(entry["bytes"]):
+                problems.append(f"{rel}: size {size} bytes, manifest says {entry['bytes']}")
+                continue
+            digest = hashlib.sha256()
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+        actual = digest.hexdigest()
         if actual != entry["sha256"]:
             problems.append(
                 f"{rel}: checksum differs from the manifest (expected {entry['sha256'][:12]}..., "
                 f"found {actual[:12]}...)"
             )
     if base.is_dir():
-        for folder, _dirs, files in os.walk(base):
+        for folder, dirs, files in os.walk(base):
             rel_folder = Path(folder).relative_to(base)
-            if rel_folder == Path("."):
-                continue
-            for name in files:
+            top = rel_folder == Path(".")
+            for name in sorted([*dirs, *files]):
                 rel = (rel_folder / name).as_posix()
-                if rel not in listed:
-                    problems.append(f"{rel}: inside a region folder but not in the manifest")
+                if os.path.islink(os.path.join(folder, name)):
+                    if rel not in listed:
+                        problems.append(f"{rel}: is a symlink (a release holds regular files only)")
+                    continue
+                if name in dirs:
+                    continue
+                if rel in listed or (top and (name in METADATA_FILES or is_atomic_temp(name))):
+                    continue
+                where = "at the top of the release" if top else "inside a region folder"
+                problems.append(f"{rel}: {where} but not in the manifest")
     return sorted(problems)

@@ -2,14 +2,25 @@
 
 Every check reads the staged files only (``manifest.json``, ``model.json``, the figures, the HTML):
 never the fit and never the input data, so ``excessmort check DIR`` gives the same verdict on
-another machine. A release is ready when no check fails; a warning is reported but does not block.
+another machine. The plausibility checks compare the figures with reference-period statistics that
+staging writes into ``model.json`` (per series and per aggregate), with the thresholds of the
+release configuration's ``[plausibility]`` table (:class:`~.config.Plausibility`), also recorded
+there. A release is ready when no check fails; a warning is reported but does not block.
 
 Checks (in order):
 
 ``regions_complete``     the nine region folders exist, with every file, each in the manifest
 ``data_coverage``        the figures reach the last Friday of the month the release covers
 ``series_complete``      no series is short or has a missing week in the period reported
-``models_converged``     every series' model converged; dispersion plausible (warning otherwise)
+``models_converged``     every series' model converged; dispersion plausible (warning otherwise),
+                         and never above the hard bound ``dispersion_max`` (fail)
+``figures_finite``       no figure NaN or infinite where it should be a number
+``counts_plausible``     no count far outside its series' reference median and MAD (any week up
+                         to the last reported, reference weeks included), none above a plausible
+                         share of its population
+``expected_plausible``   expected deaths of the period reported near their reference level
+``feeds_alive``          no series drops to zero or repeats one count for weeks (a broken feed)
+``england_and_pscores``  England's weekly totals within its history; P-scores within hard bounds
 ``england_sum``          England's figures equal the sum of the nine regions' (1e-6 relative)
 ``weekly_cumulative``    each cumulative figure equals the sum of its weekly figures (1e-6 relative)
 ``manifest_checksums``   every file in the manifest exists with its size and SHA-256; none unlisted
@@ -37,6 +48,7 @@ import pandas as pd
 from .._atomic import atomic_write_text
 from ..exceptions import ReleaseError
 from ..regions import REGIONS, region_name, region_slug
+from .config import Plausibility
 from .manifest import manifest_digest, read_manifest, verify_manifest
 from .stage import ENGLAND_FILES, MODEL_NAME, READINESS_NAME, REGION_FILES, last_friday
 
@@ -44,9 +56,14 @@ __all__ = [
     "CHECKS",
     "Check",
     "Readiness",
+    "check_counts",
     "check_data_coverage",
     "check_embargo",
+    "check_england",
     "check_england_sum",
+    "check_expected",
+    "check_feeds",
+    "check_finite",
     "check_html",
     "check_manifest",
     "check_models",
@@ -124,8 +141,23 @@ def _listing(items: list[str], shown: int = _SHOWN) -> str:
 class StagedFiles:
     """Lazy access to the files of a staged release (each read once, shared by the checks)."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], plausibility: Plausibility | None = None
+    ) -> None:
         self.root = Path(root)
+        self._plausibility = plausibility
+
+    @cached_property
+    def plausibility(self) -> Plausibility:
+        """The thresholds given, else those written at staging, else the defaults."""
+        if self._plausibility is not None:
+            return self._plausibility
+        section = self.model.get("plausibility")
+        stored = section.get("thresholds") if isinstance(section, dict) else None
+        if not isinstance(stored, dict):
+            return Plausibility()
+        known = Plausibility.__dataclass_fields__
+        return Plausibility(**{k: v for k, v in stored.items() if k in known})
 
     @cached_property
     def manifest(self) -> dict[str, Any]:
@@ -335,6 +367,22 @@ def check_models(files: StagedFiles) -> Check:
                 "re-run with another baseline or more iterations."
             ),
         )
+    hard = files.plausibility.dispersion_max
+    absurd = [
+        f"{_series_label(r, strata)} (phi={_fmt(r['dispersion_raw'])})"
+        for r in series
+        if r.get("dispersion_raw") is not None and r["dispersion_raw"] > hard
+    ]
+    if absurd:
+        return Check(
+            name,
+            "fail",
+            (
+                f"{len(absurd)} of {len(series)} series have dispersion above the hard bound "
+                f"{hard:g}: {_listing(absurd)}. Such a fit is dominated by an outlier or a broken "
+                "series: check those series' counts, fix the input and re-run."
+            ),
+        )
     odd = [
         f"{_series_label(r, strata)} (phi={r['dispersion_raw']:.3g})"
         for r in series
@@ -513,6 +561,344 @@ def check_manifest(files: StagedFiles) -> Check:
             "rather than editing it.",
         )
     return Check(name, "pass", f"{len(files.manifest['files'])} files match their SHA-256 and size")
+
+
+# --------------------------------------------------------------------------------------------------
+# plausibility: the numbers against each series' own history (model.json, written at staging)
+
+
+def _fmt(x: Any) -> str:
+    v = float(x)
+    if not np.isfinite(v):
+        return str(v)
+    if abs(v) >= 1e7 or (v != 0 and abs(v) < 1e-3):
+        return f"{v:.3g}"
+    return f"{v:,.0f}" if abs(v - round(v)) < 1e-9 or abs(v) >= 100 else f"{v:,.1f}"
+
+
+def _history_section(files: StagedFiles) -> dict[str, Any]:
+    section = files.model.get("plausibility")
+    if not isinstance(section, dict) or any("history" not in r for r in files.model["series"]):
+        raise ReleaseError(
+            f"{MODEL_NAME} has no history statistics (staged by an older version): re-stage the "
+            "release"
+        )
+    return section
+
+
+def _series_scale(h: dict[str, Any]) -> tuple[float, float] | None:
+    """(median, scale) of a series or aggregate, or None without reference weeks."""
+    median = h.get("median")
+    if median is None:
+        return None
+    mad = h.get("mad") or 0.0
+    return float(median), max(float(mad), float(np.sqrt(max(float(median), 1.0))))
+
+
+def _region_label(code: str) -> str:
+    return "England" if code in ("england", "E92000001") else region_name(code)
+
+
+def _aggregate_table(files: StagedFiles) -> pd.DataFrame:
+    rows = _history_section(files).get("aggregates", [])
+    table = pd.DataFrame(rows, columns=["region", "breakdown", "level", "median", "mad"])
+    table["median"] = table["median"].astype(float)
+    table["mad"] = table["mad"].astype(float).fillna(0.0)
+    table["scale"] = np.maximum(table["mad"], np.sqrt(np.maximum(table["median"], 1.0)))
+    return table
+
+
+def _weekly_with_history(files: StagedFiles) -> pd.DataFrame:
+    """Every weekly row of the figures (England and the regions), with its aggregate's reference
+    median and scale (NaN where the aggregate has none)."""
+    frames = []
+    for code in ["england", *files.present_regions()]:
+        weekly = files.figures(code)
+        frames.append(weekly[weekly["table"] == "weekly"])
+    weekly = pd.concat(frames, ignore_index=True)
+    table = _aggregate_table(files)
+    keys = ["region", "breakdown", "level"]
+    for frame in (weekly, table):
+        for k in keys:
+            frame[k] = frame[k].astype(str)
+    return weekly.merge(table[[*keys, "median", "scale"]], on=keys, how="left")
+
+
+def _group_label(r: Any) -> str:
+    group = "" if r["breakdown"] == "all" else f", {r['breakdown']}={r['level']}"
+    return f"{_region_label(str(r['region']))}{group}"
+
+
+_CUMULATIVE_UNDEFINED = frozenset({"expected_lower", "expected_upper", "z_score"})
+
+
+def check_finite(files: StagedFiles) -> Check:
+    """No figure is NaN or infinite where it should be a number (rows with a missing week aside)."""
+    name = "figures_finite"
+    from .stage import VALUE_COLUMNS
+
+    problems: list[str] = []
+    n_cells = 0
+    for code in ["england", *files.present_regions()]:
+        frame = files.figures(code)
+        weekly = (frame["table"] == "weekly").to_numpy()
+        observed = frame["observed"].to_numpy(float)
+        counted = ~np.isnan(observed)  # a missing week is series_complete's to report
+        pred_lo = frame["prediction_lower"].to_numpy(float)
+        for col in VALUE_COLUMNS:
+            values = frame[col].to_numpy(float)
+            need = counted & (weekly | (col not in _CUMULATIVE_UNDEFINED))
+            bad = need & ~np.isfinite(values)
+            if col == "ratio_upper":  # no upper bound when the prediction's lower bound is <= 0
+                bad &= ~((values == np.inf) & (pred_lo <= 0))
+            n_cells += int(need.sum())
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                r = frame.iloc[i]
+                problems.append(
+                    f"{_group_label(r)} {_row_label(r)}: {col} is {values[i]} "
+                    f"({int(bad.sum())} such cells in {col})"
+                )
+    for row in files.model["series"]:
+        h = row.get("history") or {}
+        if h.get("expected_nonfinite"):
+            problems.append(
+                f"{_series_label(row, files.model.get('strata', []))}: expected deaths not finite "
+                f"in {h['expected_nonfinite']} weeks reported"
+            )
+    if problems:
+        return Check(
+            name,
+            "fail",
+            f"{len(problems)} figures are not finite numbers: {_listing(problems)}. The fit broke "
+            "down (look for an absurd count in the input, or too short a reference period): fix "
+            "the input and re-run.",
+        )
+    return Check(name, "pass", f"{n_cells:,} figures are finite numbers")
+
+
+def _series_rows(files: StagedFiles) -> list[tuple[str, dict[str, Any]]]:
+    strata = files.model.get("strata", [])
+    _history_section(files)
+    return [(_series_label(r, strata), r["history"]) for r in files.model["series"]]
+
+
+def check_counts(files: StagedFiles) -> Check:
+    """No count far outside its series' own history (reference median and MAD), in any week up to
+    the last one reported; none above the population's plausible weekly death rate."""
+    name = "counts_plausible"
+    t = files.plausibility
+    problems: list[str] = []
+    for label, h in _series_rows(files):
+        level = _series_scale(h)
+        if level is None:
+            continue
+        median, scale = level
+        top, low = h.get("max"), h.get("min")
+        if top and top["value"] is not None:
+            y = float(top["value"])
+            z = (y - median) / scale
+            if y > t.counts_max_ratio * max(median, 1.0) and z > t.counts_max_z:
+                problems.append(
+                    f"{label}: {_fmt(y)} deaths in week ending {top['week']}, "
+                    f"{_fmt(y / max(median, 1.0))} times its reference median {_fmt(median)} "
+                    f"(robust z {_fmt(z)})"
+                )
+        if low and low["value"] is not None and median >= t.counts_min_median:
+            y = float(low["value"])
+            if y < t.counts_min_ratio * median:
+                problems.append(
+                    f"{label}: {_fmt(y)} deaths in week ending {low['week']}, "
+                    f"{100 * y / median:.0f}% of its reference median {_fmt(median)}"
+                )
+        rate = h.get("rate_max")
+        if rate and rate["value"] is not None and float(rate["value"]) > t.max_weekly_rate:
+            problems.append(
+                f"{label}: {100 * float(rate['value']):.3g}% of its population died in the week "
+                f"ending {rate['week']} (at most {100 * t.max_weekly_rate:g}% is plausible)"
+            )
+    weekly = _weekly_with_history(files)
+    y = weekly["observed"].to_numpy(float)
+    med = weekly["median"].to_numpy(float)
+    scale = weekly["scale"].to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        high = (y > t.counts_max_ratio * np.maximum(med, 1.0)) & (
+            (y - med) / scale > t.counts_max_z
+        )
+        low_ = (med >= t.counts_min_median) & (y < t.counts_min_ratio * med)
+    for mask, what in ((high, "above"), (low_, "below")):
+        if mask.any():
+            i = int(np.flatnonzero(mask)[0])
+            r = weekly.iloc[i]
+            problems.append(
+                f"{_group_label(r)}: {_fmt(y[i])} deaths in week ending "
+                f"{pd.Timestamp(r['week_ending']).date()}, far {what} its reference median "
+                f"{_fmt(med[i])} ({int(mask.sum())} such weeks in the figures)"
+            )
+    if problems:
+        return Check(
+            name,
+            "fail",
+            f"{len(problems)} counts are far outside their own history: {_listing(problems)}. "
+            "Check these weeks with the data supplier (a typo, a duplicated extract, a unit "
+            f"error?), fix the input and re-run. Thresholds: above {t.counts_max_ratio:g} times "
+            f"the median and robust z above {t.counts_max_z:g}; below {t.counts_min_ratio:g} "
+            f"times a median of at least {t.counts_min_median:g} ([plausibility] in the "
+            "release configuration).",
+        )
+    return Check(
+        name,
+        "pass",
+        f"every count within its history: none above {t.counts_max_ratio:g} times its series' "
+        f"reference median with robust z above {t.counts_max_z:g}, none below "
+        f"{t.counts_min_ratio:g} times it",
+    )
+
+
+def check_expected(files: StagedFiles) -> Check:
+    """Expected deaths of the period reported close to the reference level of their series."""
+    name = "expected_plausible"
+    t = files.plausibility
+    lo_r, hi_r, floor = t.expected_min_ratio, t.expected_max_ratio, t.expected_min_median
+    problems: list[str] = []
+    for label, h in _series_rows(files):
+        level = _series_scale(h)
+        if level is None or level[0] < floor:
+            continue
+        median = level[0]
+        for key in ("expected_max", "expected_min"):
+            e = h.get(key)
+            if not e or e["value"] is None:
+                continue
+            ratio = float(e["value"]) / median
+            if not lo_r <= ratio <= hi_r:
+                problems.append(
+                    f"{label}: expected {_fmt(e['value'])} deaths in week ending {e['week']}, "
+                    f"{_fmt(ratio)} times its reference median {_fmt(median)}"
+                )
+    weekly = _weekly_with_history(files)
+    mu = weekly["expected"].to_numpy(float)
+    med = weekly["median"].to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = mu / med
+        bad = (med >= floor) & np.isfinite(mu) & ((ratio < lo_r) | (ratio > hi_r))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        r = weekly.iloc[i]
+        problems.append(
+            f"{_group_label(r)}: expected {_fmt(mu[i])} deaths in week ending "
+            f"{pd.Timestamp(r['week_ending']).date()}, {_fmt(ratio[i])} times its reference "
+            f"median {_fmt(med[i])} ({int(bad.sum())} such weeks in the figures)"
+        )
+    if problems:
+        return Check(
+            name,
+            "fail",
+            f"{len(problems)} expected values are far from their reference level: "
+            f"{_listing(problems)}. The baseline extrapolates badly (too short or odd a reference "
+            "period, an outlier in it, a trend out of control): check the reference period and "
+            f"the input, then re-run. Allowed: {lo_r:g} to {hi_r:g} times the reference median "
+            f"(series with a median of at least {floor:g}).",
+        )
+    return Check(
+        name,
+        "pass",
+        f"expected deaths within {lo_r:g} to {hi_r:g} times their series' reference median",
+    )
+
+
+def check_feeds(files: StagedFiles) -> Check:
+    """No series drops to zero or goes flat (the signature of a broken data feed)."""
+    name = "feeds_alive"
+    t = files.plausibility
+    problems: list[str] = []
+    n = 0
+    for label, h in _series_rows(files):
+        level = _series_scale(h)
+        if level is None or level[0] < t.feed_min_median:
+            continue
+        n += 1
+        zero, flat = h.get("zero_run"), h.get("flat_run")
+        if zero and zero["weeks"] >= t.feed_zero_weeks:
+            problems.append(
+                f"{label}: 0 deaths for {zero['weeks']} weeks in a row from week ending "
+                f"{zero['from']} (reference median {_fmt(level[0])})"
+            )
+        if flat and flat["weeks"] >= t.feed_flat_weeks and flat["value"]:
+            problems.append(
+                f"{label}: the same count {_fmt(flat['value'])} for {flat['weeks']} weeks in a row "
+                f"from week ending {flat['from']}"
+            )
+    if problems:
+        return Check(
+            name,
+            "fail",
+            f"{len(problems)} series look like a broken feed: {_listing(problems)}. Ask the data "
+            "supplier for the real counts of these weeks (or leave them empty, as missing) and "
+            f"re-run. Thresholds: {t.feed_zero_weeks} zero weeks or {t.feed_flat_weeks} "
+            f"repeated weeks, in series with a reference median of at least {t.feed_min_median:g}.",
+        )
+    return Check(
+        name,
+        "pass",
+        f"no series of the {n} with a reference median of at least {t.feed_min_median:g} has "
+        f"{t.feed_zero_weeks} zero weeks or {t.feed_flat_weeks} repeated weeks in a row",
+    )
+
+
+def check_england(files: StagedFiles) -> Check:
+    """England's weekly totals within what its history allows; every P-score within hard bounds."""
+    name = "england_and_pscores"
+    t = files.plausibility
+    problems: list[str] = []
+    weekly = _weekly_with_history(files)
+    england = weekly[(weekly["region"] == "E92000001") & (weekly["breakdown"] == "all")]
+    y = england["observed"].to_numpy(float)
+    med = england["median"].to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = y / med
+    bad = np.isfinite(ratio) & ((ratio < t.england_min_ratio) | (ratio > t.england_max_ratio))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        problems.append(
+            f"England: {_fmt(y[i])} deaths in week ending "
+            f"{pd.Timestamp(england['week_ending'].iloc[i]).date()}, {_fmt(ratio[i])} times its "
+            f"reference median {_fmt(med[i])} (allowed {t.england_min_ratio:g} to "
+            f"{t.england_max_ratio:g}; {int(bad.sum())} such weeks)"
+        )
+    frames = [files.figures(c) for c in ["england", *files.present_regions()]]
+    every = pd.concat(frames, ignore_index=True)
+    mu = every["expected"].to_numpy(float)
+    excess = every["excess"].to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pscore = 100.0 * excess / mu
+    big = np.isfinite(pscore) & (mu >= t.pscore_min_expected * every["n_weeks"].to_numpy(float))
+    out = big & ((pscore < t.pscore_min) | (pscore > t.pscore_max))
+    if out.any():
+        worst = np.flatnonzero(out)
+        for i in worst[np.argsort(-np.abs(pscore[worst]))][:3]:
+            r = every.iloc[int(i)]
+            problems.append(
+                f"{_group_label(r)} {_row_label(r)}: P-score {pscore[i]:+.0f}% (observed "
+                f"{_fmt(r['observed'])}, expected {_fmt(mu[i])})"
+            )
+        if worst.size > 3:
+            problems.append(f"{worst.size - 3} more P-scores outside the bounds")
+    if problems:
+        return Check(
+            name,
+            "fail",
+            f"England's totals or P-scores are outside what the history allows: "
+            f"{_listing(problems)}. Check the input for these weeks and the reference period, "
+            f"then re-run. P-scores must lie in [{t.pscore_min:g}%, {t.pscore_max:g}%] where "
+            f"expected deaths are at least {t.pscore_min_expected:g} a week.",
+        )
+    return Check(
+        name,
+        "pass",
+        f"England's weekly totals within {t.england_min_ratio:g} to {t.england_max_ratio:g} times "
+        f"its reference median; every P-score within [{t.pscore_min:g}%, {t.pscore_max:g}%]",
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -793,6 +1179,11 @@ CHECKS: tuple[Callable[[StagedFiles], Check], ...] = (
     check_data_coverage,
     check_series,
     check_models,
+    check_finite,
+    check_counts,
+    check_expected,
+    check_feeds,
+    check_england,
     check_england_sum,
     check_weekly_cumulative,
     check_manifest,
@@ -803,6 +1194,11 @@ _NAMES = {
     check_data_coverage: "data_coverage",
     check_series: "series_complete",
     check_models: "models_converged",
+    check_finite: "figures_finite",
+    check_counts: "counts_plausible",
+    check_expected: "expected_plausible",
+    check_feeds: "feeds_alive",
+    check_england: "england_and_pscores",
     check_england_sum: "england_sum",
     check_weekly_cumulative: "weekly_cumulative",
     check_manifest: "manifest_checksums",
@@ -822,6 +1218,7 @@ def check_release(
     *,
     live_root: str | os.PathLike[str] | None = None,
     now: datetime | None = None,
+    plausibility: Plausibility | None = None,
 ) -> Readiness:
     """Run every readiness check on the staged release at ``path``.
 
@@ -834,13 +1231,16 @@ def check_release(
         check warns).
     now : datetime, optional
         The time the embargo is judged at (default now; naive means UTC).
+    plausibility : Plausibility, optional
+        Thresholds of the plausibility checks (default: those written into ``model.json`` when
+        the release was staged, else the defaults).
 
     Returns
     -------
     Readiness
         ``ready`` when no check fails.
     """
-    files = StagedFiles(path)
+    files = StagedFiles(path, plausibility)
     if not files.root.is_dir():
         return Readiness(
             [Check("manifest_checksums", "fail", f"{files.root} is not a staged release folder")]

@@ -28,9 +28,10 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ log = logging.getLogger("excessmort")
 
 MODEL_NAME = "model.json"
 READINESS_NAME = "readiness.json"
-CHART_NAMES = ("chart-observed.svg", "chart-excess.svg", "chart-ratio.svg")
+CHART_NAMES = ("chart-observed.svg", "chart-excess.svg", "chart-ratio.svg", "chart-alarms.svg")
 #: The files every region folder holds.
 REGION_FILES = ("report.html", "figures.csv", "figures.parquet", *CHART_NAMES)
 ENGLAND_FILES = ("england-figures.csv", "england-figures.parquet")
@@ -258,9 +259,12 @@ def _view_figures(
     hi: pd.Timestamp,
     *,
     running: bool,
+    history: list[dict[str, Any]] | None = None,
 ) -> list[pd.DataFrame]:
     view = fit.by(*keys)
     weekly = view.weekly
+    if history is not None:
+        history += _aggregate_history(weekly, keys, breakdown, fit.reference)
     weeks = weekly["week_ending"]
     weekly = weekly[(weeks >= lo) & (weeks <= hi)]
     parts = [_tidy(weekly, table="weekly", period="week", breakdown=breakdown)]
@@ -268,6 +272,10 @@ def _view_figures(
     for period, start, end in windows:
         if period == "running":
             continue
+        # The release's windows may reach past stale data, which the readiness checks report;
+        # the fit's period parser refuses such a window, so it is cut to the data here.
+        start = max(pd.Timestamp(start), view.weeks[0])
+        end = min(pd.Timestamp(end), view.weeks[-1])
         parts.append(
             _tidy(
                 view.cumulative(start, end), table="cumulative", period=period, breakdown=breakdown
@@ -275,6 +283,8 @@ def _view_figures(
         )
     if ends and breakdown is None and running:
         start = next(start for period, start, _ in windows if period == "running")
+        start = max(pd.Timestamp(start), view.weeks[0])  # cut to the data, as the windows above
+        ends = [min(pd.Timestamp(e), view.weeks[-1]) for e in ends]
         parts.append(
             _tidy(
                 running_totals(view, start, ends),
@@ -300,7 +310,7 @@ def running_totals(view: Any, start: pd.Timestamp, ends: Sequence[pd.Timestamp])
     window = np.asarray((weeks >= pd.Timestamp(start)) & (weeks <= last))
     in_window = weeks[window]
     n_weeks = len(in_window)
-    strata = [c for c in path.columns if c not in ("week_ending", *_CUMULATIVE_VALUES)]
+    strata = [c for c in path.columns if c in (*view.strata, "region_name")]
     n_groups = len(path) // max(n_weeks, 1)
     parts = []
     for end in ends:
@@ -322,8 +332,167 @@ def running_totals(view: Any, start: pd.Timestamp, ends: Sequence[pd.Timestamp])
 _CUMULATIVE_VALUES = ("observed", "expected", "excess", "excess_lower", "excess_upper", "p_score")
 
 
-def _model_info(fit: Any, lo: pd.Timestamp, hi: pd.Timestamp) -> dict[str, Any]:
-    """Per-series convergence, dispersion and data coverage (read by the readiness checks)."""
+_MAD_SCALE = 1.4826  # the MAD of a normal sample times this estimates its standard deviation
+
+
+def _robust_level(
+    values: np.ndarray, in_ref: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median, scaled MAD and number of observed weeks of each row over the reference weeks."""
+    ref = np.where(in_ref[None, :], values, np.nan)
+    n_ref = np.isfinite(ref).sum(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: NaN, reported as such
+        median = np.nanmedian(ref, axis=1)
+        mad = _MAD_SCALE * np.nanmedian(np.abs(ref - median[:, None]), axis=1)
+    return median, mad, n_ref
+
+
+def _arg_extreme(values: np.ndarray, mask: np.ndarray, *, largest: bool) -> np.ndarray:
+    """Per row, the column of the largest (smallest) finite value inside ``mask``; -1 if none."""
+    ok = mask & np.isfinite(values)
+    fill = -np.inf if largest else np.inf
+    work = np.where(ok, values, fill)
+    pos = np.argmax(work, axis=1) if largest else np.argmin(work, axis=1)
+    return np.where(ok.any(axis=1), pos, -1)
+
+
+def _longest_runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of a boolean [S, T] array, the length and first column of its longest run of True
+    (length 0, start -1 when there is none). One pass over the flattened array, no loop."""
+    n_rows, n_cols = flags.shape
+    if flags.size == 0:
+        return np.zeros(n_rows, dtype=np.int64), np.full(n_rows, -1, dtype=np.int64)
+    padded = np.concatenate([flags, np.zeros((n_rows, 1), dtype=bool)], axis=1).ravel()
+    prev = np.concatenate([[False], padded[:-1]])
+    starts = np.flatnonzero(padded & ~prev)
+    ends = np.flatnonzero(~padded & prev)  # one past the end of each run (the padding stops it)
+    lengths = ends - starts
+    rows = starts // (n_cols + 1)
+    best_len = np.zeros(n_rows, dtype=np.int64)
+    best_start = np.full(n_rows, -1, dtype=np.int64)
+    if starts.size:
+        order = np.lexsort((-lengths, rows))  # per row, the longest (then the earliest) first
+        first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]]
+        best_len[rows[first]] = lengths[first]
+        best_start[rows[first]] = starts[first] - rows[first] * (n_cols + 1)
+    return best_len, best_start
+
+
+def _week_value(weeks: pd.DatetimeIndex, values: np.ndarray, pos: np.ndarray, s: int) -> Any:
+    p = int(pos[s])
+    if p < 0:
+        return None
+    return {"week": weeks[p].date().isoformat(), "value": _json_float(values[s, p])}
+
+
+def _series_history(fit: Any, hi: pd.Timestamp) -> tuple[list[dict[str, Any]], np.ndarray | None]:
+    """Per-series statistics of the reference weeks and the extremes of every week up to ``hi``.
+
+    What the plausibility checks of :mod:`.readiness` compare the figures with, without refitting:
+    the reference median and scaled MAD of the observed counts; the largest and smallest count (any
+    week up to ``hi``); the largest deaths / population; the largest and smallest expected deaths of
+    the period reported; the longest run of zero counts and of one repeated count.
+    """
+    panel = fit.panel
+    weeks = pd.DatetimeIndex(panel.weeks)
+    deaths = np.asarray(panel.deaths, dtype=float)
+    upto = np.asarray(weeks <= hi)
+    ref = fit.reference
+    in_ref = np.asarray((weeks >= ref[0]) & (weeks <= ref[1])) if ref else np.zeros_like(upto)
+    reported = upto & ~in_ref & (np.asarray(weeks > ref[1]) if ref else True)
+    median, mad, n_ref = _robust_level(deaths, in_ref)
+    top = _arg_extreme(deaths, upto[None, :], largest=True)
+    low = _arg_extreme(deaths, upto[None, :], largest=False)
+    mu = np.asarray(fit.result.mu, dtype=float)
+    mu_top = _arg_extreme(mu, reported[None, :], largest=True)
+    mu_low = _arg_extreme(mu, reported[None, :], largest=False)
+    mu_bad = reported[None, :] & ~np.isfinite(mu)
+    seen = np.isfinite(deaths) & upto[None, :]
+    zero_len, zero_at = _longest_runs(seen & (deaths == 0))
+    same = np.zeros_like(seen)
+    same[:, 1:] = seen[:, 1:] & seen[:, :-1] & (deaths[:, 1:] == deaths[:, :-1])
+    flat_len, flat_at = _longest_runs(same)  # k equal steps: k + 1 weeks of one count
+    exposure = getattr(panel, "exposure", None)
+    rate = rate_top = None
+    if exposure is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = deaths / np.asarray(exposure, dtype=float)
+        rate_top = _arg_extreme(rate, upto[None, :], largest=True)
+    out = []
+    for s in range(panel.n_series):
+        row: dict[str, Any] = {
+            "reference_weeks": int(n_ref[s]),
+            "median": _json_float(median[s]),
+            "mad": _json_float(mad[s]),
+            "max": _week_value(weeks, deaths, top, s),
+            "min": _week_value(weeks, deaths, low, s),
+            "expected_max": _week_value(weeks, mu, mu_top, s),
+            "expected_min": _week_value(weeks, mu, mu_low, s),
+            "expected_nonfinite": int(mu_bad[s].sum()),
+            "zero_run": (
+                {"weeks": int(zero_len[s]), "from": weeks[zero_at[s]].date().isoformat()}
+                if zero_len[s]
+                else None
+            ),
+            "flat_run": (
+                {
+                    "weeks": int(flat_len[s]) + 1,
+                    "from": weeks[flat_at[s] - 1].date().isoformat(),
+                    "value": _json_float(deaths[s, flat_at[s]]),
+                }
+                if flat_len[s]
+                else None
+            ),
+        }
+        if rate is not None and rate_top is not None:
+            row["rate_max"] = _week_value(weeks, rate, rate_top, s)
+        out.append(row)
+    return out, in_ref
+
+
+def _aggregate_history(
+    weekly: pd.DataFrame, keys: tuple[str, ...], breakdown: str | None, ref: Any
+) -> list[dict[str, Any]]:
+    """Reference median and scaled MAD of the observed deaths of every row group of a view (a
+    region, a region x stratum level, England, an England x stratum level)."""
+    if ref is None or not len(weekly):
+        return []
+    weeks = weekly["week_ending"]
+    part = weekly.loc[(weeks >= ref[0]) & (weeks <= ref[1])]
+    by = ["region", breakdown] if breakdown else ["region"]
+    keys_of = [part[c].astype(str) for c in by]
+    values = part["observed"].astype(float)
+    groups = values.groupby(keys_of, sort=True)
+    median = groups.median()
+    deviation = (values - groups.transform("median")).abs()
+    mad = _MAD_SCALE * deviation.groupby(keys_of, sort=True).median()
+    count = groups.count()
+    out = []
+    for key in median.index:
+        k = key if isinstance(key, tuple) else (key,)
+        region = str(k[0])
+        out.append(
+            {
+                "region": region,
+                "breakdown": breakdown or "all",
+                "level": str(k[1]) if breakdown else "all",
+                "reference_weeks": int(count.loc[key]),
+                "median": _json_float(median.loc[key]),
+                "mad": _json_float(mad.loc[key]),
+            }
+        )
+    return out
+
+
+def _model_info(
+    fit: Any,
+    lo: pd.Timestamp,
+    hi: pd.Timestamp,
+    aggregates: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Per-series convergence, dispersion, data coverage and history statistics, and the reference
+    statistics of every aggregate in the figures (read by the readiness checks)."""
     diag = fit.diagnostics
     panel = fit.panel
     weeks = panel.weeks
@@ -333,6 +502,7 @@ def _model_info(fit: Any, lo: pd.Timestamp, hi: pd.Timestamp) -> dict[str, Any]:
     series = []
     strata = list(panel.strata)
     keys = panel.keys
+    history, _ = _series_history(fit, hi)
     for s in range(panel.n_series):
         seen = np.flatnonzero(present[s])
         missing = np.flatnonzero(in_period & ~present[s])
@@ -345,6 +515,7 @@ def _model_info(fit: Any, lo: pd.Timestamp, hi: pd.Timestamp) -> dict[str, Any]:
             first_week=weeks[seen[0]].date().isoformat() if seen.size else None,
             last_week=weeks[seen[-1]].date().isoformat() if seen.size else None,
             missing_weeks=[weeks[i].date().isoformat() for i in missing],
+            history=history[s],
         )
         series.append(row)
     ref = fit.reference
@@ -358,12 +529,21 @@ def _model_info(fit: Any, lo: pd.Timestamp, hi: pd.Timestamp) -> dict[str, Any]:
         "intervals": getattr(fit.model, "intervals", None),
         "dispersion_range": list(DISPERSION_RANGE),
         "series": series,
+        # The plausibility checks' inputs; stage_release adds the thresholds in force.
+        "plausibility": {"aggregates": aggregates or []},
     }
 
 
 def _json_float(value: Any) -> float | None:
     v = float(value)
     return v if math.isfinite(v) else None
+
+
+def _release_alarms(fit: Any, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, Any]:
+    """EuroMOMO bands, CUSUM and detected excess periods per region and England (issue 19)."""
+    from ..alarms import release_alarms
+
+    return release_alarms(fit, start, end)
 
 
 def release_figures(fit: Any, month: str) -> ReleaseFigures:
@@ -410,15 +590,30 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
     ]
     windows += [("running", period_start, e) for e in _month_ends(period_start, cover_end)]
     breakdowns = [s for s in fit.strata if s != "region"]
+    aggregates: list[dict[str, Any]] = []
     regional: list[pd.DataFrame] = []
     national: list[pd.DataFrame] = []
     for breakdown in [None, *breakdowns]:
         extra = (breakdown,) if breakdown else ()
         regional += _view_figures(
-            fit, ("region", *extra), breakdown, windows, period_start, cover_end, running=True
+            fit,
+            ("region", *extra),
+            breakdown,
+            windows,
+            period_start,
+            cover_end,
+            running=True,
+            history=aggregates,
         )
         national += _view_figures(
-            fit, extra, breakdown, windows, period_start, cover_end, running=False
+            fit,
+            extra,
+            breakdown,
+            windows,
+            period_start,
+            cover_end,
+            running=False,
+            history=aggregates,
         )
     regions_all = pd.concat(regional, ignore_index=True)
     england = pd.concat(national, ignore_index=True)
@@ -435,7 +630,7 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
         breakdowns=breakdowns,
         regions=regions,
         england=england,
-        model=_model_info(fit, period_start, cover_end),
+        model=_model_info(fit, period_start, cover_end, aggregates),
         reference=ref,
         level=fit.level,
         baseline=fit.baseline,
@@ -443,6 +638,7 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
         extra={
             "intervals": getattr(fit.model, "intervals", None),
             "first_week": next(iter(fit.weeks[fit.weeks >= period_start]), period_start),
+            "alarms": _release_alarms(fit, period_start, cover_end),
         },
     )
 
@@ -499,6 +695,8 @@ def stage_release(
     level: float = 0.95,
     live_root: str | Path | None = None,
     now: datetime | None = None,
+    allow_pandemic: bool = False,
+    allow_short_history: bool = False,
 ) -> Path:
     """Fit once and stage the release covering ``month`` under ``out/<release-date>/``.
 
@@ -519,6 +717,9 @@ def stage_release(
         The live target's root, for the embargo check; default the configuration's main target.
     now : datetime, optional
         The time of the embargo check (default now).
+    allow_pandemic, allow_short_history : bool
+        As in :func:`excessmort.fit`: fit on a reference reaching into the pandemic weeks, or series
+        with fewer reference weeks than the baseline needs (both refused by default).
 
     Returns
     -------
@@ -555,7 +756,14 @@ def stage_release(
             month = month or covered_month(last)
             tidy = tidy[tidy["week_ending"] <= last_friday(month)].reset_index(drop=True)
         with timer.stage("fit"):
-            fitted = fit_frame(tidy, baseline=baseline, reference=reference, level=level)
+            fitted = fit_frame(
+                tidy,
+                baseline=baseline,
+                reference=reference,
+                level=level,
+                allow_pandemic=allow_pandemic,
+                allow_short_history=allow_short_history,
+            )
     with timer.stage("intervals"):
         figures = release_figures(fitted, month)
 
@@ -587,10 +795,17 @@ def stage_release(
         for code, frame in figures.regions.items():
             _write_frame(frame, tmp / region_slug(code), "figures")
         _write_frame(figures.england, tmp, "england-figures")
+        figures.model.setdefault("plausibility", {})["thresholds"] = asdict(cfg.plausibility)
         (tmp / MODEL_NAME).write_text(json.dumps(figures.model, indent=1) + "\n", encoding="utf-8")
         write_manifest(tmp, meta)
+        if cfg.signing_private_key is not None:  # issue 16: optional Ed25519 manifest signature
+            from .signing import sign_manifest
+
+            sign_manifest(tmp, cfg.signing_private_key)
         with timer.stage("checks"):
-            readiness = check_release(tmp, live_root=live_root, now=now)
+            readiness = check_release(
+                tmp, live_root=live_root, now=now, plausibility=cfg.plausibility
+            )
         write_readiness(tmp, readiness)
         for name in ("manifest.json", READINESS_NAME):  # written by mkstemp: private until now
             (tmp / name).chmod(0o644)

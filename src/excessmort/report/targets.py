@@ -5,10 +5,16 @@
     ROOT/releases/<release-id>/...      one folder per published release (old ones kept)
     ROOT/releases/.<release-id>.partial a copy in progress (completed or rolled back next run)
     ROOT/current -> releases/<release-id>   what the web server serves; swapped atomically
+    ROOT/index.html                     entry page sending readers to releases/<release-id>/
+    ROOT/.publish-holder.json           who holds the publish lock (flock on ROOT itself)
 
 A new release is copied beside the old one, fsynced, checked against the manifest and renamed into
 ``releases/``; then a new symlink made at a temporary name is renamed over ``current`` (one atomic
-``rename(2)``), so a reader sees the old release or the new, never a mix. Verification reads every
+``rename(2)``), so a reader sees the old release or the new, never a mix. Pages link relatively
+inside their release, so a reader who enters through ``ROOT/index.html`` (which points at the
+immutable ``releases/<release-id>/`` path) keeps reading that release's files even while ``current``
+switches. One publisher at a time: :meth:`DirectoryTarget.lock` takes an ``fcntl`` lock on ``ROOT``
+for the whole publish, and names its holder to anyone kept waiting. Verification reads every
 manifest file under ``current`` and, when the target has a ``base_url``, fetches each one over HTTP
 from the web server and compares checksums.
 
@@ -26,26 +32,40 @@ and ``EXCESSMORT_PUBLISH_TRACE=FILE`` appends ``k step`` lines, so a test can ki
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import hashlib
+import html
 import json
 import os
 import shutil
 import signal
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from .._atomic import _fsync_dir
+from .._atomic import _fsync_dir, atomic_write_text
 from ..exceptions import ReleaseError
 from .access import read_access_log
-from .manifest import MANIFEST_NAME, file_sha256, manifest_digest, read_manifest, verify_manifest
+from .manifest import (
+    MANIFEST_NAME,
+    METADATA_FILES,
+    is_atomic_temp,
+    manifest_digest,
+    open_nofollow,
+    read_manifest,
+    verify_manifest,
+)
 
 __all__ = [
+    "ENTRY_PAGE",
+    "HOLDER_NAME",
     "DirectoryTarget",
     "PublishError",
     "StagedRelease",
@@ -53,6 +73,10 @@ __all__ = [
     "checkpoint",
 ]
 
+ENTRY_PAGE = "index.html"
+HOLDER_NAME = ".publish-holder.json"
+_ENTRY_MARK = '<meta name="generator" content="excessmort publish">'
+SIGNATURE_NAME = "manifest.sig"
 KILL_ENV = "EXCESSMORT_PUBLISH_KILL_AT"
 TRACE_ENV = "EXCESSMORT_PUBLISH_TRACE"
 _checkpoints = 0
@@ -100,6 +124,12 @@ class StagedRelease:
             from a damaged staging folder).
         """
         base = Path(root)
+        linked = sorted(m for m in METADATA_FILES if (base / m).is_symlink())
+        if linked:
+            raise ReleaseError(
+                f"staged release {base} has symlinked metadata ({', '.join(linked)}): a release "
+                "holds regular files only"
+            )
         manifest = read_manifest(base)
         problems = verify_manifest(base, manifest)
         if problems:
@@ -114,7 +144,19 @@ class StagedRelease:
             MANIFEST_NAME: (base / MANIFEST_NAME).read_bytes(),
             "pre_release_access.json": (json.dumps(access, indent=2) + "\n").encode(),
         }
+        sig = base / SIGNATURE_NAME
+        if sig.is_file() and not sig.is_symlink():
+            extras[SIGNATURE_NAME] = sig.read_bytes()
         return cls(base, manifest, release_id, extras)
+
+    def reloaded(self) -> StagedRelease:
+        """The same release with its extra files read again (after the access log changed)."""
+        return StagedRelease.load(self.root)
+
+    @property
+    def order_key(self) -> tuple[str, str]:
+        """``(slot, generated_at)`` of the release: a live release with a larger key is newer."""
+        return _order_key(self.manifest)
 
     @property
     def files(self) -> list[str]:
@@ -124,7 +166,12 @@ class StagedRelease:
 
 @runtime_checkable
 class Target(Protocol):
-    """Where a release goes live."""
+    """Where a release goes live.
+
+    A target may also offer ``discard(release)`` (optional, looked up with ``getattr``): remove
+    this release's partial upload when :func:`~excessmort.report.publish.publish` refuses it
+    because a newer release is live.
+    """
 
     name: str
 
@@ -143,17 +190,73 @@ class Target(Protocol):
     def live_release(self) -> str | None:
         """Id of the release that is live now (``None`` when nothing is)."""
 
+    def live_manifest(self) -> dict[str, Any] | None:
+        """The ``manifest.json`` of the live release, parsed (``None`` when nothing is live).
+
+        :func:`~excessmort.report.publish.publish` reads its ``release.slot`` and
+        ``release.generated_at`` under the lock, before the switch, so that the live release never
+        goes back to an older one unless a rollback to that release is asked for by name.
+        """
+
+    def lock(self, holder: str, timeout: float) -> contextlib.AbstractContextManager[None]:
+        """The one-publisher lock of this target, held for the whole publish.
+
+        ``holder`` describes this publisher (host, pid, release, since); it is stored with the lock
+        so that a publisher kept waiting can name who holds it. Waits up to ``timeout`` seconds,
+        then raises :class:`PublishError` with ``step="lock"``, ``retryable=False`` and the
+        holder's description in the message. A lock left by a killed process must not block the
+        next run (an ``fcntl`` lock dies with its process; a lock file on a server needs a lease).
+        Raises :class:`PublishError` with ``step="lock"`` and ``retryable=True`` when the target
+        cannot be reached to take the lock.
+        """
+
+
+def _order_key(manifest: Mapping[str, Any]) -> tuple[str, str]:
+    from datetime import UTC, datetime
+
+    release = manifest.get("release", {}) if isinstance(manifest, Mapping) else {}
+    slot = str(release.get("slot") or release.get("release_date") or "")
+    with contextlib.suppress(ValueError):
+        slot = datetime.fromisoformat(slot).astimezone(UTC).isoformat()
+    return slot, str(release.get("generated_at") or "")
+
 
 def _no_fault(step: str, path: Path) -> None:
     return None
 
 
-def _copy_file(src: Path, dst: Path) -> None:
+def _copy_file(root: Path, rel: str, dst: Path) -> None:
+    """Copy the regular file ``root/rel`` (no symlink followed on the way) to ``dst``, fsynced."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
+    fd = open_nofollow(root, rel)
+    with os.fdopen(fd, "rb") as fin, open(dst, "wb") as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
         fout.flush()
         os.fsync(fout.fileno())
+
+
+def _same_file(path: Path, entry: Mapping[str, Any]) -> bool:
+    if path.is_symlink() or not path.is_file() or path.stat().st_size != int(entry["bytes"]):
+        return False
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest() == entry["sha256"]
+
+
+def entry_page(release_id: str, title: str = "") -> str:
+    """The entry page at the target root: it sends readers to the immutable release path."""
+    href = f"releases/{html.escape(release_id)}/index.html"
+    name = html.escape(title or "Latest release")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"{_ENTRY_MARK}\n"
+        f'<meta http-equiv="refresh" content="0; url={href}">\n'
+        f'<link rel="canonical" href="{href}">\n<title>{name}</title>\n</head>\n'
+        f'<body><p><a href="{href}">{name}: release {html.escape(release_id)}</a></p></body>\n'
+        "</html>\n"
+    )
 
 
 def _write_bytes(dst: Path, data: bytes) -> None:
@@ -217,6 +320,73 @@ class DirectoryTarget:
         except OSError:
             return None
 
+    def live_manifest(self) -> dict[str, Any] | None:
+        """The live release's ``manifest.json`` (``None`` when nothing is live or it is unreadable)."""
+        if self.live_release() is None:
+            return None
+        try:
+            return read_manifest(self.current)
+        except (ReleaseError, OSError):
+            return None
+
+    def holder(self) -> str:
+        """Who holds (or last held) the publish lock, as recorded beside it."""
+        try:
+            data = json.loads((self.root / HOLDER_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return "another publisher (no holder recorded)"
+        return str(data.get("holder") or "another publisher")
+
+    @contextlib.contextmanager
+    def lock(self, holder: str, timeout: float) -> Iterator[None]:
+        """Hold an exclusive ``fcntl`` lock on ``ROOT`` (waiting up to ``timeout`` seconds).
+
+        The lock dies with its process, so a killed publisher never blocks the next. The holder is
+        written to ``ROOT/.publish-holder.json`` (best effort: a read-only target still locks).
+
+        Raises
+        ------
+        PublishError
+            ``step="lock"``: not retryable when another publisher holds the lock past the
+            timeout (the message names it); retryable when ``ROOT`` cannot be opened.
+        """
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            why = (
+                f"target folder {self.root} does not exist (is it mounted?)"
+                if exc.errno == errno.ENOENT
+                else f"cannot open target folder to lock it: {describe_os_error(exc)}"
+            )
+            raise PublishError(why, step="lock") from None
+        try:
+            started = time.monotonic()
+            pause = 0.01
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    waited = time.monotonic() - started
+                    if waited >= timeout:
+                        raise PublishError(
+                            f"target {self.name} ({self.root}) is locked by {self.holder()}; "
+                            f"waited {waited:.1f} s, refusing to publish beside it",
+                            step="lock",
+                            retryable=False,
+                        ) from None
+                    time.sleep(min(pause, max(0.0, timeout - waited)))
+                    pause = min(pause * 2, 0.2)
+            with contextlib.suppress(OSError):
+                atomic_write_text(
+                    self.root / HOLDER_NAME,
+                    json.dumps({"holder": holder, "pid": os.getpid()}) + "\n",
+                )
+            checkpoint("locked")
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     # -- steps ------------------------------------------------------------------------------------
 
     def prepare(self, release: StagedRelease) -> None:
@@ -239,8 +409,25 @@ class DirectoryTarget:
         for leftover in self.releases.iterdir():
             if leftover.name.endswith(".partial") and leftover.name != mine:
                 shutil.rmtree(leftover)  # another release's interrupted copy: roll it back
-        for tmp in self.root.glob(".current.*.tmp"):
-            tmp.unlink()
+        for tmp in self.root.iterdir():  # leftovers of killed runs (we hold the lock)
+            if (tmp.name.startswith(".current.") and tmp.name.endswith(".tmp")) or (
+                is_atomic_temp(tmp.name) and tmp.is_file() and not tmp.is_symlink()
+            ):
+                tmp.unlink()
+
+    def discard(self, release: StagedRelease) -> None:
+        """Remove this release's partial copy (it will not go live: a newer release is live)."""
+        shutil.rmtree(self.releases / f".{release.release_id}.partial", ignore_errors=True)
+
+    @staticmethod
+    def _extras_problems(folder: Path, release: StagedRelease) -> list[str]:
+        """The manifest, its signature and the access log, byte for byte as staged."""
+        problems = []
+        for name, data in release.extras.items():
+            path = folder / name
+            if path.is_symlink() or not path.is_file() or path.read_bytes() != data:
+                problems.append(f"{name}: differs from the staged copy")
+        return problems
 
     def _matches(self, folder: Path, release: StagedRelease) -> bool:
         if verify_manifest(folder, release.manifest):
@@ -266,25 +453,38 @@ class DirectoryTarget:
             shutil.rmtree(final)
         partial = self.releases / f".{release.release_id}.partial"
         partial.mkdir(exist_ok=True)
-        for entry in release.manifest["files"]:
-            rel = str(entry["path"])
-            dst = partial / rel
-            if (
-                dst.is_file()
-                and dst.stat().st_size == int(entry["bytes"])
-                and file_sha256(dst) == entry["sha256"]
-            ):
-                continue  # copied by an interrupted earlier attempt: keep it
-            self.fault("copy", dst)
-            _copy_file(release.root / rel, dst)
-            checkpoint("copy")
-        for name, data in release.extras.items():
-            _write_bytes(partial / name, data)
-        for folder, _dirs, _files in os.walk(partial):
-            _fsync_dir(Path(folder))
+        try:
+            for entry in release.manifest["files"]:
+                rel = str(entry["path"])
+                dst = partial / rel
+                if _same_file(dst, entry):
+                    continue  # copied by an interrupted earlier attempt: keep it
+                self.fault("copy", dst)
+                try:
+                    _copy_file(release.root, rel, dst)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.EINVAL) and exc.filename == rel:
+                        raise PublishError(
+                            f"staged file {rel} is a symlink, lies under one, or is not a "
+                            "regular file: refusing to publish it",
+                            step="upload",
+                            retryable=False,
+                        ) from None
+                    raise
+                checkpoint("copy")
+            for name, data in release.extras.items():
+                _write_bytes(partial / name, data)
+            for folder, _dirs, _files in os.walk(partial):
+                _fsync_dir(Path(folder))
+        except BaseException as exc:
+            if isinstance(exc, OSError | PublishError):  # a failed copy leaves nothing behind
+                shutil.rmtree(partial, ignore_errors=True)
+            raise
         checkpoint("copied")
         self.fault("after_copy", partial)
-        problems = verify_manifest(partial, release.manifest)
+        problems = verify_manifest(partial, release.manifest) + self._extras_problems(
+            partial, release
+        )
         if problems:
             shutil.rmtree(partial, ignore_errors=True)
             raise PublishError(
@@ -317,6 +517,23 @@ class DirectoryTarget:
             raise
         _fsync_dir(self.root)
         checkpoint("switched")
+        self._write_entry(release.release_id, str(release.manifest["release"].get("title", "")))
+
+    def _write_entry(self, release_id: str, title: str = "") -> None:
+        """Point ``ROOT/index.html`` at the release's immutable path (never over a foreign page)."""
+        page = self.root / ENTRY_PAGE
+        if page.is_symlink():
+            return
+        if page.exists():
+            try:
+                if _ENTRY_MARK not in page.read_text(encoding="utf-8", errors="replace"):
+                    return  # somebody else's page: leave it
+            except OSError:
+                return
+        atomic_write_text(page, entry_page(release_id, title))
+        with contextlib.suppress(OSError):
+            page.chmod(0o644)
+        checkpoint("entry")
 
     def _rollback(self) -> None:
         if self._previous is None:
@@ -326,6 +543,7 @@ class DirectoryTarget:
         os.symlink(self._previous, tmp)
         os.replace(tmp, self.current)
         _fsync_dir(self.root)
+        self._write_entry(Path(self._previous).name)
 
     def verify(self, release: StagedRelease) -> None:
         """Check every manifest file under ``current``, then over HTTP when there is a base URL.
@@ -340,7 +558,9 @@ class DirectoryTarget:
                 f"{self.current} points at {self.live_release()!r}, not {release.release_id!r}",
                 step="verify",
             )
-        problems = verify_manifest(self.current, release.manifest)
+        problems = verify_manifest(self.current, release.manifest) + self._extras_problems(
+            self.current, release
+        )
         if problems:
             self._rollback()
             raise PublishError(
