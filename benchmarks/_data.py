@@ -208,3 +208,36 @@ def monthly_batch_frame(panel: SyntheticPanel) -> pd.DataFrame:
     if panel.population is not None:
         frame["population"] = panel.population.reshape(-1).astype(np.int64)
     return frame
+
+
+#: Age bands of the end-to-end user frame (10 per area).
+USER_AGES = ("0-44", "45-64", "65-69", "70-74", "75-79", "80-84", "85-89", "90-94", "95-99", "100+")
+
+
+def user_keys(n_series: int) -> pd.DataFrame:
+    """Strata of the end-to-end user path: ``area`` (local-authority-like codes) x ``age_group``
+    (10 bands), plain Python strings (object dtype), as read from a CSV; ``n_series`` must be a
+    multiple of 10."""
+    if n_series % len(USER_AGES):
+        raise ValueError(f"n_series must be a multiple of {len(USER_AGES)}, got {n_series}")
+    n_areas = n_series // len(USER_AGES)
+    areas = np.array([f"E{6000000 + i:08d}" for i in range(n_areas)], dtype=object)
+    return pd.DataFrame(
+        {
+            "area": np.repeat(areas, len(USER_AGES)),
+            "age_group": np.tile(np.array(USER_AGES, dtype=object), n_areas),
+        }
+    )
+
+
+def user_frame(panel: SyntheticPanel, keys: pd.DataFrame) -> pd.DataFrame:
+    """The panel as a user's long frame: object-string strata, datetime64 week_ending, int64
+    deaths, one row per series and week, sorted by series then week (as a CSV export is)."""
+    S, T = panel.deaths.shape
+    rows = np.repeat(np.arange(S), T)
+    frame = pd.DataFrame({c: keys[c].to_numpy(dtype=object)[rows] for c in keys.columns})
+    frame["week_ending"] = np.tile(panel.weeks.to_numpy(), S)
+    frame["deaths"] = panel.deaths.reshape(-1).astype(np.int64)
+    if panel.population is not None:
+        frame["population"] = panel.population.reshape(-1).astype(np.int64)
+    return frame

@@ -18,6 +18,15 @@ excessmort.fit
 excessmort.fit_frame
     ``excessmort.fit(frame)`` from the tidy long frame + ``.weekly`` + ``.cumulative()`` (frames in,
     frames out; validation included). Only on the monthly batch (W1).
+excessmort.user_path
+    The end-to-end user path (issue 18): ``excessmort.fit(frame).weekly`` from a long frame with
+    plain string keys (``area`` x ``age_group``, object columns as read from a CSV; one row per
+    series and week), frames in and the weekly frame (every interval column) out.
+statsmodels.user_loop
+    The same work the way a user would write it with statsmodels, timed the same way (frames on
+    both sides): ``groupby`` the long frame by series, per series ``GLM(...).fit(scale="X2")`` +
+    ``get_prediction``, the nine weekly columns (expected and its bounds, excess and its bounds,
+    z, P) built per series, and one ``concat``.
 numpy.batched
     The plain-numpy batched IRLS (``engine="numpy"``: einsum + solve), the engine's own twin.
 statsmodels.loop
@@ -50,8 +59,13 @@ __all__ = [
     "statsmodels_expected",
 ]
 
-EXCESSMORT_CASES = ("excessmort.kernels", "excessmort.fit", "excessmort.fit_frame")
-COMPETITORS = ("numpy.batched", "statsmodels.loop", "glum.loop")
+EXCESSMORT_CASES = (
+    "excessmort.kernels",
+    "excessmort.fit",
+    "excessmort.fit_frame",
+    "excessmort.user_path",
+)
+COMPETITORS = ("numpy.batched", "statsmodels.loop", "glum.loop", "statsmodels.user_loop")
 CASES = EXCESSMORT_CASES + COMPETITORS
 
 
@@ -245,6 +259,104 @@ def prepare(
             return _finish(rows, ~conv, np.asarray(f.coefficients.get("n_iter", np.zeros(0))))
 
         return Prepared(run, check, S, note="excessmort.fit(frame) + .weekly + .cumulative()")
+
+    if case == "excessmort.user_path":
+        import excessmort
+
+        from ._data import user_frame, user_keys
+
+        frame = user_frame(panel, user_keys(S))
+        reference = tuple(str(d.date()) for d in panel.reference)
+
+        def run() -> Any:
+            f = excessmort.fit(frame, reference=reference, engine="numba")
+            return f, f.weekly
+
+        def check(out: Any) -> dict[str, Any]:
+            f, weekly = out
+            T = panel.n_weeks
+            # series come out sorted by (area, age_group): the panel's own order (tested here)
+            first = weekly.iloc[np.arange(S) * T]
+            assert (
+                first["area"].astype(str).tolist() == frame["area"].iloc[np.arange(S) * T].tolist()
+            )
+            mu = weekly["expected"].to_numpy(dtype=np.float64).reshape(S, T)
+            conv = np.asarray(f.result.converged, dtype=bool)
+            return _finish(mu[equal_idx], ~conv, np.asarray(f.result.n_iter))
+
+        return Prepared(
+            run,
+            check,
+            S,
+            note="excessmort.fit(string-keyed long frame).weekly (all interval columns)",
+        )
+
+    if case == "statsmodels.user_loop":
+        import pandas as pd
+        import statsmodels.api as sm
+        from scipy import stats
+
+        from ._data import user_frame, user_keys
+
+        idx = np.unique(np.concatenate([equal_sample_first(S, sample), equal_idx]))
+        pos = np.searchsorted(idx, equal_idx)
+        T = panel.n_weeks
+        rows = (idx[:, None] * T + np.arange(T)[None, :]).reshape(-1)
+        frame = user_frame(panel, user_keys(S)).iloc[rows].reset_index(drop=True)
+        family = sm.families.Poisson()
+        z = float(stats.norm.ppf(0.975))
+        first_ref, last_ref = panel.reference
+
+        def run() -> Any:
+            out = []
+            for _, g in frame.groupby(["area", "age_group"], sort=True):
+                g = g.sort_values("week_ending")
+                y = g["deaths"].to_numpy(dtype=np.float64)
+                weeks = g["week_ending"]
+                in_ref = ((weeks >= first_ref) & (weeks <= last_ref)).to_numpy()
+                res = sm.GLM(y[in_ref], X[in_ref], family=family).fit(scale="X2")
+                pred = res.get_prediction(X, which="linear")
+                mu = np.exp(pred.predicted)
+                se = pred.se
+                sd = np.sqrt(res.scale * mu + (mu * se) ** 2)
+                lo, hi = np.maximum(mu - z * sd, 0.0), mu + z * sd
+                part = g[["area", "age_group", "week_ending"]].copy()
+                part["observed"] = y
+                part["expected"] = mu
+                part["expected_lower"] = mu * np.exp(-z * se)
+                part["expected_upper"] = mu * np.exp(z * se)
+                part["excess"] = y - mu
+                part["excess_lower"] = y - hi
+                part["excess_upper"] = y - lo
+                part["z_score"] = (y - mu) / sd
+                part["p_score"] = 100.0 * (y - mu) / mu
+                part["converged"] = bool(res.converged)
+                out.append(part)
+            return pd.concat(out, ignore_index=True)
+
+        keys = user_keys(S)
+        series_of = {
+            (a, g): i for i, (a, g) in enumerate(zip(keys["area"], keys["age_group"], strict=True))
+        }
+
+        def check(weekly: Any) -> dict[str, Any]:
+            # groupby sorts the string keys ('100+' before '45-64'): back to the panel's order
+            heads = weekly.iloc[np.arange(idx.size) * T]
+            series = np.array(
+                [series_of[k] for k in zip(heads["area"], heads["age_group"], strict=True)]
+            )
+            order = np.argsort(series)
+            assert np.array_equal(series[order], idx)
+            mu = weekly["expected"].to_numpy(dtype=np.float64).reshape(idx.size, T)[order]
+            conv = weekly["converged"].to_numpy(dtype=bool).reshape(idx.size, T)[order, 0]
+            return _finish(mu[pos], ~conv, None)
+
+        return Prepared(
+            run,
+            check,
+            int(idx.size),
+            note="groupby + GLM.fit + get_prediction + nine weekly columns + concat, per series",
+        )
 
     if case == "numpy.batched":
         from excessmort._kernels import irls_poisson, quad_form_rows

@@ -25,7 +25,13 @@ from .run import CONFIG, _child, expand, load_config
 
 __all__ = ["compare", "main", "verdicts"]
 
-GATED_CASES = ("excessmort.kernels", "excessmort.fit", "excessmort.fit_frame", "numpy.batched")
+GATED_CASES = (
+    "excessmort.kernels",
+    "excessmort.fit",
+    "excessmort.fit_frame",
+    "excessmort.user_path",
+    "numpy.batched",
+)
 
 
 def _git(*args: str) -> subprocess.CompletedProcess[str]:

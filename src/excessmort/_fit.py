@@ -119,6 +119,19 @@ def _as_tidy(frame: Any, keep_wales: bool | None = None) -> pd.DataFrame:
     )
 
 
+def _as_panel(frame: Any, keep_wales: bool | None = None) -> tuple[Panel, bool]:
+    """``Panel.from_frame(_as_tidy(frame, keep_wales))`` without building the tidy frame, and
+    whether the counts are estimates (``read(..., estimated_counts=True)``)."""
+    from .io import _read_panel
+
+    attrs = frame.attrs.get("excessmort", {}) if isinstance(frame, pd.DataFrame) else {}
+    if keep_wales is None:
+        keep_wales = bool(attrs.get("keep_wales", False))
+    estimated = bool(attrs.get("estimated_counts", False))
+    panel = _read_panel(frame, keep_wales=keep_wales, estimated=estimated)
+    return panel, estimated
+
+
 def fit(
     frame: Any,
     *,
@@ -224,8 +237,7 @@ def fit(
         )
     level = validate_level(level)
     model = get_baseline(baseline, **options)
-    tidy = _as_tidy(frame, keep_wales)
-    panel = Panel.from_frame(tidy)
+    panel, estimated_counts = _as_panel(frame, keep_wales)
     from ._progress import PROGRESS_MIN_SERIES, Stages
 
     show = progress if progress is not None else panel.n_series > PROGRESS_MIN_SERIES
@@ -256,7 +268,7 @@ def fit(
             dependence=bool(dependence),
         )
         out.excluded = excluded
-        out.estimated_counts = bool(tidy.attrs.get("excessmort", {}).get("estimated_counts"))
+        out.estimated_counts = estimated_counts
         out._dispersion_check = dispersion_check
         out._warn()
         stages.advance("checks")

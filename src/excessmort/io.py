@@ -14,6 +14,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,19 @@ def read(
         "estimated_counts": bool(estimated_counts),
     }
     return tidy
+
+
+def _read_panel(source: Source | Any, *, keep_wales: bool = False, estimated: bool = False) -> Any:
+    """``Panel.from_frame(read(source))`` without building the tidy frame: the same validation and
+    messages, the panel filled straight from the validated rows."""
+    from .panel import Panel
+
+    rows = _validate(
+        _load(source, sheet=None), strata=None, keep_wales=keep_wales, estimated=estimated
+    )
+    deaths, exposure = rows.panel_arrays()
+    weeks = pd.date_range(pd.Timestamp(rows.first_week), periods=rows.n_weeks, freq="7D", unit="ns")
+    return Panel(keys=rows.keys(), weeks=weeks, deaths=deaths, exposure=exposure)
 
 
 # ---------------------------------------------------------------------------------------- loading
@@ -396,6 +410,17 @@ def _tidy(
     keep_wales: bool,
     estimated: bool = False,
 ) -> pd.DataFrame:
+    return _validate(raw, strata=strata, keep_wales=keep_wales, estimated=estimated).frame()
+
+
+def _validate(
+    raw: pd.DataFrame,
+    *,
+    strata: Sequence[str] | None,
+    keep_wales: bool,
+    estimated: bool = False,
+) -> _Rows:
+    """Every input rule on ``raw``; the validated rows on integer keys."""
     frame = raw.reset_index(drop=True)
     v.check_not_empty(frame)
     frame = _drop_unnamed(frame)
@@ -437,7 +462,7 @@ def _tidy(
     work_cols = {canon[c]: frame[c] for c in frame.columns if c in canon}
     v.check_required_columns(list(work_cols), present=list(frame.columns))
     ordered_cols = [*chosen, *(c for c in value_cols if c in work_cols)]
-    work = pd.DataFrame({c: work_cols[c] for c in ordered_cols}, index=frame.index)
+    work = pd.DataFrame({c: work_cols[c] for c in ordered_cols}, index=frame.index, copy=False)
 
     v.check_strata_values(work, chosen)
     if "region" in chosen:
@@ -461,29 +486,276 @@ def _tidy(
     week_ending = v.check_dates(work, chosen)
     deaths = v.check_deaths(work, chosen, estimated=estimated)
     population = v.check_population(work, chosen, deaths) if "population" in work else None
-    work["week_ending"] = week_ending
+    return _arrange(work, chosen, week_ending, deaths, population)
 
-    cats = {c: _to_categorical(work[c]) for c in chosen}
-    for c in chosen:
-        work[c] = cats[c]
-    v.check_strata_spelling(work, [c for c in chosen if c != "region"], cats)
-    series = _series_codes(cats, chosen, len(work))
-    v.check_duplicates(work, chosen, series)
-    v.check_weekly(work, chosen, series)
 
-    days = week_ending.to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    order = np.lexsort((days, series)) if chosen else np.argsort(days, kind="stable")
-    out: dict[str, Any] = {}
-    for c in chosen:
-        cat = cats[c]
-        out[c] = pd.Categorical.from_codes(
-            np.asarray(cat.codes)[order], categories=cat.categories, ordered=cat.ordered
+# ---------------------------------------------------------------------------------------- layout
+_DAY_NS = 86_400_000_000_000
+_WEEK_NS = 7 * _DAY_NS
+#: Above this share of rows starting a new run of strata, rows are encoded one by one.
+_RUN_SHARE = 0.25
+
+
+@dataclass(eq=False)
+class _Rows:
+    """The validated rows of an input on integer keys: the tidy frame and the panel, unbuilt.
+
+    Rows are the kept rows of the input in input order. ``run_start`` [R] and ``run_len`` [R] cut
+    them into runs of equal strata (R = n for unsorted input); ``run_codes[c]`` [R] is the category
+    code of stratum c on each run and ``run_series`` [R] the series (0..S-1, in the order of the
+    strata's categories). ``week`` [n] is each row's week on the grid starting at ``first_week``
+    (``n_weeks`` weeks); ``order`` sorts the rows by series then week (None: already sorted).
+    """
+
+    strata: list[str]
+    categories: dict[str, pd.Index]
+    ordered: dict[str, bool]
+    run_start: np.ndarray
+    run_len: np.ndarray
+    run_codes: dict[str, np.ndarray]
+    run_series: np.ndarray
+    n_series: int
+    week: np.ndarray
+    first_week: np.datetime64
+    n_weeks: int
+    week_ns: np.ndarray
+    deaths: np.ndarray
+    population: np.ndarray | None
+    order: np.ndarray | None
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.week.shape[0])
+
+    def per_row(self, values: np.ndarray) -> np.ndarray:
+        """A per-run array expanded to one value per row."""
+        if self.run_len.shape[0] == self.n_rows:
+            return values
+        return np.repeat(values, self.run_len)
+
+    def series(self) -> np.ndarray:
+        """The series (0..S-1) of every row."""
+        return self.per_row(self.run_series)
+
+    def sorted_rows(self, values: np.ndarray) -> np.ndarray:
+        return values if self.order is None else values[self.order]
+
+    def frame(self) -> pd.DataFrame:
+        """The tidy frame: strata, week_ending, deaths, population; sorted by series then week."""
+        out: dict[str, Any] = {}
+        for c in self.strata:
+            codes = self.sorted_rows(self.per_row(self.run_codes[c]))
+            out[c] = pd.Categorical.from_codes(
+                codes, categories=self.categories[c], ordered=self.ordered[c], validate=False
+            )
+        out["week_ending"] = _own(self.sorted_rows(self.week_ns))
+        out["deaths"] = _own(self.sorted_rows(self.deaths))
+        if self.population is not None:
+            out["population"] = _own(self.sorted_rows(self.population))
+        return pd.DataFrame(out, copy=False)
+
+    def keys(self) -> pd.DataFrame:
+        """One row per series (S rows): the strata as Categoricals."""
+        if not self.strata:
+            return pd.DataFrame(index=pd.RangeIndex(1))
+        first = np.full(self.n_series, -1, dtype=np.int64)
+        runs = np.arange(self.run_series.shape[0], dtype=np.int64)
+        first[self.run_series[::-1]] = runs[::-1]  # the first run of every series
+        return pd.DataFrame(
+            {
+                c: pd.Categorical.from_codes(
+                    self.run_codes[c][first],
+                    categories=self.categories[c],
+                    ordered=self.ordered[c],
+                    validate=False,
+                )
+                for c in self.strata
+            }
         )
-    out["week_ending"] = week_ending.to_numpy(dtype="datetime64[ns]")[order]
-    out["deaths"] = deaths[order]
-    if population is not None:
-        out["population"] = population[order]
-    return pd.DataFrame(out)
+
+    def panel_arrays(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """deaths [S, T] (NaN where a series lacks a week) and exposure [S, T] or None."""
+        shape = (self.n_series, self.n_weeks)
+        complete = self.order is None and self.n_rows == shape[0] * shape[1]
+
+        def grid(values: np.ndarray) -> np.ndarray:
+            if complete:
+                return _own(values).reshape(shape)
+            out = np.full(shape, np.nan)
+            out[self.series(), self.week] = values
+            return out
+
+        deaths = grid(self.deaths)
+        exposure = None
+        if self.population is not None:
+            exposure = grid(self.population)
+            if np.isnan(exposure).any():
+                # Population changes slowly: carry the nearest known value into weeks a series
+                # lacks (as Panel.from_frame does).
+                exposure = (
+                    pd.DataFrame(exposure.T).ffill().bfill().to_numpy(dtype=np.float64).T.copy()
+                )
+        return deaths, exposure
+
+
+def _own(values: np.ndarray) -> np.ndarray:
+    """``values`` when this array owns its writeable memory (made here), else a copy: an output
+    never shares memory with the caller's input."""
+    return values if values.flags.owndata and values.flags.writeable else values.copy()
+
+
+def _change_points(values: pd.Series) -> np.ndarray:
+    """[n - 1] bool: where a column's value differs from the row before."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        return codes[1:] != codes[:-1]
+    array = values.array
+    if hasattr(array, "__arrow_array__") and len(values) > 1:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        data = pa.array(array)
+        if isinstance(data, pa.ChunkedArray):
+            data = data.combine_chunks()
+        changed = pc.not_equal(data.slice(1), data.slice(0, len(data) - 1))
+        return np.asarray(changed.to_numpy(zero_copy_only=False), dtype=bool)
+    raw = values.to_numpy()
+    return np.asarray(raw[1:] != raw[:-1], dtype=bool)
+
+
+def _runs(work: pd.DataFrame, strata: Sequence[str]) -> np.ndarray | None:
+    """Start positions of the runs of equal strata, or None when runs would not pay (unsorted)."""
+    n = len(work)
+    if not strata or n < 2:
+        return np.zeros(min(n, 1), dtype=np.int64)
+    changed = np.zeros(n - 1, dtype=bool)
+    limit = _RUN_SHARE * n
+    for c in strata:
+        changed |= _change_points(work[c])
+        if np.count_nonzero(changed) > limit:
+            return None
+    return np.concatenate([[0], np.flatnonzero(changed) + 1]).astype(np.int64)
+
+
+def _arrange(
+    work: pd.DataFrame,
+    chosen: list[str],
+    week_ending: pd.Series,
+    deaths: np.ndarray,
+    population: np.ndarray | None,
+) -> _Rows:
+    """Strata to integer codes (once, on runs of equal strata), then the duplicate and weekly
+    rules on series x week codes (grid occupancy); the slow rule functions run only to word the
+    message of a rule that failed."""
+    n = len(work)
+    starts = _runs(work, chosen)
+    if starts is None:  # unsorted: every row its own run
+        starts = np.arange(n, dtype=np.int64)
+    lengths = np.diff(np.append(starts, n)).astype(np.int64)
+    heads = starts if starts.shape[0] < n else None
+    cats: dict[str, pd.Categorical] = {}
+    for c in chosen:
+        col = work[c]
+        cats[c] = _to_categorical(col.iloc[heads] if heads is not None else col)
+    spelled = [c for c in chosen if c != "region"]
+    if any(_spelling_clash(cats[c]) for c in spelled):  # the rule words it, on every row
+        expanded = {c: _expand(cats[c], lengths, heads) for c in chosen}
+        frame = work.copy()
+        for c in chosen:
+            frame[c] = expanded[c]
+        v.check_strata_spelling(frame, spelled, expanded)
+    run_combined = _series_codes(cats, chosen, starts.shape[0])
+    if chosen:
+        uniq, run_series = np.unique(run_combined, return_inverse=True)
+        n_series = int(uniq.shape[0])
+    else:
+        run_series = np.zeros(starts.shape[0], dtype=np.int64)
+        n_series = 1
+    run_series = run_series.astype(np.int64, copy=False)
+
+    stamps = week_ending.to_numpy(dtype="datetime64[ns]")
+    ns = stamps.view(np.int64)  # at midnight (check_dates normalised them)
+    first = int(ns.min()) if n else 0
+    offset = ns - first
+    week = offset // _WEEK_NS
+    if n and not np.array_equal(week * _WEEK_NS, offset):
+        # Not one weekday: the rule functions word it (a duplicate is reported first, as before).
+        frame = _slow_frame(work, chosen, cats, lengths, heads, week_ending)
+        series = _series_codes({c: _expand(cats[c], lengths, heads) for c in chosen}, chosen, n)
+        v.check_duplicates(frame, chosen, series)
+        v.check_weekly(frame, chosen, series)
+    n_weeks = int(week.max()) + 1 if n else 0
+    # Sorted by series then week, with no series-week twice: weeks rise inside every run, and at
+    # every run boundary the (series, week) key rises. Checked without a per-row series array.
+    order: np.ndarray | None = None
+    rising = week[1:] > week[:-1]
+    if starts.shape[0] > 1 and heads is not None:
+        b = starts[1:]
+        prev_series = run_series[:-1]
+        rising[b - 1] = (run_series[1:] > prev_series) | (
+            (run_series[1:] == prev_series) & (week[b] > week[b - 1])
+        )
+    elif heads is None and n > 1:  # every row its own run
+        rising = (run_series[1:] > run_series[:-1]) | ((run_series[1:] == run_series[:-1]) & rising)
+    if n > 1 and not bool(rising.all()):
+        row_series = np.repeat(run_series, lengths) if heads is not None else run_series
+        key = row_series * np.int64(max(n_weeks, 1)) + week
+        occupied = np.bincount(key, minlength=n_series * max(n_weeks, 1))
+        if occupied.max() > 1:
+            frame = _slow_frame(work, chosen, cats, lengths, heads, week_ending)
+            series = _series_codes({c: _expand(cats[c], lengths, heads) for c in chosen}, chosen, n)
+            v.check_duplicates(frame, chosen, series)
+        order = np.argsort(key, kind="stable")
+    first = first // _DAY_NS
+    categories = {c: cats[c].categories for c in chosen}
+    return _Rows(
+        strata=list(chosen),
+        categories=categories,
+        ordered={c: bool(cats[c].ordered) for c in chosen},
+        run_start=starts,
+        run_len=lengths,
+        run_codes={c: np.asarray(cats[c].codes, dtype=np.int64) for c in chosen},
+        run_series=run_series,
+        n_series=n_series,
+        week=week,
+        first_week=np.datetime64(first, "D"),
+        n_weeks=n_weeks,
+        week_ns=stamps,
+        deaths=deaths,
+        population=population,
+        order=order,
+    )
+
+
+def _spelling_clash(cat: pd.Categorical) -> bool:
+    """Two categories that differ only in case or spaces (what check_strata_spelling refuses)."""
+    labels = pd.Index(cat.categories.astype(str))
+    folded = labels.str.lower().str.replace(r"\s+", " ", regex=True).str.strip()
+    return bool(folded.duplicated().any())
+
+
+def _expand(cat: pd.Categorical, lengths: np.ndarray, heads: np.ndarray | None) -> pd.Categorical:
+    if heads is None:
+        return cat
+    return pd.Categorical.from_codes(
+        np.repeat(np.asarray(cat.codes), lengths), dtype=cat.dtype, validate=False
+    )
+
+
+def _slow_frame(
+    work: pd.DataFrame,
+    chosen: list[str],
+    cats: dict[str, pd.Categorical],
+    lengths: np.ndarray,
+    heads: np.ndarray | None,
+    week_ending: pd.Series,
+) -> pd.DataFrame:
+    """The working frame as the rule functions word their messages from (error path only)."""
+    frame = work.copy()
+    frame["week_ending"] = week_ending
+    for c in chosen:
+        frame[c] = _expand(cats[c], lengths, heads)
+    return frame
 
 
 def _series_codes(cats: dict[str, pd.Categorical], strata: Sequence[str], n: int) -> np.ndarray:

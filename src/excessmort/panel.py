@@ -65,19 +65,23 @@ class Panel:
         Panel
         """
         strata = list(strata_columns(frame) if strata is None else strata)
-        weeks = weekly_grid(frame["week_ending"])
-        week_pos = ((pd.DatetimeIndex(frame["week_ending"]) - weeks[0]).days // 7).to_numpy()
-        if strata:
-            codes = frame.groupby(strata, observed=True, sort=True).ngroup().to_numpy()
-            first = pd.Series(np.arange(len(frame))).groupby(codes).first().to_numpy()
-            keys = frame.iloc[first][strata].reset_index(drop=True)
-            for col in strata:
-                if not isinstance(keys[col].dtype, pd.CategoricalDtype):
-                    keys[col] = keys[col].astype("category")
-                keys[col] = keys[col].cat.remove_unused_categories()
+        fast = _codes_layout(frame, strata)
+        if fast is not None:
+            weeks, week_pos, codes, keys = fast
         else:
-            codes = np.zeros(len(frame), dtype=np.int64)
-            keys = pd.DataFrame(index=pd.RangeIndex(1))
+            weeks = weekly_grid(frame["week_ending"])
+            week_pos = ((pd.DatetimeIndex(frame["week_ending"]) - weeks[0]).days // 7).to_numpy()
+            if strata:
+                codes = frame.groupby(strata, observed=True, sort=True).ngroup().to_numpy()
+                first = pd.Series(np.arange(len(frame))).groupby(codes).first().to_numpy()
+                keys = frame.iloc[first][strata].reset_index(drop=True)
+                for col in strata:
+                    if not isinstance(keys[col].dtype, pd.CategoricalDtype):
+                        keys[col] = keys[col].astype("category")
+                    keys[col] = keys[col].cat.remove_unused_categories()
+            else:
+                codes = np.zeros(len(frame), dtype=np.int64)
+                keys = pd.DataFrame(index=pd.RangeIndex(1))
         n_series, n_weeks = len(keys), len(weeks)
         deaths = np.full((n_series, n_weeks), np.nan)
         deaths[codes, week_pos] = frame["deaths"].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -87,6 +91,7 @@ class Panel:
             exposure[codes, week_pos] = frame["population"].to_numpy(
                 dtype=np.float64, na_value=np.nan
             )
+        if exposure is not None and np.isnan(exposure).any():
             # Population changes slowly: carry the nearest known value into weeks a series lacks.
             exposure = (
                 pd.DataFrame(exposure.T)
@@ -153,7 +158,11 @@ class Panel:
 
     # ------------------------------------------------------------------ back to a frame
     def to_frame(
-        self, arrays: Mapping[str, FloatArray], *, keys: pd.DataFrame | None = None
+        self,
+        arrays: Mapping[str, FloatArray],
+        *,
+        keys: pd.DataFrame | None = None,
+        adopt: bool = False,
     ) -> pd.DataFrame:
         """A tidy long frame: strata..., ``week_ending``, then one column per [S, T] array.
 
@@ -163,6 +172,9 @@ class Panel:
             Columns to add, in order.
         keys : DataFrame, optional
             Row keys when the arrays are not per series of this panel (e.g. aggregates).
+        adopt : bool, default False
+            Let the frame hold C-contiguous float64 arrays as they are (their rows flattened,
+            no copy); for arrays made for this frame only. By default every column is a copy.
 
         Returns
         -------
@@ -171,16 +183,27 @@ class Panel:
         keys = self.keys if keys is None else keys
         n_rows = len(keys)
         n_weeks = self.n_weeks
-        out = keys.iloc[np.repeat(np.arange(n_rows), n_weeks)].reset_index(drop=True)
-        out["week_ending"] = np.tile(self.weeks.to_numpy(), n_rows)
+        cols: dict[str, object] = {}
+        for col in keys.columns:
+            key = keys[col]
+            if isinstance(key.dtype, pd.CategoricalDtype):
+                # strata as codes repeated week by week: no take over the key frame
+                codes = np.repeat(key.cat.codes.to_numpy(), n_weeks)
+                cols[col] = pd.Categorical.from_codes(codes, dtype=key.dtype, validate=False)
+            else:
+                cols[col] = np.repeat(key.to_numpy(), n_weeks)
+        cols["week_ending"] = np.tile(self.weeks.to_numpy(), n_rows)
         for name, values in arrays.items():
             values = np.asarray(values)
             if values.shape != (n_rows, n_weeks):
                 raise ValueError(
                     f"array {name!r} has shape {values.shape}, expected {(n_rows, n_weeks)}"
                 )
-            out[name] = values.reshape(-1)
-        return out
+            flat = values.reshape(-1)
+            keep = adopt and flat.dtype == np.float64 and np.shares_memory(flat, values)
+            cols[name] = flat if keep else flat.copy()
+        # copy=False: the columns above are new arrays (or adopted ones): nothing is copied twice
+        return pd.DataFrame(cols, copy=False)
 
     def group_index(self, by: Sequence[str]) -> tuple[IntArray, pd.DataFrame]:
         """Group the series by some strata: (group id [S], group keys [G])."""
@@ -197,3 +220,67 @@ class Panel:
         for col in by:
             group_keys[col] = group_keys[col].cat.remove_unused_categories()
         return ids, group_keys
+
+
+_DAY_NS = 86_400_000_000_000
+
+
+def _codes_layout(
+    frame: pd.DataFrame, strata: list[str]
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, pd.DataFrame] | None:
+    """(weeks, week position [n], series [n], keys) of a tidy frame from integer codes: the
+    strata's category codes and the dates as integers (no groupby, no hashing of dates); None when
+    the frame is not of that shape (strata not all categorical, missing codes, dates not
+    datetime64[ns]), and the caller takes the general path."""
+    stamps = frame["week_ending"]
+    if stamps.dtype != np.dtype("datetime64[ns]") or len(frame) == 0:
+        return None
+    cols = [frame[c] for c in strata]
+    if not all(isinstance(c.dtype, pd.CategoricalDtype) for c in cols):
+        return None
+    days = stamps.to_numpy().view(np.int64) // _DAY_NS
+    if (days < -(2**40)).any():  # NaT
+        return None
+    first = int(days.min())
+    offset = days - first
+    if np.any(offset % 7):
+        return None  # not on one weekly grid: the general path says so
+    week_pos = offset // 7
+    n_weeks = int(week_pos.max()) + 1
+    weeks = pd.date_range(pd.Timestamp(first, unit="D"), periods=n_weeks, freq="7D", unit="ns")
+    if not strata:
+        return (
+            weeks,
+            week_pos,
+            np.zeros(len(frame), dtype=np.int64),
+            pd.DataFrame(index=pd.RangeIndex(1)),
+        )
+    combined = np.zeros(len(frame), dtype=np.int64)
+    size = 1
+    codes = []
+    for col in cols:
+        c = col.cat.codes.to_numpy().astype(np.int64)
+        if (c < 0).any():
+            return None
+        n_cat = max(len(col.cat.categories), 1)
+        size *= n_cat
+        if size >= 2**62:
+            return None
+        combined = combined * np.int64(n_cat) + c
+        codes.append(c)
+    step = combined[1:] != combined[:-1]
+    if bool(np.all(combined[1:] >= combined[:-1])):  # sorted by series (as read() gives)
+        series = np.concatenate([[0], np.cumsum(step, dtype=np.int64)])
+        first_row = np.concatenate([[0], np.flatnonzero(step) + 1])
+    else:
+        _, first_row, series = np.unique(combined, return_index=True, return_inverse=True)
+        series = series.astype(np.int64).reshape(-1)
+    keys = pd.DataFrame(
+        {
+            name: pd.Categorical.from_codes(
+                c[first_row], dtype=col.dtype, validate=False
+            ).remove_unused_categories()
+            for name, col, c in zip(strata, cols, codes, strict=True)
+        }
+    )
+    return weeks, week_pos, series, keys

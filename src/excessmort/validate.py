@@ -466,6 +466,16 @@ def check_dates(
     InputError
     """
     raw = frame[column]
+    if isinstance(raw.dtype, np.dtype) and raw.dtype.kind == "M":
+        # pandas' cast (not numpy's): it refuses dates outside the nanosecond range, never wraps
+        stamps = raw.astype("datetime64[ns]").to_numpy()
+        ints = stamps.view(np.int64)
+        nat = ints == np.iinfo(np.int64).min
+        if not np.any((ints % 86_400_000_000_000 != 0) & ~nat):
+            # Already at midnight (the usual case): no parsing, no normalising copy.
+            if nat.any():
+                _raise_missing_date(frame, strata, column, raw, int(np.argmax(nat)))
+            return pd.Series(stamps, index=frame.index, name=column, copy=False)
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         parsed = raw.dt.tz_localize(None)
     elif pd.api.types.is_datetime64_any_dtype(raw.dtype):
@@ -527,19 +537,24 @@ def check_dates(
     )
     bad = parsed.isna().to_numpy()
     if bad.any():
-        pos = int(np.argmax(bad))
-        value = raw.iloc[pos]
-        missing = value is None or (not isinstance(value, str) and pd.isna(value))
-        _raise_at(
-            frame,
-            strata,
-            pos,
-            column,
-            None if missing else value,
-            "a missing date" if missing else "an unparseable date",
-            "week_ending must be a date such as 2021-01-15 (the Friday that ends the ONS week)",
-        )
+        _raise_missing_date(frame, strata, column, raw, int(np.argmax(bad)))
     return parsed
+
+
+def _raise_missing_date(
+    frame: pd.DataFrame, strata: Sequence[str], column: str, raw: pd.Series, pos: int
+) -> None:
+    value = raw.iloc[pos]
+    missing = value is None or (not isinstance(value, str) and pd.isna(value))
+    _raise_at(
+        frame,
+        strata,
+        pos,
+        column,
+        None if missing else value,
+        "a missing date" if missing else "an unparseable date",
+        "week_ending must be a date such as 2021-01-15 (the Friday that ends the ONS week)",
+    )
 
 
 def _as_float(frame: pd.DataFrame, strata: Sequence[str], column: str, advice: str) -> np.ndarray:
@@ -573,6 +588,14 @@ def _as_float(frame: pd.DataFrame, strata: Sequence[str], column: str, advice: s
     return values
 
 
+def _plain_integers(values: pd.Series) -> np.ndarray | None:
+    """The column's numpy integer array (no missing values possible), or None for other dtypes."""
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        return values.to_numpy()
+    return None
+
+
 def check_deaths(
     frame: pd.DataFrame, strata: Sequence[str], column: str = "deaths", *, estimated: bool = False
 ) -> np.ndarray:
@@ -590,6 +613,9 @@ def check_deaths(
     InputError
     """
     advice = "deaths must be non-negative whole counts (leave a missing week empty)"
+    counts = _plain_integers(frame[column])
+    if counts is not None and (counts.size == 0 or counts.min() >= 0):
+        return counts.astype(np.float64)  # whole, finite and non-negative: one pass
     values = _as_float(frame, strata, column, advice)
     negative = values < 0
     if negative.any():
@@ -632,6 +658,9 @@ def check_population(
     InputError
     """
     advice = "population is the exposure of a log offset and must be a positive number"
+    counts = _plain_integers(frame[column])
+    if counts is not None and (counts.size == 0 or counts.min() > 0):
+        return counts.astype(np.float64)  # positive and never missing: one pass
     values = _as_float(frame, strata, column, advice)
     not_positive = values <= 0
     if not_positive.any():

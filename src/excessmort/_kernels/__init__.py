@@ -21,6 +21,7 @@ from .._typing import BoolArray, Engine, FloatArray
 from ._jit import HAVE_NUMBA
 
 __all__ = [
+    "BASELINE_KERNELS",
     "farrington_glm",
     "irls_poisson",
     "quad_form_rows",
@@ -258,11 +259,50 @@ def farrington_glm(
     return out
 
 
-def warmup(*, engine: Engine = "auto") -> float:
-    """Compile (or load from numba's cache) every kernel on a 2 x 60 toy panel; returns seconds.
+#: The kernels each baseline runs (by registry name); the rest are compiled only when used.
+BASELINE_KERNELS: dict[str, tuple[str, ...]] = {
+    "quasipoisson": ("irls", "quad_form", "dependence"),
+    "poisson": ("irls", "quad_form", "dependence"),
+    "euromomo": ("irls", "quad_form", "dependence"),
+    "negbin": ("irls", "quad_form", "dependence"),
+    "five_year_average": ("dependence",),
+    "pooled": ("pooled", "dependence"),
+    "farrington": ("farrington",),
+}
+_ALL_KERNELS = ("irls", "quad_form", "dependence", "farrington", "pooled")
 
-    ``excessmort run`` calls it first and logs the time. When fanning out over processes, call it in
-    the parent first so that workers only read the cache.
+
+def _toy() -> tuple[FloatArray, FloatArray, BoolArray]:
+    rng = np.random.default_rng(0)
+    t = np.arange(60.0)
+    X = np.column_stack(
+        [np.ones(60), t / 52.0, np.sin(2 * np.pi * t / 52.0), np.cos(2 * np.pi * t / 52.0)]
+    )
+    Y = rng.poisson(50.0, size=(2, 60)).astype(np.float64)
+    return X, Y, np.ones(60, dtype=bool)
+
+
+def warmup(
+    *,
+    engine: Engine = "auto",
+    baseline: str | None = None,
+    serial: bool | None = None,
+) -> float:
+    """Compile (or load from numba's cache) the kernels on a 2 x 60 toy panel; returns seconds.
+
+    Parameters
+    ----------
+    engine : {"auto", "numba", "numpy"}
+    baseline : str, optional
+        Only the kernels this baseline runs (``"quasipoisson"``: the batched IRLS and the variance
+        pass); by default every kernel.
+    serial : bool, optional
+        Which variant: the parallel drivers (``False``), the serial ones used inside thread pools
+        (``True``), or both (``None``, the default; with ``baseline`` given: the variant this
+        thread would run).
+
+    ``excessmort run`` warms only its baseline's kernels and logs which and how long. When fanning
+    out over processes, call it in the parent first so that workers only read the cache.
 
     Examples
     --------
@@ -271,42 +311,62 @@ def warmup(*, engine: Engine = "auto") -> float:
     True
     """
     start = time.perf_counter()
-    rng = np.random.default_rng(0)
-    t = np.arange(60.0)
-    X = np.column_stack(
-        [np.ones(60), t / 52.0, np.sin(2 * np.pi * t / 52.0), np.cos(2 * np.pi * t / 52.0)]
-    )
-    Y = rng.poisson(50.0, size=(2, 60)).astype(np.float64)
-    ref = np.ones(60, dtype=bool)
-    for off in (None, np.zeros((2, 60))):
-        res = irls_poisson(X, Y, off, ref, engine=engine)
-    quad_form_rows(X, res["cov"], engine=engine)
-    running_variance(
-        Y, np.full((2, 3), 0.1), np.array([0.5, 0.2]), np.array([0.5, 0.9]), engine=engine
-    )
-    if resolve_engine(engine) == "numba":
-        from . import irls
+    names = _ALL_KERNELS if baseline is None else BASELINE_KERNELS.get(baseline, _ALL_KERNELS)
+    if resolve_engine(engine) == "numpy" or not names:
+        return time.perf_counter() - start
+    if serial is None and baseline is not None:
+        serial = _serial_needed()
+    variants = (False, True) if serial is None else (bool(serial),)
+    from . import irls
 
-        kernels: list[Any] = [irls.irls_poisson_batched_serial, irls.quad_form_rows_serial]
-        out = {k: np.empty_like(v) for k, v in res.items()}
-        kernels[0](
-            *_shared_design(X, ref),
-            *irls.start_tables(Y),
-            Y,
-            np.zeros((1, 60)),
-            25,
-            1e-8,
-            out["beta"],
-            out["cov"],
-            out["mu"],
-            out["status"],
-            out["n_iter"],
-            out["deviance"],
-            out["pearson"],
-            out["n_obs"],
-        )
-        kernels[1](irls.pair_products(X), res["cov"], np.empty((2, 60)))
-        _warm_farrington()
+    X, Y, ref = _toy()
+    res = None
+    used: list[tuple[str, Any]] = []
+    for use_serial in variants:
+        tag = "_serial" if use_serial else ""
+        if "irls" in names or "quad_form" in names:
+            kernel = irls.irls_poisson_batched_serial if use_serial else irls.irls_poisson_batched
+            used.append(("irls_poisson_batched" + tag, kernel))
+            p = X.shape[1]
+            out = {
+                "beta": np.empty((2, p)),
+                "cov": np.empty((2, p, p)),
+                "mu": np.empty((2, 60)),
+                "status": np.empty(2, dtype=np.int64),
+                "n_iter": np.empty(2, dtype=np.int64),
+                "deviance": np.empty(2),
+                "pearson": np.empty(2),
+                "n_obs": np.empty(2, dtype=np.int64),
+            }
+            kernel(
+                *_shared_design(X, ref),
+                *irls.start_tables(Y),
+                Y,
+                np.zeros((1, 60)),
+                25,
+                1e-8,
+                *out.values(),
+            )
+            res = out
+        if "quad_form" in names and res is not None:
+            quad = irls.quad_form_rows_serial if use_serial else irls.quad_form_rows
+            used.append(("quad_form_rows" + tag, quad))
+            quad(irls.pair_products(X), res["cov"], np.empty((2, 60)))
+        if "dependence" in names:
+            from . import dependence as dk
+
+            rv = dk.running_variance_serial if use_serial else dk.running_variance
+            used.append(("running_variance" + tag, rv))
+            rv(
+                Y,
+                np.full((2, 3), 0.1),
+                np.array([0.5, 0.2]),
+                np.array([0.5, 0.9]),
+                np.empty((2, 60)),
+            )
+        if "farrington" in names:
+            used += _warm_farrington(use_serial)
+    if "pooled" in names:
         try:
             from . import pooled as _pooled  # the pooled baseline's kernels, when present
 
@@ -314,11 +374,23 @@ def warmup(*, engine: Engine = "auto") -> float:
                 _pooled.warmup()
         except ImportError:
             pass
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    loaded = sum(sum(k.stats.cache_hits.values()) for _, k in used)
+    compiled = sum(sum(k.stats.cache_misses.values()) for _, k in used)
+    log.log(
+        logging.INFO if baseline is not None else logging.DEBUG,
+        "warmup: kernels %s (%s) in %.2f s: %d compiled, %d loaded from numba's cache",
+        ", ".join(n for n, _ in used) or "+".join(names),
+        "serial" if variants == (True,) else "parallel" if variants == (False,) else "both",
+        seconds,
+        compiled,
+        loaded,
+    )
+    return seconds
 
 
-def _warm_farrington() -> None:
-    """Compile the farrington kernels (parallel and serial) on a toy calendar of 3 years."""
+def _warm_farrington(serial: bool) -> list[tuple[str, Any]]:
+    """Compile the farrington kernel (parallel or serial) on a toy calendar of 3 years."""
     import pandas as pd
 
     from ..baselines.farrington import farrington_windows
@@ -328,10 +400,10 @@ def _warm_farrington() -> None:
     win = farrington_windows(weeks, b=2, w=1, no_periods=2, past_weeks_not_included=1)
     Y = np.random.default_rng(0).poisson(20.0, size=(2, 170)).astype(np.float64)
     tcrit = np.full(win["n_max"] + 1, 2.0)
-    for serial in (False, True):
-        out = np.empty((2, len(win["kpos"]), fk.N_OUT))
-        kernel = fk.farrington_batched_serial if serial else fk.farrington_batched
-        kernel(
-            Y, np.zeros((1, 170)), win["kpos"], win["t0"], win["wptr"], win["rt"], win["lptr"],
-            win["cen"], win["P"], win["n_max"], True, True, 1.0, False, tcrit, 25, 1e-8, out,
-        )  # fmt: skip
+    out = np.empty((2, len(win["kpos"]), fk.N_OUT))
+    kernel = fk.farrington_batched_serial if serial else fk.farrington_batched
+    kernel(
+        Y, np.zeros((1, 170)), win["kpos"], win["t0"], win["wptr"], win["rt"], win["lptr"],
+        win["cen"], win["P"], win["n_max"], True, True, 1.0, False, tcrit, 25, 1e-8, out,
+    )  # fmt: skip
+    return [("farrington_batched" + ("_serial" if serial else ""), kernel)]

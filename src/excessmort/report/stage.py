@@ -57,6 +57,7 @@ __all__ = [
     "covered_month",
     "last_friday",
     "release_figures",
+    "running_totals",
     "stage_release",
 ]
 
@@ -267,8 +268,9 @@ def _view_figures(
     weeks = weekly["week_ending"]
     weekly = weekly[(weeks >= lo) & (weeks <= hi)]
     parts = [_tidy(weekly, table="weekly", period="week", breakdown=breakdown)]
+    ends = [end for period, _, end in windows if period == "running"]
     for period, start, end in windows:
-        if period == "running" and (breakdown is not None or not running):
+        if period == "running":
             continue
         # The release's windows may reach past stale data, which the readiness checks report;
         # the fit's period parser refuses such a window, so it is cut to the data here.
@@ -279,7 +281,55 @@ def _view_figures(
                 view.cumulative(start, end), table="cumulative", period=period, breakdown=breakdown
             )
         )
+    if ends and breakdown is None and running:
+        start = next(start for period, start, _ in windows if period == "running")
+        start = max(pd.Timestamp(start), view.weeks[0])  # cut to the data, as the windows above
+        ends = [min(pd.Timestamp(e), view.weeks[-1]) for e in ends]
+        parts.append(
+            _tidy(
+                running_totals(view, start, ends),
+                table="cumulative",
+                period="running",
+                breakdown=breakdown,
+            )
+        )
     return parts
+
+
+def running_totals(view: Any, start: pd.Timestamp, ends: Sequence[pd.Timestamp]) -> pd.DataFrame:
+    """``concat([view.cumulative(start, e) for e in ends])`` from one running pass.
+
+    :meth:`excessmort.Fit.cumulative_path` gives the cumulative figures from ``start`` to every
+    week at once (running sums, and the window variance for every prefix from one cumulative sum
+    of g); the rows of each month end are those of its last week. Same figures as the window
+    calls (to rounding: sums in another order), one pass instead of one per month.
+    """
+    last = max(ends)
+    path = view.cumulative_path(start, last)
+    weeks = view.weeks
+    window = np.asarray((weeks >= pd.Timestamp(start)) & (weeks <= last))
+    in_window = weeks[window]
+    n_weeks = len(in_window)
+    strata = [c for c in path.columns if c in (*view.strata, "region_name")]
+    n_groups = len(path) // max(n_weeks, 1)
+    parts = []
+    for end in ends:
+        k = int(np.searchsorted(in_window.to_numpy(), np.datetime64(end, "ns"), side="right")) - 1
+        if k < 0:  # no week in (start, end]: as cumulative() would say
+            parts.append(view.cumulative(start, end))
+            continue
+        rows = path.iloc[np.arange(n_groups) * n_weeks + k].reset_index(drop=True)
+        out = rows[strata].copy()
+        out["start"] = in_window[0]
+        out["end"] = in_window[k]
+        out["n_weeks"] = k + 1
+        for c in _CUMULATIVE_VALUES:
+            out[c] = rows[c].to_numpy()
+        parts.append(out)
+    return pd.concat(parts, ignore_index=True)
+
+
+_CUMULATIVE_VALUES = ("observed", "expected", "excess", "excess_lower", "excess_upper", "p_score")
 
 
 _MAD_SCALE = 1.4826  # the MAD of a normal sample times this estimates its standard deviation

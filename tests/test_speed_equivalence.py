@@ -1,0 +1,266 @@
+"""The fast user path gives the same numbers as the code before it (issue 18), to 1e-12.
+
+``tests/data/speed_golden.npz`` holds outputs of the code *before* the speed work (main at
+ef859b3) on two inputs: a string-keyed synthetic long frame with gaps, NaN weeks, a population
+offset and shuffled rows, and the demo data. The new read/validate/panel/interval path must
+reproduce them to 1e-12 relative (the kernels are unchanged; the edges only move data).
+Regenerate ONLY on purpose, from the code you want to freeze:
+``python tests/test_speed_equivalence.py --overwrite``.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import excessmort as em
+
+GOLDEN = Path(__file__).parent / "data" / "speed_golden.npz"
+WEEKLY = (
+    "observed",
+    "expected",
+    "expected_lower",
+    "expected_upper",
+    "excess",
+    "excess_lower",
+    "excess_upper",
+    "z_score",
+    "p_score",
+)
+#: Point estimates: never changed by an interval method.
+POINT = ("observed", "expected", "excess", "p_score")
+CUMULATIVE = ("observed", "expected", "excess", "excess_lower", "excess_upper", "p_score")
+RTOL = 1e-12
+
+
+def synthetic_frame() -> pd.DataFrame:
+    """12 series (area x sex, strings), 300 weeks, gaps, NaN weeks, shuffled rows."""
+    rng = np.random.default_rng(18)
+    weeks = pd.date_range("2014-01-03", periods=300, freq="7D")
+    areas = [f"area {i:02d}" for i in range(6)]
+    rows = []
+    for a, area in enumerate(areas):
+        for sex in ("F", "M"):
+            size = 20.0 + 40.0 * a + (5.0 if sex == "M" else 0.0)
+            t = np.arange(300) / 52.18
+            mu = size * np.exp(0.01 * t + 0.15 * np.cos(2 * np.pi * t))
+            pop = size * 1000.0 * (1.0 + 0.003 * t)
+            deaths = rng.poisson(mu * rng.gamma(20.0, 1 / 20.0, 300)).astype(float)
+            frame = pd.DataFrame(
+                {
+                    "area": area,
+                    "sex": sex,
+                    "week_ending": weeks,
+                    "deaths": deaths,
+                    "population": pop,
+                }
+            )
+            rows.append(frame)
+    frame = pd.concat(rows, ignore_index=True)
+    frame.loc[rng.choice(len(frame), 40, replace=False), "deaths"] = np.nan  # missing weeks
+    frame = frame.drop(index=rng.choice(len(frame), 25, replace=False))  # absent rows (gaps)
+    return frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+
+
+def _weekly(frame: pd.DataFrame, strata: list[str]) -> dict[str, np.ndarray]:
+    frame = frame.sort_values([*strata, "week_ending"]).reset_index(drop=True)
+    out = {c: frame[c].to_numpy(dtype=np.float64) for c in WEEKLY}
+    out["week"] = frame["week_ending"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    for s in strata:
+        out["key_" + s] = frame[s].astype(str).to_numpy(dtype="U")
+    return out
+
+
+def _cumulative(frame: pd.DataFrame, strata: list[str]) -> dict[str, np.ndarray]:
+    frame = frame.sort_values(strata).reset_index(drop=True) if strata else frame
+    out = {c: frame[c].to_numpy(dtype=np.float64) for c in CUMULATIVE}
+    for s in strata:
+        out["key_" + s] = frame[s].astype(str).to_numpy(dtype="U")
+    return out
+
+
+def outputs() -> dict[str, np.ndarray]:
+    """Every frozen array, keyed ``<input>/<table>/<column>``."""
+    result: dict[str, np.ndarray] = {}
+
+    def put(prefix: str, arrays: dict[str, np.ndarray]) -> None:
+        for k, v in arrays.items():
+            result[f"{prefix}/{k}"] = v
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # dependence=False: the intervals of the code the golden froze (issue 21's
+        # dependence-aware sums change aggregate and cumulative bounds by design)
+        syn = em.fit(synthetic_frame(), reference=("2014-01-01", "2018-12-31"), dependence=False)
+        put("syn/weekly", _weekly(syn.weekly, ["area", "sex"]))
+        put("syn/by_sex", _weekly(syn.by("sex").weekly, ["sex"]))
+        put("syn/cum", _cumulative(syn.cumulative("2019-01-01", "2019-09-30"), ["area", "sex"]))
+        put("syn/by_total_cum", _cumulative(syn.by().cumulative("2019-01-01", None), []))
+        coef = syn.coefficients.sort_values(["area", "sex"]).reset_index(drop=True)
+        terms = [c for c in coef.columns if c not in ("area", "sex", "converged", "n_iter")]
+        result["syn/coef"] = coef[terms].to_numpy(dtype=np.float64)
+        result["syn/coef_names"] = np.array(terms, dtype="U")
+
+        demo = em.fit(em.demo_data(), reference=("2015-01-01", "2019-12-31"), dependence=False)
+        weekly = demo.weekly
+        pick = weekly["age_group"].astype(str).eq("85+") & weekly["region"].astype(str).isin(
+            ["E12000001", "E12000007"]
+        )
+        put("demo/weekly", _weekly(weekly[pick], ["region", "sex", "age_group"]))
+        put("demo/total", _weekly(demo.by().weekly, ["region"]))
+        put(
+            "demo/by_region_cum",
+            _cumulative(demo.by("region").cumulative("2020-03-01", "2020-12-31"), ["region"]),
+        )
+        put(
+            "demo/cum",
+            _cumulative(
+                demo.cumulative("2020-03-01", "2021-06-30"), ["region", "sex", "age_group"]
+            ),
+        )
+        coef = demo.coefficients
+        terms = [c for c in coef.columns if c not in ("region", "sex", "age_group", "converged")]
+        result["demo/coef"] = coef[terms].to_numpy(dtype=np.float64)
+    return result
+
+
+@pytest.fixture(scope="module")
+def current() -> dict[str, np.ndarray]:
+    return outputs()
+
+
+@pytest.fixture(scope="module")
+def stored() -> dict[str, np.ndarray]:
+    with np.load(GOLDEN) as data:
+        return {k: data[k] for k in data.files}
+
+
+def test_same_arrays(stored: dict[str, np.ndarray], current: dict[str, np.ndarray]) -> None:
+    assert sorted(current) == sorted(stored)
+
+
+@pytest.mark.parametrize(
+    "prefix", ["syn/weekly", "syn/by_sex", "demo/weekly", "demo/total"], ids=str
+)
+def test_weekly_unchanged(
+    prefix: str, stored: dict[str, np.ndarray], current: dict[str, np.ndarray]
+) -> None:
+    keys = [k for k in stored if k.startswith(prefix + "/key_")] + [prefix + "/week"]
+    for k in keys:
+        np.testing.assert_array_equal(current[k], stored[k], err_msg=k)
+    for col in WEEKLY:
+        k = f"{prefix}/{col}"
+        np.testing.assert_allclose(current[k], stored[k], rtol=RTOL, atol=0, err_msg=k)
+
+
+@pytest.mark.parametrize(
+    "prefix", ["syn/cum", "syn/by_total_cum", "demo/by_region_cum", "demo/cum"], ids=str
+)
+def test_cumulative_unchanged(
+    prefix: str, stored: dict[str, np.ndarray], current: dict[str, np.ndarray]
+) -> None:
+    for k in (k for k in stored if k.startswith(prefix + "/key_")):
+        np.testing.assert_array_equal(current[k], stored[k], err_msg=k)
+    for col in CUMULATIVE:
+        k = f"{prefix}/{col}"
+        np.testing.assert_allclose(current[k], stored[k], rtol=RTOL, atol=0, err_msg=k)
+
+
+def test_coefficients_unchanged(
+    stored: dict[str, np.ndarray], current: dict[str, np.ndarray]
+) -> None:
+    np.testing.assert_array_equal(current["syn/coef_names"], stored["syn/coef_names"])
+    for k in ("syn/coef", "demo/coef"):
+        np.testing.assert_allclose(current[k], stored[k], rtol=RTOL, atol=0, err_msg=k)
+
+
+def test_release_running_totals_are_the_window_calls() -> None:
+    """The release's month-by-month running totals come from one running pass
+    (``cumulative_path``); they equal one ``cumulative`` call per month end."""
+    from excessmort.report.stage import _month_ends, running_totals
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        view = em.fit(em.demo_data()).by("region")
+    start = pd.Timestamp("2020-01-01")
+    ends = _month_ends(start, pd.Timestamp("2021-04-30"))
+    ours = running_totals(view, start, ends)
+    ref = pd.concat([view.cumulative(start, e) for e in ends], ignore_index=True)
+    # the columns the release's tables read (cumulative() has more: names, labels)
+    assert set(ours.columns) <= set(ref.columns) and len(ours) == len(ref) == 9 * len(ends)
+    for c in ("region", "start", "end", "n_weeks"):
+        assert ours[c].astype(str).tolist() == ref[c].astype(str).tolist(), c
+    for c in CUMULATIVE:
+        np.testing.assert_allclose(ours[c], ref[c], rtol=1e-12, atol=0, err_msg=c)
+
+
+def _sorted_frame() -> pd.DataFrame:
+    frame = synthetic_frame()
+    return frame.sort_values(["area", "sex", "week_ending"]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("layout", ["sorted", "shuffled", "split", "week_major"])
+def test_row_layouts_give_one_result(layout: str) -> None:
+    """The fast paths (runs of equal strata, sorted rows, grid occupancy) and the general path
+    read the same frame and fill the same panel whatever the row order."""
+    from excessmort.io import _read_panel
+
+    base = _sorted_frame()
+    if layout == "shuffled":
+        frame = base.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    elif layout == "split":  # every series in two blocks
+        late = base["week_ending"] >= pd.Timestamp("2017-01-01")
+        frame = pd.concat([base[~late], base[late]], ignore_index=True)
+    elif layout == "week_major":
+        frame = base.sort_values(["week_ending", "area", "sex"]).reset_index(drop=True)
+    else:
+        frame = base
+    ref = em.read(base)
+    got = em.read(frame)
+    pd.testing.assert_frame_equal(got, ref)
+    a, b = _read_panel(base), _read_panel(frame)
+    pd.testing.assert_frame_equal(a.keys, b.keys)
+    np.testing.assert_array_equal(a.deaths, b.deaths)
+    np.testing.assert_array_equal(a.exposure, b.exposure)
+    assert a.weeks.equals(b.weeks)
+
+
+@pytest.mark.parametrize("layout", ["sorted", "shuffled"])
+def test_duplicate_found_on_the_grid_names_both_rows(layout: str) -> None:
+    base = _sorted_frame()
+    dup = base.iloc[[100]]
+    frame = pd.concat([base.iloc[:101], dup, base.iloc[101:]], ignore_index=True)
+    if layout == "shuffled":
+        order = np.random.default_rng(1).permutation(len(frame))
+        frame = frame.iloc[order].reset_index(drop=True)
+        first, second = sorted(np.flatnonzero(np.isin(order, [100, 101])))
+    else:
+        first, second = 100, 101
+    with pytest.raises(em.InputError) as info:
+        em.fit(frame, reference=("2014-01-01", "2018-12-31"))
+    text = str(info.value)
+    assert "duplicate series-week" in text
+    assert f"row {second:,}" in text and f"already given at row {first:,}" in text
+    assert info.value.row == second
+
+
+def test_off_weekday_found_on_the_grid_names_the_row() -> None:
+    frame = _sorted_frame()
+    frame.loc[37, "week_ending"] = frame.loc[37, "week_ending"] - pd.Timedelta(days=1)
+    with pytest.raises(em.InputError) as info:
+        em.read(frame)
+    assert "row 37" in str(info.value) and "(a Thursday)" in str(info.value)
+    assert info.value.column == "week_ending"
+
+
+if __name__ == "__main__":
+    if "--overwrite" not in sys.argv:
+        raise SystemExit("usage: python tests/test_speed_equivalence.py --overwrite")
+    GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(GOLDEN, **outputs())
+    print(f"wrote {GOLDEN} ({GOLDEN.stat().st_size / 1024:.0f} KiB)")
