@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from excessmort.report.config import Contact, default_config
+from excessmort.report.release_calendar import slot_for_month
 
 from excessmort._fit import fit as fit_frame
 from excessmort.datasets import demo_data
 from excessmort.report import render
-from excessmort.report.config import Contact, default_config
 from excessmort.report.readiness import check_page
-from excessmort.report.release_calendar import slot_for_month
 from excessmort.report.stage import release_figures
 
 EVIL = '<b onmouseover="x()">Evil & Co\'s "stats"</b>'
