@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= io,plot,report,progress,dask,network,test
+EXTRAS ?= io,plot,report,progress,dask,network,test,docs
 
-.PHONY: run run-ons test test-fast bench bench-quick bench-cold bench-gate lint clean
+.PHONY: run run-ons test test-fast bench bench-quick bench-cold bench-gate lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,13 +30,18 @@ $(VENV)/.chromium: | $(BIN)/python
 	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium) || echo "make: could not install chromium; the browser tests will fail" >&2
 	@if command -v chromium >/dev/null 2>&1; then touch $@; fi
 
+# The live R oracle tests (farrington) need Debian R and surveillance: installed once, only when missing.
+$(VENV)/.r-oracle: | $(BIN)/python
+	@Rscript -e 'library(surveillance)' >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends r-base-core r-cran-surveillance) || echo "make: could not install R surveillance; the live R oracle tests will fail" >&2
+	@if Rscript -e 'library(surveillance)' >/dev/null 2>&1; then touch $@; fi
+
 # The network publishing tests start Debian's OpenSSH server (/usr/sbin/sshd) on 127.0.0.1 with their
 # own config: the package is installed once, only when missing (no service is enabled or started).
 $(VENV)/.sshd: | $(BIN)/python
 	@test -x /usr/sbin/sshd || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server) || echo "make: could not install openssh-server; the SFTP tests will fail" >&2
 	@if test -x /usr/sbin/sshd; then touch $@; fi
 
-test: $(STAMP) $(VENV)/.chromium $(VENV)/.sshd
+test: $(STAMP) $(VENV)/.chromium $(VENV)/.sshd $(VENV)/.r-oracle
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
@@ -54,9 +59,12 @@ bench-cold: $(VENV)/.bench-installed
 bench-gate: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.compare --base $${BASE:-HEAD~1}
 
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict -d site
+
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet ruff
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) out out-ons .pytest_cache
+	rm -rf $(VENV) out out-ons .pytest_cache site

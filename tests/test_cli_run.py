@@ -89,8 +89,9 @@ def test_check_json_passes(run_result, capsys: pytest.CaptureFixture[str]) -> No
     _, _, _, out, live = run_result
     assert main(["check", str(out / "2021-05-20"), "--json", "--live-root", str(live)]) == 0
     data = json.loads(capsys.readouterr().out)
-    # the nine readiness checks and the release-contents check of `check` (issue 16)
-    assert data["ready"] is True and len(data["checks"]) == 10
+    # the fourteen readiness checks (five of plausibility) and the release-contents check of
+    # `check` (issue 16)
+    assert data["ready"] is True and len(data["checks"]) == 15
     assert {c["verdict"] for c in data["checks"]} == {"pass"}
 
 

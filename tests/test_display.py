@@ -120,7 +120,10 @@ def _window_variance(
     return obs, float(mu.sum()), var, float(np.sum(fit.panel.deaths[np.ix_(series, weeks)]))
 
 
-def test_summary_by_region_matches_the_closed_form(qp: em.Fit) -> None:
+def test_summary_by_region_matches_the_closed_form(demo: pd.DataFrame) -> None:
+    # the closed form of the independence mode (dependence=False); the default's sums carry the
+    # dependence model (tests/test_dependence.py)
+    qp = em.fit(demo, reference=("2015-01-01", "2019-12-31"), dependence=False)
     s = qp.summary(*PERIOD)
     assert list(s.columns) == [
         "region",
@@ -203,8 +206,9 @@ def test_print_summary_ascii_uses_the_decimals(qp: em.Fit) -> None:
     assert "reference period  2015-01-01 to 2019-12-31" in text
     london = next(line for line in text.splitlines() if " London " in line)
     row = s.loc[s["name"] == "London"].iloc[0]
-    assert f"{row['expected']:,.1f}" in london
-    assert f"{row['excess_lower']:,.1f} to {row['excess_upper']:,.1f}" in london
+    # Issue 17: deaths are counts, printed whole; decimals is for the P-score.
+    assert f"{row['expected']:,.0f}" in london
+    assert f"{row['excess_lower']:,.0f} to {row['excess_upper']:,.0f}" in london
     assert f"{row['p_score']:,.1f}" in london
 
 
@@ -299,8 +303,8 @@ def test_select_lists_names_codes_and_shorthand(qp: em.Fit) -> None:
     )
     _assert_frames_equal(qp["London"].weekly, qp.select(region="E12000007").weekly)
     _assert_frames_equal(
-        qp["E12000007"].by().weekly.drop(columns="region"),
-        _rows(qp.by("region").weekly, ["E12000007"]).drop(columns="region"),
+        qp["E12000007"].by().weekly.drop(columns=["region", "region_name"]),
+        _rows(qp.by("region").weekly, ["E12000007"]).drop(columns=["region", "region_name"]),
     )
 
 

@@ -22,7 +22,9 @@ def regional() -> em.Fit:
     frame["region"] = [codes[a // 2] for a in area]
     frame["sex"] = np.where(area % 2 == 0, "F", "M")
     frame = frame.drop(columns="area")[["region", "sex", "week_ending", "deaths", "population"]]
-    return em.fit(frame, reference=REF)
+    # The closed forms below are those of the independence mode (sums of phi mu); the dependence
+    # model that is the default for sums is tested in test_dependence.py.
+    return em.fit(frame, reference=REF, dependence=False)
 
 
 def _series_cumulative_variance(fit: em.Fit, series: np.ndarray, window: np.ndarray) -> float:
@@ -115,19 +117,31 @@ def test_z_and_p_scores_closed_form(regional: em.Fit) -> None:
 
 
 def test_weekly_columns_are_the_public_contract(regional: em.Fit) -> None:
+    # Issue 17: names beside codes, week numbers, prediction bounds and the ratio (as the CLI's
+    # figures files) joined the contract.
     assert regional.weekly.columns.tolist() == [
         "region",
+        "region_name",
         "sex",
         "week_ending",
+        "iso_year",
+        "iso_week",
+        "year",
+        "week",
         "observed",
         "expected",
         "expected_lower",
         "expected_upper",
+        "prediction_lower",
+        "prediction_upper",
         "excess",
         "excess_lower",
         "excess_upper",
         "z_score",
         "p_score",
+        "ratio",
+        "ratio_lower",
+        "ratio_upper",
     ]
     cum = regional.cumulative("2020-01-01", "2020-12-31")
     for col in ["region", "sex", "observed", "expected", "excess", "excess_lower", "excess_upper"]:

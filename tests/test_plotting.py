@@ -206,9 +206,14 @@ def test_cumulative_path_equals_cumulative_week_by_week(
 def test_fit_cumulative_path_all_rows(qp: em.Fit) -> None:
     view = qp.by("region")
     path = view.cumulative_path("2020-03-01", "2020-05-01")
-    assert list(path.columns) == [
+    assert list(path.columns) == [  # issue 17: names and week numbers beside codes and dates
         "region",
+        "region_name",
         "week_ending",
+        "iso_year",
+        "iso_week",
+        "year",
+        "week",
         "observed",
         "expected",
         "excess",
@@ -244,7 +249,9 @@ def test_plot_cumulative_line_and_band(qp: em.Fit, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------- many series
 def test_plot_regions_grid(qp: em.Fit, tmp_path: Path) -> None:
-    fig, axes = plotting.plot_regions(qp, "weekly", start=START, end=END)
+    # Issue 17: grids return the Figure (axes in fig.axes, row by row).
+    fig = plotting.plot_regions(qp, "weekly", start=START, end=END)
+    axes = np.asarray(fig.axes).reshape(3, 3)
     _render(fig, tmp_path / "regions.png")
     assert axes.shape == (3, 3)
     assert [a.get_title() for a in axes.flat] == list(REGIONS.values())
@@ -257,7 +264,8 @@ def test_plot_regions_grid(qp: em.Fit, tmp_path: Path) -> None:
         assert len(_bands(ax)) == 1
     assert axes[0, 0].get_legend() is not None and axes[1, 1].get_legend() is None
     assert axes[0, 0].get_ylabel() == "deaths per week" and axes[0, 1].get_ylabel() == ""
-    fig2, axes2 = plotting.plot_regions(qp, "cumulative", end="2020-12-31")
+    fig2 = plotting.plot_regions(qp, "cumulative", end="2020-12-31")
+    axes2 = np.asarray(fig2.axes)
     assert fig2.get_suptitle().startswith("Cumulative excess deaths")
     assert all(len(_bands(a)) == 1 for a in axes2.flat)
     with pytest.raises(InputError, match="kind must be one of"):
@@ -267,7 +275,7 @@ def test_plot_regions_grid(qp: em.Fit, tmp_path: Path) -> None:
 def test_plot_regions_needs_regions(demo: pd.DataFrame) -> None:
     frame = demo.groupby(["sex", "week_ending"], as_index=False, observed=True)[["deaths"]].sum()
     with pytest.warns(em.DispersionWarning):
-        f = em.fit(frame)
+        f = em.fit(frame, dispersion_check=(0.2, 10))
     with pytest.raises(InputError, match="needs a region stratum"):
         plotting.plot_regions(f)
     with pytest.raises(InputError, match="needs a region stratum"):

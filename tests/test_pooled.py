@@ -12,8 +12,6 @@ exact; quantiles exact; aggregate variances vs dense algebra 1e-10.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -268,13 +266,17 @@ def test_step_halving_and_max_iter(panel: Panel) -> None:
     out = irls_pooled(design, panel.deaths, panel.offset, fit, max_iter=1)
     assert not out.converged and out.n_iter == 1
     with pytest.warns(em.ConvergenceWarning, match="max_iter=1"):
-        res = Pooled(terms="trend + region", max_iter=1).fit(panel, reference=REFERENCE)
+        # Issue 17: terms must give every stratum of the panel a level (else an InputError).
+        res = Pooled(terms="trend + region + sex + age_group", max_iter=1).fit(
+            panel, reference=REFERENCE
+        )
     assert np.isnan(res.mu).all() and not res.converged.any()
 
 
 # --------------------------------------------------------------------------- intervals
 def test_distribution_quantiles_equal_scipy(panel: Panel) -> None:
-    res = Pooled().fit(panel, reference=REFERENCE)
+    # the producer's interval is asked for by name (the default is now "delta" with dependence)
+    res = Pooled(intervals="distribution").fit(panel, reference=REFERENCE)
     assert isinstance(res, PooledResult)
     phi = res.dispersion[0]
     assert phi > 1.0
@@ -304,7 +306,9 @@ def test_distribution_quantiles_equal_scipy(panel: Panel) -> None:
 
 
 def test_poisson_when_phi_is_one() -> None:
-    res = Pooled().fit(Panel.from_frame(_frame(seed=3, phi=1.0 + 1e-9)), reference=REFERENCE)
+    res = Pooled(intervals="distribution").fit(
+        Panel.from_frame(_frame(seed=3, phi=1.0 + 1e-9)), reference=REFERENCE
+    )
     # data without overdispersion: raw phi near 1, floored at 1 for intervals
     mu = np.array([[0.0, 0.7, 12.5, 803.2], [np.nan, 3.0, 40.0, 5000.0]])
     lower, upper, _ = res.prediction(mu, mu, mu * 1.0, np.zeros_like(mu), 0.95)
@@ -353,19 +357,27 @@ def test_delta_aggregate_variance_dense(panel: Panel) -> None:
 
 
 # --------------------------------------------------------------------------- terms and end to end
-def test_default_terms_keep_strata_present(caplog: pytest.LogCaptureFixture) -> None:
+def test_terms_leaving_out_a_stratum_are_an_error(panel: Panel) -> None:
+    # The issue's Swedish girls: seasonality without age_group on a sex x age panel would expect
+    # the same deaths of every age group.
+    with pytest.raises(InputError, match=r"leave out the stratum 'age_group' of the data"):
+        Pooled(terms="trend + seasonality + region + sex").fit(panel, reference=REFERENCE)
+
+
+def test_default_terms_keep_strata_present() -> None:
+    # The note is a warnings category (issue 17: not a log line on every call).
+    from excessmort.exceptions import ModelNoteWarning
+
     frame = (
         _frame().groupby(["region", "week_ending"], as_index=False)[["deaths", "population"]].sum()
     )
     panel = Panel.from_frame(frame)
-    with caplog.at_level(logging.WARNING, logger="excessmort"):
+    with pytest.warns(ModelNoteWarning) as caught:
         res = Pooled().fit(panel, reference=REFERENCE)
     assert res.info["terms"] == "trend + seasonality + holidays + region"
     assert res.info["dropped_strata"] == ["age_group", "sex"]
-    assert (
-        "'age_group' or 'sex'" in caplog.text
-        and "trend + seasonality + holidays + region" in caplog.text
-    )
+    text = " ".join(str(w.message) for w in caught)
+    assert "'age_group' or 'sex'" in text and "trend + seasonality + holidays + region" in text
     explicit = Pooled(terms="trend + seasonality + holidays + region").fit(
         panel, reference=REFERENCE
     )
@@ -405,7 +417,7 @@ def test_level_without_reference_data_is_refused() -> None:
 
 def test_fit_end_to_end_distribution_and_delta() -> None:
     frame = _frame()
-    f = em.fit(frame, baseline="pooled", reference=REFERENCE, level=0.9973)
+    f = em.fit(frame, baseline="pooled", intervals="distribution", reference=REFERENCE, level=0.9973)
     weekly = f.weekly
     assert len(weekly) == 18 * f.panel.n_weeks
     # no parameter uncertainty: the expected band collapses onto mu; excess bounds from NB quantiles

@@ -281,7 +281,8 @@ def test_report_states_release_contacts_and_method(staged: Path) -> None:
     assert "observed / upper prediction bound" in html  # the ratio's interval is defined
     for chart in CHART_NAMES:
         assert f'href="{chart}"' in html
-    assert html.count("<svg") == 3
+    assert html.count("<svg") == 4  # observed, excess, ratio and (issue 19) the alarm chart
+    assert "Periods of excess deaths since" in html
     assert "Age group: 85+" in (staged / "london" / "chart-ratio.svg").read_text()
 
 

@@ -228,8 +228,13 @@ def test_series_on_different_weekdays() -> None:
     frame.loc[6:, "week_ending"] = sundays[6:].dt.strftime("%Y-%m-%d")
     frame = pd.concat([frame, _frame(n_weeks=6).iloc[:6].assign(sex="male")], ignore_index=True)
     err = _refused(frame)
-    assert "(a Sunday) at row 6 (region E12000001, sex female, week ending 2015-01-04)" in str(err)
-    assert "the only week" not in str(err) and "Friday here, as on 12 rows" in str(err)
+    # Issue 17: each series is weekly, on its own weekday; the message says so (it used to point at
+    # one row as if the series were broken).
+    assert str(err).startswith(
+        "series end their weeks on different weekdays: region E12000001, sex female, week ending "
+        "2015-01-04 is weekly on Sundays"
+    )
+    assert "on Fridays" in str(err) and err.row == 6 and err.column == "week_ending"
 
 
 def test_unknown_region() -> None:
@@ -243,14 +248,25 @@ def test_unknown_region() -> None:
     assert (err.column, err.value, err.row) == ("region", "Scotland", ROW)
 
 
-def test_england_is_derived_never_read() -> None:
+def test_england_beside_its_regions_is_a_series_of_its_own_with_a_warning() -> None:
+    # Issue 17 changed this rule: England rows were refused; now England is a series of its own
+    # (a national series can be read and fitted), with a warning when its regions are beside it.
+    from excessmort.exceptions import AreaWarning
+
     frame = _frame().rename(columns={"region": "area_code"})
-    frame.loc[ROW, "area_code"] = "E92000001"
+    england = frame.loc[frame["area_code"] == frame["area_code"].iloc[0]].assign(
+        area_code="E92000001"
+    )
+    with pytest.warns(AreaWarning, match=r"holds England \(E92000001\) beside its regions"):
+        tidy = em.read(pd.concat([frame, england], ignore_index=True))
+    assert "E92000001" in tidy["region"].cat.categories
+
+
+def test_unknown_region_suggests_the_closest_name() -> None:
+    frame = _frame()
+    frame.loc[ROW, "region"] = "Londn"
     err = _refused(frame)
-    msg = str(err)
-    assert "column 'area_code' has the England value 'E92000001' at row 1,204" in msg
-    assert "England is derived as the sum of the nine regions" in msg and "never read" in msg
-    assert (err.column, err.value, err.row) == ("area_code", "E92000001", ROW)
+    assert "(did you mean 'London'?)" in str(err)
 
 
 def test_wales_left_out_or_kept(caplog) -> None:

@@ -33,6 +33,13 @@ _EXPORTS: dict[str, str] = {
     "Fit": "excessmort._fit",
     "DaskFit": "excessmort._dask",
     "compare": "excessmort._compare",
+    "backtest": "excessmort._backtest",
+    "Backtest": "excessmort._backtest",
+    "Comparison": "excessmort._compare",
+    "GroupedFit": "excessmort._groups",
+    "periods": "excessmort.periods",
+    "european_standard_population": "excessmort.standardise",
+    "interpolate_population": "excessmort.population",
     "warmup": "excessmort._kernels",
     "baselines": "excessmort.baselines",
     "QuasiPoisson": "excessmort.baselines",
@@ -40,10 +47,14 @@ _EXPORTS: dict[str, str] = {
     "FiveYearAverage": "excessmort.baselines",
     "EuroMOMO": "excessmort.baselines",
     "Pooled": "excessmort.baselines",
+    "FarringtonFlexible": "excessmort.baselines",
     "InputError": "excessmort.exceptions",
     "ExcessmortError": "excessmort.exceptions",
     "ConvergenceWarning": "excessmort.exceptions",
     "DispersionWarning": "excessmort.exceptions",
+    "MissingDataWarning": "excessmort.exceptions",
+    "ModelNoteWarning": "excessmort.exceptions",
+    "AreaWarning": "excessmort.exceptions",
     "ReleaseError": "excessmort.exceptions",
 }
 
@@ -55,7 +66,7 @@ def __getattr__(name: str) -> Any:
     if module_name is None:
         raise AttributeError(f"module 'excessmort' has no attribute {name!r}")
     module = importlib.import_module(module_name)
-    value = module if name == "baselines" else getattr(module, name)
+    value = module if name in ("baselines", "periods") else getattr(module, name)
     globals()[name] = value
     return value
 

@@ -36,7 +36,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ._fit import CUMULATIVE_COLUMNS, DISPERSION_RANGE, WEEKLY_COLUMNS, Fit, _check_reference
+from ._fit import (
+    DISPERSION_RANGE,
+    Fit,
+    _check_reference,
+    cumulative_frame,
+    weekly_frame,
+)
 from .baselines import Baseline, get_baseline
 from .baselines._util import group_sum
 from .exceptions import ConvergenceWarning, DispersionWarning, InputError
@@ -90,6 +96,7 @@ class _Plan:
     reference: tuple[pd.Timestamp, pd.Timestamp] | None
     level: float
     engine: str
+    dependence: bool = False
 
 
 def _recognise(columns: Sequence[Any], strata: Sequence[str] | None, keep_wales: bool) -> _Columns:
@@ -385,7 +392,12 @@ def _fit_tidy(tidy: pd.DataFrame, plan: _Plan) -> Fit:
     panel = _on_calendar(Panel.from_frame(tidy), plan.weeks, plan.categories)
     result = plan.model.fit(panel, reference=plan.reference, engine=plan.engine)  # type: ignore[arg-type]
     return Fit(
-        panel=panel, result=result, model=plan.model, reference=plan.reference, level=plan.level
+        panel=panel,
+        result=result,
+        model=plan.model,
+        reference=plan.reference,
+        level=plan.level,
+        dependence=False,  # sums are reduced across partitions under independence (see fit_dask)
     )
 
 
@@ -448,6 +460,7 @@ def _fresh(fit: Fit) -> Fit:
         model=fit.model,
         reference=fit.reference,
         level=fit.level,
+        dependence=False,
     )
 
 
@@ -463,8 +476,37 @@ def _diagnostics(fit: Fit | None, meta: pd.DataFrame) -> pd.DataFrame:
     return meta if fit is None else fit.diagnostics
 
 
-def _cumulative(fit: Fit | None, start: Any, end: Any) -> pd.DataFrame | None:
-    return None if fit is None else _fresh(fit).cumulative(start, end)
+def _cumulative(fit: Fit | None, start: Any, end: Any, year: Any = None) -> pd.DataFrame | None:
+    if fit is None:
+        return None
+    if year is None:
+        return _fresh(fit).cumulative(start, end)
+    with_year = Fit(
+        panel=fit.panel,
+        result=fit.result,
+        model=fit.model,
+        reference=fit.reference,
+        level=fit.level,
+        dependence=True,
+        shared={"year": year},
+    )
+    return with_year.cumulative(start, end)
+
+
+def _year_moments(fit: Fit | None) -> Any:
+    """The series' year-effect moments of one partition (:class:`excessmort.dependence.YearEffect`)."""
+    if fit is None:
+        return None
+    from .dependence import estimate_year_effect
+
+    return estimate_year_effect(fit.result, fit.panel.deaths, fit.weeks)
+
+
+def _merge_years(parts: Sequence[Any]) -> Any:
+    from .dependence import YearEffect
+
+    kept = [p for p in parts if p is not None]
+    return YearEffect.merge(kept) if kept else None
 
 
 def _status(fit: Fit | None) -> dict[str, Any]:
@@ -506,9 +548,10 @@ def _warn(status: dict[str, Any], baseline: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- aggregates
-Partial = tuple[
-    pd.DataFrame, np.ndarray
-]  # group keys [G], stacked (observed, mu, phi mu, param var) [4, G, ...]
+# group keys [G], stacked (observed, mu, phi mu, param var) [4, G, ...], and the dependence sums
+# (GroupSums.stacked weekly [5, G, T], per group [2 + Y, G], residual weeks [T], window sums
+# (phi mu, mu, weekly param var) [3, G, K]) or None
+Partial = tuple[pd.DataFrame, np.ndarray, Any]
 
 
 def _partial(
@@ -537,7 +580,25 @@ def _partial(
     keys = keys.copy()
     for col in by:
         keys[col] = keys[col].astype(plan.categories[col])
-    return keys, np.stack(parts)
+    extra = None
+    if plan.dependence and res.dependence_applies:
+        from .dependence import GroupSums
+
+        groups, _, include = view._grouping
+        g = np.where(include, groups, -1)
+        sums = GroupSums.of(res, deaths, fit.weeks, g, len(keys))
+        weekly, per_group = sums.stacked()
+        win = None
+        if window is not None:
+            win = np.stack(
+                [
+                    view._sum(res.obs_variance()[:, window]),
+                    view._sum(res.mu[:, window]),
+                    view._masked_result_call("param_variance_weekly")[:, window],
+                ]
+            )
+        extra = (weekly, per_group, sums.resid_weeks, win)
+    return keys, np.stack(parts), extra
 
 
 def _merge(partials: Sequence[Partial | None]) -> Partial | None:
@@ -547,6 +608,7 @@ def _merge(partials: Sequence[Partial | None]) -> Partial | None:
         return None
     keys = pd.concat([p[0] for p in parts], ignore_index=True)
     values = np.concatenate([p[1] for p in parts], axis=1)
+    extras = [p[2] for p in parts]
     if keys.shape[1] == 0:
         ids = np.zeros(len(keys), dtype=np.int64)
     else:
@@ -558,7 +620,17 @@ def _merge(partials: Sequence[Partial | None]) -> Partial | None:
     n_groups = int(ids.max()) + 1 if len(ids) else 0
     first = pd.Series(np.arange(len(ids))).groupby(ids).first().to_numpy()
     out = np.stack([group_sum(values[k], ids, n_groups) for k in range(values.shape[0])])
-    return keys.iloc[first].reset_index(drop=True), out
+    extra = None
+    if all(e is not None for e in extras):
+
+        def add(arrays: list[np.ndarray]) -> np.ndarray:
+            stacked = np.concatenate(arrays, axis=1)
+            return np.stack([group_sum(stacked[k], ids, n_groups) for k in range(stacked.shape[0])])
+
+        win = None if extras[0][3] is None else add([e[3] for e in extras])
+        resid_weeks = np.logical_or.reduce([e[2] for e in extras])
+        extra = (add([e[0] for e in extras]), add([e[1] for e in extras]), resid_weeks, win)
+    return keys.iloc[first].reset_index(drop=True), out, extra
 
 
 def _merge_status(statuses: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -622,18 +694,31 @@ class DaskFitView:
     def _finish(self, merged: Partial | None) -> Partial:
         if merged is None:
             raise InputError("the frame holds no series to aggregate", column="by", value=self._by)
-        keys, values = merged
+        keys, values, extra = merged
         keys = keys.copy()
         for col in self._by or ():
             keys[col] = keys[col].cat.remove_unused_categories()
-        return keys, values
+        return keys, values, extra
+
+    def _dependence(self, extra: Any) -> Any:
+        """The in-memory dependence model of the groups, from the merged sums."""
+        from .dependence import GroupSums, dependence_from_sums, year_effect_from_sums
+
+        p = self._parent
+        weekly, per_group, resid_weeks, _ = extra
+        years = np.unique(np.asarray(p.weeks.year, dtype=np.float64))
+        sums = GroupSums.from_stacked(weekly, per_group, resid_weeks, years)
+        meta = p._meta_fit.result
+        year = year_effect_from_sums(sums, meta, p.weeks)
+        return dependence_from_sums(sums, year, meta, p.weeks)
 
     def _weekly_frame(self, reduced: Partial) -> pd.DataFrame:
-        keys, (observed, mu, obs_var, param_var) = reduced
+        keys, (observed, mu, obs_var, param_var), extra = reduced
         p = self._parent
+        if extra is not None:
+            obs_var, param_var = self._dependence(extra).weekly(obs_var, param_var, mu, p.weeks)
         arrays = excess_arrays(observed, mu, obs_var, param_var, p.level, p._prediction)
-        frame = Panel(keys=keys, weeks=p.weeks, deaths=np.empty((len(keys), len(p.weeks))))
-        return frame.to_frame({c: arrays[c] for c in WEEKLY_COLUMNS}, keys=keys)
+        return weekly_frame(p.weeks, keys, arrays)
 
     @property
     def weekly(self) -> pd.DataFrame:
@@ -647,25 +732,31 @@ class DaskFitView:
         p = self._parent
         start, end = p._period(start, end)
         if self._by is None:
-            results = p._run(p._each(lambda i: [(_cumulative, (start, end)), (_status, ())]))
+            year = None
+            if p._plan.dependence and p._meta_fit.result.dependence_applies:
+                # the panel's year effect first (moments over series add across partitions)
+                jobs = [(_year_moments, ())]
+                year = p._run([_tree(p._each(lambda i: jobs), (_merge_years,))])[0][0]
+            results = p._run(p._each(lambda i: [(_cumulative, (start, end, year)), (_status, ())]))
             _warn(_merge_status([status for _, status in results]), p.baseline)
             frames = [frame for frame, _ in results if frame is not None]
             out = pd.concat(frames, ignore_index=True)
             return (
                 out.sort_values(p.strata, kind="stable").reset_index(drop=True) if p.strata else out
             )
-        window = p._meta_fit._window(start, end)
-        keys, (observed, mu, obs_var, param_var) = self._reduce(window)
+        period = p._meta_fit.period(start, end)
+        window = period.mask
+        keys, (observed, mu, obs_var, param_var), extra = self._reduce(window)
+        if extra is not None:
+            obs_w, mu_w, pw_w = extra[3]
+            pv = np.zeros_like(mu_w)
+            pv[:, -1] = param_var
+            obs_run, param_run, _ = self._dependence(extra).running(
+                obs_w, mu_w, pv, p.weeks[window], p.level, param_weekly=pw_w
+            )
+            obs_var, param_var = obs_run[:, -1], param_run[:, -1]
         arrays = excess_arrays(observed, mu, obs_var, param_var, p.level, p._prediction)
-        weeks = p.weeks
-        out = keys.copy()
-        out["start"] = weeks[window][0]
-        out["end"] = weeks[window][-1]
-        out["n_weeks"] = int(window.sum())
-        for c in CUMULATIVE_COLUMNS:
-            out[c] = arrays[c]
-        out["p_score"] = arrays["p_score"]
-        return out
+        return cumulative_frame(keys, p.weeks, period.mask, arrays, period.label)
 
     def __repr__(self) -> str:
         view = ", ".join(self._by) if self._by else "total"
@@ -789,11 +880,7 @@ class DaskFit:
         return self._keys[name]
 
     def _period(self, start: Any, end: Any) -> tuple[Any, Any]:
-        if start is None:
-            start = (self.reference[1] + pd.Timedelta(days=1)) if self.reference else self.weeks[0]
-        if end is None:
-            end = self.weeks[-1]
-        self._meta_fit._window(start, end)  # the in-memory checks and messages
+        self._meta_fit.period(start, end)  # the in-memory parser, checks and messages
         return start, end
 
     # ------------------------------------------------------------------ frames
@@ -1164,6 +1251,7 @@ def fit_dask(
     npartitions: int | None = None,
     retries: int = 2,
     warmup: bool = True,
+    dependence: bool = True,
     **options: Any,
 ) -> DaskFit:
     """:func:`excessmort.fit` on a Dask DataFrame (or a partitioned Parquet dataset path).
@@ -1187,6 +1275,10 @@ def fit_dask(
     warmup : bool, default True
         Compile or load the numba kernels on every worker before the fit (one worker first, so the
         others only read numba's cache).
+    dependence : bool, default True
+        As :func:`excessmort.fit`: the residual dependence of :mod:`excessmort.dependence` in every
+        variance of a sum. Its sums (residuals, phi mu, fitted variances, year moments) are reduced
+        across partitions exactly, so the intervals equal the in-memory ones.
 
     Returns
     -------
@@ -1237,6 +1329,7 @@ def fit_dask(
         reference=ref,
         level=level,
         engine=engine,
+        dependence=bool(dependence),
     )
     with (
         warnings.catch_warnings()

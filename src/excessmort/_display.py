@@ -62,14 +62,16 @@ def format_number(value: Any, decimals: int = 0) -> str:
 def format_table(
     frame: pd.DataFrame, decimals: int = 2, *, level: float | None = None
 ) -> pd.DataFrame:
-    """Cells as strings: counts with separators, P-scores with ``decimals`` places, each interval
-    pair (``excess_lower``, ``excess_upper``) as one column ``"lower to upper"``.
+    """Cells as strings: counts as whole numbers with separators, P-scores and other ratios with
+    ``decimals`` places, each interval pair (``excess_lower``, ``excess_upper``) as one column
+    ``"lower to upper"``.
 
     Parameters
     ----------
     frame : DataFrame
     decimals : int
-        Decimal places of every number.
+        Decimal places of the ratios (P-score, z-score, ratio, dispersion); deaths are counts and
+        are shown whole.
     level : float, optional
         Interval level, used in the interval column's name (``95% interval``).
 
@@ -90,13 +92,13 @@ def format_table(
             hi = frame[pairs[col]]
             name = label if col == "excess_lower" else f"{col.split('_')[0]} {label}"
             out[name] = [
-                f"{format_number(a, decimals)} to {format_number(b, decimals)}"
+                f"{format_number(a, 0)} to {format_number(b, 0)}"
                 for a, b in zip(values, hi, strict=True)
             ]
         elif pd.api.types.is_bool_dtype(values.dtype):
             out[col] = values.map(lambda v: "yes" if v else "no")
         elif pd.api.types.is_numeric_dtype(values.dtype):
-            places = max(decimals, 1) if col in _RATIO_COLUMNS else decimals
+            places = max(decimals, 1) if col in _RATIO_COLUMNS else 0
             out[col] = [format_number(v, places) for v in values]
         elif pd.api.types.is_datetime64_any_dtype(values.dtype):
             out[col] = [("-" if pd.isna(v) else str(pd.Timestamp(v).date())) for v in values]

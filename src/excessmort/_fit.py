@@ -15,13 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._frames import add_prediction, add_region_name, add_week_numbers
 from ._typing import Engine, IntArray
 from .baselines import Baseline, BaselineResult, get_baseline
-from .exceptions import ConvergenceWarning, DispersionWarning, InputError
+from .exceptions import ConvergenceWarning, DispersionWarning, InputError, MissingDataWarning
 from .excess import excess_arrays, validate_level
 from .panel import Panel
-from .regions import ENGLAND_CODE, REGIONS
-from .weeks import reference_bounds, to_timestamp
+from .periods import Period, period_table, resolve_period
+from .regions import ENGLAND_CODE, REGIONS, WALES_CODE
+from .weeks import reference_bounds
 
 __all__ = ["DEFAULT_REFERENCE", "Fit", "fit"]
 
@@ -41,9 +43,63 @@ WEEKLY_COLUMNS = (
 )
 CUMULATIVE_COLUMNS = ("observed", "expected", "excess", "excess_lower", "excess_upper")
 
+
+def weekly_frame(
+    weeks: pd.DatetimeIndex, keys: pd.DataFrame, arrays: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """The weekly frame of rows ``keys`` from the arrays of :func:`excessmort.excess.excess_arrays`."""
+    n_rows, n_weeks = len(keys), len(weeks)
+    out = keys.iloc[np.repeat(np.arange(n_rows), n_weeks)].reset_index(drop=True)
+    out["week_ending"] = np.tile(weeks.to_numpy(), n_rows)
+    for c in WEEKLY_COLUMNS:
+        out[c] = np.asarray(arrays[c]).reshape(-1)
+    add_prediction(out, arrays["lower"], arrays["upper"])
+    return add_week_numbers(add_region_name(out))
+
+
+def cumulative_frame(
+    keys: pd.DataFrame,
+    weeks: pd.DatetimeIndex,
+    window: np.ndarray,
+    arrays: dict[str, np.ndarray],
+    label: str | None = None,
+) -> pd.DataFrame:
+    """The cumulative frame of rows ``keys`` over the weeks of ``window``."""
+    out = add_region_name(keys.copy())
+    if label is not None:
+        out["period"] = label
+    out["start"] = weeks[window][0]
+    out["end"] = weeks[window][-1]
+    out["n_weeks"] = int(window.sum())
+    for c in CUMULATIVE_COLUMNS:
+        out[c] = arrays[c]
+    out["p_score"] = arrays["p_score"]
+    return out
+
+
 # Phi outside this range is flagged: counts of deaths are rarely under-dispersed, and phi above 10
-# usually means a structural break or misspecified strata.
+# usually means a structural break or misspecified strata (used by the Dask engine and as the floor
+# of the size-aware check below).
 DISPERSION_RANGE = (0.2, 10.0)
+#: The size-aware dispersion check (issue 17): weekly death rates vary around any baseline by a few
+#: per cent that no model of trend and season explains (a cold week, a heat wave), so
+#: var = mu + (cv mu)^2 and the ordinary phi = 1 + cv^2 mu grows with the counts: about 11 for a
+#: region's 1,000 deaths a week with cv = 0.1 (ONS's regions: phi 5-15). phi is flagged above
+#: ``DISPERSION_FACTOR`` times that (and above 10), or below 0.2.
+DISPERSION_CV = 0.1
+DISPERSION_FACTOR = 2.0
+
+
+def ordinary_dispersion_upper(mean_count: np.ndarray, cv: float = DISPERSION_CV) -> np.ndarray:
+    """The largest phi the size-aware check calls ordinary for series of this mean weekly count.
+
+    Examples
+    --------
+    >>> ordinary_dispersion_upper(np.array([10.0, 1000.0, 2500.0])).round(1).tolist()
+    [10.0, 22.0, 52.0]
+    """
+    size = DISPERSION_FACTOR * (1.0 + cv**2 * np.asarray(mean_count, dtype=float))
+    return np.maximum(DISPERSION_RANGE[1], np.nan_to_num(size, nan=DISPERSION_RANGE[1]))
 
 
 def _as_tidy(frame: Any, keep_wales: bool | None = None) -> pd.DataFrame:
@@ -53,10 +109,14 @@ def _as_tidy(frame: Any, keep_wales: bool | None = None) -> pd.DataFrame:
     """
     from .io import read
 
+    attrs = frame.attrs.get("excessmort", {}) if isinstance(frame, pd.DataFrame) else {}
     if keep_wales is None:
-        attrs = frame.attrs.get("excessmort", {}) if isinstance(frame, pd.DataFrame) else {}
         keep_wales = bool(attrs.get("keep_wales", False))
-    return read(frame, keep_wales=keep_wales)
+    return read(
+        frame,
+        keep_wales=keep_wales,
+        estimated_counts=bool(attrs.get("estimated_counts", False)),
+    )
 
 
 def fit(
@@ -70,6 +130,9 @@ def fit(
     progress: bool | None = None,
     allow_pandemic: bool = False,
     allow_short_history: bool = False,
+    dependence: bool = True,
+    exclude: Any = None,
+    dispersion_check: Any = "auto",
     **options: Any,
 ) -> Fit:
     """Fit expected deaths for every series at once and return the result.
@@ -82,8 +145,10 @@ def fit(
         ``"quasipoisson"`` (default), ``"poisson"``, ``"five_year_average"``, ``"euromomo"``,
         ``"pooled"``, or a baseline object with options.
     reference : (start, end)
-        The reference period the baseline is fitted on (inclusive; a bare year as ``end`` means its
-        31 December). Default 2015-01-01 to 2019-12-31.
+        The reference period: the data every baseline rests on (inclusive; a bare year as ``end``
+        means its 31 December). Default 2015-01-01 to 2019-12-31. The GLM baselines (and pooled,
+        EuroMOMO) are fitted on its weeks; the five-year average takes its history years from it
+        (no year after it: 2021's average is 2015-2019's unless ``rolling=True``).
     level : float
         Interval level in (0, 1).
     engine : {"auto", "numba", "numpy"}
@@ -101,6 +166,25 @@ def fit(
         Fit series with fewer observed reference weeks than the baseline's
         ``min_reference_weeks`` on what they have (a series with none is flagged as not converged);
         refused otherwise, naming the series.
+    dependence : bool, default True
+        Estimate the residual dependence across series and weeks on the reference weeks
+        (:mod:`excessmort.dependence`) and use it in every variance of a sum: aggregates of
+        :meth:`Fit.by`, cumulative windows and running paths. ``False`` assumes rows independent
+        given the baseline (sums of phi mu), as published intervals of producers do; the weekly
+        interval of a single series is the same either way.
+    exclude : sequence of (start, end) or periods, optional
+        Windows inside the reference period that no baseline uses (R excessmort's ``exclude``),
+        e.g. ``[("2018-01-01", "2018-03-31")]`` for a bad influenza winter, or a year ``[2020]``.
+        Each is a period as :meth:`Fit.cumulative` takes it. The GLM baselines leave those weeks
+        out of the fit; the five-year average replaces a history week in them by the same week of
+        the next earlier year. ``exclude_years`` of :class:`~excessmort.FiveYearAverage` is the
+        same idea by whole years.
+    dispersion_check : "auto", float, (low, high) or None
+        When to warn about implausible dispersion (:class:`~excessmort.DispersionWarning`):
+        ``"auto"`` judges phi against what the counts' size makes ordinary (phi above
+        2 (1 + cv^2 mean count) with cv = 0.1, and above 10, or below 0.2; quiet on ONS's regions,
+        whose phi of 5-15 is ordinary for 500-1,500 deaths a week); a float sets cv; a pair a
+        fixed range; ``None`` never warns.
     **options
         Options of the named baseline, e.g. ``harmonics=3`` or ``dispersion_floor=0``.
 
@@ -120,8 +204,8 @@ def fit(
     --------
     >>> import excessmort as em
     >>> f = em.fit(em.demo_data(), reference=("2015-01-01", "2019-12-31"))
-    >>> f.weekly.columns[-9:].tolist()
-    ['observed', 'expected', 'expected_lower', 'expected_upper', 'excess', 'excess_lower', 'excess_upper', 'z_score', 'p_score']
+    >>> f.by().cumulative(2020)[["period", "n_weeks"]].to_dict("records")
+    [{'period': '2020 (ONS registration year)', 'n_weeks': 53}]
     """
     if hasattr(frame, "npartitions") and hasattr(
         frame, "to_delayed"
@@ -135,6 +219,7 @@ def fit(
             level=level,
             engine=engine,  # type: ignore[return-value]
             keep_wales=keep_wales,
+            dependence=dependence,
             **options,
         )
     level = validate_level(level)
@@ -158,12 +243,59 @@ def fit(
                 model=None if allow_short_history else model,
                 allow_pandemic=allow_pandemic,
             )
-        result = model.fit(panel, reference=reference, engine=engine)
+        excluded = _exclusion_mask(panel.weeks, exclude)
+        result = _fit_baseline(model, panel, reference, engine, excluded)
         stages.advance("baseline")
-        out = Fit(panel=panel, result=result, model=model, reference=reference, level=level)
+        out = Fit(
+            panel=panel,
+            result=result,
+            model=model,
+            reference=reference,
+            level=level,
+            dependence=bool(dependence),
+        )
+        out.excluded = excluded
+        out.estimated_counts = bool(tidy.attrs.get("excessmort", {}).get("estimated_counts"))
+        out._dispersion_check = dispersion_check
         out._warn()
         stages.advance("checks")
     return out
+
+
+def _exclusion_mask(weeks: pd.DatetimeIndex, exclude: Any) -> np.ndarray | None:
+    """The weeks [T] of the exclusion windows, or None."""
+    if exclude is None:
+        return None
+    items = [exclude] if isinstance(exclude, str | int | pd.Period) else list(exclude)
+    mask = np.zeros(len(weeks), dtype=bool)
+    for item in items:
+        if isinstance(item, tuple | list) and len(item) == 2:
+            period = resolve_period(weeks, item[0], item[1], what="exclude window")
+        else:
+            period = resolve_period(weeks, item, what="exclude window")
+        mask |= period.mask
+    return mask
+
+
+def _fit_baseline(
+    model: Baseline,
+    panel: Panel,
+    reference: tuple[pd.Timestamp, pd.Timestamp] | None,
+    engine: Engine,
+    excluded: np.ndarray | None,
+) -> BaselineResult:
+    """``model.fit``; exclusion windows go to a baseline that takes ``exclude=``, else its weeks
+    are hidden from the baseline (NaN deaths: every baseline leaves missing weeks out)."""
+    if excluded is None or not excluded.any():
+        return model.fit(panel, reference=reference, engine=engine)
+    import inspect
+
+    if "exclude" in inspect.signature(model.fit).parameters:
+        return model.fit(panel, reference=reference, engine=engine, exclude=excluded)  # type: ignore[call-arg]
+    deaths = panel.deaths.copy()
+    deaths[:, excluded] = np.nan
+    hidden = Panel(keys=panel.keys, weeks=panel.weeks, deaths=deaths, exposure=panel.exposure)
+    return model.fit(hidden, reference=reference, engine=engine)
 
 
 def _check_reference(
@@ -205,6 +337,8 @@ class Fit:
     model : Baseline
     reference : (Timestamp, Timestamp) or None
     level : float
+    dependence : bool
+        Whether sums carry the residual dependence estimated on the reference weeks.
     """
 
     def __init__(
@@ -216,6 +350,8 @@ class Fit:
         reference: tuple[pd.Timestamp, pd.Timestamp] | None,
         level: float,
         by: tuple[str, ...] | None = None,
+        dependence: bool = True,
+        shared: dict[str, Any] | None = None,
     ) -> None:
         self.panel = panel
         self.result = result
@@ -223,48 +359,136 @@ class Fit:
         self.reference = reference
         self.level = level
         self._by = by
+        self.dependence = bool(dependence)
+        # Panel-level estimates shared by every view of this fit (the year effect of the series).
+        self._shared = {} if shared is None else shared
+        self.excluded: np.ndarray | None = None
+        self._label: str | None = None
+        self._label_over = "region"
+        self._dispersion_check: Any = "auto"
+        #: Whether the deaths are estimates (read with ``estimated_counts=True``).
+        self.estimated_counts = False
 
     # ------------------------------------------------------------------ groupings
     @property
     def baseline(self) -> str:
-        """Name of the baseline."""
+        """Name of the baseline.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> em.fit(em.demo_data(), baseline="poisson").baseline
+        'poisson'
+        """
         return self.result.baseline
 
     @property
     def strata(self) -> list[str]:
-        """The strata of the rows of this view."""
+        """The strata of the rows of this view.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> f = em.fit(em.demo_data())
+        >>> f.strata, f.by("region").strata
+        (['region', 'sex', 'age_group'], ['region'])
+        """
         return list(self.panel.strata if self._by is None else self._by)
 
     @property
     def weeks(self) -> pd.DatetimeIndex:
-        """Week-ending dates [T]."""
+        """Week-ending dates [T].
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> str(em.fit(em.demo_data()).weeks[0].date())
+        '2010-01-01'
+        """
         return self.panel.weeks
 
-    def by(self, *strata: str) -> Fit:
+    def by(self, *strata: str, groups: Any = None, over: str = "region") -> Any:
         """The same accessors with rows summed over every stratum not named.
 
-        ``by()`` is the total: England when the strata are the regions. Areas outside England (Wales)
-        are never summed into an aggregate over regions.
+        ``by()`` is the total: England when the strata are the regions (a national series, England
+        read on its own, is its own total). Wales is never summed into an aggregate over regions;
+        another country's areas in ``region`` are summed into ``All``.
+
+        Parameters
+        ----------
+        *strata : str
+            The strata kept (``by("region")``, ``by("region", "sex")``); a name like
+            ``"Region"`` or a sequence are accepted.
+        groups : mapping of str to list, optional
+            Groupings of your own over the values of ``over`` (the region by default), each summed
+            with its own interval from the baseline's covariance: ``groups={"England and Wales":
+            ["England", "Wales"], "North": ["North East", "North West", "Yorkshire"]}``. Values
+            are codes or names; ``"England"`` stands for the nine regions. Groups may overlap.
+        over : str, default "region"
+            The stratum ``groups`` group.
+
+        Returns
+        -------
+        Fit or GroupedFit
+            A view with the same accessors (``weekly``, ``cumulative``, ``totals``, ...); with
+            ``groups``, one row set per group.
 
         Raises
         ------
         InputError
-            For a stratum the data do not have.
+            For a stratum the data do not have (the closest one suggested), or a group value no
+            series has (Wales: read it with ``keep_wales=True``).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> f = em.fit(em.demo_data())
+        >>> f.by("region").cumulative(2020)["region_name"].tolist()[:2]
+        ['North East', 'North West']
+        >>> g = f.by(groups={"North": ["North East", "North West", "Yorkshire"]})
+        >>> g.cumulative(2020)[["region", "n_weeks"]].to_dict("records")
+        [{'region': 'North', 'n_weeks': 53}]
         """
-        unknown = [s for s in strata if s not in self.panel.strata]
-        if unknown:
-            raise InputError(
-                f"unknown strata {unknown}; this fit's strata are {self.panel.strata}",
-                column="by",
-                value=unknown,
-            )
-        return Fit(
+        if len(strata) == 1 and not isinstance(strata[0], str) and strata[0] is not None:
+            strata = tuple(strata[0])
+        strata = tuple(self._stratum_name(s, "by") for s in strata)
+        if groups is not None:
+            from ._groups import GroupedFit
+
+            return GroupedFit(self, groups, strata=strata, over=over)
+        out = Fit(
             panel=self.panel,
             result=self.result,
             model=self.model,
             reference=self.reference,
             level=self.level,
             by=tuple(strata),
+            dependence=self.dependence,
+            shared=self._shared,
+        )
+        out._inherit(self)
+        return out
+
+    def _inherit(self, other: Fit) -> None:
+        """Carry the fit-level facts (exclusions, estimated counts, checks) to a view."""
+        self.excluded = other.excluded
+        self.estimated_counts = other.estimated_counts
+        self._dispersion_check = other._dispersion_check
+
+    def _stratum_name(self, name: Any, what: str) -> str:
+        """A stratum of this fit named as given or in another case, else an InputError with a hint."""
+        from ._suggest import did_you_mean
+
+        if name in self.panel.strata:
+            return str(name)
+        for s in self.panel.strata:
+            if str(name).strip().lower() == s.lower():
+                return s
+        raise InputError(
+            f"{what}: unknown strata {[name]}{did_you_mean(name, self.panel.strata)}; this fit's "
+            f"strata are {self.panel.strata}",
+            column="by",
+            value=name,
         )
 
     @cached_property
@@ -274,15 +498,32 @@ class Fit:
         include = np.ones(panel.n_series, dtype=bool)
         if self._by is None:
             return np.arange(panel.n_series, dtype=np.int64), panel.keys, include
-        sums_regions = "region" in panel.strata and "region" not in self._by
+        label = self._label
+        sums_regions = label is None and "region" in panel.strata and "region" not in self._by
+        region_label = ENGLAND_CODE
         if sums_regions:
-            include = panel.keys["region"].astype(str).isin(list(REGIONS)).to_numpy()
+            codes = panel.keys["region"].astype(str)
+            english = codes.isin(list(REGIONS)).to_numpy()
+            if english.any():
+                # (A selection of one region keeps the England label: the Dask engine merges the
+                # partial sums of its partitions by these keys.)
+                include = english
+            elif (codes == ENGLAND_CODE).any():  # a national series: the total is England itself
+                include = (codes == ENGLAND_CODE).to_numpy()
+            else:  # another country's areas (or Wales alone): summed, labelled "All"
+                include = (
+                    (codes != WALES_CODE).to_numpy() if (codes != WALES_CODE).any() else include
+                )
+                region_label = WALES_CODE if not (codes != WALES_CODE).any() else "All"
         ids, keys = panel.take(include).group_index(self._by)
         groups = np.full(panel.n_series, -1, dtype=np.int64)
         groups[include] = ids
-        if sums_regions:
+        if sums_regions or label is not None:
             keys = keys.copy()
-            keys.insert(0, "region", pd.Categorical([ENGLAND_CODE] * len(keys)))
+            over = self._label_over if label is not None else "region"
+            keys.insert(
+                0, over, pd.Categorical([label if label is not None else region_label] * len(keys))
+            )
         return groups, keys, include
 
     def _sum(self, values: np.ndarray) -> np.ndarray:
@@ -302,6 +543,66 @@ class Fit:
         g = np.where(groups < 0, spare, groups)
         return getattr(self.result, method)(g, spare + 1, *args)[:spare]
 
+    # ------------------------------------------------------------------ dependence
+    @property
+    def _dependence_on(self) -> bool:
+        return self.dependence and self.result.dependence_applies
+
+    @property
+    def _year_effect(self) -> Any:
+        """The panel's year effect (:class:`excessmort.dependence.YearEffect`), estimated once."""
+        if "year" not in self._shared:
+            from .dependence import estimate_year_effect
+
+            self._shared["year"] = estimate_year_effect(self.result, self.panel.deaths, self.weeks)
+        return self._shared["year"]
+
+    @cached_property
+    def _dependence(self) -> Any:
+        """The dependence model of this view's groups, or None when it is off."""
+        if not self._dependence_on:
+            return None
+        from .dependence import DependenceWarning, estimate_groups
+
+        groups, keys, include = self._grouping
+        g = np.where(include, groups, -1)
+        if self._by is None:
+            year = self._year_effect
+        else:
+            # the year effect beyond each group's own serial model, pooled over the view's groups
+            from .dependence import estimate_year_effect
+
+            year = estimate_year_effect(self.result, self.panel.deaths, self.weeks, g, len(keys))
+        dep = estimate_groups(self.result, self.panel.deaths, g, len(keys), year, self.weeks)
+        if dep.short.any():
+            warnings.warn(
+                f"{int(dep.short.sum())} of {len(keys)} rows have too short a reference to estimate "
+                f"the residual dependence (fewer than two years of residual weeks, or fewer than "
+                f"three complete years): their sums over weeks are taken as fully correlated (wider "
+                f"intervals, never narrower)",
+                DependenceWarning,
+                stacklevel=3,
+            )
+        return dep
+
+    @property
+    def intervals(self) -> dict[str, Any]:
+        """What the intervals contain: rule, parameter uncertainty, overdispersion, cross-series
+        dependence, autocorrelation, year effects, and a one-line ``text``."""
+        from .dependence import describe_interval
+
+        return describe_interval(self.result, self.dependence)
+
+    def _attrs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        info = dict(self.intervals)
+        dep = self.__dict__.get("_dependence")  # only when a sum has used it
+        if dep is not None:
+            info["short_reference_rows"] = int(dep.short.sum())
+            info["year_effect_sd"] = float(np.sqrt(dep.year.sigma2))
+        frame.attrs["intervals"] = info
+        frame.attrs["level"] = self.level
+        return frame
+
     # ------------------------------------------------------------------ weekly
     @cached_property
     def _weekly_arrays(self) -> dict[str, np.ndarray]:
@@ -310,66 +611,210 @@ class Fit:
         mu = self._sum(res.mu)
         obs_var = self._sum(res.obs_variance())
         param_var = self._masked_result_call("param_variance_weekly")
+        if self._dependence_on and (self._by is not None or res.shared_dispersion):
+            obs_var, param_var = self._dependence.weekly(obs_var, param_var, mu, self.weeks)
         return excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
 
     @cached_property
     def weekly(self) -> pd.DataFrame:
-        """Strata..., week_ending, observed, expected and its bounds, excess and its bounds, z_score,
-        p_score: one row per series (or group) and week."""
+        """One row per series (or group) and week: strata (``region`` with ``region_name``),
+        week_ending, iso_year, iso_week (and the ONS registration ``year``/``week`` for weeks ending
+        on a Friday), observed, expected and its confidence bounds, the prediction bounds of the
+        count, excess and its bounds, z_score, p_score, and the observed/expected ratio with bounds.
+
+        :meth:`weekly_in` gives the rows of a period (``fit.weekly_in(2020)``).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> w = em.fit(em.demo_data()).by("region").weekly
+        >>> w.columns[:6].tolist()
+        ['region', 'region_name', 'week_ending', 'iso_year', 'iso_week', 'year']
+        >>> row = w.iloc[1]  # the demo's weeks end on Fridays: ONS year and week given too
+        >>> row["region_name"], int(row["iso_year"]), int(row["iso_week"]), int(row["week"])
+        ('North East', 2010, 1, 1)
+        """
         arrays = self._weekly_arrays
         _, keys, _ = self._grouping
-        return self.panel.to_frame({c: arrays[c] for c in WEEKLY_COLUMNS}, keys=keys)
+        self._warn_missing(arrays["expected"], arrays["observed"])
+        return self._attrs(weekly_frame(self.panel.weeks, keys, arrays))
 
-    # ------------------------------------------------------------------ cumulative
-    def _window(self, start: Any, end: Any) -> np.ndarray:
-        lo = to_timestamp(start)
-        hi = to_timestamp(end)
-        weeks = self.weeks
-        if hi < lo:
-            raise InputError(
-                f"cumulative: end {hi.date()} is before start {lo.date()}", column="end", value=end
-            )
-        if lo > weeks[-1] or hi < weeks[0]:
-            raise InputError(
-                f"cumulative period {lo.date()} to {hi.date()} lies outside the data, which run from "
-                f"{weeks[0].date()} to {weeks[-1].date()}",
-                column="week_ending",
-                value=(start, end),
-            )
-        return np.asarray((weeks >= lo) & (weeks <= hi))
+    def _window_variances(
+        self, window: np.ndarray, running: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(observed, mu, observation variance, parameter variance) of the window's sums: [G] or,
+        running, [G, K]. With dependence the observation part is the serial + year model of
+        :mod:`excessmort.dependence`, never sum(phi mu)."""
+        res = self.result
+        deaths, mu_all, obs_all = (
+            self.panel.deaths[:, window],
+            res.mu[:, window],
+            res.obs_variance()[:, window],
+        )
+        if running:
+            observed = self._sum(np.cumsum(deaths, axis=1))
+            mu = self._sum(np.cumsum(mu_all, axis=1))
+            param_var = self._masked_result_call("param_variance_running", window)
+        else:
+            observed = self._sum(np.sum(deaths, axis=1))
+            mu = self._sum(np.sum(mu_all, axis=1))
+            param_var = self._masked_result_call("param_variance_window", window)
+        if not self._dependence_on:
+            obs = self._sum(obs_all)
+            obs_var = np.cumsum(obs, axis=1) if running else np.sum(obs, axis=1)
+            return observed, mu, obs_var, param_var
+        dep = self._dependence
+        weekly_obs = self._sum(obs_all)
+        weekly_mu = self._sum(mu_all)
+        if running:
+            pv = param_var
+        else:
+            pv = np.zeros_like(weekly_mu)
+            pv[:, -1] = param_var
+        param_weekly = self._masked_result_call("param_variance_weekly")[:, window]
+        obs_run, param_run, _ = dep.running(
+            weekly_obs,
+            weekly_mu,
+            pv,
+            self.weeks[window],
+            self.level,
+            engine=self._engine,
+            param_weekly=param_weekly,
+        )
+        if running:
+            return observed, mu, obs_run, param_run
+        return observed, mu, obs_run[:, -1], param_run[:, -1]
 
-    def cumulative(self, start: Any = None, end: Any = None) -> pd.DataFrame:
-        """Cumulative observed, expected and excess over the weeks ending in [start, end].
+    @property
+    def _engine(self) -> str:
+        return str(getattr(self.result, "engine", "auto"))
 
-        The variance of the cumulative excess is g' V g + sum phi mu, with g = sum_t mu_t x_t: the
-        shared coefficients make weekly errors correlated, so weekly variances are not summed.
-        Defaults: from the week after the reference period to the last week.
+    def weekly_in(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        year: int | None = None,
+        weeks: tuple[int, int] | None = None,
+        calendar: str = "auto",
+    ) -> pd.DataFrame:
+        """The rows of :attr:`weekly` in a period, given as :meth:`cumulative` takes it.
 
         Raises
         ------
         InputError
-            When the period lies outside the data (the message gives both ranges).
+            For a period with no week in it or reaching past the data (both ranges named).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> w = em.fit(em.demo_data()).by().weekly_in(year=2020, weeks=(10, 19))
+        >>> len(w), w["iso_week"].tolist()[::9]
+        (10, [10, 19])
         """
-        if start is None:
-            start = (self.reference[1] + pd.Timedelta(days=1)) if self.reference else self.weeks[0]
-        if end is None:
-            end = self.weeks[-1]
-        window = self._window(start, end)
+        period = self.period(start, end, year=year, weeks=weeks, calendar=calendar, default=False)
+        w = self.weekly
+        keep = np.isin(w["week_ending"].to_numpy(), self.weeks[period.mask].to_numpy())
+        out = w.loc[keep].reset_index(drop=True)
+        out.attrs["period"] = period.label
+        return out
+
+    # ------------------------------------------------------------------ cumulative
+    def period(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        year: int | None = None,
+        weeks: tuple[int, int] | None = None,
+        calendar: str = "auto",
+        default: bool = True,
+    ) -> Period:
+        """The weeks of a period as analysts say it (see :mod:`excessmort.periods`).
+
+        ``start``/``end`` may be a year (``2020``: the ONS registration year for Friday weeks, the
+        ISO year otherwise), a month (``"2020-04"``), a quarter (``"2020Q2"``), a week
+        (``"2020-W05"``) or a date; ``year=2020, weeks=(1, 53)`` picks weeks of a year. With
+        ``default=True`` a missing start is the week after the reference period and a missing end
+        the last week.
+
+        Raises
+        ------
+        InputError
+            For a period with no week in it or reaching past the data (both ranges named).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> p = em.fit(em.demo_data()).period(2020)
+        >>> p.label, p.n_weeks
+        ('2020 (ONS registration year)', 53)
+        """
+        dflt = None
+        if default:
+            after = self.reference[1] + pd.Timedelta(days=1) if self.reference else self.weeks[0]
+            dflt = (after, self.weeks[-1])
+        return resolve_period(
+            self.weeks,
+            start,
+            end,
+            year=year,
+            weeks_of_year=weeks,
+            calendar=calendar,
+            default=dflt,
+            what="period",
+        )
+
+    def _window(self, start: Any, end: Any) -> np.ndarray:
+        return self.period(start, end).mask
+
+    def cumulative(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        year: int | None = None,
+        weeks: tuple[int, int] | None = None,
+        calendar: str = "auto",
+    ) -> pd.DataFrame:
+        """Cumulative observed, expected and excess over a period.
+
+        The period is given as analysts say it (:meth:`period`): ``cumulative(2020)`` is the
+        registration year 2020 (53 weeks), ``cumulative("2021-01", "2021-04")`` January to April
+        2021, ``cumulative(year=2020, weeks=(10, 26))`` weeks 10 to 26, and plain dates the weeks
+        ending in [start, end]. Defaults: from the week after the reference period to the last week.
+
+        The variance of the cumulative excess is g' V g + sum phi mu, with g = sum_t mu_t x_t: the
+        shared coefficients make weekly errors correlated, so weekly variances are not summed.
+
+        Returns
+        -------
+        DataFrame
+            strata (with ``region_name``), period, start, end, n_weeks, observed, expected, excess,
+            excess_lower, excess_upper, p_score.
+
+        Raises
+        ------
+        InputError
+            When the period holds no week or reaches past the data (the message gives both ranges).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> c = em.fit(em.demo_data()).by().cumulative(2020)
+        >>> str(c.loc[0, "period"]), int(c.loc[0, "n_weeks"])
+        ('2020 (ONS registration year)', 53)
+        """
+        period = self.period(start, end, year=year, weeks=weeks, calendar=calendar)
+        window = period.mask
         res = self.result
-        observed = self._sum(np.sum(self.panel.deaths[:, window], axis=1))
-        mu = self._sum(np.sum(res.mu[:, window], axis=1))
-        obs_var = self._sum(np.sum(res.obs_variance()[:, window], axis=1))
-        param_var = self._masked_result_call("param_variance_window", window)
+        observed, mu, obs_var, param_var = self._window_variances(window, running=False)
         arrays = excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
         _, keys, _ = self._grouping
-        out = keys.copy()
-        out["start"] = self.weeks[window][0]
-        out["end"] = self.weeks[window][-1]
-        out["n_weeks"] = int(window.sum())
-        for c in CUMULATIVE_COLUMNS:
-            out[c] = arrays[c]
-        out["p_score"] = arrays["p_score"]
-        return out
+        self._warn_missing(
+            self._sum(res.mu[:, window]), self._sum(self.panel.deaths[:, window]), window=window
+        )
+        return self._attrs(cumulative_frame(keys, self.weeks, window, arrays, period.label))
 
     def cumulative_path(self, start: Any = None, end: Any = None) -> pd.DataFrame:
         """The running cumulative excess from ``start``: for every week ending in [start, end], the
@@ -388,17 +833,17 @@ class Fit:
         ------
         InputError
             When the period lies outside the data.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> path = em.fit(em.demo_data()).by().cumulative_path("2020-03")
+        >>> len(path), bool(path["excess"].is_monotonic_increasing)
+        (4, True)
         """
-        if start is None:
-            start = (self.reference[1] + pd.Timedelta(days=1)) if self.reference else self.weeks[0]
-        if end is None:
-            end = self.weeks[-1]
-        window = self._window(start, end)
+        window = self.period(start, end).mask
         res = self.result
-        observed = self._sum(np.cumsum(self.panel.deaths[:, window], axis=1))
-        mu = self._sum(np.cumsum(res.mu[:, window], axis=1))
-        obs_var = self._sum(np.cumsum(res.obs_variance()[:, window], axis=1))
-        param_var = self._masked_result_call("param_variance_running", window)
+        observed, mu, obs_var, param_var = self._window_variances(window, running=True)
         arrays = excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
         _, keys, _ = self._grouping
         n_rows, n_weeks = mu.shape
@@ -406,18 +851,267 @@ class Fit:
         out["week_ending"] = np.tile(self.weeks[window].to_numpy(), n_rows)
         for c in (*CUMULATIVE_COLUMNS, "p_score"):
             out[c] = np.asarray(arrays[c]).reshape(-1)
+        return self._attrs(add_week_numbers(add_region_name(out)))
+
+    def totals(
+        self,
+        freq: str = "month",
+        start: Any = None,
+        end: Any = None,
+        *,
+        calendar: str = "auto",
+        partial: bool = False,
+    ) -> pd.DataFrame:
+        """Totals by month, quarter or year (or week), each with its interval.
+
+        A week belongs to the month (quarter) of its week-ending date; a year is the ONS
+        registration year for Friday weeks, the ISO year otherwise (``calendar="calendar"`` for
+        weeks ending in the calendar year). Every period's interval comes from the same variance as
+        :meth:`cumulative` over its weeks (g' V g + sum phi mu, never a sum of weekly widths).
+
+        Parameters
+        ----------
+        freq : {"month", "quarter", "year", "week"}
+        start, end : period-like, optional
+            The span covered (as :meth:`cumulative`; default from the week after the reference
+            period to the last week).
+        calendar : {"auto", "ons", "iso", "calendar"}
+        partial : bool, default False
+            Also give the periods at the edges of the span that it holds only in part (flagged
+            ``complete=False``); by default only whole periods are given.
+
+        Returns
+        -------
+        DataFrame
+            One row per group and period: strata, period, start, end, n_weeks, complete, and the
+            :meth:`cumulative` columns.
+
+        Raises
+        ------
+        InputError
+            For an unknown ``freq``, or a span with no whole period.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> q = em.fit(em.demo_data()).by().totals("quarter", "2020-01-01", "2020-12-31")
+        >>> q["period"].tolist(), q["n_weeks"].tolist()
+        (['2020Q1', '2020Q2', '2020Q3', '2020Q4'], [13, 13, 13, 13])
+        """
+        span = self.period(start, end, calendar=calendar)
+        table = period_table(self.weeks, freq, calendar=calendar, within=span, partial=partial)
+        if not table:
+            raise InputError(
+                f"totals: no whole {freq} in {span.label} (weeks ending {span.first.date()} to "
+                f"{span.last.date()}); pass partial=True for the parts",
+                column="freq",
+                value=freq,
+            )
+        frames = []
+        for label, mask, complete in table:
+            first = self.weeks[mask][0]
+            last = self.weeks[mask][-1]
+            frame = self.cumulative(first, last)
+            frame["period"] = label
+            frame.insert(frame.columns.get_loc("n_weeks") + 1, "complete", complete)
+            frames.append(frame)
+        out = pd.concat(frames, ignore_index=True)
+        keys = [c for c in self._grouping[1].columns if c in out.columns]
+        if keys:  # strata first, then the periods in order
+            out = out.sort_values(keys, kind="stable").reset_index(drop=True)
+        out.attrs["freq"] = freq
         return out
+
+    def _warn_missing(
+        self, mu: np.ndarray, observed: np.ndarray, window: np.ndarray | None = None
+    ) -> None:
+        """Warn once per frame when missing weeks of some series make rows NaN (names both)."""
+        deaths = self.panel.deaths if window is None else self.panel.deaths[:, window]
+        weeks = self.weeks if window is None else self.weeks[window]
+        missing = np.isnan(deaths)
+        _, _, include = self._grouping
+        missing &= include[:, None]
+        if not missing.any():
+            return
+        series = np.flatnonzero(missing.any(axis=1))
+        gaps = np.flatnonzero(missing.any(axis=0))
+        shown = "; ".join(self.panel.label(s) for s in series[:5]) + (
+            f"; and {series.size - 5} more" if series.size > 5 else ""
+        )
+        dates = ", ".join(str(weeks[t].date()) for t in gaps[:5]) + (
+            f" and {gaps.size - 5} more" if gaps.size > 5 else ""
+        )
+        where = "aggregates" if self._by is not None else "rows"
+        warnings.warn(
+            f"missing weeks make {where} NaN: {series.size} series lack data ({shown}) in the weeks "
+            f"ending {dates}; figures over those weeks (and sums containing them) are NaN. Fill the "
+            "weeks, or choose a period without them",
+            MissingDataWarning,
+            stacklevel=3,
+        )
+
+    # ------------------------------------------------------------------ rates
+    def rates(
+        self, start: Any = None, end: Any = None, *, per: float = 100_000, **period: Any
+    ) -> pd.DataFrame:
+        """:meth:`cumulative` with the mean population of the period and every count as a rate
+        per ``per`` (100,000): ``observed_rate``, ``expected_rate``, ``excess_rate`` and its
+        bounds. Needs a ``population`` column in the data.
+
+        Raises
+        ------
+        InputError
+            Without population, or for a period as :meth:`cumulative`.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> r = em.fit(em.demo_data()).by("region").rates(2020)
+        >>> bool((r["excess_rate"] == 1e5 * r["excess"] / r["population"]).all())
+        True
+        """
+        from .standardise import rates
+
+        return rates(self, start, end, per=per, **period)
+
+    def standardised(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        by: Any = None,
+        age: str = "age_group",
+        standard: Any = "esp2013",
+        per: float = 100_000,
+        **period: Any,
+    ) -> pd.DataFrame:
+        """Age-standardised observed, expected and excess rates per 100,000 over a period, with
+        intervals, for every row of the strata kept (default every stratum but the age).
+
+        ``standard`` is ``"esp2013"`` (the 2013 European Standard Population, its bands summed into
+        the data's age groups) or ``{age_group: weight}``. Rates are deaths in the period per
+        ``per`` of the population (not annualised). See :mod:`excessmort.standardise` for the
+        variance (exact for every baseline: the covariances of the age groups' expected deaths come
+        from the baseline).
+
+        Raises
+        ------
+        InputError
+            Without population, an age stratum, or age groups on ESP2013's band edges.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> s = em.fit(em.demo_data()).standardised(2020, by=["region"])
+        >>> s.columns[:3].tolist(), len(s)
+        (['region', 'region_name', 'period'], 9)
+        """
+        from .standardise import standardised
+
+        return standardised(self, start, end, by=by, age=age, standard=standard, per=per, **period)
+
+    # ------------------------------------------------------------------ exports
+    def to_csv(self, path: Any, table: str = "weekly", **period: Any) -> None:
+        """Write a table (``weekly``, ``cumulative``, ``monthly``, ``quarterly``, ``yearly``,
+        ``coefficients``, ``diagnostics``, ``summary``) as CSV, atomically.
+
+        ``period`` (``start=``, ``end=``, ``year=``, ...) goes to the table's accessor.
+
+        Examples
+        --------
+        >>> import excessmort as em, tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "england.csv"
+        >>> em.fit(em.demo_data()).by().to_csv(path, "monthly", start=2020, end=2020)
+        >>> len(pd.read_csv(path))
+        12
+        """
+        from ._export import to_csv
+
+        to_csv(self, path, table, **period)
+
+    def to_parquet(self, path: Any, table: str = "weekly", **period: Any) -> None:
+        """Write a table (as :meth:`to_csv`) as Parquet, atomically; the notes of the export
+        (baseline, reference, intervals) are in the file's metadata.
+
+        Examples
+        --------
+        >>> import excessmort as em, tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "weekly.parquet"
+        >>> em.fit(em.demo_data()).by("region").to_parquet(path)
+        >>> pd.read_parquet(path)["region_name"].iloc[0]
+        'North East'
+        """
+        from ._export import to_parquet
+
+        to_parquet(self, path, table, **period)
+
+    def to_excel(
+        self, path: Any, tables: Any = ("weekly", "cumulative", "monthly", "coefficients")
+    ) -> None:
+        """Write a workbook, one sheet per table and a ``notes`` sheet (method, reference period,
+        exclusions, interval level and type), atomically.
+
+        Examples
+        --------
+        >>> import excessmort as em, tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "fit.xlsx"
+        >>> em.fit(em.demo_data()).by("region").to_excel(path, ["cumulative", "coefficients"])
+        >>> list(pd.read_excel(path, sheet_name=None))
+        ['cumulative', 'coefficients', 'notes']
+        """
+        from ._export import to_excel
+
+        to_excel(self, path, tables)
 
     # ------------------------------------------------------------------ models
     @property
     def coefficients(self) -> pd.DataFrame:
-        """One row per series: strata, model terms, dispersion, converged, n_iter."""
+        """One row per series: strata, model terms, dispersion, converged, n_iter.
+
+        :attr:`coefficient_table` has the standard errors (as R's ``summary(glm)``).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> em.fit(em.demo_data()).coefficients.columns[:4].tolist()
+        ['region', 'sex', 'age_group', 'intercept']
+        """
         return self.result.coefficients(self.panel.keys)
+
+    @property
+    def coefficient_table(self) -> pd.DataFrame:
+        """Coefficients with standard errors, statistics and p-values, like R's ``summary(glm)``:
+        one row per series and term (per term for the pooled model, whose coefficients every series
+        shares). See :mod:`excessmort._coeftable` for the dispersion and degrees of freedom used.
+
+        Raises
+        ------
+        InputError
+            For the five-year average, which has no coefficients.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> t = em.fit(em.demo_data())["London"].coefficient_table
+        >>> t.columns[4:9].tolist()
+        ['term', 'estimate', 'std_error', 'statistic', 'p_value']
+        """
+        from ._coeftable import coefficient_table
+
+        return coefficient_table(self)
 
     @property
     def diagnostics(self) -> pd.DataFrame:
         """One row per series: converged, n_iter, dispersion before and after the floor, and any
-        further per-series diagnostics of the baseline (deviance, Pearson chi2, weeks fitted)."""
+        further per-series diagnostics of the baseline (deviance, Pearson chi2, weeks fitted).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> d = em.fit(em.demo_data()).diagnostics
+        >>> bool(d["converged"].all()), "deviance" in d.columns
+        (True, True)
+        """
         res = self.result
         out = self.panel.keys.copy()
         out["converged"] = res.converged
@@ -431,7 +1125,14 @@ class Fit:
 
     @property
     def not_converged(self) -> list[str]:
-        """Readable labels of the series whose fit did not converge."""
+        """Readable labels of the series whose fit did not converge.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> em.fit(em.demo_data()).not_converged
+        []
+        """
         return [self.panel.label(s) for s in np.flatnonzero(~self.result.converged)]
 
     def _warn(self) -> None:
@@ -445,13 +1146,36 @@ class Fit:
                 ConvergenceWarning,
                 stacklevel=3,
             )
+        check = self._dispersion_check
+        if check is None:
+            return
         phi = self.result.dispersion_raw
-        lo, hi = DISPERSION_RANGE
-        odd = np.flatnonzero(np.isfinite(phi) & ((phi < lo) | (phi > hi)))
+        if isinstance(check, tuple | list):
+            lo, hi = float(check[0]), float(check[1])
+            upper = np.full(phi.shape, hi)
+            rule = f"outside [{lo:g}, {hi:g}]"
+        else:
+            cv = DISPERSION_CV if check == "auto" else float(check)
+            lo = DISPERSION_RANGE[0]
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                fitted = np.where(self.result.fit_mask, self.panel.deaths, np.nan)
+                size = np.nanmean(fitted, axis=1)
+            upper = ordinary_dispersion_upper(size, cv)
+            rule = (
+                f"outside what the counts' size makes ordinary (below {lo:g}, or above "
+                f"{DISPERSION_FACTOR:g} (1 + {cv:g}^2 x mean weekly count) and 10)"
+            )
+        odd = np.flatnonzero(np.isfinite(phi) & ((phi < lo) | (phi > upper)))
         if odd.size:
-            shown = "; ".join(f"{self.panel.label(s)} (phi={phi[s]:.3g})" for s in odd[:10])
+            shown = "; ".join(
+                f"{self.panel.label(s)} (phi={phi[s]:.3g}, ordinary up to {upper[s]:.3g})"
+                for s in odd[:10]
+            )
             warnings.warn(
-                f"implausible dispersion outside [{lo}, {hi}] in {odd.size} series: {shown}",
+                f"implausible dispersion {rule} in {odd.size} series: {shown}. Check for a "
+                "structural break or strata that mix different populations; "
+                "fit(..., dispersion_check=None) silences this",
                 DispersionWarning,
                 stacklevel=3,
             )
@@ -554,7 +1278,12 @@ class Fit:
             ("weeks", f"{self.panel.n_weeks:,}: {self.weeks[0].date()} to {self.weeks[-1].date()}"),
             ("not converged", f"{n_bad:,}"),
             ("dispersion (phi)", phi_range),
+            ("intervals", f"{self.intervals['rule']}: {self.intervals['text']}"),
         ]
+        if self.estimated_counts:
+            header.append(("counts", "estimated (fractional deaths accepted)"))
+        if self.excluded is not None and self.excluded.any():
+            header.insert(2, ("excluded", f"{int(self.excluded.sum())} weeks of the reference"))
         if self._by is not None:
             header.insert(4, ("view", f"by {', '.join(self._by) or 'total'}"))
         return header
@@ -599,12 +1328,19 @@ class Fit:
         ------
         InputError
             For an unknown style (the message lists the allowed ones).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> em.fit(em.demo_data()).print_summary(start=2020, end=2020)  # doctest: +ELLIPSIS
+        excessmort.Fit: quasipoisson
+        ...
         """
         print(self._render(style, decimals, start, end))
 
     def _repr_html_(self) -> str:
-        """The header block and the summary table by region, for Jupyter."""
-        return self._render("html", 0)
+        """The header block and the summary table by region, for Jupyter, then the alarms line."""
+        return self._render("html", 0) + self._alarms_html()
 
     # ------------------------------------------------------------------ selection (issue 7)
     def select(self, **criteria: Any) -> Fit:
@@ -656,8 +1392,21 @@ class Fit:
                 if column == "region" and text not in available:
                     text = normalise_region(text, allow_wales=True) or text
                 if text not in available:
+                    from ._suggest import did_you_mean
+                    from .regions import WALES_CODE, region_name
+
+                    names = list(available)
+                    if column == "region":
+                        names += [region_name(c) for c in available]
+                    hint = did_you_mean(v, names)
+                    if column == "region" and text == WALES_CODE:
+                        hint = (
+                            " (Wales was left out when the data were read: read them with "
+                            "keep_wales=True to keep it)"
+                        )
                     raise InputError(
-                        f"select: {column}={v!r} matches no series; available values are {available}",
+                        f"select: {column}={v!r} matches no series{hint}; available values are "
+                        f"{available}",
                         column=column,
                         value=v,
                     )
@@ -668,17 +1417,30 @@ class Fit:
                 f"select: no series has {criteria}", column=", ".join(criteria), value=criteria
             )
         idx = np.flatnonzero(mask)
-        return Fit(
+        if "year" not in self._shared and self.dependence and self.result.dependence_applies:
+            self._year_effect  # noqa: B018 - estimated on the whole panel before restricting
+        out = Fit(
             panel=self.panel.take(idx),
             result=self.result.take(idx),
             model=self.model,
             reference=self.reference,
             level=self.level,
             by=self._by,
+            dependence=self.dependence,
+            shared={"year": self._shared["year"]} if "year" in self._shared else None,
         )
+        out._inherit(self)
+        return out
 
     def __getitem__(self, region: Any) -> Fit:
-        """``fit["E12000007"]`` (or ``fit["London"]``): :meth:`select` of one region."""
+        """``fit["E12000007"]`` (or ``fit["London"]``): :meth:`select` of one region.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> em.fit(em.demo_data())["London"].panel.n_series
+        8
+        """
         if "region" not in self.panel.strata:
             raise InputError(
                 f"fit[{region!r}] selects a region, but this fit's strata are {self.panel.strata}; "
@@ -714,6 +1476,15 @@ class Fit:
             For an unknown kind (the message lists the allowed ones).
         ImportError
             When matplotlib (the ``excessmort[plot]`` extra) is missing.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> f = em.fit(em.demo_data())
+        >>> f.plot("cumulative", "London", start="2020-03-01").get_title()
+        'London: cumulative excess from 2020-02-29'
+        >>> f.plot("weekly", "85+").get_title()  # a bare value finds its stratum
+        'England, age group 85+'
         """
         from . import plotting
 
@@ -728,3 +1499,53 @@ class Fit:
                 f"kind must be one of {list(kinds)}, got {kind!r}", column="kind", value=kind
             )
         return kinds[kind](self, strata=strata, ax=ax, **kwargs)
+
+    # ------------------------------------------------------------------ alarms (issue 19)
+    def alarms(self, **options: Any) -> Any:
+        """EuroMOMO z-score bands, the CUSUM on z - k with its alarms, and the detected excess
+        periods (runs of weeks whose excess lower bound is above zero) of every row of this view.
+
+        Options (see :func:`excessmort.alarms.alarms`): ``k=0.25``, ``arl0=20`` (h about 1.449),
+        ``h``, ``reset=True``, ``min_weeks=1``, ``start``, ``end``.
+
+        Returns
+        -------
+        excessmort.alarms.Alarms
+            ``.weekly`` (band, cusum, alarm per row and week) and ``.periods`` (one row per
+            period with its cumulative excess and interval from :meth:`cumulative`).
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> a = em.fit(em.demo_data()).by().alarms()
+        >>> a.periods.columns[:4].tolist()
+        ['region', 'start', 'end', 'n_weeks']
+        """
+        from .alarms import alarms
+
+        return alarms(self, **options)
+
+    def _alarms_html(self) -> str:
+        """One paragraph for Jupyter: the total's detected excess periods and its latest CUSUM."""
+        import html
+
+        try:
+            view = self if len(self._grouping[1]) == 1 else self.by()
+            a = view.alarms()
+        except (InputError, ValueError):
+            return ""
+        p = a.periods
+        last = a.weekly.iloc[-1] if len(a.weekly) else None
+        text = f"Alarms ({'total' if view is not self else 'this row'}): {len(p)} excess period(s)"
+        if len(p):
+            q = p.iloc[-1]
+            text += (
+                f"; latest {pd.Timestamp(q['start']).date()} to {pd.Timestamp(q['end']).date()}, "
+                f"excess {q['excess']:,.0f} ({q['excess_lower']:,.0f} to {q['excess_upper']:,.0f})"
+            )
+        if last is not None:
+            text += (
+                f"; week ending {pd.Timestamp(last['week_ending']).date()}: z = {last['z_score']:.1f}"
+                f" ({last['band_label']}), CUSUM {'alarm' if last['alarm'] else 'no alarm'}"
+            )
+        return f'<p class="excessmort-alarms">{html.escape(text)}.</p>'

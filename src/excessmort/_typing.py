@@ -11,5 +11,14 @@ FloatArray: TypeAlias = NDArray[np.float64]
 BoolArray: TypeAlias = NDArray[np.bool_]
 IntArray: TypeAlias = NDArray[np.int64]
 
-BaselineName = Literal["quasipoisson", "poisson", "five_year_average", "euromomo", "pooled"]
+BaselineName = Literal[
+    "quasipoisson",
+    "poisson",
+    "five_year_average",
+    "euromomo",
+    "pooled",
+    "ons2024",
+    "wmd",
+    "negative_binomial",
+]
 Engine = Literal["auto", "numba", "numpy"]

@@ -27,10 +27,13 @@ from .weeks import bank_holidays
 
 __all__ = [
     "HOLIDAY_NAMES",
+    "LATER_HOLIDAY_NAMES",
     "MONTH_NAMES",
     "TREND_ORIGIN",
     "holiday_indicators",
+    "later_holiday_indicators",
     "month_weights",
+    "registration_days",
     "registration_holidays",
     "trend_term",
 ]
@@ -133,7 +136,9 @@ def month_weights(weeks: pd.DatetimeIndex) -> tuple[FloatArray, tuple[str, ...]]
     return np.ascontiguousarray(values), MONTH_NAMES
 
 
-def registration_holidays(first_year: int, last_year: int) -> pd.DatetimeIndex:
+def registration_holidays(
+    first_year: int, last_year: int, country: str = "GB-ENG"
+) -> pd.DatetimeIndex:
     """England and Wales bank holidays: the days register offices close, first_year..last_year.
 
     From the ``holidays`` package (``GB``, subdivision ``ENG``), keeping only Monday to Friday: the
@@ -157,11 +162,13 @@ def registration_holidays(first_year: int, last_year: int) -> pd.DatetimeIndex:
     >>> [d.strftime("%a %d %b") for d in bh[-2:]]
     ['Fri 25 Dec', 'Mon 28 Dec']
     """
-    days = bank_holidays(first_year, last_year)
+    days = bank_holidays(first_year, last_year, country)
     return days[days.day_of_week < 5].unique().sort_values()
 
 
-def holiday_indicators(weeks: pd.DatetimeIndex) -> tuple[FloatArray, tuple[str, ...]]:
+def holiday_indicators(
+    weeks: pd.DatetimeIndex, country: str = "GB-ENG"
+) -> tuple[FloatArray, tuple[str, ...]]:
     """The eight registration-effect indicators of the producer's model, one row per week.
 
     Bank holidays are :func:`registration_holidays` (weekday closures of register offices). An
@@ -209,7 +216,7 @@ def holiday_indicators(weeks: pd.DatetimeIndex) -> tuple[FloatArray, tuple[str, 
     days = _week_days(weeks)
     first = pd.Timestamp(days.min().astype("datetime64[D]")).year - 1
     last = pd.Timestamp(days.max().astype("datetime64[D]")).year + 1
-    bh = registration_holidays(first, last)
+    bh = registration_holidays(first, last, country)
     bh_days = bh.values.astype("datetime64[D]").astype(np.int64)
     bh_set = set(bh_days.tolist())
 
@@ -238,3 +245,94 @@ def holiday_indicators(weeks: pd.DatetimeIndex) -> tuple[FloatArray, tuple[str, 
     for k, marked in enumerate(day_sets):
         out[:, k] = np.isin(days, marked).any(axis=1)
     return np.ascontiguousarray(out), HOLIDAY_NAMES
+
+
+#: Names of the producer's later calendar terms (one column each).
+LATER_HOLIDAY_NAMES: tuple[str, ...] = (
+    "consecutive_bh",
+    "xmas_tue_to_thu_post_1",
+    "xmas_tue_to_thu_post_2",
+)
+
+
+def registration_days(weeks: pd.DatetimeIndex) -> FloatArray:
+    """Days register offices are open in each week: Monday to Friday less the England and Wales
+    bank holidays (:func:`registration_holidays`) among the week's seven days.
+
+    The producer's offset (ukhsa-collaboration/excess-deaths, ``remove_we_bh_denominators``) sets
+    the daily population to zero on weekends and bank holidays before summing it to the week; with
+    a population constant within the week that is population x registration days.
+
+    Parameters
+    ----------
+    weeks : DatetimeIndex
+        Week-ending dates [T].
+
+    Returns
+    -------
+    ndarray [T] of float
+
+    Examples
+    --------
+    >>> weeks = pd.DatetimeIndex(["2020-04-10", "2020-04-17", "2020-12-25", "2021-01-01"])
+    >>> registration_days(weeks).tolist()  # Good Friday; Easter Monday; 25 Dec; 28 Dec and 1 Jan
+    [4.0, 4.0, 4.0, 3.0]
+    """
+    weeks = _as_weeks(weeks)
+    if len(weeks) == 0:
+        return np.zeros(0)
+    days = _week_days(weeks)
+    first = pd.Timestamp(days.min().astype("datetime64[D]")).year
+    last = pd.Timestamp(days.max().astype("datetime64[D]")).year
+    bh = registration_holidays(first, last).values.astype("datetime64[D]").astype(np.int64)
+    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday: 0 = Monday
+    open_ = (weekday < 5) & ~np.isin(days, bh)
+    return open_.sum(axis=1).astype(np.float64)
+
+
+def later_holiday_indicators(weeks: pd.DatetimeIndex) -> tuple[FloatArray, tuple[str, ...]]:
+    """The producer's later registration terms, one row per week:
+
+    - ``consecutive_bh``: the week holds a bank holiday d, not a Monday, followed by another on
+      d + 1 (Christmas on a Tuesday to Thursday with Boxing Day; the 2022 Platinum Jubilee
+      Thursday and Friday);
+    - ``xmas_tue_to_thu_post_1`` / ``_post_2``: the week ending 7 / 14 days after a
+      ``consecutive_bh`` week, when that week ends in December or January (the two weeks after
+      such a Christmas).
+
+    Parameters
+    ----------
+    weeks : DatetimeIndex
+        Week-ending dates [T]; the week ending on d holds the days d - 6 .. d.
+
+    Returns
+    -------
+    values : ndarray [T, 3] of 0.0 / 1.0
+    names : tuple of str
+        :data:`LATER_HOLIDAY_NAMES`.
+
+    Examples
+    --------
+    >>> w = pd.DatetimeIndex(["2022-06-03", "2024-12-27", "2025-01-03", "2025-01-10"])
+    >>> later_holiday_indicators(w)[0].tolist()
+    [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+    weeks = _as_weeks(weeks)
+    n_weeks = len(weeks)
+    out = np.zeros((n_weeks, len(LATER_HOLIDAY_NAMES)))
+    if n_weeks == 0:
+        return out, LATER_HOLIDAY_NAMES
+    days = _week_days(weeks)
+    first = pd.Timestamp(days.min().astype("datetime64[D]")).year - 1
+    last = pd.Timestamp(days.max().astype("datetime64[D]")).year + 1
+    bh = registration_holidays(first, last).values.astype("datetime64[D]").astype(np.int64)
+    pair_start = bh[np.isin(bh + 1, bh) & ((bh + 3) % 7 != 0)]  # d and d + 1, d not a Monday
+    marked = np.isin(days, pair_start).any(axis=1)
+    ends = days[:, -1]
+    marked_ends = ends[marked]
+    month = pd.DatetimeIndex(weeks).month.to_numpy()
+    winter = np.isin(month, (1, 12))
+    out[:, 0] = marked
+    out[:, 1] = np.isin(ends - 7, marked_ends) & winter
+    out[:, 2] = np.isin(ends - 14, marked_ends) & winter
+    return np.ascontiguousarray(out), LATER_HOLIDAY_NAMES

@@ -45,7 +45,11 @@ class DesignMatrix:
 
 
 def build_design(
-    weeks: pd.DatetimeIndex, *, trend: bool = True, harmonics: int = 2, holidays: bool = False
+    weeks: pd.DatetimeIndex,
+    *,
+    trend: bool = True,
+    harmonics: int = 2,
+    holidays: bool | str = False,
 ) -> DesignMatrix:
     """Build the design shared by every series.
 
@@ -57,8 +61,10 @@ def build_design(
         Include the linear trend in years (``tau``).
     harmonics : int
         K, the number of Fourier pairs (``sin1, cos1, ..., sinK, cosK``).
-    holidays : bool
-        Include the eight bank-holiday registration indicators of the producer's method.
+    holidays : bool or str
+        Include the eight bank-holiday registration indicators of the producer's method: ``True``
+        for England and Wales bank holidays, or a country code (``"SE"``, ``"GB-SCT"``) for that
+        country's public holidays.
 
     Returns
     -------
@@ -86,7 +92,8 @@ def build_design(
     if holidays:
         from .calendar_terms import holiday_indicators
 
-        hol, hol_names = holiday_indicators(weeks)
+        country = holidays if isinstance(holidays, str) else "GB-ENG"
+        hol, hol_names = holiday_indicators(weeks, country)
         cols += list(np.asarray(hol, dtype=np.float64).T)
         names += list(hol_names)
     X = np.ascontiguousarray(np.column_stack(cols), dtype=np.float64)

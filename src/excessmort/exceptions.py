@@ -9,10 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AreaWarning",
     "ConvergenceWarning",
     "DispersionWarning",
     "ExcessmortError",
     "InputError",
+    "MissingDataWarning",
+    "ModelNoteWarning",
     "NotFittedError",
     "ReleaseError",
 ]
@@ -57,3 +60,15 @@ class ConvergenceWarning(UserWarning):
 
 class DispersionWarning(UserWarning):
     """Estimated dispersion is implausible (for example phi > 10 or phi < 0.2)."""
+
+
+class MissingDataWarning(UserWarning):
+    """Missing weeks made a figure NaN (an aggregate or a window); the message names series and weeks."""
+
+
+class ModelNoteWarning(UserWarning):
+    """A note about the model fitted (terms dropped or merged), given once per fit."""
+
+
+class AreaWarning(UserWarning):
+    """Areas that overlap in one frame (England beside its regions)."""

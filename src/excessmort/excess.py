@@ -5,8 +5,10 @@ With eta = x' beta, V = phi (X'WX)^-1 and z = Phi^-1(1 - alpha/2) (DESIGN.md "In
 - prediction: the baseline's rule (normal: mu -+ z sqrt(phi mu + var(mu)), lower clipped at 0);
 - excess = y - mu, its bounds y minus the prediction bounds;
 - z-score = (y - mu) / sqrt(phi mu + var(mu)); P-score = 100 (y - mu) / mu.
-The same formulas serve one series, an aggregate of series (variances summed with the baseline's
-covariance) and a window of weeks (var = g' V g + sum phi mu).
+The same formulas serve one series, an aggregate of series and a window of weeks: the caller gives
+the variances of the sum, which by default come from the residual-dependence model of
+:mod:`excessmort.dependence` (cross-series, serial and year effects; g' V g inflated to match), and
+with ``fit(..., dependence=False)`` from independence (sum phi mu + g' V g).
 """
 
 from __future__ import annotations
@@ -64,11 +66,18 @@ def excess_arrays(
         se_log = np.sqrt(param_var) / mu
         lower, upper, z_score = prediction(observed, mu, obs_var, param_var, level)
         excess = observed - mu
+        exp_lower, exp_upper = mu * np.exp(-z * se_log), mu * np.exp(z * se_log)
+        # A baseline may define its own confidence bounds of the expected count (ONS 2024: the
+        # count scale); the result's method is found through the bound ``prediction``.
+        rule = getattr(getattr(prediction, "__self__", None), "expected_bounds", None)
+        own = rule(mu, param_var, level) if rule is not None else None
+        if own is not None:
+            exp_lower, exp_upper = own
         return {
             "observed": observed,
             "expected": mu,
-            "expected_lower": mu * np.exp(-z * se_log),
-            "expected_upper": mu * np.exp(z * se_log),
+            "expected_lower": exp_lower,
+            "expected_upper": exp_upper,
             "excess": excess,
             "excess_lower": observed - upper,
             "excess_upper": observed - lower,

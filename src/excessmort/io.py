@@ -50,6 +50,7 @@ def read(
     keep_wales: bool = False,
     sheet: str | None = None,
     engine: str = "pandas",
+    estimated_counts: bool = False,
 ) -> pd.DataFrame:
     """Read a deaths table and return the validated tidy frame.
 
@@ -76,6 +77,9 @@ def read(
         files (a file, a glob or a folder of them; one partition per file) or a Dask DataFrame,
         partitioned so that each partition holds whole series and validated partition by partition
         when computed (see ``excessmort._dask.read_dask``).
+    estimated_counts : bool, default False
+        Accept fractional deaths: the counts are estimates (HMD STMF's deaths split by age, say).
+        A fit of them says so (``Fit.estimated_counts``, the notes of an export).
 
     Returns
     -------
@@ -97,7 +101,7 @@ def read(
     ``population``. ONS files name the region ``area_code`` and ``area_name``: the code becomes
     ``region`` (names such as "East" are normalised to codes) and ``area_name`` is dropped once it
     agrees with the code. ``year``, ``week`` and ``source`` are dropped. Rows for England
-    (E92000001) are refused: England is derived as the sum of the nine regions, never read. In a
+    (E92000001) are a series of their own (never summed with the regions; warned about beside them). In a
     workbook the regional table ("Deaths by Region of usual residence") is read, England rows there
     are skipped for the same reason, and weeks not yet published (empty columns) are left out.
 
@@ -119,9 +123,13 @@ def read(
             f"engine must be 'pandas' or 'dask', got {engine!r}", column="engine", value=engine
         )
     frame = _load(source, sheet=sheet)
-    tidy = _tidy(frame, strata=strata, keep_wales=keep_wales)
+    tidy = _tidy(frame, strata=strata, keep_wales=keep_wales, estimated=bool(estimated_counts))
     # Remembered so that fit() re-validating this frame keeps what the user asked for.
-    tidy.attrs["excessmort"] = {"validated": True, "keep_wales": bool(keep_wales)}
+    tidy.attrs["excessmort"] = {
+        "validated": True,
+        "keep_wales": bool(keep_wales),
+        "estimated_counts": bool(estimated_counts),
+    }
     return tidy
 
 
@@ -381,7 +389,13 @@ def _drop_unnamed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=drop)
 
 
-def _tidy(raw: pd.DataFrame, *, strata: Sequence[str] | None, keep_wales: bool) -> pd.DataFrame:
+def _tidy(
+    raw: pd.DataFrame,
+    *,
+    strata: Sequence[str] | None,
+    keep_wales: bool,
+    estimated: bool = False,
+) -> pd.DataFrame:
     frame = raw.reset_index(drop=True)
     v.check_not_empty(frame)
     frame = _drop_unnamed(frame)
@@ -445,7 +459,7 @@ def _tidy(raw: pd.DataFrame, *, strata: Sequence[str] | None, keep_wales: bool) 
             )
 
     week_ending = v.check_dates(work, chosen)
-    deaths = v.check_deaths(work, chosen)
+    deaths = v.check_deaths(work, chosen, estimated=estimated)
     population = v.check_population(work, chosen, deaths) if "population" in work else None
     work["week_ending"] = week_ending
 

@@ -22,7 +22,6 @@ import pandas as pd
 
 from .exceptions import InputError
 from .regions import ENGLAND_CODE, REGIONS, region_name
-from .weeks import to_timestamp
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "OKABE_ITO",
     "cumulative_path",
+    "plot_alarms",
     "plot_baselines",
     "plot_cumulative",
     "plot_excess",
@@ -136,7 +136,7 @@ def _one_row(fit: Fit, strata: Any) -> tuple[Fit, str]:
         view = fit if len(keys) == 1 else fit.by()
     else:
         if isinstance(strata, str):
-            strata = {"region": strata}
+            strata = {_stratum_of_value(fit, strata): strata}
         if not isinstance(strata, Mapping):
             raise InputError(
                 f"strata must be a dict such as {{'region': 'London'}} or a region, got {strata!r}",
@@ -155,18 +155,44 @@ def _one_row(fit: Fit, strata: Any) -> tuple[Fit, str]:
     return view, title_of(keys, 0)
 
 
-def _span(weeks: pd.DatetimeIndex, start: Any, end: Any) -> np.ndarray:
-    lo = weeks[0] if start is None else to_timestamp(start)
-    hi = weeks[-1] if end is None else to_timestamp(end)
-    window = np.asarray((weeks >= lo) & (weeks <= hi))
-    if not window.any():
-        raise InputError(
-            f"the period {lo.date()} to {hi.date()} lies outside the data, which run from "
-            f"{weeks[0].date()} to {weeks[-1].date()}",
-            column="week_ending",
-            value=(start, end),
+def _stratum_of_value(fit: Fit, value: str) -> str:
+    """The stratum a bare value names: the region (codes or names) when there is one and it
+    matches, else the one stratum holding the value (``"85+"`` is an age group)."""
+    from .regions import normalise_region
+
+    keys = fit.panel.keys
+    if "region" in keys.columns:
+        present = set(keys["region"].astype(str))
+        if value in present or normalise_region(value, allow_wales=True) in present:
+            return "region"
+    holding = [c for c in keys.columns if value in set(keys[c].astype(str))]
+    if len(holding) == 1:
+        return holding[0]
+    if not holding and "region" in keys.columns:
+        return "region"  # select() explains, with the available regions
+    from ._suggest import did_you_mean
+
+    values = sorted({str(v) for c in keys.columns for v in keys[c].astype(str)})
+    raise InputError(
+        f"strata {value!r} names "
+        + (
+            f"a value of several strata {holding}"
+            if holding
+            else f"no value of this fit's strata {list(keys.columns)}{did_you_mean(value, values)}"
         )
-    return window
+        + "; pass a dict such as {'age_group': '85+'}",
+        column="strata",
+        value=value,
+    )
+
+
+def _span(weeks: pd.DatetimeIndex, start: Any, end: Any) -> np.ndarray:
+    """The weeks of a plot's period, read by the one period parser (:mod:`excessmort.periods`)."""
+    from .periods import resolve_period
+
+    if start is None and end is None:
+        return np.ones(len(weeks), dtype=bool)
+    return resolve_period(weeks, start, end, default=(weeks[0], weeks[-1]), what="plot period").mask
 
 
 def _row_arrays(view: Fit, start: Any, end: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -216,6 +242,14 @@ def plot_weekly(
         For strata that select no single row, or a period outside the data.
     ImportError
         When matplotlib is missing.
+
+    Examples
+    --------
+    >>> import excessmort as em
+    >>> from excessmort import plotting
+    >>> ax = plotting.plot_weekly(em.fit(em.demo_data()), "London", start="2020-01-01", end="2020-12-31")
+    >>> ax.get_title()
+    'London'
     """
     _mpl()
     view, title = _one_row(fit, strata)
@@ -251,6 +285,14 @@ def plot_expected(
     """Expected deaths with their confidence band (parameter uncertainty only), observed as points.
 
     Parameters and returns as :func:`plot_weekly`; ``**kwargs`` go to the expected line.
+
+    Examples
+    --------
+    >>> import excessmort as em
+    >>> from excessmort import plotting
+    >>> ax = plotting.plot_expected(em.fit(em.demo_data()), {"region": "London", "sex": "F"})
+    >>> type(ax).__name__
+    'Axes'
     """
     _mpl()
     view, title = _one_row(fit, strata)
@@ -263,7 +305,11 @@ def plot_expected(
         color=EXPECTED,
         alpha=0.3,
         linewidth=0,
-        label=f"{_pct(view.level)} confidence interval",
+        label=(
+            f"{_pct(view.level)} confidence interval"
+            if view.intervals["parameter_uncertainty"]
+            else "no parameter uncertainty (producer's interval): band of zero width"
+        ),
     )
     ax.plot(
         x,
@@ -297,6 +343,14 @@ def plot_excess(
 
     Parameters and returns as :func:`plot_weekly`; ``**kwargs`` go to ``Axes.bar``. Default period:
     from the week after the reference period.
+
+    Examples
+    --------
+    >>> import excessmort as em
+    >>> from excessmort import plotting
+    >>> ax = plotting.plot_excess(em.fit(em.demo_data()), start="2020-03-01", end="2020-06-30")
+    >>> type(ax).__name__
+    'Axes'
     """
     _mpl()
     view, title = _one_row(fit, strata)
@@ -334,6 +388,14 @@ def cumulative_path(
     -------
     DataFrame
         week_ending, observed, expected, excess, excess_lower, excess_upper.
+
+    Examples
+    --------
+    >>> import excessmort as em
+    >>> from excessmort import plotting
+    >>> path = plotting.cumulative_path(em.fit(em.demo_data()).by(), start="2020-03-01", end="2020-03-31")
+    >>> len(path), path.columns[0]
+    (4, 'week_ending')
     """
     view, _ = _one_row(fit, strata)
     out = view.cumulative_path(start, end)
@@ -353,6 +415,14 @@ def plot_cumulative(
 
     Parameters and returns as :func:`plot_weekly` (default start: the week after the reference
     period); ``**kwargs`` go to the line.
+
+    Examples
+    --------
+    >>> import excessmort as em
+    >>> from excessmort import plotting
+    >>> ax = plotting.plot_cumulative(em.fit(em.demo_data()), "London", start="2020-03-01")
+    >>> type(ax).__name__
+    'Axes'
     """
     _mpl()
     view, title = _one_row(fit, strata)
@@ -367,7 +437,8 @@ def plot_cumulative(
         color=colour,
         alpha=0.25,
         linewidth=0,
-        label=f"{_pct(view.level)} interval",
+        label=f"{_pct(view.level)} interval"
+        + ("" if view.intervals["cross_series_dependence"] else " (rows assumed independent)"),
     )
     ax.plot(
         x,
@@ -391,7 +462,7 @@ def plot_regions(
     sharey: bool = False,
     figsize: tuple[float, float] = (13.0, 9.0),
     **kwargs: Any,
-) -> tuple[Figure, np.ndarray]:
+) -> Figure:
     """Small multiples: one panel per English region (3 x 3), each the sum of its series.
 
     Parameters
@@ -408,12 +479,21 @@ def plot_regions(
 
     Returns
     -------
-    (Figure, ndarray of Axes [3, 3])
+    Figure
+        The grid (its axes in ``fig.axes``, row by row; panels of absent regions hidden).
 
     Raises
     ------
     InputError
         When the fit has no region stratum or none of the nine regions, or for an unknown kind.
+
+    Examples
+    --------
+    >>> import excessmort as em
+    >>> from excessmort import plotting
+    >>> fig = plotting.plot_regions(em.fit(em.demo_data()), "excess", start=2020, end=2020)
+    >>> len(fig.axes)
+    9
     """
     plt = _mpl()
     import matplotlib.dates as mdates
@@ -465,7 +545,7 @@ def plot_regions(
         "expected": "Expected deaths",
     }[kind]
     fig.suptitle(f"{what} by region ({fit.baseline})")
-    return fig, axes
+    return fig
 
 
 def plot_zscores(
@@ -499,6 +579,14 @@ def plot_zscores(
     -------
     Axes
         With a colour bar labelled ``z-score``.
+
+    Examples
+    --------
+    >>> import excessmort as em
+    >>> from excessmort import plotting
+    >>> ax = plotting.plot_zscores(em.fit(em.demo_data()), start="2020-01-01", end="2020-12-31")
+    >>> len(ax.get_yticklabels())
+    10
     """
     plt = _mpl()
     import matplotlib.dates as mdates
@@ -599,6 +687,16 @@ def plot_baselines(
     ------
     InputError
         For an unknown kind or no fits.
+
+    Examples
+    --------
+    >>> import excessmort as em
+    >>> from excessmort import plotting
+    >>> frame = em.demo_data()
+    >>> fits = {"qp": em.fit(frame), "fya": em.fit(frame, baseline="five_year_average")}
+    >>> ax = plotting.plot_baselines(fits, "London", start="2020-01-01", end="2020-12-31")
+    >>> type(ax).__name__
+    'Axes'
     """
     _mpl()
     if kind not in ("expected", "cumulative"):
@@ -639,4 +737,70 @@ def plot_baselines(
         title=f"{title}: {what} by baseline",
         ylabel="deaths per week" if kind == "expected" else "excess deaths",
     )
+    return ax
+
+
+# ----------------------------------------------------------------------------------------- alarms
+def plot_alarms(
+    fit: Fit,
+    strata: Any = None,
+    *,
+    start: Any = None,
+    end: Any = None,
+    k: float = 0.25,
+    arl0: float = 20.0,
+    ax: Any = None,
+    **kwargs: Any,
+) -> Axes:
+    """Weekly z-scores with the EuroMOMO lines at 2 and 4, CUSUM alarms marked and the detected
+    excess periods shaded (see :mod:`excessmort.alarms`).
+
+    Parameters
+    ----------
+    fit : Fit
+    strata : dict or str, optional
+        Which series or aggregate (see the module docstring).
+    start, end : date-like, optional
+        Weeks shown (default: from the week after the reference period).
+    k, arl0 : float
+        The CUSUM's reference value and in-control run length.
+    ax : Axes, optional
+    **kwargs
+        Passed to the z-score line (``Axes.plot``).
+
+    Returns
+    -------
+    Axes
+
+    Raises
+    ------
+    InputError
+        For strata that select no single row, or a period outside the data.
+    ImportError
+        When matplotlib is missing.
+    """
+    _mpl()
+    view, title = _one_row(fit, strata)
+    a = view.alarms(start=start, end=end, k=k, arl0=arl0)
+    w = a.weekly
+    x = pd.to_datetime(w["week_ending"]).to_numpy()
+    z = w["z_score"].to_numpy(dtype=float)
+    ax = _axes(ax)
+    for i, p in enumerate(a.periods.itertuples()):
+        ax.axvspan(
+            pd.Timestamp(p.start) - pd.Timedelta(days=6),
+            pd.Timestamp(p.end),
+            color=POSITIVE,
+            alpha=0.12,
+            linewidth=0,
+            label="excess period (excess interval above 0)" if i == 0 else None,
+        )
+    ax.plot(x, z, **{"color": OBSERVED, "linewidth": 1.0, "label": "z-score", **kwargs})
+    hit = w["alarm"].to_numpy(dtype=bool)
+    ax.plot(x[hit], z[hit], "o", color=POSITIVE, markersize=3, label=f"CUSUM alarm (h = {a.h:.3f})")
+    for level, style in ((2.0, "--"), (4.0, ":")):
+        ax.axhline(level, color=EXPECTED, linewidth=0.9, linestyle=style, label=f"z = {level:g}")
+    ax.axhline(0.0, color=OBSERVED, linewidth=0.6)
+    ax.legend(loc="upper left", frameon=False)
+    _style(ax, counts=False, title=title, ylabel=f"z-score ({view.baseline})")
     return ax

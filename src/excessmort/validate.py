@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import InputError
-from .regions import WALES_CODE, is_england, normalise_region
+from .regions import ENGLAND_CODE, REGIONS, WALES_CODE, is_england, normalise_region
 from .weeks import reference_bounds
 
 logger = logging.getLogger("excessmort.io")
@@ -261,7 +261,12 @@ def check_regions(
     column: str = "region",
     shown_column: str | None = None,
 ) -> tuple[pd.Categorical, np.ndarray]:
-    """Normalise region names and codes to ONS codes; refuse England and unknown regions.
+    """Normalise region names and codes to ONS codes; refuse unknown regions.
+
+    England (E92000001 or "England") is a series of its own (an
+    :class:`~excessmort.exceptions.AreaWarning` when its regions are in the same frame). A column
+    none of whose values is an ONS region, England or Wales is another country's areas: kept as
+    given.
 
     Parameters
     ----------
@@ -284,8 +289,7 @@ def check_regions(
     Raises
     ------
     InputError
-        England (E92000001) rows: England is derived as the sum of the regions, never read.
-        Unknown regions.
+        A value that is no ONS region beside values that are (the closest name suggested).
     """
     values = frame[column]
     row_codes, uniques = pd.factorize(values, sort=False)
@@ -293,27 +297,20 @@ def check_regions(
     for value in uniques:
         text = str(value)
         if is_england(text):
-            mapped.append("england")
+            mapped.append(ENGLAND_CODE)
         else:
             mapped.append(normalise_region(text, allow_wales=True))
-    for kind in ("england", None):
-        bad_unique = [i for i, m in enumerate(mapped) if m == kind]
-        if not bad_unique:
-            continue
+    if uniques.size and all(m is None for m in mapped):
+        # No value is an ONS code or name: ``region`` is an area stratum of the user's own
+        # (another country's regions), kept as given and never summed into England.
+        return pd.Categorical(values.astype(str)), np.zeros(len(frame), dtype=bool)
+    bad_unique = [i for i, m in enumerate(mapped) if m is None]
+    if bad_unique:
+        from ._suggest import did_you_mean
+
         pos = int(np.argmax(np.isin(row_codes, bad_unique)))
         value = values.iloc[pos]
-        if kind == "england":
-            _raise_at(
-                frame,
-                strata,
-                pos,
-                column,
-                value,
-                "the England value",
-                "England is derived as the sum of the nine regions E12000001..E12000009, never "
-                "read: leave its rows out",
-                shown_column=shown_column,
-            )
+        names = [*REGIONS.values(), "Wales", "England"]
         _raise_at(
             frame,
             strata,
@@ -321,9 +318,24 @@ def check_regions(
             column,
             value,
             "an unknown region",
-            "regions are the ONS codes E12000001..E12000009 or their names (such as 'London', "
-            "'East'); Wales (W92000004) is kept with keep_wales=True",
+            f"regions are the ONS codes E12000001..E12000009 or their names (such as 'London', "
+            f"'East'){did_you_mean(value, names)}; Wales (W92000004) is kept with "
+            "keep_wales=True, England (E92000001) is a series of its own. A column of other areas "
+            "(another country's) must hold no ONS region at all",
             shown_column=shown_column,
+        )
+    if ENGLAND_CODE in mapped and any(m in REGIONS for m in mapped):
+        import warnings
+
+        from .exceptions import AreaWarning
+
+        warnings.warn(
+            f"column {shown_column or column!r} holds England ({ENGLAND_CODE}) beside its regions: "
+            "England is kept as a series of its own and never summed with them (Fit.by() is the "
+            "sum of the regions); leave England's rows out, or fit it alone, to avoid counting its "
+            "deaths twice in your own sums",
+            AreaWarning,
+            stacklevel=5,
         )
     codes_per_unique = np.array(mapped, dtype=object)
     categories = sorted(set(mapped))  # type: ignore[type-var]
@@ -561,8 +573,12 @@ def _as_float(frame: pd.DataFrame, strata: Sequence[str], column: str, advice: s
     return values
 
 
-def check_deaths(frame: pd.DataFrame, strata: Sequence[str], column: str = "deaths") -> np.ndarray:
+def check_deaths(
+    frame: pd.DataFrame, strata: Sequence[str], column: str = "deaths", *, estimated: bool = False
+) -> np.ndarray:
     """Refuse negative, fractional or non-numeric deaths; NaN is an explicitly missing week.
+
+    ``estimated=True`` accepts fractional counts (estimates, such as HMD STMF's age splits).
 
     Returns
     -------
@@ -582,9 +598,18 @@ def check_deaths(frame: pd.DataFrame, strata: Sequence[str], column: str = "deat
     with np.errstate(invalid="ignore"):
         fractional = values != np.floor(values)
     fractional &= ~np.isnan(values)
-    if fractional.any():
+    if fractional.any() and not estimated:
         pos = int(np.argmax(fractional))
-        _raise_at(frame, strata, pos, column, float(values[pos]), "a fractional value", advice)
+        _raise_at(
+            frame,
+            strata,
+            pos,
+            column,
+            float(values[pos]),
+            "a fractional value",
+            advice + "; if the counts are estimates (split by age, say), read them with "
+            "estimated_counts=True",
+        )
     return values
 
 
@@ -701,6 +726,19 @@ def check_weekly(
     off = weekday != usual
     pos = int(np.argmax(off))
     codes = _series_codes(frame, strata) if series is None else series
+    # Each series weekly on its own weekday (ISO weeks ending Sunday beside ONS's Fridays)?
+    first_day = pd.Series(weekday).groupby(codes).agg(["min", "max"])
+    if (first_day["min"] == first_day["max"]).all():
+        other = int(np.argmax(~off))
+        raise InputError(
+            f"series end their weeks on different weekdays: {describe_row(frame, frame.index[pos], strata)} "
+            f"is weekly on {_WEEKDAYS[weekday[pos]]}s, {describe_row(frame, frame.index[other], strata)} "
+            f"on {_WEEKDAYS[usual]}s. Each series is weekly, but one fit shares one weekly calendar: "
+            "fit the series of each weekday apart, or move one set of dates to the other weekday",
+            column="week_ending",
+            value=dates.iloc[pos],
+            row=int(frame.index[pos]),
+        )
     same = codes == codes[pos]
     earlier = same & (days < days[pos])
     later = same & (days > days[pos])

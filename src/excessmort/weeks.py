@@ -98,22 +98,76 @@ def reference_mask(weeks: pd.DatetimeIndex, start: object, end: object) -> np.nd
     return np.asarray((weeks >= lo) & (weeks <= hi), dtype=bool)
 
 
-@lru_cache(maxsize=64)
-def _bank_holidays(first_year: int, last_year: int) -> tuple[dt.date, ...]:
+#: The bank holidays used unless a country is named: England and Wales (ONS's registrations).
+DEFAULT_COUNTRY = "GB-ENG"
+
+
+def parse_country(country: object) -> tuple[str, str | None]:
+    """``"GB-ENG"`` -> ("GB", "ENG"), ``"SE"`` -> ("SE", None), checked against the ``holidays``
+    package (the closest code suggested).
+
+    Raises
+    ------
+    ValueError
+        (an :class:`~excessmort.exceptions.InputError`) for a country or subdivision the package
+        does not know.
+
+    Examples
+    --------
+    >>> parse_country("gb-eng"), parse_country("SE")
+    (('GB', 'ENG'), ('SE', None))
+    """
     import holidays
 
+    from .exceptions import InputError
+
+    text = str(country).strip().upper().replace("_", "-")
+    code, _, subdiv = text.partition("-")
+    supported = holidays.list_supported_countries()
+    if code not in supported:
+        from ._suggest import did_you_mean
+
+        raise InputError(
+            f"country {country!r} is not a country of the holidays package (ISO 3166 codes such "
+            f"as 'SE', 'FR', 'GB-SCT'){did_you_mean(code, supported)}",
+            column="country",
+            value=country,
+        )
+    if subdiv and subdiv not in supported[code]:
+        raise InputError(
+            f"{code} has no subdivision {subdiv!r} in the holidays package; it has "
+            f"{sorted(supported[code])}",
+            column="country",
+            value=country,
+        )
+    return code, subdiv or None
+
+
+@lru_cache(maxsize=64)
+def _bank_holidays(
+    first_year: int, last_year: int, country: str = DEFAULT_COUNTRY
+) -> tuple[dt.date, ...]:
+    import holidays
+
+    code, subdiv = parse_country(country)
     years = range(first_year, last_year + 1)
-    cal = holidays.country_holidays("GB", subdiv="ENG", years=years)
+    cal = holidays.country_holidays(code, subdiv=subdiv, years=years)
     return tuple(sorted(cal.keys()))
 
 
-def bank_holidays(first_year: int, last_year: int) -> pd.DatetimeIndex:
-    """England and Wales bank holidays from the ``holidays`` package, ``first_year..last_year``.
+def bank_holidays(
+    first_year: int, last_year: int, country: str = DEFAULT_COUNTRY
+) -> pd.DatetimeIndex:
+    """Public holidays of ``country`` (default England and Wales, ``"GB-ENG"``) from the
+    ``holidays`` package, ``first_year..last_year``; ``country`` is an ISO 3166 code with an
+    optional subdivision (``"SE"``, ``"GB-SCT"``, ``"DE-BY"``).
 
     Examples
     --------
     >>> bh = bank_holidays(2020, 2020)
     >>> pd.Timestamp("2020-05-08") in bh  # VE Day: the early-May bank holiday moved to a Friday
     True
+    >>> pd.Timestamp("2020-06-06") in bank_holidays(2020, 2020, "SE")  # Sweden's national day
+    True
     """
-    return pd.DatetimeIndex(pd.to_datetime(list(_bank_holidays(first_year, last_year))))
+    return pd.DatetimeIndex(pd.to_datetime(list(_bank_holidays(first_year, last_year, country))))

@@ -20,7 +20,14 @@ import numpy as np
 from .._typing import BoolArray, Engine, FloatArray
 from ._jit import HAVE_NUMBA
 
-__all__ = ["irls_poisson", "quad_form_rows", "resolve_engine", "warmup"]
+__all__ = [
+    "farrington_glm",
+    "irls_poisson",
+    "quad_form_rows",
+    "resolve_engine",
+    "running_variance",
+    "warmup",
+]
 
 log = logging.getLogger("excessmort")
 _ENGINES = ("auto", "numba", "numpy")
@@ -170,6 +177,87 @@ def quad_form_rows(X: FloatArray, cov: FloatArray, *, engine: Engine = "auto") -
     return out
 
 
+def running_variance(
+    s: FloatArray,
+    rho: FloatArray,
+    a: FloatArray,
+    phi: FloatArray,
+    *,
+    engine: Engine = "auto",
+) -> FloatArray:
+    """Variance of every running sum of rows with sds ``s`` [G, W], correlation ``rho`` [G, L] at
+    lags 1..L and A phi^(k-1) beyond (``a``, ``phi`` [G]): [G, W]. See :mod:`._kernels.dependence`."""
+    s = _f64(s)
+    rho = _f64(rho)
+    a = _f64(a)
+    phi = _f64(phi)
+    if resolve_engine(engine) == "numpy":
+        from .dependence_ref import running_variance_ref
+
+        return running_variance_ref(s, rho, a, phi)
+    from .dependence import running_variance as kernel
+    from .dependence import running_variance_serial
+
+    out = np.empty(s.shape)
+    (running_variance_serial if _serial_needed() else kernel)(s, rho, a, phi, out)
+    return out
+
+
+def farrington_glm(
+    Y: FloatArray,
+    offset: FloatArray | None,
+    windows: dict[str, Any],
+    *,
+    trend: bool,
+    reweight: bool,
+    weights_threshold: float,
+    b_ok: bool,
+    tcrit: FloatArray,
+    max_iter: int = 25,
+    tol: float = 1e-8,
+    engine: Engine = "auto",
+) -> FloatArray:
+    """Every rolling refit of R ``farringtonFlexible``: [S, K, N_OUT] (see ``farrington.py``).
+
+    ``windows`` is :func:`excessmort.baselines.farrington.farrington_windows`'s calendar; ``tcrit``
+    [n_max + 1] the two-sided Student quantile of the trend test for each residual df.
+    """
+    Y = _f64(Y)
+    n_series, n_weeks = Y.shape
+    OFF = np.zeros((1, n_weeks)) if offset is None else _f64(offset)
+    w = windows
+    args = (
+        Y,
+        OFF,
+        np.ascontiguousarray(w["kpos"], dtype=np.int64),
+        np.ascontiguousarray(w["t0"], dtype=np.int64),
+        np.ascontiguousarray(w["wptr"], dtype=np.int64),
+        np.ascontiguousarray(w["rt"], dtype=np.int64),
+        np.ascontiguousarray(w["lptr"], dtype=np.int64),
+        _f64(w["cen"]),
+        int(w["P"]),
+    )
+    opts = (
+        bool(trend),
+        bool(reweight),
+        float(weights_threshold),
+        bool(b_ok),
+        _f64(tcrit),
+        int(max_iter),
+        float(tol),
+    )
+    if resolve_engine(engine) == "numpy":
+        from .farrington_ref import farrington_batched_ref
+
+        return farrington_batched_ref(*args, *opts)  # type: ignore[no-any-return]
+    from .farrington import N_OUT, farrington_batched, farrington_batched_serial
+
+    out = np.empty((n_series, len(w["kpos"]), N_OUT))
+    kernel = farrington_batched_serial if _serial_needed() else farrington_batched
+    kernel(*args, int(w["n_max"]), *opts, out)
+    return out
+
+
 def warmup(*, engine: Engine = "auto") -> float:
     """Compile (or load from numba's cache) every kernel on a 2 x 60 toy panel; returns seconds.
 
@@ -193,6 +281,9 @@ def warmup(*, engine: Engine = "auto") -> float:
     for off in (None, np.zeros((2, 60))):
         res = irls_poisson(X, Y, off, ref, engine=engine)
     quad_form_rows(X, res["cov"], engine=engine)
+    running_variance(
+        Y, np.full((2, 3), 0.1), np.array([0.5, 0.2]), np.array([0.5, 0.9]), engine=engine
+    )
     if resolve_engine(engine) == "numba":
         from . import irls
 
@@ -215,6 +306,7 @@ def warmup(*, engine: Engine = "auto") -> float:
             out["n_obs"],
         )
         kernels[1](irls.pair_products(X), res["cov"], np.empty((2, 60)))
+        _warm_farrington()
         try:
             from . import pooled as _pooled  # the pooled baseline's kernels, when present
 
@@ -223,3 +315,23 @@ def warmup(*, engine: Engine = "auto") -> float:
         except ImportError:
             pass
     return time.perf_counter() - start
+
+
+def _warm_farrington() -> None:
+    """Compile the farrington kernels (parallel and serial) on a toy calendar of 3 years."""
+    import pandas as pd
+
+    from ..baselines.farrington import farrington_windows
+    from . import farrington as fk
+
+    weeks = pd.date_range("2015-01-02", periods=170, freq="7D")
+    win = farrington_windows(weeks, b=2, w=1, no_periods=2, past_weeks_not_included=1)
+    Y = np.random.default_rng(0).poisson(20.0, size=(2, 170)).astype(np.float64)
+    tcrit = np.full(win["n_max"] + 1, 2.0)
+    for serial in (False, True):
+        out = np.empty((2, len(win["kpos"]), fk.N_OUT))
+        kernel = fk.farrington_batched_serial if serial else fk.farrington_batched
+        kernel(
+            Y, np.zeros((1, 170)), win["kpos"], win["t0"], win["wptr"], win["rt"], win["lptr"],
+            win["cen"], win["P"], win["n_max"], True, True, 1.0, False, tcrit, 25, 1e-8, out,
+        )  # fmt: skip

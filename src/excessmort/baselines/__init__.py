@@ -1,7 +1,8 @@
 """Baselines by name: ``get_baseline("quasipoisson", harmonics=3)`` or an object passed through.
 
 Registered names: ``quasipoisson`` (default), ``poisson``, ``five_year_average``, ``euromomo``,
-``pooled``. Classes are imported on first use.
+``pooled``, ``farrington``, ``ons2024``, ``wmd``, ``negative_binomial``. Classes are imported on
+first use.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ __all__ = [
     "Baseline",
     "BaselineResult",
     "EuroMOMO",
+    "FarringtonFlexible",
     "FiveYearAverage",
+    "NegativeBinomial",
+    "Ons2024",
     "Poisson",
     "Pooled",
     "QuasiPoisson",
+    "WMD",
     "available",
     "get_baseline",
 ]
@@ -30,6 +35,10 @@ _REGISTRY: dict[str, str] = {
     "five_year_average": "excessmort.baselines.average:FiveYearAverage",
     "euromomo": "excessmort.baselines.euromomo:EuroMOMO",
     "pooled": "excessmort.baselines.pooled:Pooled",
+    "farrington": "excessmort.baselines.farrington:FarringtonFlexible",
+    "ons2024": "excessmort.baselines.ons2024:Ons2024",
+    "wmd": "excessmort.baselines.wmd:WMD",
+    "negative_binomial": "excessmort.baselines.negbin:NegativeBinomial",
 }
 _CLASS_NAMES = {v.split(":")[1]: k for k, v in _REGISTRY.items()}
 
@@ -44,14 +53,49 @@ def _load(name: str) -> type[Baseline]:
     return getattr(importlib.import_module(module_name), cls_name)  # type: ignore[no-any-return]
 
 
-def get_baseline(baseline: str | Baseline, **options: Any) -> Baseline:
-    """A baseline object from a registered name (with options) or the object itself.
+def _canonical(name: str) -> str | None:
+    """The registered name for a name in any case or spelling (``"EuroMOMO"``, ``"five-year
+    average"``, ``"FiveYearAverage"``, ``"quasi_poisson"``), or None."""
+    import re
+
+    key = re.sub(r"[^a-z0-9]", "", name.lower())
+    for registered, target in _REGISTRY.items():
+        cls_name = target.split(":")[1]
+        if key in (registered.replace("_", ""), cls_name.lower()):
+            return registered
+    return None
+
+
+def get_baseline(baseline: str | Baseline | type, **options: Any) -> Baseline:
+    """A baseline object from a registered name (with options), a class, or the object itself.
+
+    Names are matched ignoring case and punctuation (``"EuroMOMO"``, ``"Five-year average"``);
+    a class (``em.QuasiPoisson``) is instantiated with the options.
 
     Raises
     ------
     InputError
-        For an unknown name (the message lists the registered ones) or options given with an object.
+        For an unknown name (the message lists the registered ones, the closest first) or options
+        given with an object.
+
+    Examples
+    --------
+    >>> get_baseline("EuroMOMO").name, get_baseline("Five-year average").name
+    ('euromomo', 'five_year_average')
+    >>> get_baseline(_load("quasipoisson"), harmonics=1).harmonics
+    1
     """
+    if isinstance(baseline, type) and issubclass(baseline, Baseline):
+        try:
+            return baseline(**options)
+        except TypeError as exc:
+            raise InputError(
+                f"bad option for baseline {baseline.__name__}: {exc}",
+                column="baseline",
+                value=options,
+            ) from exc
+    if isinstance(baseline, str) and baseline not in _REGISTRY:
+        baseline = _canonical(baseline) or baseline
     if isinstance(baseline, Baseline):
         if options:
             raise InputError(
@@ -62,8 +106,12 @@ def get_baseline(baseline: str | Baseline, **options: Any) -> Baseline:
             )
         return baseline
     if not isinstance(baseline, str) or baseline not in _REGISTRY:
+        from .._suggest import did_you_mean
+
+        hint = did_you_mean(baseline, available()) if isinstance(baseline, str) else ""
         raise InputError(
-            f"baseline must be one of {available()} or a baseline object, got {baseline!r}",
+            f"baseline must be one of {available()}, a baseline class or object, got "
+            f"{baseline!r}{hint}",
             column="baseline",
             value=baseline,
         )

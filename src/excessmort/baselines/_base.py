@@ -4,8 +4,11 @@ A baseline is a small options object (sklearn rules: options in ``__init__``, no
 validation in ``fit``). ``fit(panel, reference=..., engine=...)`` returns a :class:`BaselineResult`
 holding, for every series s and week t, the expected deaths ``mu[s, t]`` and what the intervals need:
 
-- the observation variance of y given mu (``phi * mu`` for the quasi-Poisson family), additive over
-  rows because counts are independent given the baseline;
+- the observation variance of y given mu (``phi * mu`` for the quasi-Poisson family) of one row;
+  sums of rows are *not* independent given the baseline (common shocks, autocorrelation, year
+  effects): :mod:`excessmort.dependence` estimates that from the reference residuals
+  (:meth:`BaselineResult.residual_mask`, :meth:`~BaselineResult.fitted_variance_weekly`), and
+  ``excessmort.fit(..., dependence=False)`` gives the independence sums back;
 - the parameter variance of any sum of mu over a group of series, weekly or over a window of weeks
   (``g' V g``): each result knows how its coefficients are shared (one fit per series, or one pooled
   fit), so aggregates such as England get the right covariance;
@@ -131,6 +134,47 @@ class BaselineResult(ABC):
             upto[t] = True
             out[:, k] = self.param_variance_window(groups, n_groups, upto.copy())
         return out
+
+    # -------------------------------------------------------------- dependence
+    #: The residuals on :meth:`residual_mask` are in-sample (the fit saw them) or out of sample.
+    residuals_in_sample: ClassVar[bool] = True
+    #: How the prediction interval is formed (for the interval's description).
+    interval_rule: ClassVar[str] = "normal"
+    #: One phi shared by every series (the pooled model): the dependence model then gives each
+    #: series its own dispersion relative to it.
+    shared_dispersion: ClassVar[bool] = False
+
+    def residual_mask(self) -> BoolArray:
+        """The series-weeks whose residuals y - mu estimate the dependence [S, T]: fitted weeks
+        with an expectation."""
+        return self.fit_mask & np.isfinite(self.mu)
+
+    def fitted_variance_weekly(self, groups: IntArray, n_groups: int) -> FloatArray:
+        """Variance of the fitted sum of mu per group and week, whatever the interval mode [G, T]
+        (the leverage correction of in-sample residuals)."""
+        return self.param_variance_weekly(groups, n_groups)
+
+    def fitted_variance_window(
+        self, groups: IntArray, n_groups: int, weeks: BoolArray
+    ) -> FloatArray:
+        """As :meth:`fitted_variance_weekly` over a window of weeks [G]."""
+        return self.param_variance_window(groups, n_groups, weeks)
+
+    def year_model(self) -> tuple[str, int | None]:
+        """How the baseline's level depends on the reference years: ``("trend", None)`` (intercept
+        and trend), ``("mean", None)`` (intercept only) or ``("average", n)`` (mean of n earlier
+        years, out of sample); sets the leverage of year effects."""
+        return ("mean", None)
+
+    @property
+    def dependence_applies(self) -> bool:
+        """False for interval modes that reproduce a producer's published interval exactly."""
+        return True
+
+    @property
+    def has_parameter_uncertainty(self) -> bool:
+        """Whether the intervals include the baseline's parameter uncertainty."""
+        return True
 
     # -------------------------------------------------------------- intervals
     def prediction(

@@ -13,9 +13,9 @@ Week 53 (DESIGN.md: "week 53 uses week 52 where a year has none"):
   8,139.2 for week 52: the 0.2 is a revision of the 2010-2014 counts between the two tables);
 - a year without a week 53 never uses the week 53 of earlier years.
 
-What ONS did in later years is reproduced with ``exclude_years``: in 2021 ONS compared with the
-2015-2019 average (``exclude_years=(2020,)``: the five most recent years other than 2020), and in
-2022 with 2016-2019 and 2021 (the same option). The default, ``()``, follows DESIGN exactly.
+What ONS did in later years follows from the reference period: in 2021 ONS compared with the
+2015-2019 average (the default reference 2015-2019 gives it), and in 2022 with 2016-2019 and 2021
+(``reference=("2016", "2021"), exclude_years=(2020,)``).
 
 ONS averaged the registration week of the same number whatever its bank holidays: 2020 week 19
 (the early-May bank holiday moved to Friday 8 May, VE Day) is the mean of week 19 of 2015-2019,
@@ -45,10 +45,23 @@ as the mean over weeks of (sample variance of the five history values / their me
 - The counts of the target year that are themselves history of a later average (2020 counts in the
   2021 average) make observed and expected correlated across years; this is ignored.
 
-``reference`` does not change mu (the average is rolling). It selects the weeks whose dispersion is
-estimated: the weeks whose history counts all lie in the reference period (with the default
-2015-2019, the weeks of 2020); without a reference, or when no week qualifies, every week with an
-average (the latter with a :class:`~excessmort.exceptions.DispersionWarning`).
+``reference`` and ``exclude_years`` mean what they mean for every baseline (see
+:func:`excessmort.fit`): the baseline rests on the data of the reference period, and the excluded
+years or windows are left out of it.
+
+- ``reference``: no year after the reference period is used as history. With the default
+  2015-2019, the averages of 2020 *and of 2021* (and later) are the 2015-2019 means, as ONS
+  compared 2021 with 2015-2019; ``rolling=True`` asks for the rolling average instead (2021 from
+  2016-2020). Without a reference the average is rolling. The reference also selects the weeks
+  whose dispersion is estimated: the weeks whose history counts all lie in the reference period
+  (each distinct set of history counts once: the 2020 and 2021 averages of a week share all five);
+  without a reference, or when no week qualifies, every week with an average (the latter with a
+  :class:`~excessmort.exceptions.DispersionWarning`).
+- ``exclude_years``: years never used as history; the average takes the next earlier year instead,
+  so it still averages ``years`` years (``(2020,)`` with ``rolling=True`` is ONS's 2022
+  comparison: 2016-2019 and 2021).
+- exclusion windows (``fit(..., exclude=[(start, end)])``): weeks never used as history, replaced by
+  the same week of the next earlier year.
 """
 
 from __future__ import annotations
@@ -76,13 +89,20 @@ __all__ = ["FiveYearAverage", "FiveYearAverageResult", "averaging_matrix", "hist
 
 
 def history_index(
-    weeks: pd.DatetimeIndex, years: int = 5, exclude_years: Iterable[int] = ()
+    weeks: pd.DatetimeIndex,
+    years: int = 5,
+    exclude_years: Iterable[int] = (),
+    *,
+    last_year: int | None = None,
+    exclude_weeks: BoolArray | None = None,
 ) -> IntArray:
     """Positions of the history counts of every week: ``idx`` [T, years], -1 where the data lack one.
 
     Row t lists, for the week-ending date ``weeks[t]`` of ISO year Y and week w, the positions in
     ``weeks`` of week w (week 53: 53 if that year has one, else 52) of the ``years`` most recent
-    years before Y not in ``exclude_years``, most recent first.
+    years before Y that are not in ``exclude_years``, not after ``last_year``, and whose week w is
+    not in ``exclude_weeks`` (an excluded week is replaced by the same week of the next earlier
+    year, so an average always has ``years`` counts), most recent first.
 
     Parameters
     ----------
@@ -92,6 +112,10 @@ def history_index(
         Number of years averaged.
     exclude_years : iterable of int
         Years never used as history.
+    last_year : int, optional
+        No year after it is used as history (the last year of the reference period).
+    exclude_weeks : ndarray of bool [T], optional
+        Weeks never used as history (exclusion windows inside the reference period).
 
     Returns
     -------
@@ -103,31 +127,44 @@ def history_index(
     >>> idx = history_index(w)
     >>> [str(w[j].date()) for j in idx[w.get_loc("2021-01-01")]]  # 2020 week 53
     ['2019-12-27', '2018-12-28', '2017-12-29', '2016-12-30', '2016-01-01']
+    >>> w = pd.date_range("2015-01-02", "2021-04-30", freq="7D")
+    >>> idx = history_index(w, last_year=2019)  # 2021 week 1: 2015-2019, not 2020
+    >>> sorted({w[j].year for j in idx[w.get_loc("2021-01-08")]})
+    [2015, 2016, 2017, 2018, 2019]
     """
     excluded = np.array(sorted({int(y) for y in exclude_years}), dtype=np.int64)
     iso_year, iso_week = iso_year_week(weeks)
     if len(weeks) == 0:
         return np.empty((0, years), dtype=np.int64)
+    n_weeks = len(weeks)
     first_year = int(iso_year.min()) - years - len(excluded) - 1
     n_years = int(iso_year.max()) - first_year + 1
     # pos[year - first_year, week - 1] = position in `weeks`, -1 where the calendar lacks it.
     pos = np.full((n_years, 53), -1, dtype=np.int64)
-    pos[iso_year - first_year, iso_week - 1] = np.arange(len(weeks))
+    pos[iso_year - first_year, iso_week - 1] = np.arange(n_weeks)
     # Which years have a week 53 (by the calendar: ISO year Y has one iff 28 December is in it).
     dec28 = pd.DatetimeIndex([f"{y}-12-28" for y in range(first_year, first_year + n_years)])
     has_53 = dec28.isocalendar()["week"].to_numpy() == 53
 
-    # The history years of each week: the first `years` candidates Y-1, Y-2, ... not excluded.
-    candidates = iso_year[:, None] - np.arange(1, years + len(excluded) + 1)[None, :]
-    keep = ~np.isin(candidates, excluded)
-    rank = np.cumsum(keep, axis=1)
-    chosen = keep & (rank <= years)
-    hist_year = candidates[chosen].reshape(len(weeks), years)
-
-    row = hist_year - first_year
-    week = np.broadcast_to(iso_week[:, None], hist_year.shape)
+    # Candidates Y-1, Y-2, ... down to first_year; keep the allowed ones, take the first `years`.
+    n_cand = n_years - 1
+    candidates = iso_year[:, None] - np.arange(1, n_cand + 1)[None, :]  # [T, K]
+    valid = candidates >= first_year
+    row = np.where(valid, candidates - first_year, 0)
+    week = np.broadcast_to(iso_week[:, None], candidates.shape)
     week = np.where((week == 53) & ~has_53[row], 52, week)
-    return pos[row, week - 1]
+    cand_pos = np.where(valid, pos[row, week - 1], -1)
+    keep = valid & ~np.isin(candidates, excluded)
+    if last_year is not None:
+        keep &= candidates <= int(last_year)
+    if exclude_weeks is not None:
+        ex = np.asarray(exclude_weeks, dtype=bool)
+        keep &= ~((cand_pos >= 0) & ex[np.maximum(cand_pos, 0)])
+    rank = np.cumsum(keep, axis=1)
+    out = np.full((n_weeks, years), -1, dtype=np.int64)
+    t_idx, k_idx = np.nonzero(keep & (rank <= years))
+    out[t_idx, rank[t_idx, k_idx] - 1] = cand_pos[t_idx, k_idx]
+    return out
 
 
 def averaging_matrix(history: IntArray) -> sparse.csr_matrix:
@@ -158,6 +195,18 @@ class FiveYearAverageResult(BaselineResult):
     history: IntArray | None = None
     deaths: FloatArray | None = None
     _weights: Any = field(default=None, repr=False)
+
+    #: The residual of a week against the average of earlier years is out of sample.
+    residuals_in_sample: ClassVar[bool] = False
+
+    def year_model(self) -> tuple[str, int | None]:
+        """``("average", n)``: each year's level is the mean of n earlier years."""
+        return ("average", self.n_years)
+
+    def residual_mask(self) -> BoolArray:
+        """Weeks of the reference period (the weeks whose own counts were averaged for the
+        dispersion) that have an average of their own earlier years."""
+        return self.fit_mask & np.isfinite(self.mu)
 
     @property
     def n_years(self) -> int:
@@ -233,14 +282,17 @@ class FiveYearAverage(Baseline):
     years : int, default 5
         Number of earlier years averaged.
     exclude_years : sequence of int, default ()
-        Years never used as history; ``(2020,)`` reproduces ONS's 2021 and 2022 comparisons.
+        Years never used as history (the next earlier year is taken instead).
     dispersion_floor : float, default 1.0
         phi = max(floor, mean over weeks of sample variance / mean of the history counts).
+    rolling : bool, default False
+        Use the years after the reference period as history too (2021 from 2016-2020); by
+        default no year after the reference period is used.
 
     Examples
     --------
     >>> FiveYearAverage(exclude_years=(2020,))
-    FiveYearAverage(years=5, exclude_years=(2020,), dispersion_floor=1.0)
+    FiveYearAverage(years=5, exclude_years=(2020,), dispersion_floor=1.0, rolling=False)
     """
 
     name: ClassVar[str] = "five_year_average"
@@ -248,16 +300,28 @@ class FiveYearAverage(Baseline):
     min_reference_weeks: ClassVar[int] = 52
 
     def __init__(
-        self, years: int = 5, exclude_years: Iterable[int] = (), dispersion_floor: float = 1.0
+        self,
+        years: int = 5,
+        exclude_years: Iterable[int] = (),
+        dispersion_floor: float = 1.0,
+        rolling: bool = False,
     ) -> None:
         self.years = years
         self.exclude_years = exclude_years
         self.dispersion_floor = dispersion_floor
+        self.rolling = rolling
 
     def fit(
-        self, panel: Panel, *, reference: tuple[Any, Any] | None = None, engine: Engine = "auto"
+        self,
+        panel: Panel,
+        *,
+        reference: tuple[Any, Any] | None = None,
+        engine: Engine = "auto",
+        exclude: BoolArray | None = None,
     ) -> FiveYearAverageResult:
-        """Average every series; ``reference`` only selects the weeks phi is estimated on.
+        """Average every series over years up to the end of ``reference`` (see the class).
+
+        ``exclude`` [T] marks weeks never used as history (exclusion windows).
 
         Raises
         ------
@@ -267,8 +331,20 @@ class FiveYearAverage(Baseline):
         years, excluded, floor = _check_options(
             self.years, self.exclude_years, self.dispersion_floor
         )
+        if not isinstance(self.rolling, bool | np.bool_):
+            raise InputError(
+                f"rolling must be True or False, got {self.rolling!r}",
+                column="rolling",
+                value=self.rolling,
+            )
         weeks = panel.weeks
-        idx = history_index(weeks, years, excluded)
+        last_year = None
+        if reference is not None and not self.rolling:
+            lo_ref, hi_ref = reference_bounds(*reference)
+            in_ref = np.flatnonzero(np.asarray((weeks >= lo_ref) & (weeks <= hi_ref)))
+            if in_ref.size:
+                last_year = int(iso_year_week(weeks[in_ref[-1:]])[0][0])
+        idx = history_index(weeks, years, excluded, last_year=last_year, exclude_weeks=exclude)
         complete = np.all(idx >= 0, axis=1)  # [T]: the calendar holds every history week
         if not complete.any():
             raise InputError(
@@ -298,6 +374,11 @@ class FiveYearAverage(Baseline):
                     stacklevel=3,
                 )
                 disp_weeks = complete.copy()
+        # Weeks whose averages share all their counts (2020 and 2021 on 2015-2019) count once.
+        disp_rows = np.flatnonzero(disp_weeks)
+        _, first_row = np.unique(idx[disp_rows], axis=0, return_index=True)
+        disp_weeks = np.zeros_like(disp_weeks)
+        disp_weeks[disp_rows[np.sort(first_row)]] = True
         values = deaths[:, safe[disp_weeks]]  # [S, weeks of the estimate, n]
         mean = values.mean(axis=2)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -320,7 +401,12 @@ class FiveYearAverage(Baseline):
             converged=np.ones(panel.n_series, dtype=bool),
             n_iter=np.zeros(panel.n_series, dtype=np.int64),
             fit_mask=fit_mask,
-            info={"dispersion_weeks": n_disp, "years": years, "exclude_years": excluded},
+            info={
+                "dispersion_weeks": n_disp,
+                "years": years,
+                "exclude_years": excluded,
+                "last_year": last_year,
+            },
             history=idx,
             deaths=deaths,
         )

@@ -98,6 +98,10 @@ def euromomo_design(weeks: pd.DatetimeIndex, period_weeks: float = PERIOD_WEEKS)
 class EuroMOMOResult(GLMResult):
     """A :class:`GLMResult` whose prediction intervals and z-scores are on the 2/3-power scale."""
 
+    interval_rule: ClassVar[str] = "2/3-power normal"
+
+    interval_rule: ClassVar[str] = "2/3-power normal"
+
     def prediction(
         self,
         observed: FloatArray,

@@ -84,6 +84,11 @@ class GLMResult(BaselineResult):
         )
         return group_sum(per_series, groups, n_groups)
 
+    def year_model(self) -> tuple[str, int | None]:
+        """``("trend", None)`` when the design has a trend column, else ``("mean", None)``."""
+        assert self.design is not None
+        return ("trend", None) if "trend" in self.design.names else ("mean", None)
+
     def coefficients(self, keys: pd.DataFrame) -> pd.DataFrame:
         """Strata, one column per term, dispersion (before the floor), converged, n_iter."""
         assert self.design is not None and self.coef is not None
@@ -167,8 +172,9 @@ class QuasiPoisson(Baseline):
         K Fourier pairs on a 365.25-day year.
     trend : bool, default True
         Linear trend in years.
-    holidays : bool, default False
-        Add the producer's eight bank-holiday registration indicators.
+    holidays : bool or str, default False
+        Add the producer's eight bank-holiday registration indicators: ``True`` for England and
+        Wales bank holidays, a country code (``"SE"``, ``"GB-SCT"``) for that country's.
     dispersion_floor : float, default 1.0
         phi = max(floor, Pearson chi2 / (n - p)); 0 reproduces R ``glm(family = quasipoisson)``.
     max_iter, tol : int, float
@@ -188,7 +194,7 @@ class QuasiPoisson(Baseline):
         self,
         harmonics: int = 2,
         trend: bool = True,
-        holidays: bool = False,
+        holidays: bool | str = False,
         dispersion_floor: float = 1.0,
         max_iter: int = 25,
         tol: float = 1e-8,
@@ -215,7 +221,7 @@ class QuasiPoisson(Baseline):
             weeks,
             trend=bool(self.trend),
             harmonics=int(self.harmonics),
-            holidays=bool(self.holidays),
+            holidays=self.holidays if isinstance(self.holidays, str) else bool(self.holidays),
         )
 
     def fit(

@@ -43,7 +43,13 @@ import pandas as pd
 from scipy import linalg, stats
 
 from .._typing import BoolArray, FloatArray, IntArray
-from ..calendar_terms import holiday_indicators, month_weights, trend_term
+from ..calendar_terms import (
+    holiday_indicators,
+    later_holiday_indicators,
+    month_weights,
+    registration_days,
+    trend_term,
+)
 from ..exceptions import ConvergenceWarning, InputError
 from ..weeks import reference_mask
 from ._base import Baseline, BaselineResult, normal_prediction
@@ -72,7 +78,16 @@ CALENDAR_TERMS: dict[str, Callable[[pd.DatetimeIndex], tuple[FloatArray, tuple[s
     "trend": trend_term,
     "seasonality": month_weights,
     "holidays": holiday_indicators,
+    # the producer's later terms, one column each (ukhsa-collaboration/excess-deaths)
+    "consecutive_bh": lambda w: _one_later(w, 0),
+    "xmas_tue_to_thu_post_1": lambda w: _one_later(w, 1),
+    "xmas_tue_to_thu_post_2": lambda w: _one_later(w, 2),
 }
+
+
+def _one_later(weeks: pd.DatetimeIndex, k: int) -> tuple[FloatArray, tuple[str, ...]]:
+    values, names = later_holiday_indicators(weeks)
+    return np.ascontiguousarray(values[:, k : k + 1]), (names[k],)
 
 INTERVALS = ("distribution", "delta")
 
@@ -235,7 +250,10 @@ def _factor_levels(keys: pd.DataFrame, name: str) -> tuple[list[str], IntArray]:
 
 
 def build_pooled_design(
-    keys: pd.DataFrame, weeks: pd.DatetimeIndex, terms: Sequence[tuple[str, ...]]
+    keys: pd.DataFrame,
+    weeks: pd.DatetimeIndex,
+    terms: Sequence[tuple[str, ...]],
+    country: str = "GB-ENG",
 ) -> PooledDesign:
     """Build the structured design for series ``keys`` [S] and ``weeks`` [T].
 
@@ -285,7 +303,11 @@ def build_pooled_design(
     for term in ordered:
         for f in term:
             if f in CALENDAR_TERMS and f not in cal_blocks:
-                values, names = CALENDAR_TERMS[f](weeks)
+                values, names = (
+                    holiday_indicators(weeks, country)
+                    if f == "holidays"
+                    else CALENDAR_TERMS[f](weeks)
+                )
                 cal_blocks[f] = (len(cal_names), len(cal_names) + len(names))
                 z_cols.append(values)
                 cal_names += list(names)
@@ -587,6 +609,7 @@ class PooledResult(BaselineResult):
 
     #: Shared by every series: never sliced by :meth:`take`.
     _shared_fields: ClassVar[tuple[str, ...]] = ("coef", "cov_unscaled", "aliased")
+    shared_dispersion: ClassVar[bool] = True
 
     def _take_extra(self, idx: IntArray) -> dict[str, Any]:
         """:meth:`take` keeps the shared design but only the column placement of the kept series."""
@@ -663,6 +686,38 @@ class PooledResult(BaselineResult):
         if self.intervals == "distribution":
             return np.zeros(n_groups)
         return self.coef_variance_window(groups, n_groups, weeks)
+
+    # ------------------------------------------------------------------ dependence
+    def fitted_variance_weekly(self, groups: IntArray, n_groups: int) -> FloatArray:
+        """g' V g per group and week in every mode (the leverage of the in-sample residuals)."""
+        return self.coef_variance_weekly(groups, n_groups)
+
+    def fitted_variance_window(
+        self, groups: IntArray, n_groups: int, weeks: BoolArray
+    ) -> FloatArray:
+        """g' V g per group over a window in every mode."""
+        return self.coef_variance_window(groups, n_groups, weeks)
+
+    def year_model(self) -> tuple[str, int | None]:
+        """``("trend", None)`` when the terms have the calendar ``trend``, else ``("mean", None)``."""
+        assert self.design is not None
+        has_trend = any("trend" in t for t in self.design.terms)
+        return ("trend", None) if has_trend else ("mean", None)
+
+    @property
+    def dependence_applies(self) -> bool:
+        """``"distribution"`` is the producer's interval exactly: independence, no dependence."""
+        return self.intervals != "distribution"
+
+    @property
+    def has_parameter_uncertainty(self) -> bool:
+        """Only ``"delta"`` intervals carry parameter uncertainty."""
+        return self.intervals != "distribution"
+
+    @property
+    def interval_rule(self) -> str:  # type: ignore[override]
+        """Negative-binomial quantiles (the producer's) or normal (delta)."""
+        return "negative-binomial quantiles" if self.intervals == "distribution" else "normal"
 
     # ------------------------------------------------------------------ intervals
     def prediction(
@@ -749,18 +804,31 @@ class Pooled(Baseline):
         explicitly must name only strata the data have.
     dispersion_floor : float, default 1.0
         phi = max(floor, Pearson chi2 / (n - rank)) for intervals (the producer floors at 1).
-    intervals : {"distribution", "delta"}, default "distribution"
-        ``"distribution"``: the producer's negative-binomial quantiles, without parameter
-        uncertainty; ``"delta"``: normal intervals with parameter uncertainty (g' V g).
+    intervals : {"delta", "distribution"}, default "delta"
+        ``"delta"``: normal intervals with parameter uncertainty (g' V g) and, by default, the
+        residual dependence of :mod:`excessmort.dependence` for sums (the honest interval);
+        ``"distribution"``: the producer's published interval exactly, negative-binomial quantiles
+        without parameter uncertainty, rows and sums assumed independent.
     max_iter, tol : int, float
         R ``glm.control`` defaults (25, 1e-8).
+    registration_days : bool, default False
+        Build the offset from registration days, as the producer's later editions do: the daily
+        population is zero on weekends and England and Wales bank holidays and summed to the week,
+        i.e. log(population x the week's open days) (the weekly population is taken as constant
+        within its week). False (the default) is the offset of the editions whose figures are in
+        ``../shared/data/phe``, log(population); the later terms ``consecutive_bh``,
+        ``xmas_tue_to_thu_post_1`` and ``xmas_tue_to_thu_post_2`` may be named in ``terms``.
+    country : str, default "GB-ENG"
+        Whose public holidays the ``holidays`` term marks (England and Wales by default; an ISO
+        3166 code such as ``"SE"`` or ``"GB-SCT"`` from the ``holidays`` package).
 
     Examples
     --------
     >>> Pooled(terms="trend + seasonality + holidays + region")
     ... # doctest: +NORMALIZE_WHITESPACE
     Pooled(terms='trend + seasonality + holidays + region', dispersion_floor=1.0,
-           intervals='distribution', max_iter=25, tol=1e-08)
+           intervals='delta', max_iter=25, tol=1e-08, registration_days=False,
+           country='GB-ENG')
     """
 
     name: ClassVar[str] = "pooled"
@@ -771,15 +839,19 @@ class Pooled(Baseline):
         self,
         terms: str | None = None,
         dispersion_floor: float = 1.0,
-        intervals: str = "distribution",
+        intervals: str = "delta",
         max_iter: int = 25,
         tol: float = 1e-8,
+        registration_days: bool = False,
+        country: str = "GB-ENG",
     ) -> None:
         self.terms = terms
         self.dispersion_floor = dispersion_floor
         self.intervals = intervals
         self.max_iter = max_iter
         self.tol = tol
+        self.registration_days = registration_days
+        self.country = country
 
     def _validate(self) -> None:
         if self.intervals not in INTERVALS:
@@ -815,20 +887,42 @@ class Pooled(Baseline):
         if self.terms is None:
             terms, dropped = restrict_terms(parse_terms(DEFAULT_TERMS), strata)
             if dropped:
-                log.warning(
-                    "pooled baseline: the data have no %s; the default terms %r become %r",
-                    " or ".join(repr(d) for d in dropped),
-                    DEFAULT_TERMS,
-                    format_terms(terms),
+                import warnings
+
+                from ..exceptions import ModelNoteWarning
+
+                warnings.warn(
+                    "pooled baseline: the data have no "
+                    f"{' or '.join(repr(d) for d in dropped)}; the default terms {DEFAULT_TERMS!r} "
+                    f"become {format_terms(terms)!r} (pass terms= to choose them; filter "
+                    "excessmort.ModelNoteWarning to silence this note)",
+                    ModelNoteWarning,
+                    stacklevel=4,
                 )
             return terms, dropped
         terms = parse_terms(self.terms)
         missing = [f for t in terms for f in t if f not in CALENDAR_TERMS and f not in strata]
         if missing:
+            from .._suggest import did_you_mean
+
             raise InputError(
-                f"terms {self.terms!r} name the stratum {missing[0]!r}, which the data lack; the "
-                f"strata are {list(strata)} and the calendar terms {sorted(CALENDAR_TERMS)}",
+                f"terms {self.terms!r} name the stratum {missing[0]!r}, which the data lack"
+                f"{did_you_mean(missing[0], strata)}; the strata are {list(strata)} and the "
+                f"calendar terms {sorted(CALENDAR_TERMS)}",
                 column=missing[0],
+                value=self.terms,
+            )
+        used = {f for t in terms for f in t}
+        unused = [s for s in strata if s not in used]
+        if unused:
+            # Without a level per value, every value of that stratum gets the same expected deaths
+            # (girls 0-14 expected like women 85+): not a model of the panel.
+            raise InputError(
+                f"terms {self.terms!r} leave out the stratum {unused[0]!r} of the data: every "
+                f"{unused[0]} would get the same expected deaths. Add it to the terms (e.g. "
+                f"'{self.terms} + {unused[0]}', or an interaction such as "
+                f"'seasonality:{unused[0]}'), or sum the data over it first",
+                column=unused[0],
                 value=self.terms,
             )
         return terms, []
@@ -850,9 +944,12 @@ class Pooled(Baseline):
                 "the pooled baseline needs a reference period (start, end)", column="reference"
             )
         terms, dropped = self.resolve_terms(panel.strata)
-        design = build_pooled_design(panel.keys, panel.weeks, terms)
+        design = build_pooled_design(panel.keys, panel.weeks, terms, self.country)
         ref = reference_mask(panel.weeks, *reference)
         offset = panel.offset
+        if self.registration_days:
+            with np.errstate(divide="ignore"):
+                offset = offset + np.log(registration_days(panel.weeks))[None, :]
         fit_mask = ref[None, :] & panel.observed_mask & np.isfinite(offset)
         n_obs = int(fit_mask.sum())
         if n_obs <= design.n_terms:

@@ -45,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--baseline",
         default="quasipoisson",
         metavar="NAME",
-        help="baseline: quasipoisson (default), poisson, five_year_average, euromomo, pooled",
+        help="baseline: one of the registered names (excessmort.baselines.available(): "
+        "quasipoisson (default), poisson, five_year_average, euromomo, pooled, ons2024, wmd, "
+        "negative_binomial, ...)",
     )
     parser.add_argument(
         "--out", default="out", metavar="DIR", help="folder for staged releases (default: out)"

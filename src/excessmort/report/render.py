@@ -30,6 +30,7 @@ from .settings import StageSettings
 __all__ = [
     "BASELINE_DESCRIPTIONS",
     "ReleaseContext",
+    "chart_alarms",
     "chart_excess",
     "chart_observed",
     "chart_ratio",
@@ -57,6 +58,20 @@ BASELINE_DESCRIPTIONS: dict[str, str] = {
         "one quasi-Poisson regression over every region, sex and age group at once, with trend, "
         "seasonality by age group, bank-holiday effects and population offsets (the producer's "
         "published method)"
+    ),
+    "ons2024": (
+        "ONS's model since 2024: one quasi-Poisson regression over age groups, sexes and areas with "
+        "a trend, week-of-year effects and population offsets, refitted for every week on the five "
+        "years ending a year before it, with the COVID-19 weeks of 2020 and 2021 left out"
+    ),
+    "wmd": (
+        "the World Mortality Dataset's model: a least-squares fit to each series of a linear "
+        "trend over years and an effect for each week of the year"
+    ),
+    "negative_binomial": (
+        "a negative-binomial regression fitted separately to each series (a log-linear trend, "
+        "yearly seasonal terms and a population offset), its over-dispersion estimated by "
+        "maximum likelihood"
     ),
 }
 STRATUM_LABELS = {
@@ -296,6 +311,56 @@ def chart_excess(
         return _svg(fig)
 
 
+#: Lower edges of EuroMOMO's z-score bands drawn on the alarm chart, and their colours.
+_BAND_COLOURS = ("#ffffff", "#fde9c9", "#f9c784", "#f08c5a", "#d9483b", "#8e1b2d")
+
+
+def chart_alarms(
+    weekly: pd.DataFrame,
+    periods: pd.DataFrame,
+    month_start: pd.Timestamp,
+    cover_end: pd.Timestamp,
+    title: str,
+) -> str:
+    """Weekly z-scores on EuroMOMO's bands (2, 4, 7, 10, 15) with CUSUM alarms marked, and the
+    detected excess periods shaded."""
+    from ..alarms import BAND_EDGES
+
+    with _rc():
+        fig, (ax,) = _figure(height=3.2)
+        x = pd.to_datetime(weekly["week_ending"])
+        z = weekly["z_score"].to_numpy(dtype=float)
+        top = max(float(np.nanmax(z, initial=0.0)) * 1.1, 5.0)
+        edges = (-np.inf, *BAND_EDGES, np.inf)
+        for b in range(1, len(edges) - 1):
+            lo, hi = edges[b], min(edges[b + 1], top)
+            if lo < top:
+                ax.axhspan(lo, hi, color=_BAND_COLOURS[b], lw=0, zorder=0)
+        for _, p in periods.iterrows():
+            ax.axvspan(
+                pd.Timestamp(p["start"]) - pd.Timedelta(days=6),
+                pd.Timestamp(p["end"]),
+                color=_COLOURS["band"],
+                alpha=0.6,
+                lw=0,
+                zorder=1,
+            )
+        _shade_month(ax, month_start, cover_end)
+        ax.plot(x, z, color=_COLOURS["observed"], lw=1.2, zorder=3, label="z-score")
+        hit = weekly["alarm"].to_numpy(dtype=bool)
+        ax.plot(
+            x[hit], z[hit], "o", color=_COLOURS["excess_pos"], ms=3, zorder=4, label="CUSUM alarm"
+        )
+        for h in (2.0, 4.0):
+            ax.axhline(h, color="#333333", lw=0.7, ls="--", zorder=2)
+        ax.axhline(0, color="#333333", lw=0.8, zorder=2)
+        ax.set_ylim(min(float(np.nanmin(z, initial=0.0)) * 1.1, -2.0), top)
+        ax.set_ylabel("z-score")
+        ax.set_title(title, loc="left", fontsize=10)
+        ax.legend(loc="upper left", fontsize=8, ncols=2, frameon=False)
+        return _svg(fig)
+
+
 def chart_ratio(rows: pd.DataFrame, title: str, level: float) -> str:
     """Observed/expected ratio with its interval by group, since the reference period and in the
     latest month (a forest plot)."""
@@ -474,6 +539,15 @@ def render_region(ctx: ReleaseContext, code: str, folder: Path) -> Path:
             ratio_rows, f"{name}: observed / expected deaths by group", level
         ),
     }
+    alarm = figs.extra.get("alarms", {}).get(code)
+    if alarm is not None:
+        charts["chart-alarms.svg"] = chart_alarms(
+            alarm["weekly"],
+            alarm["periods"],
+            figs.month_start,
+            figs.cover_end,
+            f"{name}: weekly z-scores, EuroMOMO bands and CUSUM alarms",
+        )
     folder.mkdir(parents=True, exist_ok=True)
     for file, svg in charts.items():
         (folder / file).write_text(svg, encoding="utf-8")
@@ -494,6 +568,7 @@ def render_region(ctx: ReleaseContext, code: str, folder: Path) -> Path:
             summary=_summary(frame),
             groups=_by_group(frame),
             latest_weeks=_records(latest_weeks),
+            alarm_periods=_records(alarm["periods"]) if alarm is not None else None,
             team=ctx.config.regional_teams.get(code),
         )
     )

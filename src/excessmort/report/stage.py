@@ -63,7 +63,7 @@ log = logging.getLogger("excessmort")
 
 MODEL_NAME = "model.json"
 READINESS_NAME = "readiness.json"
-CHART_NAMES = ("chart-observed.svg", "chart-excess.svg", "chart-ratio.svg")
+CHART_NAMES = ("chart-observed.svg", "chart-excess.svg", "chart-ratio.svg", "chart-alarms.svg")
 #: The files every region folder holds.
 REGION_FILES = ("report.html", "figures.csv", "figures.parquet", *CHART_NAMES)
 ENGLAND_FILES = ("england-figures.csv", "england-figures.parquet")
@@ -269,6 +269,10 @@ def _view_figures(
     for period, start, end in windows:
         if period == "running" and (breakdown is not None or not running):
             continue
+        # The release's windows may reach past stale data, which the readiness checks report;
+        # the fit's period parser refuses such a window, so it is cut to the data here.
+        start = max(pd.Timestamp(start), view.weeks[0])
+        end = min(pd.Timestamp(end), view.weeks[-1])
         parts.append(
             _tidy(
                 view.cumulative(start, end), table="cumulative", period=period, breakdown=breakdown
@@ -484,6 +488,13 @@ def _json_float(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _release_alarms(fit: Any, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, Any]:
+    """EuroMOMO bands, CUSUM and detected excess periods per region and England (issue 19)."""
+    from ..alarms import release_alarms
+
+    return release_alarms(fit, start, end)
+
+
 def release_figures(fit: Any, month: str) -> ReleaseFigures:
     """Compute every figure of the release covering ``month`` from a fit (no refitting).
 
@@ -576,6 +587,7 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
         extra={
             "intervals": getattr(fit.model, "intervals", None),
             "first_week": next(iter(fit.weeks[fit.weeks >= period_start]), period_start),
+            "alarms": _release_alarms(fit, period_start, cover_end),
         },
     )
 

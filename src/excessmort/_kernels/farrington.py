@@ -1,0 +1,565 @@
+"""numba kernels of the ``farrington`` baseline: every rolling refit of R surveillance's
+``farringtonFlexible``, for every series and predicted week, in one parallel pass.
+
+For a series s and a predicted week k the model is R's ``algo.farrington.fitGLM.flexible``:
+a quasi-Poisson GLM with log link on the weeks of k's window (the b years before k, w weeks either
+side, plus, with ``noPeriods > 1``, the seasonal blocks between), with one level per seasonal block
+(``seasgroups``), an optional linear time trend (``wtime``, in weeks) and an optional offset. The
+factor is parametrised by cell means (one indicator column per level, no intercept) and the trend
+is centred within each level: an exact reparametrisation of R's treatment contrasts, so fitted
+values, the trend coefficient, its standard error and every prediction are R's. X'WX is then an
+arrow matrix (diagonal over levels, one dense trend row), so each IRLS step costs O(rows + levels).
+
+IRLS is R ``glm.fit`` step for step (start mu = y + 0.1, mu = pmax(exp(eta), eps), convergence
+|dev - dev_old| / (|dev| + 0.1) < tol within ``max_iter``); the covariance, hat values and
+dispersion use the working weights of the last iteration, as R's QR and ``summary.glm`` do.
+The procedure per (s, k) (``algo.farrington.glm``):
+
+1. fit with the trend (if asked); not converged: fit without; still not: no result (status 1);
+2. phi = max(1, dispersion); reweighting: Anscombe residuals
+   s_i = 3/2 (y^(2/3) mu^(-1/6) - mu^(1/2)) / sqrt(phi (1 - h_i)), weights gamma s_i^-2 where
+   s_i > threshold, else gamma, with gamma making them average 1; refit with these prior weights;
+   phi = max(1, dispersion of the refit);
+3. trend kept only when b >= 3, its t-test p-value < ``pThresholdTrend`` (|t| > the Student
+   quantile with n - rank df, tabulated by the caller) and the predicted mean is not above the
+   largest count of the window; otherwise steps 1-2 again without the trend;
+4. prediction at k: eta, se(eta) = sqrt(d x' (X'WX)^-1 x) and phi, where d is the dispersion R's
+   ``summary.glm`` finds on the returned model, not phi: R passes ``dispersion`` inside ``newdata``
+   so ``predict.glm`` estimates its own, and after reweighting R has overwritten the model's working
+   weights by the prior weights, so d = sum omega ((y - mu) / mu)^2 / (n - rank) (without
+   reweighting, the usual dispersion). The same d enters the trend's t-test. For large counts d is
+   far below phi, so R's thresholds then carry almost no parameter uncertainty; we reproduce it.
+
+Tasks are (series, block of ``KBLOCK`` predicted weeks), fixed in size, each computed sequentially:
+results are bitwise identical for any thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit, jit_parallel, jit_reduce, prange
+from .irls import exp_into
+
+EPS = 2.220446049250313e-16  # .Machine$double.eps: R's floor of mu and mu.eta for the log link
+LOG_EPS = float(np.log(EPS))
+KBLOCK = 64  # predicted weeks per parallel task (fixed, so results do not depend on threads)
+
+STATUS_OK = 0
+STATUS_NO_FIT = 1  # R: "could not converge with nor without time trend" (NA week)
+STATUS_SINGULAR = 2  # too few weeks, an empty predicted level, or a singular trend column
+
+# Columns of the per-(series, week) output ``out`` [S, K, N_OUT].
+O_ETA, O_SE, O_PHI, O_DISP, O_TREND, O_COEF, O_STATUS, O_ITER, O_NOBS = range(9)
+N_OUT = 9
+
+
+@jit_reduce
+def _accumulate(P, lstart, mu, eta, offv, yv, tauv, wt, wlast, A, B, R):  # type: ignore[no-untyped-def]
+    """The arrow X'WX and X'Wz at the current mu (W = wt mu): A_l, B_l, R[1 + l]; returns
+    (sum w tau^2, sum w tau z). Branch-free so that the reductions vectorise."""
+    ctt = 0.0
+    rt = 0.0
+    for lvl in range(P):
+        a = 0.0
+        bb = 0.0
+        r = 0.0
+        for i in range(lstart[lvl], lstart[lvl + 1]):
+            m = mu[i]
+            wi = wt[i] * m
+            wlast[i] = wi
+            wz = wi * (eta[i] - offv[i]) + wt[i] * (yv[i] - m)
+            ti = tauv[i]
+            a += wi
+            r += wz
+            bb += wi * ti
+            ctt += wi * ti * ti
+            rt += wz * ti
+        A[lvl] = a
+        B[lvl] = bb
+        R[lvl + 1] = r
+    return ctt, rt
+
+
+@jit_reduce
+def _update(P, lstart, beta, bt, offv, tauv, eta):  # type: ignore[no-untyped-def]
+    """eta = beta_level + bt tau + offset."""
+    for lvl in range(P):
+        bl = beta[lvl]
+        for i in range(lstart[lvl], lstart[lvl + 1]):
+            eta[i] = bl + bt * tauv[i] + offv[i]
+
+
+@jit_reduce
+def _floor_deviance(n, eta, mu, yv, wt):  # type: ignore[no-untyped-def]
+    """mu = pmax(mu, eps) (R's linkinv); returns (sum wt y log mu, sum wt (mu - y))."""
+    sy = 0.0
+    sm = 0.0
+    for i in range(n):
+        m = mu[i]
+        low = m < EPS
+        m = EPS if low else m
+        mu[i] = m
+        lm = LOG_EPS if low else eta[i]
+        sy += wt[i] * yv[i] * lm
+        sm += wt[i] * (m - yv[i])
+    return sy, sm
+
+
+@jit
+def _fit_cells(
+    n,
+    P,
+    lstart,
+    yv,
+    offv,
+    tauv,
+    wt,
+    lny,
+    ylogy,
+    trend,
+    max_iter,
+    tol,
+    beta,
+    eta,
+    mu,
+    wlast,
+    A,
+    B,
+    R,
+    tmp,
+):  # type: ignore[no-untyped-def]
+    """One R ``glm.fit`` (quasi-Poisson, log link) on cell means (+ centred trend).
+
+    Rows are grouped by level: level l holds rows lstart[l]..lstart[l+1]. Writes beta [P + 1]
+    (trend last), eta/mu [n] at the final iterate, wlast [n] the last working weights and, in A, B
+    and R[0], the arrow X'WX at those weights (A_l = sum w, B_l = sum w tau, R[0] = sum w tau^2).
+    Returns (converged, n_iter, ok) where ok is False for a singular system or a non-finite
+    deviance.
+    """
+    kconst = 0.0
+    for i in range(n):
+        eta[i] = lny[i]
+        kconst += wt[i] * ylogy[i]
+    exp_into(eta, mu, tmp, n)
+    sy, sm = _floor_deviance(n, eta, mu, yv, wt)
+    dev_old = 2.0 * (kconst - sy + sm)
+    conv = False
+    n_iter = 0
+    bt = 0.0
+    ctt = 0.0
+    for it in range(1, max_iter + 1):
+        n_iter = it
+        ctt, rt = _accumulate(P, lstart, mu, eta, offv, yv, tauv, wt, wlast, A, B, R)
+        if trend:
+            s = ctt
+            rr = rt
+            for lvl in range(P):
+                if A[lvl] > 0.0:
+                    s -= B[lvl] * B[lvl] / A[lvl]
+                    rr -= B[lvl] * R[lvl + 1] / A[lvl]
+            if not (s > 1e-12 * ctt) or not np.isfinite(s):
+                return False, n_iter, False
+            bt = rr / s
+        for lvl in range(P):
+            if A[lvl] > 0.0:
+                beta[lvl] = (R[lvl + 1] - B[lvl] * bt) / A[lvl] if trend else R[lvl + 1] / A[lvl]
+            else:
+                beta[lvl] = 0.0
+        beta[P] = bt if trend else 0.0
+        _update(P, lstart, beta, beta[P], offv, tauv, eta)
+        exp_into(eta, mu, tmp, n)
+        sy, sm = _floor_deviance(n, eta, mu, yv, wt)
+        dev = 2.0 * (kconst - sy + sm)
+        if not np.isfinite(dev):
+            return False, n_iter, False
+        if abs(dev - dev_old) / (abs(dev) + 0.1) < tol:
+            conv = True
+            break
+        dev_old = dev
+    R[0] = ctt
+    return conv, n_iter, True
+
+
+@jit
+def _dispersion(n, rank, yv, mu, wlast):  # type: ignore[no-untyped-def]
+    """summary.glm's quasi-Poisson dispersion: sum w (y - mu)^2 / mu^2 / (n - rank)."""
+    if n - rank <= 0:
+        return np.nan
+    acc = 0.0
+    for i in range(n):
+        d = (yv[i] - mu[i]) / mu[i]
+        acc += wlast[i] * d * d
+    return acc / (n - rank)
+
+
+@jit
+def _floor1(d):  # type: ignore[no-untyped-def]
+    """R's max(d, 1) (NaN stays NaN)."""
+    if d > 1.0:
+        return d
+    if d <= 1.0:
+        return 1.0
+    return np.nan
+
+
+@jit
+def _fit_fun(
+    n,
+    P,
+    lstart,
+    yv,
+    offv,
+    tauv,
+    y23,
+    lny,
+    ylogy,
+    trend,
+    reweight,
+    wthr,
+    max_iter,
+    tol,
+    wt,
+    beta,
+    eta,
+    mu,
+    wlast,
+    A,
+    B,
+    R,
+    tmp,
+    sres,
+):  # type: ignore[no-untyped-def]
+    """R ``algo.farrington.fitGLM.flexible``.
+
+    Returns (status, trend_used, n_iter, disp, disp_se, phi): ``disp`` is summary.glm's dispersion
+    of the final fit and phi = max(1, disp). ``disp_se`` is the dispersion R's later ``summary`` and
+    ``predict`` calls use: after reweighting R overwrites ``model$weights`` (the working weights)
+    with the prior weights omega, so it is sum omega ((y - mu) / mu)^2 / (n - rank) there.
+    """
+    for i in range(n):
+        wt[i] = 1.0
+    conv, n_iter, ok = _fit_cells(
+        n,
+        P,
+        lstart,
+        yv,
+        offv,
+        tauv,
+        wt,
+        lny,
+        ylogy,
+        trend,
+        max_iter,
+        tol,
+        beta,
+        eta,
+        mu,
+        wlast,
+        A,
+        B,
+        R,
+        tmp,
+    )
+    if not ok:
+        return STATUS_SINGULAR, trend, n_iter, np.nan, np.nan, np.nan
+    if not conv:
+        if not trend:
+            return STATUS_NO_FIT, trend, n_iter, np.nan, np.nan, np.nan
+        trend = False
+        conv, it2, ok = _fit_cells(
+            n,
+            P,
+            lstart,
+            yv,
+            offv,
+            tauv,
+            wt,
+            lny,
+            ylogy,
+            trend,
+            max_iter,
+            tol,
+            beta,
+            eta,
+            mu,
+            wlast,
+            A,
+            B,
+            R,
+            tmp,
+        )
+        n_iter += it2
+        if not ok:
+            return STATUS_SINGULAR, trend, n_iter, np.nan, np.nan, np.nan
+        if not conv:
+            return STATUS_NO_FIT, trend, n_iter, np.nan, np.nan, np.nan
+    rank = 0
+    for lvl in range(P):
+        if A[lvl] > 0.0:
+            rank += 1
+    if trend:
+        rank += 1
+    disp = _dispersion(n, rank, yv, mu, wlast)
+    phi = _floor1(disp)
+    disp_se = disp
+    if reweight:
+        # hat values h_i = w_i x_i' (X'WX)^-1 x_i from the arrow inverse
+        s = 0.0
+        if trend:
+            s = R[0]
+            for lvl in range(P):
+                if A[lvl] > 0.0:
+                    s -= B[lvl] * B[lvl] / A[lvl]
+        for i in range(n):
+            tmp[i] = -eta[i] / 6.0 if mu[i] > EPS else -np.log(mu[i]) / 6.0
+        exp_into(tmp, sres, tmp[n:], n)  # mu^(-1/6)
+        big = 1.0 - 10.0 * EPS
+        gsum = 0.0
+        for lvl in range(P):
+            if A[lvl] <= 0.0:
+                continue
+            ia = 1.0 / A[lvl]
+            for i in range(lstart[lvl], lstart[lvl + 1]):
+                if trend:
+                    u = tauv[i] - B[lvl] * ia  # x_i' M^-1 x_i = 1/A + (tau - B/A)^2 / s
+                    q = ia + u * u / s
+                else:
+                    q = ia
+                h = wlast[i] * q
+                if h > big:
+                    h = 1.0
+                a = 1.5 * (y23[i] * sres[i] - np.sqrt(mu[i]))
+                a = a / np.sqrt(phi * (1.0 - h))
+                sres[i] = a
+                if a > wthr:
+                    gsum += 1.0 / (a * a)
+                else:
+                    gsum += 1.0
+        gamma = n / gsum
+        for i in range(n):
+            a = sres[i]
+            wt[i] = gamma / (a * a) if a > wthr else gamma
+        conv, it3, ok = _fit_cells(
+            n,
+            P,
+            lstart,
+            yv,
+            offv,
+            tauv,
+            wt,
+            lny,
+            ylogy,
+            trend,
+            max_iter,
+            tol,
+            beta,
+            eta,
+            mu,
+            wlast,
+            A,
+            B,
+            R,
+            tmp,
+        )
+        n_iter += it3
+        if not ok:
+            return STATUS_SINGULAR, trend, n_iter, np.nan, np.nan, np.nan
+        disp = _dispersion(n, rank, yv, mu, wlast)
+        phi = _floor1(disp)
+        disp_se = _dispersion(n, rank, yv, mu, wt)
+    return STATUS_OK, trend, n_iter, disp, disp_se, phi
+
+
+@jit
+def _predict(P, lvl, tau_k, off_k, trend, beta, A, B, R):  # type: ignore[no-untyped-def]
+    """(eta_k, x' (X'WX)^-1 x) at the predicted week (level ``lvl``, centred time ``tau_k``)."""
+    ia = 1.0 / A[lvl]
+    if not trend:
+        return beta[lvl] + off_k, ia
+    s = R[0]
+    for j in range(P):
+        if A[j] > 0.0:
+            s -= B[j] * B[j] / A[j]
+    u = tau_k - B[lvl] * ia
+    return beta[lvl] + beta[P] * tau_k + off_k, ia + u * u / s
+
+
+@jit
+def farrington_pair(
+    y,
+    off,
+    lny_s,
+    y23_s,
+    ylogy_s,
+    k_week,
+    t0,
+    rt,
+    lptr,
+    cen,
+    P,
+    trend_opt,
+    reweight,
+    wthr,
+    b_ok,
+    tcrit,
+    max_iter,
+    tol,
+    out,
+    iw,
+    fw,
+):  # type: ignore[no-untyped-def]
+    """Everything for one series and one predicted week; writes ``out`` [N_OUT].
+
+    ``rt`` are the window's weeks grouped by level (level l: rt[lptr[l]:lptr[l+1]]), ``cen`` [P] the
+    centring of time per level, ``t0`` the first week of the window (R's wtime origin).
+    ``iw`` [P + 1] int and ``fw`` [12, n_max] float are workspace.
+    """
+    for j in range(N_OUT):
+        out[j] = np.nan
+    yv = fw[0]
+    offv = fw[1]
+    tauv = fw[2]
+    y23 = fw[3]
+    lny = fw[4]
+    ylogy = fw[5]
+    wt = fw[6]
+    eta = fw[7]
+    mu = fw[8]
+    wlast = fw[9]
+    sres = fw[10]
+    lstart = iw
+    n = 0
+    t_first = -1
+    ymax = -np.inf
+    for lvl in range(P):
+        lstart[lvl] = n
+        for r in range(lptr[lvl], lptr[lvl + 1]):
+            t = rt[r]
+            yt = y[t]
+            ot = off[t]
+            if np.isfinite(yt) and np.isfinite(ot):
+                yv[n] = yt
+                offv[n] = ot
+                tauv[n] = t - cen[lvl]
+                y23[n] = y23_s[t]
+                lny[n] = lny_s[t]
+                ylogy[n] = ylogy_s[t]
+                if t_first < 0 or t < t_first:
+                    t_first = t
+                if yt > ymax:
+                    ymax = yt
+                n += 1
+    lstart[P] = n
+    out[O_NOBS] = n
+    pl = P - 1
+    if n == 0 or lstart[pl + 1] == lstart[pl] or not np.isfinite(off[k_week]):
+        out[O_STATUS] = STATUS_SINGULAR
+        return
+    # Prediction time: R's wtime of week k counts from the first *observed* week of the window,
+    # while the data's wtime counts from the window's first week t0.
+    t_pred = k_week - t_first + t0
+    tau_k = t_pred - cen[pl]
+    beta = fw[12][: P + 1]
+    A = fw[12][P + 1 : 2 * P + 1]
+    B = fw[12][2 * P + 1 : 3 * P + 1]
+    R = fw[12][3 * P + 1 : 4 * P + 2]
+    tmp2 = fw[11]
+    st, trend, n_iter, disp, disp_se, phi = _fit_fun(
+        n, P, lstart, yv, offv, tauv, y23, lny, ylogy, trend_opt, reweight, wthr, max_iter, tol,
+        wt, beta, eta, mu, wlast, A, B, R, tmp2, sres,
+    )  # fmt: skip
+    total_iter = n_iter
+    if st == STATUS_OK and trend:
+        eta_k, q = _predict(P, pl, tau_k, off[k_week], True, beta, A, B, R)
+        mu_k = np.exp(eta_k)
+        if mu_k < EPS:
+            mu_k = EPS
+        s = R[0]
+        for j in range(P):
+            if A[j] > 0.0:
+                s -= B[j] * B[j] / A[j]
+        se_b = np.sqrt(disp_se / s)
+        rank = 1
+        for j in range(P):
+            if A[j] > 0.0:
+                rank += 1
+        df = n - rank
+        tstat = abs(beta[P] / se_b)
+        significant = df > 0 and tstat > tcrit[df]
+        keep = b_ok and significant and mu_k <= ymax
+        if not keep:
+            st, trend, n_iter, disp, disp_se, phi = _fit_fun(
+                n, P, lstart, yv, offv, tauv, y23, lny, ylogy, False, reweight, wthr, max_iter,
+                tol, wt, beta, eta, mu, wlast, A, B, R, tmp2, sres,
+            )  # fmt: skip
+            total_iter += n_iter
+    out[O_ITER] = total_iter
+    out[O_STATUS] = st
+    if st != STATUS_OK:
+        return
+    eta_k, q = _predict(P, pl, tau_k, off[k_week], trend, beta, A, B, R)
+    out[O_ETA] = eta_k
+    out[O_SE] = np.sqrt(disp_se * q)
+    out[O_PHI] = phi
+    out[O_DISP] = disp
+    out[O_TREND] = 1.0 if trend else 0.0
+    out[O_COEF] = beta[P] if trend else np.nan
+
+
+@jit
+def series_tables(y, lny, y23, ylogy):  # type: ignore[no-untyped-def]
+    """log(y + 0.1), y^(2/3) and y log y (0 at y = 0) for one series (NaN stays NaN)."""
+    for t in range(y.shape[0]):
+        v = y[t]
+        lny[t] = np.log(v + 0.1)
+        y23[t] = v ** (2.0 / 3.0)
+        ylogy[t] = v * np.log(v) if v > 0.0 else 0.0
+
+
+def _farrington_batched(
+    Y,
+    OFF,
+    kpos,
+    t0,
+    wptr,
+    rt,
+    lptr,
+    cen,
+    P,
+    n_max,
+    trend_opt,
+    reweight,
+    wthr,
+    b_ok,
+    tcrit,
+    max_iter,
+    tol,
+    out,
+):  # type: ignore[no-untyped-def]
+    """All series x predicted weeks. ``wptr`` [K + 1] delimits each week's rows in ``rt``;
+    ``lptr`` [K, P + 1] are level offsets relative to wptr[k]; ``out`` [S, K, N_OUT]."""
+    n_series, T = Y.shape
+    K = kpos.shape[0]
+    has_off = OFF.shape[0] == n_series
+    n_blocks = (K + KBLOCK - 1) // KBLOCK
+    n_tasks = n_series * n_blocks
+    for task in prange(n_tasks):
+        s = task // n_blocks
+        blk = task - s * n_blocks
+        tab = np.empty((3, T))
+        y = Y[s]
+        off = OFF[s] if has_off else OFF[0]
+        series_tables(y, tab[0], tab[1], tab[2])
+        fw = np.empty((13, max(2 * n_max, 4 * P + 2)))
+        iw = np.empty(P + 1, dtype=np.int64)
+        for k in range(blk * KBLOCK, min(K, (blk + 1) * KBLOCK)):
+            lo = wptr[k]
+            farrington_pair(
+                y, off, tab[0], tab[1], tab[2], kpos[k], t0[k], rt[lo : wptr[k + 1]], lptr[k],
+                cen[k], P, trend_opt, reweight, wthr, b_ok, tcrit, max_iter, tol, out[s, k], iw, fw,
+            )  # fmt: skip
+
+
+farrington_batched = jit_parallel(_farrington_batched)
+farrington_batched_serial = jit(_farrington_batched)

@@ -1,0 +1,684 @@
+"""Residual dependence across series and weeks, estimated on the reference weeks (for sums).
+
+Counts are not independent given the baseline: a flu winter moves every series of an area in the
+same weeks, lasts for weeks, and makes one year's total differ from the next. The variance of a sum
+of rows (an aggregate over series, a window over weeks, or both) is therefore estimated from the
+reference residuals of that sum's own structure (DESIGN.md "Residual dependence"). The model, for a
+group g of series (a single series is its own group) and its reference residual e_gt = sum_s (y - mu):
+
+1. Cross-series inflation. The null variance of e_gt is d_gt = sum_s phi_s mu_st - f_gt in-sample
+   (f: variance of the fitted sum; the fit absorbs that part, a leverage correction) or + f_gt when
+   the residuals are out of sample (the five-year average). u_gt = e_gt / sqrt(d_gt) and
+   c_g = max(1, mean_t u_gt^2): the variance of the group's weekly sum is c_g sum_s phi_s mu_st. A
+   single series has c = 1 by definition (its own phi), so one series and one week is phi mu.
+2. Serial dependence. The autocorrelation of u_g at lags 1..L (L = 13, a quarter) is fitted by the
+   ARMA(1, 1) form rho_k = A phi^(k-1) (least squares over a grid of phi, A in [0, 1]: negative
+   sample correlations, mostly noise, never narrow a sum). A window's observation variance is
+   sum_{t, t'} s_t s_t' rho_|t - t'| with s_t = sqrt(c_g sum_s phi_s mu_st), computed by a prefix
+   recursion (O(W L) per group, never a W x W matrix; :mod:`excessmort._kernels.dependence`, which
+   also takes estimated lags 1..L followed by a geometric tail).
+3. Year effects. Winters differ as whole seasons: the ARMA part explains little of the spread of yearly
+   totals. A relative year effect a_y (mu_st -> mu_st (1 + a_y) for every week of year y) adds
+   sigma^2 [(sum mu)^2 - sum mu^2] to a year's sum. sigma^2 is a moment estimate pooled over every
+   series of the panel (weights (sum mu)^2): the squared in-sample yearly sums of residuals less what
+   parts 1-2 explain, divided by sum [(sum mu)^2 - sum mu^2] (1 - h_y), h_y the leverage of year y in
+   the year-level regression the baseline implies (intercept and trend: 1/n + (y - ybar)^2 / Sxx; a
+   five-year average: out of sample, 1 + 1/n). For a sum in year y the fitted level carries the
+   reference years' effects too, so the window's year part is sigma^2 [(1 + h_y)(sum mu)^2 - sum mu^2].
+   A pooled estimate is used for every aggregate: by Cauchy-Schwarz the relative year effect of a sum
+   is no larger than its members' (conservative). Its small-sample uncertainty is carried by a
+   Student-t quantile, with Satterthwaite's degrees of freedom n_eff (n_years - p_y), n_eff = S / c of
+   the panel total (the number of effectively independent series).
+4. Parameter uncertainty. V = phi (X'WX)^-1 assumes independent errors; g' V g of a group is
+   multiplied by c_g times the finite-sample long-run variance factor of part 2 over the n reference
+   weeks, f(n) = 1 + 2 sum_{k<n} (1 - k/n) rho_k (the sandwich for a mean under correlated errors).
+
+Where the reference holds fewer than :data:`MIN_WEEKS` residual weeks, or fewer than
+:data:`MIN_YEARS` complete years, the dependence cannot be estimated: the window's observation part
+is then taken as fully correlated over weeks (A = phi = 1, the Cauchy-Schwarz upper bound), never
+independent, and :attr:`Dependence.short` says so (``Fit`` warns).
+
+Everything is one vectorised pass over the reference residuals of the groups asked for: O(S T) for
+the group sums, O(G T L) for the autocorrelations; nothing is S x S or T x T.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import stats
+
+from ._typing import BoolArray, FloatArray, IntArray
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .baselines._base import BaselineResult
+
+__all__ = [
+    "MAX_LAG",
+    "MIN_WEEKS",
+    "MIN_YEARS",
+    "Dependence",
+    "DependenceWarning",
+    "GroupSums",
+    "YearEffect",
+    "arma_fit",
+    "autocorrelation",
+    "dependence_from_sums",
+    "describe_interval",
+    "estimate_groups",
+    "estimate_year_effect",
+    "long_run_factor",
+    "year_effect_from_sums",
+]
+
+#: Lags of the autocorrelation fitted by the ARMA(1, 1) form (one quarter).
+MAX_LAG = 13
+#: Fewer reference residual weeks than this: the serial dependence is not estimated (full correlation).
+MIN_WEEKS = 104
+#: Fewer complete reference years than this: year effects are not estimated (full correlation).
+MIN_YEARS = 3
+#: A year block counts when it has at least this share of its weeks.
+YEAR_COVERAGE = 0.8
+_PHI_GRID = np.linspace(0.0, 0.98, 50)
+
+
+class DependenceWarning(UserWarning):
+    """The reference period is too short to estimate the residual dependence; intervals are widened."""
+
+
+# ---------------------------------------------------------------------------------------- pieces
+def autocorrelation(u: FloatArray, max_lag: int = MAX_LAG, demean: bool = True) -> FloatArray:
+    """Autocorrelation at lags 0..max_lag of mean-zero rows with NaN gaps: [G, max_lag + 1].
+
+    rho_k = sum_t u_t u_{t+k} / sum_t u_t^2 over the pairs present (the residuals of a fit have mean
+    zero, so they are not demeaned).
+    """
+    ok = np.isfinite(u)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = np.nanmean(u, axis=1) if demean else np.zeros(u.shape[0])
+    x = np.where(ok, u - np.nan_to_num(centre)[:, None], 0.0)
+    den = np.sum(x * x, axis=1)
+    out = np.empty((u.shape[0], max_lag + 1))
+    n_weeks = u.shape[1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for k in range(max_lag + 1):
+            if k >= n_weeks:
+                out[:, k] = 0.0
+                continue
+            out[:, k] = np.sum(x[:, k:] * x[:, : n_weeks - k], axis=1) / den
+    return np.where(np.isfinite(out), out, 0.0)
+
+
+def arma_fit(rho: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Least-squares fit of rho_k = A phi^(k-1), k = 1..L, over a grid of phi in [0, 0.98] and A in
+    [0, 1]: (A [G], phi [G]). Negative correlation is taken as none (never narrower)."""
+    r = rho[:, 1:]
+    k = np.arange(1, r.shape[1] + 1)
+    basis = _PHI_GRID[:, None] ** (k[None, :] - 1)  # [P, L]
+    amp = np.clip((r @ basis.T) / np.sum(basis * basis, axis=1)[None, :], 0.0, 1.0)  # [G, P]
+    sse = np.sum((r[:, None, :] - amp[:, :, None] * basis[None, :, :]) ** 2, axis=2)
+    best = np.argmin(sse, axis=1)
+    rows = np.arange(r.shape[0])
+    return amp[rows, best], _PHI_GRID[best]
+
+
+def arma_lags(a: FloatArray, phi: FloatArray, max_lag: int = MAX_LAG) -> FloatArray:
+    """rho_k = A phi^(k-1) at lags 1..max_lag: [G, max_lag]."""
+    k = np.arange(1, max_lag + 1)
+    return np.asarray(a)[:, None] * np.asarray(phi)[:, None] ** (k[None, :] - 1)
+
+
+def _tapered_geometric(phi: FloatArray, m: FloatArray, n: FloatArray) -> FloatArray:
+    """sum_{k=1}^{m} (1 - k/n) phi^(k-1), in closed form."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        geo = (1.0 - phi**m) / (1.0 - phi)
+        der = (1.0 - (m + 1.0) * phi**m + m * phi ** (m + 1.0)) / (1.0 - phi) ** 2
+        at_one = m - m * (m + 1.0) / (2.0 * n)
+        return np.where(phi >= 1.0, at_one, geo - der / n)
+
+
+def long_run_factor(rho: FloatArray, a: FloatArray, phi: FloatArray, n: FloatArray) -> FloatArray:
+    """f(n) = 1 + 2 sum_{k=1}^{n-1} (1 - k/n) rho_k with rho_k estimated for k <= L and A phi^(k-1)
+    beyond: the variance of a mean of n weeks relative to independence (floored at 1/4)."""
+    rho, a, phi, n = (np.asarray(v, dtype=np.float64) for v in (rho, a, phi, n))
+    n = np.maximum(n, 1.0)
+    n_lags = rho.shape[1]
+    k = np.arange(1, n_lags + 1, dtype=np.float64)
+    head = np.sum(
+        np.where(k[None, :] < n[:, None], (1.0 - k[None, :] / n[:, None]) * rho, 0.0), axis=1
+    )
+    m = np.maximum(n - 1.0, float(n_lags))
+    tail = a * (_tapered_geometric(phi, m, n) - _tapered_geometric(phi, np.full_like(n, n_lags), n))
+    return np.maximum(1.0 + 2.0 * (head + tail), 0.25)
+
+
+def _null_variance(obs: FloatArray, fitted: FloatArray, in_sample: bool) -> FloatArray:
+    with np.errstate(invalid="ignore"):
+        d = obs - fitted if in_sample else obs + fitted
+        return np.maximum(d, 0.05 * obs)
+
+
+# ---------------------------------------------------------------------------------------- year effect
+@dataclass
+class YearEffect:
+    """The panel's relative year effect: moment sums over series (they add across Dask partitions).
+
+    Attributes
+    ----------
+    num, den : float
+        sum over series and reference years of (B^2 - explained) and of
+        [(sum mu)^2 - sum mu^2] (1 -+ h): sigma^2 = max(0, num / den).
+    n_series : int
+    n_years : int
+        Complete reference years (the most any series has).
+    e_total, d_total : ndarray [T]
+        Residual and null variance of the panel total on the reference weeks (for c of the total).
+    p_year : int
+        Year-level parameters the baseline fits (2 with a trend, 1 without, 0 out of sample).
+    """
+
+    num: float
+    den: float
+    n_series: int
+    n_years: int
+    e_total: FloatArray
+    d_total: FloatArray
+    p_year: int
+
+    @property
+    def sigma2(self) -> float:
+        """sigma^2 of the relative year effect (0 when it cannot be estimated)."""
+        if self.den <= 0 or not np.isfinite(self.num) or self.n_years < MIN_YEARS:
+            return 0.0
+        return max(self.num / self.den, 0.0)
+
+    @property
+    def c_total(self) -> float:
+        """Cross-series inflation of the panel total (>= 1)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            u2 = self.e_total**2 / self.d_total
+        u2 = u2[np.isfinite(u2)]
+        return max(float(u2.mean()), 1.0) if u2.size else 1.0
+
+    @property
+    def df(self) -> float:
+        """Degrees of freedom of sigma^2: n_eff (n_years - p_year), n_eff = S / c_total in [1, S]."""
+        n_eff = min(max(self.n_series / self.c_total, 1.0), float(max(self.n_series, 1)))
+        return n_eff * max(self.n_years - self.p_year, 1)
+
+    @staticmethod
+    def merge(parts: list[YearEffect]) -> YearEffect:
+        """Sum the moments of several partitions of the series (exact)."""
+        first = parts[0]
+        return YearEffect(
+            num=float(sum(p.num for p in parts)),
+            den=float(sum(p.den for p in parts)),
+            n_series=int(sum(p.n_series for p in parts)),
+            n_years=int(max(p.n_years for p in parts)),
+            e_total=np.sum([p.e_total for p in parts], axis=0),
+            d_total=np.sum([p.d_total for p in parts], axis=0),
+            p_year=first.p_year,
+        )
+
+
+def _year_blocks(weeks: pd.DatetimeIndex, resid_weeks: BoolArray) -> list[np.ndarray]:
+    """Positions of each calendar year's reference residual weeks (years holding enough of them)."""
+    years = np.asarray(weeks.year)
+    found = [np.flatnonzero((years == y) & resid_weeks) for y in np.unique(years[resid_weeks])]
+    if not found:
+        return []
+    # a year counts when it holds most of the residual weeks a year has (52 for a whole-year fit,
+    # about 22 for EuroMOMO's spring and autumn weeks)
+    full = max(pos.size for pos in found)
+    return [pos for pos in found if pos.size >= YEAR_COVERAGE * full]
+
+
+def year_leverage(
+    result: BaselineResult, ref_years: FloatArray, target_years: FloatArray
+) -> FloatArray:
+    """h of target years in the year-level regression the baseline implies (see the module doc)."""
+    kind, n_avg = result.year_model()
+    target = np.asarray(target_years, dtype=np.float64)
+    n = max(len(ref_years), 1)
+    if kind == "average":
+        return np.full(target.shape, 1.0 / float(n_avg or 5))
+    if kind == "trend" and n >= 2:
+        centre = float(np.mean(ref_years))
+        sxx = float(np.sum((np.asarray(ref_years) - centre) ** 2))
+        return 1.0 / n + (target - centre) ** 2 / sxx
+    return np.full(target.shape, 1.0 / n)
+
+
+@dataclass
+class GroupSums:
+    """What the dependence model of a view needs, as sums over each group's series (they add
+    exactly across Dask partitions of the series; :meth:`merge`).
+
+    Attributes
+    ----------
+    resid, obs, fitted, mu, root : ndarray [G, T]
+        sum (y - mu) on the residual weeks (NaN where a member lacks one), sum phi mu, the variance
+        of the fitted sum, sum mu, sum sqrt(phi mu).
+    members : ndarray [G]
+    phi : ndarray [G]
+        sum of the members' phi (for a single series under a shared phi).
+    resid_weeks : ndarray [T] of bool
+        Weeks with any residual.
+    year_fitted : ndarray [Y, G]
+        Variance of the fitted sum over each calendar year's residual weeks (``years``).
+    years : ndarray [Y]
+    """
+
+    resid: FloatArray
+    obs: FloatArray
+    fitted: FloatArray
+    mu: FloatArray
+    root: FloatArray
+    members: FloatArray
+    phi: FloatArray
+    resid_weeks: BoolArray
+    year_fitted: FloatArray
+    years: FloatArray
+
+    @staticmethod
+    def of(
+        result: BaselineResult,
+        deaths: FloatArray,
+        weeks: pd.DatetimeIndex,
+        groups: IntArray | None = None,
+        n_groups: int | None = None,
+    ) -> GroupSums:
+        """The sums of one panel (or partition); ``groups=None``: every series its own group."""
+        from .baselines._util import group_sum
+
+        n_series = result.mu.shape[0]
+        rmask = result.residual_mask()
+        resid_series = np.where(rmask, deaths - result.mu, np.nan)
+        obs_series = result.obs_variance()
+        if groups is None:
+            groups = np.arange(n_series, dtype=np.int64)
+            n_groups = n_series
+        assert n_groups is not None
+        groups = np.asarray(groups, dtype=np.int64)
+        keep = groups >= 0
+        spare = np.where(keep, groups, n_groups)
+
+        def gsum(values: FloatArray) -> FloatArray:
+            return group_sum(values[keep], groups[keep], n_groups)
+
+        resid_weeks = np.any(rmask, axis=0)
+        cal = np.asarray(weeks.year, dtype=np.float64)
+        years = np.unique(cal)
+        year_fitted = np.zeros((years.size, n_groups))
+        for j, y in enumerate(years):
+            window = (cal == y) & resid_weeks
+            if window.any():
+                year_fitted[j] = result.fitted_variance_window(spare, n_groups + 1, window)[
+                    :n_groups
+                ]
+        return GroupSums(
+            resid=gsum(resid_series),
+            obs=gsum(obs_series),
+            fitted=result.fitted_variance_weekly(spare, n_groups + 1)[:n_groups],
+            mu=gsum(result.mu),
+            root=gsum(np.sqrt(obs_series)),
+            members=np.bincount(groups[keep], minlength=n_groups).astype(np.float64),
+            phi=np.bincount(
+                groups[keep], weights=np.asarray(result.dispersion)[keep], minlength=n_groups
+            ),
+            resid_weeks=resid_weeks,
+            year_fitted=year_fitted,
+            years=years,
+        )
+
+    def stacked(self) -> tuple[FloatArray, FloatArray]:
+        """([5, G, T] weekly sums, [2 + Y, G] per-group sums) for merging by group keys."""
+        weekly = np.stack([self.resid, self.obs, self.fitted, self.mu, self.root])
+        per_group = np.vstack([self.members[None], self.phi[None], self.year_fitted])
+        return weekly, per_group
+
+    @staticmethod
+    def from_stacked(
+        weekly: FloatArray, per_group: FloatArray, resid_weeks: BoolArray, years: FloatArray
+    ) -> GroupSums:
+        """Inverse of :meth:`stacked` (after the sums of several partitions were added)."""
+        return GroupSums(
+            resid=weekly[0],
+            obs=weekly[1],
+            fitted=weekly[2],
+            mu=weekly[3],
+            root=weekly[4],
+            members=per_group[0],
+            phi=per_group[1],
+            resid_weeks=resid_weeks,
+            year_fitted=per_group[2:],
+            years=years,
+        )
+
+
+def _serial(
+    sums: GroupSums, result: BaselineResult, single_c: str
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """(d, c_raw, c, rho, a, phi, n) of the groups: parts 1-2 of the module docstring."""
+    in_sample = result.residuals_in_sample
+    d = _null_variance(sums.obs, sums.fitted, in_sample)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u = sums.resid / np.sqrt(d)
+    u = np.where(np.isfinite(u), u, np.nan)
+    n = np.sum(np.isfinite(u), axis=1).astype(np.float64)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        c_raw = np.nanmean(u * u, axis=1)
+    multi = sums.members > 1
+    c = np.where(multi, np.maximum(np.nan_to_num(c_raw, nan=1.0), 1.0), 1.0)
+    if result.shared_dispersion:
+        # one phi for every series (the pooled model): a series' own dispersion relative to it
+        with np.errstate(invalid="ignore", divide="ignore"):
+            phi_row = sums.phi / np.maximum(sums.members, 1.0)
+            floor = np.where(phi_row > 0, 1.0 / phi_row, 1.0)
+        own = np.maximum(np.nan_to_num(c_raw, nan=1.0), floor)
+        c = np.where(multi, c, own)
+    a, phi = arma_fit(autocorrelation(u))
+    rho = arma_lags(a, phi)
+    return d, c_raw, c, rho, a, phi, n
+
+
+def year_effect_from_sums(
+    sums: GroupSums, result: BaselineResult, weeks: pd.DatetimeIndex
+) -> YearEffect:
+    """Part 3 of the module docstring from the groups' sums (pooled over the groups)."""
+    from ._kernels import running_variance
+
+    in_sample = result.residuals_in_sample
+    d, _, c, rho, a, phi, n = _serial(sums, result, "own")
+    pf = c * long_run_factor(rho, a, phi, n)
+    kind, _ = result.year_model()
+    p_year = 0 if kind == "average" else (2 if kind == "trend" else 1)
+    blocks = _year_blocks(weeks, sums.resid_weeks)
+    ref_years = np.array([weeks.year[b[0]] for b in blocks], dtype=np.float64)
+    h = year_leverage(result, ref_years, ref_years)
+    num = 0.0
+    den = 0.0
+    year_row = {float(y): j for j, y in enumerate(sums.years)}
+    for j, pos in enumerate(blocks):
+        r = sums.resid[:, pos]
+        present = np.isfinite(r)
+        ok = present.sum(axis=1) >= YEAR_COVERAGE * pos.size
+        if not ok.any():
+            continue
+        sel = np.flatnonzero(ok)
+        m = np.where(present, sums.mu[:, pos], 0.0)[sel]
+        # out of sample (a five-year average), the residual carries the average's own error too
+        base = sums.obs[:, pos] if in_sample else sums.obs[:, pos] + sums.fitted[:, pos]
+        weekly = c[:, None] * base
+        s = np.sqrt(np.where(present, weekly, 0.0)[sel])
+        span = np.zeros((sel.size, pos[-1] - pos[0] + 1))
+        span[:, pos - pos[0]] = s
+        serial = running_variance(span, rho[sel], a[sel], phi[sel])[:, -1]
+        if in_sample:
+            fv = sums.year_fitted[year_row[float(weeks.year[pos[0]])]][sel] * pf[sel]
+            explained = serial - fv
+        else:
+            explained = serial
+        b = np.nansum(r[sel], axis=1)
+        big = np.sum(m, axis=1) ** 2 - np.sum(m * m, axis=1)
+        factor = (1.0 - h[j]) if in_sample else (1.0 + h[j])
+        good = np.isfinite(b) & np.isfinite(explained) & np.isfinite(big)
+        num += float(np.sum((b * b - explained)[good]))
+        den += float(np.sum((big * factor)[good]))
+    e_total = np.where(sums.resid_weeks, np.sum(sums.resid, axis=0), np.nan)
+    # the rows' own variances (c d), against which the total's shows the rows' mutual dependence
+    d_total = np.nansum(c[:, None] * d, axis=0)
+    return YearEffect(
+        num=num,
+        den=den,
+        n_series=int(sums.members.size),
+        n_years=len(blocks),
+        e_total=e_total,
+        d_total=d_total,
+        p_year=p_year,
+    )
+
+
+def estimate_year_effect(
+    result: BaselineResult,
+    deaths: FloatArray,
+    weeks: pd.DatetimeIndex,
+    groups: IntArray | None = None,
+    n_groups: int | None = None,
+) -> YearEffect:
+    """Moments of the relative year effect over the series of one panel or, with ``groups`` (id
+    per series, -1 left out), over the groups of a view: each row's in-sample yearly sums beyond
+    what its own cross-series and serial model (parts 1-2) explains."""
+    return year_effect_from_sums(
+        GroupSums.of(result, deaths, weeks, groups, n_groups), result, weeks
+    )
+
+
+# ---------------------------------------------------------------------------------------- groups
+@dataclass
+class Dependence:
+    """The dependence model of the groups of one view (a single series is its own group).
+
+    Attributes
+    ----------
+    c : ndarray [G]
+        Cross-series inflation of the weekly sum (1 for a single series).
+    rho : ndarray [G, L]
+        Autocorrelation of the group's standardised residuals at lags 1..L (estimated).
+    a, phi : ndarray [G]
+        Its ARMA(1, 1) tail A phi^(k-1) beyond lag L.
+    n_weeks : ndarray [G]
+        Reference residual weeks it rests on.
+    members : ndarray [G]
+        Series in the group.
+    param_factor : ndarray [G]
+        c f(n): the multiplier of g' V g.
+    short : ndarray [G] of bool
+        Too little reference to estimate (full correlation over weeks assumed).
+    year : YearEffect
+    ref_years : ndarray
+        The complete reference years (for the leverage of year effects).
+    """
+
+    c: FloatArray
+    rho: FloatArray
+    a: FloatArray
+    phi: FloatArray
+    n_weeks: FloatArray
+    members: IntArray
+    param_factor: FloatArray
+    short: BoolArray
+    year: YearEffect
+    ref_years: FloatArray
+    result: Any = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ weekly rows
+    def weekly(
+        self,
+        obs_var: FloatArray,
+        param_var: FloatArray,
+        mu: FloatArray | None = None,
+        weeks: pd.DatetimeIndex | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """Weekly variances of the groups [G, T]: c obs and c f(n) g'Vg for aggregates; a single
+        series keeps phi mu and x'Vx (the model's own weekly interval), except under a phi shared
+        by all series (the pooled model), where phi becomes the series' own c phi."""
+        multi = self.members > 1
+        shared = bool(getattr(self.result, "shared_dispersion", False))
+        rows = multi | shared
+        c = np.where(rows, self.c, 1.0)[:, None]
+        pf = np.where(multi, self.param_factor, 1.0)[:, None]
+        obs = obs_var * c
+        if mu is not None and weeks is not None and self.year.sigma2 > 0:
+            # outside the reference years a week's level also carries the year effects the fit
+            # absorbed (in-sample residuals show (1 - h) of them, a new year (1 + h)): 2 h sigma^2 mu^2
+            years = np.asarray(weeks.year, dtype=np.float64)
+            h = year_leverage(self.result, self.ref_years, years)
+            outside = ~np.isin(years, self.ref_years)
+            extra = self.year.sigma2 * np.where(outside, 2.0 * h, 0.0)[None, :] * mu * mu
+            obs = obs + np.where((rows & ~self.short)[:, None], extra, 0.0)
+        return obs, param_var * pf
+
+    # ------------------------------------------------------------------ windows
+    def running(
+        self,
+        obs_var: FloatArray,
+        mu: FloatArray,
+        param_var: FloatArray,
+        weeks: pd.DatetimeIndex,
+        level: float,
+        engine: str = "auto",
+        param_weekly: FloatArray | None = None,
+    ) -> tuple[FloatArray, FloatArray, dict[str, FloatArray]]:
+        """Variances of the running sums over the weeks of a window, [G, K] each.
+
+        ``obs_var``, ``mu`` [G, K] are the groups' weekly sum phi mu and mu over the K weeks of the
+        window (consecutive calendar weeks), ``param_var`` [G, K] the running g' V g (and
+        ``param_weekly`` [G, K] the weekly one, used when the residuals are out of sample). Returns the
+        observation and parameter variances, both multiplied by (t_nu / z)^2 when a year part is
+        present (Student-t quantile with Satterthwaite's nu), and the parts.
+        """
+        from ._kernels import running_variance
+
+        short = self.short
+        a = np.where(short, 1.0, self.a)
+        phi = np.where(short, 1.0, self.phi)
+        rho = np.where(short[:, None], 1.0, self.rho)
+        out_of_sample = param_weekly is not None and not self.result.residuals_in_sample
+        if out_of_sample:
+            # the residuals were out of sample: their autocorrelation is that of y - mu whole
+            s = np.sqrt(self.c[:, None] * (obs_var + param_weekly))
+            param = np.zeros_like(param_var)
+        else:
+            s = np.sqrt(self.c[:, None] * obs_var)
+            param = param_var * self.param_factor[:, None]
+        serial = running_variance(s, rho, a, phi, engine=engine)
+        year = self._year_running(mu, weeks)
+        year = np.where(short[:, None], 0.0, year)
+        sigma_df = self.year.df
+        with np.errstate(invalid="ignore", divide="ignore"):
+            base = serial + param
+            nu = np.where(year > 0, sigma_df * (1.0 + base / year) ** 2, np.inf)
+            q = 0.5 + level / 2.0
+            mult = np.where(
+                np.isfinite(nu), (stats.t.ppf(q, np.minimum(nu, 1e9)) / stats.norm.ppf(q)) ** 2, 1.0
+            )
+        obs_out = (serial + year) * mult
+        param_out = param * mult
+        return (
+            obs_out,
+            param_out,
+            {"serial": serial, "year": year, "param": param, "t_factor": mult},
+        )
+
+    def _year_running(self, mu: FloatArray, weeks: pd.DatetimeIndex) -> FloatArray:
+        """sigma^2 sum_y [(1 + h_y) M_y^2 - Q_y] over the years of every running window."""
+        sigma2 = self.year.sigma2
+        n_rows, n_weeks = mu.shape
+        if sigma2 <= 0 or n_weeks == 0:
+            return np.zeros((n_rows, n_weeks))
+        years = np.asarray(weeks.year)
+        starts = np.r_[True, years[1:] != years[:-1]]
+        seg = np.cumsum(starts) - 1
+        h = year_leverage(self.result, self.ref_years, years[starts].astype(np.float64))[seg]
+        cm = np.cumsum(mu, axis=1)
+        cq = np.cumsum(mu * mu, axis=1)
+        first = np.flatnonzero(starts)
+        base_m = np.where(first[seg] > 0, cm[:, np.maximum(first[seg] - 1, 0)], 0.0)
+        base_q = np.where(first[seg] > 0, cq[:, np.maximum(first[seg] - 1, 0)], 0.0)
+        m = cm - base_m
+        qq = cq - base_q
+        part = sigma2 * ((1.0 + h)[None, :] * m * m - qq)
+        ends = np.r_[first[1:] - 1, n_weeks - 1]
+        done = np.zeros((n_rows, n_weeks))
+        finals = part[:, ends]  # [G, n_years]
+        before = np.cumsum(finals, axis=1) - finals  # years before each segment
+        done = before[:, seg]
+        return done + part
+
+
+def dependence_from_sums(
+    sums: GroupSums, year: YearEffect, result: BaselineResult, weeks: pd.DatetimeIndex
+) -> Dependence:
+    """The dependence model of the groups from their sums (parts 1, 2 and 4)."""
+    _, _, c, rho, a, phi, n = _serial(sums, result, "own")
+    members = sums.members.astype(np.int64)
+    short = (n < MIN_WEEKS) | (year.n_years < MIN_YEARS)
+    too_few = (n < MIN_WEEKS // 4) & (members > 1)
+    if too_few.any():
+        # c cannot be estimated: Cauchy-Schwarz bounds the weekly sum's variance by
+        # (sum_s sqrt(phi_s mu_st))^2, i.e. c <= mean_t (sum sqrt(phi mu))^2 / sum phi mu.
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            bound = np.nanmean(sums.root**2 / sums.obs, axis=1)
+        c = np.where(too_few, np.maximum(c, np.nan_to_num(bound, nan=1.0)), c)
+    if result.residuals_in_sample:
+        pf = np.where(short, c, c * long_run_factor(rho, a, phi, n))
+    else:
+        # out-of-sample residuals already carry the baseline's own error and its serial sharing:
+        # the window's whole variance comes from their autocorrelation (see ``running``)
+        pf = c.copy()
+    blocks = _year_blocks(weeks, sums.resid_weeks)
+    ref_years = np.array([weeks.year[b[0]] for b in blocks], dtype=np.float64)
+    return Dependence(
+        c=c,
+        rho=rho,
+        a=a,
+        phi=phi,
+        n_weeks=n,
+        members=members,
+        param_factor=pf,
+        short=short,
+        year=year,
+        ref_years=ref_years,
+        result=result,
+    )
+
+
+def estimate_groups(
+    result: BaselineResult,
+    deaths: FloatArray,
+    groups: IntArray,
+    n_groups: int,
+    year: YearEffect,
+    weeks: pd.DatetimeIndex,
+) -> Dependence:
+    """The dependence model of ``n_groups`` groups of series (group id per series, -1 left out)."""
+    return dependence_from_sums(
+        GroupSums.of(result, deaths, weeks, groups, n_groups), year, result, weeks
+    )
+
+
+# ---------------------------------------------------------------------------------------- labels
+def describe_interval(result: BaselineResult, dependence: bool) -> dict[str, Any]:
+    """What the intervals of a fit contain: a dict for ``attrs`` and the display header."""
+    applies = dependence and result.dependence_applies
+    param = result.has_parameter_uncertainty
+    parts = []
+    if param:
+        parts.append("parameter uncertainty" + (" (inflated for dependence)" if applies else ""))
+    parts.append("overdispersion (phi)")
+    if applies:
+        parts += [
+            "cross-series dependence (estimated)",
+            "autocorrelation (ARMA(1,1), estimated)",
+            "year effects (estimated, Student-t)",
+        ]
+    else:
+        parts.append("series and weeks assumed independent")
+    return {
+        "rule": result.interval_rule,
+        "parameter_uncertainty": bool(param),
+        "overdispersion": True,
+        "cross_series_dependence": bool(applies),
+        "autocorrelation": bool(applies),
+        "year_effects": bool(applies),
+        "text": "; ".join(parts),
+    }
