@@ -22,16 +22,16 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from excessmort.report.breach import (
+from excessmort.release.breach import (
     BreachHandler,
     build_breach_report,
     render_breach_markdown,
     render_change_notice,
 )
-from excessmort.report.config import Config, RetryPolicy, SmtpSettings, load_config
+from excessmort.release.config import Config, RetryPolicy, SmtpSettings, load_config
+from excessmort.release.publish import MissedSlot, publish, read_publish_log
+from excessmort.release.targets import DirectoryTarget
 from excessmort.report.manifest import read_manifest, verify_manifest, write_manifest
-from excessmort.report.publish import MissedSlot, publish, read_publish_log
-from excessmort.report.targets import DirectoryTarget
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("EXCESSMORT_UPDATE_GOLDEN") == "1"

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from excessmort.datasets import demo_data
-from excessmort.report.stage import stage_release
+from excessmort.release import stage_release
 
 pytestmark = pytest.mark.browser
 

@@ -9,8 +9,8 @@ import pytest
 
 from excessmort.exceptions import InputError
 from excessmort.regions import REGIONS
-from excessmort.report.config import Config, RetryPolicy, load_config
-from excessmort.report.release_calendar import slot_for_month
+from excessmort.release.calendar import slot_for_month
+from excessmort.release.config import Config, RetryPolicy, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "release.example.toml"
 
@@ -149,7 +149,7 @@ def test_plausibility_thresholds_documented_with_their_defaults():
     import tomllib
     from dataclasses import asdict
 
-    from excessmort.report.config import Plausibility
+    from excessmort.release.config import Plausibility
 
     with EXAMPLE.open("rb") as fh:
         documented = tomllib.load(fh)["plausibility"]

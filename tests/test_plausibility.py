@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from excessmort.report.config import Plausibility
+from excessmort.release import stage_release
+from excessmort.release.config import Plausibility
 from excessmort.report.manifest import read_manifest, write_manifest
 from excessmort.report.readiness import Readiness, check_release
-from excessmort.report.stage import _longest_runs, _write_frame, stage_release
+from excessmort.report.stage import _longest_runs, _write_frame
 
 MONTH = "2021-04"
 BEFORE = datetime.fromisoformat("2021-05-20T13:00:00+01:00")

@@ -29,17 +29,17 @@ import pytest
 
 from excessmort.cli import main
 from excessmort.exceptions import InputError, ReleaseError
-from excessmort.report.access import grant_access, read_access_log
-from excessmort.report.config import RetryPolicy
-from excessmort.report.manifest import read_manifest, verify_manifest, write_manifest
-from excessmort.report.publish import MissedSlot, publish, read_publish_log
-from excessmort.report.targets import (
+from excessmort.release.access import grant_access, read_access_log
+from excessmort.release.config import RetryPolicy
+from excessmort.release.publish import MissedSlot, publish, read_publish_log
+from excessmort.release.targets import (
     HOLDER_NAME,
     KILL_ENV,
     TRACE_ENV,
     DirectoryTarget,
     StagedRelease,
 )
+from excessmort.report.manifest import read_manifest, verify_manifest, write_manifest
 
 SLOT = datetime(2027, 3, 18, 14, 0, tzinfo=UTC)
 FAST = RetryPolicy(
@@ -591,9 +591,9 @@ def test_corruption_after_switch_rolls_back(tmp_path):
 KILL_SCRIPT = """
 import sys
 from datetime import datetime, timedelta, UTC
-from excessmort.report.config import RetryPolicy
-from excessmort.report.publish import publish
-from excessmort.report.targets import DirectoryTarget
+from excessmort.release.config import RetryPolicy
+from excessmort.release.publish import publish
+from excessmort.release.targets import DirectoryTarget
 result = publish(sys.argv[1], DirectoryTarget("live", sys.argv[2]),
                  slot=datetime(2020, 1, 16, 14, tzinfo=UTC), deadline=timedelta(days=36500),
                  retry=RetryPolicy(initial_seconds=0.01, give_up_hours=0.0001), check_ready=False)

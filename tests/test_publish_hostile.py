@@ -31,9 +31,17 @@ import pytest
 
 from excessmort.cli import main
 from excessmort.exceptions import ReleaseError
-from excessmort.report.access import read_access_log
-from excessmort.report.breach import BreachHandler
-from excessmort.report.config import RetryPolicy, SmtpSettings, load_config
+from excessmort.release.access import read_access_log
+from excessmort.release.breach import BreachHandler
+from excessmort.release.config import RetryPolicy, SmtpSettings, load_config
+from excessmort.release.publish import resync
+from excessmort.release.publog import (
+    PUBLISH_LOG_NAME,
+    append_record,
+    read_publish_log,
+    read_records,
+)
+from excessmort.release.targets import DirectoryTarget, StagedRelease
 from excessmort.report.contents import scan_markup, scan_release
 from excessmort.report.manifest import (
     build_manifest,
@@ -42,10 +50,7 @@ from excessmort.report.manifest import (
     verify_manifest,
     write_manifest,
 )
-from excessmort.report.publish import resync
-from excessmort.report.publog import PUBLISH_LOG_NAME, append_record, read_publish_log, read_records
 from excessmort.report.signing import check_signature, sign_manifest
-from excessmort.report.targets import DirectoryTarget, StagedRelease
 from test_breach import smtp_server
 from test_publish import FAST, SLOT, Clock, closed_port_url, live_is, make_staged, run, serve
 
@@ -169,9 +174,9 @@ def test_a_ready_release_publishes_without_override_and_tampering_is_refused(
 RACE = """
 import json, sys, time
 from datetime import datetime, timedelta, UTC
-from excessmort.report.config import RetryPolicy
-from excessmort.report.publish import publish
-from excessmort.report.targets import DirectoryTarget
+from excessmort.release.config import RetryPolicy
+from excessmort.release.publish import publish
+from excessmort.release.targets import DirectoryTarget
 staged, root, go = sys.argv[1], sys.argv[2], float(sys.argv[3])
 while time.time() < go:
     time.sleep(0.001)
@@ -263,7 +268,7 @@ def test_a_held_lock_makes_the_second_publisher_wait_then_refuse_naming_the_hold
         [
             sys.executable,
             "-c",
-            "import sys, time; from excessmort.report.targets import DirectoryTarget as D\n"
+            "import sys, time; from excessmort.release.targets import DirectoryTarget as D\n"
             "with D('x', sys.argv[1]).lock('victim', 1):\n"
             "    print('locked', flush=True); time.sleep(60)",
             str(root),

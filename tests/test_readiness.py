@@ -23,9 +23,10 @@ from excessmort._fit import fit as fit_frame
 from excessmort.baselines import QuasiPoisson
 from excessmort.datasets import demo_data
 from excessmort.regions import region_slug
+from excessmort.release import stage_release
 from excessmort.report.manifest import manifest_digest, read_manifest, write_manifest
 from excessmort.report.readiness import Check, Readiness, check_release
-from excessmort.report.stage import _write_frame, stage_release
+from excessmort.report.stage import _write_frame
 from test_stage import demo_release
 
 MONTH = "2021-04"

@@ -22,7 +22,7 @@ import pytest
 
 from excessmort.cli import main
 from excessmort.exceptions import InputError
-from excessmort.report.release_calendar import (
+from excessmort.release.calendar import (
     ReleaseRule,
     calendar,
     format_calendar,

@@ -13,10 +13,10 @@ import pytest
 
 from excessmort._fit import fit as fit_frame
 from excessmort.datasets import demo_data
+from excessmort.release.calendar import slot_for_month
+from excessmort.release.config import Contact, default_config
 from excessmort.report import render
-from excessmort.report.config import Contact, default_config
 from excessmort.report.readiness import check_page
-from excessmort.report.release_calendar import slot_for_month
 from excessmort.report.stage import release_figures
 
 EVIL = '<b onmouseover="x()">Evil & Co\'s "stats"</b>'
@@ -41,7 +41,7 @@ def pages(figures, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     ctx = render.ReleaseContext(
         figures=figures,
-        config=config,
+        config=config.stage_settings(),
         month="2021-04",
         month_label="April 2021",
         slot=slot_for_month("2021-05"),
@@ -160,7 +160,7 @@ def test_missing_figures_render_as_dashes(figures, tmp_path: Path) -> None:
     )
     ctx = render.ReleaseContext(
         figures=broken,
-        config=default_config(),
+        config=default_config().stage_settings(),
         month="2021-04",
         month_label="April 2021",
         slot=slot_for_month("2021-05"),

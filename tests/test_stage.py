@@ -27,6 +27,7 @@ from excessmort._fit import fit as fit_frame
 from excessmort.datasets import demo_data
 from excessmort.exceptions import InputError
 from excessmort.regions import ENGLAND_CODE, REGIONS, region_slug
+from excessmort.release import stage_release  # the report layer staging with the demo configuration
 from excessmort.report.manifest import read_manifest
 from excessmort.report.readiness import check_release, read_readiness
 from excessmort.report.stage import (
@@ -35,7 +36,6 @@ from excessmort.report.stage import (
     REGION_FILES,
     covered_month,
     last_friday,
-    stage_release,
 )
 
 MONTH = "2021-04"
@@ -364,8 +364,11 @@ def test_month_before_the_reference_ends_is_refused(fitted, tmp_path: Path) -> N
 
 
 def test_public_names() -> None:
+    import excessmort.release as release
     import excessmort.report as report
+    from excessmort.report.stage import stage_release as report_stage
 
-    assert report.stage_release is stage_release
+    assert report.stage_release is report_stage
+    assert release.stage_release is stage_release
     assert report.check_release is check_release
     assert excessmort.__version__

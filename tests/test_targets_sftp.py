@@ -30,14 +30,14 @@ import pytest
 from _servers import HttpSite, Sshd, Webdav, tmpfs, write_key
 from excessmort.cli import main
 from excessmort.exceptions import InputError
-from excessmort.report.breach import BreachHandler
-from excessmort.report.config import RetryPolicy, load_config
+from excessmort.release.breach import BreachHandler
+from excessmort.release.config import RetryPolicy, load_config
+from excessmort.release.publish import read_publish_log
+from excessmort.release.sftp import LOCK_NAME, SftpTarget
+from excessmort.release.target_url import build_target, redact_url, spec_from_url, target_from_url
+from excessmort.release.targets import PublishError, StagedRelease
+from excessmort.release.webdav import WebdavTarget
 from excessmort.report.manifest import read_manifest
-from excessmort.report.publish import read_publish_log
-from excessmort.report.sftp import LOCK_NAME, SftpTarget
-from excessmort.report.target_url import build_target, redact_url, spec_from_url, target_from_url
-from excessmort.report.targets import PublishError, StagedRelease
-from excessmort.report.webdav import WebdavTarget
 from test_publish import SLOT, Clock, assert_staged_intact, live_is, make_staged, run
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.network]
@@ -86,7 +86,7 @@ def unready_ok() -> list[str]:
     gate, when the gate is there (``publish(check_ready=...)``)."""
     import inspect
 
-    from excessmort.report.publish import publish
+    from excessmort.release.publish import publish
 
     if "check_ready" in inspect.signature(publish).parameters:
         return ["--force-unready", "--reason", "test fixture: a small staged folder"]
@@ -643,9 +643,9 @@ def test_sftp_corruption_found_after_the_switch_switches_back(sshd, www, tmp_pat
 KILL_SCRIPT = """
 import inspect, sys
 from datetime import datetime, timedelta, UTC
-from excessmort.report.config import RetryPolicy
-from excessmort.report.publish import publish
-from excessmort.report.sftp import SftpTarget
+from excessmort.release.config import RetryPolicy
+from excessmort.release.publish import publish
+from excessmort.release.sftp import SftpTarget
 staged, root, port, user, key, known = sys.argv[1:7]
 target = SftpTarget("web", "127.0.0.1", root, port=int(port), username=user, identity_file=key,
                     known_hosts=known, timeout=5)
@@ -662,7 +662,7 @@ def test_sigkill_during_an_sftp_publish_leaves_a_complete_release(sshd, tmp_path
     """The publisher SIGKILLed mid-upload, with the temporary link made, and after the switch."""
     import shutil
 
-    from excessmort.report.targets import KILL_ENV, TRACE_ENV
+    from excessmort.release.targets import KILL_ENV, TRACE_ENV
 
     slot = datetime(2020, 1, 16, 14, tzinfo=UTC)
     old, new = make_staged(tmp_path, "old", slot=slot), make_staged(tmp_path, "new", slot=slot)

@@ -2,7 +2,7 @@
 
 Readers fetch the same folder from a separate static web server (``ThreadingHTTPServer``), as on a
 real site where the WebDAV endpoint is for publishers only. The live release is named by the pointer
-``index.html`` (see :mod:`excessmort.report.webdav` for why a pointer and not a collection MOVE).
+``index.html`` (see :mod:`excessmort.release.webdav` for why a pointer and not a collection MOVE).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import pytest
 
 from _servers import HttpSite, Sshd, Webdav, tmpfs
 from excessmort.cli import main
-from excessmort.report.config import RetryPolicy, load_config
+from excessmort.release.config import RetryPolicy, load_config
+from excessmort.release.publish import read_publish_log
+from excessmort.release.target_url import build_target
+from excessmort.release.targets import PublishError, StagedRelease
+from excessmort.release.webdav import POINTER_NAME, WebdavTarget, pointed_release
 from excessmort.report.manifest import verify_manifest
-from excessmort.report.publish import read_publish_log
-from excessmort.report.target_url import build_target
-from excessmort.report.targets import PublishError, StagedRelease
-from excessmort.report.webdav import POINTER_NAME, WebdavTarget, pointed_release
 from test_publish import SLOT, Clock, assert_staged_intact, make_staged, run
 from test_targets_sftp import cli_logging, files_of, sftp_target, unready_ok  # noqa: F401
 

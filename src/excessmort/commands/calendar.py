@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def handle(args: argparse.Namespace) -> int:
     """Print or write the calendar; exit 0, or 1 when a slot breaks the four-week notice."""
     from .._atomic import atomic_write_text
-    from ..report.config import load_config
-    from ..report.release_calendar import calendar, format_calendar
+    from ..release.calendar import calendar, format_calendar
+    from ..release.config import load_config
 
     config = load_config(args.config)
     today = datetime.now(UTC).date()

@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     """Run the checks; print them; 0 when none fails."""
-    from ..report.config import load_config
+    from ..release.config import load_config
     from ..report.contents import full_check
 
     folder = Path(args.release)

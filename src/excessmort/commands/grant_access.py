@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     """Record the grant and print it."""
-    from ..report.access import grant_access
+    from ..release.access import grant_access
 
     record = grant_access(
         args.staged, name=args.name, reason=args.reason, role=args.role, granted_by=args.granted_by

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import InputError
 
 if TYPE_CHECKING:
-    from ..report.config import Config
-    from ..report.publish import PublishResult
-    from ..report.targets import Target
+    from ..release.config import Config
+    from ..release.publish import PublishResult
+    from ..release.targets import Target
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -86,8 +86,8 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_target(config: Config, name_or_path: str) -> Target:
     """A configured target by name, a target URL (sftp://, webdav+https://, file://), or a folder."""
-    from ..report.target_url import build_target, is_target_url, target_from_url
-    from ..report.targets import DirectoryTarget
+    from ..release.target_url import build_target, is_target_url, target_from_url
+    from ..release.targets import DirectoryTarget
 
     timeout = config.retry.http_timeout_seconds
     for spec in config.targets:
@@ -110,7 +110,7 @@ def resolve_target(config: Config, name_or_path: str) -> Target:
 
 def parse_when(config: Config, at: str | None, slot_month: str | None) -> datetime | None:
     """The slot from ``--at`` or ``--slot`` (``None``: the manifest's)."""
-    from ..report.release_calendar import slot_for_month
+    from ..release.calendar import slot_for_month
 
     if slot_month:
         return slot_for_month(slot_month, config.release_rule)
@@ -156,8 +156,8 @@ def run_publish(
     readiness: Any = None,
 ) -> PublishResult:
     """Publish ``staged`` with the targets and options of ``args`` (shared with ``release``)."""
-    from ..report.breach import BreachHandler
-    from ..report.publish import publish
+    from ..release.breach import BreachHandler
+    from ..release.publish import publish
 
     main = resolve_target(config, args.to or config.target)
     names: Sequence[str] = args.fallback if args.fallback is not None else config.fallbacks
@@ -223,7 +223,7 @@ def report(result: PublishResult) -> int:
 
 def handle(args: argparse.Namespace) -> int:
     """Publish the staged release."""
-    from ..report.config import load_config
+    from ..release.config import load_config
 
     config = load_config(args.config)
     slot = parse_when(config, args.at, args.slot)

@@ -52,9 +52,9 @@ def _staging() -> tuple[Callable[..., Path], Callable[..., Any]]:
 
 def handle(args: argparse.Namespace) -> int:
     """Run the monthly release job."""
-    from ..report.config import load_config
+    from ..release.calendar import parse_month
+    from ..release.config import load_config
     from ..report.manifest import read_manifest
-    from ..report.release_calendar import parse_month
 
     config = load_config(args.config)
     year, mon = parse_month(args.month)

@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     """Resync the targets."""
-    from ..report.config import load_config
-    from ..report.publish import resync
+    from ..release.config import load_config
+    from ..release.publish import resync
 
     config = load_config(args.config)
     names = args.to or [config.target, *config.fallbacks]

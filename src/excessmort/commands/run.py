@@ -94,9 +94,9 @@ def handle(args: argparse.Namespace) -> int:
     """Stage the release and print the verdict; 0 when ready, 1 when not."""
     import excessmort
 
-    from ..report.config import load_config
+    from ..release.calendar import parse_month
+    from ..release.config import load_config
     from ..report.readiness import read_readiness
-    from ..report.release_calendar import parse_month
     from ..report.stage import stage_release
 
     if args.month is not None:

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     """Sign the manifest."""
-    from ..report.config import load_config
+    from ..release.config import load_config
     from ..report.manifest import read_manifest
     from ..report.signing import sign_manifest
 

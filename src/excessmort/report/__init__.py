@@ -1,53 +1,36 @@
-"""The report layer: staging, readiness, release calendar, publication and breach paperwork.
+"""The report layer: stages, renders and checks a release (stage, render, readiness, manifest,
+templates).
 
-It reads result frames and metadata only; it never refits and never touches the kernels.
+It reads result frames and metadata only; it never refits and never touches the kernels. It never
+imports the release machinery (:mod:`excessmort.release`): what the release side decides (slot,
+people, thresholds, signing key) comes in as :class:`~.settings.StageSettings`.
 """
 
 from __future__ import annotations
 
-from .access import grant_access, read_access_log
-from .breach import BreachHandler, build_breach_report, write_breach_paperwork
-from .config import Config, load_config
 from .manifest import build_manifest, read_manifest, verify_manifest, write_manifest
-from .publish import PublishResult, publish, read_publish_log, resync
-from .release_calendar import ReleaseRule, calendar, format_calendar, next_slot, slot_for_month
-from .targets import DirectoryTarget, Target
+from .settings import Plausibility, StageSettings, parse_month
 
 # Staging and readiness pull in pandas and matplotlib: loaded on first use (see __getattr__).
 _LAZY = {
     "stage_release": ".stage",
     "check_release": ".readiness",
+    "read_readiness": ".readiness",
     "Check": ".readiness",
     "Readiness": ".readiness",
-    # network targets pull in asyncssh / httpx: loaded on first use too
-    "SftpTarget": ".sftp",
-    "WebdavTarget": ".webdav",
-    "target_from_url": ".target_url",
+    "full_check": ".contents",
+    "sign_manifest": ".signing",
+    "verify_signature": ".signing",
 }
 
 __all__ = [
     *_LAZY,
-    "BreachHandler",
-    "Config",
-    "DirectoryTarget",
-    "PublishResult",
-    "ReleaseRule",
-    "Target",
-    "build_breach_report",
+    "Plausibility",
+    "StageSettings",
     "build_manifest",
-    "calendar",
-    "format_calendar",
-    "grant_access",
-    "load_config",
-    "next_slot",
-    "publish",
-    "read_access_log",
+    "parse_month",
     "read_manifest",
-    "read_publish_log",
-    "resync",
-    "slot_for_month",
     "verify_manifest",
-    "write_breach_paperwork",
     "write_manifest",
 ]
 

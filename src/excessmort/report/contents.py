@@ -286,7 +286,7 @@ def full_check(
 ) -> Readiness:
     """The readiness checks, :func:`check_contents` and (with a public key) the signature.
 
-    ``plausibility`` (a :class:`~.config.Plausibility`): thresholds of the plausibility checks,
+    ``plausibility`` (a :class:`~.settings.Plausibility`): thresholds of the plausibility checks,
     default those recorded in ``model.json`` at staging."""
     from .readiness import Check, Readiness, check_release
     from .signing import check_signature

@@ -4,7 +4,7 @@ Every check reads the staged files only (``manifest.json``, ``model.json``, the 
 never the fit and never the input data, so ``excessmort check DIR`` gives the same verdict on
 another machine. The plausibility checks compare the figures with reference-period statistics that
 staging writes into ``model.json`` (per series and per aggregate), with the thresholds of the
-release configuration's ``[plausibility]`` table (:class:`~.config.Plausibility`), also recorded
+release configuration's ``[plausibility]`` table (:class:`~.settings.Plausibility`), also recorded
 there. A release is ready when no check fails; a warning is reported but does not block.
 
 Checks (in order):
@@ -48,8 +48,8 @@ import pandas as pd
 from .._atomic import atomic_write_text
 from ..exceptions import ReleaseError
 from ..regions import REGIONS, region_name, region_slug
-from .config import Plausibility
 from .manifest import manifest_digest, read_manifest, verify_manifest
+from .settings import Plausibility
 from .stage import ENGLAND_FILES, MODEL_NAME, READINESS_NAME, REGION_FILES, last_friday
 
 __all__ = [

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..regions import ENGLAND_CODE, REGIONS, region_name, region_slug
-from .config import Config
+from .settings import StageSettings
 
 __all__ = [
     "BASELINE_DESCRIPTIONS",
@@ -413,7 +413,7 @@ class ReleaseContext:
     """What every page of a release needs besides its region's figures."""
 
     figures: Any  # ReleaseFigures
-    config: Config
+    config: StageSettings
     month: str
     month_label: str
     slot: datetime

@@ -43,9 +43,8 @@ from .._atomic import atomic_directory
 from .._fit import WEEKLY_COLUMNS
 from ..exceptions import InputError
 from ..regions import REGIONS, region_name, region_slug
-from .config import Config, load_config
 from .manifest import write_manifest
-from .release_calendar import next_slot, parse_month, slot_for_month
+from .settings import StageSettings, parse_month
 
 __all__ = [
     "CHART_NAMES",
@@ -671,7 +670,7 @@ def _write_frame(frame: pd.DataFrame, folder: Path, stem: str) -> None:
 
 
 def _release_meta(
-    month: str, slot: datetime, config: Config, baseline: str, generated_at: datetime
+    month: str, slot: datetime, config: StageSettings, baseline: str, generated_at: datetime
 ) -> dict[str, Any]:
     return {
         "month": month,
@@ -684,6 +683,21 @@ def _release_meta(
     }
 
 
+def _settings(config: Any) -> StageSettings:
+    if isinstance(config, StageSettings):
+        return config
+    if callable(getattr(config, "stage_settings", None)):
+        settings = config.stage_settings()
+        if isinstance(settings, StageSettings):
+            return settings
+    raise InputError(
+        "staging needs the release settings: pass config=excessmort.release.load_config(...) or "
+        "a StageSettings, or call excessmort.release.stage_release (which loads the configuration)",
+        column="config",
+        value=config,
+    )
+
+
 def stage_release(
     source: Any,
     *,
@@ -691,7 +705,7 @@ def stage_release(
     out: str | Path = "out",
     baseline: Any = "quasipoisson",
     reference: tuple[Any, Any] | None = ("2015-01-01", "2019-12-31"),
-    config: Config | str | Path | None = None,
+    config: Any = None,
     level: float = 0.95,
     live_root: str | Path | None = None,
     now: datetime | None = None,
@@ -711,10 +725,14 @@ def stage_release(
         Folder holding staged releases.
     baseline, reference, level
         As in :func:`excessmort.fit` (ignored when ``source`` is a fit).
-    config : Config, path or None
-        Release configuration (:func:`~excessmort.report.config.load_config`); ``None``: the demo's.
+    config : StageSettings or Config
+        What the release side decides (slot, people, thresholds, signing key): a
+        :class:`~excessmort.report.settings.StageSettings`, or any object with a
+        ``stage_settings()`` method such as :class:`excessmort.release.Config`. ``report/`` reads no
+        configuration itself; :func:`excessmort.release.stage_release` loads one (``None``: the
+        demo's) and calls this.
     live_root : path, optional
-        The live target's root, for the embargo check; default the configuration's main target.
+        The live target's root, for the embargo check; default the settings' ``live_root``.
     now : datetime, optional
         The time of the embargo check (default now).
     allow_pandemic, allow_short_history : bool
@@ -738,7 +756,7 @@ def stage_release(
 
     timer = _Timer()
     started = time.perf_counter()
-    cfg = config if isinstance(config, Config) else load_config(config)
+    cfg = _settings(config)
     if month is not None:
         year, mon = parse_month(month)
         month = f"{year:04d}-{mon:02d}"
@@ -767,16 +785,12 @@ def stage_release(
     with timer.stage("intervals"):
         figures = release_figures(fitted, month)
 
-    slot = slot_for_month(_following(month), cfg.release_rule)
-    following = next_slot(slot, cfg.release_rule)
+    slot, following = cfg.slots(_following(month))
     generated = datetime.now(UTC)
     meta = _release_meta(month, slot, cfg, fitted.baseline, generated)
     final = Path(out) / slot.date().isoformat()
     if live_root is None:
-        try:
-            live_root = cfg.target_spec(cfg.target).path
-        except InputError:
-            live_root = None
+        live_root = cfg.live_root
 
     with atomic_directory(final) as tmp:
         tmp.chmod(0o755)  # mkdtemp makes it private; a release is meant to be served

@@ -3,7 +3,7 @@
 Who was given the staged release before its slot, when, why, in what role and on whose authority is
 appended to ``STAGED/access_log.json`` (read-modify-write under an exclusive lock, then an atomic
 rename). Access is refused once the release is published or its slot has passed: after that the
-release is public and the log is closed. :func:`excessmort.report.publish.publish` copies the log
+release is public and the log is closed. :func:`excessmort.release.publish.publish` copies the log
 into the live release as ``pre_release_access.json``.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from .._atomic import atomic_write_text
 from ..exceptions import InputError, ReleaseError
-from .manifest import read_manifest
+from ..report.manifest import read_manifest
 
 __all__ = ["ACCESS_LOG_NAME", "grant_access", "read_access_log", "record_override"]
 

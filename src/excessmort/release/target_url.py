@@ -1,9 +1,9 @@
 """Publish targets named by URL, and the configuration keys of network targets.
 
 ======================================  ==================================================
-``file:///srv/live``                    :class:`~excessmort.report.targets.DirectoryTarget`
-``sftp://user@host:port/srv/live``      :class:`~excessmort.report.sftp.SftpTarget`
-``webdav+https://user@host/dav/live``   :class:`~excessmort.report.webdav.WebdavTarget`
+``file:///srv/live``                    :class:`~excessmort.release.targets.DirectoryTarget`
+``sftp://user@host:port/srv/live``      :class:`~excessmort.release.sftp.SftpTarget`
+``webdav+https://user@host/dav/live``   :class:`~excessmort.release.webdav.WebdavTarget`
 ``webdav+http://host:8080/live``        (plain HTTP: only on a private network)
 ======================================  ==================================================
 

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..exceptions import InputError, ReleaseError
+from ..report.manifest import METADATA_FILES, is_atomic_temp
 from .config import RetryPolicy
-from .manifest import METADATA_FILES, is_atomic_temp
 from .publog import PUBLISH_LOG_NAME, append_record, read_publish_log, start_run
 from .targets import (
     DirectoryTarget,
@@ -51,7 +51,7 @@ from .targets import (
 )
 
 if TYPE_CHECKING:
-    from .readiness import Readiness
+    from ..report.readiness import Readiness
 
 __all__ = [
     "PUBLISH_LOG_NAME",
@@ -262,7 +262,7 @@ def publish(
     staged_dir : path
         The staged release (its files must match ``manifest.json``).
     target : Target or path
-        The main target; a path means a :class:`~excessmort.report.targets.DirectoryTarget`.
+        The main target; a path means a :class:`~excessmort.release.targets.DirectoryTarget`.
     fallbacks : sequence of Target or path
         Tried in turn when the main target keeps failing for ``retry.fallback_after_seconds``.
     slot : datetime, optional
@@ -409,7 +409,7 @@ def publish(
     # -- the gate: readiness, contents, signature --------------------------------------------------
     if check_ready:
         if readiness is None:
-            from .contents import full_check
+            from ..report.contents import full_check
 
             main = rotation[0]
             live_root = main.root if isinstance(main, DirectoryTarget) else None
@@ -452,7 +452,7 @@ def publish(
     else:
         record("readiness", checked=False)
     if public_key is not None and not check_ready:
-        from .signing import SIGNATURE_NAME, verify_signature
+        from ..report.signing import SIGNATURE_NAME, verify_signature
 
         try:
             verify_signature(
@@ -521,7 +521,7 @@ def publish(
         where[0] = "upload"
         tgt.upload(release)
         if public_key is not None:
-            from .signing import SIGNATURE_NAME, verify_signature
+            from ..report.signing import SIGNATURE_NAME, verify_signature
 
             where[0] = "signature"
             try:
@@ -687,7 +687,7 @@ def resync(
             "`excessmort publish`, which waits for the slot and runs the readiness checks"
         )
     if public_key is not None:
-        from .signing import SIGNATURE_NAME, verify_signature
+        from ..report.signing import SIGNATURE_NAME, verify_signature
 
         verify_signature(
             release.extras["manifest.json"], release.extras.get(SIGNATURE_NAME), public_key

@@ -21,13 +21,14 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any, Literal
 
 from ..exceptions import InputError
 from ..regions import REGIONS, normalise_region, region_name, region_slug
-from .release_calendar import DEFAULT_RULE, WEEKDAYS, ReleaseRule
+from ..report.settings import Plausibility, StageSettings
+from .calendar import DEFAULT_RULE, WEEKDAYS, ReleaseRule, next_slot, slot_for_month
 
 __all__ = [
     "Config",
@@ -110,51 +111,6 @@ class SmtpSettings:
     timeout_seconds: float = 10.0
 
 
-@dataclass(frozen=True)
-class Plausibility:
-    """Thresholds of the readiness gate's plausibility checks (``[plausibility]`` in the TOML).
-
-    The defaults stay quiet on the real ONS regional registrations 2015 to April 2021 (pandemic
-    included: weekly P-scores up to +260%, counts up to 3.5 times the reference median, robust z up
-    to 22, phi up to 15.5) and on the demo data, and catch a count of 10^4 in a region, a feed
-    dropping to zero for three weeks, and the expected deaths of a fit on too short a reference.
-    A series' *scale* is its reference MAD times 1.4826, at least the square root of its median (the
-    Poisson noise of a count), and its *robust z* is (count - reference median) / scale.
-    """
-
-    #: A count is implausibly high when it exceeds this many times its series' reference median...
-    counts_max_ratio: float = 6.0
-    #: ...and its robust z exceeds this (both: small series swing widely in ratio, large ones in z).
-    counts_max_z: float = 20.0
-    #: A count is implausibly low below this fraction of its reference median...
-    counts_min_ratio: float = 0.15
-    #: ...in a series whose reference median is at least this (lower counts are Poisson noise).
-    counts_min_median: float = 50.0
-    #: With a population column: at most this fraction of a population dying in one week.
-    max_weekly_rate: float = 0.05
-    #: Expected deaths of the period reported within [min, max] times the reference median...
-    expected_min_ratio: float = 0.5
-    expected_max_ratio: float = 2.0
-    #: ...of series and aggregates whose reference median is at least this.
-    expected_min_median: float = 10.0
-    #: A broken feed: this many weeks of zero deaths in a row...
-    feed_zero_weeks: int = 3
-    #: ...or this many weeks of one repeated count...
-    feed_flat_weeks: int = 8
-    #: ...in a series whose reference median is at least this.
-    feed_min_median: float = 10.0
-    #: Dispersion (phi, as estimated) above this blocks the release (phi above 10 only warns).
-    dispersion_max: float = 100.0
-    #: England's weekly total within [min, max] times England's reference median.
-    england_min_ratio: float = 0.5
-    england_max_ratio: float = 3.0
-    #: Weekly and cumulative P-scores (percent) of England, regions and strata within [min, max]...
-    pscore_min: float = -75.0
-    pscore_max: float = 400.0
-    #: ...where the expected deaths are at least this (P-scores of tiny counts are noise).
-    pscore_min_expected: float = 20.0
-
-
 def _default_teams() -> dict[str, Contact]:
     return {
         code: Contact(
@@ -184,7 +140,7 @@ class Config:
     deadline_minutes: float = 15.0
     retry: RetryPolicy = RetryPolicy()
     smtp: SmtpSettings = SmtpSettings()
-    plausibility: Plausibility = Plausibility()
+    plausibility: Plausibility = field(default_factory=Plausibility)
     source: Path | None = None
     #: ``[signing]``: Ed25519 PEM keys; the manifest is signed at staging with the private key and
     #: checked by ``check`` and ``publish`` with the public key (issue 16)
@@ -207,6 +163,32 @@ class Config:
             f"no publish target named {name!r} in the configuration (known: {known})",
             column="publish.target",
             value=name,
+        )
+
+    def stage_settings(self) -> StageSettings:
+        """What staging needs from this configuration (:func:`excessmort.report.stage_release`
+        reads no configuration itself: ``report/`` never imports ``release/``)."""
+        rule = self.release_rule
+
+        def slots(month: tuple[int, int]) -> tuple[datetime, datetime]:
+            slot = slot_for_month(month, rule)
+            return slot, next_slot(slot, rule)
+
+        try:
+            live_root: Path | None = self.target_spec(self.target).path
+        except InputError:
+            live_root = None
+        return StageSettings(
+            slots=slots,
+            release_rule=rule,
+            producer=self.producer,
+            title=self.title,
+            url=self.url,
+            lead_statistician=self.lead_statistician,
+            regional_teams=self.regional_teams,
+            plausibility=self.plausibility,
+            signing_private_key=self.signing_private_key,
+            live_root=live_root,
         )
 
     def recipients(self) -> list[str]:

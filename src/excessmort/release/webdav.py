@@ -50,8 +50,8 @@ from typing import Any, TypeVar
 import httpx
 from webdav4.client import Client, ClientError, HTTPError, InsufficientStorage, ResourceNotFound
 
+from ..report.manifest import MANIFEST_NAME
 from . import _remote
-from .manifest import MANIFEST_NAME
 from .targets import Fault, PublishError, StagedRelease, checkpoint
 
 __all__ = ["FALLBACK_POINTER_NAME", "POINTER_NAME", "WebdavTarget", "pointer_page"]

@@ -18,7 +18,7 @@ server offered. Secrets (a key passphrase) are held only in memory and never app
 logs or ``repr``.
 
 Every network operation has a timeout (``timeout`` seconds, also SSH keep-alives), so a server that
-hangs fails the attempt instead of hanging the publisher; :func:`~excessmort.report.publish.publish`
+hangs fails the attempt instead of hanging the publisher; :func:`~excessmort.release.publish.publish`
 retries with backoff and falls back to other targets.
 """
 
@@ -37,8 +37,8 @@ from typing import Any, TypeVar
 
 import asyncssh
 
+from ..report.manifest import MANIFEST_NAME
 from . import _remote
-from .manifest import MANIFEST_NAME
 from .targets import Fault, PublishError, StagedRelease, checkpoint
 
 __all__ = ["SftpTarget"]

@@ -25,6 +25,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..exceptions import InputError
+from ..report.settings import parse_month
 
 __all__ = [
     "DEFAULT_RULE",
@@ -126,28 +127,6 @@ class CalendarEntry:
     def slot_utc(self) -> datetime:
         """The slot in UTC."""
         return self.slot.astimezone(UTC)
-
-
-def parse_month(month: str | date | tuple[int, int]) -> tuple[int, int]:
-    """``"2027-03"`` (or a date, or ``(2027, 3)``) -> ``(2027, 3)``; bad text raises InputError."""
-    if isinstance(month, tuple):
-        year, mon = month
-    elif isinstance(month, date):
-        year, mon = month.year, month.month
-    else:
-        match = re.fullmatch(r"\s*(\d{4})-(\d{1,2})\s*", str(month))
-        if not match:
-            raise InputError(
-                f"month must look like YYYY-MM (e.g. 2027-03), got {month!r}",
-                column="month",
-                value=month,
-            )
-        year, mon = int(match.group(1)), int(match.group(2))
-    if not 1 <= mon <= 12:
-        raise InputError(
-            f"month {month!r} has month number {mon}; it must be 1..12", column="month", value=month
-        )
-    return year, mon
 
 
 def _nth_weekday(year: int, month: int, weekday: int, nth: int) -> date:

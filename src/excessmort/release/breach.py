@@ -459,7 +459,7 @@ def send_email(
 
 @dataclass
 class BreachHandler:
-    """The breach hook for :func:`~excessmort.report.publish.publish`.
+    """The breach hook for :func:`~excessmort.release.publish.publish`.
 
     Parameters
     ----------

@@ -19,8 +19,8 @@ manifest file under ``current`` and, when the target has a ``base_url``, fetches
 from the web server and compares checksums.
 
 Web servers on other machines are reached over the network with the same steps and guarantees:
-:class:`~excessmort.report.sftp.SftpTarget` (the same layout, ``current`` swapped with OpenSSH's
-``posix-rename``) and :class:`~excessmort.report.webdav.WebdavTarget` (a pointer page MOVEd over
+:class:`~excessmort.release.sftp.SftpTarget` (the same layout, ``current`` swapped with OpenSSH's
+``posix-rename``) and :class:`~excessmort.release.webdav.WebdavTarget` (a pointer page MOVEd over
 with ``Overwrite: T``). :mod:`.target_url` builds any of them from a URL (``file://``, ``sftp://``,
 ``webdav+https://``) or a configuration entry.
 
@@ -52,8 +52,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from .._atomic import _fsync_dir, atomic_write_text
 from ..exceptions import ReleaseError
-from .access import read_access_log
-from .manifest import (
+from ..report.manifest import (
     MANIFEST_NAME,
     METADATA_FILES,
     is_atomic_temp,
@@ -62,6 +61,7 @@ from .manifest import (
     read_manifest,
     verify_manifest,
 )
+from .access import read_access_log
 
 __all__ = [
     "ENTRY_PAGE",
@@ -169,7 +169,7 @@ class Target(Protocol):
     """Where a release goes live.
 
     A target may also offer ``discard(release)`` (optional, looked up with ``getattr``): remove
-    this release's partial upload when :func:`~excessmort.report.publish.publish` refuses it
+    this release's partial upload when :func:`~excessmort.release.publish.publish` refuses it
     because a newer release is live.
     """
 
@@ -193,7 +193,7 @@ class Target(Protocol):
     def live_manifest(self) -> dict[str, Any] | None:
         """The ``manifest.json`` of the live release, parsed (``None`` when nothing is live).
 
-        :func:`~excessmort.report.publish.publish` reads its ``release.slot`` and
+        :func:`~excessmort.release.publish.publish` reads its ``release.slot`` and
         ``release.generated_at`` under the lock, before the switch, so that the live release never
         goes back to an older one unless a rollback to that release is asked for by name.
         """
