@@ -637,7 +637,8 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
         extra={
             "intervals": getattr(fit.model, "intervals", None),
             "first_week": next(iter(fit.weeks[fit.weeks >= period_start]), period_start),
-            "alarms": _release_alarms(fit, period_start, cover_end),
+            # Clipped to the data: stale data still reach the readiness check, which names them.
+            "alarms": _release_alarms(fit, period_start, min(cover_end, fit.weeks[-1])),
         },
     )
 
