@@ -166,7 +166,7 @@ def test_fit_alarms_and_periods(excess_fit):
 
 
 def test_alarms_options_and_errors(excess_fit):
-    a = excess_fit.alarms(reset=False, k=0.5, h=3.0, start="2020-06-01", end="2021-06-30")
+    a = excess_fit.alarms(reset=False, k=0.5, h=3.0, start="2020-06-01", end="2021-04-23")
     assert a.h == 3.0 and not a.reset
     assert a.weekly["week_ending"].min() >= pd.Timestamp("2020-06-01")
     with pytest.raises(InputError, match="min_weeks"):

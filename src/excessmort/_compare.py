@@ -318,7 +318,15 @@ class Comparison:
     @property
     def intervals(self) -> pd.DataFrame:
         """What each baseline's intervals contain (they differ: the producer's pooled interval has
-        no parameter uncertainty, the independence ones no dependence): one row per baseline."""
+        no parameter uncertainty, the independence ones no dependence): one row per baseline.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> c = em.compare(em.demo_data(), ["quasipoisson", "five_year_average"], by="region")
+        >>> c.intervals["baseline"].tolist()
+        ['quasipoisson', 'five_year_average']
+        """
         rows = [{"baseline": name, **f.intervals} for name, f in self.fits.items()]
         return pd.DataFrame(rows)
 

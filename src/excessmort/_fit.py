@@ -621,7 +621,17 @@ class Fit:
     @property
     def intervals(self) -> dict[str, Any]:
         """What the intervals contain: rule, parameter uncertainty, overdispersion, cross-series
-        dependence, autocorrelation, year effects, and a one-line ``text``."""
+        dependence, autocorrelation, year effects, and a one-line ``text``.
+
+        Examples
+        --------
+        >>> import excessmort as em
+        >>> f = em.fit(em.demo_data())
+        >>> f.intervals["cross_series_dependence"], f.intervals["rule"]
+        (True, 'normal')
+        >>> em.fit(em.demo_data(), dependence=False).intervals["autocorrelation"]
+        False
+        """
         from .dependence import describe_interval
 
         return describe_interval(self.result, self.dependence)

@@ -778,6 +778,16 @@ def plot_alarms(
         For strata that select no single row, or a period outside the data.
     ImportError
         When matplotlib is missing.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import excessmort as em
+    >>> from excessmort.plotting import plot_alarms
+    >>> ax = plot_alarms(em.fit(em.demo_data()).by())
+    >>> [line.get_label() for line in ax.get_lines()][2:4]
+    ['z = 2', 'z = 4']
     """
     _mpl()
     view, title = _one_row(fit, strata)
