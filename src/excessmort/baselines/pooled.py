@@ -882,8 +882,13 @@ class Pooled(Baseline):
                 f"tol must be a positive number, got {self.tol!r}", column="tol", value=self.tol
             )
 
-    def resolve_terms(self, strata: Sequence[str]) -> tuple[list[tuple[str, ...]], list[str]]:
-        """The terms used for data with these strata, and the strata dropped from the defaults."""
+    def resolve_terms(
+        self, strata: Sequence[str], constant: Sequence[str] = ()
+    ) -> tuple[list[tuple[str, ...]], list[str]]:
+        """The terms used for data with these strata, and the strata dropped from the defaults.
+
+        ``constant`` strata hold one level only (e.g. one country's data): terms may leave them
+        out, since every series shares their level."""
         if self.terms is None:
             terms, dropped = restrict_terms(parse_terms(DEFAULT_TERMS), strata)
             if dropped:
@@ -913,7 +918,7 @@ class Pooled(Baseline):
                 value=self.terms,
             )
         used = {f for t in terms for f in t}
-        unused = [s for s in strata if s not in used]
+        unused = [s for s in strata if s not in used and s not in constant]
         if unused:
             # Without a level per value, every value of that stratum gets the same expected deaths
             # (girls 0-14 expected like women 85+): not a model of the panel.
@@ -943,7 +948,8 @@ class Pooled(Baseline):
             raise InputError(
                 "the pooled baseline needs a reference period (start, end)", column="reference"
             )
-        terms, dropped = self.resolve_terms(panel.strata)
+        constant = [s for s in panel.strata if panel.keys[s].nunique(dropna=False) <= 1]
+        terms, dropped = self.resolve_terms(panel.strata, constant)
         design = build_pooled_design(panel.keys, panel.weeks, terms, self.country)
         ref = reference_mask(panel.weeks, *reference)
         offset = panel.offset
