@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -87,6 +88,40 @@ def fsync_tree(root: Path) -> None:
         _fsync_dir(Path(folder))
 
 
+def _prefix(final: Path) -> str:
+    """Temporary siblings of ``final`` carry the pid of the process that made them."""
+    return f".{final.name}.pid{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_leftovers(final: Path) -> list[Path]:
+    """Remove the temporary siblings of ``final`` (``.<name>.pid<N>.*.tmp`` / ``.old``) left by
+    runs that were killed: those whose process no longer exists on this machine. A run still
+    building its own copy is left alone. Returns the folders removed."""
+    removed = []
+    pattern = re.compile(rf"^\.{re.escape(final.name)}\.pid(\d+)\..*\.(tmp|old)$")
+    if not final.parent.is_dir():
+        return removed
+    for entry in final.parent.iterdir():
+        m = pattern.match(entry.name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike[str], *, replace: bool = True) -> Iterator[Path]:
     """Build a folder in a temporary sibling and rename it to ``path`` only if the block succeeds.
@@ -103,12 +138,13 @@ def atomic_directory(path: str | os.PathLike[str], *, replace: bool = True) -> I
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists() and not replace:
         raise FileExistsError(f"{final} already exists; refusing to replace it")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    remove_leftovers(final)
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(final), suffix=".tmp", dir=final.parent))
     try:
         yield tmp
         fsync_tree(tmp)
         if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+            old = Path(tempfile.mkdtemp(prefix=_prefix(final), suffix=".old", dir=final.parent))
             os.rename(final, old / final.name)
             os.rename(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
