@@ -35,3 +35,24 @@ def test_a_killed_runs_temp_folder_is_removed_and_a_live_ones_kept(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [final.name, alive.name, other.name]
     )
+
+
+def test_network_targets_open_staged_files_without_following_symlinks(tmp_path: Path) -> None:
+    """SFTP and WebDAV uploads read staged files as the folder target copies them (issue 16 item 5):
+    a symlink swapped in after the checks is refused, not followed."""
+    import pytest
+
+    from excessmort.release._remote import open_staged
+    from excessmort.release.targets import PublishError
+
+    (tmp_path / "london").mkdir()
+    (tmp_path / "london" / "figures.csv").write_text("a,b\n1,2\n")
+    secret = tmp_path.parent / f"{tmp_path.name}-private.txt"
+    secret.write_text("private")
+    (tmp_path / "london" / "report.html").symlink_to(secret)
+    with open_staged(tmp_path, "london/figures.csv") as fh:
+        assert fh.read() == b"a,b\n1,2\n"
+    for rel in ("london/report.html", "../x", "london/missing.csv"):
+        with pytest.raises(PublishError) as info:
+            open_staged(tmp_path, rel)
+        assert not info.value.retryable and info.value.step == "copy"

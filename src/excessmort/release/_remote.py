@@ -35,6 +35,22 @@ T = TypeVar("T")
 log = logging.getLogger("excessmort.publish")
 CHUNK = 1 << 18
 
+
+def open_staged(root: Any, rel: str) -> Any:
+    """A staged file opened for reading without following any symlink (as the folder target
+    copies): a symlink, FIFO or escaping path swapped in after the checks is refused, not sent."""
+    from ..report.manifest import open_nofollow
+
+    try:
+        return os.fdopen(open_nofollow(root, rel), "rb")
+    except OSError as exc:
+        raise PublishError(
+            f"staged file {rel} cannot be sent: {exc.strerror or exc} (only regular files inside "
+            "the staged release are published)",
+            step="copy",
+            retryable=False,
+        ) from None
+
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
 

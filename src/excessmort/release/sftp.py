@@ -303,13 +303,18 @@ class SftpTarget:
                 await self._op(handle.close())
         return size, digest.hexdigest()
 
-    async def _write(self, sftp: asyncssh.SFTPClient, path: str, source: Path | bytes) -> None:
+    async def _write(
+        self, sftp: asyncssh.SFTPClient, path: str, source: tuple[Path, str] | bytes
+    ) -> None:
+        """Write ``source`` (bytes, or a staged (root, relative path) opened without following
+        symlinks) to ``path`` on the server."""
+        fh_source = None if isinstance(source, bytes) else _remote.open_staged(*source)
         handle = await self._op(sftp.open(path, "wb"))
         try:
             if isinstance(source, bytes):
                 await self._op(handle.write(source))
             else:
-                with open(source, "rb") as fh:
+                with fh_source as fh:
                     while chunk := fh.read(_remote.CHUNK):
                         await self._op(handle.write(chunk))
             # a server without fsync@openssh.com: the read-back check still holds
@@ -477,7 +482,7 @@ class SftpTarget:
                     made.add(parent)
                 self.fault("copy", PurePosixPath(dst))
                 try:
-                    await self._write(sftp, dst, release.root / rel)
+                    await self._write(sftp, dst, (release.root, rel))
                 except asyncssh.SFTPFailure:
                     free = await self._free_bytes(sftp)
                     if free is not None and free < int(entry["bytes"]):

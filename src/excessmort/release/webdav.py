@@ -220,11 +220,13 @@ class WebdavTarget:
                 digest.update(chunk)
         return size, digest.hexdigest()
 
-    def _put(self, path: str, data: bytes | os.PathLike[str]) -> None:
+    def _put(self, path: str, data: bytes | tuple[Any, str]) -> None:
+        """Upload bytes, or a staged (root, relative path) opened without following symlinks."""
         if isinstance(data, bytes):
             self.client.upload_fileobj(io.BytesIO(data), path, overwrite=True)
         else:
-            self.client.upload_file(data, path, overwrite=True)
+            with _remote.open_staged(*data) as fh:
+                self.client.upload_fileobj(fh, path, overwrite=True)
 
     def _problems(self, folder: str, release: StagedRelease) -> list[str]:
         problems: list[str] = []
@@ -344,7 +346,7 @@ class WebdavTarget:
                 if self._digest(dst) == (int(entry["bytes"]), entry["sha256"]):
                     continue  # uploaded by an interrupted earlier attempt: keep it
                 self.fault("copy", PurePosixPath(dst))
-                self._put(dst, release.root / rel)
+                self._put(dst, (release.root, rel))
                 checkpoint("copy")
             for name, data in release.extras.items():
                 self._put(f"{partial}/{name}", data)
