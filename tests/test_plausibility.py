@@ -21,7 +21,6 @@ import pandas as pd
 import pytest
 
 from excessmort.exceptions import DispersionWarning
-
 from excessmort.release import stage_release
 from excessmort.release.config import Plausibility
 from excessmort.report.manifest import read_manifest, write_manifest

@@ -14,6 +14,7 @@ from ..exceptions import InputError
 from ._base import Baseline, BaselineResult
 
 __all__ = [
+    "WMD",
     "Baseline",
     "BaselineResult",
     "EuroMOMO",
@@ -24,7 +25,6 @@ __all__ = [
     "Poisson",
     "Pooled",
     "QuasiPoisson",
-    "WMD",
     "available",
     "get_baseline",
 ]
