@@ -46,7 +46,9 @@ _MARKUP = frozenset({".html", ".svg"})
 _ACTIVE_TAGS = frozenset(
     {"script", "iframe", "object", "embed", "applet", "frame", "frameset", "foreignobject", "base"}
 )
-_LINK_ATTRS = frozenset(
+#: Attributes whose value is a URL: one list for both scanners (readiness.html_self_contained
+#: checks these; the release_contents check adds the legacy plugin attributes below).
+LINK_ATTRS = frozenset(
     {
         "href",
         "src",
@@ -61,11 +63,11 @@ _LINK_ATTRS = frozenset(
         "longdesc",
         "manifest",
         "ping",
-        "codebase",
-        "archive",
     }
 )
-_SAFE_SCHEMES = frozenset({"mailto", "tel"})
+_LINK_ATTRS = LINK_ATTRS | {"codebase", "archive"}
+SAFE_SCHEMES = frozenset({"mailto", "tel"})
+_SAFE_SCHEMES = SAFE_SCHEMES
 _CSS_URL = re.compile(
     r"url\(\s*(['\"]?)(.*?)\1\s*\)|@import\s+(?:url\()?\s*(['\"])(.*?)\3", re.I | re.S
 )

@@ -48,6 +48,7 @@ import pandas as pd
 from .._atomic import atomic_write_text
 from ..exceptions import ReleaseError
 from ..regions import REGIONS, region_name, region_slug
+from .contents import LINK_ATTRS, SAFE_SCHEMES
 from .manifest import manifest_digest, read_manifest, verify_manifest
 from .settings import Plausibility
 from .stage import ENGLAND_FILES, MODEL_NAME, READINESS_NAME, REGION_FILES, last_friday
@@ -923,24 +924,8 @@ _VOID = frozenset(
         "wbr",
     }
 )
-_LINK_ATTRS = frozenset(
-    {
-        "href",
-        "src",
-        "xlink:href",
-        "action",
-        "formaction",
-        "data",
-        "poster",
-        "srcset",
-        "background",
-        "cite",
-        "longdesc",
-        "manifest",
-        "ping",
-    }
-)
-_SAFE_SCHEMES = frozenset({"mailto", "tel"})
+_LINK_ATTRS = LINK_ATTRS
+_SAFE_SCHEMES = SAFE_SCHEMES
 _CSS_URL = re.compile(r"url\(\s*(['\"]?)(.*?)\1\s*\)|@import\s+(['\"])(.*?)\3", re.I | re.S)
 
 
