@@ -474,6 +474,51 @@ def test_crude_rates_and_errors(regions: pd.DataFrame, sex_age_pop: pd.DataFrame
         european_standard_population(["0-2", "3+"])
 
 
+def test_weekly_cumulative_and_totals_carry_rates_per_100000(
+    regions: pd.DataFrame, qp: em.Fit
+) -> None:
+    # Item 8: with a population in the data, every frame gives the rates per 100,000 beside the
+    # counts, intervals included. The ONS regions with their mid-2018 populations (all ages).
+    pop = pd.read_csv(ONS / "ons_population_mid2018.csv")
+    by_area = pop.groupby("area_code")["population"].sum()
+    codes = list(REGIONS)
+    frame = regions.assign(region=regions["region"].astype(str))
+    frame["population"] = frame["region"].map(by_area).astype(float)
+    f = fit_frame(frame, reference=REFERENCE)
+    rate_cols = ["observed_rate", "expected_rate", "excess_rate"]
+    bounds = ["excess_rate_lower", "excess_rate_upper"]
+
+    w = f.weekly
+    assert [*rate_cols, *bounds] == w.columns[-5:].tolist() and "population" in w.columns
+    london = w[(w["region"].astype(str) == "E12000007") & (w["week_ending"] == "2020-04-17")]
+    row = london.iloc[0]
+    assert row["population"] == by_area["E12000007"]
+    for count, rate in [("excess", "excess_rate"), ("excess_lower", "excess_rate_lower")]:
+        assert row[rate] == pytest.approx(1e5 * row[count] / by_area["E12000007"], rel=1e-12)
+    assert row["excess_rate_lower"] < row["excess_rate"] < row["excess_rate_upper"]
+
+    # England: the nine regions' population, which is ONS's own England estimate.
+    eng = f.by().weekly
+    assert by_area[codes].sum() == by_area["E92000001"]
+    np.testing.assert_allclose(eng["population"], by_area["E92000001"], rtol=1e-12)
+    np.testing.assert_allclose(
+        eng["excess_rate_upper"], 1e5 * eng["excess_upper"] / by_area["E92000001"], rtol=1e-12
+    )
+    c = f.by().cumulative(2020)
+    assert c["population"].iloc[0] == pytest.approx(by_area["E92000001"], rel=1e-12)
+    # England 2020 (53 registration weeks): about 130 excess deaths per 100,000.
+    assert 100 < c["excess_rate"].iloc[0] < 160
+    assert c["excess_rate_lower"].iloc[0] < c["excess_rate"].iloc[0] < c["excess_rate_upper"].iloc[0]
+    # Totals by quarter carry them too, and rates() is the cumulative frame with another ``per``.
+    q = f.by().totals("quarter", 2020)
+    np.testing.assert_allclose(q["excess_rate"], 1e5 * q["excess"] / q["population"], rtol=1e-12)
+    r = f.by().rates(2020, per=1000)
+    assert r["excess_rate"].iloc[0] == pytest.approx(c["excess_rate"].iloc[0] / 100, rel=1e-12)
+    assert list(r.columns) == list(c.columns)
+    # Without a population, frames stay as they were.
+    assert "excess_rate" not in qp.by().weekly.columns
+
+
 def test_population_interpolated_between_mid_years() -> None:
     from excessmort.population import add_population, interpolate_population
 
