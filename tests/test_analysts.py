@@ -551,7 +551,9 @@ def test_weekly_cumulative_and_totals_carry_rates_per_100000(
     assert c["population"].iloc[0] == pytest.approx(by_area["E92000001"], rel=1e-12)
     # England 2020 (53 registration weeks): about 130 excess deaths per 100,000.
     assert 100 < c["excess_rate"].iloc[0] < 160
-    assert c["excess_rate_lower"].iloc[0] < c["excess_rate"].iloc[0] < c["excess_rate_upper"].iloc[0]
+    assert (
+        c["excess_rate_lower"].iloc[0] < c["excess_rate"].iloc[0] < c["excess_rate_upper"].iloc[0]
+    )
     # Totals by quarter carry them too, and rates() is the cumulative frame with another ``per``.
     q = f.by().totals("quarter", 2020)
     np.testing.assert_allclose(q["excess_rate"], 1e5 * q["excess"] / q["population"], rtol=1e-12)

@@ -210,12 +210,24 @@ def test_reference_takes_the_periods_forms(capsys, monkeypatch, tmp_path: Path) 
     from excessmort.weeks import reference_bounds
 
     assert reference_bounds("2015", "2019") == reference_bounds("2015-01", "2019-12")
-    assert reference_bounds("2015Q1", "2019Q4") == (pd.Timestamp("2015-01-01"), pd.Timestamp("2019-12-31"))
+    assert reference_bounds("2015Q1", "2019Q4") == (
+        pd.Timestamp("2015-01-01"),
+        pd.Timestamp("2019-12-31"),
+    )
     monkeypatch.setattr("excessmort.warmup", lambda **kw: 0.0)
     small = demo_data(end="2021-05-21")
     small = small[small["region"] == "E12000001"]
     path = tmp_path / "one.csv"
     small.to_csv(path, index=False)
-    argv = ["run", "--input", str(path), "--out", str(tmp_path / "out"), "--reference", "2015", "soon"]
+    argv = [
+        "run",
+        "--input",
+        str(path),
+        "--out",
+        str(tmp_path / "out"),
+        "--reference",
+        "2015",
+        "soon",
+    ]
     assert main(argv) == 2
     assert "reference: 'soon' is not a period: give a year (2020)" in capsys.readouterr().err

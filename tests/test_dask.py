@@ -477,7 +477,9 @@ def test_dispersion_judged_by_the_in_memory_rule_on_ons_regions(client, shared):
     assert mem.result.dispersion_raw.max() > 10
     with warnings.catch_warnings():
         warnings.simplefilter("error", DispersionWarning)
-        f = fit_memory(dd.from_pandas(regions, npartitions=3, sort=False), client=client, reference=ref)
+        f = fit_memory(
+            dd.from_pandas(regions, npartitions=3, sort=False), client=client, reference=ref
+        )
         f.by().cumulative(2020).compute() if hasattr(f.by().cumulative(2020), "compute") else None
     broken = regions.copy()
     london = broken["region"].astype(str) == "E12000007"

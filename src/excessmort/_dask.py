@@ -783,7 +783,9 @@ class DaskFitView:
             )
             obs_var, param_var = obs_run[:, -1], param_run[:, -1]
         arrays = excess_arrays(observed, mu, obs_var, param_var, p.level, p._prediction)
-        return _with_rates(cumulative_frame(keys, p.weeks, period.mask, arrays, period.label), values)
+        return _with_rates(
+            cumulative_frame(keys, p.weeks, period.mask, arrays, period.label), values
+        )
 
     def __repr__(self) -> str:
         view = ", ".join(self._by) if self._by else "total"

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._dispersion import judge_dispersion, mean_fitted_count
 from ._frames import add_prediction, add_region_name, add_week_numbers
+from ._rates import add_rates
 from ._typing import Engine, IntArray
 from .baselines import Baseline, BaselineResult, get_baseline
-from ._dispersion import judge_dispersion, mean_fitted_count
-from ._rates import add_rates
 from .exceptions import ConvergenceWarning, DispersionWarning, InputError, MissingDataWarning
 from .excess import excess_arrays, validate_level
 from .panel import Panel
@@ -319,9 +319,7 @@ def _check_reference(
         start, end = reference
         lo, hi = reference_bounds(start, end)
     except InputError as exc:  # the period parser's own message, naming the value
-        raise InputError(
-            f"reference: {exc}", column="reference", value=reference
-        ) from exc
+        raise InputError(f"reference: {exc}", column="reference", value=reference) from exc
     except (TypeError, ValueError) as exc:
         raise InputError(
             f"reference must be a (start, end) pair of dates, got {reference!r}",

@@ -107,7 +107,9 @@ class GroupedFit:
         self.fit = fit
         self.over = over
         self.strata = strata
-        self.members = {str(label): _members(fit, over, str(label), v) for label, v in groups.items()}
+        self.members = {
+            str(label): _members(fit, over, str(label), v) for label, v in groups.items()
+        }
         self.labels = list(self.members)
         self.view = self._stacked()
 
@@ -291,7 +293,9 @@ class _StackedDependence:
     ) -> tuple[np.ndarray, np.ndarray]:
         obs, param = [], []
         for dep, (_, rows) in zip(self.parts, self._spans, strict=True):
-            o, p = dep.weekly(obs_var[rows], param_var[rows], None if mu is None else mu[rows], weeks)
+            o, p = dep.weekly(
+                obs_var[rows], param_var[rows], None if mu is None else mu[rows], weeks
+            )
             obs.append(o)
             param.append(p)
         return np.concatenate(obs), np.concatenate(param)

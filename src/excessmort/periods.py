@@ -265,7 +265,13 @@ def period_kind(value: Any) -> str:
     return "week" if "week" in label else "month"
 
 
-_KIND_ARTICLE = {"year": "a year", "month": "a month", "quarter": "a quarter", "week": "a week", "date": "a date"}
+_KIND_ARTICLE = {
+    "year": "a year",
+    "month": "a month",
+    "quarter": "a quarter",
+    "week": "a week",
+    "date": "a date",
+}
 
 
 def parse_month(value: Any, *, what: str = "month") -> tuple[int, int]:

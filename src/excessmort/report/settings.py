@@ -16,8 +16,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import InputError
-
 __all__ = ["Plausibility", "StageSettings", "parse_month"]
 
 
