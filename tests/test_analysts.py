@@ -649,10 +649,19 @@ def test_coefficient_table_matches_statsmodels(regions: pd.DataFrame, baseline: 
         np.testing.assert_allclose(mine["p_value"], sm_fit.pvalues, rtol=1e-5, atol=1e-300)
 
 
-def test_coefficient_table_of_the_pooled_model(regions: pd.DataFrame) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+def test_coefficient_table_of_the_pooled_model(regions: pd.DataFrame, caplog) -> None:
+    from excessmort.exceptions import ModelNoteWarning
+
+    # Item 5: the default terms' note (no sex or age group in the regional file) is one warning
+    # of its own category per fit, not a log line, and the accessors do not repeat it.
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level("INFO", "excessmort"):
+        warnings.simplefilter("always")
         f = fit_frame(regions, baseline="pooled", reference=REFERENCE)
+        f.by().cumulative(2020)
+        _ = f.weekly
+    notes = [w for w in caught if issubclass(w.category, ModelNoteWarning)]
+    assert len(notes) == 1 and "'age_group' or 'sex'" in str(notes[0].message)
+    assert not [r for r in caplog.records if "age_group" in r.getMessage()]
     table = f.coefficient_table
     stored = f.result.info["coef_table"]
     assert table["series"].unique().tolist() == ["all"]
