@@ -175,9 +175,9 @@ def test_usage_errors_exit_2(
     ("month", "message"),
     [
         (
-            "2021-05",
-            "month 2021-05 reaches past the data, which run from 2010-01-01 to 2021-05-21: the "
-            "period holds the weeks ending 2021-05-07 to 2021-05-28",
+            "2009-11",
+            "month 2009-11 lies outside the data, which run from 2010-01-01 to 2021-05-21 (the "
+            "period holds the weeks ending 2009-11-06 to 2009-11-27)",
         ),
         (
             "2021-08",
@@ -189,8 +189,9 @@ def test_usage_errors_exit_2(
 def test_month_past_the_data_names_both_ranges_before_fitting(
     csv_input: Path, tmp_path: Path, month: str, message: str, capsys, monkeypatch
 ) -> None:
-    # issue 17: --month goes through the one period parser: a month the data do not reach is a
-    # usage error naming the month's weeks and the data's range, and nothing is fitted for it.
+    # issue 17: --month goes through the one period parser: a month holding no week of the data
+    # is a usage error naming the month's weeks and the data's range, and nothing is fitted for it
+    # (a month the data reach in part is staged, and its readiness check data_coverage fails).
     import excessmort._fit as fit_module
 
     def no_fit(*args, **kwargs):

@@ -142,6 +142,13 @@ def test_weekly_columns_are_the_public_contract(regional: em.Fit) -> None:
         "ratio",
         "ratio_lower",
         "ratio_upper",
+        # with a population in the data, the rates per 100,000 (issue 17 item 8)
+        "population",
+        "observed_rate",
+        "expected_rate",
+        "excess_rate",
+        "excess_rate_lower",
+        "excess_rate_upper",
     ]
     cum = regional.cumulative("2020-01-01", "2020-12-31")
     for col in ["region", "sex", "observed", "expected", "excess", "excess_lower", "excess_upper"]:

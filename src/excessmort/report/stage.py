@@ -137,24 +137,29 @@ def covered_month(last_week: Any) -> str:
 
 
 def check_month_in_data(weeks: Any, month: str) -> None:
-    """Refuse a month the data do not cover in full (its weeks ending on the month's days).
+    """Refuse a month that holds no week of the data, before anything is fitted.
 
-    The period parser's rule (:func:`excessmort.periods.resolve_period`): a month holding no week
-    of the data, or reaching past their first or last week, is an InputError naming the month's
-    weeks and the data's range, before anything is fitted.
+    The period parser's message (:func:`excessmort.periods.resolve_period`) names the month's
+    weeks and the data's range. A month the data reach only in part (they stop before its last
+    Friday) is staged: the readiness check ``data_coverage`` then fails naming each region's last
+    week, which is what the monthly job reports.
 
     Examples
     --------
     >>> weeks = pd.date_range("2015-01-02", "2021-05-21", freq="7D")
-    >>> check_month_in_data(weeks, "2021-04")
-    >>> check_month_in_data(weeks, "2021-05")
+    >>> check_month_in_data(weeks, "2021-05")  # in part: staged, and data_coverage will fail
+    >>> check_month_in_data(weeks, "2021-08")
     Traceback (most recent call last):
     ...
-    excessmort.exceptions.InputError: month 2021-05 reaches past the data, which run from 2015-01-02 to 2021-05-21: the period holds the weeks ending 2021-05-07 to 2021-05-28, but the data end with the week ending 2021-05-21; ask for a period inside the data (e.g. end='2021-05-21') rather than a shorter one without saying so
+    excessmort.exceptions.InputError: month 2021-08 lies outside the data, which run from 2015-01-02 to 2021-05-21 (the period holds the weeks ending 2021-08-06 to 2021-08-27)
     """
-    from ..periods import resolve_period
+    from ..periods import period_bounds, resolve_period
 
-    resolve_period(pd.DatetimeIndex(weeks).sort_values(), month, what="month")
+    idx = pd.DatetimeIndex(weeks).sort_values()
+    lo, hi, _, _ = period_bounds(month)
+    if len(idx) and bool(((idx >= lo) & (idx <= hi)).any()):
+        return
+    resolve_period(idx, month, what="month")
 
 
 def _following(month: str) -> tuple[int, int]:
