@@ -88,7 +88,7 @@ def judge_dispersion(
     --------
     >>> j = judge_dispersion([12.0, 12.0, 0.1], [1200.0, 30.0, 30.0])
     >>> j.odd.tolist(), j.upper.round(1).tolist()
-    ([False, True, True], [30.8, 10.0, 10.0])
+    ([False, True, True], [26.0, 10.0, 10.0])
     >>> judge_dispersion([12.0], check=(0.5, 20)).odd.tolist()
     [False]
     """
