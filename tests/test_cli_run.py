@@ -232,3 +232,17 @@ def test_reference_takes_the_periods_forms(capsys, monkeypatch, tmp_path: Path) 
     ]
     assert main(argv) == 2
     assert "reference: 'soon' is not a period: give a year (2020)" in capsys.readouterr().err
+
+
+def test_month_outside_the_ons_data_is_refused(
+    shared: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    # The real ONS regional file ends with the week ending 30 April 2021: June 2021 has none of it.
+    monkeypatch.setattr("excessmort.warmup", lambda **kw: 0.0)  # refused before any kernel runs
+    ons = shared / "data" / "ons" / "ons_weekly_deaths_by_region.csv"
+    argv = ["run", "--input", str(ons), "--month", "2021-06", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert (
+        "month 2021-06 lies outside the data, which run from 2015-01-02 to 2021-04-30 (the period "
+        "holds the weeks ending 2021-06-04 to 2021-06-25)"
+    ) in capsys.readouterr().err
