@@ -780,6 +780,7 @@ def _coarse_values(
     return [str(coarse[a]) for a in age]  # type: ignore[index]
 
 
+@dataclass(eq=False, repr=False)
 class Ons2024(Baseline):
     """ONS's model since February 2024 (weekly): one quasi-Poisson GLM over all strata, refitted
     for every week on the five years ending a year before it.
@@ -818,27 +819,15 @@ class Ons2024(Baseline):
 
     name: ClassVar[str] = "ons2024"
 
-    def __init__(
-        self,
-        age_group: str | None = "age_group",
-        sex: str | None = "sex",
-        geography: str | None = "region",
-        coarse_age: str | Mapping[str, str] | None = None,
-        exclude: Sequence[tuple[int, int]] = ONS_COVID_WEEKS,
-        predict_from: Any = None,
-        intervals: str = "ons",
-        max_iter: int = 25,
-        tol: float = 1e-8,
-    ) -> None:
-        self.age_group = age_group
-        self.sex = sex
-        self.geography = geography
-        self.coarse_age = coarse_age
-        self.exclude = exclude
-        self.predict_from = predict_from
-        self.intervals = intervals
-        self.max_iter = max_iter
-        self.tol = tol
+    age_group: str | None = "age_group"
+    sex: str | None = "sex"
+    geography: str | None = "region"
+    coarse_age: str | Mapping[str, str] | None = None
+    exclude: Sequence[tuple[int, int]] = ONS_COVID_WEEKS
+    predict_from: Any = None
+    intervals: str = "ons"
+    max_iter: int = 25
+    tol: float = 1e-8
 
     def fit(
         self, panel: Panel, *, reference: tuple[Any, Any] | None, engine: Engine = "auto"
