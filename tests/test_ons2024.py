@@ -353,3 +353,30 @@ def test_working_days_closed_form():
     # January 2021: 21 weekdays, New Year's Day a Friday -> 20; August 2022: 23 weekdays less the
     # summer bank holiday -> 22; May 2020: 21 weekdays less 8 May (VE Day) and 25 May -> 19
     assert working_days([2021, 2022, 2020], [1, 8, 5]).tolist() == [20, 22, 19]
+
+
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_batched_pass_matches_the_window_loop(weekly_case, engine):
+    """Every window in one stacked pass (numba kernels or their numpy twin) against one window
+    after another (the per-window glm.fit that matches R above): 1e-10 relative."""
+    from excessmort.baselines.ons2024 import fit_ons
+
+    _, fit, _ = weekly_case
+    res, panel = fit.result, fit.panel
+    y, wk = iso_year_week(panel.weeks)
+    covid = np.array([(a, b) in set(ONS_COVID_WEEKS) for a, b in zip(y, wk, strict=True)])
+    usable = panel.observed_mask & np.isfinite(panel.offset) & ~covid[None, :]
+    predict = np.asarray((panel.weeks >= "2020-11-20") & (panel.weeks <= "2021-03-05"))
+    wins = ons_week_windows(y, wk, predict)
+    args = (res.design, panel.deaths, panel.offset, usable, wins)
+    loop = fit_ons(*args, keep_cov=True, batched=False)
+    both = fit_ons(*args, keep_cov=True, batched=True, engine=engine, cells=30_000)
+    assert len(wins) == 15 and both["phi"].size == 15  # weeks 2020 w52 and w53 share one fit
+    for key in ("mu", "xvx", "phi_t"):
+        ok = np.isfinite(loop[key])
+        assert np.array_equal(ok, np.isfinite(both[key]))
+        np.testing.assert_allclose(both[key][ok], loop[key][ok], rtol=1e-10)
+    for key in ("n_iter", "rank", "n_obs", "converged", "first", "last"):
+        np.testing.assert_array_equal(both[key], loop[key])
+    for a, b in zip(both["cov"], loop["cov"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.max(np.abs(b)))
