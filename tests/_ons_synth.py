@@ -46,7 +46,7 @@ def ons_script_synthetic(seed: int = 2024) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     weeks = pd.date_range("2015-01-02", "2023-03-10", freq="7D")  # ISO 2015 w1 .. 2023 w10
     t = np.arange(len(weeks)) / 52.18
-    frames = []
+    keys, deaths, pops = [], [], []
     for geo in COUNTRIES + REGIONS:
         size = 8.0 if geo == COUNTRIES[0] else rng.uniform(0.3, 1.2)
         for sex in SEXES:
@@ -55,21 +55,16 @@ def ons_script_synthetic(seed: int = 2024) -> pd.DataFrame:
                 pop = np.round(size * rng.uniform(1.5e5, 2.5e5) * (1 + 0.004 * t))
                 season = 1 + (0.05 + 0.012 * i) * np.cos(2 * np.pi * (t - 0.03))
                 mu = pop * rate * season * (1 - 0.006 * t)
-                deaths = rng.negative_binomial(mu / 0.3, 1 / 1.3)  # variance 1.3 mu
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            "region": geo,
-                            "sex": sex,
-                            "age_group": age,
-                            "age_group_coarse": coarse,
-                            "week_ending": weeks,
-                            "deaths": deaths,
-                            "population": pop,
-                        }
-                    )
-                )
-    return pd.concat(frames, ignore_index=True)
+                deaths.append(rng.negative_binomial(mu / 0.3, 1 / 1.3))  # variance 1.3 mu
+                pops.append(pop)
+                keys.append((geo, sex, age, coarse))
+    n = len(weeks)
+    k = pd.DataFrame(keys, columns=["region", "sex", "age_group", "age_group_coarse"])
+    out = k.loc[k.index.repeat(n)].reset_index(drop=True)
+    out["week_ending"] = np.tile(weeks.to_numpy(), len(keys))
+    out["deaths"] = np.concatenate(deaths)
+    out["population"] = np.concatenate(pops)
+    return out
 
 
 def ons_layout(frame: pd.DataFrame) -> pd.DataFrame:

@@ -380,3 +380,58 @@ def test_batched_pass_matches_the_window_loop(weekly_case, engine):
         np.testing.assert_array_equal(both[key], loop[key])
     for a, b in zip(both["cov"], loop["cov"], strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.max(np.abs(b)))
+
+
+# ------------------------------------------------------------------ ONS's own script (stored run)
+def test_matches_ons_own_script_stored_run():
+    """ONS's own ``ons_weekly_ed.R`` (run unmodified on tests/_ons_synth.py's data in its workbook
+    layout by tests/r/ons_script_reference.R; its output stored in tests/data, the script itself is
+    not: the repository has no licence) against ours: its five models (England and Wales, the
+    English regions, Wales, Scotland, Northern Ireland), three weeks, every series; 1e-8."""
+    from _ons_synth import MODEL_GROUPS, REGIONS, ons_script_synthetic
+
+    from excessmort.baselines.ons2024 import build_ons_design, fit_ons
+    from excessmort.panel import Panel
+
+    ref = pd.read_csv(Path(__file__).parent / "data" / "ons_script_weekly.csv")
+    frame = ons_script_synthetic()
+    frame["region"] = frame["region"].map(lambda g: f"R{REGIONS.index(g)}" if g in REGIONS else g)
+    panel = Panel.from_frame(frame, strata=["region", "sex", "age_group", "age_group_coarse"])
+    y, wk = iso_year_week(panel.weeks)
+    periods = sorted(ref["period"].unique())
+    t_ref = [int(np.flatnonzero(y * 100 + wk == p)[0]) for p in periods]
+    covid = np.array([(a, b) in set(ONS_COVID_WEEKS) for a, b in zip(y, wk, strict=True)])
+    rows = []
+    for geos in MODEL_GROUPS:
+        names = [f"R{REGIONS.index(g)}" if g in REGIONS else g for g in geos]
+        sub = panel.take(np.flatnonzero(panel.keys["region"].isin(names).to_numpy()))
+        k = sub.keys
+        design = build_ons_design(
+            k["age_group"].tolist(), k["age_group_coarse"].tolist(), k["sex"].tolist(),
+            k["region"].tolist(), np.minimum(wk, 52) - 1, 52,
+            np.arange(1, sub.n_weeks + 1, dtype=float),
+        )  # fmt: skip
+        predict = np.zeros(sub.n_weeks, dtype=bool)
+        predict[t_ref] = True
+        usable = sub.observed_mask & np.isfinite(sub.offset) & ~covid[None, :]
+        out = fit_ons(design, sub.deaths, sub.offset, usable, ons_week_windows(y, wk, predict))
+        for p, t in zip(periods, t_ref, strict=True):
+            rows.append(
+                k.assign(
+                    period=p,
+                    deaths=sub.deaths[:, t],
+                    expected=out["mu"][:, t],
+                    se=out["mu"][:, t] * np.sqrt(out["phi_t"][t] * out["xvx"][:, t]),
+                )
+            )
+    ours = pd.concat(rows)
+    ours["geography"] = ours["region"].map(lambda g: REGIONS[int(g[1:])] if g[0] == "R" else g)
+    m = ours.merge(
+        ref.rename(columns={"agegrp": "age_group", "deaths": "deaths_ons"}),
+        on=["period", "geography", "sex", "age_group"],
+        validate="one_to_one",
+    )
+    assert len(m) == len(ref) == 3 * 520
+    np.testing.assert_array_equal(m["deaths"], m["deaths_ons"])  # the same synthetic data
+    np.testing.assert_allclose(m["expected"], m["d_hat"], rtol=RTOL)
+    np.testing.assert_allclose(m["se"], m["se_d_hat"], rtol=RTOL)
