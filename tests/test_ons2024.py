@@ -389,7 +389,6 @@ def test_matches_ons_own_script_stored_run():
     not: the repository has no licence) against ours: its five models (England and Wales, the
     English regions, Wales, Scotland, Northern Ireland), three weeks, every series; 1e-8."""
     from _ons_synth import MODEL_GROUPS, REGIONS, ons_script_synthetic
-
     from excessmort.baselines.ons2024 import build_ons_design, fit_ons
     from excessmort.panel import Panel
 
