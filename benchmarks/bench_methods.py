@@ -131,6 +131,7 @@ def _series_case(baseline: str, n_series: int, repeat: int) -> list[dict[str, An
     import excessmort as em
     from _sim import simulate
     from excessmort.baselines import get_baseline
+    from test_negbin import _sm_fit
 
     ref = ("2015-01-01", "2019-12-31")
     frame, _ = simulate(n_series=n_series, n_weeks=470, seed=5, phi=1.6, level=(30.0, 800.0))
@@ -153,18 +154,7 @@ def _series_case(baseline: str, n_series: int, repeat: int) -> list[dict[str, An
                     V = m.cov_params()
                 else:
                     off = panel.offset[s, use]
-                    pois = sm.GLM(yv, X[use], family=sm.families.Poisson(), offset=off).fit()
-                    mod = sm.NegativeBinomial(yv, X[use], offset=off, loglike_method="nb2")
-                    m = mod.fit(
-                        start_params=np.append(pois.params, 0.05),
-                        method="bfgs",
-                        maxiter=5000,
-                        gtol=1e-12,
-                        disp=0,
-                    )
-                    m = mod.fit(
-                        start_params=m.params, method="newton", maxiter=200, tol=1e-14, disp=0
-                    )
+                    m = _sm_fit(yv, X[use], off)  # as tests/test_negbin.py
                     mu = np.exp(X @ m.params[:-1] + panel.offset[s])
                     V = m.cov_params()[:-1, :-1]
                 np.einsum("tj,jk,tk->t", X, V, X)

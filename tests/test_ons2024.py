@@ -23,6 +23,7 @@ import statsmodels.api as sm
 from scipy import linalg, stats
 
 import excessmort as em
+from _ons_synth import ons_layout
 from excessmort.baselines.ons2024 import (
     ONS_COVID_WEEKS,
     Ons2024,
@@ -68,22 +69,6 @@ def _weekly(seed: int = 3, regions=REGIONS) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
-def _ons_layout(frame: pd.DataFrame) -> pd.DataFrame:
-    y, w = iso_year_week(frame["week_ending"])
-    return pd.DataFrame(
-        {
-            "year": y,
-            "week": w,
-            "agegrp": frame["age_group"],
-            "agegrp_coarse": frame["age_group_coarse"],
-            "sex": frame["sex"],
-            "geography": frame["region"],
-            "deaths": frame["deaths"],
-            "population": frame["population"],
-        }
-    )
-
-
 def _rscript() -> str:
     path = shutil.which("Rscript")
     assert path, "Rscript is missing: make test installs r-base-core (Debian)"
@@ -110,7 +95,7 @@ PERIODS = [202001, 202014, 202053, 202101, 202126, 202152, 202210]
 def weekly_case(tmp_path_factory):
     frame = _weekly()
     fit = em.fit(frame, baseline=Ons2024(coarse_age="age_group_coarse", predict_from="2020-01-01"))
-    r = _run_r(tmp_path_factory.mktemp("ons"), "weekly", _ons_layout(frame), PERIODS)
+    r = _run_r(tmp_path_factory.mktemp("ons"), "weekly", ons_layout(frame), PERIODS)
     return frame, fit, r
 
 

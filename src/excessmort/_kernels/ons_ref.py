@@ -17,6 +17,13 @@ def _rows(first: Any, length: Any, k: Any) -> tuple[Any, Any]:
     return rows, valid
 
 
+def _window_rows(first: Any, length: Any, FIT: Any, Y: Any, OFF: Any, k: Any) -> tuple[Any, ...]:
+    """Period of each window row [a, L], rows fitted, y and offset [a, S, L] of windows k."""
+    rows, valid = _rows(first, length, k)
+    fit = FIT[:, rows].transpose(1, 0, 2) & valid[:, None, :]
+    return rows, fit, Y[:, rows].transpose(1, 0, 2), OFF[:, rows].transpose(1, 0, 2)
+
+
 def _deviance_terms(y: Any, m: Any) -> Any:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / m), 0.0) - (y - m)
@@ -40,13 +47,12 @@ def normal_eq(first, length, FIT, Y, OFF, season, F, ETA, MU, active, M, r):  # 
     k = np.asarray(active)
     if k.size == 0:
         return
-    rows, valid = _rows(first, length, k)
+    rows, fit, y, off = _window_rows(first, length, FIT, Y, OFF, k)
     L = rows.shape[1]
     J = M.shape[2]
-    fit = FIT[:, rows].transpose(1, 0, 2) & valid[:, None, :]
     mu = np.where(fit, MU[k, :, :L], 1.0)
     w = np.where(fit, mu, 0.0)
-    z = ETA[k, :, :L] - OFF[:, rows].transpose(1, 0, 2) + (Y[:, rows].transpose(1, 0, 2) - mu) / mu
+    z = ETA[k, :, :L] - off + (y - mu) / mu
     wz = np.where(fit, w * z, 0.0)
     H = (season[rows][:, :, None] == np.arange(J)[None, None, :]).astype(np.float64)  # [a, L, J]
     Fr = F[rows]  # [a, L, K]
@@ -64,16 +70,14 @@ def update(first, length, FIT, Y, OFF, season, F, B, active, MU, ETA_NEW, MU_NEW
     k = np.asarray(active)
     if k.size == 0:
         return
-    rows, valid = _rows(first, length, k)
+    rows, fit, y, off = _window_rows(first, length, FIT, Y, OFF, k)
     L = rows.shape[1]
     S = B.shape[1]
-    fit = FIT[:, rows].transpose(1, 0, 2) & valid[:, None, :]
     Bg = B[k[:, None, None], np.arange(S)[None, :, None], season[rows][:, None, :]]  # [a, S, L, K]
-    e = np.einsum("aslp,alp->asl", Bg, F[rows]) + OFF[:, rows].transpose(1, 0, 2)
+    e = np.einsum("aslp,alp->asl", Bg, F[rows]) + off
     m = np.exp(e)
     ETA_NEW[k, :, :L] = np.where(fit, e, ETA_NEW[k, :, :L])
     MU_NEW[k, :, :L] = np.where(fit, m, MU_NEW[k, :, :L])
-    y = Y[:, rows].transpose(1, 0, 2)
     DEV[k] = 2.0 * np.sum(np.where(fit, _deviance_terms(y, m), 0.0), axis=2)
     with np.errstate(divide="ignore", invalid="ignore"):
         pe = np.where(fit, MU[k, :, :L] * ((y - m) / m) ** 2, 0.0)
