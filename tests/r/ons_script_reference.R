@@ -12,6 +12,14 @@
 # se_d_hat: predict(type = "response", se.fit = TRUE) of its glm(quasipoisson)) are kept.
 #
 # Usage: Rscript ons_script_reference.R path/to/ons_weekly_ed.R input.csv 202053,202126 out.csv
+#
+# The stored file was made with ONS's script at commit 98dbb04 (R 4.2, Debian r-cran-openxlsx
+# 4.2.5.2, which only this script needs; the tests read the stored output):
+#   python -c "import sys; sys.path.insert(0, 'tests'); from _ons_synth import *; \
+#     ons_layout(ons_script_synthetic()).to_csv('ons_input.csv', index=False)"
+#   Rscript tests/r/ons_script_reference.R ons_weekly_ed.R ons_input.csv 202053,202126,202301 \
+#     tests/data/ons_script_weekly.csv
+# (about 7 minutes a week: the script reads the 222,560-row workbook on every run).
 args <- commandArgs(trailingOnly = TRUE)
 script <- args[1]
 input <- read.csv(args[2], stringsAsFactors = FALSE)
