@@ -149,6 +149,12 @@ class BaselineResult(ABC):
         with an expectation."""
         return self.fit_mask & np.isfinite(self.mu)
 
+    def dependence_view(self, deaths: FloatArray) -> tuple[BaselineResult, FloatArray]:
+        """The result and counts [S, T] whose residuals on :meth:`residual_mask` estimate the
+        dependence: this result and the panel's counts, unless the baseline has better residuals
+        to offer (the five-year average on data that start at its reference)."""
+        return self, deaths
+
     def fitted_variance_weekly(self, groups: IntArray, n_groups: int) -> FloatArray:
         """Variance of the fitted sum of mu per group and week, whatever the interval mode [G, T]
         (the leverage correction of in-sample residuals)."""

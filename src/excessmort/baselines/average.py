@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -194,14 +195,57 @@ class FiveYearAverageResult(BaselineResult):
 
     history: IntArray | None = None
     deaths: FloatArray | None = None
+    #: The distinct history sets [R, n] of the reference (the positions each prediction averages).
+    history_sets: IntArray | None = None
+    #: The dependence rests on leave-one-year-out residuals of ``history_sets`` (see
+    #: :meth:`dependence_view`), because the data hold too few out-of-sample reference weeks.
+    leave_one_out: bool = False
     _weights: Any = field(default=None, repr=False)
 
     #: The residual of a week against the average of earlier years is out of sample.
     residuals_in_sample: ClassVar[bool] = False
+    #: Calendar-shaped (never sliced by :meth:`take`, even when S equals T).
+    _shared_fields: ClassVar[tuple[str, ...]] = ("history", "history_sets")
 
     def year_model(self) -> tuple[str, int | None]:
-        """``("average", n)``: each year's level is the mean of n earlier years."""
-        return ("average", self.n_years)
+        """``("average", n)``: each year's level is the mean of n earlier years (``("loyo", n)``
+        when the dependence rests on leave-one-year-out residuals: one year-level degree of
+        freedom is spent on their mean)."""
+        return ("loyo" if self.leave_one_out else "average", self.n_years)
+
+    def dependence_view(self, deaths: FloatArray) -> tuple[FiveYearAverageResult, FloatArray]:
+        """The result and counts whose residuals on :meth:`residual_mask` estimate the dependence.
+
+        Out-of-sample residuals (each reference week against the average of its own earlier years)
+        when the data hold enough of them; otherwise (``leave_one_out``, data starting at the
+        reference) leave-one-year-out residuals: in each history set of n counts (the n years a
+        prediction averages), count j against the mean m_j of the other n - 1, scaled by
+        sqrt(1 - 1/n^2). Under counts independent across years with a common mean (a year effect
+        included) y_j - m_j has variance v (1 + 1/(n - 1)) and a new year's y - mu has
+        v (1 + 1/n): the scale gives the latter's second moments, the prediction error of the
+        n-year average itself. The view has mu = m_j on those weeks (so phi mu and phi mu / n are
+        the null variances) and counts m_j + s (y_j - m_j).
+        """
+        if not self.leave_one_out or self.history_sets is None:
+            return self, deaths
+        sets = self.history_sets
+        n = sets.shape[1]
+        values = np.asarray(deaths, dtype=np.float64)[:, sets]  # [S, R, n]
+        others = (values.sum(axis=2, keepdims=True) - values) / (n - 1)
+        scale = np.sqrt(1.0 - 1.0 / n**2)
+        # a position in two sets (week 52 reused for week 53) keeps its first set's residual
+        flat = sets.ravel()
+        positions, first = np.unique(flat, return_index=True)
+        mu = self.mu.copy()
+        counts = np.array(deaths, dtype=np.float64)
+        m = others.reshape(values.shape[0], -1)[:, first]
+        y = values.reshape(values.shape[0], -1)[:, first]
+        mu[:, positions] = m
+        counts[:, positions] = m + scale * (y - m)
+        mask = np.zeros_like(self.fit_mask)
+        mask[:, positions] = np.isfinite(m) & np.isfinite(y)
+        view = dataclasses.replace(self, mu=mu, fit_mask=mask, _weights=self._weights)
+        return view, counts
 
     def residual_mask(self) -> BoolArray:
         """Weeks of the reference period (the weeks whose own counts were averaged for the
@@ -393,6 +437,7 @@ class FiveYearAverage(Baseline):
         history_mask = np.zeros(panel.n_weeks, dtype=bool)
         history_mask[idx[disp_weeks].ravel()] = True
         fit_mask = history_mask[None, :] & panel.observed_mask
+        sets = idx[disp_weeks]
         return FiveYearAverageResult(
             baseline=self.name,
             mu=mu,
@@ -409,4 +454,18 @@ class FiveYearAverage(Baseline):
             },
             history=idx,
             deaths=deaths,
+            history_sets=sets,
+            leave_one_out=_needs_leave_one_out(weeks, history_mask & complete, years),
         )
+
+
+def _needs_leave_one_out(weeks: pd.DatetimeIndex, out_of_sample: BoolArray, years: int) -> bool:
+    """Whether the calendar's out-of-sample reference weeks (history weeks that have an average of
+    their own) are too few for the dependence model, and leave-one-year-out residuals (n >= 2) can
+    stand in (decided on the calendar alone, so every Dask partition decides alike)."""
+    from ..dependence import MIN_WEEKS, MIN_YEARS, _year_blocks
+
+    if years < 2:
+        return False
+    enough = out_of_sample.sum() >= MIN_WEEKS and len(_year_blocks(weeks, out_of_sample)) >= MIN_YEARS
+    return not enough
