@@ -42,6 +42,16 @@ as the mean over weeks of (sample variance of the five history values / their me
   its year together; such a shared year effect would correlate the averages of different weeks and
   widen cumulative intervals. With five years per average it cannot be estimated apart from phi, so
   it is left out; window intervals are narrower than they would be under year effects.
+- Sums over series and weeks carry the residual dependence of :mod:`excessmort.dependence` by
+  default (year effects included), estimated on out-of-sample reference residuals: each reference
+  week against the average of its own earlier years. When the data start at (or just before) the
+  reference, so that fewer than two years of such weeks exist, it rests on leave-one-year-out
+  residuals instead: in each history set of n counts, count j against the mean of the other n - 1,
+  scaled by sqrt(1 - 1/n^2) so that their variance is that of a prediction from n years
+  (:meth:`FiveYearAverageResult.dependence_view`). They know no trend: on the HMD panel (data
+  from 2005) taking them instead of the out-of-sample residuals lowers the yearly coverage of the
+  backtest from 95.1% to 86.7% (series) and 92.7% to 89.6% (country totals), so they are only the
+  fallback. With n = 1 neither exists, and sums over weeks are taken as fully correlated.
 - The counts of the target year that are themselves history of a later average (2020 counts in the
   2021 average) make observed and expected correlated across years; this is ignored.
 
@@ -66,9 +76,9 @@ years or windows are left out of it.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Iterable
-import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -467,5 +477,7 @@ def _needs_leave_one_out(weeks: pd.DatetimeIndex, out_of_sample: BoolArray, year
 
     if years < 2:
         return False
-    enough = out_of_sample.sum() >= MIN_WEEKS and len(_year_blocks(weeks, out_of_sample)) >= MIN_YEARS
+    enough = (
+        out_of_sample.sum() >= MIN_WEEKS and len(_year_blocks(weeks, out_of_sample)) >= MIN_YEARS
+    )
     return not enough
