@@ -140,6 +140,10 @@ class BaselineResult(ABC):
     residuals_in_sample: ClassVar[bool] = True
     #: How the prediction interval is formed (for the interval's description).
     interval_rule: ClassVar[str] = "normal"
+    #: The parameter (and fitted) variance of a group sum is the sum of its series' own (one fit
+    #: per series, no covariance between series' estimates); False (the pooled models) makes
+    #: weighted sums take the covariances from group variances instead.
+    additive_variance: ClassVar[bool] = False
     #: One phi shared by every series (the pooled model): the dependence model then gives each
     #: series its own dispersion relative to it.
     shared_dispersion: ClassVar[bool] = False

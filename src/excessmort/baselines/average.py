@@ -203,6 +203,9 @@ class FiveYearAverageResult(BaselineResult):
         The counts the averages are taken of (the plug-in for their means in the variances).
     """
 
+    #: One fit per series: a group's variances are sums of its series' own.
+    additive_variance: ClassVar[bool] = True
+
     history: IntArray | None = None
     deaths: FloatArray | None = None
     #: The distinct history sets [R, n] of the reference (the positions each prediction averages).
