@@ -569,9 +569,13 @@ class Dependence:
             base = serial + param
             nu = np.where(year > 0, sigma_df * (1.0 + base / year) ** 2, np.inf)
             q = 0.5 + level / 2.0
-            mult = np.where(
-                np.isfinite(nu), (stats.t.ppf(q, np.minimum(nu, 1e9)) / stats.norm.ppf(q)) ** 2, 1.0
-            )
+            # the Student-t quantile only where there is a year part (t.ppf is costly per element)
+            mult = np.ones(np.shape(nu))
+            finite = np.isfinite(nu)
+            if finite.any():
+                mult[finite] = (
+                    stats.t.ppf(q, np.minimum(nu[finite], 1e9)) / stats.norm.ppf(q)
+                ) ** 2
         obs_out = (serial + year) * mult
         param_out = param * mult
         return (
