@@ -446,8 +446,8 @@ def sex_age_pop() -> pd.DataFrame:
 def test_esp2013_standardised_rates_on_ons_data(sex_age_pop: pd.DataFrame) -> None:
     from excessmort.standardise import european_standard_population
 
-    # The closed form below is the independence one: standardised rates do not use the dependence
-    # model yet (issue 21's model is for sums of counts), so compare with dependence=False.
+    # The closed form below is the independence one (dependence=False); the dependence model's
+    # weighted sums are tested in test_standardise.py.
     f = fit_frame(sex_age_pop, reference=REFERENCE, dependence=False)
     s = f.standardised("2020-03-01", "2020-10-09", by=["sex"]).set_index("sex")
     ages = ["<1", "1-14", "15-44", "45-64", "65-74", "75-84", "85+"]

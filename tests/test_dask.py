@@ -105,6 +105,23 @@ def split_fit(client, demo: pd.DataFrame) -> tuple[DaskFit, em.Fit]:
     return f.persist(), fit_memory(demo, reference=("2015-01-01", "2019-12-31"))
 
 
+def test_intervals_said_as_in_memory(demo):
+    """(First in the module, before the LocalCluster fixture becomes the default client.)
+    ``DaskFit.intervals``, its header line and the frames' ``attrs["intervals"]`` are the
+    in-memory fit's (Dask's local scheduler: no cluster, one region of the demo)."""
+    frame = demo[demo["region"] == demo["region"].iloc[0]].reset_index(drop=True)
+    ddf = dd.from_pandas(frame, npartitions=2, sort=False)
+    f, m = fit_memory(ddf, warmup=False), fit_memory(frame)
+    assert f.intervals == m.intervals and m.intervals["autocorrelation"]
+    line = dict(f._header())["intervals"]
+    assert line == dict(m._header())["intervals"] and line in f._repr_html_()
+    for d, p in ((f.by("sex"), m.by("sex")), (f, m)):
+        assert d.cumulative(2020).attrs == p.cumulative(2020).attrs
+    ind = fit_memory(ddf, warmup=False, dependence=False)
+    assert ind.intervals == fit_memory(frame, dependence=False).intervals
+    assert not ind.intervals["autocorrelation"]
+
+
 def test_fit_dispatches_to_dask(split_fit):
     f, _ = split_fit
     assert isinstance(f, DaskFit)

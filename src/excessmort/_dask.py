@@ -737,20 +737,36 @@ class DaskFitView:
         year = year_effect_from_sums(sums, meta, p.weeks)
         return dependence_from_sums(sums, year, meta, p.weeks)
 
+    def _attrs(
+        self, frame: pd.DataFrame, dep: Any = None, short: int | None = None
+    ) -> pd.DataFrame:
+        """``attrs["intervals"]`` and ``attrs["level"]`` as :class:`excessmort.Fit` sets them."""
+        info = dict(self._parent.intervals)
+        if dep is not None:
+            info["short_reference_rows"] = int(dep.short.sum())
+            info["year_effect_sd"] = float(np.sqrt(dep.year.sigma2))
+        elif short is not None:
+            info["short_reference_rows"] = short
+        frame.attrs["intervals"] = info
+        frame.attrs["level"] = self._parent.level
+        return frame
+
     def _weekly_frame(self, reduced: Partial) -> pd.DataFrame:
         keys, values, extra = reduced
         observed, mu, obs_var, param_var = values[:4]
         p = self._parent
+        dep = None
         if extra is not None:
-            obs_var, param_var = self._dependence(extra).weekly(obs_var, param_var, mu, p.weeks)
+            dep = self._dependence(extra)
+            obs_var, param_var = dep.weekly(obs_var, param_var, mu, p.weeks)
         arrays = excess_arrays(observed, mu, obs_var, param_var, p.level, p._prediction)
-        return _with_rates(weekly_frame(p.weeks, keys, arrays), values)
+        return self._attrs(_with_rates(weekly_frame(p.weeks, keys, arrays), values), dep)
 
     @property
     def weekly(self) -> pd.DataFrame:
         """As :attr:`excessmort.Fit.weekly` for sums of series (computed; one row per group and week)."""
         if self._by is None:
-            return self._parent.weekly.compute()
+            return self._attrs(self._parent.weekly.compute())
         return self._weekly_frame(self._reduce(None))
 
     def cumulative(self, start: Any = None, end: Any = None) -> pd.DataFrame:
@@ -766,25 +782,34 @@ class DaskFitView:
             results = p._run(p._each(lambda i: [(_cumulative, (start, end, year)), (_status, ())]))
             _warn(_merge_status([status for _, status in results]), p.baseline)
             frames = [frame for frame, _ in results if frame is not None]
+            short = [f.attrs.get("intervals", {}).get("short_reference_rows") for f in frames]
             out = pd.concat(frames, ignore_index=True)
-            return (
+            out = (
                 out.sort_values(p.strata, kind="stable").reset_index(drop=True) if p.strata else out
             )
+            info = frames[0].attrs.get("intervals", {}) if frames else {}
+            out = self._attrs(out, short=sum(short) if None not in short and short else None)
+            if "year_effect_sd" in info:  # the panel's year effect, the same in every partition
+                out.attrs["intervals"]["year_effect_sd"] = info["year_effect_sd"]
+            return out
         period = p._meta_fit.period(start, end)
         window = period.mask
         keys, values, extra = self._reduce(window)
         observed, mu, obs_var, param_var = values[:4]
+        dep = None
         if extra is not None:
             obs_w, mu_w, pw_w = extra[3]
             pv = np.zeros_like(mu_w)
             pv[:, -1] = param_var
-            obs_run, param_run, _ = self._dependence(extra).running(
+            dep = self._dependence(extra)
+            obs_run, param_run, _ = dep.running(
                 obs_w, mu_w, pv, p.weeks[window], p.level, param_weekly=pw_w
             )
             obs_var, param_var = obs_run[:, -1], param_run[:, -1]
         arrays = excess_arrays(observed, mu, obs_var, param_var, p.level, p._prediction)
-        return _with_rates(
-            cumulative_frame(keys, p.weeks, period.mask, arrays, period.label), values
+        return self._attrs(
+            _with_rates(cumulative_frame(keys, p.weeks, period.mask, arrays, period.label), values),
+            dep,
         )
 
     def __repr__(self) -> str:
@@ -1042,6 +1067,15 @@ class DaskFit:
             f"{self.weeks[0].date()}..{self.weeks[-1].date()}, reference {ref}>"
         )
 
+    @property
+    def intervals(self) -> dict[str, Any]:
+        """What the intervals contain, as :attr:`excessmort.Fit.intervals` (the same dict): rule,
+        parameter uncertainty, overdispersion, cross-series dependence, autocorrelation, year
+        effects, and a one-line ``text``."""
+        from .dependence import describe_interval
+
+        return describe_interval(self._meta_fit.result, self._plan.dependence)
+
     def _header(self) -> list[tuple[str, Any]]:
         """What is known without a pass over the data (showing the fit computes nothing)."""
         ref = self.reference
@@ -1063,6 +1097,7 @@ class DaskFit:
             ("weeks", f"{self.weeks[0].date()} to {self.weeks[-1].date()} ({len(self.weeks):,})"),
             ("reference", f"{ref[0].date()} to {ref[1].date()}" if ref else "none"),
             ("level", f"{self.level:.0%}"),
+            ("intervals", f"{self.intervals['rule']}: {self.intervals['text']}"),
             ("scheduler", scheduler or "Dask's local scheduler"),
             (
                 "fits",

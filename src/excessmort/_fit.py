@@ -576,18 +576,26 @@ class Fit:
         """The dependence model of this view's groups, or None when it is off."""
         if not self._dependence_on:
             return None
-        from .dependence import DependenceWarning, estimate_groups
+        from .dependence import (
+            DependenceWarning,
+            GroupSums,
+            dependence_from_sums,
+            year_effect_from_sums,
+        )
 
         groups, keys, include = self._grouping
         g = np.where(include, groups, -1)
+        # the groups' sums once, for their year effect and their serial model alike
+        sums = GroupSums.of(self.result, self.panel.deaths, self.weeks, g, len(keys))
         if self._by is None:
+            # the series' own groups: the panel's year effect (shared by every view) is theirs
+            if "year" not in self._shared:
+                self._shared["year"] = year_effect_from_sums(sums, self.result, self.weeks)
             year = self._year_effect
         else:
             # the year effect beyond each group's own serial model, pooled over the view's groups
-            from .dependence import estimate_year_effect
-
-            year = estimate_year_effect(self.result, self.panel.deaths, self.weeks, g, len(keys))
-        dep = estimate_groups(self.result, self.panel.deaths, g, len(keys), year, self.weeks)
+            year = year_effect_from_sums(sums, self.result, self.weeks)
+        dep = dependence_from_sums(sums, year, self.result, self.weeks)
         if dep.short.any():
             warnings.warn(
                 f"{int(dep.short.sum())} of {len(keys)} rows have too short a reference to estimate "

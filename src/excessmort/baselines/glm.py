@@ -38,6 +38,9 @@ class GLMResult(BaselineResult):
     independently, so variances of sums over series add.
     """
 
+    #: One fit per series: a group's variances are sums of its series' own.
+    additive_variance: ClassVar[bool] = True
+
     design: DesignMatrix | None = None
     coef: FloatArray | None = None
     cov_unscaled: FloatArray | None = None

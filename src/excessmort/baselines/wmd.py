@@ -75,6 +75,9 @@ class WMDResult(BaselineResult):
     weeks), an index of dispersion comparable with a quasi-Poisson phi (for display and checks).
     """
 
+    #: One fit per series: a group's variances are sums of its series' own.
+    additive_variance: ClassVar[bool] = True
+
     design: DesignMatrix | None = None
     coef: FloatArray | None = None  # [S, p]
     cov_patterns: FloatArray | None = None  # [K, p, p] (X'X)^-1 of each pattern of fitted weeks
