@@ -140,6 +140,8 @@ def measure(spec: dict[str, Any], *, fresh_process: bool) -> dict[str, Any]:
     }
     if "nonconverged" in checked:
         result["nonconverged"] = checked["nonconverged"]
+    if "output_bytes" in checked:
+        result["output_bytes"] = int(checked["output_bytes"])
     if "n_iter" in checked and np.size(checked["n_iter"]):
         n_iter = np.asarray(checked["n_iter"])
         result["mean_iter"] = float(np.mean(n_iter))

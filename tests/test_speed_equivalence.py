@@ -366,9 +366,7 @@ def test_cumulative_path_equals_previous_implementation(honest_fits) -> None:
         got = view.cumulative_path("2020-03", "2021-03")
         window = view.period("2020-03", "2021-03").mask
         observed, mu, obs_var, param_var = view._window_variances(window, running=True)
-    arrays = _previous_arrays(
-        observed, mu, obs_var, param_var, view.level, view.result.prediction
-    )
+    arrays = _previous_arrays(observed, mu, obs_var, param_var, view.level, view.result.prediction)
     keys = view._grouping[1]
     n_rows, n_weeks = mu.shape
     want = keys.iloc[np.repeat(np.arange(n_rows), n_weeks)].reset_index(drop=True)

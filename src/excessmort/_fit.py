@@ -1298,10 +1298,12 @@ class Fit:
         else:
             cv = DISPERSION_CV if check == "auto" else float(check)
             lo = DISPERSION_RANGE[0]
-            with np.errstate(invalid="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                fitted = np.where(self.result.fit_mask, self.panel.deaths, np.nan)
-                size = np.nanmean(fitted, axis=1)
+            # mean weekly count over the fitted weeks with a count (no [S, T] temporaries)
+            deaths = self.panel.deaths
+            valid = np.asarray(self.result.fit_mask, dtype=bool) & ~np.isnan(deaths)
+            total = np.add.reduce(deaths, axis=1, where=valid)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                size = total / np.count_nonzero(valid, axis=1)
             upper = ordinary_dispersion_upper(size, cv)
             rule = (
                 f"outside what the counts' size makes ordinary (below {lo:g}, or above "
