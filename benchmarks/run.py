@@ -340,11 +340,13 @@ def derive(rows: list[dict[str, Any]], dgemm: dict[int, float]) -> None:
                 r["mem_total_x"] = (r["peak_rss_bytes"] - r["rss_start_bytes"]) / timed
                 r["mem_call_x"] = (r["peak_rss_bytes"] - r["rss_call_bytes"]) / timed
                 if _finite(r.get("output_bytes")):
-                    # the result frame's own size, and the peak above it: the working memory
+                    # the result frame's own size, and the peak above it in a warm call (the
+                    # first call also loads the kernels): the working memory
                     r["mem_output_x"] = r["output_bytes"] / timed
-                    r["mem_work_x"] = (
-                        r["peak_rss_bytes"] - r["rss_call_bytes"] - r["output_bytes"]
-                    ) / timed
+                    peak, before = r.get("warm_peak_rss_bytes"), r.get("warm_rss_call_bytes")
+                    if not (_finite(peak) and _finite(before)):
+                        peak, before = r["peak_rss_bytes"], r["rss_call_bytes"]
+                    r["mem_work_x"] = (peak - before - r["output_bytes"]) / timed
         if _finite(r.get("output_bytes")):
             r["output_mb"] = r["output_bytes"] / 2**20
     # ratios: competitor time per series / excessmort's, same workload and panel size, most threads
