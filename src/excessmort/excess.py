@@ -9,6 +9,11 @@ The same formulas serve one series, an aggregate of series and a window of weeks
 the variances of the sum, which by default come from the residual-dependence model of
 :mod:`excessmort.dependence` (cross-series, serial and year effects; g' V g inflated to match), and
 with ``fit(..., dependence=False)`` from independence (sum phi mu + g' V g).
+
+Under the normal rule every column is written in one pass by the fused kernel
+:mod:`excessmort._kernels.intervals` (numpy twin beside it) into one buffer that the weekly frame
+adopts without copying; baselines with their own rule (EuroMOMO, ONS 2024, WMD, the producer's
+quantiles) go through their ``prediction``.
 """
 
 from __future__ import annotations
