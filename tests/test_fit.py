@@ -187,6 +187,19 @@ def test_unknown_baseline_lists_the_allowed() -> None:
         em.fit(frame, baseline="qp")
 
 
+def test_baseline_name_literal_and_fit_docstring_list_the_registry() -> None:
+    import re
+    import typing
+
+    from excessmort._typing import BaselineName
+    from excessmort.baselines import available
+
+    assert list(typing.get_args(BaselineName)) == available()
+    doc = em.fit.__doc__ or ""
+    section = doc[doc.index("baseline : ") : doc.index("reference : ")]
+    assert re.findall(r'``"(\w+)"``', section) == available()
+
+
 def test_unknown_stratum_in_by() -> None:
     frame, _ = simulate(2, 313, seed=1)  # a reference may not run past the data
     fit = em.fit(frame, reference=REF)

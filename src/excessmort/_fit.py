@@ -228,8 +228,10 @@ def fit(
     frame : DataFrame or path
         Long format, one row per series and week (see :func:`excessmort.read`).
     baseline : str or Baseline
-        ``"quasipoisson"`` (default), ``"poisson"``, ``"five_year_average"``, ``"euromomo"``,
-        ``"pooled"``, or a baseline object with options.
+        A registered name (:func:`excessmort.baselines.available`): ``"quasipoisson"``
+        (default), ``"poisson"``, ``"five_year_average"``, ``"euromomo"``, ``"pooled"``,
+        ``"farrington"``, ``"ons2024"``, ``"wmd"``, ``"negative_binomial"``; or a baseline class
+        or object with options.
     reference : (start, end)
         The reference period: the data every baseline rests on (inclusive; a bare year as ``end``
         means its 31 December). Default 2015-01-01 to 2019-12-31. The GLM baselines (and pooled,
