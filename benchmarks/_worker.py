@@ -111,10 +111,17 @@ def measure(spec: dict[str, Any], *, fresh_process: bool) -> dict[str, Any]:
     checked = prepared.check(out)
     del out
     warm: list[float] = []
-    for _ in range(int(spec.get("repeats", 0))):
+    warm_peak = warm_rss = float("nan")
+    for k in range(int(spec.get("repeats", 0))):
+        if k == 0:  # the peak of a warm call: no kernel loading, nothing compiled
+            gc.collect()
+            warm_rss = _rss_bytes()
+            warm_ok = _reset_peak()
         t1 = time.perf_counter()
         res = prepared.run()
         warm.append(time.perf_counter() - t1)
+        if k == 0 and warm_ok:
+            warm_peak = _peak_bytes()
         del res
     result: dict[str, Any] = {
         "status": "ok",
@@ -134,12 +141,16 @@ def measure(spec: dict[str, Any], *, fresh_process: bool) -> dict[str, Any]:
         "rss_call_bytes": rss_call,
         "peak_rss_bytes": peak if fresh_process else float("nan"),
         "peak_exact": peak_ok,
+        "warm_rss_call_bytes": warm_rss if fresh_process else float("nan"),
+        "warm_peak_rss_bytes": warm_peak if fresh_process else float("nan"),
         "note": prepared.note,
         "excessmort_file": sys.modules["excessmort"].__file__,
         "numba_threads": os.environ.get("NUMBA_NUM_THREADS", ""),
     }
     if "nonconverged" in checked:
         result["nonconverged"] = checked["nonconverged"]
+    if "output_bytes" in checked:
+        result["output_bytes"] = int(checked["output_bytes"])
     if "n_iter" in checked and np.size(checked["n_iter"]):
         n_iter = np.asarray(checked["n_iter"])
         result["mean_iter"] = float(np.mean(n_iter))

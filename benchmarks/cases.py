@@ -336,7 +336,11 @@ def prepare(
             )
             mu = weekly["expected"].to_numpy(dtype=np.float64).reshape(S, T)
             conv = np.asarray(f.result.converged, dtype=bool)
-            return _finish(mu[equal_idx], ~conv, np.asarray(f.result.n_iter))
+            out = _finish(mu[equal_idx], ~conv, np.asarray(f.result.n_iter))
+            # the weekly frame's own size (its columns adopt the fit's arrays): peak memory above
+            # it is the working memory of read, fit and intervals
+            out["output_bytes"] = int(weekly.memory_usage(index=True, deep=False).sum())
+            return out
 
         return Prepared(
             run,

@@ -73,7 +73,12 @@ def render(csv_path: Path = DOCS_CSV) -> str:
         gf = f"{gf} ({_num(r['pct_dgemm'], '.1f')} %)" if gf != "-" else "-"
         mem = _num(r["peak_rss_mb"], ".0f")
         mem_x = _num(r["mem_total_x"], ".1f")
-        mem = f"{mem} ({mem_x}x)" if mem != "-" and mem_x != "-" else mem
+        work, out_x = _num(r.get("mem_work_x", ""), ".1f"), _num(r.get("mem_output_x", ""), ".1f")
+        if mem != "-" and mem_x != "-" and work != "-":
+            # the result frame's own size, and the working memory above it
+            mem = f"{mem} ({mem_x}x: frame {out_x}x + work {work}x)"
+        elif mem != "-" and mem_x != "-":
+            mem = f"{mem} ({mem_x}x)"
         case = r["case"] + (f" [{r['stages']}]" if r.get("stages") else "")
         lines.append(
             f"| {r['workload']} | {case} | {_size(r)} | {r['threads']} | "

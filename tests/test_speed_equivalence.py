@@ -258,6 +258,144 @@ def test_off_weekday_found_on_the_grid_names_the_row() -> None:
     assert info.value.column == "week_ending"
 
 
+# ---------------------------------------------------------------- the fused interval kernel
+# The interval columns and the weekly frame as the code before the fused kernel built them (main
+# at 3faef84: ``excess_arrays`` in numpy, the frame from ``keys.iloc`` + inserted columns); the
+# fused kernel and the copy-free assembly must give the same frame to 1e-12, intervals honest
+# (dependence on, the default).
+
+
+def _previous_arrays(observed, mu, obs_var, param_var, level, prediction):
+    from scipy import stats
+
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se_log = np.sqrt(param_var) / mu
+        lower, upper, z_score = prediction(observed, mu, obs_var, param_var, level)
+        excess = observed - mu
+        return {
+            "observed": observed,
+            "expected": mu,
+            "expected_lower": mu * np.exp(-z * se_log),
+            "expected_upper": mu * np.exp(z * se_log),
+            "excess": excess,
+            "excess_lower": observed - upper,
+            "excess_upper": observed - lower,
+            "z_score": z_score,
+            "p_score": 100.0 * excess / mu,
+            "lower": lower,
+            "upper": upper,
+        }
+
+
+def _previous_weekly_frame(weeks, keys, arrays):
+    from excessmort._fit import WEEKLY_COLUMNS
+    from excessmort._frames import add_prediction, add_region_name, add_week_numbers
+
+    n_rows, n_weeks = len(keys), len(weeks)
+    out = keys.iloc[np.repeat(np.arange(n_rows), n_weeks)].reset_index(drop=True)
+    out["week_ending"] = np.tile(weeks.to_numpy(), n_rows)
+    for c in WEEKLY_COLUMNS:
+        out[c] = np.asarray(arrays[c]).reshape(-1)
+    add_prediction(out, arrays["lower"], arrays["upper"])
+    return add_week_numbers(add_region_name(out))
+
+
+def _previous_weekly(view) -> pd.DataFrame:
+    res = view.result
+    observed = view._sum(view.panel.deaths)
+    mu = view._sum(res.mu)
+    obs_var = view._sum(res.obs_variance())
+    param_var = view._masked_result_call("param_variance_weekly")
+    if view._dependence_on and (view._by is not None or res.shared_dispersion):
+        obs_var, param_var = view._dependence.weekly(obs_var, param_var, mu, view.weeks)
+    arrays = _previous_arrays(observed, mu, obs_var, param_var, view.level, res.prediction)
+    return _previous_weekly_frame(view.panel.weeks, view._grouping[1], arrays)
+
+
+def _assert_same_frame(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    """Same columns, dtypes and index; keys exactly, numbers to RTOL with NaN in the same places
+    (column by column: ``assert_frame_equal`` takes seconds on categoricals)."""
+    assert list(got.columns) == list(want.columns)
+    assert got.dtypes.to_dict() == want.dtypes.to_dict()
+    pd.testing.assert_index_equal(got.index, want.index)
+    for c in got.columns:
+        a, b = got[c], want[c]
+        if a.dtype.kind == "f":
+            x, y = a.to_numpy(), b.to_numpy()
+            np.testing.assert_array_equal(np.isnan(x), np.isnan(y), err_msg=c)
+            np.testing.assert_allclose(x, y, rtol=RTOL, atol=0, err_msg=c)
+        elif isinstance(a.dtype, pd.CategoricalDtype):
+            pd.testing.assert_index_equal(a.cat.categories, b.cat.categories)
+            np.testing.assert_array_equal(a.cat.codes.to_numpy(), b.cat.codes.to_numpy(), c)
+        else:
+            np.testing.assert_array_equal(a.to_numpy(), b.to_numpy(), err_msg=c)
+
+
+@pytest.fixture(scope="module")
+def honest_fits():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        syn = em.fit(synthetic_frame(), reference=("2014-01-01", "2018-12-31"))
+        demo = em.fit(em.demo_data())
+    return {"syn": syn, "demo": demo}
+
+
+@pytest.mark.parametrize(
+    "name,by",
+    [("syn", None), ("syn", ("sex",)), ("demo", None), ("demo", ("region",)), ("demo", ())],
+    ids=["syn", "syn_by_sex", "demo", "demo_by_region", "demo_total"],
+)
+def test_weekly_frame_equals_previous_implementation(honest_fits, name, by) -> None:
+    fit = honest_fits[name]
+    view = fit if by is None else fit.by(*by)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = view.weekly
+        want = _previous_weekly(view)
+    _assert_same_frame(got, want)
+
+
+def test_weekly_frame_adopts_the_arrays(honest_fits) -> None:
+    """No copies: expected is the fit's mu, the interval columns are rows of one kernel buffer,
+    strata are categoricals; copy-on-write keeps the fit safe from edits of the frame."""
+    fit = honest_fits["syn"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w = fit.weekly
+    mu = fit.result.mu
+    assert np.shares_memory(w["expected"].to_numpy(), mu)
+    assert np.shares_memory(w["observed"].to_numpy(), fit.panel.deaths)
+    buf = w["excess_lower"].to_numpy()
+    for c in ("expected_lower", "z_score", "p_score", "ratio_upper", "prediction_upper"):
+        assert np.shares_memory(w[c].to_numpy(), buf.base if buf.base is not None else buf), c
+    assert isinstance(w["area"].dtype, pd.CategoricalDtype)
+    before = mu[0, 0]
+    w.loc[0, "expected"] = -1.0
+    assert mu[0, 0] == before
+
+
+def test_cumulative_path_equals_previous_implementation(honest_fits) -> None:
+    from excessmort._fit import CUMULATIVE_COLUMNS
+    from excessmort._frames import add_region_name, add_week_numbers
+
+    view = honest_fits["demo"].by("region")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = view.cumulative_path("2020-03", "2021-03")
+        window = view.period("2020-03", "2021-03").mask
+        observed, mu, obs_var, param_var = view._window_variances(window, running=True)
+    arrays = _previous_arrays(observed, mu, obs_var, param_var, view.level, view.result.prediction)
+    keys = view._grouping[1]
+    n_rows, n_weeks = mu.shape
+    want = keys.iloc[np.repeat(np.arange(n_rows), n_weeks)].reset_index(drop=True)
+    want["week_ending"] = np.tile(view.weeks[window].to_numpy(), n_rows)
+    for c in (*CUMULATIVE_COLUMNS, "p_score"):
+        want[c] = np.asarray(arrays[c]).reshape(-1)
+    want = add_week_numbers(add_region_name(want))
+    _assert_same_frame(got.reset_index(drop=True), want)
+
+
 if __name__ == "__main__":
     if "--overwrite" not in sys.argv:
         raise SystemExit("usage: python tests/test_speed_equivalence.py --overwrite")

@@ -10,7 +10,6 @@ A fixed range of [0.2, 10] would flag every English region.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,11 +46,12 @@ def ordinary_dispersion_upper(mean_count: Any, cv: float = DISPERSION_CV) -> np.
 
 
 def mean_fitted_count(deaths: np.ndarray, fit_mask: np.ndarray) -> np.ndarray:
-    """Mean weekly count [S] over the weeks each series was fitted on (NaN: none)."""
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        fitted = np.where(fit_mask, deaths, np.nan)
-        return np.asarray(np.nanmean(fitted, axis=1), dtype=float)
+    """Mean weekly count [S] over the weeks each series was fitted on (NaN: none); no [S, T]
+    temporaries besides the mask of counted weeks."""
+    valid = np.asarray(fit_mask, dtype=bool) & ~np.isnan(deaths)
+    total = np.add.reduce(deaths, axis=1, where=valid)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(total / np.count_nonzero(valid, axis=1), dtype=float)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ._dispersion import judge_dispersion, mean_fitted_count
-from ._frames import add_prediction, add_region_name, add_week_numbers
+from ._frames import add_region_name
 from ._rates import add_rates
 from ._typing import Engine, IntArray
 from .baselines import Baseline, BaselineResult, get_baseline
@@ -46,17 +46,78 @@ WEEKLY_COLUMNS = (
 CUMULATIVE_COLUMNS = ("observed", "expected", "excess", "excess_lower", "excess_upper")
 
 
+def repeated_keys(keys: pd.DataFrame, n_weeks: int) -> dict[str, Any]:
+    """The columns of ``keys`` (with ``region_name`` after ``region``), each row repeated
+    ``n_weeks`` times: categorical strata through their integer codes
+    (``Categorical.from_codes``), never through the objects."""
+    named = add_region_name(keys.copy())
+    out: dict[str, Any] = {}
+    for c in named.columns:
+        col = named[c]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            codes = np.repeat(col.cat.codes.to_numpy(), n_weeks)
+            out[c] = pd.Categorical.from_codes(codes, dtype=col.dtype)
+        else:
+            out[c] = col.array.take(np.repeat(np.arange(len(col)), n_weeks))
+    return out
+
+
+def week_table(weeks: pd.DatetimeIndex, n_rows: int) -> dict[str, np.ndarray]:
+    """``week_ending`` and its week numbers (:func:`excessmort.periods.week_columns`, computed on
+    the T weeks once) for ``n_rows`` rows of T weeks each."""
+    from .periods import week_columns
+
+    out = {"week_ending": np.tile(weeks.to_numpy(), n_rows)}
+    for name, values in week_columns(weeks).items():
+        out[name] = np.tile(values, n_rows)
+    return out
+
+
+#: The interval columns of the weekly frame, in order, and the arrays they come from.
+_WEEKLY_FROM = (
+    ("observed", "observed"),
+    ("expected", "expected"),
+    ("expected_lower", "expected_lower"),
+    ("expected_upper", "expected_upper"),
+    ("prediction_lower", "lower"),
+    ("prediction_upper", "upper"),
+    ("excess", "excess"),
+    ("excess_lower", "excess_lower"),
+    ("excess_upper", "excess_upper"),
+    ("z_score", "z_score"),
+    ("p_score", "p_score"),
+    ("ratio", "ratio"),
+    ("ratio_lower", "ratio_lower"),
+    ("ratio_upper", "ratio_upper"),
+)
+
+
 def weekly_frame(
     weeks: pd.DatetimeIndex, keys: pd.DataFrame, arrays: dict[str, np.ndarray]
 ) -> pd.DataFrame:
-    """The weekly frame of rows ``keys`` from the arrays of :func:`excessmort.excess.excess_arrays`."""
-    n_rows, n_weeks = len(keys), len(weeks)
-    out = keys.iloc[np.repeat(np.arange(n_rows), n_weeks)].reset_index(drop=True)
-    out["week_ending"] = np.tile(weeks.to_numpy(), n_rows)
-    for c in WEEKLY_COLUMNS:
-        out[c] = np.asarray(arrays[c]).reshape(-1)
-    add_prediction(out, arrays["lower"], arrays["upper"])
-    return add_week_numbers(add_region_name(out))
+    """The weekly frame of rows ``keys`` from the arrays of :func:`excessmort.excess.excess_arrays`.
+
+    Assembled without copying the numbers: every interval column adopts its array (a row of the
+    fused kernel's buffer, or the panel's own observed and expected) as a flat view; strata are
+    categoricals from repeated codes. The frame writes into those arrays if edited in place: a
+    caller that keeps using them hands out ``frame.copy(deep=False)`` and keeps the frame alive
+    (pandas' copy-on-write then copies an edited column instead).
+    """
+    n_rows = len(keys)
+    cols: dict[str, Any] = repeated_keys(keys, len(weeks))
+    cols.update(week_table(weeks, n_rows))
+    for name, src in _WEEKLY_FROM:
+        values = arrays.get(src)
+        if values is None and src.startswith("ratio"):
+            from .excess import ratio_columns
+
+            ratio = ratio_columns(
+                arrays["observed"], arrays["expected"], arrays["lower"], arrays["upper"]
+            )
+            arrays = {**arrays, "ratio": ratio[0], "ratio_lower": ratio[1], "ratio_upper": ratio[2]}
+            values = arrays[src]
+        cols[name] = np.asarray(values, dtype=np.float64).reshape(-1)
+    return pd.DataFrame(cols, copy=False)
 
 
 def cumulative_frame(
@@ -77,6 +138,18 @@ def cumulative_frame(
         out[c] = arrays[c]
     out["p_score"] = arrays["p_score"]
     return out
+
+
+def _per_series_glm(res: BaselineResult) -> bool:
+    """A per-series GLM result with the default variances (phi mu; phi mu^2 x' (X'WX)^-1 x)."""
+    from .baselines.glm import GLMResult
+
+    cls = type(res)
+    return (
+        isinstance(res, GLMResult)
+        and cls.obs_variance is BaselineResult.obs_variance
+        and cls.param_variance_weekly is GLMResult.param_variance_weekly
+    )
 
 
 def _as_tidy(frame: Any, keep_wales: bool | None = None) -> pd.DataFrame:
@@ -639,13 +712,30 @@ class Fit:
     @cached_property
     def _weekly_arrays(self) -> dict[str, np.ndarray]:
         res = self.result
+        if self._by is None and _per_series_glm(res):
+            # phi mu and phi mu^2 q are formed inside the fused kernel, never as [S, T] arrays
+            phi = np.asarray(res.dispersion, dtype=np.float64)
+            return excess_arrays(
+                self.panel.deaths,
+                res.mu,
+                res.mu,
+                res.q,  # type: ignore[attr-defined]
+                self.level,
+                res.prediction,
+                obs_scale=phi,
+                param_scale=phi,
+                param_mu2=True,
+                engine=self._engine,
+            )
         observed = self._sum(self.panel.deaths)
         mu = self._sum(res.mu)
         obs_var = self._sum(res.obs_variance())
         param_var = self._masked_result_call("param_variance_weekly")
         if self._dependence_on and (self._by is not None or res.shared_dispersion):
             obs_var, param_var = self._dependence.weekly(obs_var, param_var, mu, self.weeks)
-        return excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
+        return excess_arrays(
+            observed, mu, obs_var, param_var, self.level, res.prediction, engine=self._engine
+        )
 
     @cached_property
     def weekly(self) -> pd.DataFrame:
@@ -672,10 +762,14 @@ class Fit:
         arrays = self._weekly_arrays
         _, keys, _ = self._grouping
         self._warn_missing(arrays["expected"], arrays["observed"])
+        # The frame adopts the fit's arrays (mu, the deaths, the kernel's buffer) without copying;
+        # the base frame kept here makes pandas' copy-on-write see them as shared, so an edit of
+        # the returned frame copies the column it edits and never writes into the fit.
         frame = weekly_frame(self.panel.weeks, keys, arrays)
         if self.panel.exposure is not None:  # rates per 100,000 (issue 17 item 8)
             add_rates(frame, self._sum(self.panel.exposure))
-        return self._attrs(frame)
+        self._weekly_base = frame
+        return self._attrs(frame.copy(deep=False))
 
     def _window_variances(
         self, window: np.ndarray, running: bool
@@ -848,7 +942,9 @@ class Fit:
         window = period.mask
         res = self.result
         observed, mu, obs_var, param_var = self._window_variances(window, running=False)
-        arrays = excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
+        arrays = excess_arrays(
+            observed, mu, obs_var, param_var, self.level, res.prediction, engine=self._engine
+        )
         _, keys, _ = self._grouping
         self._warn_missing(
             self._sum(res.mu[:, window]), self._sum(self.panel.deaths[:, window]), window=window
@@ -886,14 +982,16 @@ class Fit:
         window = self.period(start, end).mask
         res = self.result
         observed, mu, obs_var, param_var = self._window_variances(window, running=True)
-        arrays = excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
+        arrays = excess_arrays(
+            observed, mu, obs_var, param_var, self.level, res.prediction, engine=self._engine
+        )
         _, keys, _ = self._grouping
         n_rows, n_weeks = mu.shape
-        out = keys.iloc[np.repeat(np.arange(n_rows), n_weeks)].reset_index(drop=True)
-        out["week_ending"] = np.tile(self.weeks[window].to_numpy(), n_rows)
+        cols: dict[str, Any] = repeated_keys(keys, n_weeks)
+        cols.update(week_table(self.weeks[window], n_rows))
         for c in (*CUMULATIVE_COLUMNS, "p_score"):
-            out[c] = np.asarray(arrays[c]).reshape(-1)
-        return self._attrs(add_week_numbers(add_region_name(out)))
+            cols[c] = np.asarray(arrays[c], dtype=np.float64).reshape(-1)
+        return self._attrs(pd.DataFrame(cols, copy=False))
 
     def totals(
         self,

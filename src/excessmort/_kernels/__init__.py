@@ -24,6 +24,7 @@ from ._jit import HAVE_NUMBA
 __all__ = [
     "BASELINE_KERNELS",
     "farrington_glm",
+    "interval_columns",
     "irls_poisson",
     "ons_kernels",
     "quad_form_rows",
@@ -266,6 +267,41 @@ def farrington_glm(
     out = np.empty((n_series, len(w["kpos"]), N_OUT))
     kernel = farrington_batched_serial if _serial_needed() else farrington_batched
     kernel(*args, int(w["n_max"]), *opts, out)
+    return out
+
+
+def interval_columns(
+    observed: FloatArray,
+    mu: FloatArray,
+    obs_var: FloatArray,
+    param_var: FloatArray,
+    z: float,
+    *,
+    obs_scale: FloatArray | None = None,
+    param_scale: FloatArray | None = None,
+    param_mu2: bool = False,
+    engine: Engine = "auto",
+) -> FloatArray:
+    """Every interval column of [G, T] rows in one pass: [N_COLUMNS, G * T] (see
+    :mod:`._kernels.intervals`); ``obs_scale``/``param_scale`` [G] default to 1."""
+    observed, mu, obs_var, param_var = (_f64(a) for a in (observed, mu, obs_var, param_var))
+    n_rows = mu.shape[0]
+    ones = np.ones(n_rows)
+    obs_scale = ones if obs_scale is None else _f64(obs_scale)
+    param_scale = ones if param_scale is None else _f64(param_scale)
+    if resolve_engine(engine) == "numpy":
+        from .intervals_ref import interval_columns_ref
+
+        return interval_columns_ref(
+            observed, mu, obs_var, obs_scale, param_var, param_scale, param_mu2, float(z)
+        )
+    from .intervals import N_COLUMNS, interval_columns_serial
+    from .intervals import interval_columns as kernel
+
+    out = np.empty((N_COLUMNS, mu.size))
+    (interval_columns_serial if _serial_needed() else kernel)(
+        observed, mu, obs_var, obs_scale, param_var, param_scale, bool(param_mu2), float(z), out
+    )
     return out
 
 
