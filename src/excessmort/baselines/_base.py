@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from .. import _stats as stats
 
 from .._typing import BoolArray, FloatArray, IntArray
 
