@@ -79,7 +79,11 @@ def _children_cpu() -> float:
 
 
 def _once(
-    cache_dir: str, src: Path | None, month: str | None, timeout: float, cpu: list[float] | None = None
+    cache_dir: str,
+    src: Path | None,
+    month: str | None,
+    timeout: float,
+    cpu: list[float] | None = None,
 ) -> tuple[float, int, str]:
     out = tempfile.mkdtemp(prefix="em-bench-run-")
     cmd = [sys.executable, "-m", "excessmort", "run", "--out", out]

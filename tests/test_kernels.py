@@ -171,7 +171,11 @@ def test_small_panels_run_the_serial_drivers_with_the_same_bits(monkeypatch) -> 
     v_serial = running_variance(s, rho, a, phi, engine="numba")
     calls = _kernels.first_call_seconds()
     if _kernels.HAVE_NUMBA and os.environ.get("NUMBA_DISABLE_JIT") != "1":
-        for name in ("irls_poisson_batched_serial", "quad_form_rows_serial", "running_variance_serial"):
+        for name in (
+            "irls_poisson_batched_serial",
+            "quad_form_rows_serial",
+            "running_variance_serial",
+        ):
             assert name in calls and calls[name] >= 0.0
     monkeypatch.setattr(_kernels, "PARALLEL_MIN_SERIES", 0)
     parallel = irls_poisson(X, Y, off, ref, engine="numba")

@@ -79,16 +79,16 @@ def test_light_distribution_functions_equal_scipy_stats_bit_for_bit() -> None:
     assert np.ndim(_stats.t.ppf(0.975, 10.0)) == 0
 
 
-_KERNEL = '''
+_KERNEL = """
 from excessmort._kernels._jit import jit, CACHE
 
 @jit
 def axpy(a, x, y):
     for i in range(x.shape[0]):
         y[i] += a * x[i]
-'''
+"""
 
-_CALL = '''
+_CALL = """
 import json, sys
 import numpy as np
 sys.path.insert(0, {folder!r})
@@ -100,7 +100,7 @@ k.axpy(2.0, np.arange(3.0), y)
 print(json.dumps({{"before": before, "hits": sum(k.axpy.stats.cache_hits.values()),
                   "misses": sum(k.axpy.stats.cache_misses.values()), "y": y.tolist(),
                   "cache": k.CACHE}}))
-'''
+"""
 
 
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="no JIT, no cache")

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from . import _stats as stats
 
+from . import _stats as stats
 from ._typing import FloatArray
 
 __all__ = ["excess_arrays", "validate_level"]
