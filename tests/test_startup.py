@@ -104,12 +104,20 @@ print(json.dumps({{"before": before, "hits": sum(k.axpy.stats.cache_hits.values(
 
 
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="no JIT, no cache")
-def test_numba_cache_is_written_then_read_by_the_next_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["NUMBA_CACHE_DIR", "beside the source"])
+def test_numba_cache_is_written_then_read_by_the_next_process(tmp_path: Path, where: str) -> None:
     """The package's decorator caches: a first process compiles and writes numba's cache, a second
-    one loads it (a hit, no compile), and compiled_on_disk tells the two apart beforehand."""
+    one loads it (a hit, no compile), and compiled_on_disk tells the two apart beforehand. Both
+    places numba uses: a shared NUMBA_CACHE_DIR, and __pycache__ beside the module (an editable
+    install's source tree, or site-packages when it is writable)."""
     (tmp_path / "tiny_kernel.py").write_text(textwrap.dedent(_KERNEL))
-    cache = tmp_path / "numba-cache"
-    env = {**os.environ, "PYTHONPATH": str(SRC), "NUMBA_CACHE_DIR": str(cache)}
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    if where == "NUMBA_CACHE_DIR":
+        cache = tmp_path / "numba-cache"
+        env["NUMBA_CACHE_DIR"] = str(cache)
+    else:
+        cache = tmp_path / "__pycache__"
+        env.pop("NUMBA_CACHE_DIR", None)
     env.pop("EXCESSMORT_NUMBA_CACHE", None)
     env.pop("NUMBA_DISABLE_JIT", None)
     runs = []
