@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 
 from ._fit import (
-    DISPERSION_RANGE,
     Fit,
     _check_reference,
     cumulative_frame,
@@ -512,17 +511,28 @@ def _merge_years(parts: Sequence[Any]) -> Any:
 def _status(fit: Fit | None) -> dict[str, Any]:
     """Counts and first labels of non-converged series and of implausible dispersion."""
     if fit is None:
-        return {"n": 0, "bad": [], "n_bad": 0, "odd": [], "n_odd": 0}
+        return {"n": 0, "bad": [], "n_bad": 0, "odd": [], "n_odd": 0, "rule": ""}
+    from ._dispersion import judge_dispersion, mean_fitted_count
+
     bad = np.flatnonzero(~fit.result.converged)
     phi = fit.result.dispersion_raw
-    lo, hi = DISPERSION_RANGE
-    odd = np.flatnonzero(np.isfinite(phi) & ((phi < lo) | (phi > hi)))
+    # the in-memory fit's rule (each series judged on its own counts, so partitions agree)
+    judged = judge_dispersion(
+        phi, mean_fitted_count(fit.panel.deaths, fit.result.fit_mask), fit._dispersion_check
+    )
+    odd = np.flatnonzero(judged.odd) if judged is not None else np.zeros(0, dtype=np.int64)
     return {
         "n": fit.panel.n_series,
         "n_bad": int(bad.size),
         "bad": [fit.panel.label(s) for s in bad[:10]],
         "n_odd": int(odd.size),
-        "odd": [f"{fit.panel.label(s)} (phi={phi[s]:.3g})" for s in odd[:10]],
+        "odd": [
+            f"{fit.panel.label(s)} (phi={phi[s]:.3g}, ordinary up to {judged.upper[s]:.3g})"
+            for s in odd[:10]
+        ]
+        if judged is not None
+        else [],
+        "rule": judged.rule if judged is not None else "",
     }
 
 
@@ -539,9 +549,11 @@ def _warn(status: dict[str, Any], baseline: str) -> None:
         )
     n_odd, odd = status["n_odd"], status["odd"]
     if n_odd:
-        lo, hi = DISPERSION_RANGE
         warnings.warn(
-            f"implausible dispersion outside [{lo}, {hi}] in {n_odd} series: {'; '.join(odd)}",
+            f"implausible dispersion {status.get('rule', '')} in {n_odd} series: "
+            f"{'; '.join(odd)}"
+            + (f"; and {n_odd - len(odd)} more" if n_odd > len(odd) else "")
+            + ". Check for a structural break or strata that mix different populations",
             DispersionWarning,
             stacklevel=3,
         )
@@ -577,6 +589,9 @@ def _partial(
             view._sum(np.sum(res.obs_variance()[:, window], axis=1)),
             view._masked_result_call("param_variance_window", window),
         ]
+    exposure = fit.panel.exposure
+    if exposure is not None:  # the population of each sum (for the rates per 100,000)
+        parts.append(view._sum(exposure if window is None else exposure[:, window].mean(axis=1)))
     keys = keys.copy()
     for col in by:
         keys[col] = keys[col].astype(plan.categories[col])
@@ -599,6 +614,15 @@ def _partial(
             )
         extra = (weekly, per_group, sums.resid_weeks, win)
     return keys, np.stack(parts), extra
+
+
+def _with_rates(frame: pd.DataFrame, values: np.ndarray) -> pd.DataFrame:
+    """The rates per 100,000 of :attr:`Fit.weekly` when the partials carry a population row."""
+    if values.shape[0] > 4:
+        from ._rates import add_rates
+
+        add_rates(frame, values[4])
+    return frame
 
 
 def _merge(partials: Sequence[Partial | None]) -> Partial | None:
@@ -641,6 +665,7 @@ def _merge_status(statuses: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "bad": [b for s in statuses for b in s["bad"]][:10],
         "n_odd": sum(s["n_odd"] for s in statuses),
         "odd": [b for s in statuses for b in s["odd"]][:10],
+        "rule": next((s["rule"] for s in statuses if s.get("rule")), ""),
     }
 
 
@@ -713,12 +738,13 @@ class DaskFitView:
         return dependence_from_sums(sums, year, meta, p.weeks)
 
     def _weekly_frame(self, reduced: Partial) -> pd.DataFrame:
-        keys, (observed, mu, obs_var, param_var), extra = reduced
+        keys, values, extra = reduced
+        observed, mu, obs_var, param_var = values[:4]
         p = self._parent
         if extra is not None:
             obs_var, param_var = self._dependence(extra).weekly(obs_var, param_var, mu, p.weeks)
         arrays = excess_arrays(observed, mu, obs_var, param_var, p.level, p._prediction)
-        return weekly_frame(p.weeks, keys, arrays)
+        return _with_rates(weekly_frame(p.weeks, keys, arrays), values)
 
     @property
     def weekly(self) -> pd.DataFrame:
@@ -746,7 +772,8 @@ class DaskFitView:
             )
         period = p._meta_fit.period(start, end)
         window = period.mask
-        keys, (observed, mu, obs_var, param_var), extra = self._reduce(window)
+        keys, values, extra = self._reduce(window)
+        observed, mu, obs_var, param_var = values[:4]
         if extra is not None:
             obs_w, mu_w, pw_w = extra[3]
             pv = np.zeros_like(mu_w)
@@ -756,7 +783,9 @@ class DaskFitView:
             )
             obs_var, param_var = obs_run[:, -1], param_run[:, -1]
         arrays = excess_arrays(observed, mu, obs_var, param_var, p.level, p._prediction)
-        return cumulative_frame(keys, p.weeks, period.mask, arrays, period.label)
+        return _with_rates(
+            cumulative_frame(keys, p.weeks, period.mask, arrays, period.label), values
+        )
 
     def __repr__(self) -> str:
         view = ", ".join(self._by) if self._by else "total"

@@ -139,20 +139,12 @@ def rates(
     fit: Fit, start: Any = None, end: Any = None, *, per: float = 100_000, **period: Any
 ) -> pd.DataFrame:
     """Crude rates of :meth:`Fit.cumulative` per ``per`` of the mean population (see the module)."""
+    from ._rates import add_rates
+
     exposure = _needs_population(fit)
     p = fit.period(start, end, **period)
-    cum = fit.cumulative(start, end, **period)
-    pop = fit._sum(exposure[:, p.mask].mean(axis=1))
-    cum.insert(cum.columns.get_loc("n_weeks") + 1, "population", pop)
-    for col, name in (
-        ("observed", "observed_rate"),
-        ("expected", "expected_rate"),
-        ("excess", "excess_rate"),
-        ("excess_lower", "excess_rate_lower"),
-        ("excess_upper", "excess_rate_upper"),
-    ):
-        cum[name] = per * cum[col].to_numpy(dtype=float) / pop
-    return cum
+    cum = fit.cumulative(start, end, **period)  # carries the rates per 100,000 already
+    return add_rates(cum, fit._sum(exposure[:, p.mask].mean(axis=1)), per=per)
 
 
 def standardised(

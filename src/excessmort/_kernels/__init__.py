@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ __all__ = [
     "farrington_glm",
     "first_call_seconds",
     "irls_poisson",
+    "ons_kernels",
     "quad_form_rows",
     "resolve_engine",
     "running_variance",
@@ -332,6 +334,21 @@ def farrington_glm(
     kernel = farrington_batched_serial if _serial_needed() else farrington_batched
     kernel(*args, int(w["n_max"]), *opts, out)
     return out
+
+
+def ons_kernels(engine: Engine | str = "auto") -> Any:
+    """The batched ONS 2024 refits' kernels: :mod:`.ons` (numba) or its numpy twin :mod:`.ons_ref`."""
+    if resolve_engine(engine) == "numpy":
+        from . import ons_ref
+
+        return ons_ref
+    from . import ons
+
+    if _serial_needed():
+        return SimpleNamespace(
+            start=ons.start_serial, normal_eq=ons.normal_eq_serial, update=ons.update_serial
+        )
+    return ons
 
 
 #: The kernels each baseline runs (by registry name); the rest are compiled only when used.
