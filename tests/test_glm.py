@@ -117,11 +117,13 @@ def test_engines_agree_to_1e10() -> None:
     np.testing.assert_array_equal(ta.converged, tb.converged)
 
 
-def test_numba_results_do_not_depend_on_thread_count() -> None:
+def test_numba_results_do_not_depend_on_thread_count(monkeypatch) -> None:
     import numba
 
+    from excessmort import _kernels
     from excessmort._kernels import irls_poisson, quad_form_rows
 
+    monkeypatch.setattr(_kernels, "PARALLEL_MIN_SERIES", 0)  # the parallel drivers, at 64 series
     frame, _ = simulate(64, 300, seed=3, phi=1.3)
     panel = em.fit(frame, reference=REF).panel
     X = build_design(panel.weeks).X

@@ -153,3 +153,33 @@ def test_kernels_without_jit() -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout
+
+
+def test_small_panels_run_the_serial_drivers_with_the_same_bits(monkeypatch) -> None:
+    """Below PARALLEL_MIN_SERIES the serial drivers run (a first run compiles only those); they give
+    the parallel drivers' results bit for bit, and each kernel's first call is recorded."""
+    from excessmort import _kernels
+    from excessmort._kernels import running_variance
+
+    X, Y, off, ref = _awkward()
+    rng = np.random.default_rng(5)
+    s, rho = rng.uniform(1, 3, (Y.shape[0], 40)), rng.uniform(0, 0.3, (Y.shape[0], 3))
+    a, phi = rng.uniform(0, 0.2, Y.shape[0]), rng.uniform(0.2, 0.9, Y.shape[0])
+    assert Y.shape[0] < _kernels.PARALLEL_MIN_SERIES
+    serial = irls_poisson(X, Y, off, ref, engine="numba")
+    q_serial = quad_form_rows(X, serial["cov"], engine="numba")
+    v_serial = running_variance(s, rho, a, phi, engine="numba")
+    calls = _kernels.first_call_seconds()
+    if _kernels.HAVE_NUMBA and os.environ.get("NUMBA_DISABLE_JIT") != "1":
+        for name in (
+            "irls_poisson_batched_serial",
+            "quad_form_rows_serial",
+            "running_variance_serial",
+        ):
+            assert name in calls and calls[name] >= 0.0
+    monkeypatch.setattr(_kernels, "PARALLEL_MIN_SERIES", 0)
+    parallel = irls_poisson(X, Y, off, ref, engine="numba")
+    for key in serial:
+        np.testing.assert_array_equal(serial[key], parallel[key])
+    np.testing.assert_array_equal(q_serial, quad_form_rows(X, parallel["cov"], engine="numba"))
+    np.testing.assert_array_equal(v_serial, running_variance(s, rho, a, phi, engine="numba"))

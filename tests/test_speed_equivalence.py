@@ -310,7 +310,12 @@ def _previous_weekly(view) -> pd.DataFrame:
     if view._dependence_on and (view._by is not None or res.shared_dispersion):
         obs_var, param_var = view._dependence.weekly(obs_var, param_var, mu, view.weeks)
     arrays = _previous_arrays(observed, mu, obs_var, param_var, view.level, res.prediction)
-    return _previous_weekly_frame(view.panel.weeks, view._grouping[1], arrays)
+    out = _previous_weekly_frame(view.panel.weeks, view._grouping[1], arrays)
+    if view.panel.exposure is not None:  # the rates per 100,000 (issue 17) after the columns
+        from excessmort._rates import add_rates
+
+        add_rates(out, view._sum(view.panel.exposure))
+    return out
 
 
 def _assert_same_frame(got: pd.DataFrame, want: pd.DataFrame) -> None:

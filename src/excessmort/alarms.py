@@ -259,9 +259,14 @@ def alarms(
     return Alarms(weekly=weekly, periods=periods, k=float(k), h=limit, reset=bool(reset))
 
 
-def release_alarms(fit: Fit, start: Any, end: Any) -> dict[str, dict[str, pd.DataFrame]]:
+def release_alarms(
+    fit: Fit, start: Any, end: Any, *, views: tuple[Fit, Fit] | None = None
+) -> dict[str, dict[str, pd.DataFrame]]:
     """The alarms a regional release shows: for every region (all its series summed) and England,
     the weekly bands and CUSUM and the detected excess periods over [start, end].
+
+    ``views``: ``(fit.by("region"), fit.by())`` when the caller holds them already (their weekly
+    figures are then not computed again).
 
     Returns
     -------
@@ -270,7 +275,7 @@ def release_alarms(fit: Fit, start: Any, end: Any) -> dict[str, dict[str, pd.Dat
         are :class:`Alarms`' with the ``region`` column.
     """
     out: dict[str, dict[str, pd.DataFrame]] = {}
-    for view in (fit.by("region"), fit.by()):
+    for view in views if views is not None else (fit.by("region"), fit.by()):
         a = view.alarms(start=start, end=end)
         for code, part in a.weekly.groupby("region", observed=True, sort=False):
             periods = a.periods[a.periods["region"].astype(str) == str(code)]

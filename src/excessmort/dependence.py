@@ -49,8 +49,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import stats
 
+from . import _stats as stats
 from ._typing import BoolArray, FloatArray, IntArray
 
 if TYPE_CHECKING:

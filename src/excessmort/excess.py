@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy import stats
 
+from . import _stats as stats
 from ._typing import FloatArray
 
 __all__ = ["excess_arrays", "ratio_columns", "validate_level"]

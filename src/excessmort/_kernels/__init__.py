@@ -6,6 +6,13 @@ exactly one signature per kernel is compiled and cached.
 
 Thread safety: when called from a thread of a ``ThreadPoolExecutor`` (a Dask threaded worker, say)
 while numba's threading layer is ``workqueue``, which is not thread-safe, the serial kernels are used.
+
+Small panels (fewer than :data:`PARALLEL_MIN_SERIES` series) also run the serial drivers: threads save
+milliseconds there, and a first run on a fresh machine then compiles only the serial driver of each
+kernel it calls (the parallel drivers cost about 60% more compile time). Both drivers run the same
+per-series code, so the results are the same bits. Compilation is lazy and per kernel: the first
+call of a kernel that numba's cache does not hold says so once per process
+("compiling kernels (first run only)...") and logs what it compiled and how long it took.
 """
 
 from __future__ import annotations
@@ -19,11 +26,13 @@ from typing import Any
 import numpy as np
 
 from .._typing import BoolArray, Engine, FloatArray
-from ._jit import HAVE_NUMBA
+from ._jit import HAVE_NUMBA, compiled_on_disk
 
 __all__ = [
     "BASELINE_KERNELS",
+    "PARALLEL_MIN_SERIES",
     "farrington_glm",
+    "first_call_seconds",
     "interval_columns",
     "irls_poisson",
     "ons_kernels",
@@ -68,6 +77,66 @@ def _serial_needed() -> bool:
     except (ValueError, ImportError):  # layer not chosen yet: be safe off the main thread
         return True
     return layer == "workqueue"
+
+
+#: Panels with fewer series than this run the serial drivers (see the module docstring).
+PARALLEL_MIN_SERIES = 256
+
+_first_calls: dict[str, float] = {}
+_announced = False
+COMPILE_NOTICE = "compiling kernels (first run only)..."
+
+
+def _pick(parallel: Any, serial: Any, n_series: int) -> Any:
+    """The driver to run for ``n_series`` series from this thread."""
+    if n_series < PARALLEL_MIN_SERIES or _serial_needed():
+        return serial
+    return parallel
+
+
+def _announce() -> None:
+    """Say once per process that kernels are being compiled: at INFO on the ``excessmort`` logger
+    (the command line shows it), and on standard error when nobody listens to that logger but a
+    person can see the output (a terminal or a notebook, :mod:`excessmort._progress`)."""
+    global _announced
+    if _announced:
+        return
+    _announced = True
+    if log.isEnabledFor(logging.INFO) and log.hasHandlers():
+        log.info(COMPILE_NOTICE)
+        return
+    from .._progress import enabled
+
+    if enabled():
+        import sys
+
+        print(f"excessmort: {COMPILE_NOTICE}", file=sys.stderr, flush=True)
+
+
+def _call(name: str, kernel: Any, *args: Any) -> Any:
+    """Call ``kernel``; its first call in this process is timed (numba loads it from its cache or
+    compiles it then), and a compile is announced before it starts and logged after."""
+    if name in _first_calls:
+        return kernel(*args)
+    compiling = (
+        hasattr(kernel, "signatures")  # not a plain function (no numba, NUMBA_DISABLE_JIT)
+        and not kernel.signatures
+        and compiled_on_disk(kernel) is not True
+    )
+    if compiling:
+        _announce()
+    start = time.perf_counter()
+    out = kernel(*args)
+    _first_calls[name] = seconds = time.perf_counter() - start
+    if compiling:
+        log.info("compiled kernel %s in %.2f s (numba caches it for the next runs)", name, seconds)
+    return out
+
+
+def first_call_seconds() -> dict[str, float]:
+    """Seconds of each kernel's first call in this process (its load from numba's cache or its
+    compilation, and that call's work), by kernel name, in call order."""
+    return dict(_first_calls)
 
 
 def _f64(a: Any) -> FloatArray:
@@ -145,8 +214,10 @@ def irls_poisson(
         "pearson": np.empty(n_series),
         "n_obs": np.empty(n_series, dtype=np.int64),
     }
-    kernel = irls_poisson_batched_serial if _serial_needed() else irls_poisson_batched
-    kernel(
+    kernel = _pick(irls_poisson_batched, irls_poisson_batched_serial, n_series)
+    _call(
+        "irls_poisson_batched" + ("_serial" if kernel is irls_poisson_batched_serial else ""),
+        kernel,
         *_shared_design(X, ref),
         *start_tables(Y),
         Y,
@@ -177,7 +248,9 @@ def quad_form_rows(X: FloatArray, cov: FloatArray, *, engine: Engine = "auto") -
     from .irls import quad_form_rows as kernel
 
     out = np.empty((cov.shape[0], X.shape[0]))
-    (quad_form_rows_serial if _serial_needed() else kernel)(pair_products(X), cov, out)
+    chosen = _pick(kernel, quad_form_rows_serial, cov.shape[0])
+    tag = "_serial" if chosen is quad_form_rows_serial else ""
+    _call("quad_form_rows" + tag, chosen, pair_products(X), cov, out)
     return out
 
 
@@ -207,7 +280,11 @@ def running_variance(
     # 11 ms against 1.5 ms for 342 rows x 52 weeks on 2 loaded cores). Rows are independent, so
     # the result is the same either way (bitwise).
     small = s.size * (rho.shape[1] + 2) < _RUNNING_VARIANCE_SERIAL_OPS
-    (running_variance_serial if small or _serial_needed() else kernel)(s, rho, a, phi, out)
+    chosen = (
+        running_variance_serial if small else _pick(kernel, running_variance_serial, s.shape[0])
+    )
+    tag = "_serial" if chosen is running_variance_serial else ""
+    _call("running_variance" + tag, chosen, s, rho, a, phi, out)
     return out
 
 
@@ -299,8 +376,20 @@ def interval_columns(
     from .intervals import interval_columns as kernel
 
     out = np.empty((N_COLUMNS, mu.size))
-    (interval_columns_serial if _serial_needed() else kernel)(
-        observed, mu, obs_var, obs_scale, param_var, param_scale, bool(param_mu2), float(z), out
+    chosen = _pick(kernel, interval_columns_serial, n_rows)
+    tag = "_serial" if chosen is interval_columns_serial else ""
+    _call(
+        "interval_columns" + tag,
+        chosen,
+        observed,
+        mu,
+        obs_var,
+        obs_scale,
+        param_var,
+        param_scale,
+        bool(param_mu2),
+        float(z),
+        out,
     )
     return out
 
@@ -322,15 +411,15 @@ def ons_kernels(engine: Engine | str = "auto") -> Any:
 
 #: The kernels each baseline runs (by registry name); the rest are compiled only when used.
 BASELINE_KERNELS: dict[str, tuple[str, ...]] = {
-    "quasipoisson": ("irls", "quad_form", "dependence"),
-    "poisson": ("irls", "quad_form", "dependence"),
+    "quasipoisson": ("irls", "quad_form", "dependence", "intervals"),
+    "poisson": ("irls", "quad_form", "dependence", "intervals"),
     "euromomo": ("irls", "quad_form", "dependence"),
-    "negbin": ("irls", "quad_form", "dependence"),
-    "five_year_average": ("dependence",),
+    "negbin": ("irls", "quad_form", "dependence", "intervals"),
+    "five_year_average": ("dependence", "intervals"),
     "pooled": ("pooled", "dependence"),
-    "farrington": ("farrington",),
+    "farrington": ("farrington", "intervals"),
 }
-_ALL_KERNELS = ("irls", "quad_form", "dependence", "farrington", "pooled")
+_ALL_KERNELS = ("irls", "quad_form", "dependence", "intervals", "farrington", "pooled")
 
 
 def _toy() -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -360,10 +449,13 @@ def warmup(
     serial : bool, optional
         Which variant: the parallel drivers (``False``), the serial ones used inside thread pools
         (``True``), or both (``None``, the default; with ``baseline`` given: the variant this
-        thread would run).
+        thread would run on a panel of at least :data:`PARALLEL_MIN_SERIES` series; smaller ones
+        run the serial drivers).
 
-    ``excessmort run`` warms only its baseline's kernels and logs which and how long. When fanning
-    out over processes, call it in the parent first so that workers only read the cache.
+    Not needed before a fit: each kernel is compiled (or loaded) on its first call, and only the
+    kernels a fit uses. ``excessmort run`` logs which kernels its run loaded or compiled and how
+    long that took. When fanning out over processes, call it in the parent first so that workers
+    only read the cache.
 
     Examples
     --------
@@ -425,6 +517,13 @@ def warmup(
                 np.array([0.5, 0.9]),
                 np.empty((2, 60)),
             )
+        if "intervals" in names:
+            from . import intervals as ik
+
+            ic = ik.interval_columns_serial if use_serial else ik.interval_columns
+            used.append(("interval_columns" + tag, ic))
+            ones = np.ones(2)
+            ic(Y, Y, Y, ones, Y, ones, False, 1.96, np.empty((ik.N_COLUMNS, Y.size)))
         if "farrington" in names:
             used += _warm_farrington(use_serial)
     if "pooled" in names:

@@ -67,3 +67,16 @@ def jit_parallel(func: F) -> F:
 
 
 prange = numba.prange if HAVE_NUMBA else range
+
+
+def compiled_on_disk(kernel: Any) -> bool | None:
+    """Whether numba's cache holds ``kernel`` compiled for this source file and this CPU (so that its
+    first call in a process loads it instead of compiling): ``None`` when that cannot be told
+    (caching off, or a numba whose cache layout differs)."""
+    try:
+        cache = kernel._cache
+        index = cache._cache_file._load_index()  # {} when missing or stale (source changed)
+        magic = kernel.targetctx.codegen().magic_tuple()  # the CPU name and features
+    except Exception:
+        return None
+    return any(isinstance(key, tuple) and len(key) > 1 and key[1] == magic for key in index)

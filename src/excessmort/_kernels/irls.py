@@ -139,19 +139,20 @@ def _eta_mu_dev(Xr, beta, offu, yu, m, R, eta, mu, tmp):  # type: ignore[no-unty
 
 
 @jit_reduce
-def _weighted_cross_products(Xr, Pr, mu, eta, offu, yu, m, R, A, b, w, rhs, with_b):  # type: ignore[no-untyped-def]
-    """A = X' W X from the shared column-pair products Pr, b = X' W z (W = diag(mu) on used weeks)."""
+def _weighted_cross_products(Xr, Pr, mu, eta, offu, yu, m, R, A, b, w, rhs):  # type: ignore[no-untyped-def]
+    """A = X' W X from the shared column-pair products Pr, b = X' W z (W = diag(mu) on used weeks).
+
+    Always both (no flag: a literal flag argument is one compiled specialisation per value)."""
     p = Xr.shape[0]
     for r in range(R):
         w[r] = m[r] * mu[r]
         rhs[r] = w[r] * (eta[r] - offu[r]) + m[r] * (yu[r] - mu[r])
-    if with_b:
-        for j in range(p):
-            xj = Xr[j]
-            acc = 0.0
-            for r in range(R):
-                acc += xj[r] * rhs[r]
-            b[j] = acc
+    for j in range(p):
+        xj = Xr[j]
+        acc = 0.0
+        for r in range(R):
+            acc += xj[r] * rhs[r]
+        b[j] = acc
     pair = 0
     for j in range(p):
         for k in range(j, p):
@@ -246,7 +247,7 @@ def irls_poisson_one(
     dev = dev_old
     for it in range(1, max_iter + 1):
         n_iter = it
-        _weighted_cross_products(Xr, Pr, mu, eta, offu, yu, m, R, A, b, w, rhs, True)
+        _weighted_cross_products(Xr, Pr, mu, eta, offu, yu, m, R, A, b, w, rhs)
         if not cholesky_lower(A, L):
             status = STATUS_SINGULAR
             break
@@ -282,7 +283,7 @@ def irls_poisson_one(
         if m[r] > 0.0:
             d = yu[r] - mu[r]
             pearson += d * d / mu[r]
-    _weighted_cross_products(Xr, Pr, mu, eta, offu, yu, m, R, A, b, w, rhs, False)
+    _weighted_cross_products(Xr, Pr, mu, eta, offu, yu, m, R, A, b, w, rhs)  # b unused here
     if not cholesky_lower(A, L):
         return STATUS_SINGULAR, n_iter, dev, pearson, n
     e = b

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from .. import _stats as stats
 from .._typing import BoolArray, FloatArray, IntArray
 
 if TYPE_CHECKING:

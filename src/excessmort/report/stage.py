@@ -285,8 +285,9 @@ def _view_figures(
     *,
     running: bool,
     history: list[dict[str, Any]] | None = None,
+    views: dict[tuple[str, ...], Any] | None = None,
 ) -> list[pd.DataFrame]:
-    view = fit.by(*keys)
+    view = _view(fit, keys, views)
     weekly = view.weekly
     if history is not None:
         history += _aggregate_history(weekly, keys, breakdown, fit.reference)
@@ -319,6 +320,16 @@ def _view_figures(
             )
         )
     return parts
+
+
+def _view(fit: Any, keys: tuple[str, ...], views: dict[tuple[str, ...], Any] | None) -> Any:
+    """``fit.by(*keys)``, made once per release: a view caches its weekly arrays, groupings and
+    dependence estimates, so the figures and the alarms of the same rows share them."""
+    if views is None:
+        return fit.by(*keys)
+    if keys not in views:
+        views[keys] = fit.by(*keys)
+    return views[keys]
 
 
 def running_totals(view: Any, start: pd.Timestamp, ends: Sequence[pd.Timestamp]) -> pd.DataFrame:
@@ -576,11 +587,21 @@ def _json_float(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _release_alarms(fit: Any, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, Any]:
-    """EuroMOMO bands, CUSUM and detected excess periods per region and England (issue 19)."""
+def _release_alarms(
+    fit: Any,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    views: dict[tuple[str, ...], Any] | None = None,
+) -> dict[str, Any]:
+    """EuroMOMO bands, CUSUM and detected excess periods per region and England (issue 19), on the
+    release's views (their weekly figures are not computed again)."""
     from ..alarms import release_alarms
 
-    return release_alarms(fit, start, end)
+    if views is None:
+        return release_alarms(fit, start, end)
+    return release_alarms(
+        fit, start, end, views=(_view(fit, ("region",), views), _view(fit, (), views))
+    )
 
 
 def release_figures(fit: Any, month: str) -> ReleaseFigures:
@@ -629,6 +650,7 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
     windows += [("running", period_start, e) for e in _month_ends(period_start, cover_end)]
     breakdowns = [s for s in fit.strata if s != "region"]
     aggregates: list[dict[str, Any]] = []
+    views: dict[tuple[str, ...], Any] = {}
     regional: list[pd.DataFrame] = []
     national: list[pd.DataFrame] = []
     for breakdown in [None, *breakdowns]:
@@ -642,6 +664,7 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
             cover_end,
             running=True,
             history=aggregates,
+            views=views,
         )
         national += _view_figures(
             fit,
@@ -652,6 +675,7 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
             cover_end,
             running=False,
             history=aggregates,
+            views=views,
         )
     regions_all = pd.concat(regional, ignore_index=True)
     england = pd.concat(national, ignore_index=True)
@@ -677,7 +701,7 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
             "intervals": getattr(fit.model, "intervals", None),
             "first_week": next(iter(fit.weeks[fit.weeks >= period_start]), period_start),
             # Clipped to the data: stale data still reach the readiness check, which names them.
-            "alarms": _release_alarms(fit, period_start, min(cover_end, fit.weeks[-1])),
+            "alarms": _release_alarms(fit, period_start, min(cover_end, fit.weeks[-1]), views),
         },
     )
 
