@@ -103,9 +103,7 @@ class GroupedFit:
         self.over = over
         self.strata = strata
         self.views: dict[str, Fit] = {}
-        if "year" not in fit._shared and fit.dependence and fit.result.dependence_applies:
-            fit._year_effect  # noqa: B018 - estimated on the whole panel before restricting
-        shared = {"year": fit._shared["year"]} if "year" in fit._shared else None
+        shared = fit._panel_state()
         for label, values in groups.items():
             idx = np.flatnonzero(_members(fit, over, str(label), values))
             view = Fit(

@@ -610,6 +610,7 @@ class PooledResult(BaselineResult):
     #: Shared by every series: never sliced by :meth:`take`.
     _shared_fields: ClassVar[tuple[str, ...]] = ("coef", "cov_unscaled", "aliased")
     shared_dispersion: ClassVar[bool] = True
+    shared_coefficients: ClassVar[bool] = True
 
     def _take_extra(self, idx: IntArray) -> dict[str, Any]:
         """:meth:`take` keeps the shared design but only the column placement of the kept series."""
@@ -688,6 +689,25 @@ class PooledResult(BaselineResult):
         return self.coef_variance_window(groups, n_groups, weeks)
 
     # ------------------------------------------------------------------ dependence
+    def column_sums(self, values: FloatArray) -> FloatArray:
+        """[p, T]: for every column j of the design, the sum of ``values`` [S, T] over the series
+        that use it (the residuals of column j's estimating equation, up to the calendar factor)."""
+        assert self.design is not None
+        cols = self.design.cols
+        out = np.zeros((self.design.n_terms, values.shape[1]))
+        for k in range(cols.shape[1]):
+            used = cols[:, k] >= 0
+            np.add.at(out, cols[used, k], values[used])
+        return out
+
+    def with_cov(self, cov: FloatArray) -> PooledResult:
+        """The same fit with V = phi (X'WX)^-1 replaced by ``cov`` [p, p] (a sandwich under residual
+        dependence, :func:`excessmort.dependence.shared_coefficient_cov`)."""
+        phi = float(self.dispersion[0]) if self.dispersion.size else 1.0
+        return dataclasses.replace(
+            self, cov_unscaled=np.ascontiguousarray(np.asarray(cov, dtype=np.float64) / phi)
+        )
+
     def fitted_variance_weekly(self, groups: IntArray, n_groups: int) -> FloatArray:
         """g' V g per group and week in every mode (the leverage of the in-sample residuals)."""
         return self.coef_variance_weekly(groups, n_groups)
