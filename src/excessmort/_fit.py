@@ -606,14 +606,13 @@ class Fit:
             self._shared["shared_cov"] = shared_coefficient_cov(res, self.panel.deaths)
         return res.with_cov(self._shared["shared_cov"])
 
-    def _param_dependent(self, method: str, *args: Any) -> np.ndarray:
-        """``method``'s parameter variances under residual dependence: the wider of the model's and
-        the sandwich's for shared coefficients (never narrower), the model's otherwise."""
-        model = self._masked_result_call(method, *args)
+    def _param_floor(self, method: str, *args: Any) -> np.ndarray | None:
+        """``method``'s parameter variances from the sandwich of coefficients shared by every series
+        (a lower bound of the dependent parameter part), or None for per-series coefficients."""
         dres = self._dependence_result
         if dres is self.result:
-            return model
-        return np.fmax(model, self._masked_result_call(method, *args, result=dres))
+            return None
+        return self._masked_result_call(method, *args, result=dres)
 
     def _panel_state(self) -> dict[str, Any] | None:
         """What views of a subset of the series inherit from the whole panel (estimated first)."""
@@ -688,11 +687,12 @@ class Fit:
         obs_var = self._sum(res.obs_variance())
         param_var = self._masked_result_call("param_variance_weekly")
         if self._dependence_on and (self._by is not None or res.shared_dispersion):
-            outside = None
-            if getattr(res, "shared_coefficients", False):
-                outside = self._param_dependent("param_variance_weekly")
             obs_var, param_var = self._dependence.weekly(
-                obs_var, param_var, mu, self.weeks, param_outside=outside
+                obs_var,
+                param_var,
+                mu,
+                self.weeks,
+                param_floor=self._param_floor("param_variance_weekly"),
             )
         return excess_arrays(observed, mu, obs_var, param_var, self.level, res.prediction)
 
@@ -732,15 +732,14 @@ class Fit:
             res.mu[:, window],
             res.obs_variance()[:, window],
         )
-        call = self._param_dependent if self._dependence_on else self._masked_result_call
         if running:
             observed = self._sum(np.cumsum(deaths, axis=1))
             mu = self._sum(np.cumsum(mu_all, axis=1))
-            param_var = call("param_variance_running", window)
+            param_var = self._masked_result_call("param_variance_running", window)
         else:
             observed = self._sum(np.sum(deaths, axis=1))
             mu = self._sum(np.sum(mu_all, axis=1))
-            param_var = call("param_variance_window", window)
+            param_var = self._masked_result_call("param_variance_window", window)
         if not self._dependence_on:
             obs = self._sum(obs_all)
             obs_var = np.cumsum(obs, axis=1) if running else np.sum(obs, axis=1)
@@ -748,11 +747,18 @@ class Fit:
         dep = self._dependence
         weekly_obs = self._sum(obs_all)
         weekly_mu = self._sum(mu_all)
+        floor = self._param_floor(
+            "param_variance_running" if running else "param_variance_window", window
+        )
         if running:
             pv = param_var
         else:
             pv = np.zeros_like(weekly_mu)
             pv[:, -1] = param_var
+            if floor is not None:
+                last = np.zeros_like(weekly_mu)
+                last[:, -1] = floor
+                floor = last
         param_weekly = self._masked_result_call("param_variance_weekly")[:, window]
         obs_run, param_run, _ = dep.running(
             weekly_obs,
@@ -762,6 +768,7 @@ class Fit:
             self.level,
             engine=self._engine,
             param_weekly=param_weekly,
+            param_floor=floor,
         )
         if running:
             return observed, mu, obs_run, param_run

@@ -33,16 +33,17 @@ group g of series (a single series is its own group) and its reference residual 
    multiplied by c_g times the finite-sample long-run variance factor of part 2 over the n reference
    weeks, f(n) = 1 + 2 sum_{k<n} (1 - k/n) rho_k (the sandwich for a mean under correlated errors).
    Coefficients shared by several series (the pooled model) are estimated from all of them at
-   once: their covariance is a property of the fit, the same for every row and aggregate. It is the
-   Driscoll-Kraay sandwich of the weekly scores summed over series (:func:`shared_coefficient_cov`,
-   cross-series and serial dependence, Bartlett lags 1..L), used for every row and aggregate
-   wherever it is wider than the model's g' V g; the multiplier of g' V g is then 1. Otherwise a
-   region's share of a seasonality fitted on all regions looked as certain as if the regions'
-   winters were independent. In a week's interval the dependent parameter part applies to weeks
-   outside the fit only: inside it, y and the fitted mu share the same shocks (Cov(y, x'b) grows
-   with Var(x'b) by the same design effect), so the residual's variance is at most
-   c phi mu + x'Vx, the in-sample form (as for the year effects of part 3, which only weeks outside
-   the reference years carry).
+   once, so a row's own c f(n) misses the dependence of the other series' residuals that inform
+   them (a region's share of a seasonality fitted on all regions looked as certain as if the
+   regions' winters were independent). Their covariance under dependence is the Driscoll-Kraay
+   sandwich of the weekly scores summed over series (:func:`shared_coefficient_cov`: cross-series
+   and serial dependence, Bartlett lags 1..L, invariant to the design's parametrisation); every
+   row's and aggregate's parameter variance is the wider of c f(n) g' V g and g' V_DK g (the
+   sandwich truncates at L lags, the ARMA tail of f(n) does not). In a week's interval the
+   dependent parameter part applies to weeks outside the fit only: inside it, y and the fitted mu
+   share the same shocks (Cov(y, x'b) grows with Var(x'b) by the same design effect), so the
+   residual's variance is at most c phi mu + x'Vx, the in-sample form (as for the year effects of
+   part 3, which only weeks outside the reference years carry).
 
 Where the reference holds fewer than :data:`MIN_WEEKS` residual weeks, or fewer than
 :data:`MIN_YEARS` complete years, the dependence cannot be estimated: the window's observation part
@@ -522,7 +523,7 @@ class Dependence:
         param_var: FloatArray,
         mu: FloatArray | None = None,
         weeks: pd.DatetimeIndex | None = None,
-        param_outside: FloatArray | None = None,
+        param_floor: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray]:
         """Weekly variances of the groups [G, T]: c obs and, in weeks outside the fit, c f(n) g'Vg
         for aggregates (inside it g'Vg: module doc, part 4); a single series keeps phi mu and x'Vx
@@ -533,8 +534,10 @@ class Dependence:
         shared = bool(getattr(self.result, "shared_dispersion", False))
         rows = multi | shared
         c = np.where(rows, self.c, 1.0)[:, None]
-        if param_outside is None:
-            param_outside = param_var * np.where(rows, self.param_factor, 1.0)[:, None]
+        param_outside = param_var * np.where(rows, self.param_factor, 1.0)[:, None]
+        if param_floor is not None:
+            # shared coefficients: never below their sandwich (module doc, part 4)
+            param_outside = np.fmax(param_outside, param_floor)
         inside = self.fitted_weeks
         if inside is not None and inside.shape[0] == obs_var.shape[1]:
             param_var = np.where(inside[None, :], param_var, param_outside)
@@ -561,6 +564,7 @@ class Dependence:
         level: float,
         engine: str = "auto",
         param_weekly: FloatArray | None = None,
+        param_floor: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray, dict[str, FloatArray]]:
         """Variances of the running sums over the weeks of a window, [G, K] each.
 
@@ -584,6 +588,8 @@ class Dependence:
         else:
             s = np.sqrt(self.c[:, None] * obs_var)
             param = param_var * self.param_factor[:, None]
+            if param_floor is not None:
+                param = np.fmax(param, param_floor)
         serial = running_variance(s, rho, a, phi, engine=engine)
         year = self._year_running(mu, weeks)
         year = np.where(short[:, None], 0.0, year)
@@ -632,9 +638,7 @@ class Dependence:
 def dependence_from_sums(
     sums: GroupSums, year: YearEffect, result: BaselineResult, weeks: pd.DatetimeIndex
 ) -> Dependence:
-    """The dependence model of the groups from their sums (parts 1, 2 and 4). Under coefficients
-    shared by every series the multiplier of g' V g is 1: their covariance is a sandwich
-    instead (:func:`shared_coefficient_cov`)."""
+    """The dependence model of the groups from their sums (parts 1, 2 and 4)."""
     _, _, c, rho, a, phi, n = _serial(sums, result, "own")
     members = sums.members.astype(np.int64)
     short = (n < MIN_WEEKS) | (year.n_years < MIN_YEARS)
@@ -652,9 +656,6 @@ def dependence_from_sums(
         # out-of-sample residuals already carry the baseline's own error and its serial sharing:
         # the window's whole variance comes from their autocorrelation (see ``running``)
         pf = c.copy()
-    if getattr(result, "shared_coefficients", False):
-        # the shared coefficients' sandwich already carries the dependence (shared_coefficient_cov)
-        pf = np.ones_like(pf)
     blocks = _year_blocks(weeks, sums.resid_weeks)
     ref_years = np.array([weeks.year[b[0]] for b in blocks], dtype=np.float64)
     return Dependence(

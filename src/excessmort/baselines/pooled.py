@@ -89,6 +89,7 @@ def _one_later(weeks: pd.DatetimeIndex, k: int) -> tuple[FloatArray, tuple[str, 
     values, names = later_holiday_indicators(weeks)
     return np.ascontiguousarray(values[:, k : k + 1]), (names[k],)
 
+
 INTERVALS = ("distribution", "delta")
 
 #: A column is aliased when its squared residual norm, after projection (in the IRLS weight metric
