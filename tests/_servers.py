@@ -9,6 +9,8 @@
 - :class:`Webdav`: ``wsgidav`` serving a temporary folder through ``cheroot`` in a thread.
 - :class:`HttpSite`: Python's ``ThreadingHTTPServer`` serving a folder as readers fetch it (it
   follows the ``current`` symlink like any static web server).
+- :class:`Pki`: a certificate authority and server certificates made with ``cryptography``, so
+  both servers can speak HTTPS (``tls=``) as an agency's internal web server does.
 
 Keys are generated with asyncssh (OpenSSH formats), so no ``ssh-keygen`` is needed.
 """
@@ -19,11 +21,13 @@ import contextlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
 import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -200,6 +204,116 @@ def _current_user() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
+class Pki:
+    """A private certificate authority in ``folder`` (``ca.pem``) issuing server certificates."""
+
+    def __init__(self, folder: Path, name: str = "Test Agency Root CA") -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = datetime.now(UTC)
+        self._cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        self.ca_file = folder / "ca.pem"
+        self.ca_file.write_bytes(self._pem(self._cert))
+
+    @staticmethod
+    def _pem(cert: Any) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
+        return cert.public_bytes(serialization.Encoding.PEM)
+
+    def issue(
+        self, name: str, *, hosts: tuple[str, ...] = ("127.0.0.1", "localhost"), days: int = 30
+    ) -> tuple[Path, Path]:
+        """A server certificate for ``hosts`` (IP addresses and DNS names): ``(cert, key)`` files.
+        ``days`` < 0 gives a certificate that has expired."""
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        names: list[x509.GeneralName] = []
+        for host in hosts:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        now = datetime.now(UTC)
+        start, end = (now - timedelta(days=1), now + timedelta(days=days))
+        if days < 0:
+            start, end = now + timedelta(days=2 * days), now + timedelta(days=days)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+            .issuer_name(self._cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                critical=False,
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        cert_file, key_file = self.folder / f"{name}.pem", self.folder / f"{name}.key"
+        cert_file.write_bytes(self._pem(cert))
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return cert_file, key_file
+
+
+def server_tls(tls: tuple[Path, Path]) -> ssl.SSLContext:
+    """The server side of HTTPS with ``(cert, key)``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(tls[0]), str(tls[1]))
+    return context
+
+
 class _Thread:
     def __init__(self, server: Any, serve: Any, stop: Any) -> None:
         self.server, self._stop = server, stop
@@ -212,17 +326,26 @@ class _Thread:
 
 
 class Webdav:
-    """``wsgidav`` over ``cheroot`` serving ``root`` at ``http://127.0.0.1:port/``."""
+    """``wsgidav`` over ``cheroot`` serving ``root`` at ``http://127.0.0.1:port/`` (``https`` with
+    ``tls=(cert, key)``)."""
 
-    def __init__(self, root: Path, *, user: str = "", password: str = "") -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        user: str = "",
+        password: str = "",
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self.root = root
         self.user, self.password = user, password
+        self.tls = tls
         self.port = free_port()
         self._server: _Thread | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/"
 
     def start(self) -> None:
         from cheroot import wsgi
@@ -250,6 +373,10 @@ class Webdav:
         }
         app = WsgiDAVApp(config)
         server = wsgi.Server(("127.0.0.1", self.port), app, numthreads=8)
+        if self.tls:
+            from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+            server.ssl_adapter = BuiltinSSLAdapter(str(self.tls[0]), str(self.tls[1]))
         server.prepare()
         self._server = _Thread(server, server.serve, server.stop)
         wait_port(self.port, up=True)
@@ -275,7 +402,13 @@ class HttpSite:
     ``try_files $uri /fallback;`` does.
     """
 
-    def __init__(self, root: Path, *, try_files: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        try_files: dict[str, str] | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self.root = root
         self.requests: list[str] = []
         self.try_files = dict(try_files or {})
@@ -309,7 +442,10 @@ class HttpSite:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        if tls:
+            self.server.socket = server_tls(tls).wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/"
         self._thread: _Thread | None = None
 
     def __enter__(self) -> HttpSite:

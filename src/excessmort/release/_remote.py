@@ -51,6 +51,7 @@ def open_staged(root: Any, rel: str) -> Any:
             retryable=False,
         ) from None
 
+
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
 
@@ -71,20 +72,64 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run_coroutine_threadsafe(coro, _event_loop()).result()
 
 
-@functools.lru_cache(maxsize=1)
-def tls_context() -> ssl.SSLContext:
-    """One TLS context (system CA store, certificates verified) shared by every HTTP client.
+@functools.lru_cache(maxsize=8)
+def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """One TLS context per trust store, shared by every HTTP client (certificates and host names
+    always verified).
 
-    Building a context reads the whole CA store (~0.1 s); a fresh client per attempt would pay it
-    each time.
+    ``ca_file`` (a PEM bundle) replaces the system CA store: the certificate authority of an
+    agency's internal web server. Building a context reads the whole store (~0.1 s); a fresh client
+    per attempt would pay it each time.
     """
-    return ssl.create_default_context()
+    return ssl.create_default_context(cafile=ca_file)
 
 
-def verify_http(urls: Iterable[tuple[str, str]], timeout: float) -> None:
+def tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind an httpx/OS error (certificate not trusted, host name mismatch,
+    handshake failure), or ``None``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def describe_tls_error(error: ssl.SSLError, url: str, ca_file: str | None) -> str:
+    """Why the server at ``url`` was not trusted, and what to set."""
+    host = urllib.parse.urlsplit(url).netloc or url
+    if isinstance(error, ssl.SSLCertVerificationError):
+        reason = error.verify_message or str(error)
+        trust = f"the CA bundle {ca_file}" if ca_file else "the system CA store"
+        return (
+            f"TLS certificate of {host} not accepted ({reason}; checked against {trust}): set "
+            "ca_file to the PEM bundle of the authority that signed the server's certificate, "
+            "or fix the certificate; the release was not sent"
+        )
+    return f"TLS handshake with {host} failed ({error.reason or error}); the release was not sent"
+
+
+def http_error(
+    exc: BaseException, what: str, url: str, step: str, ca_file: str | None = None
+) -> PublishError:
+    """The :class:`PublishError` for a failed request: a TLS refusal is not retried (the target is
+    left for the next one at once), anything else is."""
+    tls = tls_failure(exc)
+    if tls is not None:
+        return PublishError(
+            f"{what} failed: {describe_tls_error(tls, url, ca_file)}", step=step, retryable=False
+        )
+    return PublishError(f"{what} failed: {describe_http_error(exc)}", step=step)
+
+
+def verify_http(
+    urls: Iterable[tuple[str, str]], timeout: float, ca_file: str | None = None
+) -> None:
     """GET each ``(url, sha256)`` and compare; raise ``PublishError(step="verify-http")``."""
     with httpx.Client(
-        timeout=timeout, follow_redirects=False, trust_env=False, verify=tls_context()
+        timeout=timeout, follow_redirects=False, trust_env=False, verify=tls_context(ca_file)
     ) as client:
         for url, sha in urls:
             digest = hashlib.sha256()
@@ -98,10 +143,8 @@ def verify_http(urls: Iterable[tuple[str, str]], timeout: float) -> None:
                         )
                     for chunk in response.iter_bytes(1 << 20):
                         digest.update(chunk)
-            except httpx.HTTPError as exc:
-                raise PublishError(
-                    f"GET {url} failed: {describe_http_error(exc)}", step="verify-http"
-                ) from None
+            except (httpx.HTTPError, OSError) as exc:
+                raise http_error(exc, f"GET {url}", url, "verify-http", ca_file) from None
             if digest.hexdigest() != sha:
                 raise PublishError(
                     f"GET {url} returned content whose checksum differs from the manifest",

@@ -68,7 +68,7 @@ class TargetSpec:
         The target's root folder (``ROOT/current`` is what the web server serves).
     base_url : str
         URL at which ``ROOT/current`` is served; empty for no HTTP verification.
-    url, identity_file, known_hosts, timeout_seconds, password_env, passphrase_env
+    url, identity_file, known_hosts, ca_file, timeout_seconds, password_env, passphrase_env
         Network targets: the target URL and its settings (:mod:`.target_url`); secrets are named by
         environment variable, never stored.
     """
@@ -80,6 +80,7 @@ class TargetSpec:
     url: str = ""
     identity_file: Path | None = None
     known_hosts: Path | None = None
+    ca_file: Path | None = None
     timeout_seconds: float = 10.0
     password_env: str = ""
     passphrase_env: str = ""
@@ -302,7 +303,7 @@ def _targets(raw: Any, base: Path) -> tuple[TargetSpec, ...]:
         prefix = f"targets[{i}]"
         if not isinstance(item, Mapping):
             raise _fail(prefix, item, "must be a table")
-        from .target_url import NETWORK_KEYS, spec_from_table
+        from .target_url import NETWORK_KEYS, ca_file_value, spec_from_table
 
         _check_keys(item, {"name", "kind", "path", "base_url", *NETWORK_KEYS}, prefix)
         name = _str(item, "name", "", f"{prefix}.name", empty=False)
@@ -314,7 +315,7 @@ def _targets(raw: Any, base: Path) -> tuple[TargetSpec, ...]:
         kind = item.get("kind", "directory")
         if kind != "directory":
             raise _fail(f"{prefix}.kind", kind, "must be 'directory', 'sftp' or 'webdav'")
-        for key in sorted(NETWORK_KEYS & set(item)):
+        for key in sorted((NETWORK_KEYS - {"ca_file"}) & set(item)):
             raise _fail(f"{prefix}.{key}", item[key], "applies to sftp/webdav targets (give url)")
         path_raw = _str(item, "path", "", f"{prefix}.path", empty=False)
         path = Path(os.path.expanduser(path_raw))
@@ -323,7 +324,10 @@ def _targets(raw: Any, base: Path) -> tuple[TargetSpec, ...]:
         base_url = _str(item, "base_url", "", f"{prefix}.base_url")
         if base_url and not re.match(r"^https?://", base_url):
             raise _fail(f"{prefix}.base_url", base_url, "must start with http:// or https://")
-        specs.append(TargetSpec(name, "directory", path, base_url))
+        ca_file = (
+            ca_file_value(item["ca_file"], f"{prefix}.ca_file", base) if "ca_file" in item else None
+        )
+        specs.append(TargetSpec(name, "directory", path, base_url, ca_file=ca_file))
     return tuple(specs)
 
 

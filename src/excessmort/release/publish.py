@@ -612,6 +612,7 @@ def publish(
                 status("published")
                 return result
             logger.warning("attempt %d on %s failed at %s: %s", n, tgt.name, step, error)
+            dropped = not retryable
             if not retryable:
                 active.pop(position)
                 if not active:
@@ -625,6 +626,8 @@ def publish(
             status("late" if clock >= deadline_at else "retrying")
             if clock >= give_up_at:
                 return give_up(error)
+            if dropped and backoff_k[active[position]] == 0:
+                continue  # the next target has not failed yet: no reason to wait before trying it
             if (
                 retryable
                 and len(active) > 1

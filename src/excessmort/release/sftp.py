@@ -83,6 +83,9 @@ class SftpTarget:
         Seconds for connecting and for each SFTP request.
     http_timeout : float
         Seconds per HTTP request when verifying over HTTP.
+    ca_file : path, optional
+        PEM bundle of the certificate authorities trusted for an ``https`` base URL (the readers'
+        web server), instead of the system store: an internal server's own authority.
     lock_stale_seconds : float
         A lock not refreshed for this long is stale and may be broken (the holder refreshes it
         every quarter of that).
@@ -105,6 +108,7 @@ class SftpTarget:
         base_url: str = "",
         timeout: float = 10.0,
         http_timeout: float = 10.0,
+        ca_file: str | os.PathLike[str] | None = None,
         lock_stale_seconds: float = 120.0,
         fault: Fault | Callable[[str, PurePosixPath], None] | None = None,
     ) -> None:
@@ -121,6 +125,7 @@ class SftpTarget:
         self.base_url = base_url
         self.timeout = float(timeout)
         self.http_timeout = float(http_timeout)
+        self.ca_file = os.fspath(os.path.expanduser(ca_file)) if ca_file else None
         self.lock_stale_seconds = float(lock_stale_seconds)
         self.fault = fault or _no_fault
         self._conn: asyncssh.SSHClientConnection | None = None
@@ -582,6 +587,7 @@ class SftpTarget:
                     for e in release.manifest["files"]
                 ),
                 self.http_timeout,
+                self.ca_file,
             )
 
     # -- the one-publisher lock -------------------------------------------------------------------

@@ -14,6 +14,10 @@ parameters of the URL (``sftp://host/srv/live?known_hosts=/etc/excessmort/known_
 - ``known_hosts``: file the SSH host key is checked against (default ``~/.ssh/known_hosts``); host
   keys are always verified, an unknown or changed key is refused with its fingerprint shown;
 - ``timeout_seconds``: connect and per-request timeout;
+- ``ca_file``: PEM bundle of the certificate authorities trusted for ``https`` (WebDAV and the
+  ``base_url`` checks), instead of the system store, for a web server certified by the agency's own
+  authority; certificates and host names are always verified, and a refused certificate sends the
+  release to the next target at once (it is not retried);
 - ``base_url``: where the web server serves ``current/`` (SFTP, folder) or the root (WebDAV), for
   verification over HTTP;
 - ``password_env`` / ``passphrase_env``: the NAME of an environment variable holding the WebDAV
@@ -50,7 +54,15 @@ __all__ = [
 
 #: Configuration keys of ``[[targets]]`` besides ``name``, ``kind``, ``path`` and ``base_url``.
 NETWORK_KEYS = frozenset(
-    {"url", "identity_file", "known_hosts", "timeout_seconds", "password_env", "passphrase_env"}
+    {
+        "url",
+        "identity_file",
+        "known_hosts",
+        "ca_file",
+        "timeout_seconds",
+        "password_env",
+        "passphrase_env",
+    }
 )
 _QUERY_KEYS = (NETWORK_KEYS - {"url"}) | {"base_url"}
 _SECRET_QUERY = {"password", "passphrase", "pass", "secret", "token"}
@@ -96,12 +108,30 @@ def _path_value(value: Any, key: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
+def ca_file_value(value: Any, key: str, base: Path) -> Path:
+    """A ``ca_file`` setting: an existing PEM bundle that holds at least one certificate."""
+    import ssl
+
+    path = _path_value(value, key, base)
+    if not path.is_file():
+        raise _fail(key, str(path), "must be an existing PEM file of CA certificates")
+    try:
+        context = ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, OSError) as exc:
+        raise _fail(key, str(path), f"cannot be read as PEM CA certificates ({exc})") from None
+    if not context.get_ca_certs():
+        raise _fail(key, str(path), "holds no CA certificate")
+    return path
+
+
 def _options(table: Mapping[str, Any], prefix: str, base: Path) -> dict[str, Any]:
     """Validate the network keys of a table (or URL query) into TargetSpec fields."""
     out: dict[str, Any] = {}
     for key in ("identity_file", "known_hosts"):
         if key in table:
             out[key] = _path_value(table[key], f"{prefix}.{key}", base)
+    if "ca_file" in table:
+        out["ca_file"] = ca_file_value(table["ca_file"], f"{prefix}.ca_file", base)
     if "timeout_seconds" in table:
         value = table["timeout_seconds"]
         if isinstance(value, str):
@@ -258,7 +288,12 @@ def build_target(spec: TargetSpec, http_timeout: float = 10.0, **kw: Any) -> Tar
     """
     if spec.kind == "directory":
         return DirectoryTarget(
-            spec.name, spec.path, base_url=spec.base_url, http_timeout=http_timeout, **kw
+            spec.name,
+            spec.path,
+            base_url=spec.base_url,
+            http_timeout=http_timeout,
+            ca_file=spec.ca_file,
+            **kw,
         )
     parts = urllib.parse.urlsplit(spec.url)
     common: dict[str, Any] = {
@@ -282,6 +317,7 @@ def build_target(spec: TargetSpec, http_timeout: float = 10.0, **kw: Any) -> Tar
             username=user,
             identity_file=spec.identity_file,
             known_hosts=spec.known_hosts,
+            ca_file=spec.ca_file,
             passphrase=_secret(spec.passphrase_env, "passphrase_env", spec.name),
             **common,
         )
@@ -298,6 +334,7 @@ def build_target(spec: TargetSpec, http_timeout: float = 10.0, **kw: Any) -> Tar
             urllib.parse.urlunsplit((scheme, netloc, parts.path or "/", "", "")),
             username=user or "",
             password=_secret(spec.password_env, "password_env", spec.name),
+            ca_file=spec.ca_file,
             **common,
         )
     raise InputError(

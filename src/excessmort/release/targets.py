@@ -42,9 +42,6 @@ import os
 import shutil
 import signal
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,6 +276,9 @@ class DirectoryTarget:
         URL at which ``ROOT/current`` is served; empty skips HTTP verification.
     http_timeout : float
         Seconds per HTTP request.
+    ca_file : path, optional
+        PEM bundle of the certificate authorities trusted for an ``https`` base URL, instead of
+        the system store (an internal web server's own authority).
     fault : callable, optional
         Test hook ``fault(step, path)`` called at ``prepare``, ``copy`` (per file), ``after_copy``,
         ``switch`` and ``verify``.
@@ -291,12 +291,14 @@ class DirectoryTarget:
         *,
         base_url: str = "",
         http_timeout: float = 10.0,
+        ca_file: str | os.PathLike[str] | None = None,
         fault: Fault | None = None,
     ) -> None:
         self.name = name
         self.root = Path(root)
         self.base_url = base_url
         self.http_timeout = http_timeout
+        self.ca_file = os.fspath(ca_file) if ca_file else None
         self.fault = fault or _no_fault
         self._previous: str | None = None
 
@@ -572,26 +574,16 @@ class DirectoryTarget:
             self._verify_http(release)
 
     def _verify_http(self, release: StagedRelease) -> None:
-        base = self.base_url.rstrip("/") + "/"
-        for entry in release.manifest["files"]:
-            url = base + urllib.parse.quote(str(entry["path"]))
-            digest = hashlib.sha256()
-            try:
-                with urllib.request.urlopen(url, timeout=self.http_timeout) as response:
-                    while chunk := response.read(1 << 20):
-                        digest.update(chunk)
-            except urllib.error.HTTPError as exc:
-                raise PublishError(
-                    f"GET {url} answered HTTP {exc.code} {exc.reason}", step="verify-http"
-                ) from None
-            except (urllib.error.URLError, TimeoutError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise PublishError(f"GET {url} failed: {reason}", step="verify-http") from None
-            if digest.hexdigest() != entry["sha256"]:
-                raise PublishError(
-                    f"GET {url} returned content whose checksum differs from the manifest",
-                    step="verify-http",
-                )
+        from . import _remote  # httpx only when there is a web server to check
+
+        _remote.verify_http(
+            (
+                (_remote.url_join(self.base_url, str(e["path"])), str(e["sha256"]))
+                for e in release.manifest["files"]
+            ),
+            self.http_timeout,
+            self.ca_file,
+        )
 
 
 def describe_os_error(exc: OSError) -> str:

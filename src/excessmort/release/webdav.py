@@ -105,6 +105,11 @@ class WebdavTarget:
         Seconds for connecting and for each request (per read of the body).
     http_timeout : float
         Seconds per request when verifying over HTTP.
+    ca_file : path, optional
+        PEM bundle of the certificate authorities trusted for ``https`` (the WebDAV server and the
+        readers' web server), instead of the system store: an internal server's own authority.
+        Certificates and host names are always verified; a refused certificate is not retried
+        (the next target is tried at once).
     lock_stale_seconds : float
         Timeout asked for the WebDAV LOCK; it is refreshed every quarter of that.
     fault : callable, optional
@@ -122,6 +127,7 @@ class WebdavTarget:
         base_url: str = "",
         timeout: float = 10.0,
         http_timeout: float = 10.0,
+        ca_file: str | os.PathLike[str] | None = None,
         lock_stale_seconds: float = 120.0,
         fault: Fault | Callable[[str, PurePosixPath], None] | None = None,
     ) -> None:
@@ -132,6 +138,7 @@ class WebdavTarget:
         self.base_url = base_url
         self.timeout = float(timeout)
         self.http_timeout = float(http_timeout)
+        self.ca_file = os.fspath(os.path.expanduser(ca_file)) if ca_file else None
         self.lock_stale_seconds = float(lock_stale_seconds)
         self.fault = fault or _no_fault
         self._client: Client | None = None
@@ -150,7 +157,7 @@ class WebdavTarget:
                 timeout=httpx.Timeout(self.timeout),
                 trust_env=False,
                 follow_redirects=False,
-                verify=_remote.tls_context(),
+                verify=_remote.tls_context(self.ca_file),
             )
         return self._client
 
@@ -190,8 +197,8 @@ class WebdavTarget:
             raise PublishError(f"WebDAV {step} on {self.url} failed: {exc}", step=step) from None
         except (httpx.HTTPError, OSError) as exc:
             self.close()
-            raise PublishError(
-                f"WebDAV {step} on {self.url} failed: {_remote.describe_http_error(exc)}", step=step
+            raise _remote.http_error(
+                exc, f"WebDAV {step} on {self.url}", self.url, step, self.ca_file
             ) from None
 
     # -- remote helpers ---------------------------------------------------------------------------
@@ -436,11 +443,11 @@ class WebdavTarget:
                     pointer,
                     timeout=self.http_timeout,
                     trust_env=False,
-                    verify=_remote.tls_context(),
+                    verify=_remote.tls_context(self.ca_file),
                 )
             except httpx.HTTPError as exc:
-                raise PublishError(
-                    f"GET {pointer} failed: {_remote.describe_http_error(exc)}", step="verify-http"
+                raise _remote.http_error(
+                    exc, f"GET {pointer}", pointer, "verify-http", self.ca_file
                 ) from None
             if page.status_code != 200 or pointed_release(page.content) != release.release_id:
                 raise PublishError(
@@ -454,6 +461,7 @@ class WebdavTarget:
                     for e in release.manifest["files"]
                 ),
                 self.http_timeout,
+                self.ca_file,
             )
 
     # -- the one-publisher lock -------------------------------------------------------------------
@@ -534,7 +542,10 @@ class WebdavTarget:
 
         def beat() -> None:
             with httpx.Client(
-                auth=self._auth, timeout=self.timeout, trust_env=False, verify=_remote.tls_context()
+                auth=self._auth,
+                timeout=self.timeout,
+                trust_env=False,
+                verify=_remote.tls_context(self.ca_file),
             ) as http:
                 response = http.request(
                     "LOCK",
