@@ -701,18 +701,21 @@ def shared_coefficient_cov(result: Any, deaths: FloatArray, max_lag: int = MAX_L
     series that use column j, S_tj = z_t,col(j) R_jt, R_jt the residuals summed over those series
     (``column_sums``): O(S m T) for the sums and O(T p^2 L) for M, never S x S or T x T.
     """
+    from .baselines.pooled import _single_threaded_blas
+
     rmask = result.residual_mask()
     design = result.design
     r = result.column_sums(np.where(rmask, deaths - result.mu, 0.0))  # [p, T]
     weeks = np.any(rmask, axis=0)
-    score = (design.Z[:, design.col_cal].T * r)[:, weeks]  # [p, n]
+    score = np.ascontiguousarray((design.Z[:, design.col_cal].T * r)[:, weeks])  # [p, n]
     n = score.shape[1]
-    meat = score @ score.T
-    for k in range(1, min(max_lag, n - 1) + 1):
-        cross = score[:, k:] @ score[:, : n - k].T
-        meat += (1.0 - k / (max_lag + 1.0)) * (cross + cross.T)
     bread = np.asarray(result.cov_unscaled, dtype=np.float64)
-    return bread @ meat @ bread
+    with _single_threaded_blas():  # p x p products: waking BLAS threads costs more than the work
+        meat = score @ score.T
+        for k in range(1, min(max_lag, n - 1) + 1):
+            cross = score[:, k:] @ score[:, : n - k].T
+            meat += (1.0 - k / (max_lag + 1.0)) * (cross + cross.T)
+        return np.asarray(bread @ meat @ bread)
 
 
 # ---------------------------------------------------------------------------------------- labels

@@ -693,13 +693,17 @@ class PooledResult(BaselineResult):
     def column_sums(self, values: FloatArray) -> FloatArray:
         """[p, T]: for every column j of the design, the sum of ``values`` [S, T] over the series
         that use it (the residuals of column j's estimating equation, up to the calendar factor)."""
+        from scipy import sparse
+
         assert self.design is not None
         cols = self.design.cols
-        out = np.zeros((self.design.n_terms, values.shape[1]))
-        for k in range(cols.shape[1]):
-            used = cols[:, k] >= 0
-            np.add.at(out, cols[used, k], values[used])
-        return out
+        used = cols >= 0
+        series = np.broadcast_to(np.arange(cols.shape[0])[:, None], cols.shape)[used]
+        incidence = sparse.csr_matrix(
+            (np.ones(series.size), (cols[used], series)),
+            shape=(self.design.n_terms, cols.shape[0]),
+        )
+        return np.asarray(incidence @ np.asarray(values, dtype=np.float64))
 
     def with_cov(self, cov: FloatArray) -> PooledResult:
         """The same fit with V = phi (X'WX)^-1 replaced by ``cov`` [p, p] (a sandwich under residual
