@@ -27,6 +27,12 @@ statsmodels.user_loop
     both sides): ``groupby`` the long frame by series, per series ``GLM(...).fit(scale="X2")`` +
     ``get_prediction``, the nine weekly columns (expected and its bounds, excess and its bounds,
     z, P) built per series, and one ``concat``.
+excessmort.sums / excessmort.sums_dependence
+    The sums a producer publishes from one fitted panel (the fit is prepared, not timed): every
+    series' cumulative excess over the weeks after the reference, the nine "regions" (series
+    s % 9) and their total through ``by()``, and the regions' running cumulative paths, with
+    ``dependence=False`` (independence: sum phi mu + g'Vg) and with the default residual-dependence
+    model. The ratio of the second to the first is the cost of honest intervals for sums.
 numpy.batched
     The plain-numpy batched IRLS (``engine="numpy"``: einsum + solve), the engine's own twin.
 statsmodels.loop
@@ -64,6 +70,8 @@ EXCESSMORT_CASES = (
     "excessmort.fit",
     "excessmort.fit_frame",
     "excessmort.user_path",
+    "excessmort.sums",
+    "excessmort.sums_dependence",
 )
 COMPETITORS = ("numpy.batched", "statsmodels.loop", "glum.loop", "statsmodels.user_loop")
 CASES = EXCESSMORT_CASES + COMPETITORS
@@ -223,6 +231,52 @@ def prepare(
             check,
             S,
             note="Panel -> QuasiPoisson.fit -> weekly intervals + cumulative (arrays)",
+        )
+
+    if case in ("excessmort.sums", "excessmort.sums_dependence"):
+        import pandas as pd
+
+        from excessmort._fit import Fit
+        from excessmort.baselines.glm import QuasiPoisson
+        from excessmort.panel import Panel
+
+        keys = pd.DataFrame(
+            {"region": [f"R{s % 9}" for s in range(S)], "cell": [f"C{s // 9}" for s in range(S)]}
+        ).astype("category")
+        reference = panel.reference
+        post = (panel.weeks[~ref][0], panel.weeks[-1])
+        pnl = Panel(keys=keys, weeks=panel.weeks, deaths=panel.deaths, exposure=panel.population)
+        model = QuasiPoisson()
+        result = model.fit(pnl, reference=reference, engine="numba")
+        dependence = case == "excessmort.sums_dependence"
+
+        def run() -> Any:
+            f = Fit(
+                panel=pnl,
+                result=result,
+                model=model,
+                reference=reference,
+                level=0.95,
+                dependence=dependence,
+            )
+            regions = f.by("region")
+            return (
+                f.cumulative(*post),
+                regions.cumulative(*post),
+                f.by().cumulative(*post),
+                regions.cumulative_path(*post),
+            )
+
+        def check(out: Any) -> dict[str, Any]:
+            status = ~np.asarray(result.converged)
+            return _finish(np.asarray(result.mu)[equal_idx], status, result.n_iter)
+
+        return Prepared(
+            run,
+            check,
+            S,
+            note="series, by(region), by() cumulative + by(region) path; fit not timed"
+            + ("; dependence model" if dependence else "; independence"),
         )
 
     if case == "excessmort.fit_frame":

@@ -314,6 +314,49 @@ def test_england_and_wales_group_with_its_interval(
     assert set(g.weekly["region"].unique()) == {"England and Wales", "England", "Wales"}
 
 
+def _assert_frames_close(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    assert list(got.columns) == list(want.columns)
+    assert got.dtypes.to_dict() == want.dtypes.to_dict()
+    assert len(got) == len(want)
+    for col in want.columns:
+        a, b = got[col], want[col]
+        if not pd.api.types.is_float_dtype(b.dtype):
+            pd.testing.assert_series_equal(a, b)
+            continue
+        a, b = a.to_numpy(), b.to_numpy()
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=col)
+        ok = np.isfinite(b)
+        np.testing.assert_array_equal(a[~ok], b[~ok], err_msg=col)
+        np.testing.assert_allclose(a[ok], b[ok], rtol=1e-12, atol=0, err_msg=col)
+
+
+@pytest.mark.parametrize("dependence", [True, False])
+def test_groups_in_one_pass_equal_one_view_per_group(
+    qp_wales: em.Fit, qp_wales_independent: em.Fit, dependence: bool
+) -> None:
+    # All groups are one stacked view (one call of each variance kernel over all groups); the
+    # figures equal those of one view per group (the reference path) to 1e-12, overlaps included.
+    f = qp_wales if dependence else qp_wales_independent
+    groups = {
+        "England and Wales": ["England", "Wales"],
+        "North": ["North East", "North West", "Yorkshire and The Humber"],
+        "Wales": ["Wales"],
+        "London": ["London"],
+    }
+    g = f.by(groups=groups)
+    assert g.view.panel.n_series == 10 + 3 + 1 + 1  # London is in two groups, so stacked twice
+    # (totals and weekly_in are made of these)
+    for name, args in [
+        ("weekly", ()),
+        ("cumulative", (2020,)),
+        ("cumulative_path", ("2020-03", "2020-05")),
+    ]:
+        got = getattr(g, name)
+        got = got(*args) if callable(got) else got
+        _assert_frames_close(got, g._concat(name, *args))
+    assert g.cumulative(2020)["region"].tolist() == list(groups)
+
+
 # ------------------------------------------------------------------------------------ 5 warnings
 def test_no_dispersion_warning_on_ordinary_real_data(regions: pd.DataFrame) -> None:
     sex_age = em.read(ONS / "ons_weekly_deaths_by_sex_age.csv")
@@ -403,8 +446,8 @@ def sex_age_pop() -> pd.DataFrame:
 def test_esp2013_standardised_rates_on_ons_data(sex_age_pop: pd.DataFrame) -> None:
     from excessmort.standardise import european_standard_population
 
-    # The closed form below is the independence one: standardised rates do not use the dependence
-    # model yet (issue 21's model is for sums of counts), so compare with dependence=False.
+    # The closed form below is the independence one (dependence=False); the dependence model's
+    # weighted sums are tested in test_standardise.py.
     f = fit_frame(sex_age_pop, reference=REFERENCE, dependence=False)
     s = f.standardised("2020-03-01", "2020-10-09", by=["sex"]).set_index("sex")
     ages = ["<1", "1-14", "15-44", "45-64", "65-74", "75-84", "85+"]
@@ -472,6 +515,53 @@ def test_crude_rates_and_errors(regions: pd.DataFrame, sex_age_pop: pd.DataFrame
         from excessmort.standardise import european_standard_population
 
         european_standard_population(["0-2", "3+"])
+
+
+def test_weekly_cumulative_and_totals_carry_rates_per_100000(
+    regions: pd.DataFrame, qp: em.Fit
+) -> None:
+    # Item 8: with a population in the data, every frame gives the rates per 100,000 beside the
+    # counts, intervals included. The ONS regions with their mid-2018 populations (all ages).
+    pop = pd.read_csv(ONS / "ons_population_mid2018.csv")
+    by_area = pop.groupby("area_code")["population"].sum()
+    codes = list(REGIONS)
+    frame = regions.assign(region=regions["region"].astype(str))
+    frame["population"] = frame["region"].map(by_area).astype(float)
+    f = fit_frame(frame, reference=REFERENCE)
+    rate_cols = ["observed_rate", "expected_rate", "excess_rate"]
+    bounds = ["excess_rate_lower", "excess_rate_upper"]
+
+    w = f.weekly
+    assert [*rate_cols, *bounds] == w.columns[-5:].tolist() and "population" in w.columns
+    london = w[(w["region"].astype(str) == "E12000007") & (w["week_ending"] == "2020-04-17")]
+    row = london.iloc[0]
+    assert row["population"] == by_area["E12000007"]
+    for count, rate in [("excess", "excess_rate"), ("excess_lower", "excess_rate_lower")]:
+        assert row[rate] == pytest.approx(1e5 * row[count] / by_area["E12000007"], rel=1e-12)
+    assert row["excess_rate_lower"] < row["excess_rate"] < row["excess_rate_upper"]
+
+    # England: the nine regions' population, which is ONS's own England estimate.
+    eng = f.by().weekly
+    assert by_area[codes].sum() == by_area["E92000001"]
+    np.testing.assert_allclose(eng["population"], by_area["E92000001"], rtol=1e-12)
+    np.testing.assert_allclose(
+        eng["excess_rate_upper"], 1e5 * eng["excess_upper"] / by_area["E92000001"], rtol=1e-12
+    )
+    c = f.by().cumulative(2020)
+    assert c["population"].iloc[0] == pytest.approx(by_area["E92000001"], rel=1e-12)
+    # England 2020 (53 registration weeks): about 130 excess deaths per 100,000.
+    assert 100 < c["excess_rate"].iloc[0] < 160
+    assert (
+        c["excess_rate_lower"].iloc[0] < c["excess_rate"].iloc[0] < c["excess_rate_upper"].iloc[0]
+    )
+    # Totals by quarter carry them too, and rates() is the cumulative frame with another ``per``.
+    q = f.by().totals("quarter", 2020)
+    np.testing.assert_allclose(q["excess_rate"], 1e5 * q["excess"] / q["population"], rtol=1e-12)
+    r = f.by().rates(2020, per=1000)
+    assert r["excess_rate"].iloc[0] == pytest.approx(c["excess_rate"].iloc[0] / 100, rel=1e-12)
+    assert list(r.columns) == list(c.columns)
+    # Without a population, frames stay as they were.
+    assert "excess_rate" not in qp.by().weekly.columns
 
 
 def test_population_interpolated_between_mid_years() -> None:
@@ -559,10 +649,19 @@ def test_coefficient_table_matches_statsmodels(regions: pd.DataFrame, baseline: 
         np.testing.assert_allclose(mine["p_value"], sm_fit.pvalues, rtol=1e-5, atol=1e-300)
 
 
-def test_coefficient_table_of_the_pooled_model(regions: pd.DataFrame) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+def test_coefficient_table_of_the_pooled_model(regions: pd.DataFrame, caplog) -> None:
+    from excessmort.exceptions import ModelNoteWarning
+
+    # Item 5: the default terms' note (no sex or age group in the regional file) is one warning
+    # of its own category per fit, not a log line, and the accessors do not repeat it.
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level("INFO", "excessmort"):
+        warnings.simplefilter("always")
         f = fit_frame(regions, baseline="pooled", reference=REFERENCE)
+        f.by().cumulative(2020)
+        _ = f.weekly
+    notes = [w for w in caught if issubclass(w.category, ModelNoteWarning)]
+    assert len(notes) == 1 and "'age_group' or 'sex'" in str(notes[0].message)
+    assert not [r for r in caplog.records if "age_group" in r.getMessage()]
     table = f.coefficient_table
     stored = f.result.info["coef_table"]
     assert table["series"].unique().tolist() == ["all"]

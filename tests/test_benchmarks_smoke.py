@@ -49,6 +49,8 @@ SMOKE = {
                         "numpy.batched",
                         "statsmodels.loop",
                         "glum.loop",
+                        "excessmort.sums",
+                        "excessmort.sums_dependence",
                     ],
                     "threads": {"excessmort.kernels": [1], "excessmort.fit": [1]},
                     "sample": {"numpy.batched": 20, "statsmodels.loop": 5, "glum.loop": 3},
@@ -71,7 +73,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, lis
 def test_every_column_and_metadata_in_every_row(results):
     frame, _, out = results
     assert list(frame.columns) == COLUMNS
-    assert len(frame) == 5
+    assert len(frame) == 7
     for col in (
         "cpu",
         "cores",
@@ -96,13 +98,24 @@ def test_every_column_and_metadata_in_every_row(results):
 def test_cases_ran_and_did_the_same_work(results):
     frame, _, _ = results
     statuses = dict(zip(frame["case"], frame["status"], strict=True))
-    for case in ("excessmort.kernels", "excessmort.fit", "numpy.batched", "statsmodels.loop"):
+    for case in (
+        "excessmort.kernels",
+        "excessmort.fit",
+        "numpy.batched",
+        "statsmodels.loop",
+        "excessmort.sums",
+        "excessmort.sums_dependence",
+    ):
         assert statuses[case] == "ok", (case, statuses[case])
     assert statuses["glum.loop"] == "ok" or statuses["glum.loop"].startswith("not available")
     ok = frame[frame["status"] == "ok"]
     diffs = pd.to_numeric(ok["max_rel_diff_expected"])
     assert (diffs < 1e-6).all(), ok[["case", "max_rel_diff_expected"]]
-    exact = ok[ok["case"].isin(["excessmort.kernels", "excessmort.fit", "numpy.batched"])]
+    exact = ok[
+        ok["case"].isin(
+            ["excessmort.kernels", "excessmort.fit", "numpy.batched", "excessmort.sums"]
+        )
+    ]
     assert (pd.to_numeric(exact["max_rel_diff_expected"]) < 1e-8).all()
     assert (pd.to_numeric(ok["warm_s"]) > 0).all()
     assert (pd.to_numeric(ok["repeats"]) >= 5).all()
@@ -118,8 +131,15 @@ def test_ratios_and_flops(results):
     kern = frame[frame["case"] == "excessmort.kernels"].iloc[0]
     assert float(kern["mean_iter"]) >= 2
     assert int(kern["nonconverged"]) == 0
+    # the dependence model's cost: its sums over the independence sums of the same fitted panel
+    dep = frame[frame["case"] == "excessmort.sums_dependence"].iloc[0]
+    ind = frame[frame["case"] == "excessmort.sums"].iloc[0]
+    assert dep["ratio_base"] == "excessmort.sums"
+    assert float(dep["ratio"]) == pytest.approx(
+        float(dep["warm_us_per_series"]) / float(ind["warm_us_per_series"]), rel=1e-5
+    )
     text = format_table(full)
-    for case in ("numpy.batched", "statsmodels.loop", "excessmort.fit"):
+    for case in ("numpy.batched", "statsmodels.loop", "excessmort.fit", "vs excessmort.sums"):
         assert case in text
 
 

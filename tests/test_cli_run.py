@@ -153,8 +153,13 @@ def test_run_exits_1_when_not_ready(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "--month", "2021-13"], "month '2021-13' has month number 13"),
-        (["run", "--month", "April"], "month must look like YYYY-MM"),
+        (["run", "--month", "2021-13"], "'2021-13' is not a month: the month must be 1 to 12"),
+        (["run", "--month", "April"], "month must be a month such as '2021-04' (YYYY-MM)"),
+        (["run", "--month", "2021Q2"], "got '2021Q2', a quarter"),
+        (["release", "--month", "2021", "--input", "x.csv"], "got '2021', a year"),
+        (["publish", "x", "--to", "y", "--slot", "2021-04-15"], "got '2021-04-15', a date"),
+        (["calendar", "2027Q1"], "got '2027Q1', a quarter"),
+        (["backtest", "--input", "x.csv", "--years", "2019-04"], "--years must be a range"),
         (["check", "no/such/release"], "no/such/release is not a folder"),
         (["check", ".", "--now", "soon"], "--now must be an ISO date-time"),
     ],
@@ -164,3 +169,80 @@ def test_usage_errors_exit_2(
 ) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("month", "message"),
+    [
+        (
+            "2009-11",
+            "month 2009-11 lies outside the data, which run from 2010-01-01 to 2021-05-21 (the "
+            "period holds the weeks ending 2009-11-06 to 2009-11-27)",
+        ),
+        (
+            "2021-08",
+            "month 2021-08 lies outside the data, which run from 2010-01-01 to 2021-05-21 (the "
+            "period holds the weeks ending 2021-08-06 to 2021-08-27)",
+        ),
+    ],
+)
+def test_month_past_the_data_names_both_ranges_before_fitting(
+    csv_input: Path, tmp_path: Path, month: str, message: str, capsys, monkeypatch
+) -> None:
+    # issue 17: --month goes through the one period parser: a month holding no week of the data
+    # is a usage error naming the month's weeks and the data's range, and nothing is fitted for it
+    # (a month the data reach in part is staged, and its readiness check data_coverage fails).
+    import excessmort._fit as fit_module
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before the month was checked")
+
+    monkeypatch.setattr(fit_module, "fit", no_fit)
+    monkeypatch.setattr("excessmort.warmup", lambda **kw: 0.0)
+    argv = ["run", "--input", str(csv_input), "--month", month, "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_reference_takes_the_periods_forms(capsys, monkeypatch, tmp_path: Path) -> None:
+    # --reference is read by the same parser as fit(reference=...): years and months stand for
+    # their days, and what is not a period is refused with the parser's message.
+    from excessmort.weeks import reference_bounds
+
+    assert reference_bounds("2015", "2019") == reference_bounds("2015-01", "2019-12")
+    assert reference_bounds("2015Q1", "2019Q4") == (
+        pd.Timestamp("2015-01-01"),
+        pd.Timestamp("2019-12-31"),
+    )
+    monkeypatch.setattr("excessmort.warmup", lambda **kw: 0.0)
+    small = demo_data(end="2021-05-21")
+    small = small[small["region"] == "E12000001"]
+    path = tmp_path / "one.csv"
+    small.to_csv(path, index=False)
+    argv = [
+        "run",
+        "--input",
+        str(path),
+        "--out",
+        str(tmp_path / "out"),
+        "--reference",
+        "2015",
+        "soon",
+    ]
+    assert main(argv) == 2
+    assert "reference: 'soon' is not a period: give a year (2020)" in capsys.readouterr().err
+
+
+def test_month_outside_the_ons_data_is_refused(
+    shared: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    # The real ONS regional file ends with the week ending 30 April 2021: June 2021 has none of it.
+    monkeypatch.setattr("excessmort.warmup", lambda **kw: 0.0)  # refused before any kernel runs
+    ons = shared / "data" / "ons" / "ons_weekly_deaths_by_region.csv"
+    argv = ["run", "--input", str(ons), "--month", "2021-06", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert (
+        "month 2021-06 lies outside the data, which run from 2015-01-02 to 2021-04-30 (the period "
+        "holds the weeks ending 2021-06-04 to 2021-06-25)"
+    ) in capsys.readouterr().err

@@ -105,6 +105,23 @@ def split_fit(client, demo: pd.DataFrame) -> tuple[DaskFit, em.Fit]:
     return f.persist(), fit_memory(demo, reference=("2015-01-01", "2019-12-31"))
 
 
+def test_intervals_said_as_in_memory(demo):
+    """(First in the module, before the LocalCluster fixture becomes the default client.)
+    ``DaskFit.intervals``, its header line and the frames' ``attrs["intervals"]`` are the
+    in-memory fit's (Dask's local scheduler: no cluster, one region of the demo)."""
+    frame = demo[demo["region"] == demo["region"].iloc[0]].reset_index(drop=True)
+    ddf = dd.from_pandas(frame, npartitions=2, sort=False)
+    f, m = fit_memory(ddf, warmup=False), fit_memory(frame)
+    assert f.intervals == m.intervals and m.intervals["autocorrelation"]
+    line = dict(f._header())["intervals"]
+    assert line == dict(m._header())["intervals"] and line in f._repr_html_()
+    for d, p in ((f.by("sex"), m.by("sex")), (f, m)):
+        assert d.cumulative(2020).attrs == p.cumulative(2020).attrs
+    ind = fit_memory(ddf, warmup=False, dependence=False)
+    assert ind.intervals == fit_memory(frame, dependence=False).intervals
+    assert not ind.intervals["autocorrelation"]
+
+
 def test_fit_dispatches_to_dask(split_fit):
     f, _ = split_fit
     assert isinstance(f, DaskFit)
@@ -462,3 +479,35 @@ def test_persisted_fit_is_counted_at_its_real_size(demo):
     _ = fit.weekly  # fills caches, which a worker's persisted fit also holds
     pickled = len(pickle.dumps((fit.panel, fit.result), protocol=5))
     assert sizeof(fit) == pytest.approx(pickled, rel=0.05)
+
+
+def test_dispersion_judged_by_the_in_memory_rule_on_ons_regions(client, shared):
+    # issue 17: the Dask engine warns by the fit's own size-aware rule (excessmort._dispersion),
+    # not a fixed [0.2, 10] range: quiet on the real ONS regions (phi 10-15.5), loud on a break.
+    import warnings
+
+    from excessmort.exceptions import DispersionWarning
+
+    regions = em.read(shared / "data" / "ons" / "ons_weekly_deaths_by_region.csv")
+    ref = ("2015-01-01", "2019-12-31")
+    mem = fit_memory(regions, reference=ref)
+    assert mem.result.dispersion_raw.max() > 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DispersionWarning)
+        f = fit_memory(
+            dd.from_pandas(regions, npartitions=3, sort=False), client=client, reference=ref
+        )
+        f.by().cumulative(2020)  # runs the partitions' status job, which warns
+    broken = regions.copy()
+    london = broken["region"].astype(str) == "E12000007"
+    late = broken["week_ending"].between("2017-07-01", "2019-12-31")
+    broken.loc[london & late, "deaths"] = (broken.loc[london & late, "deaths"] * 1.6).round()
+    with pytest.warns(DispersionWarning, match=r"size makes ordinary") as memory_warning:
+        fit_memory(broken, reference=ref)
+    f = fit_memory(dd.from_pandas(broken, npartitions=3, sort=False), client=client, reference=ref)
+    with pytest.warns(DispersionWarning, match=r"size makes ordinary") as dask_warning:
+        f.by().cumulative(2020)
+    # the same series flagged with the same bound by both engines
+    flagged = str(memory_warning[0].message).split(": ", 1)[1].split(". Check")[0]
+    assert flagged in str(dask_warning[0].message), (flagged, str(dask_warning[0].message))
+    assert "region=E12000007 (phi=" in flagged

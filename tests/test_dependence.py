@@ -53,6 +53,21 @@ def test_running_variance_numba_equals_numpy_with_nan() -> None:
     np.testing.assert_allclose(x[ok], y[ok], rtol=1e-12)
 
 
+def test_running_variance_threaded_kernel_equals_serial() -> None:
+    # the wrapper runs small problems serially; the threaded kernel (large panels) must agree bitwise
+    from excessmort._kernels import dependence as dk
+
+    rng = np.random.default_rng(4)
+    s = rng.uniform(0.5, 3.0, (64, 120))
+    rho = arma_lags(rng.uniform(0, 0.6, 64), rng.uniform(0, 0.9, 64))
+    a, phi = rng.uniform(0, 0.6, 64), rng.uniform(0, 0.9, 64)
+    threaded, serial = np.empty(s.shape), np.empty(s.shape)
+    dk.running_variance(s, rho, a, phi, threaded)
+    dk.running_variance_serial(s, rho, a, phi, serial)
+    np.testing.assert_array_equal(threaded, serial)
+    np.testing.assert_array_equal(running_variance(s, rho, a, phi, engine="numba"), serial)
+
+
 def test_long_run_factor_closed_form() -> None:
     a = np.array([0.0, 0.3, 0.5, 0.9])
     phi = np.array([0.5, 0.7, 0.98, 0.2])

@@ -87,7 +87,7 @@ def test_repr_html_has_header_block_and_region_table(qp: em.Fit) -> None:
     assert header["dispersion (phi)"] == f"{np.nanmin(phi):.3g} to {np.nanmax(phi):.3g}"
     assert header["weeks"].startswith(f"{qp.panel.n_weeks:,}: ")
     table = parser.tables[1]
-    assert table[0][:5] == ["region", "name", "observed", "expected", "excess"]
+    assert table[0][:5] == ["region", "region_name", "observed", "expected", "excess"]
     assert "95% interval" in table[0]
     names = [row[1] for row in table[1:]]
     assert names == [*REGIONS.values(), "England"]
@@ -127,7 +127,7 @@ def test_summary_by_region_matches_the_closed_form(demo: pd.DataFrame) -> None:
     s = qp.summary(*PERIOD)
     assert list(s.columns) == [
         "region",
-        "name",
+        "region_name",
         "observed",
         "expected",
         "excess",
@@ -205,7 +205,7 @@ def test_print_summary_ascii_uses_the_decimals(qp: em.Fit) -> None:
     assert text.splitlines()[0] == "excessmort.Fit: quasipoisson"
     assert "reference period  2015-01-01 to 2019-12-31" in text
     london = next(line for line in text.splitlines() if " London " in line)
-    row = s.loc[s["name"] == "London"].iloc[0]
+    row = s.loc[s["region_name"] == "London"].iloc[0]
     # Issue 17: deaths are counts, printed whole; decimals is for the P-score.
     assert f"{row['expected']:,.0f}" in london
     assert f"{row['excess_lower']:,.0f} to {row['excess_upper']:,.0f}" in london

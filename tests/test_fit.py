@@ -142,6 +142,13 @@ def test_weekly_columns_are_the_public_contract(regional: em.Fit) -> None:
         "ratio",
         "ratio_lower",
         "ratio_upper",
+        # with a population in the data, the rates per 100,000 (issue 17 item 8)
+        "population",
+        "observed_rate",
+        "expected_rate",
+        "excess_rate",
+        "excess_rate_lower",
+        "excess_rate_upper",
     ]
     cum = regional.cumulative("2020-01-01", "2020-12-31")
     for col in ["region", "sex", "observed", "expected", "excess", "excess_lower", "excess_upper"]:
@@ -185,6 +192,19 @@ def test_unknown_baseline_lists_the_allowed() -> None:
     frame, _ = simulate(2, 200, seed=1)
     with pytest.raises(InputError, match=r"baseline must be one of \['quasipoisson'.*got 'qp'"):
         em.fit(frame, baseline="qp")
+
+
+def test_baseline_name_literal_and_fit_docstring_list_the_registry() -> None:
+    import re
+    import typing
+
+    from excessmort._typing import BaselineName
+    from excessmort.baselines import available
+
+    assert list(typing.get_args(BaselineName)) == available()
+    doc = em.fit.__doc__ or ""
+    section = doc[doc.index("baseline : ") : doc.index("reference : ")]
+    assert re.findall(r'``"(\w+)"``', section) == available()
 
 
 def test_unknown_stratum_in_by() -> None:

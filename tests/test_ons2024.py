@@ -23,6 +23,7 @@ import statsmodels.api as sm
 from scipy import linalg, stats
 
 import excessmort as em
+from _ons_synth import ons_layout
 from excessmort.baselines.ons2024 import (
     ONS_COVID_WEEKS,
     Ons2024,
@@ -68,22 +69,6 @@ def _weekly(seed: int = 3, regions=REGIONS) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
-def _ons_layout(frame: pd.DataFrame) -> pd.DataFrame:
-    y, w = iso_year_week(frame["week_ending"])
-    return pd.DataFrame(
-        {
-            "year": y,
-            "week": w,
-            "agegrp": frame["age_group"],
-            "agegrp_coarse": frame["age_group_coarse"],
-            "sex": frame["sex"],
-            "geography": frame["region"],
-            "deaths": frame["deaths"],
-            "population": frame["population"],
-        }
-    )
-
-
 def _rscript() -> str:
     path = shutil.which("Rscript")
     assert path, "Rscript is missing: make test installs r-base-core (Debian)"
@@ -110,7 +95,7 @@ PERIODS = [202001, 202014, 202053, 202101, 202126, 202152, 202210]
 def weekly_case(tmp_path_factory):
     frame = _weekly()
     fit = em.fit(frame, baseline=Ons2024(coarse_age="age_group_coarse", predict_from="2020-01-01"))
-    r = _run_r(tmp_path_factory.mktemp("ons"), "weekly", _ons_layout(frame), PERIODS)
+    r = _run_r(tmp_path_factory.mktemp("ons"), "weekly", ons_layout(frame), PERIODS)
     return frame, fit, r
 
 
@@ -189,7 +174,8 @@ def test_weekly_matches_statsmodels(weekly_case, period):
     y, wk = iso_year_week(frame["week_ending"])
     day = frame.loc[(y * 100 + wk) == period, "week_ending"].iloc[0]
     sub = frame[frame["week_ending"] <= day]
-    fit = em.fit(sub, baseline=Ons2024(coarse_age="age_group_coarse", predict_from=day, tol=1e-13))
+    base = Ons2024(coarse_age="age_group_coarse", predict_from=day, tol=1e-13)
+    fit = em.fit(sub, baseline=base, dependence=False)  # the weekly fit alone is compared
     res = fit.result
     panel = fit.panel
     t, rows = _window_rows(fit, period)
@@ -353,3 +339,84 @@ def test_working_days_closed_form():
     # January 2021: 21 weekdays, New Year's Day a Friday -> 20; August 2022: 23 weekdays less the
     # summer bank holiday -> 22; May 2020: 21 weekdays less 8 May (VE Day) and 25 May -> 19
     assert working_days([2021, 2022, 2020], [1, 8, 5]).tolist() == [20, 22, 19]
+
+
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_batched_pass_matches_the_window_loop(weekly_case, engine):
+    """Every window in one stacked pass (numba kernels or their numpy twin) against one window
+    after another (the per-window glm.fit that matches R above): 1e-10 relative."""
+    from excessmort.baselines.ons2024 import fit_ons
+
+    _, fit, _ = weekly_case
+    res, panel = fit.result, fit.panel
+    y, wk = iso_year_week(panel.weeks)
+    covid = np.array([(a, b) in set(ONS_COVID_WEEKS) for a, b in zip(y, wk, strict=True)])
+    usable = panel.observed_mask & np.isfinite(panel.offset) & ~covid[None, :]
+    predict = np.asarray((panel.weeks >= "2020-11-20") & (panel.weeks <= "2021-03-05"))
+    wins = ons_week_windows(y, wk, predict)
+    args = (res.design, panel.deaths, panel.offset, usable, wins)
+    loop = fit_ons(*args, keep_cov=True, batched=False)
+    both = fit_ons(*args, keep_cov=True, batched=True, engine=engine, cells=30_000)
+    assert len(wins) == 15 and both["phi"].size == 15  # weeks 2020 w52 and w53 share one fit
+    for key in ("mu", "xvx", "phi_t"):
+        ok = np.isfinite(loop[key])
+        assert np.array_equal(ok, np.isfinite(both[key]))
+        np.testing.assert_allclose(both[key][ok], loop[key][ok], rtol=1e-10)
+    for key in ("n_iter", "rank", "n_obs", "converged", "first", "last"):
+        np.testing.assert_array_equal(both[key], loop[key])
+    for a, b in zip(both["cov"], loop["cov"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.max(np.abs(b)))
+
+
+# ------------------------------------------------------------------ ONS's own script (stored run)
+def test_matches_ons_own_script_stored_run():
+    """ONS's own ``ons_weekly_ed.R`` (run unmodified on tests/_ons_synth.py's data in its workbook
+    layout by tests/r/ons_script_reference.R; its output stored in tests/data, the script itself is
+    not: the repository has no licence) against ours: its five models (England and Wales, the
+    English regions, Wales, Scotland, Northern Ireland), three weeks, every series; 1e-8."""
+    from _ons_synth import MODEL_GROUPS, REGIONS, ons_script_synthetic
+    from excessmort.baselines.ons2024 import build_ons_design, fit_ons
+    from excessmort.panel import Panel
+
+    ref = pd.read_csv(Path(__file__).parent / "data" / "ons_script_weekly.csv")
+    frame = ons_script_synthetic()
+    frame["region"] = frame["region"].map(lambda g: f"R{REGIONS.index(g)}" if g in REGIONS else g)
+    panel = Panel.from_frame(frame, strata=["region", "sex", "age_group", "age_group_coarse"])
+    y, wk = iso_year_week(panel.weeks)
+    periods = sorted(ref["period"].unique())
+    t_ref = [int(np.flatnonzero(y * 100 + wk == p)[0]) for p in periods]
+    covid = np.array([(a, b) in set(ONS_COVID_WEEKS) for a, b in zip(y, wk, strict=True)])
+    rows = []
+    for geos in MODEL_GROUPS:
+        names = [f"R{REGIONS.index(g)}" if g in REGIONS else g for g in geos]
+        sub = panel.take(np.flatnonzero(panel.keys["region"].isin(names).to_numpy()))
+        k = sub.keys
+        design = build_ons_design(
+            k["age_group"].tolist(), k["age_group_coarse"].tolist(), k["sex"].tolist(),
+            k["region"].tolist(), np.minimum(wk, 52) - 1, 52,
+            np.arange(1, sub.n_weeks + 1, dtype=float),
+        )  # fmt: skip
+        predict = np.zeros(sub.n_weeks, dtype=bool)
+        predict[t_ref] = True
+        usable = sub.observed_mask & np.isfinite(sub.offset) & ~covid[None, :]
+        out = fit_ons(design, sub.deaths, sub.offset, usable, ons_week_windows(y, wk, predict))
+        for p, t in zip(periods, t_ref, strict=True):
+            rows.append(
+                k.assign(
+                    period=p,
+                    deaths=sub.deaths[:, t],
+                    expected=out["mu"][:, t],
+                    se=out["mu"][:, t] * np.sqrt(out["phi_t"][t] * out["xvx"][:, t]),
+                )
+            )
+    ours = pd.concat(rows)
+    ours["geography"] = ours["region"].map(lambda g: REGIONS[int(g[1:])] if g[0] == "R" else g)
+    m = ours.merge(
+        ref.rename(columns={"agegrp": "age_group", "deaths": "deaths_ons"}),
+        on=["period", "geography", "sex", "age_group"],
+        validate="one_to_one",
+    )
+    assert len(m) == len(ref) == 3 * 520
+    np.testing.assert_array_equal(m["deaths"], m["deaths_ons"])  # the same synthetic data
+    np.testing.assert_allclose(m["expected"], m["d_hat"], rtol=RTOL)
+    np.testing.assert_allclose(m["se"], m["se_d_hat"], rtol=RTOL)

@@ -219,6 +219,34 @@ def test_a_flat_feed_fails_feeds_alive(release: Path) -> None:
     )
 
 
+def test_dispersion_gate_uses_the_fits_rule(staged: Path, tmp_path: Path) -> None:
+    # Quiet on the real regions (phi 10-15.5 is ordinary for 500-1,500 deaths a week), by the
+    # same function as the fit's DispersionWarning (excessmort._dispersion.judge_dispersion).
+    # (The check alone: the whole gate on this release is test_real_pandemic_data_stay_ready.)
+    from excessmort._dispersion import judge_dispersion
+    from excessmort.report.readiness import StagedFiles, check_models
+
+    check = check_models(StagedFiles(staged))
+    assert check.verdict == "pass", check.message
+    model = json.loads((staged / "model.json").read_text())
+    phi = np.array([s["dispersion_raw"] for s in model["series"]])
+    assert phi.max() > 10  # a fixed [0.2, 10] range would have warned
+    sizes = [s["mean_count"] for s in model["series"]]
+    assert model["dispersion_check"] == "auto"
+    assert not judge_dispersion(phi, sizes).odd.any()
+    assert judge_dispersion(phi, sizes, (0.2, 10)).odd.any()
+
+    # An absurd phi for London's size (60 against an ordinary 2 (1 + 0.01 x ~1,000)) warns.
+    _series(model, "E12000007")["dispersion_raw"] = 60.0
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "model.json").write_text(json.dumps(model))
+    check = check_models(StagedFiles(release))
+    assert check.verdict == "warn", check.message
+    assert "London (phi=60, ordinary up to 2" in check.message
+    assert "size makes ordinary" in check.message
+
+
 def test_dispersion_above_the_hard_bound_fails_models_converged(release: Path) -> None:
     def edit(model: dict) -> None:
         _series(model, "E12000008")["dispersion_raw"] = 3.5e202

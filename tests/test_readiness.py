@@ -224,7 +224,8 @@ def test_implausible_dispersion_warns_but_does_not_block(release: Path) -> None:
     assert readiness.ready
     check = readiness["models_converged"]
     assert check.verdict == "warn"
-    assert "(phi=25)" in check.message and "[0.2, 10.0]" in check.message
+    assert "(phi=25, ordinary up to 10)" in check.message
+    assert "size makes ordinary" in check.message
 
 
 def test_england_not_the_sum_of_the_regions_fails(release: Path) -> None:

@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 
 from ._fit import (
-    DISPERSION_RANGE,
     Fit,
     _check_reference,
     cumulative_frame,
@@ -512,17 +511,28 @@ def _merge_years(parts: Sequence[Any]) -> Any:
 def _status(fit: Fit | None) -> dict[str, Any]:
     """Counts and first labels of non-converged series and of implausible dispersion."""
     if fit is None:
-        return {"n": 0, "bad": [], "n_bad": 0, "odd": [], "n_odd": 0}
+        return {"n": 0, "bad": [], "n_bad": 0, "odd": [], "n_odd": 0, "rule": ""}
+    from ._dispersion import judge_dispersion, mean_fitted_count
+
     bad = np.flatnonzero(~fit.result.converged)
     phi = fit.result.dispersion_raw
-    lo, hi = DISPERSION_RANGE
-    odd = np.flatnonzero(np.isfinite(phi) & ((phi < lo) | (phi > hi)))
+    # the in-memory fit's rule (each series judged on its own counts, so partitions agree)
+    judged = judge_dispersion(
+        phi, mean_fitted_count(fit.panel.deaths, fit.result.fit_mask), fit._dispersion_check
+    )
+    odd = np.flatnonzero(judged.odd) if judged is not None else np.zeros(0, dtype=np.int64)
     return {
         "n": fit.panel.n_series,
         "n_bad": int(bad.size),
         "bad": [fit.panel.label(s) for s in bad[:10]],
         "n_odd": int(odd.size),
-        "odd": [f"{fit.panel.label(s)} (phi={phi[s]:.3g})" for s in odd[:10]],
+        "odd": [
+            f"{fit.panel.label(s)} (phi={phi[s]:.3g}, ordinary up to {judged.upper[s]:.3g})"
+            for s in odd[:10]
+        ]
+        if judged is not None
+        else [],
+        "rule": judged.rule if judged is not None else "",
     }
 
 
@@ -539,9 +549,11 @@ def _warn(status: dict[str, Any], baseline: str) -> None:
         )
     n_odd, odd = status["n_odd"], status["odd"]
     if n_odd:
-        lo, hi = DISPERSION_RANGE
         warnings.warn(
-            f"implausible dispersion outside [{lo}, {hi}] in {n_odd} series: {'; '.join(odd)}",
+            f"implausible dispersion {status.get('rule', '')} in {n_odd} series: "
+            f"{'; '.join(odd)}"
+            + (f"; and {n_odd - len(odd)} more" if n_odd > len(odd) else "")
+            + ". Check for a structural break or strata that mix different populations",
             DispersionWarning,
             stacklevel=3,
         )
@@ -577,6 +589,9 @@ def _partial(
             view._sum(np.sum(res.obs_variance()[:, window], axis=1)),
             view._masked_result_call("param_variance_window", window),
         ]
+    exposure = fit.panel.exposure
+    if exposure is not None:  # the population of each sum (for the rates per 100,000)
+        parts.append(view._sum(exposure if window is None else exposure[:, window].mean(axis=1)))
     keys = keys.copy()
     for col in by:
         keys[col] = keys[col].astype(plan.categories[col])
@@ -599,6 +614,15 @@ def _partial(
             )
         extra = (weekly, per_group, sums.resid_weeks, win)
     return keys, np.stack(parts), extra
+
+
+def _with_rates(frame: pd.DataFrame, values: np.ndarray) -> pd.DataFrame:
+    """The rates per 100,000 of :attr:`Fit.weekly` when the partials carry a population row."""
+    if values.shape[0] > 4:
+        from ._rates import add_rates
+
+        add_rates(frame, values[4])
+    return frame
 
 
 def _merge(partials: Sequence[Partial | None]) -> Partial | None:
@@ -641,6 +665,7 @@ def _merge_status(statuses: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "bad": [b for s in statuses for b in s["bad"]][:10],
         "n_odd": sum(s["n_odd"] for s in statuses),
         "odd": [b for s in statuses for b in s["odd"]][:10],
+        "rule": next((s["rule"] for s in statuses if s.get("rule")), ""),
     }
 
 
@@ -712,19 +737,36 @@ class DaskFitView:
         year = year_effect_from_sums(sums, meta, p.weeks)
         return dependence_from_sums(sums, year, meta, p.weeks)
 
+    def _attrs(
+        self, frame: pd.DataFrame, dep: Any = None, short: int | None = None
+    ) -> pd.DataFrame:
+        """``attrs["intervals"]`` and ``attrs["level"]`` as :class:`excessmort.Fit` sets them."""
+        info = dict(self._parent.intervals)
+        if dep is not None:
+            info["short_reference_rows"] = int(dep.short.sum())
+            info["year_effect_sd"] = float(np.sqrt(dep.year.sigma2))
+        elif short is not None:
+            info["short_reference_rows"] = short
+        frame.attrs["intervals"] = info
+        frame.attrs["level"] = self._parent.level
+        return frame
+
     def _weekly_frame(self, reduced: Partial) -> pd.DataFrame:
-        keys, (observed, mu, obs_var, param_var), extra = reduced
+        keys, values, extra = reduced
+        observed, mu, obs_var, param_var = values[:4]
         p = self._parent
+        dep = None
         if extra is not None:
-            obs_var, param_var = self._dependence(extra).weekly(obs_var, param_var, mu, p.weeks)
+            dep = self._dependence(extra)
+            obs_var, param_var = dep.weekly(obs_var, param_var, mu, p.weeks)
         arrays = excess_arrays(observed, mu, obs_var, param_var, p.level, p._prediction)
-        return weekly_frame(p.weeks, keys, arrays)
+        return self._attrs(_with_rates(weekly_frame(p.weeks, keys, arrays), values), dep)
 
     @property
     def weekly(self) -> pd.DataFrame:
         """As :attr:`excessmort.Fit.weekly` for sums of series (computed; one row per group and week)."""
         if self._by is None:
-            return self._parent.weekly.compute()
+            return self._attrs(self._parent.weekly.compute())
         return self._weekly_frame(self._reduce(None))
 
     def cumulative(self, start: Any = None, end: Any = None) -> pd.DataFrame:
@@ -740,23 +782,35 @@ class DaskFitView:
             results = p._run(p._each(lambda i: [(_cumulative, (start, end, year)), (_status, ())]))
             _warn(_merge_status([status for _, status in results]), p.baseline)
             frames = [frame for frame, _ in results if frame is not None]
+            short = [f.attrs.get("intervals", {}).get("short_reference_rows") for f in frames]
             out = pd.concat(frames, ignore_index=True)
-            return (
+            out = (
                 out.sort_values(p.strata, kind="stable").reset_index(drop=True) if p.strata else out
             )
+            info = frames[0].attrs.get("intervals", {}) if frames else {}
+            out = self._attrs(out, short=sum(short) if None not in short and short else None)
+            if "year_effect_sd" in info:  # the panel's year effect, the same in every partition
+                out.attrs["intervals"]["year_effect_sd"] = info["year_effect_sd"]
+            return out
         period = p._meta_fit.period(start, end)
         window = period.mask
-        keys, (observed, mu, obs_var, param_var), extra = self._reduce(window)
+        keys, values, extra = self._reduce(window)
+        observed, mu, obs_var, param_var = values[:4]
+        dep = None
         if extra is not None:
             obs_w, mu_w, pw_w = extra[3]
             pv = np.zeros_like(mu_w)
             pv[:, -1] = param_var
-            obs_run, param_run, _ = self._dependence(extra).running(
+            dep = self._dependence(extra)
+            obs_run, param_run, _ = dep.running(
                 obs_w, mu_w, pv, p.weeks[window], p.level, param_weekly=pw_w
             )
             obs_var, param_var = obs_run[:, -1], param_run[:, -1]
         arrays = excess_arrays(observed, mu, obs_var, param_var, p.level, p._prediction)
-        return cumulative_frame(keys, p.weeks, period.mask, arrays, period.label)
+        return self._attrs(
+            _with_rates(cumulative_frame(keys, p.weeks, period.mask, arrays, period.label), values),
+            dep,
+        )
 
     def __repr__(self) -> str:
         view = ", ".join(self._by) if self._by else "total"
@@ -1013,6 +1067,15 @@ class DaskFit:
             f"{self.weeks[0].date()}..{self.weeks[-1].date()}, reference {ref}>"
         )
 
+    @property
+    def intervals(self) -> dict[str, Any]:
+        """What the intervals contain, as :attr:`excessmort.Fit.intervals` (the same dict): rule,
+        parameter uncertainty, overdispersion, cross-series dependence, autocorrelation, year
+        effects, and a one-line ``text``."""
+        from .dependence import describe_interval
+
+        return describe_interval(self._meta_fit.result, self._plan.dependence)
+
     def _header(self) -> list[tuple[str, Any]]:
         """What is known without a pass over the data (showing the fit computes nothing)."""
         ref = self.reference
@@ -1034,6 +1097,7 @@ class DaskFit:
             ("weeks", f"{self.weeks[0].date()} to {self.weeks[-1].date()} ({len(self.weeks):,})"),
             ("reference", f"{ref[0].date()} to {ref[1].date()}" if ref else "none"),
             ("level", f"{self.level:.0%}"),
+            ("intervals", f"{self.intervals['rule']}: {self.intervals['text']}"),
             ("scheduler", scheduler or "Dask's local scheduler"),
             (
                 "fits",

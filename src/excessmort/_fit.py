@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._dispersion import judge_dispersion, mean_fitted_count
 from ._frames import add_prediction, add_region_name, add_week_numbers
+from ._rates import add_rates
 from ._typing import Engine, IntArray
 from .baselines import Baseline, BaselineResult, get_baseline
 from .exceptions import ConvergenceWarning, DispersionWarning, InputError, MissingDataWarning
@@ -77,31 +79,6 @@ def cumulative_frame(
     return out
 
 
-# Phi outside this range is flagged: counts of deaths are rarely under-dispersed, and phi above 10
-# usually means a structural break or misspecified strata (used by the Dask engine and as the floor
-# of the size-aware check below).
-DISPERSION_RANGE = (0.2, 10.0)
-#: The size-aware dispersion check (issue 17): weekly death rates vary around any baseline by a few
-#: per cent that no model of trend and season explains (a cold week, a heat wave), so
-#: var = mu + (cv mu)^2 and the ordinary phi = 1 + cv^2 mu grows with the counts: about 11 for a
-#: region's 1,000 deaths a week with cv = 0.1 (ONS's regions: phi 5-15). phi is flagged above
-#: ``DISPERSION_FACTOR`` times that (and above 10), or below 0.2.
-DISPERSION_CV = 0.1
-DISPERSION_FACTOR = 2.0
-
-
-def ordinary_dispersion_upper(mean_count: np.ndarray, cv: float = DISPERSION_CV) -> np.ndarray:
-    """The largest phi the size-aware check calls ordinary for series of this mean weekly count.
-
-    Examples
-    --------
-    >>> ordinary_dispersion_upper(np.array([10.0, 1000.0, 2500.0])).round(1).tolist()
-    [10.0, 22.0, 52.0]
-    """
-    size = DISPERSION_FACTOR * (1.0 + cv**2 * np.asarray(mean_count, dtype=float))
-    return np.maximum(DISPERSION_RANGE[1], np.nan_to_num(size, nan=DISPERSION_RANGE[1]))
-
-
 def _as_tidy(frame: Any, keep_wales: bool | None = None) -> pd.DataFrame:
     """Validate a user's input with :func:`excessmort.read` (frames are not modified).
 
@@ -155,8 +132,10 @@ def fit(
     frame : DataFrame or path
         Long format, one row per series and week (see :func:`excessmort.read`).
     baseline : str or Baseline
-        ``"quasipoisson"`` (default), ``"poisson"``, ``"five_year_average"``, ``"euromomo"``,
-        ``"pooled"``, or a baseline object with options.
+        A registered name (:func:`excessmort.baselines.available`): ``"quasipoisson"``
+        (default), ``"poisson"``, ``"five_year_average"``, ``"euromomo"``, ``"pooled"``,
+        ``"farrington"``, ``"ons2024"``, ``"wmd"``, ``"negative_binomial"``; or a baseline class
+        or object with options.
     reference : (start, end)
         The reference period: the data every baseline rests on (inclusive; a bare year as ``end``
         means its 31 December). Default 2015-01-01 to 2019-12-31. The GLM baselines (and pooled,
@@ -341,6 +320,8 @@ def _check_reference(
     try:
         start, end = reference
         lo, hi = reference_bounds(start, end)
+    except InputError as exc:  # the period parser's own message, naming the value
+        raise InputError(f"reference: {exc}", column="reference", value=reference) from exc
     except (TypeError, ValueError) as exc:
         raise InputError(
             f"reference must be a (start, end) pair of dates, got {reference!r}",
@@ -627,18 +608,26 @@ class Fit:
         """The dependence model of this view's groups, or None when it is off."""
         if not self._dependence_on:
             return None
-        from .dependence import DependenceWarning, estimate_groups
+        from .dependence import (
+            DependenceWarning,
+            GroupSums,
+            dependence_from_sums,
+            year_effect_from_sums,
+        )
 
         groups, keys, include = self._grouping
         g = np.where(include, groups, -1)
+        # the groups' sums once, for their year effect and their serial model alike
+        sums = GroupSums.of(self.result, self.panel.deaths, self.weeks, g, len(keys))
         if self._by is None:
+            # the series' own groups: the panel's year effect (shared by every view) is theirs
+            if "year" not in self._shared:
+                self._shared["year"] = year_effect_from_sums(sums, self.result, self.weeks)
             year = self._year_effect
         else:
             # the year effect beyond each group's own serial model, pooled over the view's groups
-            from .dependence import estimate_year_effect
-
-            year = estimate_year_effect(self.result, self.panel.deaths, self.weeks, g, len(keys))
-        dep = estimate_groups(self.result, self.panel.deaths, g, len(keys), year, self.weeks)
+            year = year_effect_from_sums(sums, self.result, self.weeks)
+        dep = dependence_from_sums(sums, year, self.result, self.weeks)
         if dep.short.any():
             warnings.warn(
                 f"{int(dep.short.sum())} of {len(keys)} rows have too short a reference to estimate "
@@ -701,7 +690,10 @@ class Fit:
         """One row per series (or group) and week: strata (``region`` with ``region_name``),
         week_ending, iso_year, iso_week (and the ONS registration ``year``/``week`` for weeks ending
         on a Friday), observed, expected and its confidence bounds, the prediction bounds of the
-        count, excess and its bounds, z_score, p_score, and the observed/expected ratio with bounds.
+        count, excess and its bounds, z_score, p_score, and the observed/expected ratio with bounds;
+        with a ``population`` in the data, the row's population and the observed, expected and excess
+        deaths of the week per 100,000 (``observed_rate``, ``expected_rate``, ``excess_rate`` and
+        its bounds ``excess_rate_lower``/``excess_rate_upper``).
 
         :meth:`weekly_in` gives the rows of a period (``fit.weekly_in(2020)``).
 
@@ -718,7 +710,10 @@ class Fit:
         arrays = self._weekly_arrays
         _, keys, _ = self._grouping
         self._warn_missing(arrays["expected"], arrays["observed"])
-        return self._attrs(weekly_frame(self.panel.weeks, keys, arrays))
+        frame = weekly_frame(self.panel.weeks, keys, arrays)
+        if self.panel.exposure is not None:  # rates per 100,000 (issue 17 item 8)
+            add_rates(frame, self._sum(self.panel.exposure))
+        return self._attrs(frame)
 
     def _window_variances(
         self, window: np.ndarray, running: bool
@@ -880,7 +875,8 @@ class Fit:
         -------
         DataFrame
             strata (with ``region_name``), period, start, end, n_weeks, observed, expected, excess,
-            excess_lower, excess_upper, p_score.
+            excess_lower, excess_upper, p_score; with a ``population`` in the data, the period's
+            mean ``population`` (after n_weeks) and the rates per 100,000 of :attr:`weekly`.
 
         Raises
         ------
@@ -903,7 +899,10 @@ class Fit:
         self._warn_missing(
             self._sum(res.mu[:, window]), self._sum(self.panel.deaths[:, window]), window=window
         )
-        return self._attrs(cumulative_frame(keys, self.weeks, window, arrays, period.label))
+        frame = cumulative_frame(keys, self.weeks, window, arrays, period.label)
+        if self.panel.exposure is not None:  # rates per 100,000 of the period's mean population
+            add_rates(frame, self._sum(self.panel.exposure[:, window].mean(axis=1)))
+        return self._attrs(frame)
 
     def cumulative_path(self, start: Any = None, end: Any = None) -> pd.DataFrame:
         """The running cumulative excess from ``start``: for every week ending in [start, end], the
@@ -1239,23 +1238,12 @@ class Fit:
         if check is None:
             return
         phi = self.result.dispersion_raw
-        if isinstance(check, tuple | list):
-            lo, hi = float(check[0]), float(check[1])
-            upper = np.full(phi.shape, hi)
-            rule = f"outside [{lo:g}, {hi:g}]"
-        else:
-            cv = DISPERSION_CV if check == "auto" else float(check)
-            lo = DISPERSION_RANGE[0]
-            with np.errstate(invalid="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                fitted = np.where(self.result.fit_mask, self.panel.deaths, np.nan)
-                size = np.nanmean(fitted, axis=1)
-            upper = ordinary_dispersion_upper(size, cv)
-            rule = (
-                f"outside what the counts' size makes ordinary (below {lo:g}, or above "
-                f"{DISPERSION_FACTOR:g} (1 + {cv:g}^2 x mean weekly count) and 10)"
-            )
-        odd = np.flatnonzero(np.isfinite(phi) & ((phi < lo) | (phi > upper)))
+        judged = judge_dispersion(
+            phi, mean_fitted_count(self.panel.deaths, self.result.fit_mask), check
+        )
+        assert judged is not None
+        upper, rule = judged.upper, judged.rule
+        odd = np.flatnonzero(judged.odd)
         if odd.size:
             shown = "; ".join(
                 f"{self.panel.label(s)} (phi={phi[s]:.3g}, ordinary up to {upper[s]:.3g})"
@@ -1305,7 +1293,8 @@ class Fit:
         Returns
         -------
         DataFrame
-            Columns: the stratum (``region`` codes), ``name`` (region names, with region),
+            Columns: the stratum (``region`` codes), ``region_name`` (with region; the name
+            every other frame gives it, ``name`` before issue 17),
             observed, expected, excess, excess_lower, excess_upper, p_score. ``attrs["period"]``
             holds the (first, last) week ending summed.
 
@@ -1339,7 +1328,7 @@ class Fit:
                 total.insert(0, key, [label])
                 rows = pd.concat([rows, total], ignore_index=True)
             if key == "region":
-                rows.insert(1, "name", [region_name(str(c)) for c in rows["region"]])
+                rows.insert(1, "region_name", [region_name(str(c)) for c in rows["region"]])
             out = rows.reset_index(drop=True)
         out.attrs["period"] = (pd.Timestamp(cum["start"].iloc[0]), pd.Timestamp(cum["end"].iloc[0]))
         return out

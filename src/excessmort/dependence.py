@@ -259,7 +259,7 @@ def year_leverage(
     kind, n_avg = result.year_model()
     target = np.asarray(target_years, dtype=np.float64)
     n = max(len(ref_years), 1)
-    if kind == "average":
+    if kind in ("average", "loyo"):
         return np.full(target.shape, 1.0 / float(n_avg or 5))
     if kind == "trend" and n >= 2:
         centre = float(np.mean(ref_years))
@@ -311,6 +311,7 @@ class GroupSums:
         from .baselines._util import group_sum
 
         n_series = result.mu.shape[0]
+        result, deaths = result.dependence_view(deaths)
         rmask = result.residual_mask()
         resid_series = np.where(rmask, deaths - result.mu, np.nan)
         obs_series = result.obs_variance()
@@ -412,6 +413,7 @@ def year_effect_from_sums(
     d, _, c, rho, a, phi, n = _serial(sums, result, "own")
     pf = c * long_run_factor(rho, a, phi, n)
     kind, _ = result.year_model()
+    # leave-one-year-out residuals ("loyo") spend one year-level degree of freedom on their mean
     p_year = 0 if kind == "average" else (2 if kind == "trend" else 1)
     blocks = _year_blocks(weeks, sums.resid_weeks)
     ref_years = np.array([weeks.year[b[0]] for b in blocks], dtype=np.float64)
@@ -598,9 +600,13 @@ class Dependence:
             base = serial + param
             nu = np.where(year > 0, sigma_df * (1.0 + base / year) ** 2, np.inf)
             q = 0.5 + level / 2.0
-            mult = np.where(
-                np.isfinite(nu), (stats.t.ppf(q, np.minimum(nu, 1e9)) / stats.norm.ppf(q)) ** 2, 1.0
-            )
+            # the Student-t quantile only where there is a year part (t.ppf is costly per element)
+            mult = np.ones(np.shape(nu))
+            finite = np.isfinite(nu)
+            if finite.any():
+                mult[finite] = (
+                    stats.t.ppf(q, np.minimum(nu[finite], 1e9)) / stats.norm.ppf(q)
+                ) ** 2
         obs_out = (serial + year) * mult
         param_out = param * mult
         return (

@@ -50,7 +50,10 @@ from .exceptions import InputError
 
 __all__ = [
     "Period",
+    "parse_month",
+    "parse_year",
     "period_bounds",
+    "period_kind",
     "period_table",
     "resolve_period",
     "week_calendar",
@@ -213,19 +216,150 @@ def period_bounds(
             year, week = int(m.group(1)), int(m.group(2))
             lo, hi = _week_bounds(year, week, week)
             return lo, hi, f"{year} week {week}", False
+    not_period = InputError(
+        f"{value!r} is not a period: give a year (2020), a month ('2020-04'), a quarter "
+        "('2020Q2'), a week ('2020-W05') or a date ('2020-03-01')",
+        column="period",
+        value=value,
+    )
+    if isinstance(value, str) and not re.search(r"\d{4}", value):
+        raise not_period  # 'April' or 'soon' would otherwise be read as a day of this year
     try:
         ts = pd.Timestamp(value)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
-        raise InputError(
-            f"{value!r} is not a period: give a year (2020), a month ('2020-04'), a quarter "
-            "('2020Q2'), a week ('2020-W05') or a date ('2020-03-01')",
-            column="period",
-            value=value,
-        ) from exc
+        raise not_period from exc
     if pd.isna(ts):
         raise InputError(f"{value!r} is not a period", column="period", value=value)
     ts = ts.normalize()
     return ts, ts, str(ts.date()), True
+
+
+def period_kind(value: Any) -> str:
+    """What a period-like value is: ``"year"``, ``"month"``, ``"quarter"``, ``"week"`` or ``"date"``.
+
+    Raises
+    ------
+    InputError
+        For a value that is not a period (as :func:`period_bounds`).
+
+    Examples
+    --------
+    >>> [period_kind(v) for v in (2020, "2020-04", "2020Q2", "2020-W05", "2020-03-01")]
+    ['year', 'month', 'quarter', 'week', 'date']
+    """
+    if isinstance(value, Period):
+        return "period"
+    if isinstance(value, pd.Period):
+        base = str(value.freqstr).upper()
+        for prefix, kind in (("M", "month"), ("Q", "quarter"), ("Y", "year"), ("A", "year")):
+            if base.startswith(prefix):
+                return kind
+        return "week" if base.startswith("W") else "date"
+    _, _, label, is_date = period_bounds(value)
+    if is_date:
+        return "date"
+    if label.endswith(")"):
+        return "year"
+    if "Q" in label:
+        return "quarter"
+    return "week" if "week" in label else "month"
+
+
+_KIND_ARTICLE = {
+    "year": "a year",
+    "month": "a month",
+    "quarter": "a quarter",
+    "week": "a week",
+    "date": "a date",
+}
+
+
+def parse_month(value: Any, *, what: str = "month") -> tuple[int, int]:
+    """``(year, month)`` of a month given as :func:`resolve_period` takes one.
+
+    The forms are the periods' own: ``"2021-04"`` (also ``"2021-4"``), a monthly
+    ``pandas.Period``, ``(2021, 4)``, or a ``date``/``Timestamp`` object (its month). Every command
+    line option naming a month (``excessmort run --month``, ``release --month``, ``publish
+    --slot``) goes through here.
+
+    Raises
+    ------
+    InputError
+        For a value that is not a month: a bad month number, a year, quarter, week or date
+        written as text (the message says which), or text that is not a period.
+
+    Examples
+    --------
+    >>> parse_month("2021-04"), parse_month("2021-4"), parse_month(pd.Period("2021-04", "M"))
+    ((2021, 4), (2021, 4), (2021, 4))
+    >>> parse_month("2021Q2")
+    Traceback (most recent call last):
+    ...
+    excessmort.exceptions.InputError: month must be a month such as '2021-04' (YYYY-MM); got '2021Q2', a quarter
+    """
+    if isinstance(value, tuple):
+        try:
+            year, mon = (int(v) for v in value)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"{what} must be a (year, month) pair, got {value!r}", column=what, value=value
+            ) from exc
+        if not 1 <= mon <= 12:
+            raise InputError(
+                f"{value!r} is not a month: the month must be 1 to 12", column=what, value=value
+            )
+        return year, mon
+    if isinstance(value, dt.date):  # a date object (also datetime, Timestamp): its month
+        return value.year, value.month
+    try:
+        kind = period_kind(value)
+    except InputError as exc:
+        if isinstance(value, str) and _MONTH.match(value):
+            raise InputError(str(exc), column=what, value=value) from None
+        raise InputError(
+            f"{what} must be a month such as '2021-04' (YYYY-MM); got {value!r}, which is not a "
+            "period",
+            column=what,
+            value=value,
+        ) from None
+    if kind != "month":
+        raise InputError(
+            f"{what} must be a month such as '2021-04' (YYYY-MM); got {value!r}, "
+            f"{_KIND_ARTICLE.get(kind, kind)}",
+            column=what,
+            value=value,
+        )
+    lo, _, _, _ = period_bounds(value)
+    return lo.year, lo.month
+
+
+def parse_year(value: Any, *, what: str = "year") -> int:
+    """A year given as :func:`resolve_period` takes one (``2020``, ``"2020"``).
+
+    Raises
+    ------
+    InputError
+        For anything else, saying what the value is.
+
+    Examples
+    --------
+    >>> parse_year("2020"), parse_year(2019)
+    (2020, 2019)
+    """
+    try:
+        kind = period_kind(value)
+    except InputError:
+        kind = "not a period"
+    if kind == "year" and isinstance(value, pd.Period):
+        return int(value.year)
+    if kind != "year":
+        shown = _KIND_ARTICLE.get(kind, kind)
+        raise InputError(
+            f"{what} must be a year such as 2020; got {value!r}, {shown}",
+            column=what,
+            value=value,
+        )
+    return int(str(value).strip())
 
 
 def _describe_range(lo: pd.Timestamp, hi: pd.Timestamp) -> str:

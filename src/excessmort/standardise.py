@@ -9,25 +9,36 @@ Age-standardised rates (:meth:`Fit.standardised`): for each row of the strata ke
 
     ASR = 100,000 sum_a w_a y_a / P_a  /  sum_a w_a,
 
-with y_a the deaths of age group a over the period, P_a its mean population over the period and
-w_a the standard population of the age group: the 2013 European Standard Population (ESP2013,
-Eurostat; 19 five-year bands to 90+ summing to 100,000; its bands are summed into the data's age
-groups, which must start on ESP band edges) or the user's ``{age_group: weight}``. Expected and
-excess rates use mu_a for y_a. The excess rate is a linear combination sum_a c_a (y_a - mu_a) of
-the series, c_a = 100,000 w_a / (P_a sum w), so its variance is
+with y_a the deaths of age group a over the period (summed over the row's series of that age: the
+sexes, when ``by=["region"]`` keeps fewer strata than the data have), P_a its mean population over
+the period (summed likewise) and w_a the standard population of the age group: the 2013 European
+Standard Population (ESP2013, Eurostat; 19 five-year bands to 90+ summing to 100,000; its bands are
+summed into the data's age groups, which must start on ESP band edges) or the user's
+``{age_group: weight}``. Expected and excess rates use mu_a for y_a. The excess rate is the weighted
+sum sum_s c_s sum_t (y_st - mu_st) over the row's series, c_s = 100,000 w_a / (P_a sum w) for a
+series of age a. Its variance:
 
-    sum_a c_a^2 (observation variance of a) + sum_ab c_a c_b cov(mu_a, mu_b),
+- with the residual dependence (the default, ``fit(..., dependence=True)``): the model of
+  :mod:`excessmort.dependence` for the weighted sum itself, as for an unweighted aggregate: the
+  row's weighted reference residuals sum_s c_s (y_st - mu_st) against their null variance
+  sum_s c_s^2 phi_s mu_st (less the fitted sum's), their autocorrelation and year effects, over the
+  weeks of the period; the parameter part inflated as for any sum. With c_s = 1 it is exactly the
+  variance :meth:`Fit.cumulative` gives the aggregate; for one series it is c^2 times the series'
+  own;
+- with ``dependence=False``: independence, sum_s c_s^2 (sum_t phi_s mu_st) plus the parameter part.
 
-the parameter covariances coming from the baseline's own window variances (cov(a, b) =
-(var(a + b) - var(a) - var(b)) / 2: exact for every baseline, shared coefficients of the pooled
-model included). Bounds are normal, mu -+ z sd (for EuroMOMO and the pooled model's distribution
-intervals this is an approximation of their own rule).
+The parameter part is Var(sum_a c_a M_a) for the row's age sums M_a of expected deaths: sum_s
+c_s^2 var_s when every series has its own fit, else from the baseline's group variances with
+cov(a, b) = (var(a + b) - var(a) - var(b)) / 2 (exact, the shared coefficients of the pooled
+models included). Bounds are normal, rate -+ z sd; for the baselines whose own interval rule is not
+(EuroMOMO's 2/3-power scale) this is an approximation, and ``attrs["intervals"]`` says so
+(``rule``, ``baseline_rule``, ``text``) beside what the interval contains.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -139,20 +150,12 @@ def rates(
     fit: Fit, start: Any = None, end: Any = None, *, per: float = 100_000, **period: Any
 ) -> pd.DataFrame:
     """Crude rates of :meth:`Fit.cumulative` per ``per`` of the mean population (see the module)."""
+    from ._rates import add_rates
+
     exposure = _needs_population(fit)
     p = fit.period(start, end, **period)
-    cum = fit.cumulative(start, end, **period)
-    pop = fit._sum(exposure[:, p.mask].mean(axis=1))
-    cum.insert(cum.columns.get_loc("n_weeks") + 1, "population", pop)
-    for col, name in (
-        ("observed", "observed_rate"),
-        ("expected", "expected_rate"),
-        ("excess", "excess_rate"),
-        ("excess_lower", "excess_rate_lower"),
-        ("excess_upper", "excess_rate_upper"),
-    ):
-        cum[name] = per * cum[col].to_numpy(dtype=float) / pop
-    return cum
+    cum = fit.cumulative(start, end, **period)  # carries the rates per 100,000 already
+    return add_rates(cum, fit._sum(exposure[:, p.mask].mean(axis=1)), per=per)
 
 
 def standardised(
@@ -213,46 +216,41 @@ def standardised(
     else:
         gid, keys = np.zeros(panel.n_series, dtype=np.int64), pd.DataFrame(index=pd.RangeIndex(1))
     n_groups = len(keys)
-    pop = exposure[:, window].mean(axis=1)  # P_a per series
+    age_levels = list(dict.fromkeys(ages))
+    age_pos = {a: i for i, a in enumerate(age_levels)}
+    a_idx = np.array([age_pos[a] for a in ages])
+    n_age = len(age_levels)
+    # P_a of a row: the mean population of its age group over the period, summed over the row's
+    # series of that age (sexes, areas... when by= keeps fewer strata than the data have)
+    cell = gid * n_age + a_idx
+    cell_pop = np.bincount(
+        cell, weights=exposure[:, window].mean(axis=1), minlength=n_groups * n_age
+    )
     w = np.array([weights[a] for a in ages])
-    c = per * w / (pop * total_w)  # [S]
+    c = per * w / (cell_pop[cell] * total_w)  # [S], one value per (row, age) cell
+    coef = np.zeros(n_groups * n_age)
+    coef[cell] = c
+    coef = coef.reshape(n_groups, n_age)
     y = np.sum(panel.deaths[:, window], axis=1)
     mu = np.sum(res.mu[:, window], axis=1)
-    obs_var = np.sum(res.obs_variance()[:, window], axis=1)
 
     def group_sum(values: np.ndarray) -> np.ndarray:
-        out = np.zeros(n_groups)
+        out = np.zeros((n_groups, *values.shape[1:]))
         np.add.at(out, gid, values)
         return out
 
     observed = group_sum(c * y)
     expected = group_sum(c * mu)
-    var_obs = group_sum(c**2 * obs_var)
-    # Parameter (co)variances of the window sums, from the baseline's own window variance.
-    age_levels = list(dict.fromkeys(ages))
-    age_pos = {a: i for i, a in enumerate(age_levels)}
-    a_idx = np.array([age_pos[a] for a in ages])
-    n_age = len(age_levels)
-    # One series per (group, age): that is what the data's strata make it.
-    series_of = np.full((n_groups, n_age), -1, dtype=np.int64)
-    series_of[gid, a_idx] = np.arange(panel.n_series)
-
-    def window_var(members: np.ndarray) -> np.ndarray:
-        g = np.where(members, gid, n_groups)
-        return res.param_variance_window(g, n_groups + 1, window)[:n_groups]
-
-    single = np.zeros((n_groups, n_age))
-    for i in range(n_age):
-        single[:, i] = window_var(a_idx == i)
-    coef = np.zeros((n_groups, n_age))
-    ok = series_of >= 0
-    coef[ok] = c[series_of[ok]]
-    var_par = np.sum(coef**2 * single, axis=1)
-    for i in range(n_age):
-        for j in range(i + 1, n_age):
-            both = window_var((a_idx == i) | (a_idx == j))
-            cov = (both - single[:, i] - single[:, j]) / 2.0
-            var_par += 2.0 * coef[:, i] * coef[:, j] * cov
+    # Parameter (co)variances of the rows' weighted sums, from the baseline's own group variances.
+    additive = res.additive_variance
+    var_par = weighted_group_variance(
+        lambda g, n: res.param_variance_window(g, n, window), gid, a_idx, coef, additive
+    )
+    dep = None
+    if fit._dependence_on:
+        var_obs, var_par, dep = _dependence_variances(fit, window, gid, a_idx, coef, c, var_par)
+    else:
+        var_obs = group_sum(c**2 * np.sum(res.obs_variance()[:, window], axis=1))
     z = stats.norm.ppf(0.5 + fit.level / 2.0)
     sd = np.sqrt(var_obs + var_par)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -276,4 +274,159 @@ def standardised(
     out["excess_rate_upper"] = excess + z * sd
     with np.errstate(invalid="ignore", divide="ignore"):
         out["p_score"] = 100.0 * excess / expected
+    out.attrs["intervals"] = _describe(fit, dep)
+    out.attrs["level"] = fit.level
     return out
+
+
+def weighted_group_variance(
+    call: Callable[[np.ndarray, int], np.ndarray],
+    gid: np.ndarray,
+    a_idx: np.ndarray,
+    coef: np.ndarray,
+    additive: bool = False,
+) -> np.ndarray:
+    """Var of sum_a coef[g, a] M_ga for every row g, M_ga the sum over the row's series of age a.
+
+    ``call(groups, n_groups)`` gives the variance of unweighted group sums ([n_groups, ...]: a
+    baseline's parameter or fitted variance, weekly or over a window); covariances come from
+    cov(a, b) = (var(a + b) - var(a) - var(b)) / 2, exact for every baseline (the shared
+    coefficients of the pooled model included): n_age (n_age + 1) / 2 calls. ``additive``
+    (the result's group variances are sums over its series, :attr:`BaselineResult.additive_variance`):
+    one call, sum_s c_s^2 var_s.
+    """
+    n_groups, n_age = coef.shape
+    if additive:
+        # the series' estimates are independent (one fit per series): sum_s c_s^2 var_s, one call
+        from .baselines._util import group_sum
+
+        n_series = gid.size
+        per = np.asarray(call(np.arange(n_series, dtype=np.int64), n_series))
+        c = coef[gid, a_idx].reshape((n_series,) + (1,) * (per.ndim - 1))
+        return group_sum(c**2 * per, gid, n_groups)
+
+    def var_of(members: np.ndarray) -> np.ndarray:
+        g = np.where(members, gid, n_groups)
+        return np.asarray(call(g, n_groups + 1))[:n_groups]
+
+    single = [var_of(a_idx == i) for i in range(n_age)]
+    shape = (n_groups,) + (1,) * (single[0].ndim - 1)
+    k = [coef[:, i].reshape(shape) for i in range(n_age)]
+    total = sum(k[i] ** 2 * single[i] for i in range(n_age))
+    for i in range(n_age):
+        for j in range(i + 1, n_age):
+            both = var_of((a_idx == i) | (a_idx == j))
+            total = total + k[i] * k[j] * (both - single[i] - single[j])
+    return np.asarray(total, dtype=np.float64)
+
+
+def _dependence_variances(
+    fit: Fit,
+    window: np.ndarray,
+    gid: np.ndarray,
+    a_idx: np.ndarray,
+    coef: np.ndarray,
+    c: np.ndarray,
+    param_window: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, Any]:
+    """(observation, parameter variance [G], dependence model) of the rows' weighted window sums.
+
+    The dependence model of :mod:`excessmort.dependence` for the weighted sum e_gt = sum_s c_s
+    (y_st - mu_st) of each row: its reference residuals, null variances sum c_s^2 phi_s mu_st and
+    the fitted sum's variance (weighted), sum c_s mu_st for the year effects; then the window's
+    serial + year variance and the inflated parameter variance, as :meth:`Fit.cumulative` does for
+    an unweighted aggregate (with c_s = 1 it is that).
+    """
+    import warnings
+
+    from .baselines._util import group_sum
+    from .dependence import (
+        DependenceWarning,
+        GroupSums,
+        dependence_from_sums,
+        year_effect_from_sums,
+    )
+
+    res, weeks = fit.result, fit.weeks
+    n_groups = coef.shape[0]
+    additive = res.additive_variance
+    view, counts = res.dependence_view(fit.panel.deaths)
+    rmask = view.residual_mask()
+    obs_series = view.obs_variance()
+
+    def gsum(values: np.ndarray) -> np.ndarray:
+        return group_sum(values, gid, n_groups)  # NaN in a member makes the row's week NaN
+
+    with np.errstate(invalid="ignore"):
+        resid = gsum(c[:, None] * np.where(rmask, counts - view.mu, np.nan))
+    cal = np.asarray(weeks.year, dtype=np.float64)
+    years = np.unique(cal)
+    resid_weeks = np.any(rmask, axis=0)
+    year_fitted = np.zeros((years.size, n_groups))
+    if res.residuals_in_sample:  # the leverage of a year's sum (only in-sample residuals use it)
+        for j, yr in enumerate(years):
+            span = (cal == yr) & resid_weeks
+            if span.any():
+                year_fitted[j] = weighted_group_variance(
+                    lambda g, n, span=span: view.fitted_variance_window(g, n, span),
+                    gid,
+                    a_idx,
+                    coef,
+                    additive,
+                )
+    sums = GroupSums(
+        resid=resid,
+        obs=gsum(c[:, None] ** 2 * obs_series),
+        fitted=weighted_group_variance(view.fitted_variance_weekly, gid, a_idx, coef, additive),
+        mu=gsum(c[:, None] * view.mu),
+        root=gsum(c[:, None] * np.sqrt(obs_series)),
+        members=np.bincount(gid, minlength=n_groups).astype(np.float64),
+        phi=np.bincount(gid, weights=np.asarray(res.dispersion), minlength=n_groups),
+        resid_weeks=resid_weeks,
+        year_fitted=year_fitted,
+        years=years,
+    )
+    year = year_effect_from_sums(sums, res, weeks)
+    dep = dependence_from_sums(sums, year, res, weeks)
+    if dep.short.any():
+        warnings.warn(
+            f"{int(dep.short.sum())} of {n_groups} standardised rows have too short a reference "
+            "to estimate the residual dependence: their sums over weeks are taken as fully "
+            "correlated (wider intervals, never narrower)",
+            DependenceWarning,
+            stacklevel=4,
+        )
+    obs_w = gsum(c[:, None] ** 2 * res.obs_variance()[:, window])
+    mu_w = gsum(c[:, None] * res.mu[:, window])
+    pv = np.zeros_like(mu_w)
+    pv[:, -1] = param_window
+    param_weekly = weighted_group_variance(res.param_variance_weekly, gid, a_idx, coef, additive)[
+        :, window
+    ]
+    obs_run, param_run, _ = dep.running(
+        obs_w,
+        mu_w,
+        pv,
+        weeks[window],
+        fit.level,
+        engine=fit._engine,
+        param_weekly=param_weekly,
+    )
+    return obs_run[:, -1], param_run[:, -1], dep
+
+
+def _describe(fit: Fit, dep: Any) -> dict[str, Any]:
+    """What the standardised rates' intervals contain (``attrs["intervals"]``)."""
+    info = dict(fit.intervals)
+    rule = info["rule"]
+    info["baseline_rule"] = rule
+    info["rule"] = "normal"
+    if rule != "normal":
+        info["text"] += (
+            f"; bounds normal (rate -+ z sd) with the variance of the weighted sum, an "
+            f"approximation to the baseline's own {rule} interval"
+        )
+    if dep is not None:
+        info["short_reference_rows"] = int(dep.short.sum())
+        info["year_effect_sd"] = float(np.sqrt(dep.year.sigma2))
+    return info

@@ -35,15 +35,22 @@ def to_timestamp(value: object) -> pd.Timestamp:
 
 
 def reference_bounds(start: object, end: object) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Inclusive date bounds of a reference period; a bare year as ``end`` means 31 December.
+    """Inclusive date bounds of a reference period, read by the one period parser
+    (:func:`excessmort.periods.period_bounds`, calendar years): the first day of ``start`` and the
+    last day of ``end``.
 
-    A year may be an int or a four-digit string: ``("2015", "2019")`` is 2015-01-01..2019-12-31.
+    A year may be an int or a four-digit string: ``("2015", "2019")`` is 2015-01-01..2019-12-31; a
+    month, quarter or ISO week stands for its days (``("2015-01", "2019-12")`` is the same span).
+
+    Examples
+    --------
+    >>> [str(d.date()) for d in reference_bounds("2015-01", 2019)]
+    ['2015-01-01', '2019-12-31']
     """
-    lo = to_timestamp(start)
-    is_year = isinstance(end, int | np.integer) or (
-        isinstance(end, str) and end.strip().isdigit() and len(end.strip()) == 4
-    )
-    hi = pd.Timestamp(int(end), 12, 31) if is_year else to_timestamp(end)  # type: ignore[arg-type]
+    from .periods import period_bounds
+
+    lo = period_bounds(start, calendar="calendar")[0]
+    hi = period_bounds(end, calendar="calendar")[1]
     return lo, hi
 
 

@@ -239,71 +239,44 @@ def _fit_fun(
     """
     for i in range(n):
         wt[i] = 1.0
-    conv, n_iter, ok = _fit_cells(
-        n,
-        P,
-        lstart,
-        yv,
-        offv,
-        tauv,
-        wt,
-        lny,
-        ylogy,
-        trend,
-        max_iter,
-        tol,
-        beta,
-        eta,
-        mu,
-        wlast,
-        A,
-        B,
-        R,
-        tmp,
-    )
-    if not ok:
-        return STATUS_SINGULAR, trend, n_iter, np.nan, np.nan, np.nan
-    if not conv:
-        if not trend:
-            return STATUS_NO_FIT, trend, n_iter, np.nan, np.nan, np.nan
-        trend = False
-        conv, it2, ok = _fit_cells(
-            n,
-            P,
-            lstart,
-            yv,
-            offv,
-            tauv,
-            wt,
-            lny,
-            ylogy,
-            trend,
-            max_iter,
-            tol,
-            beta,
-            eta,
-            mu,
-            wlast,
-            A,
-            B,
-            R,
-            tmp,
-        )
-        n_iter += it2
+    n_iter = 0
+    rank = 0
+    disp = np.nan
+    disp_se = np.nan
+    phi = np.nan
+    # phase 0: the first fit; 1: refitted without trend after a fit that did not converge;
+    # 2: refitted with the reweighting weights (R does not check that fit's convergence)
+    phase = 0
+    while True:
+        conv, it, ok = _fit_cells(
+            n, P, lstart, yv, offv, tauv, wt, lny, ylogy, trend, max_iter, tol, beta, eta, mu,
+            wlast, A, B, R, tmp,
+        )  # fmt: skip
+        n_iter += it
         if not ok:
             return STATUS_SINGULAR, trend, n_iter, np.nan, np.nan, np.nan
+        if phase == 2:
+            disp = _dispersion(n, rank, yv, mu, wlast)
+            phi = _floor1(disp)
+            disp_se = _dispersion(n, rank, yv, mu, wt)
+            break
         if not conv:
-            return STATUS_NO_FIT, trend, n_iter, np.nan, np.nan, np.nan
-    rank = 0
-    for lvl in range(P):
-        if A[lvl] > 0.0:
+            if phase == 1 or not trend:
+                return STATUS_NO_FIT, trend, n_iter, np.nan, np.nan, np.nan
+            trend = False
+            phase = 1
+            continue
+        rank = 0
+        for lvl in range(P):
+            if A[lvl] > 0.0:
+                rank += 1
+        if trend:
             rank += 1
-    if trend:
-        rank += 1
-    disp = _dispersion(n, rank, yv, mu, wlast)
-    phi = _floor1(disp)
-    disp_se = disp
-    if reweight:
+        disp = _dispersion(n, rank, yv, mu, wlast)
+        phi = _floor1(disp)
+        disp_se = disp
+        if not reweight:
+            break
         # hat values h_i = w_i x_i' (X'WX)^-1 x_i from the arrow inverse
         s = 0.0
         if trend:
@@ -340,34 +313,7 @@ def _fit_fun(
         for i in range(n):
             a = sres[i]
             wt[i] = gamma / (a * a) if a > wthr else gamma
-        conv, it3, ok = _fit_cells(
-            n,
-            P,
-            lstart,
-            yv,
-            offv,
-            tauv,
-            wt,
-            lny,
-            ylogy,
-            trend,
-            max_iter,
-            tol,
-            beta,
-            eta,
-            mu,
-            wlast,
-            A,
-            B,
-            R,
-            tmp,
-        )
-        n_iter += it3
-        if not ok:
-            return STATUS_SINGULAR, trend, n_iter, np.nan, np.nan, np.nan
-        disp = _dispersion(n, rank, yv, mu, wlast)
-        phi = _floor1(disp)
-        disp_se = _dispersion(n, rank, yv, mu, wt)
+        phase = 2
     return STATUS_OK, trend, n_iter, disp, disp_se, phi
 
 
@@ -465,12 +411,17 @@ def farrington_pair(
     B = fw[12][2 * P + 1 : 3 * P + 1]
     R = fw[12][3 * P + 1 : 4 * P + 2]
     tmp2 = fw[11]
-    st, trend, n_iter, disp, disp_se, phi = _fit_fun(
-        n, P, lstart, yv, offv, tauv, y23, lny, ylogy, trend_opt, reweight, wthr, max_iter, tol,
-        wt, beta, eta, mu, wlast, A, B, R, tmp2, sres,
-    )  # fmt: skip
-    total_iter = n_iter
-    if st == STATUS_OK and trend:
+    total_iter = 0
+    use_trend = trend_opt
+    # at most two fits: with the trend asked for, then without it when the trend is not kept
+    while True:
+        st, trend, n_iter, disp, disp_se, phi = _fit_fun(
+            n, P, lstart, yv, offv, tauv, y23, lny, ylogy, use_trend, reweight, wthr, max_iter,
+            tol, wt, beta, eta, mu, wlast, A, B, R, tmp2, sres,
+        )  # fmt: skip
+        total_iter += n_iter
+        if not (use_trend and st == STATUS_OK and trend):
+            break
         eta_k, q = _predict(P, pl, tau_k, off[k_week], True, beta, A, B, R)
         mu_k = np.exp(eta_k)
         if mu_k < EPS:
@@ -487,13 +438,9 @@ def farrington_pair(
         df = n - rank
         tstat = abs(beta[P] / se_b)
         significant = df > 0 and tstat > tcrit[df]
-        keep = b_ok and significant and mu_k <= ymax
-        if not keep:
-            st, trend, n_iter, disp, disp_se, phi = _fit_fun(
-                n, P, lstart, yv, offv, tauv, y23, lny, ylogy, False, reweight, wthr, max_iter,
-                tol, wt, beta, eta, mu, wlast, A, B, R, tmp2, sres,
-            )  # fmt: skip
-            total_iter += n_iter
+        if b_ok and significant and mu_k <= ymax:
+            break
+        use_trend = False
     out[O_ITER] = total_iter
     out[O_STATUS] = st
     if st != STATUS_OK:

@@ -140,6 +140,10 @@ class BaselineResult(ABC):
     residuals_in_sample: ClassVar[bool] = True
     #: How the prediction interval is formed (for the interval's description).
     interval_rule: ClassVar[str] = "normal"
+    #: The parameter (and fitted) variance of a group sum is the sum of its series' own (one fit
+    #: per series, no covariance between series' estimates); False (the pooled models) makes
+    #: weighted sums take the covariances from group variances instead.
+    additive_variance: ClassVar[bool] = False
     #: One phi shared by every series (the pooled model): the dependence model then gives each
     #: series its own dispersion relative to it.
     shared_dispersion: ClassVar[bool] = False
@@ -151,6 +155,12 @@ class BaselineResult(ABC):
         """The series-weeks whose residuals y - mu estimate the dependence [S, T]: fitted weeks
         with an expectation."""
         return self.fit_mask & np.isfinite(self.mu)
+
+    def dependence_view(self, deaths: FloatArray) -> tuple[BaselineResult, FloatArray]:
+        """The result and counts [S, T] whose residuals on :meth:`residual_mask` estimate the
+        dependence: this result and the panel's counts, unless the baseline has better residuals
+        to offer (the five-year average on data that start at its reference)."""
+        return self, deaths
 
     def fitted_variance_weekly(self, groups: IntArray, n_groups: int) -> FloatArray:
         """Variance of the fitted sum of mu per group and week, whatever the interval mode [G, T]

@@ -146,6 +146,7 @@ def season_mask(weeks: pd.DatetimeIndex, seasons: Any = ((15, 26), (36, 45))) ->
     return mask
 
 
+@dataclass(eq=False, repr=False)
 class EuroMOMO(Baseline):
     """The EuroMOMO baseline (see the module docstring for the model and its sources).
 
@@ -170,19 +171,11 @@ class EuroMOMO(Baseline):
     #: Two years of weeks (of which only spring and autumn are fitted; EuroMOMO uses five).
     min_reference_weeks: ClassVar[int] = 104
 
-    def __init__(
-        self,
-        seasons: Any = ((15, 26), (36, 45)),
-        period_weeks: float = PERIOD_WEEKS,
-        dispersion_floor: float = 1.0,
-        max_iter: int = 25,
-        tol: float = 1e-8,
-    ) -> None:
-        self.seasons = seasons
-        self.period_weeks = period_weeks
-        self.dispersion_floor = dispersion_floor
-        self.max_iter = max_iter
-        self.tol = tol
+    seasons: Any = ((15, 26), (36, 45))
+    period_weeks: float = PERIOD_WEEKS
+    dispersion_floor: float = 1.0
+    max_iter: int = 25
+    tol: float = 1e-8
 
     def fit(
         self, panel: Panel, *, reference: tuple[Any, Any] | None, engine: Engine = "auto"

@@ -361,6 +361,9 @@ class FarringtonResult(BaselineResult):
         The one-sided alpha of ``info["upperbound"]`` and ``info["alarm"]``.
     """
 
+    #: One fit per series: a group's variances are sums of its series' own.
+    additive_variance: ClassVar[bool] = True
+
     phi: FloatArray | None = None
     param_var: FloatArray | None = None
     se_eta: FloatArray | None = None

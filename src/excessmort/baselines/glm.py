@@ -38,6 +38,9 @@ class GLMResult(BaselineResult):
     independently, so variances of sums over series add.
     """
 
+    #: One fit per series: a group's variances are sums of its series' own.
+    additive_variance: ClassVar[bool] = True
+
     design: DesignMatrix | None = None
     coef: FloatArray | None = None
     cov_unscaled: FloatArray | None = None
@@ -92,12 +95,9 @@ class GLMResult(BaselineResult):
     def coefficients(self, keys: pd.DataFrame) -> pd.DataFrame:
         """Strata, one column per term, dispersion (before the floor), converged, n_iter."""
         assert self.design is not None and self.coef is not None
-        out = keys.copy()
+        out = super().coefficients(keys)
         for j, name in enumerate(self.design.names):
-            out[name] = self.coef[:, j]
-        out["dispersion"] = self.dispersion_raw
-        out["converged"] = self.converged
-        out["n_iter"] = self.n_iter
+            out.insert(keys.shape[1] + j, name, self.coef[:, j])
         return out
 
 
@@ -224,13 +224,13 @@ class QuasiPoisson(Baseline):
             holidays=self.holidays if isinstance(self.holidays, str) else bool(self.holidays),
         )
 
-    def fit(
-        self, panel: Panel, *, reference: tuple[Any, Any] | None, engine: Engine = "auto"
-    ) -> GLMResult:
-        """Fit every series on the reference weeks; see the class docstring."""
+    def _reference_design(
+        self, panel: Panel, reference: tuple[Any, Any] | None
+    ) -> tuple[DesignMatrix, BoolArray]:
+        """The design and the reference weeks, refusing no reference or too few weeks."""
         if reference is None:
             raise InputError(
-                "the quasi-Poisson baseline needs a reference period (start, end)",
+                f"the {self.name} baseline needs a reference period (start, end)",
                 column="reference",
             )
         design = self.design(panel.weeks)
@@ -238,12 +238,19 @@ class QuasiPoisson(Baseline):
         n_ref = int(ref.sum())
         if n_ref < 2 * design.n_terms:
             raise InputError(
-                f"too little history for the {self.name} baseline: the reference period {reference[0]} to "
-                f"{reference[1]} holds {n_ref} weeks of data, and {design.n_terms} terms need at least "
-                f"{2 * design.n_terms}",
+                f"too little history for the {self.name} baseline: the reference period "
+                f"{reference[0]} to {reference[1]} holds {n_ref} weeks of data, and "
+                f"{design.n_terms} terms need at least {2 * design.n_terms}",
                 column="week_ending",
                 value=n_ref,
             )
+        return design, ref
+
+    def fit(
+        self, panel: Panel, *, reference: tuple[Any, Any] | None, engine: Engine = "auto"
+    ) -> GLMResult:
+        """Fit every series on the reference weeks; see the class docstring."""
+        design, ref = self._reference_design(panel, reference)
         return fit_glm(
             panel,
             design,

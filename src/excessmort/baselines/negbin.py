@@ -20,8 +20,6 @@ import pandas as pd
 from .._kernels import irls_poisson
 from .._kernels.negbin_ref import irls_negbin_batched_ref
 from .._typing import FloatArray
-from ..exceptions import InputError
-from ..weeks import reference_mask
 from .glm import GLMResult, QuasiPoisson
 
 if TYPE_CHECKING:
@@ -97,22 +95,7 @@ class NegativeBinomial(QuasiPoisson):
         InputError
             Without a reference period or with too little history.
         """
-        if reference is None:
-            raise InputError(
-                "the negative_binomial baseline needs a reference period (start, end)",
-                column="reference",
-            )
-        design = self.design(panel.weeks)
-        ref = reference_mask(panel.weeks, *reference)
-        n_ref = int(ref.sum())
-        if n_ref < 2 * design.n_terms:
-            raise InputError(
-                f"too little history for the {self.name} baseline: the reference period "
-                f"{reference[0]} to {reference[1]} holds {n_ref} weeks, and {design.n_terms} "
-                f"terms need at least {2 * design.n_terms}",
-                column="week_ending",
-                value=n_ref,
-            )
+        design, ref = self._reference_design(panel, reference)
         offset = panel.offset if panel.exposure is not None else None
         start = irls_poisson(design.X, panel.deaths, offset, ref, engine=engine)
         M = ref[None, :] & panel.observed_mask

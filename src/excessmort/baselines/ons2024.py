@@ -486,8 +486,16 @@ def fit_ons(
     max_iter: int = 25,
     tol: float = 1e-8,
     keep_cov: bool = False,
+    batched: bool = True,
+    engine: str = "auto",
+    cells: int = 4_000_000,
 ) -> dict[str, Any]:
     """Fit one GLM per window and predict its periods.
+
+    ``batched`` (default): every window in one stacked pass (:func:`_fit_ons_batched`); False:
+    one window after another (:func:`_irls_window`, the reference the batched pass is tested
+    against). ``engine`` chooses the batched pass's kernels (numba or their numpy twin);
+    ``cells`` bounds the series-weeks of one block of windows iterated together (memory).
 
     Parameters
     ----------
@@ -514,36 +522,56 @@ def fit_ons(
         k: [] for k in ("phi", "converged", "n_iter", "n_obs", "rank", "first", "last", "cov")
     }
     beta_last = np.full(design.n_terms, np.nan)
-    hint: BoolArray | None = None
     Y = np.where(usable, deaths, 0.0)
+    wins = [
+        (int(first), int(last), np.asarray(pred, dtype=np.int64))
+        for (first, last), pred in sorted(windows.items())
+    ]
     with _single_threaded_blas():
-        for k, ((first, last), pred) in enumerate(sorted(windows.items())):
-            rows = np.arange(first, last + 1, dtype=np.int64)
-            pred = np.asarray(pred, dtype=np.int64)
-            r = _irls_window(
+        if batched:
+            fits = _fit_ons_batched(
                 design,
                 sc,
                 Y,
                 offset,
                 usable,
-                rows,
-                pred,
+                wins,
                 max_iter=max_iter,
                 tol=tol,
                 keep_cov=keep_cov,
-                aliased_hint=hint,
+                engine=engine,
+                cells=cells,
             )
-            hint = r.aliased
-            ok = r.converged and np.isfinite(r.phi)
-            mu[:, pred] = r.mu if ok else np.nan
-            xvx[:, pred] = r.xvx
-            fit_of[pred] = k
-            for name in ("phi", "converged", "n_iter", "n_obs", "rank"):
-                out[name].append(getattr(r, name))
-            out["first"].append(first)
-            out["last"].append(last)
-            out["cov"].append(r.cov)
-            beta_last = r.beta
+        else:
+            fits = []
+            hint: BoolArray | None = None
+            for first, last, pred in wins:
+                r = _irls_window(
+                    design,
+                    sc,
+                    Y,
+                    offset,
+                    usable,
+                    np.arange(first, last + 1, dtype=np.int64),
+                    pred,
+                    max_iter=max_iter,
+                    tol=tol,
+                    keep_cov=keep_cov,
+                    aliased_hint=hint,
+                )
+                hint = r.aliased
+                fits.append(r)
+    for k, ((first, last, pred), r) in enumerate(zip(wins, fits, strict=True)):
+        ok = r.converged and np.isfinite(r.phi)
+        mu[:, pred] = r.mu if ok else np.nan
+        xvx[:, pred] = r.xvx
+        fit_of[pred] = k
+        for name in ("phi", "converged", "n_iter", "n_obs", "rank"):
+            out[name].append(getattr(r, name))
+        out["first"].append(first)
+        out["last"].append(last)
+        out["cov"].append(r.cov)
+        beta_last = r.beta
     res: dict[str, Any] = {
         "mu": mu,
         "xvx": xvx,
@@ -563,6 +591,220 @@ def fit_ons(
     phi_t[has] = res["phi"][fit_of[has]]
     res["phi_t"] = phi_t
     return res
+
+
+# ---------------------------------------------------------------------------------------- batched
+def _window_maps(design: OnsDesign, sc: _Scatter) -> tuple[Any, Any, Any]:
+    """Sparse maps of the cell form: cell sums -> X'WX (flattened), cell sums -> X'Wz, and
+    beta -> per-cell coefficients B[s, j, k] (the weight of calendar component k in x_st'beta)."""
+    from scipy import sparse
+
+    S, J, _ = design.cols.shape
+    K, p = sc.K, sc.p
+    A_map = sparse.csr_matrix(
+        (np.ones(sc.A_idx.size), (sc.A_idx, sc.A_src)), shape=(p * p, S * J * K * K)
+    )
+    b_map = sparse.csr_matrix((np.ones(sc.b_idx.size), (sc.b_idx, sc.b_src)), shape=(p, S * J * K))
+    ok = design.cols >= 0
+    cell = np.broadcast_to(
+        (np.arange(S)[:, None] * J + np.arange(J)[None, :])[:, :, None], ok.shape
+    )
+    B_map = sparse.csr_matrix(
+        (np.ones(int(ok.sum())), ((cell * K + design.comp)[ok], design.cols[ok])),
+        shape=(S * J * K, p),
+    )
+    return A_map, b_map, B_map
+
+
+def _groups(aliased: BoolArray) -> list[tuple[IntArray, IntArray]]:
+    """(rows, kept columns) for each pattern of aliased columns among the stacked systems."""
+    pats, inv = np.unique(aliased, axis=0, return_inverse=True)
+    return [
+        (np.flatnonzero(inv.reshape(-1) == g), np.flatnonzero(~pats[g]))
+        for g in range(pats.shape[0])
+    ]
+
+
+def _solve_stacked(A: FloatArray, b: FloatArray, aliased: BoolArray) -> FloatArray:
+    """beta [a, p] of the stacked systems A [a, p, p] beta = b on each one's kept columns, zero
+    where aliased (stacked LAPACK solves, one call per pattern of aliased columns)."""
+    beta = np.zeros(b.shape)
+    for sel, keep in _groups(aliased):
+        sol = np.linalg.solve(A[np.ix_(sel, keep, keep)], b[np.ix_(sel, keep)][:, :, None])
+        beta[np.ix_(sel, keep)] = sol[:, :, 0]
+    return beta
+
+
+def _hint_holds(A: FloatArray, hint: BoolArray) -> bool:
+    """Whether every stacked A keeps the hint's columns well conditioned: each Cholesky pivot on
+    the unit-diagonal scale above ALIAS_TOL (as :func:`_checked_factor`, all at once)."""
+    from .pooled import ALIAS_TOL
+
+    keep = np.flatnonzero(~hint)
+    Akk = A[:, keep][:, :, keep]
+    d = np.sqrt(np.einsum("aii->ai", Akk))
+    if not np.all(d > 0):
+        return False
+    try:
+        Lc = np.linalg.cholesky(Akk / d[:, :, None] / d[:, None, :])
+    except np.linalg.LinAlgError:
+        return False
+    return bool(np.min(np.einsum("aii->ai", Lc)) ** 2 > ALIAS_TOL)
+
+
+def _fit_block(
+    kern: Any,
+    maps: tuple[Any, Any, Any],
+    design: OnsDesign,
+    Yc: FloatArray,
+    OFFc: FloatArray,
+    FITc: BoolArray,
+    OFF: FloatArray,
+    block: list[tuple[int, int, IntArray]],
+    hint: BoolArray | None,
+    max_iter: int,
+    tol: float,
+    keep_cov: bool,
+) -> tuple[list[_FitOut], BoolArray | None]:
+    """The windows of one block of :func:`_fit_ons_batched`, iterated together."""
+    A_map, b_map, B_map = maps
+    S, J, _ = design.cols.shape
+    K, p = design.F.shape[1], design.n_terms
+    F = np.ascontiguousarray(design.F, dtype=np.float64)
+    season = np.ascontiguousarray(design.season, dtype=np.int64)
+    outs: list[_FitOut] = []
+    c = len(block)
+    first = np.array([w[0] for w in block], dtype=np.int64)
+    length = np.array([w[1] - w[0] + 1 for w in block], dtype=np.int64)
+    L = int(length.max())
+    ETA = np.zeros((c, S, L))
+    MU = np.ones((c, S, L))
+    ETA2, MU2 = ETA.copy(), MU.copy()
+    DEV = np.zeros((c, S))
+    PEAR = np.zeros((c, S))
+    M = np.zeros((c, S, J, K, K))
+    r = np.zeros((c, S, J, K))
+    kern.start(first, length, FITc, Yc, ETA, MU, DEV)
+    dev_old = DEV.sum(axis=1)
+    beta = np.zeros((c, p))
+    beta_old = np.zeros((c, p))
+    has_old = np.zeros(c, dtype=bool)
+    active = np.ones(c, dtype=bool)
+    converged = np.zeros(c, dtype=bool)
+    n_iter = np.zeros(c, dtype=np.int64)
+    aliased = np.zeros((c, p), dtype=bool)
+    pearson = np.zeros(c)
+    A_last = np.zeros((c, p, p))
+
+    def update(k: IntArray, beta_k: FloatArray) -> FloatArray:
+        B = np.zeros((c, S, J, K))
+        B[k] = np.asarray(B_map @ beta_k.T).T.reshape(k.size, S, J, K)
+        kern.update(first, length, FITc, Yc, OFFc, season, F, B, k, MU, ETA2, MU2, DEV, PEAR)
+        return DEV[k].sum(axis=1)  # type: ignore[no-any-return]
+
+    for it in range(1, max_iter + 1):
+        k = np.flatnonzero(active)
+        if k.size == 0:
+            break
+        kern.normal_eq(first, length, FITc, Yc, OFFc, season, F, ETA, MU, k, M, r)
+        A = np.asarray(A_map @ M[k].reshape(k.size, -1).T).T.reshape(k.size, p, p)
+        b = np.asarray(b_map @ r[k].reshape(k.size, -1).T).T
+        A_last[k] = A
+        if it == 1:  # every window is active at the first iteration
+            if hint is not None and _hint_holds(A, hint):
+                aliased[:] = hint
+            else:  # one window after another, each checking the previous one's columns
+                for i in range(c):
+                    if hint is None or _checked_factor(A[i], np.flatnonzero(~hint)) is None:
+                        hint = _aliased(A[i])
+                    aliased[i] = hint
+        beta_k = _solve_stacked(A, b, aliased[k])
+        dev = update(k, beta_k)
+        n_half = 0  # R glm.fit halves the step only when the deviance is not finite
+        bad = has_old[k] & ~np.isfinite(dev)
+        while bad.any() and n_half < max_iter:
+            hb = np.flatnonzero(bad)
+            beta_k[hb] = 0.5 * (beta_k[hb] + beta_old[k[hb]])
+            dev[hb] = update(k[hb], beta_k[hb])
+            bad = has_old[k] & ~np.isfinite(dev)
+            n_half += 1
+        ETA[k], ETA2[k] = ETA2[k], ETA[k]
+        MU[k], MU2[k] = MU2[k], MU[k]
+        beta[k] = beta_k
+        pearson[k] = PEAR[k].sum(axis=1)
+        n_iter[k] = it
+        done = np.abs(dev - dev_old[k]) / (np.abs(dev) + 0.1) < tol
+        converged[k[done]] = True
+        active[k[done]] = False
+        dev_old[k] = dev
+        beta_old[k] = beta_k
+        has_old[k] = True
+    # covariance from the weights of the last iteration, dispersion at the final mu (as R)
+    n_obs = np.array([int(FITc[:, f : f + n].sum()) for f, n in zip(first, length, strict=True)])
+    cov = np.zeros((c, p, p))
+    for sel, keep in _groups(aliased):
+        ck = np.linalg.inv(A_last[np.ix_(sel, keep, keep)])
+        cov[np.ix_(sel, keep, keep)] = 0.5 * (ck + np.swapaxes(ck, 1, 2))
+    for i, (_, _, pred) in enumerate(block):
+        rank = int((~aliased[i]).sum())
+        phi = float(pearson[i] / (n_obs[i] - rank)) if n_obs[i] > rank else np.nan
+        e = _eta(design, beta[i], pred) + OFF[:, pred]
+        outs.append(
+            _FitOut(
+                mu=np.exp(e),
+                xvx=np.column_stack([_xvx(design, cov[i], int(t)) for t in pred]),
+                phi=phi,
+                cov=cov[i] if keep_cov else None,
+                converged=bool(converged[i]),
+                n_iter=int(n_iter[i]),
+                n_obs=int(n_obs[i]),
+                rank=rank,
+                beta=np.where(aliased[i], np.nan, beta[i]),
+                aliased=aliased[i].copy(),
+            )
+        )
+    return outs, hint
+
+
+def _fit_ons_batched(
+    design: OnsDesign,
+    sc: _Scatter,
+    Y: FloatArray,
+    OFF: FloatArray,
+    FIT: BoolArray,
+    wins: list[tuple[int, int, IntArray]],
+    *,
+    max_iter: int,
+    tol: float,
+    keep_cov: bool,
+    engine: str = "auto",
+    cells: int = 4_000_000,
+) -> list[_FitOut]:
+    """R ``glm.fit`` for every window at once: the windows of a block iterate together (each
+    stops at its own convergence, as alone), the O(rows) passes in one kernel call over every
+    (window, series) pair (:mod:`excessmort._kernels.ons`, numpy twin ``ons_ref``), the p x p
+    systems in stacked LAPACK solves; a block holds about ``cells`` series-weeks.
+    Same rules as :func:`_irls_window` (aliasing sought at the first iteration, the previous
+    window's aliased columns reused while still well conditioned)."""
+    from .._kernels import ons_kernels
+
+    kern = ons_kernels(engine)
+    S = Y.shape[0]
+    maps = _window_maps(design, sc)
+    Yc = np.ascontiguousarray(Y, dtype=np.float64)
+    OFFc = np.ascontiguousarray(np.where(FIT, OFF, 0.0), dtype=np.float64)
+    FITc = np.ascontiguousarray(FIT, dtype=np.bool_)
+    n_len = max(last - first + 1 for first, last, _ in wins)
+    per_block = max(1, cells // max(1, S * n_len))
+    outs: list[_FitOut] = []
+    hint: BoolArray | None = None
+    for lo in range(0, len(wins), per_block):
+        block = wins[lo : lo + per_block]
+        block_outs, hint = _fit_block(
+            kern, maps, design, Yc, OFFc, FITc, OFF, block, hint, max_iter, tol, keep_cov
+        )
+        outs.extend(block_outs)
+    return outs
 
 
 # ---------------------------------------------------------------------------------------- windows
@@ -780,6 +1022,7 @@ def _coarse_values(
     return [str(coarse[a]) for a in age]  # type: ignore[index]
 
 
+@dataclass(eq=False, repr=False)
 class Ons2024(Baseline):
     """ONS's model since February 2024 (weekly): one quasi-Poisson GLM over all strata, refitted
     for every week on the five years ending a year before it.
@@ -818,27 +1061,15 @@ class Ons2024(Baseline):
 
     name: ClassVar[str] = "ons2024"
 
-    def __init__(
-        self,
-        age_group: str | None = "age_group",
-        sex: str | None = "sex",
-        geography: str | None = "region",
-        coarse_age: str | Mapping[str, str] | None = None,
-        exclude: Sequence[tuple[int, int]] = ONS_COVID_WEEKS,
-        predict_from: Any = None,
-        intervals: str = "ons",
-        max_iter: int = 25,
-        tol: float = 1e-8,
-    ) -> None:
-        self.age_group = age_group
-        self.sex = sex
-        self.geography = geography
-        self.coarse_age = coarse_age
-        self.exclude = exclude
-        self.predict_from = predict_from
-        self.intervals = intervals
-        self.max_iter = max_iter
-        self.tol = tol
+    age_group: str | None = "age_group"
+    sex: str | None = "sex"
+    geography: str | None = "region"
+    coarse_age: str | Mapping[str, str] | None = None
+    exclude: Sequence[tuple[int, int]] = ONS_COVID_WEEKS
+    predict_from: Any = None
+    intervals: str = "ons"
+    max_iter: int = 25
+    tol: float = 1e-8
 
     def fit(
         self, panel: Panel, *, reference: tuple[Any, Any] | None, engine: Engine = "auto"
@@ -910,6 +1141,7 @@ class Ons2024(Baseline):
             max_iter=self.max_iter,
             tol=self.tol,
             keep_cov=intervals == "full",
+            engine=engine,
         )
         return _result(self.name, panel.n_series, out, design, usable, intervals)
 

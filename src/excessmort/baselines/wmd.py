@@ -33,7 +33,7 @@ from .._typing import BoolArray, FloatArray, IntArray
 from ..design import DesignMatrix
 from ..exceptions import InputError
 from ..weeks import iso_year_week, reference_mask
-from ._base import Baseline, BaselineResult, normal_prediction
+from ._base import Baseline, BaselineResult
 from ._util import group_sum
 
 if TYPE_CHECKING:
@@ -74,6 +74,9 @@ class WMDResult(BaselineResult):
     ``sigma2`` [S] is the residual variance; ``dispersion`` is sigma^2 / mean(mu over the fitted
     weeks), an index of dispersion comparable with a quasi-Poisson phi (for display and checks).
     """
+
+    #: One fit per series: a group's variances are sums of its series' own.
+    additive_variance: ClassVar[bool] = True
 
     design: DesignMatrix | None = None
     coef: FloatArray | None = None  # [S, p]
@@ -127,17 +130,6 @@ class WMDResult(BaselineResult):
         G = np.cumsum(self.design.X[weeks], axis=0)  # [K, p]
         per = self.sigma2[:, None] * self._gvg(G)
         return group_sum(per, groups, n_groups)
-
-    def prediction(
-        self,
-        observed: FloatArray,
-        mu: FloatArray,
-        obs_var: FloatArray,
-        param_var: FloatArray,
-        level: float,
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Normal: mu -+ z sqrt(sigma^2 + x' V x), lower clipped at 0."""
-        return normal_prediction(observed, mu, obs_var, param_var, level)
 
     def expected_bounds(
         self, mu: FloatArray, param_var: FloatArray, level: float

@@ -10,14 +10,17 @@ from ..exceptions import InputError
 
 
 def _years(text: str | None) -> list[int] | None:
+    """``2012-2019`` or ``2017,2018,2019``; each year read by the period parser."""
+    from ..periods import parse_year
+
     if not text:
         return None
     try:
         if "-" in text and "," not in text:
-            lo, hi = (int(v) for v in text.split("-"))
+            lo, hi = (parse_year(v, what="--years") for v in text.split("-"))
             return list(range(lo, hi + 1))
-        return [int(v) for v in text.split(",")]
-    except ValueError:
+        return [parse_year(v, what="--years") for v in text.split(",")]
+    except (InputError, ValueError):
         raise InputError(
             f"--years must be a range such as 2012-2019 or a list such as 2017,2018,2019; got {text!r}",
             column="--years",
@@ -77,6 +80,7 @@ def handle(args: argparse.Namespace) -> int:
     from .._atomic import atomic_write_text
     from .._backtest import backtest
 
+    years = _years(args.years)  # a bad --years is a usage error before any reading
     path = Path(args.input)
     if not path.exists():
         raise InputError(f"--input {path} does not exist", column="--input", value=str(path))
@@ -92,7 +96,7 @@ def handle(args: argparse.Namespace) -> int:
     result = backtest(
         frame,
         baseline=args.baseline,
-        years=_years(args.years),
+        years=years,
         reference_years=args.reference_years,
         level=args.level,
         by=by,

@@ -52,9 +52,7 @@ def handle(args: argparse.Namespace) -> int:
             column="--announced",
             value=args.announced,
         ) from None
-    start: int | str = args.start or today.year
-    if isinstance(start, str) and start.isdigit():
-        start = int(start)
+    start: int | str = args.start or today.year  # a year or a month, read by the period parser
     entries = calendar(start, args.months, rule=config.release_rule, announced=announced)
     dtstamp = datetime.combine(announced, datetime.min.time(), tzinfo=UTC)
     text = format_calendar(

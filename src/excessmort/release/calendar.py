@@ -202,6 +202,15 @@ def next_slot(after: datetime | date, rule: ReleaseRule = DEFAULT_RULE) -> datet
     raise AssertionError("unreachable: a later month always has a later slot")  # pragma: no cover
 
 
+def _is_year(text: str) -> bool:
+    from ..periods import period_kind
+
+    try:
+        return period_kind(text) == "year"
+    except InputError:
+        return False
+
+
 def calendar(
     start: int | str | date,
     months: int = 12,
@@ -241,6 +250,8 @@ def calendar(
         raise InputError(
             f"months must be an integer 1..120, got {months!r}", column="months", value=months
         )
+    if isinstance(start, str) and _is_year(start):
+        start = int(start.strip())  # "2027": January to December, as the year 2027
     if isinstance(start, int) and not isinstance(start, bool):
         if not 1900 <= start <= 9999:
             raise InputError(f"year must be 1900..9999, got {start}", column="year", value=start)

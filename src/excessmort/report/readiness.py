@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_write_text
+from .._dispersion import judge_dispersion
 from ..exceptions import ReleaseError
 from ..regions import REGIONS, region_name, region_slug
 from .contents import LINK_ATTRS, SAFE_SCHEMES
@@ -355,7 +356,6 @@ def check_models(files: StagedFiles) -> Check:
     name = "models_converged"
     model = files.model
     strata = model.get("strata", [])
-    lo, hi = model.get("dispersion_range", (0.2, 10.0))
     series = model["series"]
     bad = [_series_label(r, strata) for r in series if not r.get("converged")]
     if bad:
@@ -384,24 +384,39 @@ def check_models(files: StagedFiles) -> Check:
                 "series: check those series' counts, fix the input and re-run."
             ),
         )
+    # The engine's own rule (excessmort._dispersion): phi judged against what each series'
+    # counts make ordinary, with the fit's dispersion_check; a release staged before the rule
+    # was recorded (a fixed "dispersion_range") is judged by that range.
+    check = model.get("dispersion_check", "auto")
+    if "dispersion_check" not in model and "dispersion_range" in model:
+        check = tuple(model["dispersion_range"])
+    phi = [np.nan if r.get("dispersion_raw") is None else r["dispersion_raw"] for r in series]
+    size = [np.nan if r.get("mean_count") is None else r["mean_count"] for r in series]
+    judged = judge_dispersion(phi, size, check)
+    if judged is None:
+        return Check(
+            name, "pass", f"all {len(series)} series converged; dispersion not checked (as fitted)"
+        )
     odd = [
-        f"{_series_label(r, strata)} (phi={r['dispersion_raw']:.3g})"
-        for r in series
-        if r.get("dispersion_raw") is not None and not lo <= r["dispersion_raw"] <= hi
+        f"{_series_label(r, strata)} (phi={r['dispersion_raw']:.3g}, ordinary up to "
+        f"{judged.upper[i]:.3g})"
+        for i, r in enumerate(series)
+        if judged.odd[i]
     ]
     if odd:
         return Check(
             name,
             "warn",
             (
-                f"all {len(series)} series converged, but {len(odd)} have dispersion outside the "
-                f"plausible range [{lo}, {hi}]: {_listing(odd)}. "
-                "Check those series for outliers or "
-                "misclassified strata before publishing."
+                f"all {len(series)} series converged, but {len(odd)} have dispersion "
+                f"{judged.rule}: {_listing(odd)}. Check those series for a structural break, "
+                "outliers or strata that mix different populations before publishing."
             ),
         )
     return Check(
-        name, "pass", f"all {len(series)} series converged; dispersion within [{lo}, {hi}]"
+        name,
+        "pass",
+        f"all {len(series)} series converged; no dispersion {judged.rule}",
     )
 
 

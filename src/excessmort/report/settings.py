@@ -10,38 +10,21 @@ configuration's ``[plausibility]`` table fills them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import InputError
-
 __all__ = ["Plausibility", "StageSettings", "parse_month"]
 
 
 def parse_month(month: str | date | tuple[int, int]) -> tuple[int, int]:
-    """``"2027-03"`` (or a date, or ``(2027, 3)``) -> ``(2027, 3)``; bad text raises InputError."""
-    if isinstance(month, tuple):
-        year, mon = month
-    elif isinstance(month, date):
-        year, mon = month.year, month.month
-    else:
-        match = re.fullmatch(r"\s*(\d{4})-(\d{1,2})\s*", str(month))
-        if not match:
-            raise InputError(
-                f"month must look like YYYY-MM (e.g. 2027-03), got {month!r}",
-                column="month",
-                value=month,
-            )
-        year, mon = int(match.group(1)), int(match.group(2))
-    if not 1 <= mon <= 12:
-        raise InputError(
-            f"month {month!r} has month number {mon}; it must be 1..12", column="month", value=month
-        )
-    return year, mon
+    """``"2027-03"`` (or a date, or ``(2027, 3)``) -> ``(2027, 3)``; anything but a month raises
+    InputError. The one period parser's (:func:`excessmort.periods.parse_month`)."""
+    from ..periods import parse_month as parse
+
+    return parse(month, what="month")
 
 
 @dataclass(frozen=True)

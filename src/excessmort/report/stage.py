@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_directory
+from .._dispersion import mean_fitted_count
 from .._fit import WEEKLY_COLUMNS
 from ..exceptions import InputError
 from ..regions import REGIONS, region_name, region_slug
@@ -53,6 +54,7 @@ __all__ = [
     "MODEL_NAME",
     "REGION_FILES",
     "ReleaseFigures",
+    "check_month_in_data",
     "covered_month",
     "last_friday",
     "release_figures",
@@ -97,8 +99,6 @@ FIGURE_COLUMNS = (
     "n_weeks",
     *VALUE_COLUMNS,
 )
-#: Per-series dispersion outside this range is flagged (the engine's own plausibility range).
-DISPERSION_RANGE = (0.2, 10.0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -134,6 +134,32 @@ def covered_month(last_week: Any) -> str:
         return f"{day.year:04d}-{day.month:02d}"
     prev = day.replace(day=1) - pd.Timedelta(days=1)
     return f"{prev.year:04d}-{prev.month:02d}"
+
+
+def check_month_in_data(weeks: Any, month: str) -> None:
+    """Refuse a month that holds no week of the data, before anything is fitted.
+
+    The period parser's message (:func:`excessmort.periods.resolve_period`) names the month's
+    weeks and the data's range. A month the data reach only in part (they stop before its last
+    Friday) is staged: the readiness check ``data_coverage`` then fails naming each region's last
+    week, which is what the monthly job reports.
+
+    Examples
+    --------
+    >>> weeks = pd.date_range("2015-01-02", "2021-05-21", freq="7D")
+    >>> check_month_in_data(weeks, "2021-05")  # in part: staged, and data_coverage will fail
+    >>> check_month_in_data(weeks, "2021-08")
+    Traceback (most recent call last):
+    ...
+    excessmort.exceptions.InputError: month 2021-08 lies outside the data, which run from 2015-01-02 to 2021-05-21 (the period holds the weeks ending 2021-08-06 to 2021-08-27)
+    """
+    from ..periods import period_bounds, resolve_period
+
+    idx = pd.DatetimeIndex(weeks).sort_values()
+    lo, hi, _, _ = period_bounds(month)
+    if len(idx) and bool(((idx >= lo) & (idx <= hi)).any()):
+        return
+    resolve_period(idx, month, what="month")
 
 
 def _following(month: str) -> tuple[int, int]:
@@ -502,6 +528,8 @@ def _model_info(
     strata = list(panel.strata)
     keys = panel.keys
     history, _ = _series_history(fit, hi)
+    # the dispersion rule's inputs: the fit's own check and each series' mean fitted count
+    mean_count = mean_fitted_count(deaths, fit.result.fit_mask)
     for s in range(panel.n_series):
         seen = np.flatnonzero(present[s])
         missing = np.flatnonzero(in_period & ~present[s])
@@ -511,6 +539,7 @@ def _model_info(
             n_iter=int(diag["n_iter"].iloc[s]),
             dispersion=_json_float(diag["dispersion"].iloc[s]),
             dispersion_raw=_json_float(diag["dispersion_raw"].iloc[s]),
+            mean_count=_json_float(mean_count[s]),
             first_week=weeks[seen[0]].date().isoformat() if seen.size else None,
             last_week=weeks[seen[-1]].date().isoformat() if seen.size else None,
             missing_weeks=[weeks[i].date().isoformat() for i in missing],
@@ -526,11 +555,20 @@ def _model_info(
         "period": {"start": lo.date().isoformat(), "end": hi.date().isoformat()},
         "strata": strata,
         "intervals": getattr(fit.model, "intervals", None),
-        "dispersion_range": list(DISPERSION_RANGE),
+        "dispersion_check": _check_json(getattr(fit, "_dispersion_check", "auto")),
         "series": series,
         # The plausibility checks' inputs; stage_release adds the thresholds in force.
         "plausibility": {"aggregates": aggregates or []},
     }
+
+
+def _check_json(check: Any) -> Any:
+    """``fit(dispersion_check=...)`` as JSON: "auto", a cv, a [low, high] pair or null."""
+    if check is None or isinstance(check, str):
+        return check
+    if isinstance(check, tuple | list):
+        return [float(check[0]), float(check[1])]
+    return float(check)
 
 
 def _json_float(value: Any) -> float | None:
@@ -570,6 +608,7 @@ def release_figures(fit: Any, month: str) -> ReleaseFigures:
             column="region",
             value=None,
         )
+    check_month_in_data(fit.weeks, month)
     cover_end = last_friday(month)
     year, mon = parse_month(month)
     month_start = pd.Timestamp(year, mon, 1)
@@ -773,6 +812,7 @@ def stage_release(
             tidy = read(source)
             last = pd.Timestamp(tidy["week_ending"].max())
             month = month or covered_month(last)
+            check_month_in_data(pd.unique(tidy["week_ending"]), month)
             tidy = tidy[tidy["week_ending"] <= last_friday(month)].reset_index(drop=True)
         with timer.stage("fit"):
             fitted = fit_frame(
