@@ -293,12 +293,21 @@ class _StackedDependence:
         return max((d.year for d in self.parts), key=lambda y: y.sigma2)
 
     def weekly(
-        self, obs_var: np.ndarray, param_var: np.ndarray, mu: Any = None, weeks: Any = None
+        self,
+        obs_var: np.ndarray,
+        param_var: np.ndarray,
+        mu: Any = None,
+        weeks: Any = None,
+        param_floor: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         obs, param = [], []
         for dep, (_, rows) in zip(self.parts, self._spans, strict=True):
             o, p = dep.weekly(
-                obs_var[rows], param_var[rows], None if mu is None else mu[rows], weeks
+                obs_var[rows],
+                param_var[rows],
+                None if mu is None else mu[rows],
+                weeks,
+                param_floor=None if param_floor is None else param_floor[rows],
             )
             obs.append(o)
             param.append(p)
@@ -313,6 +322,7 @@ class _StackedDependence:
         level: float,
         engine: str = "auto",
         param_weekly: np.ndarray | None = None,
+        param_floor: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         obs, param, info = [], [], []
         for dep, (_, rows) in zip(self.parts, self._spans, strict=True):
@@ -324,6 +334,7 @@ class _StackedDependence:
                 level,
                 engine=engine,
                 param_weekly=None if param_weekly is None else param_weekly[rows],
+                param_floor=None if param_floor is None else param_floor[rows],
             )
             obs.append(o)
             param.append(p)
