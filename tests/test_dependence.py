@@ -23,6 +23,7 @@ from excessmort.dependence import (
 )
 
 REF = ("2015-01-01", "2019-12-31")
+REF3 = ("2015-01-01", "2017-12-22")
 
 
 # --------------------------------------------------------------------------- kernels and closed forms
@@ -251,3 +252,77 @@ def test_independent_panel_stays_calibrated() -> None:
     for level in ("series", "by area"):
         assert 93.0 <= s.loc[level, "weekly_coverage"] <= 97.0, s
         assert 90.0 <= s.loc[level, "yearly_coverage"] <= 98.0, s
+
+
+# --------------------------------------------------------------------------- pooled: shared coefficients
+def _dense_pooled_design(res) -> np.ndarray:
+    """[S, T, p] of the pooled design x_st (an oracle only: never built by the engine)."""
+    d = res.design
+    n_series, n_weeks = res.mu.shape
+    x = np.zeros((n_series, n_weeks, d.n_terms))
+    for s in range(n_series):
+        for j in d.cols[s][d.cols[s] >= 0]:
+            x[s, :, j] = d.Z[:, d.col_cal[j]]
+    return x
+
+
+def test_shared_coefficient_cov_is_statsmodels_driscoll_kraay() -> None:
+    """The pooled model's dependent covariance is Driscoll-Kraay's (statsmodels' hac-groupsum with
+    Bartlett weights) on the dense design of a small correlated panel."""
+    sm = pytest.importorskip("statsmodels.api")
+    from excessmort.dependence import MAX_LAG, shared_coefficient_cov
+
+    frame = simulate_correlated(4, 156, seed=3, shock_sd=0.05, ar=0.6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = em.fit(frame, baseline="pooled", terms="trend + seasonality + area", reference=REF3)
+    res = fit.result
+    keep = ~np.asarray(res.aliased)  # the month weights sum to the intercept (R drops the last)
+    x = _dense_pooled_design(res).reshape(-1, res.design.n_terms)[:, keep]
+    y = fit.panel.deaths.reshape(-1)
+    time = np.tile(np.arange(res.mu.shape[1]), res.mu.shape[0])
+    glm = sm.GLM(y, x, family=sm.families.Poisson()).fit(
+        cov_type="hac-groupsum",
+        cov_kwds={"time": time, "maxlags": MAX_LAG, "use_correction": False},
+    )
+    np.testing.assert_allclose(res.coef[keep], glm.params, rtol=1e-8)
+    cov = shared_coefficient_cov(res, fit.panel.deaths)
+    np.testing.assert_allclose(cov[np.ix_(keep, keep)], glm.cov_params(), rtol=1e-6, atol=1e-14)
+    assert np.all(cov[~keep] == 0.0)
+
+
+def test_pooled_rows_carry_the_shared_dependence_outside_the_fit_only() -> None:
+    """A region of a pooled fit: inside the reference its weekly parameter part is the model's
+    x'Vx; after it, the wider of x'Vx and the sandwich's (here wider: a shared winter shock)."""
+    from excessmort.dependence import shared_coefficient_cov
+
+    frame = simulate_correlated(6, 365, seed=5, shock_sd=0.05, ar=0.7, year_sd=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = em.fit(frame, baseline="pooled", terms="trend + seasonality + area", reference=REF)
+        ind = em.fit(
+            frame,
+            baseline="pooled",
+            terms="trend + seasonality + area",
+            reference=REF,
+            dependence=False,
+        )
+    res = fit.result
+    n = res.mu.shape[0]
+    inside = np.asarray(fit.weeks <= pd.Timestamp(REF[1]))
+    model = res.param_variance_weekly(np.arange(n), n)
+    dk = res.with_cov(shared_coefficient_cov(res, fit.panel.deaths)).param_variance_weekly(
+        np.arange(n), n
+    )
+    assert np.median(dk[:, ~inside] / model[:, ~inside]) > 2.0
+    a, b = fit._weekly_arrays, ind._weekly_arrays
+    z = 1.959963984540054
+    var = ((a["upper"] - a["lower"]) / (2 * z)) ** 2
+    obs = res.obs_variance() * fit._dependence.c[:, None]
+    t_in, t_out = np.flatnonzero(inside)[100], np.flatnonzero(~inside)[10]
+    np.testing.assert_allclose(var[:, t_in], obs[:, t_in] + model[:, t_in], rtol=1e-9)
+    extra = var[:, t_out] - obs[:, t_out] - np.fmax(model, dk)[:, t_out]
+    assert np.all(extra >= -1e-9 * var[:, t_out])  # the rest is the year effect (>= 0)
+    # independence (dependence=False) has the model's V in every week
+    ind_var = ((b["upper"] - b["lower"]) / (2 * z)) ** 2
+    np.testing.assert_allclose(ind_var[:, t_out], res.obs_variance()[:, t_out] + model[:, t_out])

@@ -621,14 +621,15 @@ class Fit:
             return values
         return group_sum(values[include], groups[include], len(keys))
 
-    def _masked_result_call(self, method: str, *args: Any) -> np.ndarray:
+    def _masked_result_call(self, method: str, *args: Any, result: Any = None) -> np.ndarray:
+        res = self.result if result is None else result
         groups, keys, _ = self._grouping
         if self._by is None:
-            return getattr(self.result, method)(groups, len(keys), *args)
+            return getattr(res, method)(groups, len(keys), *args)
         # Series outside every group go to a spare group that is then dropped.
         spare = len(keys)
         g = np.where(groups < 0, spare, groups)
-        return getattr(self.result, method)(g, spare + 1, *args)[:spare]
+        return getattr(res, method)(g, spare + 1, *args)[:spare]
 
     # ------------------------------------------------------------------ dependence
     @property
@@ -643,6 +644,37 @@ class Fit:
 
             self._shared["year"] = estimate_year_effect(self.result, self.panel.deaths, self.weeks)
         return self._shared["year"]
+
+    @property
+    def _dependence_result(self) -> Any:
+        """The result whose parameter variances carry the residual dependence: for coefficients
+        shared by every series (the pooled model) the same fit with V replaced by the sandwich of
+        the whole panel (:func:`excessmort.dependence.shared_coefficient_cov`); otherwise the result
+        itself (its rows' factors are applied by the dependence model)."""
+        res = self.result
+        if not (self._dependence_on and getattr(res, "shared_coefficients", False)):
+            return res
+        if "shared_cov" not in self._shared:
+            from .dependence import shared_coefficient_cov
+
+            self._shared["shared_cov"] = shared_coefficient_cov(res, self.panel.deaths)
+        return res.with_cov(self._shared["shared_cov"])
+
+    def _param_floor(self, method: str, *args: Any) -> np.ndarray | None:
+        """``method``'s parameter variances from the sandwich of coefficients shared by every series
+        (a lower bound of the dependent parameter part), or None for per-series coefficients."""
+        dres = self._dependence_result
+        if dres is self.result:
+            return None
+        return self._masked_result_call(method, *args, result=dres)
+
+    def _panel_state(self) -> dict[str, Any] | None:
+        """What views of a subset of the series inherit from the whole panel (estimated first)."""
+        if self.dependence and self.result.dependence_applies:
+            self._year_effect  # noqa: B018 - estimated on the whole panel before restricting
+            self._dependence_result  # noqa: B018
+        keep = {k: v for k, v in self._shared.items() if k in ("year", "shared_cov")}
+        return keep or None
 
     @cached_property
     def _dependence(self) -> Any:
@@ -732,7 +764,13 @@ class Fit:
         obs_var = self._sum(res.obs_variance())
         param_var = self._masked_result_call("param_variance_weekly")
         if self._dependence_on and (self._by is not None or res.shared_dispersion):
-            obs_var, param_var = self._dependence.weekly(obs_var, param_var, mu, self.weeks)
+            obs_var, param_var = self._dependence.weekly(
+                obs_var,
+                param_var,
+                mu,
+                self.weeks,
+                param_floor=self._param_floor("param_variance_weekly"),
+            )
         return excess_arrays(
             observed, mu, obs_var, param_var, self.level, res.prediction, engine=self._engine
         )
@@ -798,11 +836,18 @@ class Fit:
         dep = self._dependence
         weekly_obs = self._sum(obs_all)
         weekly_mu = self._sum(mu_all)
+        floor = self._param_floor(
+            "param_variance_running" if running else "param_variance_window", window
+        )
         if running:
             pv = param_var
         else:
             pv = np.zeros_like(weekly_mu)
             pv[:, -1] = param_var
+            if floor is not None:
+                last = np.zeros_like(weekly_mu)
+                last[:, -1] = floor
+                floor = last
         param_weekly = self._masked_result_call("param_variance_weekly")[:, window]
         obs_run, param_run, _ = dep.running(
             weekly_obs,
@@ -812,6 +857,7 @@ class Fit:
             self.level,
             engine=self._engine,
             param_weekly=param_weekly,
+            param_floor=floor,
         )
         if running:
             return observed, mu, obs_run, param_run
@@ -1547,8 +1593,7 @@ class Fit:
                 f"select: no series has {criteria}", column=", ".join(criteria), value=criteria
             )
         idx = np.flatnonzero(mask)
-        if "year" not in self._shared and self.dependence and self.result.dependence_applies:
-            self._year_effect  # noqa: B018 - estimated on the whole panel before restricting
+        state = self._panel_state()
         out = Fit(
             panel=self.panel.take(idx),
             result=self.result.take(idx),
@@ -1557,7 +1602,7 @@ class Fit:
             level=self.level,
             by=self._by,
             dependence=self.dependence,
-            shared={"year": self._shared["year"]} if "year" in self._shared else None,
+            shared=state,
         )
         out._inherit(self)
         return out

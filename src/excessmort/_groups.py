@@ -117,6 +117,9 @@ class GroupedFit:
         from ._fit import Fit
 
         fit = self.fit
+        # coefficients shared by every series (pooled): their sandwich is the whole panel's
+        fit._dependence_result  # noqa: B018 - estimated on the whole panel before restricting
+        shared = {k: v for k, v in fit._shared.items() if k == "shared_cov"}
         view = Fit(
             panel=fit.panel.take(idx),
             result=fit.result.take(idx),
@@ -125,6 +128,7 @@ class GroupedFit:
             level=fit.level,
             by=self.strata,
             dependence=fit.dependence,
+            shared=shared or None,
         )
         view._label = label
         view._label_over = self.over
@@ -289,12 +293,21 @@ class _StackedDependence:
         return max((d.year for d in self.parts), key=lambda y: y.sigma2)
 
     def weekly(
-        self, obs_var: np.ndarray, param_var: np.ndarray, mu: Any = None, weeks: Any = None
+        self,
+        obs_var: np.ndarray,
+        param_var: np.ndarray,
+        mu: Any = None,
+        weeks: Any = None,
+        param_floor: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         obs, param = [], []
         for dep, (_, rows) in zip(self.parts, self._spans, strict=True):
             o, p = dep.weekly(
-                obs_var[rows], param_var[rows], None if mu is None else mu[rows], weeks
+                obs_var[rows],
+                param_var[rows],
+                None if mu is None else mu[rows],
+                weeks,
+                param_floor=None if param_floor is None else param_floor[rows],
             )
             obs.append(o)
             param.append(p)
@@ -309,6 +322,7 @@ class _StackedDependence:
         level: float,
         engine: str = "auto",
         param_weekly: np.ndarray | None = None,
+        param_floor: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         obs, param, info = [], [], []
         for dep, (_, rows) in zip(self.parts, self._spans, strict=True):
@@ -320,6 +334,7 @@ class _StackedDependence:
                 level,
                 engine=engine,
                 param_weekly=None if param_weekly is None else param_weekly[rows],
+                param_floor=None if param_floor is None else param_floor[rows],
             )
             obs.append(o)
             param.append(p)

@@ -32,6 +32,18 @@ group g of series (a single series is its own group) and its reference residual 
 4. Parameter uncertainty. V = phi (X'WX)^-1 assumes independent errors; g' V g of a group is
    multiplied by c_g times the finite-sample long-run variance factor of part 2 over the n reference
    weeks, f(n) = 1 + 2 sum_{k<n} (1 - k/n) rho_k (the sandwich for a mean under correlated errors).
+   Coefficients shared by several series (the pooled model) are estimated from all of them at
+   once, so a row's own c f(n) misses the dependence of the other series' residuals that inform
+   them (a region's share of a seasonality fitted on all regions looked as certain as if the
+   regions' winters were independent). Their covariance under dependence is the Driscoll-Kraay
+   sandwich of the weekly scores summed over series (:func:`shared_coefficient_cov`: cross-series
+   and serial dependence, Bartlett lags 1..L, invariant to the design's parametrisation); every
+   row's and aggregate's parameter variance is the wider of c f(n) g' V g and g' V_DK g (the
+   sandwich truncates at L lags, the ARMA tail of f(n) does not). In a week's interval the
+   dependent parameter part applies to weeks outside the fit only: inside it, y and the fitted mu
+   share the same shocks (Cov(y, x'b) grows with Var(x'b) by the same design effect), so the
+   residual's variance is at most c phi mu + x'Vx, the in-sample form (as for the year effects of
+   part 3, which only weeks outside the reference years carry).
 
 Where the reference holds fewer than :data:`MIN_WEEKS` residual weeks, or fewer than
 :data:`MIN_YEARS` complete years, the dependence cannot be estimated: the window's observation part
@@ -73,6 +85,7 @@ __all__ = [
     "estimate_groups",
     "estimate_year_effect",
     "long_run_factor",
+    "shared_coefficient_cov",
     "year_effect_from_sums",
 ]
 
@@ -487,6 +500,9 @@ class Dependence:
     year : YearEffect
     ref_years : ndarray
         The complete reference years (for the leverage of year effects).
+    fitted_weeks : ndarray [T] of bool, optional
+        Weeks with a reference residual (inside the fit); weekly parameter variances are inflated
+        outside them only.
     """
 
     c: FloatArray
@@ -500,6 +516,7 @@ class Dependence:
     year: YearEffect
     ref_years: FloatArray
     result: Any = field(default=None, repr=False)
+    fitted_weeks: BoolArray | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ weekly rows
     def weekly(
@@ -508,15 +525,26 @@ class Dependence:
         param_var: FloatArray,
         mu: FloatArray | None = None,
         weeks: pd.DatetimeIndex | None = None,
+        param_floor: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray]:
-        """Weekly variances of the groups [G, T]: c obs and c f(n) g'Vg for aggregates; a single
-        series keeps phi mu and x'Vx (the model's own weekly interval), except under a phi shared
-        by all series (the pooled model), where phi becomes the series' own c phi."""
+        """Weekly variances of the groups [G, T]: c obs and, in weeks outside the fit, c f(n) g'Vg
+        for aggregates (inside it g'Vg: module doc, part 4); a single series keeps phi mu and x'Vx
+        (the model's own weekly interval), except under a phi and coefficients shared by all series
+        (the pooled model), where phi becomes the series' own c phi and g'Vg takes the shared
+        coefficients' factor outside the fit."""
         multi = self.members > 1
         shared = bool(getattr(self.result, "shared_dispersion", False))
         rows = multi | shared
         c = np.where(rows, self.c, 1.0)[:, None]
-        pf = np.where(multi, self.param_factor, 1.0)[:, None]
+        param_outside = param_var * np.where(rows, self.param_factor, 1.0)[:, None]
+        if param_floor is not None:
+            # shared coefficients: never below their sandwich (module doc, part 4)
+            param_outside = np.fmax(param_outside, param_floor)
+        inside = self.fitted_weeks
+        if inside is not None and inside.shape[0] == obs_var.shape[1]:
+            param_var = np.where(inside[None, :], param_var, param_outside)
+        else:
+            param_var = param_outside
         obs = obs_var * c
         if mu is not None and weeks is not None and self.year.sigma2 > 0:
             # outside the reference years a week's level also carries the year effects the fit
@@ -526,7 +554,7 @@ class Dependence:
             outside = ~np.isin(years, self.ref_years)
             extra = self.year.sigma2 * np.where(outside, 2.0 * h, 0.0)[None, :] * mu * mu
             obs = obs + np.where((rows & ~self.short)[:, None], extra, 0.0)
-        return obs, param_var * pf
+        return obs, param_var
 
     # ------------------------------------------------------------------ windows
     def running(
@@ -538,6 +566,7 @@ class Dependence:
         level: float,
         engine: str = "auto",
         param_weekly: FloatArray | None = None,
+        param_floor: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray, dict[str, FloatArray]]:
         """Variances of the running sums over the weeks of a window, [G, K] each.
 
@@ -561,6 +590,8 @@ class Dependence:
         else:
             s = np.sqrt(self.c[:, None] * obs_var)
             param = param_var * self.param_factor[:, None]
+            if param_floor is not None:
+                param = np.fmax(param, param_floor)
         serial = running_variance(s, rho, a, phi, engine=engine)
         year = self._year_running(mu, weeks)
         year = np.where(short[:, None], 0.0, year)
@@ -645,6 +676,7 @@ def dependence_from_sums(
         year=year,
         ref_years=ref_years,
         result=result,
+        fitted_weeks=np.asarray(sums.resid_weeks, dtype=bool),
     )
 
 
@@ -660,6 +692,36 @@ def estimate_groups(
     return dependence_from_sums(
         GroupSums.of(result, deaths, weeks, groups, n_groups), year, result, weeks
     )
+
+
+def shared_coefficient_cov(result: Any, deaths: FloatArray, max_lag: int = MAX_LAG) -> FloatArray:
+    """[p, p]: the covariance of coefficients shared by several series (the pooled model) under
+    residual dependence across series and weeks: the Driscoll-Kraay (1998) sandwich
+    B^-1 M B^-1 with B = X'WX (``cov_unscaled`` = B^-1) and M the Bartlett-weighted (bandwidth
+    ``max_lag``, a quarter) long-run covariance of the weekly scores S_t = sum_s x_st (y_st - mu_st)
+    over the reference weeks (module doc, part 4); statsmodels' ``cov_type="hac-groupsum"``.
+
+    Summing the scores over series within a week carries any cross-series dependence, the lags
+    carry the serial one; it is invariant to the parametrisation of the design (an intercept and
+    the strata's levels keep their compensating covariances). With x_stj = z_t,col(j) for the
+    series that use column j, S_tj = z_t,col(j) R_jt, R_jt the residuals summed over those series
+    (``column_sums``): O(S m T) for the sums and O(T p^2 L) for M, never S x S or T x T.
+    """
+    from .baselines.pooled import _single_threaded_blas
+
+    rmask = result.residual_mask()
+    design = result.design
+    r = result.column_sums(np.where(rmask, deaths - result.mu, 0.0))  # [p, T]
+    weeks = np.any(rmask, axis=0)
+    score = np.ascontiguousarray((design.Z[:, design.col_cal].T * r)[:, weeks])  # [p, n]
+    n = score.shape[1]
+    bread = np.asarray(result.cov_unscaled, dtype=np.float64)
+    with _single_threaded_blas():  # p x p products: waking BLAS threads costs more than the work
+        meat = score @ score.T
+        for k in range(1, min(max_lag, n - 1) + 1):
+            cross = score[:, k:] @ score[:, : n - k].T
+            meat += (1.0 - k / (max_lag + 1.0)) * (cross + cross.T)
+        return np.asarray(bread @ meat @ bread)
 
 
 # ---------------------------------------------------------------------------------------- labels

@@ -147,6 +147,9 @@ class BaselineResult(ABC):
     #: One phi shared by every series (the pooled model): the dependence model then gives each
     #: series its own dispersion relative to it.
     shared_dispersion: ClassVar[bool] = False
+    #: One set of coefficients estimated from every series at once (the pooled model): their
+    #: covariance is one property of the fit, the same for every row and aggregate.
+    shared_coefficients: ClassVar[bool] = False
 
     def residual_mask(self) -> BoolArray:
         """The series-weeks whose residuals y - mu estimate the dependence [S, T]: fitted weeks

@@ -89,6 +89,7 @@ def _one_later(weeks: pd.DatetimeIndex, k: int) -> tuple[FloatArray, tuple[str, 
     values, names = later_holiday_indicators(weeks)
     return np.ascontiguousarray(values[:, k : k + 1]), (names[k],)
 
+
 INTERVALS = ("distribution", "delta")
 
 #: A column is aliased when its squared residual norm, after projection (in the IRLS weight metric
@@ -610,6 +611,7 @@ class PooledResult(BaselineResult):
     #: Shared by every series: never sliced by :meth:`take`.
     _shared_fields: ClassVar[tuple[str, ...]] = ("coef", "cov_unscaled", "aliased")
     shared_dispersion: ClassVar[bool] = True
+    shared_coefficients: ClassVar[bool] = True
 
     def _take_extra(self, idx: IntArray) -> dict[str, Any]:
         """:meth:`take` keeps the shared design but only the column placement of the kept series."""
@@ -688,6 +690,29 @@ class PooledResult(BaselineResult):
         return self.coef_variance_window(groups, n_groups, weeks)
 
     # ------------------------------------------------------------------ dependence
+    def column_sums(self, values: FloatArray) -> FloatArray:
+        """[p, T]: for every column j of the design, the sum of ``values`` [S, T] over the series
+        that use it (the residuals of column j's estimating equation, up to the calendar factor)."""
+        from scipy import sparse
+
+        assert self.design is not None
+        cols = self.design.cols
+        used = cols >= 0
+        series = np.broadcast_to(np.arange(cols.shape[0])[:, None], cols.shape)[used]
+        incidence = sparse.csr_matrix(
+            (np.ones(series.size), (cols[used], series)),
+            shape=(self.design.n_terms, cols.shape[0]),
+        )
+        return np.asarray(incidence @ np.asarray(values, dtype=np.float64))
+
+    def with_cov(self, cov: FloatArray) -> PooledResult:
+        """The same fit with V = phi (X'WX)^-1 replaced by ``cov`` [p, p] (a sandwich under residual
+        dependence, :func:`excessmort.dependence.shared_coefficient_cov`)."""
+        phi = float(self.dispersion[0]) if self.dispersion.size else 1.0
+        return dataclasses.replace(
+            self, cov_unscaled=np.ascontiguousarray(np.asarray(cov, dtype=np.float64) / phi)
+        )
+
     def fitted_variance_weekly(self, groups: IntArray, n_groups: int) -> FloatArray:
         """g' V g per group and week in every mode (the leverage of the in-sample residuals)."""
         return self.coef_variance_weekly(groups, n_groups)
