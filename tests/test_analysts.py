@@ -560,8 +560,24 @@ def test_weekly_cumulative_and_totals_carry_rates_per_100000(
     r = f.by().rates(2020, per=1000)
     assert r["excess_rate"].iloc[0] == pytest.approx(c["excess_rate"].iloc[0] / 100, rel=1e-12)
     assert list(r.columns) == list(c.columns)
+    # The running path: every week's rates are those of cumulative(start, that week), also with
+    # a population that changes from week to week (its mean over the weeks so far).
+    grow = frame.assign(
+        population=frame["population"]
+        * (1 + 0.002 * pd.to_datetime(frame["week_ending"]).rank(method="dense"))
+    )
+    g = fit_frame(grow, reference=REFERENCE).by()
+    path = g.cumulative_path("2020-03-01", "2020-06-30")
+    for end in ("2020-04-17", path["week_ending"].max()):
+        row = path[path["week_ending"] == end].iloc[0]
+        whole = g.cumulative("2020-03-01", end).iloc[0]
+        assert row["population"] == pytest.approx(whole["population"], rel=1e-12)
+        for rate in [*rate_cols, *bounds]:
+            assert row[rate] == pytest.approx(whole[rate], rel=1e-9), (end, rate)
+    assert path["population"].is_monotonic_increasing
     # Without a population, frames stay as they were.
     assert "excess_rate" not in qp.by().weekly.columns
+    assert "excess_rate" not in qp.by().cumulative_path("2020-03").columns
 
 
 def test_population_interpolated_between_mid_years() -> None:

@@ -1011,7 +1011,9 @@ class Fit:
         Returns
         -------
         DataFrame
-            strata..., week_ending, observed, expected, excess, excess_lower, excess_upper, p_score.
+            strata..., week_ending, observed, expected, excess, excess_lower, excess_upper, p_score;
+            with a ``population`` in the data, the mean population of the weeks so far and the
+            running figures per 100,000 of it (as :meth:`cumulative` gives them).
 
         Raises
         ------
@@ -1037,7 +1039,12 @@ class Fit:
         cols.update(week_table(self.weeks[window], n_rows))
         for c in (*CUMULATIVE_COLUMNS, "p_score"):
             cols[c] = np.asarray(arrays[c], dtype=np.float64).reshape(-1)
-        return self._attrs(pd.DataFrame(cols, copy=False))
+        frame = pd.DataFrame(cols, copy=False)
+        if self.panel.exposure is not None:  # per 100,000 of the mean population so far
+            pop = self._sum(self.panel.exposure[:, window])
+            running = np.cumsum(pop, axis=1) / np.arange(1, pop.shape[1] + 1)
+            add_rates(frame, running.reshape(-1))
+        return self._attrs(frame)
 
     def totals(
         self,
