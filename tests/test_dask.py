@@ -230,6 +230,37 @@ def test_reference_outside_data_is_refused_before_fitting(client, demo):
         fit_memory(ddf, client=client, reference=("1990-01-01", "1995-12-31"))
 
 
+def test_reference_rules_exclude_and_history_as_in_memory(client, demo):
+    """fit's reference options reach the partitions: ``exclude=`` gives the in-memory figures, a
+    reference over the pandemic is refused unless allowed (or excluded), and a series with too
+    little history is refused naming it unless ``allow_short_history``."""
+    ddf = dd.from_pandas(demo, npartitions=2)
+    window = [("2018-01-01", "2018-03-31")]
+    f = fit_memory(ddf, client=client, reference=("2015-01-01", "2019-12-31"), exclude=window)
+    mem = fit_memory(demo, reference=("2015-01-01", "2019-12-31"), exclude=window)
+    plain = fit_memory(demo, reference=("2015-01-01", "2019-12-31"))
+    assert_close(f.by("region").cumulative(2020), mem.by("region").cumulative(2020), [])
+    assert not np.allclose(
+        mem.by().cumulative(2020)["expected"], plain.by().cumulative(2020)["expected"]
+    )
+    pandemic = ("2016-01-01", "2020-12-31")
+    with pytest.raises(InputError, match="pandemic"):
+        fit_memory(ddf, client=client, reference=pandemic)
+    allowed = fit_memory(ddf, client=client, reference=pandemic, allow_pandemic=True)
+    assert allowed.reference[1] == pd.Timestamp("2020-12-31")
+    fit_memory(ddf, client=client, reference=pandemic, exclude=[("2020-03-01", "2020-12-31")])
+    short = demo.copy()
+    london = short["region"].astype(str) == "E12000007"
+    short = short[~(london & (short["week_ending"] < "2019-06-01"))]
+    sddf = dd.from_pandas(short, npartitions=2)
+    with pytest.raises(InputError, match="E12000007"):
+        fit_memory(sddf, client=client, reference=("2015-01-01", "2019-12-31")).by().cumulative()
+    lenient = fit_memory(
+        sddf, client=client, reference=("2015-01-01", "2019-12-31"), allow_short_history=True
+    )
+    assert np.isfinite(lenient.by().cumulative(2020)["expected"]).all()
+
+
 class KillOnce(QuasiPoisson):
     """Kills the worker process that runs its first fit (marker file), then fits normally."""
 
@@ -511,3 +542,23 @@ def test_dispersion_judged_by_the_in_memory_rule_on_ons_regions(client, shared):
     flagged = str(memory_warning[0].message).split(": ", 1)[1].split(". Check")[0]
     assert flagged in str(dask_warning[0].message), (flagged, str(dask_warning[0].message))
     assert "region=E12000007 (phi=" in flagged
+    # fit_dask takes the fit's dispersion_check: None silences it, a fixed range flags the ordinary
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DispersionWarning)
+        quiet = fit_memory(
+            dd.from_pandas(broken, npartitions=3, sort=False),
+            client=client,
+            reference=ref,
+            dispersion_check=None,
+        )
+        quiet.by().cumulative(2020)
+    strict = fit_memory(
+        dd.from_pandas(regions, npartitions=3, sort=False),
+        client=client,
+        reference=ref,
+        dispersion_check=(0.2, 5.0),
+    )
+    with pytest.warns(DispersionWarning, match=r"outside \[0.2, 5\] in 8 series: region=E12000002"):
+        strict.by().cumulative(2020)
+    with pytest.raises(em.InputError, match="dispersion_check must be"):
+        fit_memory(dd.from_pandas(regions, npartitions=3), client=client, dispersion_check="loud")

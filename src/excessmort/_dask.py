@@ -39,6 +39,9 @@ import pandas as pd
 from ._fit import (
     Fit,
     _check_reference,
+    _exclusion_mask,
+    _fit_baseline,
+    _pandemic_excluded,
     cumulative_frame,
     weekly_frame,
 )
@@ -96,6 +99,11 @@ class _Plan:
     level: float
     engine: str
     dependence: bool = False
+    dispersion_check: Any = "auto"
+    #: the weeks [T] of ``exclude=`` on the global calendar (None: no window)
+    excluded: np.ndarray | None = None
+    #: refuse series with fewer observed reference weeks than the baseline's minimum
+    check_history: bool = True
 
 
 def _recognise(columns: Sequence[Any], strata: Sequence[str] | None, keep_wales: bool) -> _Columns:
@@ -385,12 +393,34 @@ def _on_calendar(
     return Panel(keys=keys, weeks=weeks, deaths=deaths, exposure=exposure)
 
 
+def _check_dispersion_rule(check: Any) -> None:
+    """Refuse a ``dispersion_check`` the workers could not apply, before any task runs."""
+    from ._dispersion import judge_dispersion
+
+    try:
+        judge_dispersion([1.0], [1.0], check)
+    except (TypeError, ValueError, IndexError):
+        raise InputError(
+            "dispersion_check must be 'auto', a coefficient of variation (a number), a (low, high) "
+            f"pair or None, got {check!r}",
+            column="dispersion_check",
+            value=check,
+        ) from None
+
+
 def _fit_tidy(tidy: pd.DataFrame, plan: _Plan) -> Fit:
     """The in-memory path on one partition's tidy frame, on the global calendar."""
     assert plan.model is not None
     panel = _on_calendar(Panel.from_frame(tidy), plan.weeks, plan.categories)
-    result = plan.model.fit(panel, reference=plan.reference, engine=plan.engine)  # type: ignore[arg-type]
-    return Fit(
+    if plan.check_history and plan.reference is not None and panel.n_series:
+        from . import validate
+
+        need = int(getattr(plan.model, "min_reference_weeks", 0))
+        validate.check_history(
+            panel, plan.reference, need, baseline=getattr(plan.model, "name", None)
+        )
+    result = _fit_baseline(plan.model, panel, plan.reference, plan.engine, plan.excluded)  # type: ignore[arg-type]
+    out = Fit(
         panel=panel,
         result=result,
         model=plan.model,
@@ -398,6 +428,9 @@ def _fit_tidy(tidy: pd.DataFrame, plan: _Plan) -> Fit:
         level=plan.level,
         dependence=False,  # sums are reduced across partitions under independence (see fit_dask)
     )
+    out._dispersion_check = plan.dispersion_check
+    out.excluded = plan.excluded
+    return out
 
 
 def _fit_partition(part: pd.DataFrame, plan: _Plan, index: int) -> Fit | None:
@@ -1316,6 +1349,10 @@ def fit_dask(
     retries: int = 2,
     warmup: bool = True,
     dependence: bool = True,
+    dispersion_check: Any = "auto",
+    allow_pandemic: bool = False,
+    allow_short_history: bool = False,
+    exclude: Any = None,
     **options: Any,
 ) -> DaskFit:
     """:func:`excessmort.fit` on a Dask DataFrame (or a partitioned Parquet dataset path).
@@ -1343,6 +1380,13 @@ def fit_dask(
         As :func:`excessmort.fit`: the residual dependence of :mod:`excessmort.dependence` in every
         variance of a sum. Its sums (residuals, phi mu, fitted variances, year moments) are reduced
         across partitions exactly, so the intervals equal the in-memory ones.
+    dispersion_check : "auto", float, (low, high) or None
+        As :func:`excessmort.fit`: the rule the warning about implausible dispersion applies to
+        each series (judged on the series alone, so every partition judges alike).
+    allow_pandemic, allow_short_history, exclude
+        As :func:`excessmort.fit`. The reference rules are checked on the global calendar before
+        any task runs; the history rule per series in the partition that holds it (the error
+        names the series).
 
     Returns
     -------
@@ -1357,6 +1401,7 @@ def fit_dask(
     from ._kernels import resolve_engine
 
     level = validate_level(level)
+    _check_dispersion_rule(dispersion_check)
     model = get_baseline(baseline, **options)
     if getattr(model, "name", None) == "pooled":
         raise InputError(
@@ -1384,7 +1429,16 @@ def fit_dask(
     empty = Panel(
         keys=pd.DataFrame(index=pd.RangeIndex(0)), weeks=weeks, deaths=np.empty((0, len(weeks)))
     )
-    ref = _check_reference(empty, reference) if reference is not None else None
+    excluded = _exclusion_mask(weeks, exclude)
+    ref = (
+        _check_reference(
+            empty,
+            reference,
+            allow_pandemic=allow_pandemic or _pandemic_excluded(weeks, excluded, reference),
+        )
+        if reference is not None
+        else None
+    )
     plan = _Plan(
         columns=cols,
         weeks=weeks,
@@ -1394,6 +1448,9 @@ def fit_dask(
         level=level,
         engine=engine,
         dependence=bool(dependence),
+        dispersion_check=dispersion_check,
+        excluded=excluded,
+        check_history=not allow_short_history,
     )
     with (
         warnings.catch_warnings()

@@ -285,6 +285,10 @@ def fit(
             engine=engine,  # type: ignore[return-value]
             keep_wales=keep_wales,
             dependence=dependence,
+            dispersion_check=dispersion_check,
+            allow_pandemic=allow_pandemic,
+            allow_short_history=allow_short_history,
+            exclude=exclude,
             **options,
         )
     level = validate_level(level)
