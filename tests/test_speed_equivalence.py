@@ -398,6 +398,11 @@ def test_cumulative_path_equals_previous_implementation(honest_fits) -> None:
     for c in (*CUMULATIVE_COLUMNS, "p_score"):
         want[c] = np.asarray(arrays[c]).reshape(-1)
     want = add_week_numbers(add_region_name(want))
+    if view.panel.exposure is not None:  # the rates (issue 17), checked against cumulative() in
+        from excessmort._rates import add_rates  # test_analysts
+
+        pop = view._sum(view.panel.exposure[:, window])
+        add_rates(want, (np.cumsum(pop, axis=1) / np.arange(1, pop.shape[1] + 1)).reshape(-1))
     _assert_same_frame(got.reset_index(drop=True), want)
 
 

@@ -124,7 +124,8 @@ def autocorrelation(u: FloatArray, max_lag: int = MAX_LAG, demean: bool = True) 
             if k >= n_weeks:
                 out[:, k] = 0.0
                 continue
-            out[:, k] = np.sum(x[:, k:] * x[:, : n_weeks - k], axis=1) / den
+            # row-wise dot products without a [G, T] temporary per lag
+            out[:, k] = np.einsum("ij,ij->i", x[:, k:], x[:, : n_weeks - k]) / den
     return np.where(np.isfinite(out), out, 0.0)
 
 
@@ -379,7 +380,22 @@ class GroupSums:
 def _serial(
     sums: GroupSums, result: BaselineResult, single_c: str
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-    """(d, c_raw, c, rho, a, phi, n) of the groups: parts 1-2 of the module docstring."""
+    """(d, c_raw, c, rho, a, phi, n) of the groups: parts 1-2 of the module docstring.
+
+    Computed once per (sums, result): the year effect and the dependence model of a view both
+    need it (the arrays returned are shared; callers do not modify them)."""
+    key = (id(result), single_c, bool(result.shared_dispersion), bool(result.residuals_in_sample))
+    memo = sums.__dict__.get("_serial_memo")
+    if memo is not None and memo[0] == key and memo[1] is result:
+        return memo[2]
+    out = _serial_parts(sums, result, single_c)
+    object.__setattr__(sums, "_serial_memo", (key, result, out))
+    return out
+
+
+def _serial_parts(
+    sums: GroupSums, result: BaselineResult, single_c: str
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
     in_sample = result.residuals_in_sample
     d = _null_variance(sums.obs, sums.fitted, in_sample)
     with np.errstate(invalid="ignore", divide="ignore"):
