@@ -220,10 +220,27 @@ def test_fit_cumulative_path_all_rows(qp: em.Fit) -> None:
         "excess_lower",
         "excess_upper",
         "p_score",
+        # the demo data have a population: the running rates per 100,000 (issue 17 item 8)
+        "population",
+        "observed_rate",
+        "expected_rate",
+        "excess_rate",
+        "excess_rate_lower",
+        "excess_rate_upper",
     ]
     last = path[path["week_ending"] == path["week_ending"].max()].reset_index(drop=True)
     cum = view.cumulative("2020-03-01", "2020-05-01")
-    for col in ("observed", "expected", "excess", "excess_lower", "excess_upper", "p_score"):
+    for col in (
+        "observed",
+        "expected",
+        "excess",
+        "excess_lower",
+        "excess_upper",
+        "p_score",
+        "population",
+        "excess_rate",
+        "excess_rate_upper",
+    ):
         np.testing.assert_allclose(last[col], cum[col], rtol=1e-10)
 
 
