@@ -384,12 +384,11 @@ def _serial(
 
     Computed once per (sums, result): the year effect and the dependence model of a view both
     need it (the arrays returned are shared; callers do not modify them)."""
-    key = (id(result), single_c, bool(result.shared_dispersion), bool(result.residuals_in_sample))
     memo = sums.__dict__.get("_serial_memo")
-    if memo is not None and memo[0] == key and memo[1] is result:
+    if memo is not None and memo[0] is result and memo[1] == single_c:
         return memo[2]
     out = _serial_parts(sums, result, single_c)
-    object.__setattr__(sums, "_serial_memo", (key, result, out))
+    object.__setattr__(sums, "_serial_memo", (result, single_c, out))
     return out
 
 

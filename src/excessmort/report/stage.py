@@ -42,6 +42,7 @@ import pandas as pd
 from .._atomic import atomic_directory
 from .._dispersion import mean_fitted_count
 from .._fit import WEEKLY_COLUMNS
+from .._kernels.intervals import COLUMNS as INTERVAL_COLUMNS
 from ..exceptions import InputError
 from ..regions import REGIONS, region_name, region_slug
 from .manifest import write_manifest
@@ -70,22 +71,9 @@ CHART_NAMES = ("chart-observed.svg", "chart-excess.svg", "chart-ratio.svg", "cha
 #: The files every region folder holds.
 REGION_FILES = ("report.html", "figures.csv", "figures.parquet", *CHART_NAMES)
 ENGLAND_FILES = ("england-figures.csv", "england-figures.parquet")
-VALUE_COLUMNS = (
-    "observed",
-    "expected",
-    "expected_lower",
-    "expected_upper",
-    "prediction_lower",
-    "prediction_upper",
-    "excess",
-    "excess_lower",
-    "excess_upper",
-    "z_score",
-    "p_score",
-    "ratio",
-    "ratio_lower",
-    "ratio_upper",
-)
+#: The weekly figures of every file: the counts, then the fused interval kernel's columns in its
+#: order (the order of ``Fit.weekly``).
+VALUE_COLUMNS = ("observed", "expected", *INTERVAL_COLUMNS)
 FIGURE_COLUMNS = (
     "region",
     "region_name",
