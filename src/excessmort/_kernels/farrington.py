@@ -271,7 +271,7 @@ def _fit_fun(
     for i in range(n):
         wt[i] = 1.0
     n_iter = 0
-    rank = 0
+    rank = np.int64(0)  # not the literal 0: numba would compile _dispersion for it too
     disp = np.nan
     disp_se = np.nan
     phi = np.nan
@@ -297,7 +297,7 @@ def _fit_fun(
             trend = False
             phase = 1
             continue
-        rank = 0
+        rank = np.int64(0)
         for lvl in range(P):
             if A[lvl] > 0.0:
                 rank += 1
@@ -414,6 +414,9 @@ def farrington_pair(
                     ymax = yt
                 n += 1
     lstart[P] = n
+    # n read back from the array: the counter's literal start value 0 would otherwise make numba
+    # compile every callee a second time, for n = Literal[int](0) (doubling the compile time)
+    n = lstart[P]
     out[O_NOBS] = n
     pl = P - 1
     if n == 0 or lstart[pl + 1] == lstart[pl] or not np.isfinite(off[k_week]):
@@ -441,7 +444,7 @@ def farrington_pair(
         total_iter += n_iter
         if not (use_trend and st == STATUS_OK and trend):
             break
-        eta_k, q = _predict(P, pl, tau_k, off[k_week], True, beta, A, B, R)
+        eta_k, q = _predict(P, pl, tau_k, off[k_week], trend, beta, A, B, R)  # trend is True
         mu_k = np.exp(eta_k)
         if mu_k < EPS:
             mu_k = EPS
