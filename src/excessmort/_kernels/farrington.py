@@ -209,19 +209,25 @@ def _floor1(d):  # type: ignore[no-untyped-def]
 
 
 @jit_reduce
-def _anscombe(n, lev, trend, s, ia, cb, tauv, eta, mu, y23, wlast, phi, wthr, tmp, sres):  # type: ignore[no-untyped-def]
+def _anscombe(n, P, lstart, trend, s, ia, cb, tauv, eta, mu, y23, wlast, phi, wthr, tmp, sres, ria, rcb):  # type: ignore[no-untyped-def]
     """Anscombe residuals sres [n] of the fit (hat values from the arrow inverse, see _fit_fun);
-    returns sum(s^-2 where s > wthr, else 1). Flat and branch-free, so that it vectorises."""
+    returns sum(s^-2 where s > wthr, else 1). The level's 1/A and B/A are spread to rows first
+    (ria, rcb [n] workspace): the flat loop then vectorises (with a gather by level it does not)."""
     s_eff = s if trend else np.inf  # without the trend, x' M^-1 x = 1/A
     for i in range(n):
         tmp[i] = -(eta[i] if mu[i] > EPS else LOG_EPS) / 6.0
     exp_into(tmp, sres, tmp[n:], n)  # mu^(-1/6)
+    for lvl in range(P):
+        a_l = ia[lvl]
+        c_l = cb[lvl]
+        for i in range(lstart[lvl], lstart[lvl + 1]):
+            ria[i] = a_l
+            rcb[i] = c_l
     big = 1.0 - 10.0 * EPS
     gsum = 0.0
     for i in range(n):
-        lvl = lev[i]
-        u = tauv[i] - cb[lvl]
-        h = wlast[i] * (ia[lvl] + u * u / s_eff)
+        u = tauv[i] - rcb[i]
+        h = wlast[i] * (ria[i] + u * u / s_eff)
         h = 1.0 if h > big else h
         a = 1.5 * (y23[i] * sres[i] - np.sqrt(mu[i])) / np.sqrt(phi * (1.0 - h))
         sres[i] = a
@@ -260,6 +266,7 @@ def _fit_fun(
     wzv,
     ia,
     cb,
+    ria,
 ):  # type: ignore[no-untyped-def]
     """R ``algo.farrington.fitGLM.flexible``.
 
@@ -319,7 +326,9 @@ def _fit_fun(
         for lvl in range(P):
             ia[lvl] = 1.0 / A[lvl] if A[lvl] > 0.0 else 0.0
             cb[lvl] = B[lvl] * ia[lvl]
-        gsum = _anscombe(n, lev, trend, s, ia, cb, tauv, eta, mu, y23, wlast, phi, wthr, tmp, sres)
+        gsum = _anscombe(
+            n, P, lstart, trend, s, ia, cb, tauv, eta, mu, y23, wlast, phi, wthr, tmp, sres, ria, wzv
+        )
         gamma = n / gsum
         for i in range(n):
             a = sres[i]
@@ -371,7 +380,7 @@ def farrington_pair(
 
     ``rt`` are the window's weeks grouped by level (level l: rt[lptr[l]:lptr[l+1]]), ``cen`` [P] the
     centring of time per level, ``t0`` the first week of the window (R's wtime origin).
-    ``iw`` [P + 1 + n_max] int and ``fw`` [15, max(2 n_max, 6 P + 2)] float are workspace.
+    ``iw`` [P + 1 + n_max] int and ``fw`` [16, max(2 n_max, 6 P + 2)] float are workspace.
     """
     for j in range(N_OUT):
         out[j] = np.nan
@@ -390,6 +399,7 @@ def farrington_pair(
     lev = iw[P + 1 :]
     wzv = fw[13]
     mu0 = fw[14]
+    ria = fw[15]
     n = 0
     t_first = -1
     ymax = -np.inf
@@ -439,7 +449,7 @@ def farrington_pair(
     while True:
         st, trend, n_iter, disp, disp_se, phi = _fit_fun(
             n, P, lstart, lev, yv, offv, tauv, y23, lny, mu0, ylogy, use_trend, reweight, wthr,
-            max_iter, tol, wt, beta, eta, mu, wlast, A, B, R, tmp2, sres, wzv, ia, cb,
+            max_iter, tol, wt, beta, eta, mu, wlast, A, B, R, tmp2, sres, wzv, ia, cb, ria,
         )  # fmt: skip
         total_iter += n_iter
         if not (use_trend and st == STATUS_OK and trend):
@@ -523,7 +533,7 @@ def _farrington_batched(
         y = Y[s]
         off = OFF[s] if has_off else OFF[0]
         series_tables(y, tab[0], tab[1], tab[2], tab[3], tab[4])
-        fw = np.empty((15, max(2 * n_max, 6 * P + 2)))
+        fw = np.empty((16, max(2 * n_max, 6 * P + 2)))
         iw = np.empty(P + 1 + n_max, dtype=np.int64)
         for k in range(blk * KBLOCK, min(K, (blk + 1) * KBLOCK)):
             lo = wptr[k]
