@@ -209,7 +209,9 @@ def _floor1(d):  # type: ignore[no-untyped-def]
 
 
 @jit_reduce
-def _anscombe(n, P, lstart, trend, s, ia, cb, tauv, eta, mu, y23, wlast, phi, wthr, tmp, sres, ria, rcb):  # type: ignore[no-untyped-def]
+def _anscombe(
+    n, P, lstart, trend, s, ia, cb, tauv, eta, mu, y23, wlast, phi, wthr, tmp, sres, ria, rcb
+):  # type: ignore[no-untyped-def]
     """Anscombe residuals sres [n] of the fit (hat values from the arrow inverse, see _fit_fun);
     returns sum(s^-2 where s > wthr, else 1). The level's 1/A and B/A are spread to rows first
     (ria, rcb [n] workspace): the flat loop then vectorises (with a gather by level it does not)."""
@@ -328,7 +330,7 @@ def _fit_fun(
             cb[lvl] = B[lvl] * ia[lvl]
         gsum = _anscombe(
             n, P, lstart, trend, s, ia, cb, tauv, eta, mu, y23, wlast, phi, wthr, tmp, sres, ria, wzv
-        )
+        )  # fmt: skip
         gamma = n / gsum
         for i in range(n):
             a = sres[i]
