@@ -42,7 +42,7 @@ import pandas as pd
 from .._atomic import atomic_directory
 from .._dispersion import mean_fitted_count
 from .._fit import WEEKLY_COLUMNS
-from .._kernels.intervals import COLUMNS as INTERVAL_COLUMNS
+from .._kernels._layout import INTERVAL_COLUMNS
 from ..exceptions import InputError
 from ..regions import REGIONS, region_name, region_slug
 from .manifest import write_manifest
