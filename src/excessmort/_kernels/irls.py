@@ -22,6 +22,7 @@ import numpy as np
 from ._jit import jit, jit_parallel, jit_reduce, jit_vector, prange
 from ._layout import MAX_HALVINGS as _MAX_HALVINGS
 from ._layout import STATUS_CONVERGED, STATUS_MAX_ITER, STATUS_SINGULAR
+
 CHUNK = 32  # series per parallel task; fixed, so results do not depend on the thread count
 
 
