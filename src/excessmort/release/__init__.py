@@ -45,9 +45,6 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 __all__ = [
-    "SftpTarget",
-    "WebdavTarget",
-    "target_from_url",
     "BreachHandler",
     "Config",
     "Contact",
@@ -57,9 +54,11 @@ __all__ = [
     "PublishResult",
     "ReleaseRule",
     "RetryPolicy",
+    "SftpTarget",
     "SmtpSettings",
     "Target",
     "TargetSpec",
+    "WebdavTarget",
     "build_breach_report",
     "default_config",
     "format_calendar",
@@ -74,6 +73,7 @@ __all__ = [
     "resync",
     "slot_for_month",
     "stage_release",
+    "target_from_url",
     "write_breach_paperwork",
 ]
 

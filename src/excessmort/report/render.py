@@ -16,6 +16,7 @@ import io
 import math
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -704,12 +705,16 @@ def _render_processes(n_reports: int) -> int:
     return max(1, min(wanted, n_reports))
 
 
-def render_release(ctx: ReleaseContext, root: Path) -> list[Path]:
+def render_release(
+    ctx: ReleaseContext, root: Path, meanwhile: Callable[[], None] | None = None
+) -> list[Path]:
     """Render the nine regional reports (those the figures hold) and the index into ``root``.
 
-    The regional reports are independent (each draws its own three charts from its own figures),
-    so with two or more cores they are drawn in forked worker processes, one per core; the pages
-    are the same bytes either way (``svg.hashsalt`` is fixed).
+    The regional reports are independent (each draws its own charts from its own figures), so
+    with two or more cores they are drawn in forked worker processes, one per core; the pages
+    are the same bytes either way (``svg.hashsalt`` is fixed). ``meanwhile`` (the caller's other
+    work on the release, such as writing its figure files) runs in this process while the workers
+    draw, else after the pages.
     """
     global _WORKER_CONTEXT
     codes = [code for code in REGIONS if code in ctx.figures.regions]
@@ -734,10 +739,14 @@ def render_release(ctx: ReleaseContext, root: Path) -> list[Path]:
                     for code in codes
                 ]
                 render_index(ctx, root)  # meanwhile, in this process
+                if meanwhile is not None:
+                    meanwhile()
                 paths = [Path(f.result()) for f in futures]
         finally:
             _WORKER_CONTEXT = None
         return paths
     paths = [render_region(ctx, code, root / region_slug(code)) for code in codes]
     render_index(ctx, root)
+    if meanwhile is not None:
+        meanwhile()
     return paths
