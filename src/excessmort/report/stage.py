@@ -246,11 +246,7 @@ def _tidy(frame: pd.DataFrame, *, table: str, period: str, breakdown: str | None
         "table": np.full(n, table, dtype=object),
         "period": np.full(n, period, dtype=object),
         "breakdown": np.full(n, breakdown or "all", dtype=object),
-        "level": (
-            _as_str(frame[breakdown])
-            if breakdown
-            else np.full(n, "all", dtype=object)
-        ),
+        "level": (_as_str(frame[breakdown]) if breakdown else np.full(n, "all", dtype=object)),
     }
     nat = np.full(n, np.datetime64("NaT", "ns"))
     if table == "weekly":
