@@ -175,6 +175,7 @@ def _svg(fig: Any) -> str:
 
 #: Figures kept for reuse, per thread: one per chart kind and size (see :func:`_figure`).
 _FIGURES = threading.local()
+_FIGURES_KEPT = 8
 
 
 def _figure(
@@ -214,6 +215,8 @@ def _figure(
     )
     axes = fig.subplots(nrows, 1, squeeze=False, **kw)[:, 0]
     if kind:
+        if len(cache) >= _FIGURES_KEPT:  # sizes vary with the groups: keep the latest few
+            del cache[next(iter(cache))]
         cache[key] = (fig, axes)
     return fig, axes
 
