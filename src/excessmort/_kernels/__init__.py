@@ -292,6 +292,218 @@ def running_variance(
 _RUNNING_VARIANCE_SERIAL_OPS = 20_000_000
 
 
+def _driver(module: Any, name: str, n_rows: int) -> tuple[str, Any]:
+    """(name, kernel) of ``module.name`` or its ``_serial`` twin for ``n_rows`` rows (:func:`_pick`)."""
+    chosen = _pick(getattr(module, name), getattr(module, name + "_serial"), n_rows)
+    return (name if chosen is getattr(module, name) else name + "_serial"), chosen
+
+
+def dependence_sums(
+    deaths: FloatArray,
+    mu: FloatArray,
+    mask: BoolArray,
+    finite_mu: bool,
+    obs: FloatArray | None,
+    phi: FloatArray,
+    q: FloatArray | None,
+    groups: np.ndarray,
+    n_groups: int,
+    *,
+    engine: Engine = "auto",
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray | None, BoolArray]:
+    """The sums over each group's series of the dependence model (:mod:`.dependence`
+    ``group_sums``) in one pass: (resid, obs, mu, root, fitted or None, resid_weeks). ``obs`` [S, T]
+    the null variance, or None for phi mu; ``q`` [S, T] (x' (X'WX)^-1 x) gives fitted = phi mu^2 q."""
+    groups = np.ascontiguousarray(groups, dtype=np.int64)
+    if resolve_engine(engine) == "numpy":
+        from .dependence_ref import group_sums_ref
+
+        obs_s = phi[:, None] * mu if obs is None else obs
+        out = group_sums_ref(deaths, mu, mask, finite_mu, obs_s, groups, n_groups)
+        fitted = None
+        if q is not None:
+            from ..baselines._util import group_sum
+
+            keep = groups >= 0
+            fitted = group_sum((phi[:, None] * mu**2 * q)[keep], groups[keep], n_groups)
+        return (*out[:4], fitted, out[4])
+    from . import dependence as dk
+
+    deaths, mu = _f64(deaths), _f64(mu)
+    n_weeks = mu.shape[1]
+    none = np.empty((1, 1))
+    resid, obs_out, mu_out, root = (np.zeros((n_groups, n_weeks)) for _ in range(4))
+    fitted = np.zeros((n_groups, n_weeks)) if q is not None else none
+    resid_weeks = np.zeros(n_weeks, dtype=np.bool_)
+    name, kernel = _driver(dk, "group_sums", mu.shape[0])
+    _call(
+        name,
+        kernel,
+        deaths,
+        mu,
+        np.ascontiguousarray(mask, dtype=np.bool_),
+        bool(finite_mu),
+        none if obs is None else _f64(obs),
+        obs is None,
+        _f64(phi),
+        none if q is None else _f64(q),
+        q is not None,
+        groups,
+        resid,
+        obs_out,
+        mu_out,
+        root,
+        fitted,
+        resid_weeks,
+    )
+    return resid, obs_out, mu_out, root, (fitted if q is not None else None), resid_weeks
+
+
+def glm_year_fitted(
+    mu: FloatArray,
+    X: FloatArray,
+    cov: FloatArray,
+    phi: FloatArray,
+    year_of: np.ndarray,
+    n_years: int,
+    *,
+    engine: Engine = "auto",
+) -> FloatArray:
+    """[Y, S]: phi_s g' C_s g, g = sum of mu_st x_t over the weeks of year j (``year_of`` [T], -1:
+    none); numpy: one product per year."""
+    year_of = np.ascontiguousarray(year_of, dtype=np.int64)
+    mu, X, cov, phi = (_f64(v) for v in (mu, X, cov, phi))
+    if resolve_engine(engine) == "numpy":
+        out = np.zeros((n_years, mu.shape[0]))
+        for j in range(n_years):
+            weeks = year_of == j
+            g = mu[:, weeks] @ X[weeks]
+            out[j] = phi * np.einsum("sj,sjk,sk->s", g, cov, g)
+        return out
+    from . import dependence as dk
+
+    out = np.empty((n_years, mu.shape[0]))
+    name, kernel = _driver(dk, "year_window_quad", mu.shape[0])
+    _call(name, kernel, mu, X, cov, phi, year_of, int(n_years), out)
+    return out
+
+
+def serial_model(
+    resid: FloatArray,
+    obs: FloatArray,
+    fitted: FloatArray,
+    in_sample: bool,
+    members: FloatArray,
+    phi_sum: FloatArray,
+    shared_dispersion: bool,
+    basis: FloatArray,
+    norm: FloatArray,
+    grid: FloatArray,
+    *,
+    engine: Engine = "auto",
+) -> tuple[FloatArray, ...]:
+    """(n, c_raw, c, rho [G, L], A, phi) of the groups from their sums (:mod:`.dependence`
+    ``serial_rows``)."""
+    resid, obs, fitted, members, phi_sum, basis, norm, grid = (
+        _f64(v) for v in (resid, obs, fitted, members, phi_sum, basis, norm, grid)
+    )
+    if resolve_engine(engine) == "numpy":
+        from .dependence_ref import serial_rows_ref
+
+        return serial_rows_ref(
+            resid, obs, fitted, in_sample, members, phi_sum, shared_dispersion, basis, norm, grid
+        )
+    from . import dependence as dk
+
+    n_rows = resid.shape[0]
+    n, c_raw, c, a, phi = (np.empty(n_rows) for _ in range(5))
+    rho = np.empty((n_rows, basis.shape[1]))
+    name, kernel = _driver(dk, "serial_rows", n_rows)
+    _call(
+        name, kernel, resid, obs, fitted, bool(in_sample), members, phi_sum,
+        bool(shared_dispersion), basis, norm, grid, n, c_raw, c, rho, a, phi,
+    )  # fmt: skip
+    return n, c_raw, c, rho, a, phi
+
+
+def year_moments(
+    resid: FloatArray,
+    obs: FloatArray,
+    fitted: FloatArray,
+    mu: FloatArray,
+    in_sample: bool,
+    c: FloatArray,
+    rho: FloatArray,
+    a: FloatArray,
+    phi: FloatArray,
+    pf: FloatArray,
+    blocks: list[np.ndarray],
+    h: FloatArray,
+    year_fitted: FloatArray,
+    coverage: float,
+    *,
+    engine: Engine = "auto",
+) -> tuple[float, float]:
+    """(num, den) of the year effect summed over the rows and the reference year ``blocks``
+    (positions; ``year_fitted`` [J, G] the fitted variance of each block's year): :mod:`.dependence`
+    ``year_rows``."""
+    resid, obs, fitted, mu, c, rho, a, phi, pf, h, year_fitted = (
+        _f64(v) for v in (resid, obs, fitted, mu, c, rho, a, phi, pf, h, year_fitted)
+    )
+    if resolve_engine(engine) == "numpy":
+        from .dependence_ref import year_moments_ref
+
+        return year_moments_ref(
+            resid, obs, fitted, mu, in_sample, c, rho, a, phi, pf, blocks, h, year_fitted,
+            coverage,
+        )  # fmt: skip
+    from . import dependence as dk
+
+    n_rows = resid.shape[0]
+    n_blocks = len(blocks)
+    pos = np.concatenate(blocks).astype(np.int64) if blocks else np.zeros(0, dtype=np.int64)
+    ptr = np.r_[0, np.cumsum([b.size for b in blocks])].astype(np.int64)
+    num = np.zeros((n_blocks, n_rows))
+    den = np.zeros((n_blocks, n_rows))
+    good = np.zeros((n_blocks, n_rows), dtype=np.bool_)
+    name, kernel = _driver(dk, "year_rows", n_rows)
+    _call(
+        name, kernel, resid, obs, fitted, mu, bool(in_sample), c, rho, a, phi, pf, pos, ptr, h,
+        year_fitted, float(coverage), num, den, good,
+    )  # fmt: skip
+    # summed over the rows of each block as numpy does (the same order, pairwise)
+    total_num = 0.0
+    total_den = 0.0
+    for j in range(n_blocks):
+        total_num += float(np.sum(num[j][good[j]]))
+        total_den += float(np.sum(den[j][good[j]]))
+    return total_num, total_den
+
+
+def column_totals(
+    resid: FloatArray,
+    obs: FloatArray,
+    fitted: FloatArray,
+    in_sample: bool,
+    c: FloatArray,
+    *,
+    engine: Engine = "auto",
+) -> tuple[FloatArray, FloatArray]:
+    """(sum_g resid [T], nansum_g c d [T]) of the groups' sums (:mod:`.dependence`)."""
+    resid, obs, fitted, c = (_f64(v) for v in (resid, obs, fitted, c))
+    if resolve_engine(engine) == "numpy":
+        from .dependence_ref import column_totals_ref
+
+        return column_totals_ref(resid, obs, fitted, in_sample, c)
+    from . import dependence as dk
+
+    e_total = np.zeros(resid.shape[1])
+    d_total = np.zeros(resid.shape[1])
+    name, kernel = _driver(dk, "column_totals", resid.shape[0])
+    _call(name, kernel, resid, obs, fitted, bool(in_sample), c, e_total, d_total)
+    return e_total, d_total
+
+
 def farrington_glm(
     Y: FloatArray,
     offset: FloatArray | None,
