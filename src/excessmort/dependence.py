@@ -278,7 +278,8 @@ class GroupSums:
     ----------
     resid, obs, fitted, mu, root : ndarray [G, T]
         sum (y - mu) on the residual weeks (NaN where a member lacks one), sum phi mu, the variance
-        of the fitted sum, sum mu, sum sqrt(phi mu).
+        of the fitted sum, sum mu, sum sqrt(phi mu) (None when every group is one series: it is
+        sqrt(obs) then, :meth:`root_sums`; ``mu`` is then the result's own array, not a copy).
     members : ndarray [G]
     phi : ndarray [G]
         sum of the members' phi (for a single series under a shared phi).
@@ -293,7 +294,7 @@ class GroupSums:
     obs: FloatArray
     fitted: FloatArray
     mu: FloatArray
-    root: FloatArray
+    root: FloatArray | None
     members: FloatArray
     phi: FloatArray
     resid_weeks: BoolArray
@@ -384,9 +385,13 @@ class GroupSums:
             years=years,
         )
 
+    def root_sums(self) -> FloatArray:
+        """sum sqrt(phi mu) [G, T] (formed from ``obs`` when every group is one series)."""
+        return np.sqrt(self.obs) if self.root is None else self.root
+
     def stacked(self) -> tuple[FloatArray, FloatArray]:
         """([5, G, T] weekly sums, [2 + Y, G] per-group sums) for merging by group keys."""
-        weekly = np.stack([self.resid, self.obs, self.fitted, self.mu, self.root])
+        weekly = np.stack([self.resid, self.obs, self.fitted, self.mu, self.root_sums()])
         per_group = np.vstack([self.members[None], self.phi[None], self.year_fitted])
         return weekly, per_group
 
@@ -719,7 +724,7 @@ def dependence_from_sums(
         # (sum_s sqrt(phi_s mu_st))^2, i.e. c <= mean_t (sum sqrt(phi mu))^2 / sum phi mu.
         with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            bound = np.nanmean(sums.root**2 / sums.obs, axis=1)
+            bound = np.nanmean(sums.root_sums() ** 2 / sums.obs, axis=1)
         c = np.where(too_few, np.maximum(c, np.nan_to_num(bound, nan=1.0)), c)
     if result.residuals_in_sample:
         pf = np.where(short, c, c * long_run_factor(rho, a, phi, n))

@@ -310,10 +310,12 @@ def dependence_sums(
     n_groups: int,
     *,
     engine: Engine = "auto",
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray | None, BoolArray]:
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray | None, FloatArray | None, BoolArray]:
     """The sums over each group's series of the dependence model (:mod:`.dependence`
     ``group_sums``) in one pass: (resid, obs, mu, root, fitted or None, resid_weeks). ``obs`` [S, T]
-    the null variance, or None for phi mu; ``q`` [S, T] (x' (X'WX)^-1 x) gives fitted = phi mu^2 q."""
+    the null variance, or None for phi mu; ``q`` [S, T] (x' (X'WX)^-1 x) gives fitted = phi mu^2 q.
+    With every series its own group (numba), ``mu`` is the input itself and ``root`` None
+    (sqrt(obs): :attr:`excessmort.dependence.GroupSums.root_sums`)."""
     groups = np.ascontiguousarray(groups, dtype=np.int64)
     if resolve_engine(engine) == "numpy":
         from .dependence_ref import group_sums_ref
@@ -330,33 +332,31 @@ def dependence_sums(
     from . import dependence as dk
 
     deaths, mu = _f64(deaths), _f64(mu)
-    n_weeks = mu.shape[1]
+    n_series, n_weeks = mu.shape
     none = np.empty((1, 1))
-    resid, obs_out, mu_out, root = (np.zeros((n_groups, n_weeks)) for _ in range(4))
+    # every series its own group: the sums of mu and sqrt(obs) are those arrays (root: None)
+    own_rows = n_groups == n_series and bool(np.array_equal(groups, np.arange(n_series)))
+    resid, obs_out = np.zeros((n_groups, n_weeks)), np.zeros((n_groups, n_weeks))
+    mu_out, root = (none, none) if own_rows else (np.zeros((n_groups, n_weeks)) for _ in range(2))
     fitted = np.zeros((n_groups, n_weeks)) if q is not None else none
-    resid_weeks = np.zeros(n_weeks, dtype=np.bool_)
-    name, kernel = _driver(dk, "group_sums", mu.shape[0])
+    # members of each group in ascending order, the series in no group last (group n_groups)
+    slot = np.where(groups >= 0, groups, n_groups)
+    order = np.argsort(slot, kind="stable").astype(np.int64)
+    ptr = np.r_[0, np.cumsum(np.bincount(slot, minlength=n_groups + 1))].astype(np.int64)
+    n_chunks = min(n_groups + 1, 64)
+    chunks = np.linspace(0, n_groups + 1, n_chunks + 1).round().astype(np.int64)
+    flags = np.zeros((n_chunks, n_weeks), dtype=np.bool_)
+    name, kernel = _driver(dk, "group_sums", n_series)
     _call(
-        name,
-        kernel,
-        deaths,
-        mu,
-        np.ascontiguousarray(mask, dtype=np.bool_),
-        bool(finite_mu),
-        none if obs is None else _f64(obs),
-        obs is None,
-        _f64(phi),
-        none if q is None else _f64(q),
-        q is not None,
-        groups,
-        resid,
-        obs_out,
-        mu_out,
-        root,
-        fitted,
-        resid_weeks,
-    )
-    return resid, obs_out, mu_out, root, (fitted if q is not None else None), resid_weeks
+        name, kernel, order, ptr, chunks, deaths, mu, np.ascontiguousarray(mask, dtype=np.bool_),
+        bool(finite_mu), none if obs is None else _f64(obs), obs is None, _f64(phi),
+        none if q is None else _f64(q), q is not None, resid, obs_out, mu_out, root, fitted, flags,
+        own_rows,
+    )  # fmt: skip
+    fitted_out = fitted if q is not None else None
+    if own_rows:
+        return resid, obs_out, mu, None, fitted_out, np.any(flags, axis=0)
+    return resid, obs_out, mu_out, root, fitted_out, np.any(flags, axis=0)
 
 
 def glm_year_fitted(

@@ -53,15 +53,12 @@ def running_variance_serial(
 
 
 # ------------------------------------------------------------------------------ group sums
-#: Weeks per column block of :func:`group_sums` (threads own disjoint column blocks, so the
-#: scatter over groups needs no atomics and every sum adds its series in order).
-SUM_BLOCK = 32
-
-
 @jit
-def _sum_block(
+def _sum_groups(
     lo: int,
     hi: int,
+    order: np.ndarray,
+    ptr: np.ndarray,
     deaths: np.ndarray,
     mu: np.ndarray,
     mask: np.ndarray,
@@ -71,72 +68,83 @@ def _sum_block(
     phi: np.ndarray,
     q: np.ndarray,
     use_q: bool,
-    groups: np.ndarray,
     resid: np.ndarray,
     obs_out: np.ndarray,
     mu_out: np.ndarray,
     root_out: np.ndarray,
     fitted: np.ndarray,
-    resid_weeks: np.ndarray,
+    flags: np.ndarray,
+    own_rows: bool,
+) -> None:
+    """Groups lo..hi-1: add each member row s = order[ptr[g]:ptr[g + 1]] (ascending) into row g of
+    the sums; group G (= resid.shape[0], the series in no group) only flags its residual weeks.
+    ``own_rows`` (every series its own group): the sums of mu and sqrt(obs) are not formed (they are
+    mu and sqrt(obs) themselves)."""
+    n_groups, n_weeks = resid.shape
+    for g in range(lo, hi):
+        for i in range(ptr[g], ptr[g + 1]):
+            s = order[i]
+            for t in range(n_weeks):
+                m = mask[s, t]
+                mst = mu[s, t]
+                if finite_mu and not np.isfinite(mst):
+                    m = False
+                if m:
+                    flags[t] = True
+                if g == n_groups:
+                    continue
+                o = phi[s] * mst if use_phi else obs[s, t]
+                resid[g, t] += deaths[s, t] - mst if m else np.nan
+                obs_out[g, t] += o
+                if not own_rows:
+                    mu_out[g, t] += mst
+                    root_out[g, t] += np.sqrt(o)
+                if use_q:
+                    fitted[g, t] += phi[s] * (mst * mst) * q[s, t]
+
+
+@jit_parallel
+def group_sums(
+    order: np.ndarray,
+    ptr: np.ndarray,
+    chunks: np.ndarray,
+    deaths: np.ndarray,
+    mu: np.ndarray,
+    mask: np.ndarray,
+    finite_mu: bool,
+    obs: np.ndarray,
+    use_phi: bool,
+    phi: np.ndarray,
+    q: np.ndarray,
+    use_q: bool,
+    resid: np.ndarray,
+    obs_out: np.ndarray,
+    mu_out: np.ndarray,
+    root_out: np.ndarray,
+    fitted: np.ndarray,
+    flags: np.ndarray,
+    own_rows: bool,
 ) -> None:
     """One pass over the series: per group g and week t the sums of the residual y - mu on the
     residual weeks (NaN off them), the null variance phi mu (``use_phi``) or ``obs``, mu, sqrt of
     the null variance and, with ``use_q``, phi mu^2 q (the fitted variance of a per-series GLM).
 
-    ``mask`` is the residual mask ([S, T]; and mu finite when ``finite_mu``); ``groups`` [S] (-1: left
-    out). The outputs start at zero; ``resid_weeks`` [T] flags weeks with any residual (of any
-    series, in a group or not). prange over column blocks: each sum adds its series in order."""
-    for s in range(mu.shape[0]):
-        g = groups[s]
-        for t in range(lo, hi):
-            m = mask[s, t]
-            mst = mu[s, t]
-            if finite_mu and not np.isfinite(mst):
-                m = False
-            if m:
-                resid_weeks[t] = True
-            if g < 0:
-                continue
-            o = phi[s] * mst if use_phi else obs[s, t]
-            resid[g, t] += deaths[s, t] - mst if m else np.nan
-            obs_out[g, t] += o
-            mu_out[g, t] += mst
-            root_out[g, t] += np.sqrt(o)
-            if use_q:
-                fitted[g, t] += phi[s] * (mst * mst) * q[s, t]
-
-
-@jit_parallel
-def group_sums(
-    deaths: np.ndarray,
-    mu: np.ndarray,
-    mask: np.ndarray,
-    finite_mu: bool,
-    obs: np.ndarray,
-    use_phi: bool,
-    phi: np.ndarray,
-    q: np.ndarray,
-    use_q: bool,
-    groups: np.ndarray,
-    resid: np.ndarray,
-    obs_out: np.ndarray,
-    mu_out: np.ndarray,
-    root_out: np.ndarray,
-    fitted: np.ndarray,
-    resid_weeks: np.ndarray,
-) -> None:
-    """The group sums of :func:`_sum_block` over every week (prange over column blocks)."""
-    n_weeks = mu.shape[1]
-    for b in prange((n_weeks + SUM_BLOCK - 1) // SUM_BLOCK):
-        lo = b * SUM_BLOCK
-        _sum_block(
-            lo, min(lo + SUM_BLOCK, n_weeks), deaths, mu, mask, finite_mu, obs, use_phi, phi, q,
-            use_q, groups, resid, obs_out, mu_out, root_out, fitted, resid_weeks,
+    ``mask`` is the residual mask [S, T] (and mu finite when ``finite_mu``); the members of group g
+    are order[ptr[g]:ptr[g + 1]] (ascending; group G: the series left out). The sums start at zero
+    and add their members in order. prange over the chunks of groups chunks[c]..chunks[c + 1]
+    (flags[c] [T]: weeks with a residual in the chunk); each row is written by one thread."""
+    for c in prange(chunks.shape[0] - 1):
+        _sum_groups(
+            chunks[c], chunks[c + 1], order, ptr, deaths, mu, mask, finite_mu, obs, use_phi, phi,
+            q, use_q, resid, obs_out, mu_out, root_out, fitted, flags[c], own_rows,
         )  # fmt: skip
 
 
 @jit
 def group_sums_serial(
+    order: np.ndarray,
+    ptr: np.ndarray,
+    chunks: np.ndarray,
     deaths: np.ndarray,
     mu: np.ndarray,
     mask: np.ndarray,
@@ -146,19 +154,20 @@ def group_sums_serial(
     phi: np.ndarray,
     q: np.ndarray,
     use_q: bool,
-    groups: np.ndarray,
     resid: np.ndarray,
     obs_out: np.ndarray,
     mu_out: np.ndarray,
     root_out: np.ndarray,
     fitted: np.ndarray,
-    resid_weeks: np.ndarray,
+    flags: np.ndarray,
+    own_rows: bool,
 ) -> None:
     """As :func:`group_sums`, without threads."""
-    _sum_block(
-        0, mu.shape[1], deaths, mu, mask, finite_mu, obs, use_phi, phi, q, use_q, groups, resid,
-        obs_out, mu_out, root_out, fitted, resid_weeks,
-    )  # fmt: skip
+    for c in range(chunks.shape[0] - 1):
+        _sum_groups(
+            chunks[c], chunks[c + 1], order, ptr, deaths, mu, mask, finite_mu, obs, use_phi, phi,
+            q, use_q, resid, obs_out, mu_out, root_out, fitted, flags[c], own_rows,
+        )  # fmt: skip
 
 
 @jit
@@ -531,6 +540,10 @@ def year_rows_serial(
     """As :func:`year_rows`, without threads."""
     for g in range(resid.shape[0]):
         _year_group(g, resid, obs, fitted, mu, in_sample, c, rho, a, phi, pf, pos, ptr, h, year_fitted, coverage, num, den, good)
+
+
+#: Weeks per column block of :func:`column_totals` (threads own disjoint blocks of weeks).
+SUM_BLOCK = 64
 
 
 @jit
