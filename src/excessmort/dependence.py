@@ -362,9 +362,7 @@ class GroupSums:
                 engine=engine,
             )
             present = np.isin(np.arange(years.size), year_of)  # years without a residual week: 0
-            year_fitted[present] = group_sum(
-                per_series[present].T[keep], groups[keep], n_groups
-            ).T
+            year_fitted[present] = group_sum(per_series[present].T[keep], groups[keep], n_groups).T
         else:
             for j, y in enumerate(years):
                 window = (cal == y) & resid_weeks
@@ -483,7 +481,6 @@ def year_effect_from_sums(
     sums: GroupSums, result: BaselineResult, weeks: pd.DatetimeIndex
 ) -> YearEffect:
     """Part 3 of the module docstring from the groups' sums (pooled over the groups)."""
-    from ._kernels import running_variance
 
     from ._kernels import column_totals, year_moments
 
@@ -665,9 +662,53 @@ class Dependence:
         serial = running_variance(s, rho, a, phi, engine=engine)
         year = self._year_running(mu, weeks)
         year = np.where(short[:, None], 0.0, year)
+        mult = self._t_factor(serial + param, year, level)
+        obs_out = (serial + year) * mult
+        param_out = param * mult
+        return (
+            obs_out,
+            param_out,
+            {"serial": serial, "year": year, "param": param, "t_factor": mult},
+        )
+
+    def total(
+        self,
+        obs_var: FloatArray,
+        mu: FloatArray,
+        param_var: FloatArray,
+        weeks: pd.DatetimeIndex,
+        level: float,
+        engine: str = "auto",
+        param_weekly: FloatArray | None = None,
+        param_floor: FloatArray | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """The observation and parameter variances [G] of the sums over all K weeks of the window:
+        the last column of :meth:`running` (``param_var``, ``param_floor`` [G] of the whole window;
+        ``param_weekly`` [G, K] only when the residuals are out of sample), without its [G, K]
+        running parts (one kernel pass per row, the year part per calendar year of the window)."""
+        from ._kernels import window_serial_total
+
+        short = self.short
+        a = np.where(short, 1.0, self.a)
+        phi = np.where(short, 1.0, self.phi)
+        rho = np.where(short[:, None], 1.0, self.rho)
+        out_of_sample = param_weekly is not None and not self.result.residuals_in_sample
+        if out_of_sample:
+            serial = window_serial_total(obs_var, param_weekly, self.c, rho, a, phi, engine=engine)
+            param = np.zeros_like(param_var)
+        else:
+            serial = window_serial_total(obs_var, None, self.c, rho, a, phi, engine=engine)
+            param = param_var * self.param_factor
+            if param_floor is not None:
+                param = np.fmax(param, param_floor)
+        year = np.where(short, 0.0, self._year_total(mu, weeks))
+        mult = self._t_factor(serial + param, year, level)
+        return (serial + year) * mult, param * mult
+
+    def _t_factor(self, base: FloatArray, year: FloatArray, level: float) -> FloatArray:
+        """(t_nu / z)^2 with Satterthwaite's nu where there is a year part, else 1."""
         sigma_df = self.year.df
         with np.errstate(invalid="ignore", divide="ignore"):
-            base = serial + param
             nu = np.where(year > 0, sigma_df * (1.0 + base / year) ** 2, np.inf)
             q = 0.5 + level / 2.0
             # the Student-t quantile only where there is a year part (t.ppf is costly per element)
@@ -677,13 +718,21 @@ class Dependence:
                 mult[finite] = (
                     stats.t.ppf(q, np.minimum(nu[finite], 1e9)) / stats.norm.ppf(q)
                 ) ** 2
-        obs_out = (serial + year) * mult
-        param_out = param * mult
-        return (
-            obs_out,
-            param_out,
-            {"serial": serial, "year": year, "param": param, "t_factor": mult},
-        )
+        return mult
+
+    def _year_total(self, mu: FloatArray, weeks: pd.DatetimeIndex) -> FloatArray:
+        """The last column of :meth:`_year_running`: sigma^2 sum_y [(1 + h_y) M_y^2 - Q_y] [G]."""
+        sigma2 = self.year.sigma2
+        n_rows, n_weeks = mu.shape
+        if sigma2 <= 0 or n_weeks == 0:
+            return np.zeros(n_rows)
+        years = np.asarray(weeks.year)
+        starts = np.r_[True, years[1:] != years[:-1]]
+        first = np.flatnonzero(starts)
+        h = year_leverage(self.result, self.ref_years, years[starts].astype(np.float64))
+        m = np.add.reduceat(mu, first, axis=1)
+        qq = np.add.reduceat(mu * mu, first, axis=1)
+        return np.sum(sigma2 * ((1.0 + h)[None, :] * m * m - qq), axis=1)
 
     def _year_running(self, mu: FloatArray, weeks: pd.DatetimeIndex) -> FloatArray:
         """sigma^2 sum_y [(1 + h_y) M_y^2 - Q_y] over the years of every running window."""

@@ -31,15 +31,21 @@ from ._jit import HAVE_NUMBA, compiled_on_disk
 __all__ = [
     "BASELINE_KERNELS",
     "PARALLEL_MIN_SERIES",
+    "column_totals",
+    "dependence_sums",
     "farrington_glm",
     "first_call_seconds",
+    "glm_year_fitted",
     "interval_columns",
     "irls_poisson",
     "ons_kernels",
     "quad_form_rows",
     "resolve_engine",
     "running_variance",
+    "serial_model",
     "warmup",
+    "window_serial_total",
+    "year_moments",
 ]
 
 log = logging.getLogger("excessmort")
@@ -499,9 +505,40 @@ def column_totals(
 
     e_total = np.zeros(resid.shape[1])
     d_total = np.zeros(resid.shape[1])
-    name, kernel = _driver(dk, "column_totals", resid.shape[0])
-    _call(name, kernel, resid, obs, fitted, bool(in_sample), c, e_total, d_total)
+    _call(
+        "column_totals", dk.column_totals, resid, obs, fitted, bool(in_sample), c, e_total, d_total
+    )
     return e_total, d_total
+
+
+def window_serial_total(
+    obs: FloatArray,
+    extra: FloatArray | None,
+    c: FloatArray,
+    rho: FloatArray,
+    a: FloatArray,
+    phi: FloatArray,
+    *,
+    engine: Engine = "auto",
+) -> FloatArray:
+    """[G]: the variance of the whole sum of rows with sds sqrt(c (obs + extra)) [G, K] (the last
+    column of :func:`running_variance`, without its [G, K] output)."""
+    obs, c, rho, a, phi = (_f64(v) for v in (obs, c, rho, a, phi))
+    if resolve_engine(engine) == "numpy":
+        from .dependence_ref import running_variance_ref
+
+        s = np.sqrt(c[:, None] * (obs if extra is None else obs + extra))
+        if s.shape[1] == 0:
+            return np.zeros(s.shape[0])
+        return running_variance_ref(s, rho, a, phi)[:, -1]
+    from . import dependence as dk
+
+    out = np.empty(obs.shape[0])
+    name, kernel = _driver(dk, "window_serial_total", obs.shape[0])
+    none = np.empty((1, 1))
+    extra_ = none if extra is None else _f64(extra)
+    _call(name, kernel, obs, extra_, extra is not None, c, rho, a, phi, out)
+    return out
 
 
 def farrington_glm(

@@ -488,6 +488,59 @@ def _year_group(
         good[j, g] = np.isfinite(b) and np.isfinite(explained) and np.isfinite(big)
 
 
+@jit
+def _window_row(
+    g: int,
+    obs: np.ndarray,
+    extra: np.ndarray,
+    use_extra: bool,
+    c: np.ndarray,
+    rho: np.ndarray,
+    a: np.ndarray,
+    phi: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    n_weeks = obs.shape[1]
+    s = np.empty(n_weeks)
+    for t in range(n_weeks):
+        v = obs[g, t] + extra[g, t] if use_extra else obs[g, t]
+        s[t] = np.sqrt(c[g] * v)
+    out[g] = _running_last(s, rho[g], a[g], phi[g])
+
+
+@jit_parallel
+def window_serial_total(
+    obs: np.ndarray,
+    extra: np.ndarray,
+    use_extra: bool,
+    c: np.ndarray,
+    rho: np.ndarray,
+    a: np.ndarray,
+    phi: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """out[g] = variance of the sum over all weeks of row g with sds sqrt(c_g (obs + extra)) (the
+    last column of :func:`running_variance`; prange over rows)."""
+    for g in prange(obs.shape[0]):
+        _window_row(g, obs, extra, use_extra, c, rho, a, phi, out)
+
+
+@jit
+def window_serial_total_serial(
+    obs: np.ndarray,
+    extra: np.ndarray,
+    use_extra: bool,
+    c: np.ndarray,
+    rho: np.ndarray,
+    a: np.ndarray,
+    phi: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """As :func:`window_serial_total`, without threads."""
+    for g in range(obs.shape[0]):
+        _window_row(g, obs, extra, use_extra, c, rho, a, phi, out)
+
+
 @jit_parallel
 def year_rows(
     resid: np.ndarray,
@@ -513,7 +566,27 @@ def year_rows(
     ``year_fitted`` [J, G] its rows): num[j, g] = B^2 - explained, den[j, g] = [(sum mu)^2 -
     sum mu^2] (1 -+ h_j), good[j, g] whether they count (prange over rows)."""
     for g in prange(resid.shape[0]):
-        _year_group(g, resid, obs, fitted, mu, in_sample, c, rho, a, phi, pf, pos, ptr, h, year_fitted, coverage, num, den, good)
+        _year_group(
+            g,
+            resid,
+            obs,
+            fitted,
+            mu,
+            in_sample,
+            c,
+            rho,
+            a,
+            phi,
+            pf,
+            pos,
+            ptr,
+            h,
+            year_fitted,
+            coverage,
+            num,
+            den,
+            good,
+        )
 
 
 @jit
@@ -539,34 +612,30 @@ def year_rows_serial(
 ) -> None:
     """As :func:`year_rows`, without threads."""
     for g in range(resid.shape[0]):
-        _year_group(g, resid, obs, fitted, mu, in_sample, c, rho, a, phi, pf, pos, ptr, h, year_fitted, coverage, num, den, good)
-
-
-#: Weeks per column block of :func:`column_totals` (threads own disjoint blocks of weeks).
-SUM_BLOCK = 64
+        _year_group(
+            g,
+            resid,
+            obs,
+            fitted,
+            mu,
+            in_sample,
+            c,
+            rho,
+            a,
+            phi,
+            pf,
+            pos,
+            ptr,
+            h,
+            year_fitted,
+            coverage,
+            num,
+            den,
+            good,
+        )
 
 
 @jit
-def _total_block(
-    lo: int,
-    hi: int,
-    resid: np.ndarray,
-    obs: np.ndarray,
-    fitted: np.ndarray,
-    in_sample: bool,
-    c: np.ndarray,
-    e_total: np.ndarray,
-    d_total: np.ndarray,
-) -> None:
-    for g in range(resid.shape[0]):
-        for t in range(lo, hi):
-            e_total[t] += resid[g, t]
-            v = c[g] * _null(obs[g, t], fitted[g, t], in_sample)
-            if not np.isnan(v):
-                d_total[t] += v
-
-
-@jit_parallel
 def column_totals(
     resid: np.ndarray,
     obs: np.ndarray,
@@ -576,25 +645,13 @@ def column_totals(
     e_total: np.ndarray,
     d_total: np.ndarray,
 ) -> None:
-    """e_total[t] = sum_g resid[g, t], d_total[t] = nansum_g c_g d_gt (rows added in order;
-    prange over column blocks)."""
-    n_weeks = resid.shape[1]
-    for b in prange((n_weeks + SUM_BLOCK - 1) // SUM_BLOCK):
-        lo = b * SUM_BLOCK
-        _total_block(
-            lo, min(lo + SUM_BLOCK, n_weeks), resid, obs, fitted, in_sample, c, e_total, d_total
-        )
-
-
-@jit
-def column_totals_serial(
-    resid: np.ndarray,
-    obs: np.ndarray,
-    fitted: np.ndarray,
-    in_sample: bool,
-    c: np.ndarray,
-    e_total: np.ndarray,
-    d_total: np.ndarray,
-) -> None:
-    """As :func:`column_totals`, without threads."""
-    _total_block(0, resid.shape[1], resid, obs, fitted, in_sample, c, e_total, d_total)
+    """e_total[t] = sum_g resid[g, t], d_total[t] = nansum_g c_g d_gt: rows added in order (as
+    numpy's reduction over the first axis), row by row over contiguous memory, without threads (a
+    pass over memory: threads on column blocks only contend for cache lines)."""
+    n_rows, n_weeks = resid.shape
+    for g in range(n_rows):
+        for t in range(n_weeks):
+            e_total[t] += resid[g, t]
+            v = c[g] * _null(obs[g, t], fitted[g, t], in_sample)
+            if not np.isnan(v):
+                d_total[t] += v
