@@ -1,7 +1,8 @@
 """The dependence model's numba kernels (issue 18) against their numpy twins, which are the code
 they replaced (``_kernels/dependence_ref.py``), on ONS-like (the England regions) and STMF-like
 (country x sex x age) inputs: the groups' sums, the serial model (c, autocorrelation, ARMA(1, 1)),
-the year-effect moments and every interval of a sum agree to 1e-12 relative. The correlations
+the year-effect moments and every interval of a sum agree to 1e-12 relative (the kernels run here
+on inputs below ``DEPENDENCE_NUMBA_MIN_CELLS``, where ``engine="auto"`` would take the twins). The correlations
 rho and A are compared to 1e-12 absolute: they are ratios of sums with cancellation, whose relative
 error where they are near 0 says nothing about the variances they enter. The window totals of
 ``cumulative`` are pinned against the last column of the running sums they replaced.
@@ -40,6 +41,12 @@ def stmf(shared) -> pd.DataFrame:
     return f
 
 
+@pytest.fixture(autouse=True)
+def _kernels_on_small_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``engine="auto"`` runs the numpy twins below DEPENDENCE_NUMBA_MIN_CELLS: here the kernels."""
+    monkeypatch.setattr(kernels, "DEPENDENCE_NUMBA_MIN_CELLS", 0)
+
+
 def _numpy_twins(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every kernel dispatcher runs its numpy twin (the previous code)."""
     monkeypatch.setattr(kernels, "resolve_engine", lambda engine: "numpy")
@@ -58,7 +65,9 @@ def _fresh(f: Fit) -> Fit:
     )
 
 
-def _close(got: np.ndarray, want: np.ndarray, rtol: float = RTOL, atol: float | None = None) -> None:
+def _close(
+    got: np.ndarray, want: np.ndarray, rtol: float = RTOL, atol: float | None = None
+) -> None:
     """Equal to ``rtol`` of each value and of the array's scale (differences such as an excess
     near 0 cancel: their relative error is not the kernels'), or to ``atol`` when given."""
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
@@ -266,7 +275,7 @@ def test_threaded_dependence_kernels_equal_serial() -> None:
         serial.append(o)
     for x, y in zip(*serial, strict=True):
         np.testing.assert_array_equal(x, y)
-    n_, c_raw, c, rho, a, ph = serial[0]
+    _, _, c, rho, a, ph = serial[0]
     totals = []
     for kernel in (dk.window_serial_total, dk.window_serial_total_serial):
         out = np.empty(n)
@@ -285,3 +294,11 @@ def test_threaded_dependence_kernels_equal_serial() -> None:
         years.append(o)
     for x, y in zip(*years, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_small_calls_take_the_numpy_twins_under_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kernels, "DEPENDENCE_NUMBA_MIN_CELLS", 500_000)
+    assert kernels.dependence_engine("auto", 499_999) == "numpy"
+    assert kernels.dependence_engine("auto", 500_000) == "numba"
+    assert kernels.dependence_engine("numba", 10) == "numba"
+    assert kernels.dependence_engine("numpy", 10**9) == "numpy"

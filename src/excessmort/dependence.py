@@ -314,13 +314,13 @@ class GroupSums:
         One pass over the series (:func:`excessmort._kernels.dependence_sums`); a per-series GLM's
         fitted variances (weekly and over each year) come from the same kernels, without [S, T]
         temporaries; other baselines' from their own methods."""
-        from ._kernels import dependence_sums, glm_year_fitted, resolve_engine
+        from ._kernels import dependence_engine, dependence_sums, glm_year_fitted
         from .baselines._base import BaselineResult as Base
         from .baselines._util import group_sum
 
         n_series = result.mu.shape[0]
         result, deaths = result.dependence_view(deaths)
-        engine = resolve_engine(str(getattr(result, "engine", "auto")))
+        engine = dependence_engine(str(getattr(result, "engine", "auto")), result.mu.size)
         if groups is None:
             groups = np.arange(n_series, dtype=np.int64)
             n_groups = n_series
@@ -432,9 +432,8 @@ def _plain_glm(result: Any) -> bool:
 
 
 def _engine_of(result: Any) -> str:
-    from ._kernels import resolve_engine
-
-    return resolve_engine(str(getattr(result, "engine", "auto")))
+    """The result's engine (each dispatcher then picks numpy for small calls)."""
+    return str(getattr(result, "engine", "auto"))
 
 
 def _serial(

@@ -30,8 +30,10 @@ from ._jit import HAVE_NUMBA, compiled_on_disk
 
 __all__ = [
     "BASELINE_KERNELS",
+    "DEPENDENCE_NUMBA_MIN_CELLS",
     "PARALLEL_MIN_SERIES",
     "column_totals",
+    "dependence_engine",
     "dependence_sums",
     "farrington_glm",
     "first_call_seconds",
@@ -298,6 +300,21 @@ def running_variance(
 _RUNNING_VARIANCE_SERIAL_OPS = 20_000_000
 
 
+#: ``engine="auto"``: below this many cells (rows x weeks) of a call, the dependence model's
+#: dispatchers run their numpy twins. They take milliseconds there, and a first run on small data
+#: (the demo, a country's regions) then compiles none of these kernels (about 10 s on 2 cores);
+#: the twins agree with the kernels to 1e-12 (tests/test_dependence_kernels.py).
+DEPENDENCE_NUMBA_MIN_CELLS = 500_000
+
+
+def dependence_engine(engine: str, cells: int) -> str:
+    """The engine a dependence dispatcher runs for ``cells`` cells (see
+    :data:`DEPENDENCE_NUMBA_MIN_CELLS`): ``"numba"`` or ``"numpy"``."""
+    if engine == "auto" and cells < DEPENDENCE_NUMBA_MIN_CELLS:
+        return "numpy"
+    return resolve_engine(engine)
+
+
 def _driver(module: Any, name: str, n_rows: int) -> tuple[str, Any]:
     """(name, kernel) of ``module.name`` or its ``_serial`` twin for ``n_rows`` rows (:func:`_pick`)."""
     chosen = _pick(getattr(module, name), getattr(module, name + "_serial"), n_rows)
@@ -323,7 +340,7 @@ def dependence_sums(
     With every series its own group (numba), ``mu`` is the input itself and ``root`` None
     (sqrt(obs): :attr:`excessmort.dependence.GroupSums.root_sums`)."""
     groups = np.ascontiguousarray(groups, dtype=np.int64)
-    if resolve_engine(engine) == "numpy":
+    if dependence_engine(engine, mu.size) == "numpy":
         from .dependence_ref import group_sums_ref
 
         obs_s = phi[:, None] * mu if obs is None else obs
@@ -379,7 +396,7 @@ def glm_year_fitted(
     none); numpy: one product per year."""
     year_of = np.ascontiguousarray(year_of, dtype=np.int64)
     mu, X, cov, phi = (_f64(v) for v in (mu, X, cov, phi))
-    if resolve_engine(engine) == "numpy":
+    if dependence_engine(engine, mu.size) == "numpy":
         out = np.zeros((n_years, mu.shape[0]))
         for j in range(n_years):
             weeks = year_of == j
@@ -413,7 +430,7 @@ def serial_model(
     resid, obs, fitted, members, phi_sum, basis, norm, grid = (
         _f64(v) for v in (resid, obs, fitted, members, phi_sum, basis, norm, grid)
     )
-    if resolve_engine(engine) == "numpy":
+    if dependence_engine(engine, resid.size) == "numpy":
         from .dependence_ref import serial_rows_ref
 
         return serial_rows_ref(
@@ -456,7 +473,7 @@ def year_moments(
     resid, obs, fitted, mu, c, rho, a, phi, pf, h, year_fitted = (
         _f64(v) for v in (resid, obs, fitted, mu, c, rho, a, phi, pf, h, year_fitted)
     )
-    if resolve_engine(engine) == "numpy":
+    if dependence_engine(engine, resid.size) == "numpy":
         from .dependence_ref import year_moments_ref
 
         return year_moments_ref(
@@ -497,7 +514,7 @@ def column_totals(
 ) -> tuple[FloatArray, FloatArray]:
     """(sum_g resid [T], nansum_g c d [T]) of the groups' sums (:mod:`.dependence`)."""
     resid, obs, fitted, c = (_f64(v) for v in (resid, obs, fitted, c))
-    if resolve_engine(engine) == "numpy":
+    if dependence_engine(engine, resid.size) == "numpy":
         from .dependence_ref import column_totals_ref
 
         return column_totals_ref(resid, obs, fitted, in_sample, c)
@@ -524,7 +541,7 @@ def window_serial_total(
     """[G]: the variance of the whole sum of rows with sds sqrt(c (obs + extra)) [G, K] (the last
     column of :func:`running_variance`, without its [G, K] output)."""
     obs, c, rho, a, phi = (_f64(v) for v in (obs, c, rho, a, phi))
-    if resolve_engine(engine) == "numpy":
+    if dependence_engine(engine, obs.size) == "numpy":
         from .dependence_ref import running_variance_ref
 
         s = np.sqrt(c[:, None] * (obs if extra is None else obs + extra))
@@ -766,6 +783,7 @@ def warmup(
                 np.array([0.5, 0.9]),
                 np.empty((2, 60)),
             )
+            used += _warm_dependence(Y, X, use_serial)
         if "intervals" in names:
             from . import intervals as ik
 
@@ -816,3 +834,81 @@ def _warm_farrington(serial: bool) -> list[tuple[str, Any]]:
         win["cen"], win["P"], win["n_max"], True, True, 1.0, False, tcrit, 25, 1e-8, out,
     )  # fmt: skip
     return [("farrington_batched" + ("_serial" if serial else ""), kernel)]
+
+
+def _warm_dependence(Y: FloatArray, X: FloatArray, serial: bool) -> list[tuple[str, Any]]:
+    """Compile the dependence model's sums and per-row kernels (parallel or serial) on a toy."""
+    from . import dependence as dk
+
+    tag = "_serial" if serial else ""
+    n, t = Y.shape
+    mu = Y + 1.0
+    none = np.empty((1, 1))
+    order = np.arange(n, dtype=np.int64)
+    ptr = np.arange(n + 2, dtype=np.int64)
+    ptr[-1] = n
+    sums = [np.zeros((n, t)) for _ in range(5)]
+    flags = np.zeros((1, t), dtype=np.bool_)
+    ones = np.ones(n)
+    mask = np.ones((n, t), dtype=np.bool_)
+    k = getattr(dk, "group_sums" + tag)
+    k(
+        order,
+        ptr,
+        np.array([0, n + 1]),
+        Y,
+        mu,
+        mask,
+        True,
+        none,
+        True,
+        ones,
+        mu,
+        True,
+        *sums,
+        flags,
+        True,
+    )
+    used: list[tuple[str, Any]] = [("group_sums" + tag, k)]
+    quad = getattr(dk, "year_window_quad" + tag)
+    quad(
+        mu,
+        X,
+        np.ones((n, X.shape[1], X.shape[1])),
+        ones,
+        np.zeros(t, dtype=np.int64),
+        1,
+        np.empty((1, n)),
+    )
+    used.append(("year_window_quad" + tag, quad))
+    basis = np.ones((2, 3))
+    out = [np.empty(n) for _ in range(3)] + [np.empty((n, 3))] + [np.empty(n) for _ in range(2)]
+    rows = getattr(dk, "serial_rows" + tag)
+    rows(
+        Y - mu,
+        mu,
+        0.1 * mu,
+        True,
+        ones,
+        ones,
+        False,
+        basis,
+        np.full(2, 3.0),
+        np.array([0.0, 0.5]),
+        *out,
+    )
+    used.append(("serial_rows" + tag, rows))
+    rho, a, phi = out[3], out[4], out[5]
+    total = getattr(dk, "window_serial_total" + tag)
+    total(mu, none, False, ones, rho, a, phi, np.empty(n))
+    used.append(("window_serial_total" + tag, total))
+    year = getattr(dk, "year_rows" + tag)
+    pos = np.arange(t, dtype=np.int64)
+    year(
+        Y - mu, mu, 0.1 * mu, mu, True, ones, rho, a, phi, ones, pos, np.array([0, t]), np.zeros(1),
+        np.zeros((1, n)), 0.8, np.empty((1, n)), np.empty((1, n)), np.empty((1, n), dtype=np.bool_),
+    )  # fmt: skip
+    used.append(("year_rows" + tag, year))
+    dk.column_totals(Y - mu, mu, 0.1 * mu, True, ones, np.zeros(t), np.zeros(t))
+    used.append(("column_totals", dk.column_totals))
+    return used
