@@ -50,8 +50,12 @@ Where the reference holds fewer than :data:`MIN_WEEKS` residual weeks, or fewer 
 is then taken as fully correlated over weeks (A = phi = 1, the Cauchy-Schwarz upper bound), never
 independent, and :attr:`Dependence.short` says so (``Fit`` warns).
 
-Everything is one vectorised pass over the reference residuals of the groups asked for: O(S T) for
-the group sums, O(G T L) for the autocorrelations; nothing is S x S or T x T.
+Everything is one pass over the reference residuals of the groups asked for: O(S T) for the group
+sums, O(G T L) for the autocorrelations; nothing is S x S or T x T. The sums, the per-group serial
+model, the year-effect moments and the window totals are numba kernels
+(:mod:`excessmort._kernels.dependence`) beside their numpy twins (``dependence_ref.py``, the code
+they replaced; ``engine="auto"`` runs the twins for calls under
+:data:`excessmort._kernels.DEPENDENCE_NUMBA_MIN_CELLS` cells, which compile nothing).
 """
 
 from __future__ import annotations
@@ -278,8 +282,8 @@ class GroupSums:
     ----------
     resid, obs, fitted, mu, root : ndarray [G, T]
         sum (y - mu) on the residual weeks (NaN where a member lacks one), sum phi mu, the variance
-        of the fitted sum, sum mu, sum sqrt(phi mu) (None when every group is one series: it is
-        sqrt(obs) then, :meth:`root_sums`; ``mu`` is then the result's own array, not a copy).
+        of the fitted sum, sum mu, sum sqrt(phi mu). With every group one series, the kernels leave
+        ``root`` None (it is sqrt(obs): :meth:`root_sums`) and ``mu`` is the result's own array.
     members : ndarray [G]
     phi : ndarray [G]
         sum of the members' phi (for a single series under a shared phi).
