@@ -88,11 +88,11 @@ def _outputs(f: Fit, by: tuple[str, ...], period: tuple[str, str]) -> dict[str, 
             c = v.cumulative(*period)
             for col in NUMBERS:
                 out[f"{name}.cum.{col}"] = c[col].to_numpy(dtype=np.float64)
-            # eight weeks: the pooled model's window variance is one product per week
-            end = pd.Timestamp(period[0]) + pd.Timedelta(weeks=8)
-            path = v.cumulative_path(period[0], end)
-            for col in ("excess_lower", "excess_upper"):
-                out[f"{name}.path.{col}"] = path[col].to_numpy(dtype=np.float64)
+        # the running sums (Dependence.running) of the aggregate over four weeks: the pooled
+        # model's window variance is one product per week
+        path = view.cumulative_path(period[0], pd.Timestamp(period[0]) + pd.Timedelta(weeks=4))
+        for col in ("excess_lower", "excess_upper"):
+            out[f"by.path.{col}"] = path[col].to_numpy(dtype=np.float64)
         w = view.weekly
         for col in ("expected_lower", "expected_upper", "excess_lower", "excess_upper", "z_score"):
             out[f"by.weekly.{col}"] = w[col].to_numpy(dtype=np.float64)
