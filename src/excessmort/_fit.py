@@ -851,7 +851,12 @@ class Fit:
         running, [G, K]. With dependence the observation part is the serial + year model of
         :mod:`excessmort.dependence`, never sum(phi mu)."""
         res = self.result
-        deaths, mu_all = self.panel.deaths[:, window], res.mu[:, window]
+        pos = np.flatnonzero(window)
+        # a window of consecutive weeks (every period) is read through views, not copies
+        cols: Any = (
+            slice(pos[0], pos[-1] + 1) if pos.size and pos[-1] - pos[0] + 1 == pos.size else window
+        )
+        deaths, mu_all = self.panel.deaths[:, cols], res.mu[:, cols]
         if type(res).obs_variance is BaselineResult.obs_variance:
             obs_all = res.dispersion[:, None] * mu_all  # phi mu on the window only
         else:
