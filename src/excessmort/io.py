@@ -140,15 +140,16 @@ def _read_panel(
     keep_wales: bool = False,
     estimated: bool = False,
     engine: str = "auto",
+    strata: Sequence[str] | None = None,
 ) -> Any:
-    """``Panel.from_frame(read(source))`` without building the tidy frame: the same validation and
-    messages, the panel filled straight from the validated rows. ``engine`` picks the row kernels
-    (:mod:`excessmort._kernels.rows`) or the numpy code."""
+    """``Panel.from_frame(read(source, strata=strata))`` without building the tidy frame: the same
+    validation and messages, the panel filled straight from the validated rows. ``engine`` picks
+    the row kernels (:mod:`excessmort._kernels.rows`) or the numpy code."""
     from .panel import Panel
 
     rows = _validate(
         _load(source, sheet=None),
-        strata=None,
+        strata=strata,
         keep_wales=keep_wales,
         estimated=estimated,
         engine=engine,
