@@ -695,18 +695,39 @@ def _change_points(values: pd.Series) -> np.ndarray:
     return np.asarray(raw[1:] != raw[:-1], dtype=bool)
 
 
+def _change_rows(values: pd.Series) -> np.ndarray:
+    """The rows i >= 1 whose value differs from row i - 1's (int64, rising): for an Arrow column
+    found by Arrow itself, so that only the (few) positions reach numpy, not a bool per row."""
+    array = values.array
+    if not isinstance(values.dtype, pd.CategoricalDtype) and hasattr(array, "__arrow_array__"):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        data = pa.array(array)
+        if isinstance(data, pa.ChunkedArray):
+            data = data.combine_chunks()
+        changed = pc.not_equal(data.slice(1), data.slice(0, len(data) - 1))
+        if changed.null_count == 0:  # a null compares as null: the bool path below words it
+            rows = pc.indices_nonzero(changed).to_numpy(zero_copy_only=False)
+            return rows.astype(np.int64) + 1
+    return np.flatnonzero(_change_points(values)).astype(np.int64) + 1
+
+
 def _runs(work: pd.DataFrame, strata: Sequence[str]) -> np.ndarray | None:
     """Start positions of the runs of equal strata, or None when runs would not pay (unsorted)."""
     n = len(work)
     if not strata or n < 2:
         return np.zeros(min(n, 1), dtype=np.int64)
-    changed = np.zeros(n - 1, dtype=bool)
     limit = _RUN_SHARE * n
+    starts = np.zeros(1, dtype=np.int64)
     for c in strata:
-        changed |= _change_points(work[c])
-        if np.count_nonzero(changed) > limit:
+        rows = _change_rows(work[c])
+        if rows.shape[0] > limit:
             return None
-    return np.concatenate([[0], np.flatnonzero(changed) + 1]).astype(np.int64)
+        starts = np.union1d(starts, rows)
+        if starts.shape[0] - 1 > limit:
+            return None
+    return starts.astype(np.int64)
 
 
 def _arrange(
