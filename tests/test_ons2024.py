@@ -25,8 +25,10 @@ from scipy import linalg, stats
 import excessmort as em
 from _ons_synth import ons_layout
 from excessmort.baselines.ons2024 import (
+    ONS_COVID_MONTHS,
     ONS_COVID_WEEKS,
     Ons2024,
+    OnsMonthlyFit,
     ons_monthly,
     ons_week_windows,
     working_days,
@@ -420,3 +422,116 @@ def test_matches_ons_own_script_stored_run():
     np.testing.assert_array_equal(m["deaths"], m["deaths_ons"])  # the same synthetic data
     np.testing.assert_allclose(m["expected"], m["d_hat"], rtol=RTOL)
     np.testing.assert_allclose(m["se"], m["se_d_hat"], rtol=RTOL)
+
+
+# ---------------------------------------------------------------------- monthly: fit, views, sums
+@pytest.fixture(scope="module")
+def monthly_full():
+    frame = _monthly()
+    # statsmodels iterates to 1e-13: refit to the same tolerance for the comparison
+    fit = em.fit(frame, baseline="ons2024", predict_from="2020-01", intervals="full", tol=1e-13)
+    return frame, fit
+
+
+def test_monthly_through_fit_equals_the_frame_function():
+    frame = _monthly()
+    fit = em.fit(frame, baseline="ons2024", predict_from=(2020, 1))
+    assert isinstance(fit, OnsMonthlyFit) and fit.intervals == "ons"
+    direct = ons_monthly(frame, coarse_age="age_group_coarse", predict_from=(2020, 1))
+    pd.testing.assert_frame_equal(fit.monthly, direct)
+    assert "se of the fitted mean" in fit.monthly.attrs["intervals"]
+
+
+def test_monthly_full_intervals_match_statsmodels(monthly_full):
+    frame, fit = monthly_full
+    res = fit.result
+    t = int(np.flatnonzero((fit.years == 2021) & (fit.months == 3))[0])
+    rows = np.arange(t - 71, t - 11)
+    covid = {(int(a), int(b)) for a, b in ONS_COVID_MONTHS}
+    rows = rows[[(int(fit.years[r]), int(fit.months[r])) not in covid for r in rows]]
+    S = len(fit.series_keys)
+    ss, tt = np.repeat(np.arange(S), rows.size), np.tile(rows, S)
+    X = res.design.dense(ss, tt)
+    _, R, piv = linalg.qr(X, mode="economic", pivoting=True)
+    rank = int(np.sum(np.abs(np.diag(R)) > 1e-9 * abs(R[0, 0])))
+    keep = np.sort(piv[:rank])
+    pop = frame.pivot_table(
+        index=["age_group", "age_group_coarse", "sex", "region"],
+        columns=["year", "month"],
+        values="population",
+    ).to_numpy()
+    offset = np.log(pop)
+    m = sm.GLM(
+        fit.deaths[ss, tt], X[:, keep], family=sm.families.Poisson(), offset=offset[ss, tt]
+    ).fit(scale="X2", tol=1e-13)
+    Xp = res.design.dense(np.arange(S), np.full(S, t))[:, keep]
+    mu = np.exp(Xp @ m.params + offset[:, t])
+    np.testing.assert_allclose(res.mu[:, t], mu, rtol=RTOL)
+    # the total of the month: phi sum(mu) + g'Vg with g = sum mu x, V statsmodels' covariance
+    g = mu @ Xp
+    var = m.scale * mu.sum() + g @ m.cov_params() @ g
+    tot = fit.by().monthly.set_index(["year", "month"]).loc[(2021, 3)]
+    np.testing.assert_allclose(tot["expected"], mu.sum(), rtol=RTOL)
+    np.testing.assert_allclose(tot["se"] ** 2, g @ m.cov_params() @ g, rtol=RTOL)
+    z = stats.norm.ppf(0.975)
+    np.testing.assert_allclose(
+        tot["excess_upper"], tot["observed"] - max(mu.sum() - z * np.sqrt(var), 0.0), rtol=RTOL
+    )
+    np.testing.assert_allclose(
+        tot["excess_lower"], tot["observed"] - mu.sum() - z * np.sqrt(var), rtol=RTOL
+    )
+
+
+def test_monthly_sums_add_variances_as_ons_does():
+    fit = em.fit(_monthly(), baseline="ons2024", predict_from="2020-01")
+    rows = fit.monthly
+    regions = fit.by("region").monthly
+    assert list(regions.columns[:3]) == ["region", "year", "month"]
+    want = rows.groupby(["region", "year", "month"]).agg(
+        expected=("expected", "sum"), var=("se", lambda s: float(np.sum(s**2)))
+    )
+    got = regions.set_index(["region", "year", "month"])
+    np.testing.assert_allclose(got["expected"], want["expected"], rtol=1e-12)
+    np.testing.assert_allclose(got["se"] ** 2, want["var"], rtol=1e-12)
+    cum = fit.by("region").cumulative("2020").set_index("region")
+    in_2020 = rows[rows["year"] == 2020].groupby("region")
+    np.testing.assert_allclose(cum["observed"], in_2020["observed"].sum(), rtol=1e-12)
+    np.testing.assert_allclose(
+        cum["se"] ** 2, in_2020["se"].apply(lambda s: float(np.sum(s**2))), rtol=1e-12
+    )
+    assert (cum["months"] == 12).all()
+
+
+def test_monthly_window_of_one_month_is_that_month(monthly_full):
+    _, fit = monthly_full
+    month = fit.by("sex").monthly.set_index(["sex", "year", "month"]).xs((2020, 6), level=[1, 2])
+    cum = fit.by("sex").cumulative("2020-06").set_index("sex")
+    for col in ("observed", "expected", "se", "excess", "excess_lower", "excess_upper"):
+        np.testing.assert_allclose(cum[col], month[col], rtol=1e-12)
+    # a window: wider than one month, narrower than perfectly correlated months
+    year = fit.by().cumulative("2021")
+    months = fit.by().monthly.query("year == 2021")
+    assert months["se"].sum() ** 2 >= year["se"].iloc[0] ** 2 >= np.sum(months["se"] ** 2)
+
+
+def test_monthly_bad_input_names_column_value_and_row():
+    frame = _monthly()
+    bad = frame.copy()
+    bad.loc[7, "month"] = 13
+    with pytest.raises(InputError, match="'month' holds 13 in row 7") as err:
+        em.fit(bad, baseline="ons2024")
+    assert (err.value.column, err.value.row) == ("month", 7)
+    dup = pd.concat([frame, frame.iloc[[30]]], ignore_index=True)
+    with pytest.raises(InputError, match=f"row {len(frame)} repeats the month") as err:
+        em.fit(dup, baseline="ons2024")
+    neg = frame.copy()
+    neg.loc[3, "deaths"] = -1
+    with pytest.raises(InputError, match="'deaths' holds -1"):
+        em.fit(neg, baseline="ons2024")
+    fit = em.fit(frame, baseline="ons2024", predict_from="2020-01")
+    with pytest.raises(InputError, match="month 2019-01 has no estimate"):
+        fit.by().cumulative("2019")
+    with pytest.raises(InputError, match="'ward' is not a stratum"):
+        fit.by("ward")
+    with pytest.raises(InputError, match="intervals"):
+        em.fit(frame, baseline="ons2024", intervals="bad")

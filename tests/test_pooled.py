@@ -417,7 +417,9 @@ def test_level_without_reference_data_is_refused() -> None:
 
 def test_fit_end_to_end_distribution_and_delta() -> None:
     frame = _frame()
-    f = em.fit(frame, baseline="pooled", intervals="distribution", reference=REFERENCE, level=0.9973)
+    f = em.fit(
+        frame, baseline="pooled", intervals="distribution", reference=REFERENCE, level=0.9973
+    )
     weekly = f.weekly
     assert len(weekly) == 18 * f.panel.n_weeks
     # no parameter uncertainty: the expected band collapses onto mu; excess bounds from NB quantiles

@@ -186,6 +186,24 @@ def _as_panel(
     return panel, estimated
 
 
+_ONS_MONTHLY_OPTIONS = (
+    "age_group",
+    "sex",
+    "geography",
+    "coarse_age",
+    "predict_from",
+    "intervals",
+    "max_iter",
+    "tol",
+)
+
+
+def _is_monthly(frame: Any) -> bool:
+    """A frame of months (``year`` and ``month``, no ``week_ending``): ONS's monthly layout."""
+    columns = getattr(frame, "columns", ())
+    return "year" in columns and "month" in columns and "week_ending" not in columns
+
+
 def fit(
     frame: Any,
     *,
@@ -207,7 +225,11 @@ def fit(
     Parameters
     ----------
     frame : DataFrame or path
-        Long format, one row per series and week (see :func:`excessmort.read`).
+        Long format, one row per series and week (see :func:`excessmort.read`). With
+        ``baseline="ons2024"``, a frame of months (columns ``year`` and ``month``, no
+        ``week_ending``) gets ONS's monthly model instead and returns an
+        :class:`~excessmort.baselines.ons2024.OnsMonthlyFit` (``.monthly``, ``.cumulative``,
+        ``.by``).
     baseline : str or Baseline
         A registered name (:func:`excessmort.baselines.available`): ``"quasipoisson"``
         (default), ``"poisson"``, ``"five_year_average"``, ``"euromomo"``, ``"pooled"``,
@@ -297,6 +319,15 @@ def fit(
         )
     level = validate_level(level)
     model = get_baseline(baseline, **options)
+    if _is_monthly(frame) and model.name == "ons2024":  # ONS's monthly model: a frame of months
+        from .baselines.ons2024 import fit_ons_monthly
+
+        return fit_ons_monthly(  # type: ignore[return-value]
+            frame,
+            **{k: getattr(model, k) for k in _ONS_MONTHLY_OPTIONS if k in vars(model)},
+            level=level,
+            engine=engine,
+        )
     panel, estimated_counts = _as_panel(frame, keep_wales, engine)
     from ._progress import PROGRESS_MIN_SERIES, Stages
 

@@ -63,8 +63,10 @@ __all__ = [
     "Ons2024",
     "Ons2024Result",
     "OnsDesign",
+    "OnsMonthlyFit",
     "build_ons_design",
     "fit_ons",
+    "fit_ons_monthly",
     "ons_monthly",
     "ons_week_windows",
     "working_days",
@@ -1185,7 +1187,263 @@ def _result(
 
 
 # ---------------------------------------------------------------------------------------- monthly
-def ons_monthly(
+def _monthly_frame_checks(frame: pd.DataFrame, strata: list[str]) -> tuple[IntArray, IntArray]:
+    """Year-month codes [N] and month positions, refusing bad months, counts and duplicates."""
+    for col in ("year", "month", "deaths", "population"):
+        values = pd.to_numeric(frame[col], errors="coerce")
+        # deaths and population may be missing (that month is not fitted); year and month may not
+        bad = (
+            values.isna() & frame[col].notna() if col in ("deaths", "population") else values.isna()
+        )
+        if col in ("deaths", "population"):
+            bad = bad | (values < 0)
+        if col == "month":
+            bad = bad | ~values.between(1, 12)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            value = frame[col].iloc[row]
+            value = value.item() if isinstance(value, np.generic) else value
+            need = {
+                "year": "a year",
+                "month": "a month number 1 to 12",
+                "deaths": "a count of deaths (not negative)",
+                "population": "a population (not negative)",
+            }[col]
+            raise InputError(
+                f"column {col!r} holds {value!r} in row {row}: it must be {need}",
+                column=col,
+                value=value,
+                row=row,
+            )
+    ym = frame["year"].astype(int).to_numpy() * 12 + (frame["month"].astype(int).to_numpy() - 1)
+    dup = frame.assign(_ym=ym).duplicated([*strata, "_ym"]).to_numpy()
+    if dup.any():
+        row = int(np.flatnonzero(dup)[0])
+        what = ", ".join(f"{c}={frame[c].iloc[row]!r}" for c in strata)
+        raise InputError(
+            f"row {row} repeats the month {int(frame['year'].iloc[row])}-"
+            f"{int(frame['month'].iloc[row]):02d} of the series ({what or 'the only series'}): "
+            "one row per series and month",
+            column="month",
+            value=int(frame["month"].iloc[row]),
+            row=row,
+        )
+    return ym, np.arange(int(ym.min()), int(ym.max()) + 1)
+
+
+@dataclass(eq=False)
+class OnsMonthlyFit:
+    """ONS's monthly model (``ons_monthly_ed.R``) fitted on a monthly frame, or a view of it summed
+    over strata (:meth:`by`).
+
+    Attributes
+    ----------
+    keys : DataFrame [G]
+        The strata of each row of the view (no columns for the total).
+    years, months : ndarray [T]
+        The calendar of the data.
+    observed : ndarray [G, T]
+    result : Ons2024Result
+        The per-series fit (one GLM per month estimated).
+    groups : ndarray [S] of int
+        The view's group of each series.
+    level : float
+    intervals : {"ons", "full"}
+    """
+
+    keys: pd.DataFrame
+    years: IntArray
+    months: IntArray
+    series_keys: pd.DataFrame
+    deaths: FloatArray
+    result: Ons2024Result
+    groups: IntArray
+    level: float
+    intervals: str
+
+    @property
+    def n_groups(self) -> int:
+        """Rows of the view (series, or their sums)."""
+        return len(self.keys)
+
+    def __repr__(self) -> str:
+        assert self.result.fit_of is not None
+        done = np.flatnonzero(self.result.fit_of >= 0)
+        first, last = int(done[0]), int(done[-1])
+        rows = ", ".join(map(str, self.keys.columns)) or "the total"
+        return (
+            f"OnsMonthlyFit: ONS's monthly model (ons2024), {len(self.series_keys)} series, "
+            f"{self.n_groups} rows by {rows}; months estimated "
+            f"{int(self.years[first])}-{int(self.months[first]):02d} to "
+            f"{int(self.years[last])}-{int(self.months[last]):02d} "
+            f"({done.size} fits); level {self.level:g}; intervals: {self.intervals_text}"
+        )
+
+    @property
+    def intervals_text(self) -> str:
+        """What the intervals contain, in words."""
+        if self.intervals == "ons":
+            return (
+                "ONS's intervals: expected -+ z se of the fitted mean (parameter uncertainty scaled "
+                "by phi, no observation variance); sums over series or months add the variances"
+            )
+        return (
+            "observation variance phi mu plus the shared-parameter covariance g'Vg of each "
+            "month's fit; months fitted on overlapping windows combined with correlation equal "
+            "to their share of common fitting rows"
+        )
+
+    def by(self, *strata: str) -> OnsMonthlyFit:
+        """The same accessors on sums over every stratum not named (``by()``: the total).
+
+        Raises
+        ------
+        InputError
+            For a name that is not a stratum of the fit.
+        """
+        cols = list(self.series_keys.columns)
+        unknown = [s for s in strata if s not in cols]
+        if unknown:
+            raise InputError(
+                f"{unknown[0]!r} is not a stratum of this fit; strata: {cols}",
+                column=unknown[0],
+                value=unknown[0],
+            )
+        names = list(strata)
+        if names:
+            codes = self.series_keys.groupby(names, sort=True, observed=True).ngroup()
+            groups = codes.to_numpy(dtype=np.int64)
+            keys = (
+                self.series_keys[names]
+                .assign(_g=groups)
+                .drop_duplicates("_g")
+                .sort_values("_g")
+                .drop(columns="_g")
+                .reset_index(drop=True)
+            )
+        else:
+            groups = np.zeros(len(self.series_keys), dtype=np.int64)
+            keys = pd.DataFrame(index=pd.RangeIndex(1))
+        return OnsMonthlyFit(
+            keys=keys,
+            years=self.years,
+            months=self.months,
+            series_keys=self.series_keys,
+            deaths=self.deaths,
+            result=self.result,
+            groups=groups,
+            level=self.level,
+            intervals=self.intervals,
+        )
+
+    def _bounds(
+        self, observed: FloatArray, mu: FloatArray, obs_var: FloatArray, param_var: FloatArray
+    ) -> dict[str, FloatArray]:
+        res = self.result
+        lo, hi, _ = res.prediction(observed, mu, obs_var, param_var, self.level)
+        eb = res.expected_bounds(mu, param_var, self.level)
+        if eb is None:  # the log-scale rule of the other GLM baselines: exp(eta -+ z se / mu)
+            z = stats.norm.ppf(0.5 + self.level / 2.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = np.exp(z * np.sqrt(param_var) / mu)
+            eb = (mu / r, mu * r)
+        return {
+            "observed": observed,
+            "expected": mu,
+            "se": np.sqrt(param_var),
+            "expected_lower": eb[0],
+            "expected_upper": eb[1],
+            "excess": observed - mu,
+            "excess_lower": observed - hi,
+            "excess_upper": observed - lo,
+        }
+
+    @property
+    def monthly(self) -> pd.DataFrame:
+        """strata..., year, month, observed, expected, se, expected_lower, expected_upper, excess,
+        excess_lower, excess_upper, dispersion: one row per row of the view and month estimated.
+
+        ``se`` is the standard error of the expected count (sqrt of the parameter variance)."""
+        res = self.result
+        G, T = self.n_groups, self.years.size
+        mu = group_sum(res.mu, self.groups, G)
+        obs = group_sum(self.deaths, self.groups, G)
+        cols = self._bounds(
+            obs,
+            mu,
+            group_sum(res.obs_variance(), self.groups, G),
+            res.param_variance_weekly(self.groups, G),
+        )
+        out = self.keys.iloc[np.repeat(np.arange(G), T)].reset_index(drop=True)
+        out["year"] = np.tile(self.years, G)
+        out["month"] = np.tile(self.months, G)
+        for name, values in cols.items():
+            out[name] = values.reshape(-1)
+        assert res.phi_t is not None
+        out["dispersion"] = np.tile(res.phi_t, G)
+        out = out[np.isfinite(out["expected"].to_numpy())].reset_index(drop=True)
+        out.attrs["intervals"] = self.intervals_text
+        return out
+
+    def _months_in(self, start: Any, end: Any) -> BoolArray:
+        from ..periods import period_bounds
+
+        first = pd.Timestamp(int(self.years[0]), int(self.months[0]), 1)
+        last = pd.Timestamp(int(self.years[-1]), int(self.months[-1]), 1) + pd.offsets.MonthEnd()
+        lo = period_bounds(start, calendar="calendar")[0] if start is not None else first
+        hi = period_bounds(end if end is not None else start, calendar="calendar")[1]
+        if start is None and end is None:
+            hi = last
+        month_start = pd.to_datetime(
+            {"year": self.years, "month": self.months, "day": np.ones_like(self.years)}
+        )
+        month_end = month_start + pd.offsets.MonthEnd()
+        inside = ((month_start >= lo) & (month_end <= hi)).to_numpy()
+        if not inside.any():
+            raise InputError(
+                f"no whole month of the data lies in {lo.date()} to {hi.date()}; the data run "
+                f"from {first.date()} to {last.date()}",
+                column="month",
+                value=start,
+            )
+        assert self.result.fit_of is not None
+        missing = inside & (self.result.fit_of < 0)
+        if missing.any():
+            t = int(np.flatnonzero(missing)[0])
+            raise InputError(
+                f"month {int(self.years[t])}-{int(self.months[t]):02d} has no estimate: the "
+                "monthly ONS model needs the 72 months before a month",
+                column="month",
+                value=f"{int(self.years[t])}-{int(self.months[t]):02d}",
+            )
+        return inside
+
+    def cumulative(self, start: Any = None, end: Any = None) -> pd.DataFrame:
+        """Sums over the months of a period (``"2020"``, ``"2020-04"``, ``("2020-03",
+        "2021-02")``): strata..., observed, expected, se, expected_lower, expected_upper, excess,
+        excess_lower, excess_upper, months.
+
+        Raises
+        ------
+        InputError
+            For a period with no whole month in the data, or a month without an estimate.
+        """
+        inside = self._months_in(start, end)
+        res = self.result
+        G = self.n_groups
+        mu = group_sum(res.mu[:, inside].sum(axis=1), self.groups, G)
+        obs = group_sum(self.deaths[:, inside].sum(axis=1), self.groups, G)
+        obs_var = group_sum(res.obs_variance()[:, inside].sum(axis=1), self.groups, G)
+        param_var = res.param_variance_window(self.groups, G, inside)
+        out = self.keys.copy()
+        for name, values in self._bounds(obs, mu, obs_var, param_var).items():
+            out[name] = values
+        out["months"] = int(inside.sum())
+        out.attrs["intervals"] = self.intervals_text
+        return out
+
+
+def fit_ons_monthly(
     frame: pd.DataFrame,
     *,
     predict_from: Any = None,
@@ -1194,36 +1452,43 @@ def ons_monthly(
     sex: str | None = "sex",
     geography: str | None = "region",
     exclude: Sequence[tuple[int, int]] = ONS_COVID_MONTHS,
+    intervals: str = "ons",
     level: float = 0.95,
     max_iter: int = 25,
     tol: float = 1e-8,
-) -> pd.DataFrame:
-    """ONS's monthly model (``ons_monthly_ed.R``) on a monthly frame.
+    engine: str = "auto",
+) -> OnsMonthlyFit:
+    """ONS's monthly model (``ons_monthly_ed.R``) on a monthly frame: one GLM per month estimated,
+    every fit in one batched pass.
 
-    The monthly data do not fit the weekly panel, so this is a frame function: columns ``year``,
-    ``month`` (1-12), ``deaths``, ``population``, optional ``working_days`` (default
+    The monthly data do not fit the weekly panel, so this takes a frame of its own: columns
+    ``year``, ``month`` (1-12), ``deaths``, ``population``, optional ``working_days`` (default
     :func:`working_days`) and the strata. The model is the weekly one with the month for the week
     and the working days of the month as a further term; the window for month t is months t - 71
-    to t - 12; the COVID months ``exclude`` are left out.
+    to t - 12; the COVID months ``exclude`` are left out. ``excessmort.fit(frame,
+    baseline="ons2024")`` calls this for a frame with ``year`` and ``month`` and no
+    ``week_ending``.
 
     Parameters
     ----------
     frame : DataFrame
-    predict_from : (year, month), optional
+    predict_from : (year, month) or "YYYY-MM", optional
         First month estimated (default: every month with a full window).
+    intervals : {"ons", "full"}
+        ONS's intervals (default) or the project's (see the module docstring).
     level : float
         Interval level (ONS: 0.95).
 
     Returns
     -------
-    DataFrame
-        strata..., year, month, observed, expected, se, expected_lower, expected_upper, excess,
-        excess_lower, excess_upper (ONS's intervals: -+ z se), dispersion.
+    OnsMonthlyFit
+        ``.monthly``, ``.cumulative(start, end)`` and ``.by(*strata)``.
 
     Raises
     ------
     InputError
-        For missing columns, months not consecutive, or no month with a full window.
+        For missing columns, a bad value or a repeated month (naming column, value and row), or no
+        month with a full window.
     """
     need = ["year", "month", "deaths", "population"]
     missing = [c for c in need if c not in frame.columns]
@@ -1232,25 +1497,27 @@ def ons_monthly(
             f"the monthly ONS model needs columns {need}; missing {missing}",
             column=missing[0],
         )
-    df = frame.copy()
+    intervals = _check_choice("intervals", intervals, INTERVALS)
+    if coarse_age is None and "age_group_coarse" in frame.columns:
+        coarse_age = "age_group_coarse"  # as the weekly model
     strata = [
         c
         for c in (age_group, coarse_age if isinstance(coarse_age, str) else None, sex, geography)
-        if c is not None and c in df.columns
+        if c is not None and c in frame.columns
     ]
-    ym = df["year"].astype(int) * 12 + (df["month"].astype(int) - 1)
-    periods = np.arange(int(ym.min()), int(ym.max()) + 1)
+    ym, periods = _monthly_frame_checks(frame, strata)
+    df = frame
     keys = df[strata].drop_duplicates().sort_values(strata).reset_index(drop=True)
     keys = keys.astype(str)
     key_codes = (
         df[strata].astype(str).merge(keys.reset_index(), on=strata, how="left")["index"].to_numpy()
     )
     S, T = len(keys), periods.size
-    pos = (ym.to_numpy() - periods[0]).astype(np.int64)
+    pos = (ym - periods[0]).astype(np.int64)
     deaths = np.full((S, T), np.nan)
     pop = np.full((S, T), np.nan)
-    deaths[key_codes, pos] = df["deaths"].to_numpy(dtype=float)
-    pop[key_codes, pos] = df["population"].to_numpy(dtype=float)
+    deaths[key_codes, pos] = pd.to_numeric(df["deaths"]).to_numpy(dtype=float)
+    pop[key_codes, pos] = pd.to_numeric(df["population"]).to_numpy(dtype=float)
     years = periods // 12
     months = periods % 12 + 1
     if "working_days" in df.columns:
@@ -1282,7 +1549,9 @@ def ons_monthly(
     usable = ~np.isnan(deaths) & np.isfinite(offset) & ~covid[None, :]
     predict = np.ones(T, dtype=bool)
     if predict_from is not None:
-        py, pm = predict_from
+        from ..periods import parse_month
+
+        py, pm = parse_month(predict_from, what="predict_from")
         predict = periods >= int(py) * 12 + int(pm) - 1
     windows = _month_windows(T, predict)
     if not windows:
@@ -1290,22 +1559,39 @@ def ons_monthly(
             "too little history for the monthly ONS model: no month has the 72 months before it",
             column="month",
         )
-    out = fit_ons(design, deaths, offset, usable, windows, max_iter=max_iter, tol=tol)
-    mu = out["mu"]
-    se = mu * np.sqrt(out["phi_t"][None, :] * out["xvx"])
-    z = stats.norm.ppf(0.5 + level / 2.0)
-    rows = np.repeat(np.arange(S), T)
-    res = keys.iloc[rows].reset_index(drop=True)
-    res["year"] = np.tile(years, S)
-    res["month"] = np.tile(months, S)
-    res["observed"] = deaths.reshape(-1)
-    res["expected"] = mu.reshape(-1)
-    res["se"] = se.reshape(-1)
-    res["expected_lower"] = (mu - z * se).reshape(-1)
-    res["expected_upper"] = (mu + z * se).reshape(-1)
-    exc = deaths - mu
-    res["excess"] = exc.reshape(-1)
-    res["excess_lower"] = (exc - z * se).reshape(-1)
-    res["excess_upper"] = (exc + z * se).reshape(-1)
-    res["dispersion"] = np.tile(out["phi_t"], S)
-    return res[np.isfinite(res["expected"].to_numpy())].reset_index(drop=True)
+    out = fit_ons(
+        design,
+        deaths,
+        offset,
+        usable,
+        windows,
+        max_iter=max_iter,
+        tol=tol,
+        keep_cov=intervals == "full",
+        engine=engine,
+    )
+    result = _result("ons2024", S, out, design, usable, intervals)
+    return OnsMonthlyFit(
+        keys=keys,
+        years=years.astype(np.int64),
+        months=months.astype(np.int64),
+        series_keys=keys,
+        deaths=deaths,
+        result=result,
+        groups=np.arange(S, dtype=np.int64),
+        level=level,
+        intervals=intervals,
+    )
+
+
+def ons_monthly(frame: pd.DataFrame, **options: Any) -> pd.DataFrame:
+    """The per-series frame of :func:`fit_ons_monthly` (``fit_ons_monthly(frame,
+    **options).monthly``).
+
+    Returns
+    -------
+    DataFrame
+        strata..., year, month, observed, expected, se, expected_lower, expected_upper, excess,
+        excess_lower, excess_upper (ONS's intervals: -+ z se), dispersion.
+    """
+    return fit_ons_monthly(frame, **options).monthly
