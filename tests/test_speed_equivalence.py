@@ -301,6 +301,10 @@ def test_row_kernels_equal_their_numpy_twins(case: int) -> None:
     b = rows_ref.week_codes_ref(ticks, first, week, starts, series, want)
     assert a == b
     np.testing.assert_array_equal(got, want)
+    # an empty out: the same checks, nothing written
+    empty = np.empty(0, dtype=np.int64)
+    assert rows.week_codes(ticks, first, week, starts, series, empty) == a
+    assert rows_ref.week_codes_ref(ticks, first, week, starts, series, empty) == a
 
 
 @pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])

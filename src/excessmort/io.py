@@ -527,7 +527,8 @@ class _Dates:
     stamps: np.ndarray
     day: int
     series: Any
-    first: int | None = None  # the earliest tick, when known
+    first: int | None = None  # the earliest and latest ticks, when known
+    last: int | None = None
 
     @property
     def ticks(self) -> np.ndarray:
@@ -558,7 +559,7 @@ def _midnight_dates(raw: pd.Series, kernels: Any) -> _Dates | None:
         return None
     if len(stamps) and not (lo * per_ns >= _NS_LO and hi * per_ns <= _NS_HI):
         return None  # the rule function refuses it
-    return _Dates(stamps, day, None, lo)
+    return _Dates(stamps, day, None, lo, hi)
 
 
 #: Above this share of rows starting a new run of strata, rows are encoded one by one.
@@ -573,7 +574,8 @@ class _Rows:
     them into runs of equal strata (R = n for unsorted input); ``run_codes[c]`` [R] is the category
     code of stratum c on each run and ``run_series`` [R] the series (0..S-1, in the order of the
     strata's categories). ``week`` [n] is each row's week on the grid starting at ``first_week``
-    (``n_weeks`` weeks); ``order`` sorts the rows by series then week (None: already sorted).
+    (``n_weeks`` weeks; empty when the rows are a sorted complete grid, whose weeks are implied);
+    ``order`` sorts the rows by series then week (None: already sorted).
     """
 
     strata: list[str]
@@ -594,7 +596,7 @@ class _Rows:
 
     @property
     def n_rows(self) -> int:
-        return int(self.week.shape[0])
+        return int(self.deaths.shape[0])
 
     def per_row(self, values: np.ndarray) -> np.ndarray:
         """A per-run array expanded to one value per row."""
@@ -772,9 +774,18 @@ def _arrange(
     day = int(dates.day)
     week_ticks = 7 * day
     if kernels is not None and n:
-        first = dates.first if dates.first is not None else kernels.day_scan(ticks)[0]
-        week = np.empty(n, dtype=np.int64)
+        if dates.first is not None and dates.last is not None:
+            first, last = dates.first, dates.last
+        else:
+            first, last, _ = kernels.day_scan(ticks)
+        # A sorted grid of every series x week, if the rows are one: their weeks are then implied
+        # and only checked (no [n] array written).
+        grid = n == n_series * ((last - first) // week_ticks + 1)
+        week = np.empty(0 if grid else n, dtype=np.int64)
         off_row, in_order = kernels.week_codes(ticks, first, week_ticks, starts, run_series, week)
+        if grid and (off_row >= 0 or not in_order):  # not a sorted grid after all: the weeks
+            week = np.empty(n, dtype=np.int64)
+            kernels.week_codes(ticks, first, week_ticks, starts, run_series, week)
         if off_row >= 0 and dates.first is not None:
             # Not one weekday, or not at midnight (unchecked on this path): the rule function
             # normalises the dates, then the grid is checked again on them.
@@ -800,7 +811,8 @@ def _arrange(
         series = _series_codes({c: _expand(cats[c], lengths, heads) for c in chosen}, chosen, n)
         v.check_duplicates(frame, chosen, series)
         v.check_weekly(frame, chosen, series)
-    n_weeks = int(week.max()) + 1 if n else 0
+    # A sorted grid (no week array): weeks 0..n_weeks - 1 in every series, checked.
+    n_weeks = int(week.max()) + 1 if week.shape[0] else (n // n_series if n else 0)
     # Sorted by series then week, with no series-week twice: weeks rise inside every run, and at
     # every run boundary the (series, week) key rises. Checked without a per-row series array.
     order: np.ndarray | None = None

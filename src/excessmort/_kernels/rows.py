@@ -56,7 +56,7 @@ def week_codes(
     by (series, week) strictly rising). Rows are cut into runs (``run_start`` [R], the series of
     each run ``run_series`` [R]); a run's weeks must rise inside it, and at a run boundary the
     (series, week) key must rise. A row one week after the row before (the usual case) costs no
-    division."""
+    division. An empty ``out`` checks without writing (the weeks of a complete grid are implied)."""
     n = ticks.shape[0]
     n_runs = run_start.shape[0]
     first_off = -1
@@ -64,6 +64,7 @@ def week_codes(
     prev_series = -1
     prev_week = -1
     prev_offset = -1
+    write = out.shape[0] == n
     for r in range(n_runs):
         lo = run_start[r]
         hi = run_start[r + 1] if r + 1 < n_runs else n
@@ -76,7 +77,8 @@ def week_codes(
                 w = offset // week
                 if first_off < 0 and w * week != offset:
                     first_off = i
-            out[i] = w
+            if write:
+                out[i] = w
             if rising and i > 0 and not (s > prev_series or (s == prev_series and w > prev_week)):
                 rising = False
             prev_series = s

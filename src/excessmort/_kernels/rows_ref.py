@@ -28,7 +28,8 @@ def week_codes_ref(
     n = ticks.shape[0]
     offset = ticks - first
     w = offset // week
-    out[:] = w
+    if out.shape[0] == n:
+        out[:] = w
     off = w * week != offset
     first_off = int(np.argmax(off)) if off.any() else -1
     lengths = np.diff(np.append(run_start, n))
