@@ -600,3 +600,32 @@ def test_partition_panel_equals_the_panel_of_its_tidy_frame(demo, order):
     np.testing.assert_array_equal(new.deaths, old.deaths)
     np.testing.assert_array_equal(new.exposure, old.exposure)
     assert new.weeks.equals(old.weeks)
+
+
+@pytest.mark.parametrize("unit", ["s", "us", "ns"])
+@pytest.mark.parametrize("dates", ["weekly", "two_weekdays", "noon", "before_1970"])
+def test_partition_calendar_equals_check_dates(demo, unit, dates):
+    """Pass 1's calendar of a partition (first and last week, weekday residues) from the row
+    kernels equals the computation on check_dates' parsed dates (the code before them)."""
+    from excessmort import validate as v
+    from excessmort._dask import _weekly_calendar
+
+    raw = demo["week_ending"].iloc[:2000].reset_index(drop=True)
+    if dates == "two_weekdays":
+        raw = raw.where(raw.index % 7 != 3, raw + pd.Timedelta(days=1))
+    elif dates == "noon":
+        raw = raw.where(raw.index != 10, raw + pd.Timedelta(hours=12))
+    elif dates == "before_1970":
+        raw = raw - pd.Timedelta(days=7 * 3000)
+    raw = raw.astype(f"datetime64[{unit}]")
+    parsed = v.check_dates(pd.DataFrame({"week_ending": raw}), [])
+    days = parsed.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
+    want = parsed.min(), parsed.max(), np.unique(days % 7)
+    got = _weekly_calendar(raw)
+    if dates in ("two_weekdays", "noon"):
+        assert got is None  # left to check_dates
+        return
+    assert got is not None
+    assert got[0] == want[0] and got[1] == want[1]
+    assert got[0].unit == want[0].unit == "ns"
+    np.testing.assert_array_equal(got[2], want[2])

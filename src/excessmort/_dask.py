@@ -171,6 +171,31 @@ def _run_starts(frame: pd.DataFrame) -> np.ndarray:
     return starts
 
 
+def _weekly_calendar(raw: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp, np.ndarray] | None:
+    """(first, last, weekday residues) of a datetime64 column at midnight whose dates all fall on
+    one weekday, in two passes of the row kernels (no conversion, no sort); None for anything else
+    (``check_dates`` and the general computation then)."""
+    from ._kernels import row_kernels
+    from .io import _midnight_dates
+
+    kernels = row_kernels("auto")
+    dates = _midnight_dates(raw, kernels)
+    if dates is None or dates.first is None or dates.last is None or len(raw) == 0:
+        return None
+    one = np.zeros(1, dtype=np.int64)
+    week = 7 * dates.day
+    off_row, _ = kernels.week_codes(dates.ticks, dates.first, week, one, one, one[:0])
+    if off_row >= 0:
+        return None
+    unit = np.datetime_data(dates.stamps.dtype)[0]
+
+    def stamp(ticks: int) -> pd.Timestamp:
+        return pd.Timestamp(np.datetime64(ticks, unit).astype("datetime64[ns]"))
+
+    residue = np.array([(dates.first // dates.day) % 7], dtype=np.int64)
+    return stamp(dates.first), stamp(dates.last), residue
+
+
 def _summarise(part: pd.DataFrame, cols: _Columns, index: int) -> dict[str, Any]:
     """Calendar, stratum values and series hashes of one raw partition."""
     from . import validate as v
@@ -183,11 +208,14 @@ def _summarise(part: pd.DataFrame, cols: _Columns, index: int) -> dict[str, Any]
         frame = frame.loc[keep].reset_index(drop=True)
         if len(frame) == 0:
             return {"n": 0}
-    try:
-        dates = v.check_dates(pd.DataFrame({"week_ending": frame[cols.week_col]}), [])
-    except InputError as exc:
-        raise _in_partition(exc, index) from exc
-    days = dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
+    calendar = _weekly_calendar(frame[cols.week_col])
+    if calendar is None:
+        try:
+            dates = v.check_dates(pd.DataFrame({"week_ending": frame[cols.week_col]}), [])
+        except InputError as exc:
+            raise _in_partition(exc, index) from exc
+        days = dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
+        calendar = dates.min(), dates.max(), np.unique(days % 7)
     # Every stratum value and every series shows at the first row of a run of equal keys; long
     # format keeps a series' weeks together, so hashing only those rows is ~6x cheaper than all.
     strata = frame[list(cols.strata_raw)]
@@ -199,9 +227,9 @@ def _summarise(part: pd.DataFrame, cols: _Columns, index: int) -> dict[str, Any]
     )
     return {
         "n": len(frame),
-        "lo": dates.min(),
-        "hi": dates.max(),
-        "residues": np.unique(days % 7),
+        "lo": calendar[0],
+        "hi": calendar[1],
+        "residues": calendar[2],
         "hashes": hashes,
         "uniques": {c: strata[c].dropna().unique() for c in cols.strata_raw},
     }
