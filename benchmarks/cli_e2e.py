@@ -160,3 +160,35 @@ def measure_cli(
         f"processor time cold {cpu[0]:.2f} s, cached {statistics.median(cpu[1:]):.2f} s; "
         f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
     }
+
+
+#: The targets of issue 18 (wall seconds of a fresh process on the demo data).
+TARGETS = {"cold_s": 6.0, "cached_s": 2.5}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.cli_e2e``: time ``excessmort run`` cold (empty ``NUMBA_CACHE_DIR``)
+    and cached in fresh processes on this checkout's code, and print each figure beside its target.
+    """
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cli_e2e", description=main.__doc__)
+    parser.add_argument("--runs", type=int, default=3, help="cached runs (median; default 3)")
+    parser.add_argument("--month", default=None, help="--month for the command (default latest)")
+    parser.add_argument(
+        "--src", type=Path, default=REPO / "src", help="source tree to run (default this one's)"
+    )
+    args = parser.parse_args(argv)
+    row = measure_cli(src=args.src, cached_runs=args.runs, month=args.month)
+    print(json.dumps(row, indent=1, default=str))
+    if row.get("status") != "ok":
+        return 1
+    for key, target in TARGETS.items():
+        verdict = "met" if row[key] <= target else "NOT met"
+        print(f"{key}: {row[key]:.2f} s (target {target:.1f} s: {verdict})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -187,3 +187,33 @@ def test_jupyter_display_shows_alarms(excess_fit):
     assert 'class="excessmort-alarms"' in html
     n = len(excess_fit.by().alarms().periods)
     assert f"{n} excess period(s)" in html and "CUSUM" in html
+
+
+def _periods_by_cumulative(fit, start, end):
+    """The periods as the code before the batched path built them: one Fit.cumulative per window."""
+    from excessmort.alarms import excess_runs
+
+    a = fit.alarms(start=start, end=end)
+    window = fit._window(start, end)
+    shown = fit.weeks[window]
+    z = np.asarray(fit._weekly_arrays["z_score"])[:, window]
+    lower = np.asarray(fit._weekly_arrays["excess_lower"])[:, window]
+    _, keys, _ = fit._grouping
+    cols = ["observed", "expected", "excess", "excess_lower", "excess_upper", "p_score"]
+    parts = []
+    for r, i, j in excess_runs(np.nan_to_num(lower, nan=-np.inf) > 0):
+        cum = fit.cumulative(shown[i], shown[j]).iloc[[r]]
+        part = cum[[*keys.columns, "start", "end", "n_weeks", *cols]].copy()
+        part["max_z"] = float(np.nanmax(z[r, i : j + 1]))
+        parts.append(part)
+    return a.periods, pd.concat(parts, ignore_index=True)
+
+
+def test_periods_equal_one_cumulative_per_window(excess_fit):
+    """The alarm periods (the release's regions have 60-odd) are gathered from the window arrays
+    in one frame; they are the per-window Fit.cumulative rows exactly (same bits, same columns and
+    dtypes, same order), for series and for an aggregate view."""
+    for fit in (excess_fit, excess_fit.by()):
+        ours, ref = _periods_by_cumulative(fit, "2020-01-03", fit.weeks[-1])
+        assert len(ours) >= (4 if fit is excess_fit else 1)
+    pd.testing.assert_frame_equal(ours, ref, check_exact=True)

@@ -96,6 +96,34 @@ def test_charts_are_self_contained_text_svg_and_deterministic(figures) -> None:
     assert render.chart_observed(*args) == svg
 
 
+def _four_charts(figures, code: str) -> list[str]:
+    frame = figures.regions[code]
+    weekly = frame[(frame["table"] == "weekly") & (frame["breakdown"] == "all")]
+    cum = frame[frame["table"] == "cumulative"]
+    running = cum[(cum["breakdown"] == "all") & cum["period"].isin(["running", "since_reference"])]
+    ratio = cum[cum["period"].isin(["since_reference", "latest_month"])]
+    alarm = figures.extra["alarms"][code]
+    span = (figures.month_start, figures.cover_end)
+    return [
+        render.chart_observed(weekly, *span, f"{code} observed", 0.95),
+        render.chart_excess(weekly, running.sort_values("end"), *span, f"{code} excess", 0.9),
+        render.chart_ratio(ratio, f"{code} ratio", 0.95),
+        render.chart_alarms(alarm["weekly"], alarm["periods"], *span, f"{code} alarms"),
+    ]
+
+
+def test_reused_figures_draw_the_same_svg_as_fresh_ones(figures) -> None:
+    """Each chart kind's figure is drawn again for the next region (its axes emptied, not made
+    anew): every chart is the same SVG text as one drawn on a fresh figure."""
+    codes = ["E12000001", "E12000009"]
+    fresh = {}
+    for code in codes:
+        render._FIGURES.figures = {}  # a fresh figure for each chart of this region
+        fresh[code] = _four_charts(figures, code)
+    for code in codes:  # each drawn on the figures the other region's charts were drawn on
+        assert _four_charts(figures, code) == fresh[code], code
+
+
 def test_ratio_chart_shows_every_group_as_typed(figures) -> None:
     frame = figures.regions["E12000001"]
     rows = frame[

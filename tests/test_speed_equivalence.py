@@ -84,8 +84,10 @@ def _cumulative(frame: pd.DataFrame, strata: list[str]) -> dict[str, np.ndarray]
     return out
 
 
-def outputs() -> dict[str, np.ndarray]:
-    """Every frozen array, keyed ``<input>/<table>/<column>``."""
+def outputs(engine: str = "numba") -> dict[str, np.ndarray]:
+    """Every frozen array, keyed ``<input>/<table>/<column>``; by default from the numba kernels
+    (what the golden froze: both inputs are small enough that ``engine="auto"`` now runs the numpy
+    twins, compared with the golden by :func:`test_numpy_engine_on_small_panels_matches_golden`)."""
     result: dict[str, np.ndarray] = {}
 
     def put(prefix: str, arrays: dict[str, np.ndarray]) -> None:
@@ -96,7 +98,12 @@ def outputs() -> dict[str, np.ndarray]:
         warnings.simplefilter("ignore")
         # dependence=False: the intervals of the code the golden froze (issue 21's
         # dependence-aware sums change aggregate and cumulative bounds by design)
-        syn = em.fit(synthetic_frame(), reference=("2014-01-01", "2018-12-31"), dependence=False)
+        syn = em.fit(
+            synthetic_frame(),
+            reference=("2014-01-01", "2018-12-31"),
+            dependence=False,
+            engine=engine,  # type: ignore[arg-type]
+        )
         put("syn/weekly", _weekly(syn.weekly, ["area", "sex"]))
         put("syn/by_sex", _weekly(syn.by("sex").weekly, ["sex"]))
         put("syn/cum", _cumulative(syn.cumulative("2019-01-01", "2019-09-30"), ["area", "sex"]))
@@ -106,7 +113,12 @@ def outputs() -> dict[str, np.ndarray]:
         result["syn/coef"] = coef[terms].to_numpy(dtype=np.float64)
         result["syn/coef_names"] = np.array(terms, dtype="U")
 
-        demo = em.fit(em.demo_data(), reference=("2015-01-01", "2019-12-31"), dependence=False)
+        demo = em.fit(
+            em.demo_data(),
+            reference=("2015-01-01", "2019-12-31"),
+            dependence=False,
+            engine=engine,  # type: ignore[arg-type]
+        )
         weekly = demo.weekly
         pick = weekly["age_group"].astype(str).eq("85+") & weekly["region"].astype(str).isin(
             ["E12000001", "E12000007"]
@@ -177,6 +189,46 @@ def test_coefficients_unchanged(
     np.testing.assert_array_equal(current["syn/coef_names"], stored["syn/coef_names"])
     for k in ("syn/coef", "demo/coef"):
         np.testing.assert_allclose(current[k], stored[k], rtol=RTOL, atol=0, err_msg=k)
+
+
+#: The numpy twins against the numba kernels (the golden): both run R's IRLS to the same stopping
+#: rule, with exp and the reductions rounded differently, so the fitted values agree to a few ulps
+#: times the conditioning of X'WX (measured at most 1.3e-12 relative on the demo's expected deaths).
+TWIN_RTOL = 5e-12
+
+
+def test_numpy_engine_on_small_panels_matches_golden(stored: dict[str, np.ndarray]) -> None:
+    """``engine="auto"`` runs the numpy twins on small panels (``NUMPY_MAX_CELLS``; the demo and
+    the synthetic frame are both below it): their figures equal the golden (numba) ones to
+    TWIN_RTOL relative on the scale of each row's expected deaths. Differences (excess, its bounds)
+    are compared on that scale too: excess = observed - expected cancels, so its own relative
+    difference is that of expected divided by the P-score, meaningless for an excess near 0."""
+    from excessmort import _kernels
+
+    assert max(12 * 300, 72 * 883) < _kernels.NUMPY_MAX_CELLS
+    ours = outputs("auto")
+    assert sorted(ours) == sorted(stored)
+    z_crit = 1.959963984540054  # the 95% level's quantile
+    for k in stored:
+        prefix, col = k.rsplit("/", 1)
+        if col.startswith("key_") or col in ("week", "coef_names"):
+            np.testing.assert_array_equal(ours[k], stored[k], err_msg=k)
+            continue
+        if col == "coef":  # per series: relative to its largest coefficient
+            scale = np.nanmax(np.abs(stored[k]), axis=1, keepdims=True)
+        elif col == "p_score":  # 100 (y - mu) / mu
+            scale = np.maximum(np.abs(stored[k]), 100.0)
+        elif col == "z_score":  # (y - mu) / sd: on the scale of mu / sd
+            sd = (stored[f"{prefix}/excess_upper"] - stored[f"{prefix}/excess_lower"]) / (
+                2 * z_crit
+            )
+            scale = np.maximum(np.abs(stored[k]), np.abs(stored[f"{prefix}/expected"]) / sd)
+        else:
+            scale = np.maximum(np.abs(stored[f"{prefix}/expected"]), np.abs(stored[k]))
+        np.testing.assert_array_equal(np.isnan(ours[k]), np.isnan(stored[k]), err_msg=k)
+        rel = np.abs(ours[k] - stored[k]) / scale
+        worst = float(rel[np.isfinite(rel)].max(initial=0.0))
+        assert worst <= TWIN_RTOL, (k, worst)
 
 
 def test_release_running_totals_are_the_window_calls() -> None:

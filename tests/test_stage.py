@@ -299,7 +299,7 @@ def test_staging_a_fit_does_not_refit(
 
     monkeypatch.setattr("excessmort._fit.fit", refuse)
     monkeypatch.setattr("excessmort.io.read", refuse)
-    monkeypatch.setattr(render, "render_release", lambda ctx, root: [])  # charts not needed here
+    monkeypatch.setattr(render, "render_release", lambda ctx, root, **kw: [])  # no charts needed
     path = stage_release(fitted, out=tmp_path)  # month: the latest complete month of the fit
     assert read_manifest(path)["release"]["month"] == MONTH
 
@@ -339,7 +339,7 @@ def test_timings_are_logged(
     from excessmort.report import render
 
     # rendering replaced by a stub: this test is about the log lines, not the charts
-    monkeypatch.setattr(render, "render_release", lambda ctx, root: [])
+    monkeypatch.setattr(render, "render_release", lambda ctx, root, **kw: [])
     small = frame[frame["region"].astype(str) == "E12000001"]
     logger = logging.getLogger("excessmort")
     logger.addHandler(caplog.handler)  # the CLI may have set propagate=False on this logger

@@ -68,6 +68,22 @@ def test_the_fitting_path_does_not_import_scipy_stats_or_matplotlib() -> None:
         assert name not in modules, name
 
 
+def test_a_small_panel_never_imports_numba() -> None:
+    """The monthly batch's panel (the demo's 72 series x 883 weeks) is below NUMPY_MAX_CELLS: a
+    fit, its regional weekly and cumulative figures with the dependence-aware intervals, and the
+    alarms run the numpy twins of every kernel (IRLS, quadratic forms, running variances, interval
+    columns): numba is neither imported nor compiled, whatever its cache holds."""
+    modules = _loaded(
+        "import excessmort as em\n"
+        "f = em.fit(em.demo_data(end='2020-12-31'))\n"
+        "v = f.by('region')\n"
+        "v.weekly, v.cumulative('2020-03-01', '2020-10-30'), v.alarms()"
+    )
+    assert "excessmort._kernels.irls_ref" in modules and "excessmort.dependence" in modules
+    assert not {m for m in modules if m == "numba" or m.startswith("numba.")}
+    assert "excessmort._kernels.irls" not in modules
+
+
 def test_light_distribution_functions_equal_scipy_stats_bit_for_bit() -> None:
     q = np.array([1e-300, 1e-12, 0.025, 0.5, 0.9, 0.975, 0.99865, 1 - 1e-12, 0.0, 1.0, -0.1, 1.5])
     np.testing.assert_array_equal(_stats.norm.ppf(q), scipy_stats.norm.ppf(q))

@@ -117,7 +117,7 @@ def excess_arrays(
     scaled = obs_scale is not None or param_scale is not None or param_mu2
     if _is_normal(prediction):
         from ._kernels import interval_columns
-        from ._kernels.intervals import COLUMNS
+        from ._kernels._layout import INTERVAL_COLUMNS as COLUMNS
 
         n_rows = shape[0] if shape else 1
         rows = (n_rows, int(np.prod(shape[1:], dtype=np.int64)))

@@ -25,23 +25,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit, jit_parallel, prange
+from ._layout import INTERVAL_COLUMNS, N_INTERVAL_COLUMNS
 
 #: The output columns, in the order of the rows of ``out`` (and of ``Fit.weekly``).
-COLUMNS = (
-    "expected_lower",
-    "expected_upper",
-    "prediction_lower",
-    "prediction_upper",
-    "excess",
-    "excess_lower",
-    "excess_upper",
-    "z_score",
-    "p_score",
-    "ratio",
-    "ratio_lower",
-    "ratio_upper",
-)
-N_COLUMNS = len(COLUMNS)
+COLUMNS = INTERVAL_COLUMNS
+N_COLUMNS = N_INTERVAL_COLUMNS
 
 
 @jit

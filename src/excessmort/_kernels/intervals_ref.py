@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .intervals import N_COLUMNS
+from ._layout import N_INTERVAL_COLUMNS as N_COLUMNS
 
 
 def interval_columns_ref(

@@ -20,12 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit, jit_parallel, jit_reduce, jit_vector, prange
+from ._layout import MAX_HALVINGS as _MAX_HALVINGS
+from ._layout import STATUS_CONVERGED, STATUS_MAX_ITER, STATUS_SINGULAR
 
-STATUS_CONVERGED = 0
-STATUS_MAX_ITER = 1
-STATUS_SINGULAR = 2
-
-_MAX_HALVINGS = 30
 CHUNK = 32  # series per parallel task; fixed, so results do not depend on the thread count
 
 

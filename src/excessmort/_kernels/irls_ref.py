@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .irls import _MAX_HALVINGS, STATUS_CONVERGED, STATUS_MAX_ITER, STATUS_SINGULAR
+from ._layout import MAX_HALVINGS as _MAX_HALVINGS
+from ._layout import STATUS_CONVERGED, STATUS_MAX_ITER, STATUS_SINGULAR
 
 
 def _deviance(y: np.ndarray, mu: np.ndarray, use: np.ndarray) -> np.ndarray:

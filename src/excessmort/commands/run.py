@@ -114,7 +114,8 @@ def handle(args: argparse.Namespace) -> int:
         config.source or "defaults",
     )
     # No warm-up: each kernel is loaded from numba's cache, or compiled (saying so), on its first
-    # call, and only the kernels (and the driver, serial or parallel) this run uses.
+    # call, and only the kernels (and the driver, serial or parallel) this run uses; calls on small
+    # problems (the demo's) run the numpy twins and need no numba (_kernels.NUMPY_MAX_CELLS).
     source: Any = args.input
     if source is None:
         started = time.perf_counter()
@@ -138,7 +139,11 @@ def handle(args: argparse.Namespace) -> int:
     log.info(
         "compiled/loaded kernels in %.2f s (first calls of %s)",
         sum(kernels.values()),
-        ", ".join(kernels) or "none",
+        ", ".join(kernels)
+        or (
+            "none: every kernel call was small enough for its numpy twin"
+            + ("" if "numba" in sys.modules else "; numba not imported")
+        ),
     )
     readiness = read_readiness(staged)
     if args.json:

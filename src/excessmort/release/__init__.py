@@ -8,32 +8,43 @@ and the readiness checks (and :func:`stage_release`, which hands the configurati
 
 from __future__ import annotations
 
-from .access import grant_access, read_access_log
-from .breach import BreachHandler, build_breach_report, write_breach_paperwork
-from .calendar import ReleaseRule, format_calendar, next_slot, parse_month, slot_for_month
-from .calendar import calendar as release_calendar
-from .config import (
-    Config,
-    Contact,
-    RetryPolicy,
-    SmtpSettings,
-    TargetSpec,
-    default_config,
-    load_config,
-)
-from .publish import MissedSlot, PublishResult, publish, read_publish_log, resync
-from .staging import stage_release
-from .targets import DirectoryTarget, PublishError, Target
-
-# network targets pull in asyncssh / httpx: loaded on first use (see __getattr__)
-_LAZY = {
-    "SftpTarget": ".sftp",
-    "WebdavTarget": ".webdav",
-    "target_from_url": ".target_url",
+#: Public name -> (submodule, name in it): imported on first use, so that ``excessmort run`` (which
+#: needs the calendar and the configuration) does not import the publishing, access and breach
+#: machinery (smtplib, email, the targets).
+_LAZY: dict[str, tuple[str, str]] = {
+    "grant_access": (".access", "grant_access"),
+    "read_access_log": (".access", "read_access_log"),
+    "BreachHandler": (".breach", "BreachHandler"),
+    "build_breach_report": (".breach", "build_breach_report"),
+    "write_breach_paperwork": (".breach", "write_breach_paperwork"),
+    "ReleaseRule": (".calendar", "ReleaseRule"),
+    "format_calendar": (".calendar", "format_calendar"),
+    "next_slot": (".calendar", "next_slot"),
+    "parse_month": (".calendar", "parse_month"),
+    "slot_for_month": (".calendar", "slot_for_month"),
+    "release_calendar": (".calendar", "calendar"),
+    "Config": (".config", "Config"),
+    "Contact": (".config", "Contact"),
+    "RetryPolicy": (".config", "RetryPolicy"),
+    "SmtpSettings": (".config", "SmtpSettings"),
+    "TargetSpec": (".config", "TargetSpec"),
+    "default_config": (".config", "default_config"),
+    "load_config": (".config", "load_config"),
+    "MissedSlot": (".publish", "MissedSlot"),
+    "PublishResult": (".publish", "PublishResult"),
+    "publish": (".publish", "publish"),
+    "read_publish_log": (".publish", "read_publish_log"),
+    "resync": (".publish", "resync"),
+    "stage_release": (".staging", "stage_release"),
+    "DirectoryTarget": (".targets", "DirectoryTarget"),
+    "PublishError": (".targets", "PublishError"),
+    "Target": (".targets", "Target"),
+    "SftpTarget": (".sftp", "SftpTarget"),
+    "WebdavTarget": (".webdav", "WebdavTarget"),
+    "target_from_url": (".target_url", "target_from_url"),
 }
 
 __all__ = [
-    *_LAZY,
     "BreachHandler",
     "Config",
     "Contact",
@@ -43,9 +54,11 @@ __all__ = [
     "PublishResult",
     "ReleaseRule",
     "RetryPolicy",
+    "SftpTarget",
     "SmtpSettings",
     "Target",
     "TargetSpec",
+    "WebdavTarget",
     "build_breach_report",
     "default_config",
     "format_calendar",
@@ -60,6 +73,7 @@ __all__ = [
     "resync",
     "slot_for_month",
     "stage_release",
+    "target_from_url",
     "write_breach_paperwork",
 ]
 
@@ -68,7 +82,12 @@ def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
 
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module, __name__), attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -33,10 +33,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Literal
@@ -1245,9 +1246,36 @@ def check_release(
         return Readiness(
             [Check("manifest_checksums", "fail", f"{files.root} is not a staged release folder")]
         )
-    checks = [_guarded(_NAMES[fn], lambda fn=fn: fn(files)) for fn in CHECKS]
+    with _beside(check_html, files) as html:
+        checks = [
+            html() if fn is check_html else _guarded(_NAMES[fn], lambda fn=fn: fn(files))
+            for fn in CHECKS
+        ]
     checks.append(_guarded("embargo", lambda: check_embargo(files, live_root=live_root, now=now)))
     return Readiness(checks)
+
+
+@contextmanager
+def _beside(
+    fn: Callable[[StagedFiles], Check], files: StagedFiles
+) -> Iterator[Callable[[], Check]]:
+    """Run the check ``fn`` in a forked process while this one runs the others; yields the function
+    that waits for its verdict. The HTML check (parsing every page with its inline charts) is as
+    long as all the other checks together, and reads only the pages: on two cores it runs beside
+    them. In process where the render would be (one core, no fork, or
+    ``EXCESSMORT_RENDER_PROCESSES=1``: :func:`excessmort.report.render._render_processes`)."""
+    from .render import _render_processes
+
+    name = _NAMES[fn]
+    if _render_processes(2) < 2:
+        yield lambda: _guarded(name, lambda: fn(files))
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        future = pool.submit(_guarded, name, partial(fn, files))
+        yield future.result
 
 
 def write_readiness(path: str | os.PathLike[str], readiness: Readiness) -> Path:

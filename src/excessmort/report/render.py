@@ -15,6 +15,8 @@ from __future__ import annotations
 import io
 import math
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -171,6 +173,11 @@ def _svg(fig: Any) -> str:
     return text.strip() + "\n"
 
 
+#: Figures kept for reuse, per thread: one per chart kind and size (see :func:`_figure`).
+_FIGURES = threading.local()
+_FIGURES_KEPT = 8
+
+
 def _figure(
     width: float = 8.0,
     height: float = 3.6,
@@ -178,9 +185,24 @@ def _figure(
     *,
     left: float = 0.8,
     top: float = 0.35,
+    kind: str = "",
     **kw: Any,
 ) -> Any:
-    """A figure with fixed margins in inches (no layout engine: it costs more than the drawing)."""
+    """A figure with fixed margins in inches (no layout engine: it costs more than the drawing).
+
+    The figure of a kind and size is made once per thread and drawn again for every chart of that
+    kind: its axes are emptied (data artists, legend, limits) instead of made anew, so their ticks,
+    spines and text objects are reused (making them cost about a third of each chart). The SVG is
+    the same text as a fresh figure's (pinned in tests/test_render.py)."""
+    key = (kind, width, height, nrows, left, top, tuple(sorted(kw.items())))
+    cache = getattr(_FIGURES, "figures", None)
+    if cache is None:
+        cache = _FIGURES.figures = {}
+    if key in cache:
+        fig, axes = cache[key]
+        for ax in axes:
+            _empty(ax)
+        return fig, axes
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height))
@@ -192,7 +214,27 @@ def _figure(
         hspace=0.12 * nrows,
     )
     axes = fig.subplots(nrows, 1, squeeze=False, **kw)[:, 0]
+    if kind:
+        if len(cache) >= _FIGURES_KEPT:  # sizes vary with the groups: keep the latest few
+            del cache[next(iter(cache))]
+        cache[key] = (fig, axes)
     return fig, axes
+
+
+def _empty(ax: Any) -> None:
+    """Take a drawn chart's data off ``ax``: artists, legend, titles, limits (autoscaled again)."""
+    from matplotlib import transforms as mtransforms
+
+    for artist in (*ax.lines, *ax.collections, *ax.patches, *ax.texts):
+        artist.remove()
+    if ax.legend_ is not None:
+        ax.legend_.remove()
+    for title in (ax.title, ax._left_title, ax._right_title):
+        title.set_text("")
+    ax.dataLim.set_points(mtransforms.Bbox.null().get_points())
+    ax.ignore_existing_data_limits = True
+    ax.set_autoscale_on(True)
+    ax.relim()
 
 
 def _rc() -> Any:
@@ -235,7 +277,7 @@ def chart_observed(
 ) -> str:
     """Weekly observed deaths against expected deaths and the prediction band, as SVG text."""
     with _rc():
-        fig, (ax,) = _figure()
+        fig, (ax,) = _figure(kind="observed")
         x = pd.to_datetime(weekly["week_ending"])
         _shade_month(ax, month_start, cover_end)
         ax.fill_between(
@@ -251,7 +293,7 @@ def chart_observed(
         )
         ax.plot(x, weekly["observed"], color=_COLOURS["observed"], lw=1.4, label="observed")
         ax.set_ylabel("deaths per week")
-        ax.set_title(title, loc="left", fontsize=10)
+        ax.set_title(title, loc="left", fontsize=10, y=1.0)
         ax.legend(loc="upper left", fontsize=8, ncols=4, frameon=False)
         top = np.nanmax(weekly[["observed", "prediction_upper"]].to_numpy(dtype=float), initial=1.0)
         ax.set_ylim(0, 1.18 * top)
@@ -268,7 +310,7 @@ def chart_excess(
 ) -> str:
     """Weekly excess with its interval (top) and cumulative excess month by month (bottom)."""
     with _rc():
-        fig, (top, bottom) = _figure(height=5.4, nrows=2, sharex=True)
+        fig, (top, bottom) = _figure(height=5.4, nrows=2, sharex=True, kind="excess")
         x = pd.to_datetime(weekly["week_ending"])
         excess = weekly["excess"].to_numpy(dtype=float)
         _shade_month(top, month_start, cover_end)
@@ -283,7 +325,7 @@ def chart_excess(
         _weekly_bars(top, x, np.nan_to_num(excess))
         top.axhline(0, color="#333333", lw=0.8)
         top.set_ylabel("excess deaths per week")
-        top.set_title(title, loc="left", fontsize=10)
+        top.set_title(title, loc="left", fontsize=10, y=1.0)
         top.legend(loc="upper left", fontsize=8, ncols=3, frameon=False)
         xr = pd.to_datetime(running["end"])
         _shade_month(bottom, month_start, cover_end)
@@ -343,7 +385,7 @@ def chart_alarms(
     from ..alarms import BAND_EDGES
 
     with _rc():
-        fig, (ax,) = _figure(height=3.2)
+        fig, (ax,) = _figure(height=3.2, kind="alarms")
         x = pd.to_datetime(weekly["week_ending"])
         z = weekly["z_score"].to_numpy(dtype=float)
         top = max(float(np.nanmax(z, initial=0.0)) * 1.1, 5.0)
@@ -372,7 +414,7 @@ def chart_alarms(
         ax.axhline(0, color="#333333", lw=0.8, zorder=2)
         ax.set_ylim(min(float(np.nanmin(z, initial=0.0)) * 1.1, -2.0), top)
         ax.set_ylabel("z-score")
-        ax.set_title(title, loc="left", fontsize=10)
+        ax.set_title(title, loc="left", fontsize=10, y=1.0)
         ax.legend(loc="upper left", fontsize=8, ncols=2, frameon=False)
         return _svg(fig)
 
@@ -388,7 +430,7 @@ def chart_ratio(rows: pd.DataFrame, title: str, level: float) -> str:
     n = len(groups)
     left = min(3.5, 0.4 + 0.065 * max((len(s) for s in labels), default=3))
     with _rc():
-        fig, (ax,) = _figure(height=max(2.0, 0.34 * n + 1.5), left=left, top=0.75)
+        fig, (ax,) = _figure(height=max(2.0, 0.34 * n + 1.5), left=left, top=0.75, kind="ratio")
         y = np.arange(n, dtype=float)
         for offset, period, colour in (
             (-0.15, "since_reference", _COLOURS["since"]),
@@ -405,7 +447,7 @@ def chart_ratio(rows: pd.DataFrame, title: str, level: float) -> str:
             ax.plot(ratio, y + offset, "o", color=colour, ms=4, label=PERIOD_LABELS[period].lower())
         ax.axvline(1.0, color="#333333", lw=0.8)
         ax.set_yticks(y, labels)
-        ax.invert_yaxis()
+        ax.yaxis.set_inverted(True)  # (not invert_yaxis(): a reused axes is inverted already)
         ax.set_xlabel(f"observed / expected deaths ({level:.0%} interval)")
         fig.suptitle(
             title,
@@ -666,12 +708,16 @@ def _render_processes(n_reports: int) -> int:
     return max(1, min(wanted, n_reports))
 
 
-def render_release(ctx: ReleaseContext, root: Path) -> list[Path]:
+def render_release(
+    ctx: ReleaseContext, root: Path, meanwhile: Callable[[], None] | None = None
+) -> list[Path]:
     """Render the nine regional reports (those the figures hold) and the index into ``root``.
 
-    The regional reports are independent (each draws its own three charts from its own figures),
-    so with two or more cores they are drawn in forked worker processes, one per core; the pages
-    are the same bytes either way (``svg.hashsalt`` is fixed).
+    The regional reports are independent (each draws its own charts from its own figures), so
+    with two or more cores they are drawn in forked worker processes, one per core; the pages
+    are the same bytes either way (``svg.hashsalt`` is fixed). ``meanwhile`` (the caller's other
+    work on the release, such as writing its figure files) runs in this process while the workers
+    draw, else after the pages.
     """
     global _WORKER_CONTEXT
     codes = [code for code in REGIONS if code in ctx.figures.regions]
@@ -696,10 +742,14 @@ def render_release(ctx: ReleaseContext, root: Path) -> list[Path]:
                     for code in codes
                 ]
                 render_index(ctx, root)  # meanwhile, in this process
+                if meanwhile is not None:
+                    meanwhile()
                 paths = [Path(f.result()) for f in futures]
         finally:
             _WORKER_CONTEXT = None
         return paths
     paths = [render_region(ctx, code, root / region_slug(code)) for code in codes]
     render_index(ctx, root)
+    if meanwhile is not None:
+        meanwhile()
     return paths

@@ -42,7 +42,7 @@ import pandas as pd
 from .._atomic import atomic_directory
 from .._dispersion import mean_fitted_count
 from .._fit import WEEKLY_COLUMNS
-from .._kernels.intervals import COLUMNS as INTERVAL_COLUMNS
+from .._kernels._layout import INTERVAL_COLUMNS
 from ..exceptions import InputError
 from ..regions import REGIONS, region_name, region_slug
 from .manifest import write_manifest
@@ -225,9 +225,20 @@ def _add_ratio(cols: dict[str, Any]) -> None:
         )
 
 
+def _as_str(column: pd.Series) -> np.ndarray:
+    """``column.astype(str).to_numpy()``; for a categorical without missing values from its
+    categories and codes (the same strings, without converting every row)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        if codes.size == 0 or codes.min() >= 0:
+            labels = np.asarray(column.cat.categories.astype(str).to_numpy(), dtype=object)
+            return labels[codes]
+    return column.astype(str).to_numpy()
+
+
 def _tidy(frame: pd.DataFrame, *, table: str, period: str, breakdown: str | None) -> pd.DataFrame:
     n = len(frame)
-    regions = frame["region"].astype(str).to_numpy()
+    regions = _as_str(frame["region"])
     names = {c: region_name(c) for c in set(regions)}
     cols: dict[str, Any] = {
         "region": regions,
@@ -235,11 +246,7 @@ def _tidy(frame: pd.DataFrame, *, table: str, period: str, breakdown: str | None
         "table": np.full(n, table, dtype=object),
         "period": np.full(n, period, dtype=object),
         "breakdown": np.full(n, breakdown or "all", dtype=object),
-        "level": (
-            frame[breakdown].astype(str).to_numpy()
-            if breakdown
-            else np.full(n, "all", dtype=object)
-        ),
+        "level": (_as_str(frame[breakdown]) if breakdown else np.full(n, "all", dtype=object)),
     }
     nat = np.full(n, np.datetime64("NaT", "ns"))
     if table == "weekly":
@@ -336,9 +343,36 @@ def running_totals(view: Any, start: pd.Timestamp, ends: Sequence[pd.Timestamp])
     n_weeks = len(in_window)
     strata = [c for c in path.columns if c in (*view.strata, "region_name")]
     n_groups = len(path) // max(n_weeks, 1)
+    stamps = in_window.to_numpy()
+    ks = [int(np.searchsorted(stamps, np.datetime64(end, "ns"), side="right")) - 1 for end in ends]
+    if any(k < 0 for k in ks):  # an end with no week in (start, end]: one window at a time
+        return _running_totals_each(view, start, ends, path, in_window, strata, n_groups, ks)
+    # every month end's rows at once (end-major, the groups in order within each end)
+    k = np.repeat(np.asarray(ks, dtype=np.int64), n_groups)
+    rows = path.iloc[np.tile(np.arange(n_groups) * n_weeks, len(ks)) + k].reset_index(drop=True)
+    cols: dict[str, Any] = {c: rows[c] for c in strata}
+    cols["start"] = in_window[np.zeros(len(k), dtype=np.int64)]
+    cols["end"] = in_window[k]
+    cols["n_weeks"] = k + 1
+    for c in _CUMULATIVE_VALUES:
+        cols[c] = rows[c].to_numpy()
+    return pd.DataFrame(cols)
+
+
+def _running_totals_each(
+    view: Any,
+    start: pd.Timestamp,
+    ends: Sequence[pd.Timestamp],
+    path: pd.DataFrame,
+    in_window: pd.DatetimeIndex,
+    strata: list[str],
+    n_groups: int,
+    ks: list[int],
+) -> pd.DataFrame:
+    """:func:`running_totals` one month end at a time (when some end has no week)."""
+    n_weeks = len(in_window)
     parts = []
-    for end in ends:
-        k = int(np.searchsorted(in_window.to_numpy(), np.datetime64(end, "ns"), side="right")) - 1
+    for end, k in zip(ends, ks, strict=True):
         if k < 0:  # no week in (start, end]: as cumulative() would say
             parts.append(view.cumulative(start, end))
             continue
@@ -529,19 +563,25 @@ def _model_info(
     history, _ = _series_history(fit, hi)
     # the dispersion rule's inputs: the fit's own check and each series' mean fitted count
     mean_count = mean_fitted_count(deaths, fit.result.fit_mask)
+    # columns as arrays once (a pandas lookup per series and column cost more than the rest)
+    key_values = {k: keys[k].to_numpy() for k in strata}
+    converged, n_iter, dispersion, dispersion_raw = (
+        diag[c].to_numpy() for c in ("converged", "n_iter", "dispersion", "dispersion_raw")
+    )
+    iso = [d.isoformat() for d in weeks.date]
     for s in range(panel.n_series):
         seen = np.flatnonzero(present[s])
         missing = np.flatnonzero(in_period & ~present[s])
-        row: dict[str, Any] = {k: str(keys[k].iloc[s]) for k in strata}
+        row: dict[str, Any] = {k: str(key_values[k][s]) for k in strata}
         row.update(
-            converged=bool(diag["converged"].iloc[s]),
-            n_iter=int(diag["n_iter"].iloc[s]),
-            dispersion=_json_float(diag["dispersion"].iloc[s]),
-            dispersion_raw=_json_float(diag["dispersion_raw"].iloc[s]),
+            converged=bool(converged[s]),
+            n_iter=int(n_iter[s]),
+            dispersion=_json_float(dispersion[s]),
+            dispersion_raw=_json_float(dispersion_raw[s]),
             mean_count=_json_float(mean_count[s]),
-            first_week=weeks[seen[0]].date().isoformat() if seen.size else None,
-            last_week=weeks[seen[-1]].date().isoformat() if seen.size else None,
-            missing_weeks=[weeks[i].date().isoformat() for i in missing],
+            first_week=iso[seen[0]] if seen.size else None,
+            last_week=iso[seen[-1]] if seen.size else None,
+            missing_weeks=[iso[i] for i in missing],
             history=history[s],
         )
         series.append(row)
@@ -847,7 +887,20 @@ def stage_release(
 
     with atomic_directory(final) as tmp:
         tmp.chmod(0o755)  # mkdtemp makes it private; a release is meant to be served
-        with timer.stage("render"):
+        written: list[float] = []
+
+        def write_figures() -> None:
+            """The figure files and model.json: written while the render workers draw."""
+            begun = time.perf_counter()
+            for code, frame in figures.regions.items():
+                _write_frame(frame, tmp / region_slug(code), "figures")
+            _write_frame(figures.england, tmp, "england-figures")
+            figures.model.setdefault("plausibility", {})["thresholds"] = asdict(cfg.plausibility)
+            text = json.dumps(figures.model, indent=1) + "\n"
+            (tmp / MODEL_NAME).write_text(text, encoding="utf-8")
+            written.append(time.perf_counter() - begun)
+
+        with timer.stage("render"):  # (the figure files are written meanwhile: see "write")
             context = render.ReleaseContext(
                 figures=figures,
                 config=cfg,
@@ -857,13 +910,10 @@ def stage_release(
                 next_slot=following,
                 generated_at=generated,
             )
-            reports = render.render_release(context, tmp)
-        write_started = time.perf_counter()
-        for code, frame in figures.regions.items():
-            _write_frame(frame, tmp / region_slug(code), "figures")
-        _write_frame(figures.england, tmp, "england-figures")
-        figures.model.setdefault("plausibility", {})["thresholds"] = asdict(cfg.plausibility)
-        (tmp / MODEL_NAME).write_text(json.dumps(figures.model, indent=1) + "\n", encoding="utf-8")
+            reports = render.render_release(context, tmp, meanwhile=write_figures)
+        if not written:  # (a renderer that does not take the work along)
+            write_figures()
+        write_started = time.perf_counter() - sum(written)
         write_manifest(tmp, meta)
         if cfg.signing_private_key is not None:  # issue 16: optional Ed25519 manifest signature
             from .signing import sign_manifest
