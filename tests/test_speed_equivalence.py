@@ -376,22 +376,28 @@ def test_read_with_row_kernels_equals_numpy_read(unit: str, layout: str) -> None
     elif layout == "some_noon":  # the first date at midnight: found off the grid, then normalised
         frame.loc[500:509, "week_ending"] += pd.Timedelta(hours=12)
     frame["week_ending"] = frame["week_ending"].astype(f"datetime64[{unit}]")
-    a, b = _read_panel(frame, engine="numpy"), _read_panel(frame, engine="auto")
+    a, b = _read_panel(frame, engine="numpy"), _read_panel(frame, engine="numba")
     pd.testing.assert_frame_equal(a.keys, b.keys)
     np.testing.assert_array_equal(a.deaths, b.deaths)
     np.testing.assert_array_equal(a.exposure, b.exposure)
     assert a.weeks.equals(b.weeks)
+    from excessmort.io import _validate
+
     ref = em.read(_sorted_frame())
-    got = em.read(frame)
-    pd.testing.assert_frame_equal(got, ref)
-    assert str(got["week_ending"].dtype) == "datetime64[ns]"
+    for engine in ("numpy", "numba"):  # the tidy frame of read() on either path
+        got = _validate(frame, strata=None, keep_wales=False, engine=engine).frame()
+        pd.testing.assert_frame_equal(got, ref)
+        assert str(got["week_ending"].dtype) == "datetime64[ns]"
 
 
 def test_fast_dates_leave_the_input_alone() -> None:
+    from excessmort.io import _validate
+
     frame = _sorted_frame()
     frame["week_ending"] = frame["week_ending"].astype("datetime64[us]")
     before = frame.copy()
-    tidy = em.read(frame)
+    tidy = _validate(frame, strata=None, keep_wales=False, engine="numba").frame()
+    pd.testing.assert_frame_equal(tidy, em.read(before))
     pd.testing.assert_frame_equal(frame, before)
     assert not np.shares_memory(tidy["week_ending"].to_numpy(), frame["week_ending"].to_numpy())
 

@@ -171,14 +171,16 @@ def _run_starts(frame: pd.DataFrame) -> np.ndarray:
     return starts
 
 
-def _weekly_calendar(raw: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp, np.ndarray] | None:
+def _weekly_calendar(
+    raw: pd.Series, engine: str = "auto"
+) -> tuple[pd.Timestamp, pd.Timestamp, np.ndarray] | None:
     """(first, last, weekday residues) of a datetime64 column at midnight whose dates all fall on
     one weekday, in two passes of the row kernels (no conversion, no sort); None for anything else
     (``check_dates`` and the general computation then)."""
     from ._kernels import row_kernels
     from .io import _midnight_dates
 
-    kernels = row_kernels("auto")
+    kernels = row_kernels(engine, len(raw))
     dates = _midnight_dates(raw, kernels)
     if dates is None or dates.first is None or dates.last is None or len(raw) == 0:
         return None
@@ -407,7 +409,7 @@ def _read_panel_partition(
             part,
             strata=cols.read_strata,
             keep_wales=cols.keep_wales,
-            engine="numpy" if engine == "numpy" else "auto",
+            engine=engine,
         )
     except InputError as exc:
         raise _in_partition(exc, index) from exc

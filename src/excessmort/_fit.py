@@ -173,16 +173,15 @@ def _as_panel(
     frame: Any, keep_wales: bool | None = None, engine: str = "auto"
 ) -> tuple[Panel, bool]:
     """``Panel.from_frame(_as_tidy(frame, keep_wales))`` without building the tidy frame, and
-    whether the counts are estimates (``read(..., estimated_counts=True)``); ``engine="numpy"``
-    reads with numpy only (no row kernels)."""
+    whether the counts are estimates (``read(..., estimated_counts=True)``); ``engine`` picks the
+    row kernels of the read as it picks the fit's kernels."""
     from .io import _read_panel
 
     attrs = frame.attrs.get("excessmort", {}) if isinstance(frame, pd.DataFrame) else {}
     if keep_wales is None:
         keep_wales = bool(attrs.get("keep_wales", False))
     estimated = bool(attrs.get("estimated_counts", False))
-    rows_engine = "numpy" if engine == "numpy" else "auto"
-    panel = _read_panel(frame, keep_wales=keep_wales, estimated=estimated, engine=rows_engine)
+    panel = _read_panel(frame, keep_wales=keep_wales, estimated=estimated, engine=engine)
     return panel, estimated
 
 

@@ -437,7 +437,7 @@ def _validate(
     kernels (:mod:`excessmort._kernels.rows`, ``"auto"``/``"numba"``) or the numpy code."""
     from ._kernels import row_kernels
 
-    kernels = row_kernels(engine)
+    kernels = row_kernels(engine, len(raw))
     frame = raw.reset_index(drop=True)
     v.check_not_empty(frame)
     frame = _drop_unnamed(frame)

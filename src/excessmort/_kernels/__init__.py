@@ -435,10 +435,11 @@ def interval_columns(
 ROW_KERNELS = ("day_scan", "week_codes")
 
 
-def row_kernels(engine: Engine | str = "auto") -> Any:
+def row_kernels(engine: Engine | str = "auto", n_rows: int | None = None) -> Any:
     """The row kernels of :func:`excessmort.read` (:mod:`.rows`, serial, safe in any thread), or
-    ``None`` for the numpy engine (read then runs numpy code, as :mod:`.rows_ref` does)."""
-    if resolve_engine(engine) == "numpy":
+    ``None`` for the numpy engine (read then runs numpy code, as :mod:`.rows_ref` does);
+    ``n_rows`` (the input's rows, one cell each) as ``cells`` of :func:`resolve_engine`."""
+    if resolve_engine(engine, n_rows) == "numpy":
         return None
     from . import rows
 
