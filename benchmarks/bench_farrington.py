@@ -1,6 +1,6 @@
 """The ``farrington`` baseline against R surveillance's ``farringtonFlexible``, per series.
 
-``python -m benchmarks.bench_farrington [--series N] [--r-series M] [--out FILE]``
+``python -m benchmarks.bench_farrington [--series N] [--r-series M] [--settings S ...] [--out FILE]``
 
 Workload: N seeded series x 470 weeks (Fridays 2015-01-02 to 2023-12-29), negative-binomial
 counts (variance 1.3 mu, levels 20 to 1,500 a week, a trend and a winter wave) with a population;
@@ -219,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--series", type=int, default=900, help="series for excessmort (default 900)")
     ap.add_argument("--r-series", type=int, default=3, help="series timed in R (default 3)")
     ap.add_argument("--out", type=Path, default=None, help="results CSV path")
+    ap.add_argument(
+        "--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
+        help="settings to run (default: all)",
+    )  # fmt: skip
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -232,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        for setting in SETTINGS:
+        for setting in args.settings:
             print(f"R farringtonFlexible, {setting}, {args.r_series} series ...", flush=True)
             r = run_r(setting, args.series, args.r_series, tmp)
             rows.append({"setting": setting, "case": "R surveillance", "threads": 1,

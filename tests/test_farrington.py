@@ -8,12 +8,15 @@ Oracles (relative tolerances):
   settings, and a third run through the other options (1/2 power, muan, offset, no reweighting):
   expected, upper bound, phi 1e-6, alarms and trend decisions identical, blanks identical;
 - numba kernel vs the numpy twin (QR as R, R's parametrisation) 1e-10; 1 vs 2 threads bitwise.
+- the kernel before its speed work (stored outputs, tests/data/farrington_kernel_golden.npz):
+  1e-12, decisions and iteration counts identical.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -323,6 +326,45 @@ def test_numba_matches_numpy_twin(options, generated) -> None:
     sparse = (panel.keys["series"].astype(str) == "sparse").to_numpy()
     assert _rel(a[~sparse], b[~sparse]) < 1e-10
     assert _rel(a[sparse], b[sparse]) < 1e-7
+
+
+#: Outputs of the kernel before its speed work (main at c80d64a) on ``_generated()`` with the three
+#: option sets; written once by running that commit's kernel on these inputs, never regenerated.
+KERNEL_GOLDEN = Path(__file__).parent / "data" / "farrington_kernel_golden.npz"
+
+
+@pytest.mark.parametrize("options", [FARRINGTON_1996, NOUFAILY_2013, OTHERS], ids=["f", "n", "o"])
+def test_kernel_unchanged_from_previous_version(options, generated) -> None:
+    """The faster kernel reproduces the previous one to 1e-12 (issue 18's rule for speed work):
+    same status, trend decision, iteration count and rows exactly; eta, se, phi and dispersion
+    to 1e-12 relative; the trend coefficient to 1e-12 of the largest coefficient (it passes
+    through zero, where a relative difference means nothing)."""
+    from excessmort._kernels.farrington import (
+        O_COEF,
+        O_DISP,
+        O_ETA,
+        O_ITER,
+        O_NOBS,
+        O_PHI,
+        O_SE,
+        O_STATUS,
+        O_TREND,
+    )
+
+    _, panel = generated
+    key = {id(FARRINGTON_1996): "f", id(NOUFAILY_2013): "n", id(OTHERS): "o"}[id(options)]
+    prev = np.load(KERNEL_GOLDEN)[key]
+    now = _kernel_out(panel, options, "numba")
+    assert now.shape == prev.shape
+    for col in (O_STATUS, O_TREND, O_ITER, O_NOBS):
+        assert np.array_equal(now[:, :, col], prev[:, :, col], equal_nan=True)
+    for col in (O_ETA, O_SE, O_PHI, O_DISP):
+        assert _rel(now[:, :, col], prev[:, :, col]) < 1e-12
+    a, b = now[:, :, O_COEF], prev[:, :, O_COEF]
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    ok = ~np.isnan(b)
+    if ok.any():
+        assert np.max(np.abs(a[ok] - b[ok])) <= 1e-12 * np.max(np.abs(b[ok]))
 
 
 def test_threads_bitwise(generated) -> None:

@@ -910,13 +910,11 @@ class DaskFitView:
         dep = None
         if extra is not None:
             obs_w, mu_w, pw_w = extra[3]
-            pv = np.zeros_like(mu_w)
-            pv[:, -1] = param_var
             dep = self._dependence(extra)
-            obs_run, param_run, _ = dep.running(
-                obs_w, mu_w, pv, p.weeks[window], p.level, param_weekly=pw_w
+            # the window's total alone (the last of its running sums, Dependence.total)
+            obs_var, param_var = dep.total(
+                obs_w, mu_w, param_var, p.weeks[window], p.level, param_weekly=pw_w
             )
-            obs_var, param_var = obs_run[:, -1], param_run[:, -1]
         arrays = excess_arrays(observed, mu, obs_var, param_var, p.level, p._prediction)
         return self._attrs(
             _with_rates(cumulative_frame(keys, p.weeks, period.mask, arrays, period.label), values),

@@ -854,11 +854,16 @@ class Fit:
         running, [G, K]. With dependence the observation part is the serial + year model of
         :mod:`excessmort.dependence`, never sum(phi mu)."""
         res = self.result
-        deaths, mu_all, obs_all = (
-            self.panel.deaths[:, window],
-            res.mu[:, window],
-            res.obs_variance()[:, window],
+        pos = np.flatnonzero(window)
+        # a window of consecutive weeks (every period) is read through views, not copies
+        cols: Any = (
+            slice(pos[0], pos[-1] + 1) if pos.size and pos[-1] - pos[0] + 1 == pos.size else window
         )
+        deaths, mu_all = self.panel.deaths[:, cols], res.mu[:, cols]
+        if type(res).obs_variance is BaselineResult.obs_variance:
+            obs_all = res.dispersion[:, None] * mu_all  # phi mu on the window only
+        else:
+            obs_all = res.obs_variance()[:, window]
         if running:
             observed = self._sum(np.cumsum(deaths, axis=1))
             mu = self._sum(np.cumsum(mu_all, axis=1))
@@ -877,29 +882,36 @@ class Fit:
         floor = self._param_floor(
             "param_variance_running" if running else "param_variance_window", window
         )
-        if running:
-            pv = param_var
-        else:
-            pv = np.zeros_like(weekly_mu)
-            pv[:, -1] = param_var
-            if floor is not None:
-                last = np.zeros_like(weekly_mu)
-                last[:, -1] = floor
-                floor = last
-        param_weekly = self._masked_result_call("param_variance_weekly")[:, window]
+        # the weekly parameter variances enter only when the residuals were out of sample
+        param_weekly = (
+            None
+            if res.residuals_in_sample
+            else self._masked_result_call("param_variance_weekly")[:, window]
+        )
+        if not running:
+            # the sum over the whole window: the last column of the running sums, formed alone
+            obs_tot, param_tot = dep.total(
+                weekly_obs,
+                weekly_mu,
+                param_var,
+                self.weeks[window],
+                self.level,
+                engine=self._engine,
+                param_weekly=param_weekly,
+                param_floor=floor,
+            )
+            return observed, mu, obs_tot, param_tot
         obs_run, param_run, _ = dep.running(
             weekly_obs,
             weekly_mu,
-            pv,
+            param_var,
             self.weeks[window],
             self.level,
             engine=self._engine,
             param_weekly=param_weekly,
             param_floor=floor,
         )
-        if running:
-            return observed, mu, obs_run, param_run
-        return observed, mu, obs_run[:, -1], param_run[:, -1]
+        return observed, mu, obs_run, param_run
 
     @property
     def _engine(self) -> str:

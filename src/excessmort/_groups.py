@@ -341,3 +341,31 @@ class _StackedDependence:
             info.append(d)
         merged = {k: np.concatenate([d[k] for d in info]) for k in info[0]}
         return np.concatenate(obs), np.concatenate(param), merged
+
+    def total(
+        self,
+        obs_var: np.ndarray,
+        mu: np.ndarray,
+        param_var: np.ndarray,
+        weeks: Any,
+        level: float,
+        engine: str = "auto",
+        param_weekly: np.ndarray | None = None,
+        param_floor: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`excessmort.dependence.Dependence.total` of every group, slice by slice."""
+        obs, param = [], []
+        for dep, (_, rows) in zip(self.parts, self._spans, strict=True):
+            o, p = dep.total(
+                obs_var[rows],
+                mu[rows],
+                param_var[rows],
+                weeks,
+                level,
+                engine=engine,
+                param_weekly=None if param_weekly is None else param_weekly[rows],
+                param_floor=None if param_floor is None else param_floor[rows],
+            )
+            obs.append(o)
+            param.append(p)
+        return np.concatenate(obs), np.concatenate(param)

@@ -50,8 +50,12 @@ Where the reference holds fewer than :data:`MIN_WEEKS` residual weeks, or fewer 
 is then taken as fully correlated over weeks (A = phi = 1, the Cauchy-Schwarz upper bound), never
 independent, and :attr:`Dependence.short` says so (``Fit`` warns).
 
-Everything is one vectorised pass over the reference residuals of the groups asked for: O(S T) for
-the group sums, O(G T L) for the autocorrelations; nothing is S x S or T x T.
+Everything is one pass over the reference residuals of the groups asked for: O(S T) for the group
+sums, O(G T L) for the autocorrelations; nothing is S x S or T x T. The sums, the per-group serial
+model, the year-effect moments and the window totals are numba kernels
+(:mod:`excessmort._kernels.dependence`) beside their numpy twins (``dependence_ref.py``, the code
+they replaced; ``engine="auto"`` runs the twins for calls under
+:data:`excessmort._kernels.DEPENDENCE_NUMBA_MIN_CELLS` cells, which compile nothing).
 """
 
 from __future__ import annotations
@@ -278,7 +282,8 @@ class GroupSums:
     ----------
     resid, obs, fitted, mu, root : ndarray [G, T]
         sum (y - mu) on the residual weeks (NaN where a member lacks one), sum phi mu, the variance
-        of the fitted sum, sum mu, sum sqrt(phi mu).
+        of the fitted sum, sum mu, sum sqrt(phi mu). With every group one series, the kernels leave
+        ``root`` None (it is sqrt(obs): :meth:`root_sums`) and ``mu`` is the result's own array.
     members : ndarray [G]
     phi : ndarray [G]
         sum of the members' phi (for a single series under a shared phi).
@@ -293,7 +298,7 @@ class GroupSums:
     obs: FloatArray
     fitted: FloatArray
     mu: FloatArray
-    root: FloatArray
+    root: FloatArray | None
     members: FloatArray
     phi: FloatArray
     resid_weeks: BoolArray
@@ -308,14 +313,18 @@ class GroupSums:
         groups: IntArray | None = None,
         n_groups: int | None = None,
     ) -> GroupSums:
-        """The sums of one panel (or partition); ``groups=None``: every series its own group."""
+        """The sums of one panel (or partition); ``groups=None``: every series its own group.
+
+        One pass over the series (:func:`excessmort._kernels.dependence_sums`); a per-series GLM's
+        fitted variances (weekly and over each year) come from the same kernels, without [S, T]
+        temporaries; other baselines' from their own methods."""
+        from ._kernels import dependence_engine, dependence_sums, glm_year_fitted
+        from .baselines._base import BaselineResult as Base
         from .baselines._util import group_sum
 
         n_series = result.mu.shape[0]
         result, deaths = result.dependence_view(deaths)
-        rmask = result.residual_mask()
-        resid_series = np.where(rmask, deaths - result.mu, np.nan)
-        obs_series = result.obs_variance()
+        engine = dependence_engine(str(getattr(result, "engine", "auto")), result.mu.size)
         if groups is None:
             groups = np.arange(n_series, dtype=np.int64)
             n_groups = n_series
@@ -323,38 +332,68 @@ class GroupSums:
         groups = np.asarray(groups, dtype=np.int64)
         keep = groups >= 0
         spare = np.where(keep, groups, n_groups)
-
-        def gsum(values: FloatArray) -> FloatArray:
-            return group_sum(values[keep], groups[keep], n_groups)
-
-        resid_weeks = np.any(rmask, axis=0)
+        fast = engine == "numba"
+        own_mask = fast and type(result).residual_mask is Base.residual_mask
+        phi_mu = fast and type(result).obs_variance is Base.obs_variance
+        glm = fast and _plain_glm(result)
+        phi_s = np.asarray(result.dispersion, dtype=np.float64)
+        resid, obs, mu, root, fitted, resid_weeks = dependence_sums(
+            deaths,
+            result.mu,
+            result.fit_mask if own_mask else result.residual_mask(),
+            own_mask,
+            None if phi_mu else result.obs_variance(),
+            phi_s,
+            result.q if glm else None,  # type: ignore[attr-defined]
+            groups,
+            n_groups,
+            engine=engine,
+        )
+        if fitted is None:
+            fitted = result.fitted_variance_weekly(spare, n_groups + 1)[:n_groups]
         cal = np.asarray(weeks.year, dtype=np.float64)
         years = np.unique(cal)
         year_fitted = np.zeros((years.size, n_groups))
-        for j, y in enumerate(years):
-            window = (cal == y) & resid_weeks
-            if window.any():
-                year_fitted[j] = result.fitted_variance_window(spare, n_groups + 1, window)[
-                    :n_groups
-                ]
+        if glm:
+            year_of = np.where(resid_weeks, np.searchsorted(years, cal), -1)
+            per_series = glm_year_fitted(
+                result.mu,
+                result.design.X,  # type: ignore[attr-defined]
+                result.cov_unscaled,  # type: ignore[attr-defined]
+                phi_s,
+                year_of,
+                years.size,
+                engine=engine,
+            )
+            present = np.isin(np.arange(years.size), year_of)  # years without a residual week: 0
+            year_fitted[present] = group_sum(per_series[present].T[keep], groups[keep], n_groups).T
+        else:
+            for j, y in enumerate(years):
+                window = (cal == y) & resid_weeks
+                if window.any():
+                    year_fitted[j] = result.fitted_variance_window(spare, n_groups + 1, window)[
+                        :n_groups
+                    ]
         return GroupSums(
-            resid=gsum(resid_series),
-            obs=gsum(obs_series),
-            fitted=result.fitted_variance_weekly(spare, n_groups + 1)[:n_groups],
-            mu=gsum(result.mu),
-            root=gsum(np.sqrt(obs_series)),
+            resid=resid,
+            obs=obs,
+            fitted=fitted,
+            mu=mu,
+            root=root,
             members=np.bincount(groups[keep], minlength=n_groups).astype(np.float64),
-            phi=np.bincount(
-                groups[keep], weights=np.asarray(result.dispersion)[keep], minlength=n_groups
-            ),
+            phi=np.bincount(groups[keep], weights=phi_s[keep], minlength=n_groups),
             resid_weeks=resid_weeks,
             year_fitted=year_fitted,
             years=years,
         )
 
+    def root_sums(self) -> FloatArray:
+        """sum sqrt(phi mu) [G, T] (formed from ``obs`` when every group is one series)."""
+        return np.sqrt(self.obs) if self.root is None else self.root
+
     def stacked(self) -> tuple[FloatArray, FloatArray]:
         """([5, G, T] weekly sums, [2 + Y, G] per-group sums) for merging by group keys."""
-        weekly = np.stack([self.resid, self.obs, self.fitted, self.mu, self.root])
+        weekly = np.stack([self.resid, self.obs, self.fitted, self.mu, self.root_sums()])
         per_group = np.vstack([self.members[None], self.phi[None], self.year_fitted])
         return weekly, per_group
 
@@ -377,16 +416,40 @@ class GroupSums:
         )
 
 
+def _plain_glm(result: Any) -> bool:
+    """A per-series GLM whose fitted variances are phi mu^2 x'(X'WX)^-1 x (weekly) and phi g'Vg
+    (over weeks) as :class:`excessmort.baselines.glm.GLMResult` defines them."""
+    from .baselines._base import BaselineResult as Base
+    from .baselines.glm import GLMResult
+
+    cls = type(result)
+    return (
+        isinstance(result, GLMResult)
+        and cls.param_variance_weekly is GLMResult.param_variance_weekly
+        and cls.param_variance_window is GLMResult.param_variance_window
+        and cls.fitted_variance_weekly is Base.fitted_variance_weekly
+        and cls.fitted_variance_window is Base.fitted_variance_window
+        and result.design is not None
+        and result.cov_unscaled is not None
+        and np.ndim(result.cov_unscaled) == 3
+    )
+
+
+def _engine_of(result: Any) -> str:
+    """The result's engine (each dispatcher then picks numpy for small calls)."""
+    return str(getattr(result, "engine", "auto"))
+
+
 def _serial(
     sums: GroupSums, result: BaselineResult, single_c: str
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-    """(d, c_raw, c, rho, a, phi, n) of the groups: parts 1-2 of the module docstring.
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """(c_raw, c, rho, a, phi, n) of the groups: parts 1-2 of the module docstring.
 
     Computed once per (sums, result): the year effect and the dependence model of a view both
     need it (the arrays returned are shared; callers do not modify them)."""
     memo = sums.__dict__.get("_serial_memo")
     if memo is not None and memo[0] is result and memo[1] == single_c:
-        return memo[2]
+        return memo[2]  # type: ignore[no-any-return]
     out = _serial_parts(sums, result, single_c)
     object.__setattr__(sums, "_serial_memo", (result, single_c, out))
     return out
@@ -394,38 +457,38 @@ def _serial(
 
 def _serial_parts(
     sums: GroupSums, result: BaselineResult, single_c: str
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-    in_sample = result.residuals_in_sample
-    d = _null_variance(sums.obs, sums.fitted, in_sample)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        u = sums.resid / np.sqrt(d)
-    u = np.where(np.isfinite(u), u, np.nan)
-    n = np.sum(np.isfinite(u), axis=1).astype(np.float64)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        c_raw = np.nanmean(u * u, axis=1)
-    multi = sums.members > 1
-    c = np.where(multi, np.maximum(np.nan_to_num(c_raw, nan=1.0), 1.0), 1.0)
-    if result.shared_dispersion:
-        # one phi for every series (the pooled model): a series' own dispersion relative to it
-        with np.errstate(invalid="ignore", divide="ignore"):
-            phi_row = sums.phi / np.maximum(sums.members, 1.0)
-            floor = np.where(phi_row > 0, 1.0 / phi_row, 1.0)
-        own = np.maximum(np.nan_to_num(c_raw, nan=1.0), floor)
-        c = np.where(multi, c, own)
-    a, phi = arma_fit(autocorrelation(u))
-    rho = arma_lags(a, phi)
-    return d, c_raw, c, rho, a, phi, n
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """One pass per group row (:func:`excessmort._kernels.serial_model`): the standardised
+    residuals u = e / sqrt(d), their mean square, autocorrelation and ARMA(1, 1) grid fit."""
+    from ._kernels import serial_model
+
+    k = np.arange(1, MAX_LAG + 1)
+    basis = _PHI_GRID[:, None] ** (k[None, :] - 1)  # [P, L], as arma_fit
+    n, c_raw, c, rho, a, phi = serial_model(
+        sums.resid,
+        sums.obs,
+        sums.fitted,
+        result.residuals_in_sample,
+        sums.members,
+        sums.phi,
+        result.shared_dispersion,
+        basis,
+        np.sum(basis * basis, axis=1),
+        _PHI_GRID,
+        engine=_engine_of(result),
+    )
+    return c_raw, c, rho, a, phi, n
 
 
 def year_effect_from_sums(
     sums: GroupSums, result: BaselineResult, weeks: pd.DatetimeIndex
 ) -> YearEffect:
     """Part 3 of the module docstring from the groups' sums (pooled over the groups)."""
-    from ._kernels import running_variance
+
+    from ._kernels import column_totals, year_moments
 
     in_sample = result.residuals_in_sample
-    d, _, c, rho, a, phi, n = _serial(sums, result, "own")
+    _, c, rho, a, phi, n = _serial(sums, result, "own")
     pf = c * long_run_factor(rho, a, phi, n)
     kind, _ = result.year_model()
     # leave-one-year-out residuals ("loyo") spend one year-level degree of freedom on their mean
@@ -433,38 +496,30 @@ def year_effect_from_sums(
     blocks = _year_blocks(weeks, sums.resid_weeks)
     ref_years = np.array([weeks.year[b[0]] for b in blocks], dtype=np.float64)
     h = year_leverage(result, ref_years, ref_years)
-    num = 0.0
-    den = 0.0
     year_row = {float(y): j for j, y in enumerate(sums.years)}
-    for j, pos in enumerate(blocks):
-        r = sums.resid[:, pos]
-        present = np.isfinite(r)
-        ok = present.sum(axis=1) >= YEAR_COVERAGE * pos.size
-        if not ok.any():
-            continue
-        sel = np.flatnonzero(ok)
-        m = np.where(present, sums.mu[:, pos], 0.0)[sel]
-        # out of sample (a five-year average), the residual carries the average's own error too
-        base = sums.obs[:, pos] if in_sample else sums.obs[:, pos] + sums.fitted[:, pos]
-        weekly = c[:, None] * base
-        s = np.sqrt(np.where(present, weekly, 0.0)[sel])
-        span = np.zeros((sel.size, pos[-1] - pos[0] + 1))
-        span[:, pos - pos[0]] = s
-        serial = running_variance(span, rho[sel], a[sel], phi[sel])[:, -1]
-        if in_sample:
-            fv = sums.year_fitted[year_row[float(weeks.year[pos[0]])]][sel] * pf[sel]
-            explained = serial - fv
-        else:
-            explained = serial
-        b = np.nansum(r[sel], axis=1)
-        big = np.sum(m, axis=1) ** 2 - np.sum(m * m, axis=1)
-        factor = (1.0 - h[j]) if in_sample else (1.0 + h[j])
-        good = np.isfinite(b) & np.isfinite(explained) & np.isfinite(big)
-        num += float(np.sum((b * b - explained)[good]))
-        den += float(np.sum((big * factor)[good]))
-    e_total = np.where(sums.resid_weeks, np.sum(sums.resid, axis=0), np.nan)
-    # the rows' own variances (c d), against which the total's shows the rows' mutual dependence
-    d_total = np.nansum(c[:, None] * d, axis=0)
+    rows = [year_row[float(y)] for y in ref_years]
+    # out of sample (a five-year average), the residual carries the average's own error too
+    engine = _engine_of(result)
+    num, den = year_moments(
+        sums.resid,
+        sums.obs,
+        sums.fitted,
+        sums.mu,
+        in_sample,
+        c,
+        rho,
+        a,
+        phi,
+        pf,
+        blocks,
+        np.asarray(h, dtype=np.float64),
+        sums.year_fitted[rows] if rows else np.zeros((0, c.size)),
+        YEAR_COVERAGE,
+        engine=engine,
+    )
+    e_sum, d_total = column_totals(sums.resid, sums.obs, sums.fitted, in_sample, c, engine=engine)
+    e_total = np.where(sums.resid_weeks, e_sum, np.nan)
+    # d_total: the rows' own variances (c d), against which the total's shows their dependence
     return YearEffect(
         num=num,
         den=den,
@@ -610,9 +665,53 @@ class Dependence:
         serial = running_variance(s, rho, a, phi, engine=engine)
         year = self._year_running(mu, weeks)
         year = np.where(short[:, None], 0.0, year)
+        mult = self._t_factor(serial + param, year, level)
+        obs_out = (serial + year) * mult
+        param_out = param * mult
+        return (
+            obs_out,
+            param_out,
+            {"serial": serial, "year": year, "param": param, "t_factor": mult},
+        )
+
+    def total(
+        self,
+        obs_var: FloatArray,
+        mu: FloatArray,
+        param_var: FloatArray,
+        weeks: pd.DatetimeIndex,
+        level: float,
+        engine: str = "auto",
+        param_weekly: FloatArray | None = None,
+        param_floor: FloatArray | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """The observation and parameter variances [G] of the sums over all K weeks of the window:
+        the last column of :meth:`running` (``param_var``, ``param_floor`` [G] of the whole window;
+        ``param_weekly`` [G, K] only when the residuals are out of sample), without its [G, K]
+        running parts (one kernel pass per row, the year part per calendar year of the window)."""
+        from ._kernels import window_serial_total
+
+        short = self.short
+        a = np.where(short, 1.0, self.a)
+        phi = np.where(short, 1.0, self.phi)
+        rho = np.where(short[:, None], 1.0, self.rho)
+        out_of_sample = param_weekly is not None and not self.result.residuals_in_sample
+        if out_of_sample:
+            serial = window_serial_total(obs_var, param_weekly, self.c, rho, a, phi, engine=engine)
+            param = np.zeros_like(param_var)
+        else:
+            serial = window_serial_total(obs_var, None, self.c, rho, a, phi, engine=engine)
+            param = param_var * self.param_factor
+            if param_floor is not None:
+                param = np.fmax(param, param_floor)
+        year = np.where(short, 0.0, self._year_total(mu, weeks))
+        mult = self._t_factor(serial + param, year, level)
+        return (serial + year) * mult, param * mult
+
+    def _t_factor(self, base: FloatArray, year: FloatArray, level: float) -> FloatArray:
+        """(t_nu / z)^2 with Satterthwaite's nu where there is a year part, else 1."""
         sigma_df = self.year.df
         with np.errstate(invalid="ignore", divide="ignore"):
-            base = serial + param
             nu = np.where(year > 0, sigma_df * (1.0 + base / year) ** 2, np.inf)
             q = 0.5 + level / 2.0
             # the Student-t quantile only where there is a year part (t.ppf is costly per element)
@@ -622,13 +721,21 @@ class Dependence:
                 mult[finite] = (
                     stats.t.ppf(q, np.minimum(nu[finite], 1e9)) / stats.norm.ppf(q)
                 ) ** 2
-        obs_out = (serial + year) * mult
-        param_out = param * mult
-        return (
-            obs_out,
-            param_out,
-            {"serial": serial, "year": year, "param": param, "t_factor": mult},
-        )
+        return mult
+
+    def _year_total(self, mu: FloatArray, weeks: pd.DatetimeIndex) -> FloatArray:
+        """The last column of :meth:`_year_running`: sigma^2 sum_y [(1 + h_y) M_y^2 - Q_y] [G]."""
+        sigma2 = self.year.sigma2
+        n_rows, n_weeks = mu.shape
+        if sigma2 <= 0 or n_weeks == 0:
+            return np.zeros(n_rows)
+        years = np.asarray(weeks.year)
+        starts = np.r_[True, years[1:] != years[:-1]]
+        first = np.flatnonzero(starts)
+        h = year_leverage(self.result, self.ref_years, years[starts].astype(np.float64))
+        m = np.add.reduceat(mu, first, axis=1)
+        qq = np.add.reduceat(mu * mu, first, axis=1)
+        return np.sum(sigma2 * ((1.0 + h)[None, :] * m * m - qq), axis=1)
 
     def _year_running(self, mu: FloatArray, weeks: pd.DatetimeIndex) -> FloatArray:
         """sigma^2 sum_y [(1 + h_y) M_y^2 - Q_y] over the years of every running window."""
@@ -660,7 +767,7 @@ def dependence_from_sums(
     sums: GroupSums, year: YearEffect, result: BaselineResult, weeks: pd.DatetimeIndex
 ) -> Dependence:
     """The dependence model of the groups from their sums (parts 1, 2 and 4)."""
-    _, _, c, rho, a, phi, n = _serial(sums, result, "own")
+    _, c, rho, a, phi, n = _serial(sums, result, "own")
     members = sums.members.astype(np.int64)
     short = (n < MIN_WEEKS) | (year.n_years < MIN_YEARS)
     too_few = (n < MIN_WEEKS // 4) & (members > 1)
@@ -669,7 +776,7 @@ def dependence_from_sums(
         # (sum_s sqrt(phi_s mu_st))^2, i.e. c <= mean_t (sum sqrt(phi mu))^2 / sum phi mu.
         with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            bound = np.nanmean(sums.root**2 / sums.obs, axis=1)
+            bound = np.nanmean(sums.root_sums() ** 2 / sums.obs, axis=1)
         c = np.where(too_few, np.maximum(c, np.nan_to_num(bound, nan=1.0)), c)
     if result.residuals_in_sample:
         pf = np.where(short, c, c * long_run_factor(rho, a, phi, n))

@@ -38,10 +38,15 @@ from .._typing import BoolArray, Engine, FloatArray
 
 __all__ = [
     "BASELINE_KERNELS",
+    "DEPENDENCE_NUMBA_MIN_CELLS",
     "NUMPY_MAX_CELLS",
     "PARALLEL_MIN_SERIES",
+    "column_totals",
+    "dependence_engine",
+    "dependence_sums",
     "farrington_glm",
     "first_call_seconds",
+    "glm_year_fitted",
     "interval_columns",
     "irls_poisson",
     "ons_kernels",
@@ -49,7 +54,10 @@ __all__ = [
     "resolve_engine",
     "row_kernels",
     "running_variance",
+    "serial_model",
     "warmup",
+    "window_serial_total",
+    "year_moments",
 ]
 
 log = logging.getLogger("excessmort")
@@ -329,6 +337,265 @@ def running_variance(
 _RUNNING_VARIANCE_SERIAL_OPS = 20_000_000
 
 
+#: ``engine="auto"``: below this many cells (rows x weeks) of a call, the dependence model's
+#: dispatchers run their numpy twins (the rule of :data:`NUMPY_MAX_CELLS`, with a higher bound
+#: because these kernels cost more to compile than they save below it). They take milliseconds there, and a first run on small data
+#: (the demo, a country's regions) then compiles none of these kernels (about 10 s on 2 cores);
+#: the twins agree with the kernels to 1e-12 (tests/test_dependence_kernels.py).
+DEPENDENCE_NUMBA_MIN_CELLS = 500_000
+
+
+def dependence_engine(engine: str, cells: int) -> str:
+    """The engine a dependence dispatcher runs for ``cells`` cells (see
+    :data:`DEPENDENCE_NUMBA_MIN_CELLS`): ``"numba"`` or ``"numpy"``."""
+    if engine == "auto" and cells < DEPENDENCE_NUMBA_MIN_CELLS:
+        return "numpy"
+    return resolve_engine(engine)
+
+
+def _driver(module: Any, name: str, n_rows: int) -> tuple[str, Any]:
+    """(name, kernel) of ``module.name`` or its ``_serial`` twin for ``n_rows`` rows (:func:`_pick`)."""
+    chosen = _pick(getattr(module, name), getattr(module, name + "_serial"), n_rows)
+    return (name if chosen is getattr(module, name) else name + "_serial"), chosen
+
+
+def dependence_sums(
+    deaths: FloatArray,
+    mu: FloatArray,
+    mask: BoolArray,
+    finite_mu: bool,
+    obs: FloatArray | None,
+    phi: FloatArray,
+    q: FloatArray | None,
+    groups: np.ndarray,
+    n_groups: int,
+    *,
+    engine: Engine = "auto",
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray | None, FloatArray | None, BoolArray]:
+    """The sums over each group's series of the dependence model (:mod:`.dependence`
+    ``group_sums``) in one pass: (resid, obs, mu, root, fitted or None, resid_weeks). ``obs`` [S, T]
+    the null variance, or None for phi mu; ``q`` [S, T] (x' (X'WX)^-1 x) gives fitted = phi mu^2 q.
+    With every series its own group (numba), ``mu`` is the input itself and ``root`` None
+    (sqrt(obs): :attr:`excessmort.dependence.GroupSums.root_sums`)."""
+    groups = np.ascontiguousarray(groups, dtype=np.int64)
+    if dependence_engine(engine, mu.size) == "numpy":
+        from .dependence_ref import group_sums_ref
+
+        obs_s = phi[:, None] * mu if obs is None else obs
+        out = group_sums_ref(deaths, mu, mask, finite_mu, obs_s, groups, n_groups)
+        fitted = None
+        if q is not None:
+            from ..baselines._util import group_sum
+
+            keep = groups >= 0
+            fitted = group_sum((phi[:, None] * mu**2 * q)[keep], groups[keep], n_groups)
+        return (*out[:4], fitted, out[4])
+    from . import dependence as dk
+
+    deaths, mu = _f64(deaths), _f64(mu)
+    n_series, n_weeks = mu.shape
+    none = np.empty((1, 1))
+    # every series its own group: the sums of mu and sqrt(obs) are those arrays (root: None)
+    own_rows = n_groups == n_series and bool(np.array_equal(groups, np.arange(n_series)))
+    resid, obs_out = np.zeros((n_groups, n_weeks)), np.zeros((n_groups, n_weeks))
+    mu_out, root = (none, none) if own_rows else (np.zeros((n_groups, n_weeks)) for _ in range(2))
+    fitted = np.zeros((n_groups, n_weeks)) if q is not None else none
+    # members of each group in ascending order, the series in no group last (group n_groups)
+    slot = np.where(groups >= 0, groups, n_groups)
+    order = np.argsort(slot, kind="stable").astype(np.int64)
+    ptr = np.r_[0, np.cumsum(np.bincount(slot, minlength=n_groups + 1))].astype(np.int64)
+    n_chunks = min(n_groups + 1, 64)
+    chunks = np.linspace(0, n_groups + 1, n_chunks + 1).round().astype(np.int64)
+    flags = np.zeros((n_chunks, n_weeks), dtype=np.bool_)
+    name, kernel = _driver(dk, "group_sums", n_series)
+    _call(
+        name, kernel, order, ptr, chunks, deaths, mu, np.ascontiguousarray(mask, dtype=np.bool_),
+        bool(finite_mu), none if obs is None else _f64(obs), obs is None, _f64(phi),
+        none if q is None else _f64(q), q is not None, resid, obs_out, mu_out, root, fitted, flags,
+        own_rows,
+    )  # fmt: skip
+    fitted_out = fitted if q is not None else None
+    if own_rows:
+        return resid, obs_out, mu, None, fitted_out, np.any(flags, axis=0)
+    return resid, obs_out, mu_out, root, fitted_out, np.any(flags, axis=0)
+
+
+def glm_year_fitted(
+    mu: FloatArray,
+    X: FloatArray,
+    cov: FloatArray,
+    phi: FloatArray,
+    year_of: np.ndarray,
+    n_years: int,
+    *,
+    engine: Engine = "auto",
+) -> FloatArray:
+    """[Y, S]: phi_s g' C_s g, g = sum of mu_st x_t over the weeks of year j (``year_of`` [T], -1:
+    none); numpy: one product per year."""
+    year_of = np.ascontiguousarray(year_of, dtype=np.int64)
+    mu, X, cov, phi = (_f64(v) for v in (mu, X, cov, phi))
+    if dependence_engine(engine, mu.size) == "numpy":
+        out = np.zeros((n_years, mu.shape[0]))
+        for j in range(n_years):
+            weeks = year_of == j
+            g = mu[:, weeks] @ X[weeks]
+            out[j] = phi * np.einsum("sj,sjk,sk->s", g, cov, g)
+        return out
+    from . import dependence as dk
+
+    out = np.empty((n_years, mu.shape[0]))
+    name, kernel = _driver(dk, "year_window_quad", mu.shape[0])
+    _call(name, kernel, mu, X, cov, phi, year_of, int(n_years), out)
+    return out
+
+
+def serial_model(
+    resid: FloatArray,
+    obs: FloatArray,
+    fitted: FloatArray,
+    in_sample: bool,
+    members: FloatArray,
+    phi_sum: FloatArray,
+    shared_dispersion: bool,
+    basis: FloatArray,
+    norm: FloatArray,
+    grid: FloatArray,
+    *,
+    engine: Engine = "auto",
+) -> tuple[FloatArray, ...]:
+    """(n, c_raw, c, rho [G, L], A, phi) of the groups from their sums (:mod:`.dependence`
+    ``serial_rows``)."""
+    resid, obs, fitted, members, phi_sum, basis, norm, grid = (
+        _f64(v) for v in (resid, obs, fitted, members, phi_sum, basis, norm, grid)
+    )
+    if dependence_engine(engine, resid.size) == "numpy":
+        from .dependence_ref import serial_rows_ref
+
+        return serial_rows_ref(
+            resid, obs, fitted, in_sample, members, phi_sum, shared_dispersion, basis, norm, grid
+        )
+    from . import dependence as dk
+
+    n_rows = resid.shape[0]
+    n, c_raw, c, a, phi = (np.empty(n_rows) for _ in range(5))
+    rho = np.empty((n_rows, basis.shape[1]))
+    name, kernel = _driver(dk, "serial_rows", n_rows)
+    _call(
+        name, kernel, resid, obs, fitted, bool(in_sample), members, phi_sum,
+        bool(shared_dispersion), basis, norm, grid, n, c_raw, c, rho, a, phi,
+    )  # fmt: skip
+    return n, c_raw, c, rho, a, phi
+
+
+def year_moments(
+    resid: FloatArray,
+    obs: FloatArray,
+    fitted: FloatArray,
+    mu: FloatArray,
+    in_sample: bool,
+    c: FloatArray,
+    rho: FloatArray,
+    a: FloatArray,
+    phi: FloatArray,
+    pf: FloatArray,
+    blocks: list[np.ndarray],
+    h: FloatArray,
+    year_fitted: FloatArray,
+    coverage: float,
+    *,
+    engine: Engine = "auto",
+) -> tuple[float, float]:
+    """(num, den) of the year effect summed over the rows and the reference year ``blocks``
+    (positions; ``year_fitted`` [J, G] the fitted variance of each block's year): :mod:`.dependence`
+    ``year_rows``."""
+    resid, obs, fitted, mu, c, rho, a, phi, pf, h, year_fitted = (
+        _f64(v) for v in (resid, obs, fitted, mu, c, rho, a, phi, pf, h, year_fitted)
+    )
+    if dependence_engine(engine, resid.size) == "numpy":
+        from .dependence_ref import year_moments_ref
+
+        return year_moments_ref(
+            resid, obs, fitted, mu, in_sample, c, rho, a, phi, pf, blocks, h, year_fitted,
+            coverage,
+        )  # fmt: skip
+    from . import dependence as dk
+
+    n_rows = resid.shape[0]
+    n_blocks = len(blocks)
+    pos = np.concatenate(blocks).astype(np.int64) if blocks else np.zeros(0, dtype=np.int64)
+    ptr = np.r_[0, np.cumsum([b.size for b in blocks])].astype(np.int64)
+    num = np.zeros((n_blocks, n_rows))
+    den = np.zeros((n_blocks, n_rows))
+    good = np.zeros((n_blocks, n_rows), dtype=np.bool_)
+    name, kernel = _driver(dk, "year_rows", n_rows)
+    _call(
+        name, kernel, resid, obs, fitted, mu, bool(in_sample), c, rho, a, phi, pf, pos, ptr, h,
+        year_fitted, float(coverage), num, den, good,
+    )  # fmt: skip
+    # summed over the rows of each block as numpy does (the same order, pairwise)
+    total_num = 0.0
+    total_den = 0.0
+    for j in range(n_blocks):
+        total_num += float(np.sum(num[j][good[j]]))
+        total_den += float(np.sum(den[j][good[j]]))
+    return total_num, total_den
+
+
+def column_totals(
+    resid: FloatArray,
+    obs: FloatArray,
+    fitted: FloatArray,
+    in_sample: bool,
+    c: FloatArray,
+    *,
+    engine: Engine = "auto",
+) -> tuple[FloatArray, FloatArray]:
+    """(sum_g resid [T], nansum_g c d [T]) of the groups' sums (:mod:`.dependence`)."""
+    resid, obs, fitted, c = (_f64(v) for v in (resid, obs, fitted, c))
+    if dependence_engine(engine, resid.size) == "numpy":
+        from .dependence_ref import column_totals_ref
+
+        return column_totals_ref(resid, obs, fitted, in_sample, c)
+    from . import dependence as dk
+
+    e_total = np.zeros(resid.shape[1])
+    d_total = np.zeros(resid.shape[1])
+    _call(
+        "column_totals", dk.column_totals, resid, obs, fitted, bool(in_sample), c, e_total, d_total
+    )
+    return e_total, d_total
+
+
+def window_serial_total(
+    obs: FloatArray,
+    extra: FloatArray | None,
+    c: FloatArray,
+    rho: FloatArray,
+    a: FloatArray,
+    phi: FloatArray,
+    *,
+    engine: Engine = "auto",
+) -> FloatArray:
+    """[G]: the variance of the whole sum of rows with sds sqrt(c (obs + extra)) [G, K] (the last
+    column of :func:`running_variance`, without its [G, K] output)."""
+    obs, c, rho, a, phi = (_f64(v) for v in (obs, c, rho, a, phi))
+    if dependence_engine(engine, obs.size) == "numpy":
+        from .dependence_ref import running_variance_ref
+
+        s = np.sqrt(c[:, None] * (obs if extra is None else obs + extra))
+        if s.shape[1] == 0:
+            return np.zeros(s.shape[0])
+        return running_variance_ref(s, rho, a, phi)[:, -1]
+    from . import dependence as dk
+
+    out = np.empty(obs.shape[0])
+    name, kernel = _driver(dk, "window_serial_total", obs.shape[0])
+    none = np.empty((1, 1))
+    extra_ = none if extra is None else _f64(extra)
+    _call(name, kernel, obs, extra_, extra is not None, c, rho, a, phi, out)
+    return out
+
+
 def farrington_glm(
     Y: FloatArray,
     offset: FloatArray | None,
@@ -578,6 +845,7 @@ def warmup(
                 np.array([0.5, 0.9]),
                 np.empty((2, 60)),
             )
+            used += _warm_dependence(Y, X, use_serial)
         if "intervals" in names:
             from . import intervals as ik
 
@@ -628,3 +896,81 @@ def _warm_farrington(serial: bool) -> list[tuple[str, Any]]:
         win["cen"], win["P"], win["n_max"], True, True, 1.0, False, tcrit, 25, 1e-8, out,
     )  # fmt: skip
     return [("farrington_batched" + ("_serial" if serial else ""), kernel)]
+
+
+def _warm_dependence(Y: FloatArray, X: FloatArray, serial: bool) -> list[tuple[str, Any]]:
+    """Compile the dependence model's sums and per-row kernels (parallel or serial) on a toy."""
+    from . import dependence as dk
+
+    tag = "_serial" if serial else ""
+    n, t = Y.shape
+    mu = Y + 1.0
+    none = np.empty((1, 1))
+    order = np.arange(n, dtype=np.int64)
+    ptr = np.arange(n + 2, dtype=np.int64)
+    ptr[-1] = n
+    sums = [np.zeros((n, t)) for _ in range(5)]
+    flags = np.zeros((1, t), dtype=np.bool_)
+    ones = np.ones(n)
+    mask = np.ones((n, t), dtype=np.bool_)
+    k = getattr(dk, "group_sums" + tag)
+    k(
+        order,
+        ptr,
+        np.array([0, n + 1]),
+        Y,
+        mu,
+        mask,
+        True,
+        none,
+        True,
+        ones,
+        mu,
+        True,
+        *sums,
+        flags,
+        True,
+    )
+    used: list[tuple[str, Any]] = [("group_sums" + tag, k)]
+    quad = getattr(dk, "year_window_quad" + tag)
+    quad(
+        mu,
+        X,
+        np.ones((n, X.shape[1], X.shape[1])),
+        ones,
+        np.zeros(t, dtype=np.int64),
+        1,
+        np.empty((1, n)),
+    )
+    used.append(("year_window_quad" + tag, quad))
+    basis = np.ones((2, 3))
+    out = [np.empty(n) for _ in range(3)] + [np.empty((n, 3))] + [np.empty(n) for _ in range(2)]
+    rows = getattr(dk, "serial_rows" + tag)
+    rows(
+        Y - mu,
+        mu,
+        0.1 * mu,
+        True,
+        ones,
+        ones,
+        False,
+        basis,
+        np.full(2, 3.0),
+        np.array([0.0, 0.5]),
+        *out,
+    )
+    used.append(("serial_rows" + tag, rows))
+    rho, a, phi = out[3], out[4], out[5]
+    total = getattr(dk, "window_serial_total" + tag)
+    total(mu, none, False, ones, rho, a, phi, np.empty(n))
+    used.append(("window_serial_total" + tag, total))
+    year = getattr(dk, "year_rows" + tag)
+    pos = np.arange(t, dtype=np.int64)
+    year(
+        Y - mu, mu, 0.1 * mu, mu, True, ones, rho, a, phi, ones, pos, np.array([0, t]), np.zeros(1),
+        np.zeros((1, n)), 0.8, np.empty((1, n)), np.empty((1, n)), np.empty((1, n), dtype=np.bool_),
+    )  # fmt: skip
+    used.append(("year_rows" + tag, year))
+    dk.column_totals(Y - mu, mu, 0.1 * mu, True, ones, np.zeros(t), np.zeros(t))
+    used.append(("column_totals", dk.column_totals))
+    return used

@@ -50,3 +50,608 @@ def running_variance_serial(
     """As :func:`running_variance`, without threads (for thread pools on the workqueue layer)."""
     for g in range(s.shape[0]):
         _row(s[g], rho[g], a[g], phi[g], out[g])
+
+
+# ------------------------------------------------------------------------------ group sums
+@jit
+def _sum_groups(
+    lo: int,
+    hi: int,
+    order: np.ndarray,
+    ptr: np.ndarray,
+    deaths: np.ndarray,
+    mu: np.ndarray,
+    mask: np.ndarray,
+    finite_mu: bool,
+    obs: np.ndarray,
+    use_phi: bool,
+    phi: np.ndarray,
+    q: np.ndarray,
+    use_q: bool,
+    resid: np.ndarray,
+    obs_out: np.ndarray,
+    mu_out: np.ndarray,
+    root_out: np.ndarray,
+    fitted: np.ndarray,
+    flags: np.ndarray,
+    own_rows: bool,
+) -> None:
+    """Groups lo..hi-1: add each member row s = order[ptr[g]:ptr[g + 1]] (ascending) into row g of
+    the sums; group G (= resid.shape[0], the series in no group) only flags its residual weeks.
+    ``own_rows`` (every series its own group): the sums of mu and sqrt(obs) are not formed (they are
+    mu and sqrt(obs) themselves)."""
+    n_groups, n_weeks = resid.shape
+    for g in range(lo, hi):
+        for i in range(ptr[g], ptr[g + 1]):
+            s = order[i]
+            for t in range(n_weeks):
+                m = mask[s, t]
+                mst = mu[s, t]
+                if finite_mu and not np.isfinite(mst):
+                    m = False
+                if m:
+                    flags[t] = True
+                if g == n_groups:
+                    continue
+                o = phi[s] * mst if use_phi else obs[s, t]
+                resid[g, t] += deaths[s, t] - mst if m else np.nan
+                obs_out[g, t] += o
+                if not own_rows:
+                    mu_out[g, t] += mst
+                    root_out[g, t] += np.sqrt(o)
+                if use_q:
+                    fitted[g, t] += phi[s] * (mst * mst) * q[s, t]
+
+
+@jit_parallel
+def group_sums(
+    order: np.ndarray,
+    ptr: np.ndarray,
+    chunks: np.ndarray,
+    deaths: np.ndarray,
+    mu: np.ndarray,
+    mask: np.ndarray,
+    finite_mu: bool,
+    obs: np.ndarray,
+    use_phi: bool,
+    phi: np.ndarray,
+    q: np.ndarray,
+    use_q: bool,
+    resid: np.ndarray,
+    obs_out: np.ndarray,
+    mu_out: np.ndarray,
+    root_out: np.ndarray,
+    fitted: np.ndarray,
+    flags: np.ndarray,
+    own_rows: bool,
+) -> None:
+    """One pass over the series: per group g and week t the sums of the residual y - mu on the
+    residual weeks (NaN off them), the null variance phi mu (``use_phi``) or ``obs``, mu, sqrt of
+    the null variance and, with ``use_q``, phi mu^2 q (the fitted variance of a per-series GLM).
+
+    ``mask`` is the residual mask [S, T] (and mu finite when ``finite_mu``); the members of group g
+    are order[ptr[g]:ptr[g + 1]] (ascending; group G: the series left out). The sums start at zero
+    and add their members in order. prange over the chunks of groups chunks[c]..chunks[c + 1]
+    (flags[c] [T]: weeks with a residual in the chunk); each row is written by one thread."""
+    for c in prange(chunks.shape[0] - 1):
+        _sum_groups(
+            chunks[c], chunks[c + 1], order, ptr, deaths, mu, mask, finite_mu, obs, use_phi, phi,
+            q, use_q, resid, obs_out, mu_out, root_out, fitted, flags[c], own_rows,
+        )  # fmt: skip
+
+
+@jit
+def group_sums_serial(
+    order: np.ndarray,
+    ptr: np.ndarray,
+    chunks: np.ndarray,
+    deaths: np.ndarray,
+    mu: np.ndarray,
+    mask: np.ndarray,
+    finite_mu: bool,
+    obs: np.ndarray,
+    use_phi: bool,
+    phi: np.ndarray,
+    q: np.ndarray,
+    use_q: bool,
+    resid: np.ndarray,
+    obs_out: np.ndarray,
+    mu_out: np.ndarray,
+    root_out: np.ndarray,
+    fitted: np.ndarray,
+    flags: np.ndarray,
+    own_rows: bool,
+) -> None:
+    """As :func:`group_sums`, without threads."""
+    for c in range(chunks.shape[0] - 1):
+        _sum_groups(
+            chunks[c], chunks[c + 1], order, ptr, deaths, mu, mask, finite_mu, obs, use_phi, phi,
+            q, use_q, resid, obs_out, mu_out, root_out, fitted, flags[c], own_rows,
+        )  # fmt: skip
+
+
+@jit
+def _quad_series(
+    s: int,
+    mu: np.ndarray,
+    X: np.ndarray,
+    cov: np.ndarray,
+    phi: np.ndarray,
+    year_of: np.ndarray,
+    n_years: int,
+    out: np.ndarray,
+) -> None:
+    n_weeks = mu.shape[1]
+    p = X.shape[1]
+    g = np.zeros((n_years, p))
+    for t in range(n_weeks):
+        j = year_of[t]
+        if j < 0:
+            continue
+        mst = mu[s, t]
+        for k in range(p):
+            g[j, k] += mst * X[t, k]
+    for j in range(n_years):
+        acc = 0.0
+        for k in range(p):
+            row = 0.0
+            for m in range(p):
+                row += cov[s, k, m] * g[j, m]
+            acc += g[j, k] * row
+        out[j, s] = phi[s] * acc
+
+
+@jit_parallel
+def year_window_quad(
+    mu: np.ndarray,
+    X: np.ndarray,
+    cov: np.ndarray,
+    phi: np.ndarray,
+    year_of: np.ndarray,
+    n_years: int,
+    out: np.ndarray,
+) -> None:
+    """out[j, s] = phi_s g' C_s g with g = sum over the weeks t of year j (``year_of[t] == j``,
+    -1: none) of mu[s, t] x_t: a per-series GLM's fitted variance of each year's sum (prange over
+    series)."""
+    for s in prange(mu.shape[0]):
+        _quad_series(s, mu, X, cov, phi, year_of, n_years, out)
+
+
+@jit
+def year_window_quad_serial(
+    mu: np.ndarray,
+    X: np.ndarray,
+    cov: np.ndarray,
+    phi: np.ndarray,
+    year_of: np.ndarray,
+    n_years: int,
+    out: np.ndarray,
+) -> None:
+    """As :func:`year_window_quad`, without threads."""
+    for s in range(mu.shape[0]):
+        _quad_series(s, mu, X, cov, phi, year_of, n_years, out)
+
+
+# ------------------------------------------------------------------------------ serial model
+@jit
+def _nan_max(x: float, y: float) -> float:
+    """np.maximum: NaN when either is NaN."""
+    if np.isnan(x) or np.isnan(y):
+        return np.nan
+    return x if x >= y else y
+
+
+@jit
+def _null(obs: float, fitted: float, in_sample: bool) -> float:
+    d = obs - fitted if in_sample else obs + fitted
+    return _nan_max(d, 0.05 * obs)
+
+
+@jit
+def _serial_row(
+    resid: np.ndarray,
+    obs: np.ndarray,
+    fitted: np.ndarray,
+    in_sample: bool,
+    basis: np.ndarray,
+    norm: np.ndarray,
+    grid: np.ndarray,
+    u: np.ndarray,
+    acf: np.ndarray,
+    rho: np.ndarray,
+) -> tuple[float, float, float, float]:
+    """(n, c_raw, A, phi) of one row, rho [L] written: the standardised residuals, their mean
+    square, autocorrelation (demeaned, lags 0..L) and the ARMA(1, 1) grid fit."""
+    n_weeks = resid.shape[0]
+    n_lags = rho.shape[0]
+    n = 0
+    total = 0.0
+    square = 0.0
+    for t in range(n_weeks):
+        ut = resid[t] / np.sqrt(_null(obs[t], fitted[t], in_sample))
+        if np.isfinite(ut):
+            u[t] = ut
+            n += 1
+            total += ut
+            square += ut * ut
+        else:
+            u[t] = np.nan
+    c_raw = square / n if n > 0 else np.nan
+    centre = total / n if n > 0 else 0.0
+    for t in range(n_weeks):
+        u[t] = u[t] - centre if np.isfinite(u[t]) else 0.0
+    den = 0.0
+    for t in range(n_weeks):
+        den += u[t] * u[t]
+    for k in range(1, n_lags + 1):
+        if k >= n_weeks:
+            acf[k] = 0.0
+            continue
+        acc = 0.0
+        for t in range(n_weeks - k):
+            acc += u[t + k] * u[t]
+        r = acc / den
+        acf[k] = r if np.isfinite(r) else 0.0
+    best = 0
+    best_sse = np.inf
+    best_amp = 0.0
+    for p in range(grid.shape[0]):
+        dot = 0.0
+        for k in range(n_lags):
+            dot += acf[k + 1] * basis[p, k]
+        amp = dot / norm[p]
+        amp = 0.0 if amp < 0.0 else (1.0 if amp > 1.0 else amp)
+        sse = 0.0
+        for k in range(n_lags):
+            e = acf[k + 1] - amp * basis[p, k]
+            sse += e * e
+        if sse < best_sse or p == 0:
+            best = p
+            best_sse = sse
+            best_amp = amp
+    for k in range(n_lags):
+        rho[k] = best_amp * basis[best, k]
+    return float(n), c_raw, best_amp, grid[best]
+
+
+@jit
+def _serial_group(
+    g: int,
+    resid: np.ndarray,
+    obs: np.ndarray,
+    fitted: np.ndarray,
+    in_sample: bool,
+    members: np.ndarray,
+    phi_sum: np.ndarray,
+    shared_dispersion: bool,
+    basis: np.ndarray,
+    norm: np.ndarray,
+    grid: np.ndarray,
+    n_out: np.ndarray,
+    c_raw: np.ndarray,
+    c: np.ndarray,
+    rho: np.ndarray,
+    a: np.ndarray,
+    phi: np.ndarray,
+) -> None:
+    u = np.empty(resid.shape[1])
+    acf = np.zeros(rho.shape[1] + 1)
+    n, cr, amp, ph = _serial_row(
+        resid[g], obs[g], fitted[g], in_sample, basis, norm, grid, u, acf, rho[g]
+    )
+    n_out[g] = n
+    c_raw[g] = cr
+    a[g] = amp
+    phi[g] = ph
+    known = 1.0 if np.isnan(cr) else cr
+    if members[g] > 1:
+        c[g] = known if known > 1.0 else 1.0
+    elif shared_dispersion:
+        phi_row = phi_sum[g] / (members[g] if members[g] > 1.0 else 1.0)
+        floor = 1.0 / phi_row if phi_row > 0 else 1.0
+        c[g] = _nan_max(known, floor)
+    else:
+        c[g] = 1.0
+
+
+@jit_parallel
+def serial_rows(
+    resid: np.ndarray,
+    obs: np.ndarray,
+    fitted: np.ndarray,
+    in_sample: bool,
+    members: np.ndarray,
+    phi_sum: np.ndarray,
+    shared_dispersion: bool,
+    basis: np.ndarray,
+    norm: np.ndarray,
+    grid: np.ndarray,
+    n_out: np.ndarray,
+    c_raw: np.ndarray,
+    c: np.ndarray,
+    rho: np.ndarray,
+    a: np.ndarray,
+    phi: np.ndarray,
+) -> None:
+    """Parts 1-2 of :mod:`excessmort.dependence` for every group row (prange over rows): n, c_raw,
+    c, rho [G, L] (the fitted A phi^(k-1)), A and phi from the group sums [G, T]; ``basis`` [P, L]
+    holds grid^(k-1) and ``norm`` [P] its row sums of squares."""
+    for g in prange(resid.shape[0]):
+        _serial_group(
+            g, resid, obs, fitted, in_sample, members, phi_sum, shared_dispersion, basis, norm,
+            grid, n_out, c_raw, c, rho, a, phi,
+        )  # fmt: skip
+
+
+@jit
+def serial_rows_serial(
+    resid: np.ndarray,
+    obs: np.ndarray,
+    fitted: np.ndarray,
+    in_sample: bool,
+    members: np.ndarray,
+    phi_sum: np.ndarray,
+    shared_dispersion: bool,
+    basis: np.ndarray,
+    norm: np.ndarray,
+    grid: np.ndarray,
+    n_out: np.ndarray,
+    c_raw: np.ndarray,
+    c: np.ndarray,
+    rho: np.ndarray,
+    a: np.ndarray,
+    phi: np.ndarray,
+) -> None:
+    """As :func:`serial_rows`, without threads."""
+    for g in range(resid.shape[0]):
+        _serial_group(
+            g, resid, obs, fitted, in_sample, members, phi_sum, shared_dispersion, basis, norm,
+            grid, n_out, c_raw, c, rho, a, phi,
+        )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ year effect
+@jit
+def _running_last(s: np.ndarray, rho: np.ndarray, a: float, phi: float) -> float:
+    """The variance of the whole sum of one row (the last value of :func:`_row`)."""
+    n_lags = rho.shape[0]
+    tail = a * phi**n_lags
+    total = 0.0
+    q = 0.0
+    for k in range(s.shape[0]):
+        if k - n_lags - 1 >= 0:
+            q = phi * q + s[k - n_lags - 1]
+        cross = tail * q
+        for j in range(1, min(n_lags, k) + 1):
+            cross += rho[j - 1] * s[k - j]
+        sk = s[k]
+        total += sk * sk + 2.0 * sk * cross
+    return total
+
+
+@jit
+def _year_group(
+    g: int,
+    resid: np.ndarray,
+    obs: np.ndarray,
+    fitted: np.ndarray,
+    mu: np.ndarray,
+    in_sample: bool,
+    c: np.ndarray,
+    rho: np.ndarray,
+    a: np.ndarray,
+    phi: np.ndarray,
+    pf: np.ndarray,
+    pos: np.ndarray,
+    ptr: np.ndarray,
+    h: np.ndarray,
+    year_fitted: np.ndarray,
+    coverage: float,
+    num: np.ndarray,
+    den: np.ndarray,
+    good: np.ndarray,
+) -> None:
+    n_blocks = ptr.shape[0] - 1
+    for j in range(n_blocks):
+        lo = ptr[j]
+        hi = ptr[j + 1]
+        size = hi - lo
+        first = pos[lo]
+        span = np.zeros(pos[hi - 1] - first + 1)
+        present = 0
+        b = 0.0
+        sm = 0.0
+        sq = 0.0
+        for i in range(lo, hi):
+            t = pos[i]
+            r = resid[g, t]
+            if np.isfinite(r):
+                present += 1
+                b += r
+                m = mu[g, t]
+                sm += m
+                sq += m * m
+                base = obs[g, t] if in_sample else obs[g, t] + fitted[g, t]
+                span[t - first] = np.sqrt(c[g] * base)
+            elif not np.isnan(r):
+                b += r
+        if present < coverage * size:
+            good[j, g] = False
+            continue
+        serial = _running_last(span, rho[g], a[g], phi[g])
+        explained = serial - year_fitted[j, g] * pf[g] if in_sample else serial
+        big = sm * sm - sq
+        factor = 1.0 - h[j] if in_sample else 1.0 + h[j]
+        num[j, g] = b * b - explained
+        den[j, g] = big * factor
+        good[j, g] = np.isfinite(b) and np.isfinite(explained) and np.isfinite(big)
+
+
+@jit
+def _window_row(
+    g: int,
+    obs: np.ndarray,
+    extra: np.ndarray,
+    use_extra: bool,
+    c: np.ndarray,
+    rho: np.ndarray,
+    a: np.ndarray,
+    phi: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    n_weeks = obs.shape[1]
+    s = np.empty(n_weeks)
+    for t in range(n_weeks):
+        v = obs[g, t] + extra[g, t] if use_extra else obs[g, t]
+        s[t] = np.sqrt(c[g] * v)
+    out[g] = _running_last(s, rho[g], a[g], phi[g])
+
+
+@jit_parallel
+def window_serial_total(
+    obs: np.ndarray,
+    extra: np.ndarray,
+    use_extra: bool,
+    c: np.ndarray,
+    rho: np.ndarray,
+    a: np.ndarray,
+    phi: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """out[g] = variance of the sum over all weeks of row g with sds sqrt(c_g (obs + extra)) (the
+    last column of :func:`running_variance`; prange over rows)."""
+    for g in prange(obs.shape[0]):
+        _window_row(g, obs, extra, use_extra, c, rho, a, phi, out)
+
+
+@jit
+def window_serial_total_serial(
+    obs: np.ndarray,
+    extra: np.ndarray,
+    use_extra: bool,
+    c: np.ndarray,
+    rho: np.ndarray,
+    a: np.ndarray,
+    phi: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """As :func:`window_serial_total`, without threads."""
+    for g in range(obs.shape[0]):
+        _window_row(g, obs, extra, use_extra, c, rho, a, phi, out)
+
+
+@jit_parallel
+def year_rows(
+    resid: np.ndarray,
+    obs: np.ndarray,
+    fitted: np.ndarray,
+    mu: np.ndarray,
+    in_sample: bool,
+    c: np.ndarray,
+    rho: np.ndarray,
+    a: np.ndarray,
+    phi: np.ndarray,
+    pf: np.ndarray,
+    pos: np.ndarray,
+    ptr: np.ndarray,
+    h: np.ndarray,
+    year_fitted: np.ndarray,
+    coverage: float,
+    num: np.ndarray,
+    den: np.ndarray,
+    good: np.ndarray,
+) -> None:
+    """Part 3 per group row and reference year block j (positions pos[ptr[j]:ptr[j + 1]],
+    ``year_fitted`` [J, G] its rows): num[j, g] = B^2 - explained, den[j, g] = [(sum mu)^2 -
+    sum mu^2] (1 -+ h_j), good[j, g] whether they count (prange over rows)."""
+    for g in prange(resid.shape[0]):
+        _year_group(
+            g,
+            resid,
+            obs,
+            fitted,
+            mu,
+            in_sample,
+            c,
+            rho,
+            a,
+            phi,
+            pf,
+            pos,
+            ptr,
+            h,
+            year_fitted,
+            coverage,
+            num,
+            den,
+            good,
+        )
+
+
+@jit
+def year_rows_serial(
+    resid: np.ndarray,
+    obs: np.ndarray,
+    fitted: np.ndarray,
+    mu: np.ndarray,
+    in_sample: bool,
+    c: np.ndarray,
+    rho: np.ndarray,
+    a: np.ndarray,
+    phi: np.ndarray,
+    pf: np.ndarray,
+    pos: np.ndarray,
+    ptr: np.ndarray,
+    h: np.ndarray,
+    year_fitted: np.ndarray,
+    coverage: float,
+    num: np.ndarray,
+    den: np.ndarray,
+    good: np.ndarray,
+) -> None:
+    """As :func:`year_rows`, without threads."""
+    for g in range(resid.shape[0]):
+        _year_group(
+            g,
+            resid,
+            obs,
+            fitted,
+            mu,
+            in_sample,
+            c,
+            rho,
+            a,
+            phi,
+            pf,
+            pos,
+            ptr,
+            h,
+            year_fitted,
+            coverage,
+            num,
+            den,
+            good,
+        )
+
+
+@jit
+def column_totals(
+    resid: np.ndarray,
+    obs: np.ndarray,
+    fitted: np.ndarray,
+    in_sample: bool,
+    c: np.ndarray,
+    e_total: np.ndarray,
+    d_total: np.ndarray,
+) -> None:
+    """e_total[t] = sum_g resid[g, t], d_total[t] = nansum_g c_g d_gt: rows added in order (as
+    numpy's reduction over the first axis), row by row over contiguous memory, without threads (a
+    pass over memory: threads on column blocks only contend for cache lines)."""
+    n_rows, n_weeks = resid.shape
+    for g in range(n_rows):
+        for t in range(n_weeks):
+            e_total[t] += resid[g, t]
+            v = c[g] * _null(obs[g, t], fitted[g, t], in_sample)
+            if not np.isnan(v):
+                d_total[t] += v

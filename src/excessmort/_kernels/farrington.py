@@ -55,26 +55,30 @@ N_OUT = 9
 
 
 @jit_reduce
-def _accumulate(P, lstart, mu, eta, offv, yv, tauv, wt, wlast, A, B, R):  # type: ignore[no-untyped-def]
+def _accumulate(n, P, lstart, mu, eta, offv, yv, tauv, wt, wlast, wzv, A, B, R):  # type: ignore[no-untyped-def]
     """The arrow X'WX and X'Wz at the current mu (W = wt mu): A_l, B_l, R[1 + l]; returns
-    (sum w tau^2, sum w tau z). Branch-free so that the reductions vectorise."""
+    (sum w tau^2, sum w tau z). One flat elementwise pass (it stores w and wz) and per-level sums
+    that only read: both vectorise (a store inside the short per-level loops does not)."""
     ctt = 0.0
     rt = 0.0
+    for i in range(n):
+        m = mu[i]
+        wi = wt[i] * m
+        wz = wi * (eta[i] - offv[i]) + wt[i] * (yv[i] - m)
+        wlast[i] = wi
+        wzv[i] = wz
+        ti = tauv[i]
+        ctt += wi * ti * ti
+        rt += wz * ti
     for lvl in range(P):
         a = 0.0
         bb = 0.0
         r = 0.0
         for i in range(lstart[lvl], lstart[lvl + 1]):
-            m = mu[i]
-            wi = wt[i] * m
-            wlast[i] = wi
-            wz = wi * (eta[i] - offv[i]) + wt[i] * (yv[i] - m)
-            ti = tauv[i]
+            wi = wlast[i]
             a += wi
-            r += wz
-            bb += wi * ti
-            ctt += wi * ti * ti
-            rt += wz * ti
+            bb += wi * tauv[i]
+            r += wzv[i]
         A[lvl] = a
         B[lvl] = bb
         R[lvl + 1] = r
@@ -82,12 +86,10 @@ def _accumulate(P, lstart, mu, eta, offv, yv, tauv, wt, wlast, A, B, R):  # type
 
 
 @jit_reduce
-def _update(P, lstart, beta, bt, offv, tauv, eta):  # type: ignore[no-untyped-def]
-    """eta = beta_level + bt tau + offset."""
-    for lvl in range(P):
-        bl = beta[lvl]
-        for i in range(lstart[lvl], lstart[lvl + 1]):
-            eta[i] = bl + bt * tauv[i] + offv[i]
+def _update(n, lev, beta, bt, offv, tauv, eta):  # type: ignore[no-untyped-def]
+    """eta = beta_level + bt tau + offset (flat, the level of row i is lev[i])."""
+    for i in range(n):
+        eta[i] = beta[lev[i]] + bt * tauv[i] + offv[i]
 
 
 @jit_reduce
@@ -111,11 +113,13 @@ def _fit_cells(
     n,
     P,
     lstart,
+    lev,
     yv,
     offv,
     tauv,
     wt,
     lny,
+    mu0,
     ylogy,
     trend,
     max_iter,
@@ -128,6 +132,7 @@ def _fit_cells(
     B,
     R,
     tmp,
+    wzv,
 ):  # type: ignore[no-untyped-def]
     """One R ``glm.fit`` (quasi-Poisson, log link) on cell means (+ centred trend).
 
@@ -140,8 +145,8 @@ def _fit_cells(
     kconst = 0.0
     for i in range(n):
         eta[i] = lny[i]
+        mu[i] = mu0[i]  # exp(log(y + 0.1)), tabulated per series
         kconst += wt[i] * ylogy[i]
-    exp_into(eta, mu, tmp, n)
     sy, sm = _floor_deviance(n, eta, mu, yv, wt)
     dev_old = 2.0 * (kconst - sy + sm)
     conv = False
@@ -150,7 +155,7 @@ def _fit_cells(
     ctt = 0.0
     for it in range(1, max_iter + 1):
         n_iter = it
-        ctt, rt = _accumulate(P, lstart, mu, eta, offv, yv, tauv, wt, wlast, A, B, R)
+        ctt, rt = _accumulate(n, P, lstart, mu, eta, offv, yv, tauv, wt, wlast, wzv, A, B, R)
         if trend:
             s = ctt
             rr = rt
@@ -167,7 +172,7 @@ def _fit_cells(
             else:
                 beta[lvl] = 0.0
         beta[P] = bt if trend else 0.0
-        _update(P, lstart, beta, beta[P], offv, tauv, eta)
+        _update(n, lev, beta, beta[P], offv, tauv, eta)
         exp_into(eta, mu, tmp, n)
         sy, sm = _floor_deviance(n, eta, mu, yv, wt)
         dev = 2.0 * (kconst - sy + sm)
@@ -203,16 +208,47 @@ def _floor1(d):  # type: ignore[no-untyped-def]
     return np.nan
 
 
+@jit_reduce
+def _anscombe(
+    n, P, lstart, trend, s, ia, cb, tauv, eta, mu, y23, wlast, phi, wthr, tmp, sres, ria, rcb
+):  # type: ignore[no-untyped-def]
+    """Anscombe residuals sres [n] of the fit (hat values from the arrow inverse, see _fit_fun);
+    returns sum(s^-2 where s > wthr, else 1). The level's 1/A and B/A are spread to rows first
+    (ria, rcb [n] workspace): the flat loop then vectorises (with a gather by level it does not)."""
+    s_eff = s if trend else np.inf  # without the trend, x' M^-1 x = 1/A
+    for i in range(n):
+        tmp[i] = -(eta[i] if mu[i] > EPS else LOG_EPS) / 6.0
+    exp_into(tmp, sres, tmp[n:], n)  # mu^(-1/6)
+    for lvl in range(P):
+        a_l = ia[lvl]
+        c_l = cb[lvl]
+        for i in range(lstart[lvl], lstart[lvl + 1]):
+            ria[i] = a_l
+            rcb[i] = c_l
+    big = 1.0 - 10.0 * EPS
+    gsum = 0.0
+    for i in range(n):
+        u = tauv[i] - rcb[i]
+        h = wlast[i] * (ria[i] + u * u / s_eff)
+        h = 1.0 if h > big else h
+        a = 1.5 * (y23[i] * sres[i] - np.sqrt(mu[i])) / np.sqrt(phi * (1.0 - h))
+        sres[i] = a
+        gsum += 1.0 / (a * a) if a > wthr else 1.0
+    return gsum
+
+
 @jit
 def _fit_fun(
     n,
     P,
     lstart,
+    lev,
     yv,
     offv,
     tauv,
     y23,
     lny,
+    mu0,
     ylogy,
     trend,
     reweight,
@@ -229,6 +265,10 @@ def _fit_fun(
     R,
     tmp,
     sres,
+    wzv,
+    ia,
+    cb,
+    ria,
 ):  # type: ignore[no-untyped-def]
     """R ``algo.farrington.fitGLM.flexible``.
 
@@ -240,7 +280,7 @@ def _fit_fun(
     for i in range(n):
         wt[i] = 1.0
     n_iter = 0
-    rank = 0
+    rank = np.int64(0)  # not the literal 0: numba would compile _dispersion for it too
     disp = np.nan
     disp_se = np.nan
     phi = np.nan
@@ -249,8 +289,8 @@ def _fit_fun(
     phase = 0
     while True:
         conv, it, ok = _fit_cells(
-            n, P, lstart, yv, offv, tauv, wt, lny, ylogy, trend, max_iter, tol, beta, eta, mu,
-            wlast, A, B, R, tmp,
+            n, P, lstart, lev, yv, offv, tauv, wt, lny, mu0, ylogy, trend, max_iter, tol, beta,
+            eta, mu, wlast, A, B, R, tmp, wzv,
         )  # fmt: skip
         n_iter += it
         if not ok:
@@ -266,7 +306,7 @@ def _fit_fun(
             trend = False
             phase = 1
             continue
-        rank = 0
+        rank = np.int64(0)
         for lvl in range(P):
             if A[lvl] > 0.0:
                 rank += 1
@@ -277,38 +317,20 @@ def _fit_fun(
         disp_se = disp
         if not reweight:
             break
-        # hat values h_i = w_i x_i' (X'WX)^-1 x_i from the arrow inverse
+        # hat values h_i = w_i x_i' (X'WX)^-1 x_i from the arrow inverse:
+        # x_i' M^-1 x_i = 1/A + (tau - B/A)^2 / s, with the level's 1/A and B/A in ia and cb
         s = 0.0
         if trend:
             s = R[0]
             for lvl in range(P):
                 if A[lvl] > 0.0:
                     s -= B[lvl] * B[lvl] / A[lvl]
-        for i in range(n):
-            tmp[i] = -eta[i] / 6.0 if mu[i] > EPS else -np.log(mu[i]) / 6.0
-        exp_into(tmp, sres, tmp[n:], n)  # mu^(-1/6)
-        big = 1.0 - 10.0 * EPS
-        gsum = 0.0
         for lvl in range(P):
-            if A[lvl] <= 0.0:
-                continue
-            ia = 1.0 / A[lvl]
-            for i in range(lstart[lvl], lstart[lvl + 1]):
-                if trend:
-                    u = tauv[i] - B[lvl] * ia  # x_i' M^-1 x_i = 1/A + (tau - B/A)^2 / s
-                    q = ia + u * u / s
-                else:
-                    q = ia
-                h = wlast[i] * q
-                if h > big:
-                    h = 1.0
-                a = 1.5 * (y23[i] * sres[i] - np.sqrt(mu[i]))
-                a = a / np.sqrt(phi * (1.0 - h))
-                sres[i] = a
-                if a > wthr:
-                    gsum += 1.0 / (a * a)
-                else:
-                    gsum += 1.0
+            ia[lvl] = 1.0 / A[lvl] if A[lvl] > 0.0 else 0.0
+            cb[lvl] = B[lvl] * ia[lvl]
+        gsum = _anscombe(
+            n, P, lstart, trend, s, ia, cb, tauv, eta, mu, y23, wlast, phi, wthr, tmp, sres, ria, wzv
+        )  # fmt: skip
         gamma = n / gsum
         for i in range(n):
             a = sres[i]
@@ -338,6 +360,7 @@ def farrington_pair(
     lny_s,
     y23_s,
     ylogy_s,
+    mu0_s,
     k_week,
     t0,
     rt,
@@ -359,7 +382,7 @@ def farrington_pair(
 
     ``rt`` are the window's weeks grouped by level (level l: rt[lptr[l]:lptr[l+1]]), ``cen`` [P] the
     centring of time per level, ``t0`` the first week of the window (R's wtime origin).
-    ``iw`` [P + 1] int and ``fw`` [12, n_max] float are workspace.
+    ``iw`` [P + 1 + n_max] int and ``fw`` [16, max(2 n_max, 6 P + 2)] float are workspace.
     """
     for j in range(N_OUT):
         out[j] = np.nan
@@ -374,7 +397,11 @@ def farrington_pair(
     mu = fw[8]
     wlast = fw[9]
     sres = fw[10]
-    lstart = iw
+    lstart = iw[: P + 1]
+    lev = iw[P + 1 :]
+    wzv = fw[13]
+    mu0 = fw[14]
+    ria = fw[15]
     n = 0
     t_first = -1
     ymax = -np.inf
@@ -386,10 +413,12 @@ def farrington_pair(
             ot = off[t]
             if np.isfinite(yt) and np.isfinite(ot):
                 yv[n] = yt
+                lev[n] = lvl
                 offv[n] = ot
                 tauv[n] = t - cen[lvl]
                 y23[n] = y23_s[t]
                 lny[n] = lny_s[t]
+                mu0[n] = mu0_s[t]
                 ylogy[n] = ylogy_s[t]
                 if t_first < 0 or t < t_first:
                     t_first = t
@@ -397,6 +426,9 @@ def farrington_pair(
                     ymax = yt
                 n += 1
     lstart[P] = n
+    # n read back from the array: the counter's literal start value 0 would otherwise make numba
+    # compile every callee a second time, for n = Literal[int](0) (doubling the compile time)
+    n = lstart[P]
     out[O_NOBS] = n
     pl = P - 1
     if n == 0 or lstart[pl + 1] == lstart[pl] or not np.isfinite(off[k_week]):
@@ -410,19 +442,21 @@ def farrington_pair(
     A = fw[12][P + 1 : 2 * P + 1]
     B = fw[12][2 * P + 1 : 3 * P + 1]
     R = fw[12][3 * P + 1 : 4 * P + 2]
+    ia = fw[12][4 * P + 2 : 5 * P + 2]
+    cb = fw[12][5 * P + 2 : 6 * P + 2]
     tmp2 = fw[11]
     total_iter = 0
     use_trend = trend_opt
     # at most two fits: with the trend asked for, then without it when the trend is not kept
     while True:
         st, trend, n_iter, disp, disp_se, phi = _fit_fun(
-            n, P, lstart, yv, offv, tauv, y23, lny, ylogy, use_trend, reweight, wthr, max_iter,
-            tol, wt, beta, eta, mu, wlast, A, B, R, tmp2, sres,
+            n, P, lstart, lev, yv, offv, tauv, y23, lny, mu0, ylogy, use_trend, reweight, wthr,
+            max_iter, tol, wt, beta, eta, mu, wlast, A, B, R, tmp2, sres, wzv, ia, cb, ria,
         )  # fmt: skip
         total_iter += n_iter
         if not (use_trend and st == STATUS_OK and trend):
             break
-        eta_k, q = _predict(P, pl, tau_k, off[k_week], True, beta, A, B, R)
+        eta_k, q = _predict(P, pl, tau_k, off[k_week], trend, beta, A, B, R)  # trend is True
         mu_k = np.exp(eta_k)
         if mu_k < EPS:
             mu_k = EPS
@@ -455,13 +489,16 @@ def farrington_pair(
 
 
 @jit
-def series_tables(y, lny, y23, ylogy):  # type: ignore[no-untyped-def]
-    """log(y + 0.1), y^(2/3) and y log y (0 at y = 0) for one series (NaN stays NaN)."""
-    for t in range(y.shape[0]):
+def series_tables(y, lny, y23, ylogy, mu0, tmp):  # type: ignore[no-untyped-def]
+    """log(y + 0.1), y^(2/3), y log y (0 at y = 0) and exp(log(y + 0.1)) (glm.fit's starting mu
+    before its floor) for one series (NaN stays NaN); ``tmp`` is workspace."""
+    T = y.shape[0]
+    for t in range(T):
         v = y[t]
         lny[t] = np.log(v + 0.1)
         y23[t] = v ** (2.0 / 3.0)
         ylogy[t] = v * np.log(v) if v > 0.0 else 0.0
+    exp_into(lny, mu0, tmp, T)
 
 
 def _farrington_batched(
@@ -494,16 +531,16 @@ def _farrington_batched(
     for task in prange(n_tasks):
         s = task // n_blocks
         blk = task - s * n_blocks
-        tab = np.empty((3, T))
+        tab = np.empty((5, T))
         y = Y[s]
         off = OFF[s] if has_off else OFF[0]
-        series_tables(y, tab[0], tab[1], tab[2])
-        fw = np.empty((13, max(2 * n_max, 4 * P + 2)))
-        iw = np.empty(P + 1, dtype=np.int64)
+        series_tables(y, tab[0], tab[1], tab[2], tab[3], tab[4])
+        fw = np.empty((16, max(2 * n_max, 6 * P + 2)))
+        iw = np.empty(P + 1 + n_max, dtype=np.int64)
         for k in range(blk * KBLOCK, min(K, (blk + 1) * KBLOCK)):
             lo = wptr[k]
             farrington_pair(
-                y, off, tab[0], tab[1], tab[2], kpos[k], t0[k], rt[lo : wptr[k + 1]], lptr[k],
+                y, off, tab[0], tab[1], tab[2], tab[3], kpos[k], t0[k], rt[lo : wptr[k + 1]], lptr[k],
                 cen[k], P, trend_opt, reweight, wthr, b_ok, tcrit, max_iter, tol, out[s, k], iw, fw,
             )  # fmt: skip
 
