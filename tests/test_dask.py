@@ -562,3 +562,72 @@ def test_dispersion_judged_by_the_in_memory_rule_on_ons_regions(client, shared):
         strict.by().cumulative(2020)
     with pytest.raises(em.InputError, match="dispersion_check must be"):
         fit_memory(dd.from_pandas(regions, npartitions=3), client=client, dispersion_check="loud")
+
+
+@pytest.mark.parametrize("order", ["strings", "categories_reversed"])
+def test_partition_panel_equals_the_panel_of_its_tidy_frame(demo, order):
+    """A partition read straight into its panel (issue 18 item 5) equals the previous path,
+    ``Panel.from_frame`` of its tidy frame with the global categories: keys (order and dtype),
+    deaths, exposure; also when the partition's own categories are in another order than the
+    global ones (series then reordered on the global codes). No cluster: the per-partition code."""
+    from excessmort._dask import (
+        _categories,
+        _on_calendar,
+        _read_panel_partition,
+        _read_partition,
+        _recognise,
+    )
+    from excessmort.panel import Panel
+
+    weeks = pd.DatetimeIndex(np.sort(demo["week_ending"].unique()))
+    raw = demo[demo["region"].astype(str).isin(["E12000003", "E12000007"])]
+    raw = raw[raw["week_ending"] >= pd.Timestamp("2012-01-01")].reset_index(drop=True)
+    for col in ("sex", "age_group"):
+        values = raw[col].astype(str)
+        if order == "strings":
+            raw[col] = values
+        else:
+            cats = sorted(values.unique(), reverse=True)
+            raw[col] = pd.Categorical(values, categories=cats)
+    raw["region"] = raw["region"].astype(str)
+    cols = _recognise(list(raw.columns), None, False)
+    categories = _categories({c: [demo[c].astype(str).unique()] for c in cols.strata_raw}, cols)
+    old = _on_calendar(
+        Panel.from_frame(_read_partition(raw, cols, categories, 0)), weeks, categories
+    )
+    new = _on_calendar(_read_panel_partition(raw, cols, 0), weeks, categories)
+    pd.testing.assert_frame_equal(new.keys, old.keys)
+    np.testing.assert_array_equal(new.deaths, old.deaths)
+    np.testing.assert_array_equal(new.exposure, old.exposure)
+    assert new.weeks.equals(old.weeks)
+
+
+@pytest.mark.parametrize("unit", ["s", "us", "ns"])
+@pytest.mark.parametrize("dates", ["weekly", "two_weekdays", "noon", "before_1970"])
+def test_partition_calendar_equals_check_dates(demo, unit, dates):
+    """Pass 1's calendar of a partition (first and last week, weekday residues) from the row
+    kernels equals the computation on check_dates' parsed dates (the code before them)."""
+    from excessmort import validate as v
+    from excessmort._dask import _weekly_calendar
+
+    raw = demo["week_ending"].iloc[:2000].reset_index(drop=True)
+    if dates == "two_weekdays":
+        raw = raw.where(raw.index % 7 != 3, raw + pd.Timedelta(days=1))
+    elif dates == "noon":
+        raw = raw.where(raw.index != 10, raw + pd.Timedelta(hours=12))
+    elif dates == "before_1970":
+        raw = raw - pd.Timedelta(days=7 * 3000)
+    raw = raw.astype(f"datetime64[{unit}]")
+    parsed = v.check_dates(pd.DataFrame({"week_ending": raw}), [])
+    days = parsed.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
+    want = parsed.min(), parsed.max(), np.unique(days % 7)
+    got = _weekly_calendar(raw, engine="numba")  # the kernels, whatever the size
+    if len(raw) < 250_000:  # a partition this small goes without numba on "auto"
+        assert _weekly_calendar(raw) is None
+    if dates in ("two_weekdays", "noon"):
+        assert got is None  # left to check_dates
+        return
+    assert got is not None
+    assert got[0] == want[0] and got[1] == want[1]
+    assert got[0].unit == want[0].unit == "ns"
+    np.testing.assert_array_equal(got[2], want[2])

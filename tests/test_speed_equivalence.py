@@ -310,6 +310,98 @@ def test_off_weekday_found_on_the_grid_names_the_row() -> None:
     assert info.value.column == "week_ending"
 
 
+# ---------------------------------------------------------------- the row kernels of read
+# read's dates and week grid: the numba row kernels (_kernels/rows.py) against their numpy twins
+# (_kernels/rows_ref.py) and the whole read on engine="numpy" (the numpy code before them).
+
+
+def _rows_cases() -> list[tuple[np.ndarray, int, np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(5)
+    week = 7 * 86_400
+    cases = []
+    grid = np.tile(np.arange(30, dtype=np.int64) * week + 10**9 // 86_400 * 86_400, 4)
+    starts = np.arange(0, 120, 30, dtype=np.int64)
+    cases.append((grid, week, starts, np.arange(4, dtype=np.int64)))  # sorted, complete
+    gaps = np.delete(grid, [3, 4, 50, 119])
+    cases.append((gaps, week, np.array([0, 28, 57, 87]), np.arange(4, dtype=np.int64)))
+    off = grid.copy()
+    off[[7, 61]] += 86_400  # off the weekday
+    cases.append((off, week, starts, np.arange(4, dtype=np.int64)))
+    shuffled = rng.permutation(grid)
+    cases.append((shuffled, week, np.arange(120, dtype=np.int64), rng.integers(0, 4, 120)))
+    dup = grid.copy()
+    dup[5] = dup[4]  # a week twice in one run
+    cases.append((dup, week, starts, np.arange(4, dtype=np.int64)))
+    back = grid.copy()
+    back[[10, 11]] = back[[11, 10]]  # weeks out of order inside a run
+    cases.append((back, week, starts, np.array([0, 2, 1, 3])))
+    return cases
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_row_kernels_equal_their_numpy_twins(case: int) -> None:
+    from excessmort._kernels import rows, rows_ref
+
+    ticks, week, starts, series = _rows_cases()[case]
+    with_nat = ticks.copy()
+    with_nat[[2, 9]] = rows.NAT
+    for t in (ticks, with_nat, with_nat[:0], np.full(3, rows.NAT)):
+        assert rows.day_scan(t) == rows_ref.day_scan_ref(t)
+    first = int(ticks.min())
+    got, want = np.empty_like(ticks), np.empty_like(ticks)
+    a = rows.week_codes(ticks, first, week, starts, series, got)
+    b = rows_ref.week_codes_ref(ticks, first, week, starts, series, want)
+    assert a == b
+    np.testing.assert_array_equal(got, want)
+    # an empty out: the same checks, nothing written
+    empty = np.empty(0, dtype=np.int64)
+    assert rows.week_codes(ticks, first, week, starts, series, empty) == a
+    assert rows_ref.week_codes_ref(ticks, first, week, starts, series, empty) == a
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("layout", ["sorted", "shuffled", "noon", "some_noon"])
+def test_read_with_row_kernels_equals_numpy_read(unit: str, layout: str) -> None:
+    """read and fit's panel on the row kernels (dates kept in their own unit, no copy) equal the
+    numpy read (every date converted to ns, as before), whatever the unit and row order; dates at
+    noon are normalised to midnight on both (``some_noon``: the kernels find them off the week grid
+    and hand the column to check_dates)."""
+    from excessmort.io import _read_panel
+
+    frame = _sorted_frame()
+    if layout == "shuffled":
+        frame = frame.sample(frac=1.0, random_state=4).reset_index(drop=True)
+    elif layout == "noon":
+        frame["week_ending"] = frame["week_ending"] + pd.Timedelta(hours=12)
+    elif layout == "some_noon":  # the first date at midnight: found off the grid, then normalised
+        frame.loc[500:509, "week_ending"] += pd.Timedelta(hours=12)
+    frame["week_ending"] = frame["week_ending"].astype(f"datetime64[{unit}]")
+    a, b = _read_panel(frame, engine="numpy"), _read_panel(frame, engine="numba")
+    pd.testing.assert_frame_equal(a.keys, b.keys)
+    np.testing.assert_array_equal(a.deaths, b.deaths)
+    np.testing.assert_array_equal(a.exposure, b.exposure)
+    assert a.weeks.equals(b.weeks)
+    from excessmort.io import _validate
+
+    ref = em.read(_sorted_frame())
+    for engine in ("numpy", "numba"):  # the tidy frame of read() on either path
+        got = _validate(frame, strata=None, keep_wales=False, engine=engine).frame()
+        pd.testing.assert_frame_equal(got, ref)
+        assert str(got["week_ending"].dtype) == "datetime64[ns]"
+
+
+def test_fast_dates_leave_the_input_alone() -> None:
+    from excessmort.io import _validate
+
+    frame = _sorted_frame()
+    frame["week_ending"] = frame["week_ending"].astype("datetime64[us]")
+    before = frame.copy()
+    tidy = _validate(frame, strata=None, keep_wales=False, engine="numba").frame()
+    pd.testing.assert_frame_equal(tidy, em.read(before))
+    pd.testing.assert_frame_equal(frame, before)
+    assert not np.shares_memory(tidy["week_ending"].to_numpy(), frame["week_ending"].to_numpy())
+
+
 # ---------------------------------------------------------------- the fused interval kernel
 # The interval columns and the weekly frame as the code before the fused kernel built them (main
 # at 3faef84: ``excess_arrays`` in numpy, the frame from ``keys.iloc`` + inserted columns); the

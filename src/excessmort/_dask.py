@@ -171,6 +171,33 @@ def _run_starts(frame: pd.DataFrame) -> np.ndarray:
     return starts
 
 
+def _weekly_calendar(
+    raw: pd.Series, engine: str = "auto"
+) -> tuple[pd.Timestamp, pd.Timestamp, np.ndarray] | None:
+    """(first, last, weekday residues) of a datetime64 column at midnight whose dates all fall on
+    one weekday, in two passes of the row kernels (no conversion, no sort); None for anything else
+    (``check_dates`` and the general computation then)."""
+    from ._kernels import row_kernels
+    from .io import _midnight_dates
+
+    kernels = row_kernels(engine, len(raw))
+    dates = _midnight_dates(raw, kernels)
+    if dates is None or dates.first is None or dates.last is None or len(raw) == 0:
+        return None
+    one = np.zeros(1, dtype=np.int64)
+    week = 7 * dates.day
+    off_row, _ = kernels.week_codes(dates.ticks, dates.first, week, one, one, one[:0])
+    if off_row >= 0:
+        return None
+    unit = np.datetime_data(dates.stamps.dtype)[0]
+
+    def stamp(ticks: int) -> pd.Timestamp:
+        return pd.Timestamp(np.datetime64(ticks, unit).astype("datetime64[ns]"))
+
+    residue = np.array([(dates.first // dates.day) % 7], dtype=np.int64)
+    return stamp(dates.first), stamp(dates.last), residue
+
+
 def _summarise(part: pd.DataFrame, cols: _Columns, index: int) -> dict[str, Any]:
     """Calendar, stratum values and series hashes of one raw partition."""
     from . import validate as v
@@ -183,11 +210,14 @@ def _summarise(part: pd.DataFrame, cols: _Columns, index: int) -> dict[str, Any]
         frame = frame.loc[keep].reset_index(drop=True)
         if len(frame) == 0:
             return {"n": 0}
-    try:
-        dates = v.check_dates(pd.DataFrame({"week_ending": frame[cols.week_col]}), [])
-    except InputError as exc:
-        raise _in_partition(exc, index) from exc
-    days = dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
+    calendar = _weekly_calendar(frame[cols.week_col])
+    if calendar is None:
+        try:
+            dates = v.check_dates(pd.DataFrame({"week_ending": frame[cols.week_col]}), [])
+        except InputError as exc:
+            raise _in_partition(exc, index) from exc
+        days = dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
+        calendar = dates.min(), dates.max(), np.unique(days % 7)
     # Every stratum value and every series shows at the first row of a run of equal keys; long
     # format keeps a series' weeks together, so hashing only those rows is ~6x cheaper than all.
     strata = frame[list(cols.strata_raw)]
@@ -199,9 +229,9 @@ def _summarise(part: pd.DataFrame, cols: _Columns, index: int) -> dict[str, Any]
     )
     return {
         "n": len(frame),
-        "lo": dates.min(),
-        "hi": dates.max(),
-        "residues": np.unique(days % 7),
+        "lo": calendar[0],
+        "hi": calendar[1],
+        "residues": calendar[2],
         "hashes": hashes,
         "uniques": {c: strata[c].dropna().unique() for c in cols.strata_raw},
     }
@@ -362,14 +392,57 @@ def _read_partition(
     return _with_categories(tidy, categories, cols.strata)
 
 
+def _read_panel_partition(
+    part: pd.DataFrame, cols: _Columns, index: int, engine: str = "auto"
+) -> Panel | None:
+    """``Panel.from_frame(read(part))`` of one partition (holding whole series) without the tidy
+    frame: the same validation and messages (:func:`excessmort.io._read_panel`)."""
+    from .io import _read_panel
+
+    if len(part) == 0:
+        return None
+    keep = _kept_rows(part.reset_index(drop=True), cols)
+    if keep is not None and not keep.any():
+        return None  # only Wales, left out
+    try:
+        return _read_panel(
+            part,
+            strata=cols.read_strata,
+            keep_wales=cols.keep_wales,
+            engine=engine,
+        )
+    except InputError as exc:
+        raise _in_partition(exc, index) from exc
+
+
 def _on_calendar(
     panel: Panel, weeks: pd.DatetimeIndex, categories: dict[str, pd.CategoricalDtype]
 ) -> Panel:
-    """The panel on the global calendar: weeks it lacks are NaN deaths, and population is carried to
-    them as :meth:`Panel.from_frame` carries it (nearest known value)."""
+    """The panel on the global calendar and categories: weeks it lacks are NaN deaths, and
+    population is carried to them as :meth:`Panel.from_frame` carries it (nearest known value);
+    series in the order of the global categories' codes (as ``Panel.from_frame`` orders them)."""
     keys = panel.keys.copy()
     for col in keys.columns:
+        before = keys[col].isna().to_numpy()
         keys[col] = keys[col].astype(categories[col])
+        if (keys[col].isna().to_numpy() & ~before).any():
+            bad = panel.keys[col].astype(object)[keys[col].isna() & ~before].iloc[0]
+            raise RuntimeError(
+                f"stratum {col!r}: value {bad!r} is missing from the global categories"
+            )
+    if len(keys.columns) and len(keys) > 1:
+        codes = [keys[c].cat.codes.to_numpy() for c in keys.columns]
+        order = np.lexsort(codes[::-1])
+        if not np.array_equal(order, np.arange(len(keys))):
+            keys = keys.iloc[order].reset_index(drop=True)
+            panel = Panel(
+                keys=panel.keys.iloc[order].reset_index(drop=True),
+                weeks=panel.weeks,
+                deaths=np.ascontiguousarray(panel.deaths[order]),
+                exposure=None
+                if panel.exposure is None
+                else np.ascontiguousarray(panel.exposure[order]),
+            )
     if len(panel.weeks) == len(weeks) and panel.weeks.equals(weeks):
         return Panel(keys=keys, weeks=weeks, deaths=panel.deaths, exposure=panel.exposure)
     start = int((panel.weeks[0] - weeks[0]).days) // 7
@@ -410,8 +483,13 @@ def _check_dispersion_rule(check: Any) -> None:
 
 def _fit_tidy(tidy: pd.DataFrame, plan: _Plan) -> Fit:
     """The in-memory path on one partition's tidy frame, on the global calendar."""
+    return _fit_panel(Panel.from_frame(tidy), plan)
+
+
+def _fit_panel(panel: Panel, plan: _Plan) -> Fit:
+    """The in-memory path on one partition's panel, on the global calendar and categories."""
     assert plan.model is not None
-    panel = _on_calendar(Panel.from_frame(tidy), plan.weeks, plan.categories)
+    panel = _on_calendar(panel, plan.weeks, plan.categories)
     if plan.check_history and plan.reference is not None and panel.n_series:
         from . import validate
 
@@ -434,10 +512,10 @@ def _fit_tidy(tidy: pd.DataFrame, plan: _Plan) -> Fit:
 
 
 def _fit_partition(part: pd.DataFrame, plan: _Plan, index: int) -> Fit | None:
-    tidy = _read_partition(part, plan.columns, plan.categories, index)
-    if tidy is None:
+    panel = _read_panel_partition(part, plan.columns, index, plan.engine)
+    if panel is None:
         return None
-    return _fit_tidy(tidy, plan)
+    return _fit_panel(panel, plan)
 
 
 def _fit_tidy_partition(tidy: pd.DataFrame, plan: _Plan) -> Fit | None:
@@ -1158,14 +1236,21 @@ def _write_part(
 
     frame = func(fit, meta)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    # Dictionary pages only for the strata and the week: trying them on float columns, whose values
-    # are all distinct, costs a third of the write for nothing.
+    # Dictionary pages only for the strata, the week and its numbers (iso_year, iso_week, ...): on
+    # float columns, whose values are all distinct, they cost a third of the write for nothing.
+    # Float columns are stored uncompressed: snappy shrinks them by under a tenth (the file grows
+    # by about 8%) and costs about a third of the write.
     repeated = [
         f.name
         for f in table.schema
-        if pa.types.is_dictionary(f.type) or pa.types.is_timestamp(f.type)
+        if pa.types.is_dictionary(f.type)
+        or pa.types.is_timestamp(f.type)
+        or pa.types.is_integer(f.type)
     ]
-    pq.write_table(table, target, use_dictionary=repeated)
+    compression = {
+        f.name: "none" if pa.types.is_floating(f.type) else "snappy" for f in table.schema
+    }
+    pq.write_table(table, target, use_dictionary=repeated, compression=compression)
     return len(frame)
 
 

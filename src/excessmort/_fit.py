@@ -169,16 +169,19 @@ def _as_tidy(frame: Any, keep_wales: bool | None = None) -> pd.DataFrame:
     )
 
 
-def _as_panel(frame: Any, keep_wales: bool | None = None) -> tuple[Panel, bool]:
+def _as_panel(
+    frame: Any, keep_wales: bool | None = None, engine: str = "auto"
+) -> tuple[Panel, bool]:
     """``Panel.from_frame(_as_tidy(frame, keep_wales))`` without building the tidy frame, and
-    whether the counts are estimates (``read(..., estimated_counts=True)``)."""
+    whether the counts are estimates (``read(..., estimated_counts=True)``); ``engine`` picks the
+    row kernels of the read as it picks the fit's kernels."""
     from .io import _read_panel
 
     attrs = frame.attrs.get("excessmort", {}) if isinstance(frame, pd.DataFrame) else {}
     if keep_wales is None:
         keep_wales = bool(attrs.get("keep_wales", False))
     estimated = bool(attrs.get("estimated_counts", False))
-    panel = _read_panel(frame, keep_wales=keep_wales, estimated=estimated)
+    panel = _read_panel(frame, keep_wales=keep_wales, estimated=estimated, engine=engine)
     return panel, estimated
 
 
@@ -324,7 +327,7 @@ def fit(
             level=level,
             engine=engine,
         )
-    panel, estimated_counts = _as_panel(frame, keep_wales)
+    panel, estimated_counts = _as_panel(frame, keep_wales, engine)
     from ._progress import PROGRESS_MIN_SERIES, Stages
 
     show = progress if progress is not None else panel.n_series > PROGRESS_MIN_SERIES

@@ -134,13 +134,25 @@ def read(
     return tidy
 
 
-def _read_panel(source: Source | Any, *, keep_wales: bool = False, estimated: bool = False) -> Any:
-    """``Panel.from_frame(read(source))`` without building the tidy frame: the same validation and
-    messages, the panel filled straight from the validated rows."""
+def _read_panel(
+    source: Source | Any,
+    *,
+    keep_wales: bool = False,
+    estimated: bool = False,
+    engine: str = "auto",
+    strata: Sequence[str] | None = None,
+) -> Any:
+    """``Panel.from_frame(read(source, strata=strata))`` without building the tidy frame: the same
+    validation and messages, the panel filled straight from the validated rows. ``engine`` picks
+    the row kernels (:mod:`excessmort._kernels.rows`) or the numpy code."""
     from .panel import Panel
 
     rows = _validate(
-        _load(source, sheet=None), strata=None, keep_wales=keep_wales, estimated=estimated
+        _load(source, sheet=None),
+        strata=strata,
+        keep_wales=keep_wales,
+        estimated=estimated,
+        engine=engine,
     )
     deaths, exposure = rows.panel_arrays()
     weeks = pd.date_range(pd.Timestamp(rows.first_week), periods=rows.n_weeks, freq="7D", unit="ns")
@@ -419,8 +431,13 @@ def _validate(
     strata: Sequence[str] | None,
     keep_wales: bool,
     estimated: bool = False,
+    engine: str = "auto",
 ) -> _Rows:
-    """Every input rule on ``raw``; the validated rows on integer keys."""
+    """Every input rule on ``raw``; the validated rows on integer keys. ``engine`` picks the row
+    kernels (:mod:`excessmort._kernels.rows`, ``"auto"``/``"numba"``) or the numpy code."""
+    from ._kernels import row_kernels
+
+    kernels = row_kernels(engine, len(raw))
     frame = raw.reset_index(drop=True)
     v.check_not_empty(frame)
     frame = _drop_unnamed(frame)
@@ -483,15 +500,68 @@ def _validate(
                 work, after=f"leaving out Wales ({WALES_CODE}); pass keep_wales=True to keep it"
             )
 
-    week_ending = v.check_dates(work, chosen)
+    dates = _midnight_dates(work["week_ending"], kernels)
+    if dates is None:  # parsed, normalised or refused (with its message) by the rule function
+        parsed = v.check_dates(work, chosen)
+        dates = _Dates(parsed.to_numpy(dtype="datetime64[ns]"), _DAY_NS, lambda: parsed)
+    else:
+        dates.series = lambda: v.check_dates(work, chosen)
     deaths = v.check_deaths(work, chosen, estimated=estimated)
     population = v.check_population(work, chosen, deaths) if "population" in work else None
-    return _arrange(work, chosen, week_ending, deaths, population)
+    return _arrange(work, chosen, dates, deaths, population, kernels)
 
 
 # ---------------------------------------------------------------------------------------- layout
 _DAY_NS = 86_400_000_000_000
 _WEEK_NS = 7 * _DAY_NS
+#: The dates nanoseconds can hold (pandas' bounds), in ns since 1970.
+_NS_LO, _NS_HI = np.iinfo(np.int64).min + 1, np.iinfo(np.int64).max
+
+
+@dataclass(eq=False)
+class _Dates:
+    """A validated ``week_ending`` column: ``stamps`` [n] datetime64 at midnight (any unit), ``day``
+    ticks of that unit a day; ``series()`` the rule function's datetime64[ns] Series (for messages
+    and the tidy frame's slow paths)."""
+
+    stamps: np.ndarray
+    day: int
+    series: Any
+    first: int | None = None  # the earliest and latest ticks, when known
+    last: int | None = None
+
+    @property
+    def ticks(self) -> np.ndarray:
+        return self.stamps.view(np.int64)
+
+
+def _midnight_dates(raw: pd.Series, kernels: Any) -> _Dates | None:
+    """A numpy datetime64 column without NaT, inside the nanosecond range and whose first date is
+    at midnight, as it is (no copy, no conversion: one pass of
+    :func:`~excessmort._kernels.rows.day_scan`); None for anything else
+    (:func:`excessmort.validate.check_dates` parses, normalises or refuses it). Every other date
+    is at midnight when it is a whole number of weeks from the first, which
+    :func:`~excessmort._kernels.rows.week_codes` checks (``_arrange`` falls back to
+    ``check_dates`` when a date is not)."""
+    dtype = raw.dtype
+    if kernels is None or not (isinstance(dtype, np.dtype) and dtype.kind == "M"):
+        return None
+    unit, count = np.datetime_data(dtype)
+    if unit not in ("s", "ms", "us", "ns") or count != 1:
+        return None
+    stamps = raw.to_numpy()
+    if stamps.dtype != dtype or not stamps.flags.c_contiguous:
+        return None
+    per_ns = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit]
+    day = _DAY_NS // per_ns
+    lo, hi, first_nat = kernels.day_scan(stamps.view(np.int64))
+    if first_nat >= 0 or lo % day:
+        return None
+    if len(stamps) and not (lo * per_ns >= _NS_LO and hi * per_ns <= _NS_HI):
+        return None  # the rule function refuses it
+    return _Dates(stamps, day, None, lo, hi)
+
+
 #: Above this share of rows starting a new run of strata, rows are encoded one by one.
 _RUN_SHARE = 0.25
 
@@ -504,7 +574,8 @@ class _Rows:
     them into runs of equal strata (R = n for unsorted input); ``run_codes[c]`` [R] is the category
     code of stratum c on each run and ``run_series`` [R] the series (0..S-1, in the order of the
     strata's categories). ``week`` [n] is each row's week on the grid starting at ``first_week``
-    (``n_weeks`` weeks); ``order`` sorts the rows by series then week (None: already sorted).
+    (``n_weeks`` weeks; empty when the rows are a sorted complete grid, whose weeks are implied);
+    ``order`` sorts the rows by series then week (None: already sorted).
     """
 
     strata: list[str]
@@ -525,7 +596,7 @@ class _Rows:
 
     @property
     def n_rows(self) -> int:
-        return int(self.week.shape[0])
+        return int(self.deaths.shape[0])
 
     def per_row(self, values: np.ndarray) -> np.ndarray:
         """A per-run array expanded to one value per row."""
@@ -548,7 +619,10 @@ class _Rows:
             out[c] = pd.Categorical.from_codes(
                 codes, categories=self.categories[c], ordered=self.ordered[c], validate=False
             )
-        out["week_ending"] = _own(self.sorted_rows(self.week_ns))
+        stamps = self.sorted_rows(self.week_ns)
+        if stamps.dtype != np.dtype("datetime64[ns]"):
+            stamps = stamps.astype("datetime64[ns]")  # in range (checked): a new array
+        out["week_ending"] = _own(stamps)
         out["deaths"] = _own(self.sorted_rows(self.deaths))
         if self.population is not None:
             out["population"] = _own(self.sorted_rows(self.population))
@@ -623,26 +697,48 @@ def _change_points(values: pd.Series) -> np.ndarray:
     return np.asarray(raw[1:] != raw[:-1], dtype=bool)
 
 
+def _change_rows(values: pd.Series) -> np.ndarray:
+    """The rows i >= 1 whose value differs from row i - 1's (int64, rising): for an Arrow column
+    found by Arrow itself, so that only the (few) positions reach numpy, not a bool per row."""
+    array = values.array
+    if not isinstance(values.dtype, pd.CategoricalDtype) and hasattr(array, "__arrow_array__"):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        data = pa.array(array)
+        if isinstance(data, pa.ChunkedArray):
+            data = data.combine_chunks()
+        changed = pc.not_equal(data.slice(1), data.slice(0, len(data) - 1))
+        if changed.null_count == 0:  # a null compares as null: the bool path below words it
+            rows = pc.indices_nonzero(changed).to_numpy(zero_copy_only=False)
+            return rows.astype(np.int64) + 1
+    return np.flatnonzero(_change_points(values)).astype(np.int64) + 1
+
+
 def _runs(work: pd.DataFrame, strata: Sequence[str]) -> np.ndarray | None:
     """Start positions of the runs of equal strata, or None when runs would not pay (unsorted)."""
     n = len(work)
     if not strata or n < 2:
         return np.zeros(min(n, 1), dtype=np.int64)
-    changed = np.zeros(n - 1, dtype=bool)
     limit = _RUN_SHARE * n
+    starts = np.zeros(1, dtype=np.int64)
     for c in strata:
-        changed |= _change_points(work[c])
-        if np.count_nonzero(changed) > limit:
+        rows = _change_rows(work[c])
+        if rows.shape[0] > limit:
             return None
-    return np.concatenate([[0], np.flatnonzero(changed) + 1]).astype(np.int64)
+        starts = np.union1d(starts, rows)
+        if starts.shape[0] - 1 > limit:
+            return None
+    return starts.astype(np.int64)
 
 
 def _arrange(
     work: pd.DataFrame,
     chosen: list[str],
-    week_ending: pd.Series,
+    dates: _Dates,
     deaths: np.ndarray,
     population: np.ndarray | None,
+    kernels: Any = None,
 ) -> _Rows:
     """Strata to integer codes (once, on runs of equal strata), then the duplicate and weekly
     rules on series x week codes (grid occupancy); the slow rule functions run only to word the
@@ -673,40 +769,76 @@ def _arrange(
         n_series = 1
     run_series = run_series.astype(np.int64, copy=False)
 
-    stamps = week_ending.to_numpy(dtype="datetime64[ns]")
-    ns = stamps.view(np.int64)  # at midnight (check_dates normalised them)
-    first = int(ns.min()) if n else 0
-    offset = ns - first
-    week = offset // _WEEK_NS
-    if n and not np.array_equal(week * _WEEK_NS, offset):
+    stamps = dates.stamps
+    ticks = dates.ticks
+    day = int(dates.day)
+    week_ticks = 7 * day
+    if kernels is not None and n:
+        if dates.first is not None and dates.last is not None:
+            first, last = dates.first, dates.last
+        else:
+            first, last, _ = kernels.day_scan(ticks)
+        # A sorted grid of every series x week, if the rows are one: their weeks are then implied
+        # and only checked (no [n] array written).
+        grid = n == n_series * ((last - first) // week_ticks + 1)
+        week = np.empty(0 if grid else n, dtype=np.int64)
+        off_row, in_order = kernels.week_codes(ticks, first, week_ticks, starts, run_series, week)
+        if grid and (off_row >= 0 or not in_order):  # not a sorted grid after all: the weeks
+            week = np.empty(n, dtype=np.int64)
+            kernels.week_codes(ticks, first, week_ticks, starts, run_series, week)
+        if off_row >= 0 and dates.first is not None:
+            # Not one weekday, or not at midnight (unchecked on this path): the rule function
+            # normalises the dates, then the grid is checked again on them.
+            parsed = dates.series()
+            return _arrange(
+                work,
+                chosen,
+                _Dates(parsed.to_numpy(dtype="datetime64[ns]"), _DAY_NS, lambda: parsed),
+                deaths,
+                population,
+                kernels,
+            )
+        off_grid = off_row >= 0
+    else:
+        first = int(ticks.min()) if n else 0
+        offset = ticks - first
+        week = offset // week_ticks
+        off_grid = bool(n) and not np.array_equal(week * week_ticks, offset)
+        in_order = None
+    if off_grid:
         # Not one weekday: the rule functions word it (a duplicate is reported first, as before).
-        frame = _slow_frame(work, chosen, cats, lengths, heads, week_ending)
+        frame = _slow_frame(work, chosen, cats, lengths, heads, dates.series())
         series = _series_codes({c: _expand(cats[c], lengths, heads) for c in chosen}, chosen, n)
         v.check_duplicates(frame, chosen, series)
         v.check_weekly(frame, chosen, series)
-    n_weeks = int(week.max()) + 1 if n else 0
+    # A sorted grid (no week array): weeks 0..n_weeks - 1 in every series, checked.
+    n_weeks = int(week.max()) + 1 if week.shape[0] else (n // n_series if n else 0)
     # Sorted by series then week, with no series-week twice: weeks rise inside every run, and at
     # every run boundary the (series, week) key rises. Checked without a per-row series array.
     order: np.ndarray | None = None
-    rising = week[1:] > week[:-1]
-    if starts.shape[0] > 1 and heads is not None:
-        b = starts[1:]
-        prev_series = run_series[:-1]
-        rising[b - 1] = (run_series[1:] > prev_series) | (
-            (run_series[1:] == prev_series) & (week[b] > week[b - 1])
-        )
-    elif heads is None and n > 1:  # every row its own run
-        rising = (run_series[1:] > run_series[:-1]) | ((run_series[1:] == run_series[:-1]) & rising)
-    if n > 1 and not bool(rising.all()):
+    if in_order is None:
+        rising = week[1:] > week[:-1]
+        if starts.shape[0] > 1 and heads is not None:
+            b = starts[1:]
+            prev_series = run_series[:-1]
+            rising[b - 1] = (run_series[1:] > prev_series) | (
+                (run_series[1:] == prev_series) & (week[b] > week[b - 1])
+            )
+        elif heads is None and n > 1:  # every row its own run
+            rising = (run_series[1:] > run_series[:-1]) | (
+                (run_series[1:] == run_series[:-1]) & rising
+            )
+        in_order = n < 2 or bool(rising.all())
+    if not in_order:
         row_series = np.repeat(run_series, lengths) if heads is not None else run_series
         key = row_series * np.int64(max(n_weeks, 1)) + week
         occupied = np.bincount(key, minlength=n_series * max(n_weeks, 1))
         if occupied.max() > 1:
-            frame = _slow_frame(work, chosen, cats, lengths, heads, week_ending)
+            frame = _slow_frame(work, chosen, cats, lengths, heads, dates.series())
             series = _series_codes({c: _expand(cats[c], lengths, heads) for c in chosen}, chosen, n)
             v.check_duplicates(frame, chosen, series)
         order = np.argsort(key, kind="stable")
-    first = first // _DAY_NS
+    first = first // day
     categories = {c: cats[c].categories for c in chosen}
     return _Rows(
         strata=list(chosen),

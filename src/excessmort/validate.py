@@ -933,7 +933,14 @@ def check_history(
         weeks = pd.DatetimeIndex(panel.weeks)
         in_ref = np.asarray((weeks >= lo) & (weeks <= hi), dtype=bool)
         deaths = np.asarray(panel.deaths)
-        counts = np.isfinite(deaths[:, in_ref]).sum(axis=1) if deaths.shape[0] else np.zeros(1)
+        cols = np.flatnonzero(in_ref)
+        if len(cols) and cols[-1] - cols[0] + 1 == len(cols):  # the weeks are a range: a view
+            ref_deaths = deaths[:, cols[0] : cols[-1] + 1]
+        else:
+            ref_deaths = deaths[:, in_ref]
+        counts = (
+            np.count_nonzero(np.isfinite(ref_deaths), axis=1) if deaths.shape[0] else np.zeros(1)
+        )
         worst = int(np.argmin(counts))
         count = int(counts[worst])
         series = ""

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -51,6 +52,7 @@ __all__ = [
     "ons_kernels",
     "quad_form_rows",
     "resolve_engine",
+    "row_kernels",
     "running_variance",
     "serial_model",
     "warmup",
@@ -696,6 +698,23 @@ def interval_columns(
     return out
 
 
+#: The row kernels of :func:`excessmort.read` (:mod:`.rows`).
+ROW_KERNELS = ("day_scan", "week_codes")
+
+
+def row_kernels(engine: Engine | str = "auto", n_rows: int | None = None) -> Any:
+    """The row kernels of :func:`excessmort.read` (:mod:`.rows`, serial, safe in any thread), or
+    ``None`` for the numpy engine (read then runs numpy code, as :mod:`.rows_ref` does);
+    ``n_rows`` (the input's rows, one cell each) as ``cells`` of :func:`resolve_engine`."""
+    if resolve_engine(engine, n_rows) == "numpy":
+        return None
+    from . import rows
+
+    return SimpleNamespace(
+        **{name: partial(_call, name, getattr(rows, name)) for name in ROW_KERNELS}
+    )
+
+
 def ons_kernels(engine: Engine | str = "auto") -> Any:
     """The batched ONS 2024 refits' kernels: :mod:`.ons` (numba) or its numpy twin :mod:`.ons_ref`."""
     if resolve_engine(engine) == "numpy":
@@ -713,15 +732,15 @@ def ons_kernels(engine: Engine | str = "auto") -> Any:
 
 #: The kernels each baseline runs (by registry name); the rest are compiled only when used.
 BASELINE_KERNELS: dict[str, tuple[str, ...]] = {
-    "quasipoisson": ("irls", "quad_form", "dependence", "intervals"),
-    "poisson": ("irls", "quad_form", "dependence", "intervals"),
-    "euromomo": ("irls", "quad_form", "dependence"),
-    "negbin": ("irls", "quad_form", "dependence", "intervals"),
-    "five_year_average": ("dependence", "intervals"),
-    "pooled": ("pooled", "dependence"),
-    "farrington": ("farrington", "intervals"),
+    "quasipoisson": ("rows", "irls", "quad_form", "dependence", "intervals"),
+    "poisson": ("rows", "irls", "quad_form", "dependence", "intervals"),
+    "euromomo": ("rows", "irls", "quad_form", "dependence"),
+    "negbin": ("rows", "irls", "quad_form", "dependence", "intervals"),
+    "five_year_average": ("rows", "dependence", "intervals"),
+    "pooled": ("rows", "pooled", "dependence"),
+    "farrington": ("rows", "farrington", "intervals"),
 }
-_ALL_KERNELS = ("irls", "quad_form", "dependence", "intervals", "farrington", "pooled")
+_ALL_KERNELS = ("rows", "irls", "quad_form", "dependence", "intervals", "farrington", "pooled")
 
 
 def _toy() -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -777,6 +796,13 @@ def warmup(
     X, Y, ref = _toy()
     res = None
     used: list[tuple[str, Any]] = []
+    if "rows" in names:  # serial kernels: one variant
+        from . import rows
+
+        ticks = np.arange(0, 60 * 7, 7, dtype=np.int64)
+        rows.day_scan(ticks)
+        rows.week_codes(ticks, 0, 7, np.zeros(1, np.int64), np.zeros(1, np.int64), ticks.copy())
+        used += [(name, getattr(rows, name)) for name in ROW_KERNELS]
     for use_serial in variants:
         tag = "_serial" if use_serial else ""
         if "irls" in names or "quad_form" in names:

@@ -1,0 +1,87 @@
+"""Row kernels of :func:`excessmort.read`: one pass over the input's rows for what numpy would do in
+several (each a full temporary of the rows).
+
+- :func:`day_scan`: the range of a datetime column's ticks, and its first missing (NaT) row;
+- :func:`week_codes`: every row's week on the weekly grid from the first week, the first row off
+  that grid, and whether the rows are sorted by series then week with no series-week twice (the
+  grid occupancy rule on runs of equal strata).
+
+Serial (the rows are read once; no ``prange``), pure integer work: the results are exact, and the
+numpy twins in :mod:`excessmort._kernels.rows_ref` give the same values (tested).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit
+
+#: numpy's NaT as int64.
+NAT = np.iinfo(np.int64).min
+
+
+@jit
+def day_scan(ticks: np.ndarray) -> tuple[int, int, int]:
+    """(lo, hi, first NaT row or -1) of ``ticks`` [n] (the int64 ticks of a datetime64 column);
+    lo = hi = 0 when every row is NaT."""
+    nat = np.iinfo(np.int64).min
+    lo = np.iinfo(np.int64).max
+    hi = nat
+    first_nat = -1
+    for i in range(ticks.shape[0]):
+        x = ticks[i]
+        if x == nat:
+            if first_nat < 0:
+                first_nat = i
+            continue
+        lo = min(lo, x)
+        hi = max(hi, x)
+    if hi == nat:
+        lo = 0
+        hi = 0
+    return lo, hi, first_nat
+
+
+@jit
+def week_codes(
+    ticks: np.ndarray,
+    first: int,
+    week: int,
+    run_start: np.ndarray,
+    run_series: np.ndarray,
+    out: np.ndarray,
+) -> tuple[int, bool]:
+    """Write every row's week ``(ticks - first) // week`` into ``out`` [n]; return (the first row
+    whose ticks are not a whole number of weeks from ``first``, or -1; whether the rows are sorted
+    by (series, week) strictly rising). Rows are cut into runs (``run_start`` [R], the series of
+    each run ``run_series`` [R]); a run's weeks must rise inside it, and at a run boundary the
+    (series, week) key must rise. A row one week after the row before (the usual case) costs no
+    division. An empty ``out`` checks without writing (the weeks of a complete grid are implied)."""
+    n = ticks.shape[0]
+    n_runs = run_start.shape[0]
+    first_off = -1
+    rising = True
+    prev_series = -1
+    prev_week = -1
+    prev_offset = -1
+    write = out.shape[0] == n
+    for r in range(n_runs):
+        lo = run_start[r]
+        hi = run_start[r + 1] if r + 1 < n_runs else n
+        s = run_series[r]
+        for i in range(lo, hi):
+            offset = ticks[i] - first
+            if i > lo and offset == prev_offset + week:
+                w = prev_week + 1
+            else:
+                w = offset // week
+                if first_off < 0 and w * week != offset:
+                    first_off = i
+            if write:
+                out[i] = w
+            if rising and i > 0 and not (s > prev_series or (s == prev_series and w > prev_week)):
+                rising = False
+            prev_series = s
+            prev_week = w
+            prev_offset = offset
+    return first_off, rising
