@@ -92,8 +92,8 @@ def resolve_engine(engine: str, cells: int | None = None) -> str:
     global _warned_fallback
     if engine not in _ENGINES:
         raise ValueError(f"engine must be one of {_ENGINES}, got {engine!r}")
-    if engine == "auto" and cells is not None and cells < NUMPY_MAX_CELLS:
-        return "numpy"
+    if engine == "numpy" or (engine == "auto" and cells is not None and cells < NUMPY_MAX_CELLS):
+        return "numpy"  # without importing numba
     HAVE_NUMBA = _have_numba()
     if engine == "numba" and not HAVE_NUMBA:
         raise ImportError(
