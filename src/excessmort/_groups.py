@@ -324,9 +324,31 @@ class _StackedDependence:
         param_weekly: np.ndarray | None = None,
         param_floor: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        obs, param, info = [], [], []
-        for dep, (_, rows) in zip(self.parts, self._spans, strict=True):
-            o, p, d = dep.running(
+        parts = self._each(
+            "running", obs_var, mu, param_var, weeks, level, engine, param_weekly, param_floor
+        )
+        merged = {k: np.concatenate([d[k] for _, _, d in parts]) for k in parts[0][2]}
+        return (
+            np.concatenate([o for o, _, _ in parts]),
+            np.concatenate([p for _, p, _ in parts]),
+            merged,
+        )
+
+    def _each(
+        self,
+        method: str,
+        obs_var: np.ndarray,
+        mu: np.ndarray,
+        param_var: np.ndarray,
+        weeks: Any,
+        level: float,
+        engine: str,
+        param_weekly: np.ndarray | None,
+        param_floor: np.ndarray | None,
+    ) -> list[Any]:
+        """``method`` of each group's :class:`~excessmort.dependence.Dependence` on its rows."""
+        return [
+            getattr(dep, method)(
                 obs_var[rows],
                 mu[rows],
                 param_var[rows],
@@ -336,11 +358,8 @@ class _StackedDependence:
                 param_weekly=None if param_weekly is None else param_weekly[rows],
                 param_floor=None if param_floor is None else param_floor[rows],
             )
-            obs.append(o)
-            param.append(p)
-            info.append(d)
-        merged = {k: np.concatenate([d[k] for d in info]) for k in info[0]}
-        return np.concatenate(obs), np.concatenate(param), merged
+            for dep, (_, rows) in zip(self.parts, self._spans, strict=True)
+        ]
 
     def total(
         self,
@@ -354,18 +373,7 @@ class _StackedDependence:
         param_floor: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`excessmort.dependence.Dependence.total` of every group, slice by slice."""
-        obs, param = [], []
-        for dep, (_, rows) in zip(self.parts, self._spans, strict=True):
-            o, p = dep.total(
-                obs_var[rows],
-                mu[rows],
-                param_var[rows],
-                weeks,
-                level,
-                engine=engine,
-                param_weekly=None if param_weekly is None else param_weekly[rows],
-                param_floor=None if param_floor is None else param_floor[rows],
-            )
-            obs.append(o)
-            param.append(p)
-        return np.concatenate(obs), np.concatenate(param)
+        parts = self._each(
+            "total", obs_var, mu, param_var, weeks, level, engine, param_weekly, param_floor
+        )
+        return np.concatenate([o for o, _ in parts]), np.concatenate([p for _, p in parts])
