@@ -20,6 +20,7 @@ __all__ = [
     "git_info",
     "machine_info",
     "versions",
+    "write_gbs",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,6 +126,49 @@ for threads in {threads}:
     out[threads] = 2.0 * n**3 / best / 1e9
 print(json.dumps(out))
 """
+
+
+_FIRST_TOUCH_CODE = """
+import json, time, numpy as np, numba
+from numba import njit, prange
+
+@njit(parallel=True, cache=False)
+def fill(a, v):
+    for i in prange(a.shape[0]):
+        a[i] = v
+
+n = int({gb} * 1e9 / 8)
+fill(np.empty(1000), 0.0)  # compile
+fresh, warm = [], []
+for _ in range({repeats}):
+    t0 = time.perf_counter(); a = np.empty(n); fill(a, 1.0); fresh.append(time.perf_counter() - t0)
+    t0 = time.perf_counter(); fill(a, 2.0); warm.append(time.perf_counter() - t0)
+    del a
+print(json.dumps({{"fresh": 8 * n / 1e9 / sorted(fresh)[len(fresh) // 2],
+                   "warm": 8 * n / 1e9 / sorted(warm)[len(warm) // 2]}}))
+"""
+
+
+def write_gbs(threads: int, *, gb: float = 4.0, repeats: int = 5) -> dict[str, float]:
+    """GB/s of a float64 fill on ``threads`` numba threads: into a fresh ``np.empty`` array (the
+    pages are faulted in and zeroed by the kernel as they are first written: what every new result
+    array costs) and into the same array again (memory bandwidth); medians of ``repeats``.
+
+    The first figure bounds from below what any case that returns new [S, T] arrays can take: W2's
+    twelve weekly interval columns are 96 T bytes per series.
+    """
+    env = child_env(threads=threads, cache_dir=None)
+    proc = subprocess.run(
+        [sys.executable, "-c", _FIRST_TOUCH_CODE.format(gb=gb, repeats=repeats)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        return {"fresh": float("nan"), "warm": float("nan")}
+    return {k: float(v) for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
 
 
 def dgemm_gflops(threads: list[int], *, n: int = 2000, repeats: int = 3) -> dict[int, float]:

@@ -33,6 +33,7 @@ from .machine import (
     REPO,
     child_env,
     dgemm_gflops,
+    write_gbs,
     git_info,
     machine_info,
     now,
@@ -418,6 +419,13 @@ def run_suite(
         for t, rate in dgemm.items():
             log(f"dgemm 2000x2000 float64, {t} thread(s): {rate:.1f} GFLOP/s")
     meta["dgemm_gflops"] = {str(k): v for k, v in dgemm.items()}
+    if isolate:
+        meta["write_gbs"] = write_gbs(2)
+        meta["write_gbs_fresh"] = round(meta["write_gbs"]["fresh"], 3)
+        log(
+            "float64 fill on 2 threads: {fresh:.2f} GB/s into fresh memory, {warm:.2f} GB/s "
+            "rewriting it".format(**meta["write_gbs"])
+        )
     rows: list[dict[str, Any]] = []
     for i, spec in enumerate(specs, 1):
         label = (
@@ -513,6 +521,7 @@ def write_results(
                 **versions(),
                 **git_info(),
                 "dgemm_gflops": meta.get("dgemm_gflops", {}),
+                "write_gbs": meta.get("write_gbs", {}),
                 "env": meta.get("env"),
                 "date": meta.get("date"),
             },
@@ -528,8 +537,10 @@ def _fmt(x: Any, spec: str = ".3g") -> str:
     return "-" if x is None or x == "" else str(x)
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """The results as a fixed-width text table, then the ratios and the issue-3 targets."""
+def format_table(rows: list[dict[str, Any]], write_gbs: float | None = None) -> str:
+    """The results as a fixed-width text table, then the ratios and the issue-3 and issue-18
+    targets; ``write_gbs``: the machine's first-touch fill rate (:func:`machine.write_gbs`), for the
+    floor it sets under W2's interval columns."""
     head = [
         "workload",
         "case",
@@ -635,7 +646,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             out.append(
                 f"  {r.get('workload', '')!s:<24} {r.get('case', '')!s:<18} {r.get('status')}"
             )
-    out += _targets(rows)
+    out += _targets(rows, write_gbs)
     for r in rows:
         if r.get("case") == "cli.run":
             out.append("")
@@ -647,9 +658,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def _targets(rows: list[dict[str, Any]]) -> list[str]:
+def _targets(rows: list[dict[str, Any]], write_gbs: float | None = None) -> list[str]:
     """Issue 3's and issue 18's performance figures, where the suite has those panels."""
-    return _targets_w2(rows) + _targets_user(rows)
+    return _targets_w2(rows, write_gbs) + _targets_user(rows)
 
 
 def _targets_user(rows: list[dict[str, Any]]) -> list[str]:
@@ -688,7 +699,7 @@ def _targets_user(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _targets_w2(rows: list[dict[str, Any]]) -> list[str]:
+def _targets_w2(rows: list[dict[str, Any]], write_gbs: float | None = None) -> list[str]:
     """Issue 3's performance figures on W2 (100,000 x 470), where the suite has that panel."""
     w2 = [
         r
@@ -718,6 +729,18 @@ def _targets_w2(rows: list[dict[str, Any]]) -> list[str]:
         out.append(
             f"  peak memory {_fmt(mem, '.2f')} x the deaths array (target <= 3): "
             f"{'met' if _finite(mem) and mem <= 3 else 'NOT met'}"
+        )
+    fit = pick("excessmort.fit")
+    if fit is not None:
+        us = fit.get("warm_us_per_series", _NAN)
+        rate = float(write_gbs) if write_gbs is not None else _NAN
+        # the twelve weekly interval columns alone: 12 float64 per series and week, all new arrays
+        floor = 96.0 * fit["n_weeks"] / (rate * 1e3) if _finite(rate) and rate > 0 else _NAN
+        out.append(
+            f"  issue 18: excessmort.fit with every interval: {_fmt(us, '.3g')} us/series "
+            f"(target <= 8): {'met' if _finite(us) and us <= 8 else 'NOT met'}; writing its "
+            f"twelve interval columns into fresh memory alone takes {_fmt(floor, '.3g')} us/series "
+            f"here ({_fmt(rate, '.3g')} GB/s first-touch fill on 2 threads)"
         )
     for case, target in (("statsmodels.loop", 200), ("numpy.batched", 20)):
         r = pick(case)
@@ -777,7 +800,7 @@ def main(argv: list[str] | None = None) -> int:
     full = complete_rows(rows, meta, run_id)
     path = write_results(full, meta, out_dir, config, args.suite)
     print()
-    print(format_table(full))
+    print(format_table(full, meta.get("write_gbs_fresh")))
     print()
     print(
         f"{meta['cpu']}, {meta['cores']} cores; python {meta['python']}, numpy {meta['numpy']}, "
