@@ -49,7 +49,7 @@ def _kernels_on_small_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _numpy_twins(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every kernel dispatcher runs its numpy twin (the previous code)."""
-    monkeypatch.setattr(kernels, "resolve_engine", lambda engine, cells=None: "numpy")
+    monkeypatch.setattr(kernels, "resolve_engine", lambda engine, cells=None, **_: "numpy")
 
 
 def _fresh(f: Fit) -> Fit:

@@ -84,15 +84,19 @@ def _have_numba() -> bool:
     return HAVE_NUMBA
 
 
-def resolve_engine(engine: str, cells: int | None = None) -> str:
+def resolve_engine(
+    engine: str, cells: int | None = None, *, numpy_below: int = NUMPY_MAX_CELLS
+) -> str:
     """Validate ``engine`` and resolve ``"auto"``; returns ``"numba"`` or ``"numpy"``.
 
-    ``cells`` (rows x weeks of the call's input): ``"auto"`` on fewer than :data:`NUMPY_MAX_CELLS`
-    resolves to ``"numpy"`` without importing numba."""
+    ``cells`` (rows x weeks of the call's input): ``"auto"`` on fewer than ``numpy_below`` cells
+    (the kernel's bound: :data:`NUMPY_MAX_CELLS`, or :data:`DEPENDENCE_NUMBA_MIN_CELLS` for the
+    dependence model's kernels) resolves to ``"numpy"`` without importing numba. The one
+    small-problem rule of every dispatcher; it depends on the call's shape only."""
     global _warned_fallback
     if engine not in _ENGINES:
         raise ValueError(f"engine must be one of {_ENGINES}, got {engine!r}")
-    if engine == "numpy" or (engine == "auto" and cells is not None and cells < NUMPY_MAX_CELLS):
+    if engine == "numpy" or (engine == "auto" and cells is not None and cells < numpy_below):
         return "numpy"  # without importing numba
     HAVE_NUMBA = _have_numba()
     if engine == "numba" and not HAVE_NUMBA:
@@ -338,8 +342,9 @@ _RUNNING_VARIANCE_SERIAL_OPS = 20_000_000
 
 
 #: ``engine="auto"``: below this many cells (rows x weeks) of a call, the dependence model's
-#: dispatchers run their numpy twins (the rule of :data:`NUMPY_MAX_CELLS`, with a higher bound
-#: because these kernels cost more to compile than they save below it). They take milliseconds there, and a first run on small data
+#: dispatchers run their numpy twins (:func:`resolve_engine`'s rule with a higher bound than
+#: :data:`NUMPY_MAX_CELLS`, because these kernels cost more to compile than they save below it).
+#: They take milliseconds there, and a first run on small data
 #: (the demo, a country's regions) then compiles none of these kernels (about 10 s on 2 cores);
 #: the twins agree with the kernels to 1e-12 (tests/test_dependence_kernels.py).
 DEPENDENCE_NUMBA_MIN_CELLS = 500_000
@@ -348,9 +353,7 @@ DEPENDENCE_NUMBA_MIN_CELLS = 500_000
 def dependence_engine(engine: str, cells: int) -> str:
     """The engine a dependence dispatcher runs for ``cells`` cells (see
     :data:`DEPENDENCE_NUMBA_MIN_CELLS`): ``"numba"`` or ``"numpy"``."""
-    if engine == "auto" and cells < DEPENDENCE_NUMBA_MIN_CELLS:
-        return "numpy"
-    return resolve_engine(engine)
+    return resolve_engine(engine, cells, numpy_below=DEPENDENCE_NUMBA_MIN_CELLS)
 
 
 def _driver(module: Any, name: str, n_rows: int) -> tuple[str, Any]:
