@@ -157,18 +157,23 @@ def write_gbs(threads: int, *, gb: float = 4.0, repeats: int = 5) -> dict[str, f
     The first figure bounds from below what any case that returns new [S, T] arrays can take: W2's
     twelve weekly interval columns are 96 T bytes per series.
     """
-    env = child_env(threads=threads, cache_dir=None)
+    out = _child_json(
+        _FIRST_TOUCH_CODE.format(gb=gb, repeats=repeats), child_env(threads=threads, cache_dir=None)
+    )
+    if out is None:
+        return {"fresh": float("nan"), "warm": float("nan")}
+    return {k: float(v) for k, v in out.items()}
+
+
+def _child_json(code: str, env: dict[str, str]) -> dict[str, Any] | None:
+    """Run ``code`` in a fresh interpreter with ``env``; the JSON object of its last output line,
+    or ``None`` when it fails."""
     proc = subprocess.run(
-        [sys.executable, "-c", _FIRST_TOUCH_CODE.format(gb=gb, repeats=repeats)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False, timeout=600
     )
     if proc.returncode != 0:
-        return {"fresh": float("nan"), "warm": float("nan")}
-    return {k: float(v) for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def dgemm_gflops(threads: list[int], *, n: int = 2000, repeats: int = 3) -> dict[int, float]:
@@ -185,14 +190,7 @@ def dgemm_gflops(threads: list[int], *, n: int = 2000, repeats: int = 3) -> dict
         "VECLIB_MAXIMUM_THREADS",
     ):
         env[key] = str(max(threads))
-    proc = subprocess.run(
-        [sys.executable, "-c", _DGEMM_CODE.format(n=n, repeats=repeats, threads=list(threads))],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    if proc.returncode != 0:
+    out = _child_json(_DGEMM_CODE.format(n=n, repeats=repeats, threads=list(threads)), env)
+    if out is None:
         return {t: float("nan") for t in threads}
-    return {int(k): float(v) for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+    return {int(k): float(v) for k, v in out.items()}

@@ -155,7 +155,7 @@ def stored() -> dict[str, np.ndarray]:
 
 def _assert_on_scale(
     ours: dict[str, np.ndarray], stored: dict[str, np.ndarray], k: str, rtol: float
-) -> float:
+) -> None:
     """``ours[k]`` equals ``stored[k]`` to ``rtol`` relative on the scale of each row's figures.
 
     Expected deaths and their bounds are compared relative to themselves. A difference of two
@@ -163,7 +163,7 @@ def _assert_on_scale(
     expected deaths (P on 100, z on expected / sd): excess cancels, so its own relative difference
     is that of expected divided by the P-score, meaningless near 0. Coefficients are compared
     relative to their series' largest (a coefficient near 0 is the difference of larger terms).
-    Returns the worst difference on that scale; NaNs must sit in the same places.
+    NaNs must sit in the same places.
 
     Why a scale and not ``assert_allclose``: the kernels' inner reductions may reassociate
     (``_jit.jit_reduce``), so their rounding depends on the CPU's vector width. The golden was
@@ -188,7 +188,6 @@ def _assert_on_scale(
         rel = np.abs(ours[k] - want) / scale
     worst = float(rel[np.isfinite(rel)].max(initial=0.0))
     assert worst <= rtol, (k, worst)
-    return worst
 
 
 def test_same_arrays(stored: dict[str, np.ndarray], current: dict[str, np.ndarray]) -> None:
