@@ -169,7 +169,12 @@ def _child_json(code: str, env: dict[str, str]) -> dict[str, Any] | None:
     """Run ``code`` in a fresh interpreter with ``env``; the JSON object of its last output line,
     or ``None`` when it fails."""
     proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False, timeout=600
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
     )
     if proc.returncode != 0:
         return None

@@ -33,11 +33,11 @@ from .machine import (
     REPO,
     child_env,
     dgemm_gflops,
-    write_gbs,
     git_info,
     machine_info,
     now,
     versions,
+    write_gbs,
 )
 
 __all__ = [

@@ -199,3 +199,58 @@ def test_missing_figures_render_as_dashes(figures, tmp_path: Path) -> None:
     html = path.read_text(encoding="utf-8")
     assert '<span class="big">\u2013</span> excess deaths' in html
     assert "nan" not in re.sub(r"<svg.*?</svg>", "", html, flags=re.S).lower()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def _context(figures, config=None) -> render.ReleaseContext:
+    return render.ReleaseContext(
+        figures=figures,
+        config=config or default_config().stage_settings(),
+        month="2021-04",
+        month_label="April 2021",
+        slot=slot_for_month("2021-05"),
+        next_slot=slot_for_month("2021-06"),
+        generated_at=datetime(2021, 5, 1, 9, 0, tzinfo=UTC),
+    )
+
+
+def test_workers_forked_early_draw_the_same_bytes_as_this_process(
+    figures, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staging forks its render workers before it fits (render_workers) and sends each report its
+    region's figures: every page and chart is the same file as one drawn in this process, and a
+    configuration that does not pickle is drawn in this process instead of failing."""
+    ctx = _context(figures)
+    monkeypatch.setenv("EXCESSMORT_RENDER_PROCESSES", "1")
+    render.render_release(ctx, tmp_path / "here")
+    monkeypatch.setenv("EXCESSMORT_RENDER_PROCESSES", "2")
+    with render.render_workers() as pool:
+        assert pool is not None
+        paths = render.render_release(ctx, tmp_path / "pool", pool=pool)
+    assert [p.parent.name for p in paths] == ["north-east", "south-west"]
+    here = _tree(tmp_path / "here")
+    assert len(here) == 11  # two reports with four charts each, and the index
+    assert _tree(tmp_path / "pool") == here
+
+    unpicklable = dataclasses.replace(ctx.config, release_rule=_Rule(lambda: None))
+    assert not render._picklable(
+        render._region_context(_context(figures, unpicklable), "E12000001")
+    )
+    with render.render_workers() as pool:
+        render.render_release(_context(figures, unpicklable), tmp_path / "odd", pool=pool)
+    assert _tree(tmp_path / "odd") == here
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rule:
+    """A release rule of a caller's own making, holding a closure (which does not pickle)."""
+
+    hook: object
+
+    def describe(self) -> str:
+        return default_config().stage_settings().release_rule.describe()

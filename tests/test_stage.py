@@ -356,9 +356,15 @@ def test_timings_are_logged(
     )
 
 
-def test_month_before_the_reference_ends_is_refused(fitted, tmp_path: Path) -> None:
+def test_month_before_the_reference_ends_is_refused(
+    fitted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    monkeypatch.setenv("EXCESSMORT_RENDER_PROCESSES", "2")  # (the workers fork before the fit)
     with pytest.raises(InputError, match="before the reference period ends"):
         stage_release(fitted, month="2019-06", out=tmp_path)
+    assert multiprocessing.active_children() == []  # a refused month leaves no render worker
     with pytest.raises(InputError, match="YYYY-MM"):
         stage_release(fitted, month="April 2021", out=tmp_path)
 

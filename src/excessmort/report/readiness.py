@@ -203,7 +203,11 @@ class StagedFiles:
             )
             if not path.is_file():
                 raise ReleaseError(f"{path.relative_to(self.root)} is missing")
-            cache[code] = pd.read_parquet(path)
+            # (one file: pyarrow's ParquetFile, the same frame as pd.read_parquet without loading
+            # pyarrow.dataset, a tenth of a second of a command-line run)
+            import pyarrow.parquet as pq
+
+            cache[code] = pq.ParquetFile(path).read().to_pandas()
         return cache[code]
 
     def present_regions(self) -> list[str]:
@@ -1220,6 +1224,7 @@ def check_release(
     live_root: str | os.PathLike[str] | None = None,
     now: datetime | None = None,
     plausibility: Plausibility | None = None,
+    pool: Any = None,
 ) -> Readiness:
     """Run every readiness check on the staged release at ``path``.
 
@@ -1235,6 +1240,9 @@ def check_release(
     plausibility : Plausibility, optional
         Thresholds of the plausibility checks (default: those written into ``model.json`` when
         the release was staged, else the defaults).
+    pool : Executor, optional
+        Worker processes to run the page check in beside the others (staging passes its render
+        workers); default a process forked for it, or none (see :func:`_beside`).
 
     Returns
     -------
@@ -1246,7 +1254,7 @@ def check_release(
         return Readiness(
             [Check("manifest_checksums", "fail", f"{files.root} is not a staged release folder")]
         )
-    with _beside(check_html, files) as html:
+    with _beside(check_html, files, pool) as html:
         checks = [
             html() if fn is check_html else _guarded(_NAMES[fn], lambda fn=fn: fn(files))
             for fn in CHECKS
@@ -1257,16 +1265,20 @@ def check_release(
 
 @contextmanager
 def _beside(
-    fn: Callable[[StagedFiles], Check], files: StagedFiles
+    fn: Callable[[StagedFiles], Check], files: StagedFiles, pool: Any = None
 ) -> Iterator[Callable[[], Check]]:
     """Run the check ``fn`` in a forked process while this one runs the others; yields the function
     that waits for its verdict. The HTML check (parsing every page with its inline charts) is as
     long as all the other checks together, and reads only the pages: on two cores it runs beside
-    them. In process where the render would be (one core, no fork, or
+    them: in ``pool`` when given (staging's render workers, already forked), else in a process
+    forked for it. In process where the render would be (one core, no fork, or
     ``EXCESSMORT_RENDER_PROCESSES=1``: :func:`excessmort.report.render._render_processes`)."""
     from .render import _render_processes
 
     name = _NAMES[fn]
+    if pool is not None:
+        yield pool.submit(_guarded, name, partial(fn, files)).result
+        return
     if _render_processes(2) < 2:
         yield lambda: _guarded(name, lambda: fn(files))
         return

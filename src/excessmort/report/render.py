@@ -12,11 +12,13 @@ region; the same SVG text is inlined in the report and written beside it as a fi
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -221,6 +223,15 @@ def _figure(
     return fig, axes
 
 
+#: The figures every chart kind draws on (the ratio chart's height follows its groups): made by
+#: each worker while it waits for its first report, and by the charts themselves otherwise.
+_FIGURE_KINDS: dict[str, dict[str, Any]] = {
+    "observed": {},
+    "excess": {"height": 5.4, "nrows": 2, "sharex": True},
+    "alarms": {"height": 3.2},
+}
+
+
 def _empty(ax: Any) -> None:
     """Take a drawn chart's data off ``ax``: artists, legend, titles, limits (autoscaled again)."""
     from matplotlib import transforms as mtransforms
@@ -277,7 +288,7 @@ def chart_observed(
 ) -> str:
     """Weekly observed deaths against expected deaths and the prediction band, as SVG text."""
     with _rc():
-        fig, (ax,) = _figure(kind="observed")
+        fig, (ax,) = _figure(kind="observed", **_FIGURE_KINDS["observed"])
         x = pd.to_datetime(weekly["week_ending"])
         _shade_month(ax, month_start, cover_end)
         ax.fill_between(
@@ -310,7 +321,7 @@ def chart_excess(
 ) -> str:
     """Weekly excess with its interval (top) and cumulative excess month by month (bottom)."""
     with _rc():
-        fig, (top, bottom) = _figure(height=5.4, nrows=2, sharex=True, kind="excess")
+        fig, (top, bottom) = _figure(kind="excess", **_FIGURE_KINDS["excess"])
         x = pd.to_datetime(weekly["week_ending"])
         excess = weekly["excess"].to_numpy(dtype=float)
         _shade_month(top, month_start, cover_end)
@@ -385,7 +396,7 @@ def chart_alarms(
     from ..alarms import BAND_EDGES
 
     with _rc():
-        fig, (ax,) = _figure(height=3.2, kind="alarms")
+        fig, (ax,) = _figure(kind="alarms", **_FIGURE_KINDS["alarms"])
         x = pd.to_datetime(weekly["week_ending"])
         z = weekly["z_score"].to_numpy(dtype=float)
         top = max(float(np.nanmax(z, initial=0.0)) * 1.1, 5.0)
@@ -677,19 +688,10 @@ def render_index(ctx: ReleaseContext, root: Path) -> Path:
     return path
 
 
-#: The context the forked render workers read (set just before the pool forks them).
-_WORKER_CONTEXT: ReleaseContext | None = None
-
-
-def _render_in_worker(code: str, folder: str) -> str:
-    assert _WORKER_CONTEXT is not None
-    return str(render_region(_WORKER_CONTEXT, code, Path(folder)))
-
-
 def _render_processes(n_reports: int) -> int:
     """Worker processes for the regional reports: one per usable core (at most one per report),
-    forked (Linux) so that the figures are inherited, not pickled; 1 (in process) where fork is not
-    available, on one core, or when ``EXCESSMORT_RENDER_PROCESSES`` says so (a number of processes).
+    forked (Linux); 1 (in process) where fork is not available, on one core, or when
+    ``EXCESSMORT_RENDER_PROCESSES`` says so (a number of processes).
 
     Measured on the 2-core machine (the nine demo reports, 3 alternating runs each): two workers
     took 56-73 s against 87-103 s in process with a load average of 18-23, so the pool pays on a
@@ -708,46 +710,128 @@ def _render_processes(n_reports: int) -> int:
     return max(1, min(wanted, n_reports))
 
 
+def _ready_worker() -> None:
+    """A render worker's start: load what every chart and page needs (matplotlib's figure and SVG
+    canvas, its font list, the templates) and make the reusable figures, while the parent process
+    is still reading and fitting (about 0.3 s of each worker's time, off the critical path)."""
+    from matplotlib import font_manager  # noqa: F401  (builds the font list on import)
+    from matplotlib.backends import backend_svg  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
+
+    _environment().get_template("report.html.j2")
+    with _rc():
+        for kind, size in _FIGURE_KINDS.items():
+            _figure(kind=kind, **size)
+
+
+def _started() -> None:
+    """The first job of a pool: makes it fork its workers now (they run :func:`_ready_worker`)."""
+
+
+@contextmanager
+def render_workers(n_reports: int = len(REGIONS)) -> Iterator[Any]:
+    """Fork the render workers now and yield their pool (``None``: render in this process).
+
+    Staging opens this before it reads and fits, so the workers load matplotlib and make their
+    figures on the other core meanwhile; :func:`render_release` and the readiness gate's page check
+    then take jobs from the same pool (and no process forks once threads or numba's workers are
+    running). The pool is shut down on leaving, also when staging fails."""
+    workers = _render_processes(n_reports)
+    if workers < 2:
+        yield None
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_ready_worker,
+    )
+    try:
+        pool.submit(_started)  # (fork every worker now, not at the first report)
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _not_in_workers(*_: Any) -> Any:
+    raise RuntimeError("release slots are not available to a render worker")
+
+
+def _region_context(ctx: ReleaseContext, code: str) -> ReleaseContext:
+    """What a worker needs to render region ``code``: the context with that region's figures only,
+    and without the settings' slot function (a closure, which does not pickle; pages take their
+    slots from the context)."""
+    figs = ctx.figures
+    extra = dict(figs.extra)
+    if "alarms" in extra:
+        extra["alarms"] = {k: v for k, v in extra["alarms"].items() if k == code}
+    mine = dataclasses.replace(
+        figs,
+        regions={code: figs.regions[code]},
+        england=figs.england.iloc[:0],
+        model={},
+        extra=extra,
+    )
+    return dataclasses.replace(
+        ctx, figures=mine, config=dataclasses.replace(ctx.config, slots=_not_in_workers)
+    )
+
+
+def _picklable(job: Any) -> bool:
+    """Whether a report's job can be sent to a worker (settings of the caller's own making may
+    hold what does not pickle: those reports are drawn in this process)."""
+    import pickle
+
+    try:
+        pickle.dumps(job)
+    except Exception:  # (pickle raises many kinds: PicklingError, TypeError, AttributeError)
+        return False
+    return True
+
+
+def _render_job(ctx: ReleaseContext, code: str, folder: str) -> str:
+    return str(render_region(ctx, code, Path(folder)))
+
+
 def render_release(
-    ctx: ReleaseContext, root: Path, meanwhile: Callable[[], None] | None = None
+    ctx: ReleaseContext,
+    root: Path,
+    meanwhile: Callable[[], None] | None = None,
+    pool: Any = None,
 ) -> list[Path]:
     """Render the nine regional reports (those the figures hold) and the index into ``root``.
 
     The regional reports are independent (each draws its own charts from its own figures), so
-    with two or more cores they are drawn in forked worker processes, one per core; the pages
-    are the same bytes either way (``svg.hashsalt`` is fixed). ``meanwhile`` (the caller's other
-    work on the release, such as writing its figure files) runs in this process while the workers
-    draw, else after the pages.
+    with two or more cores they are drawn by worker processes, one per core: ``pool`` (from
+    :func:`render_workers`, forked early), else a pool forked here. Each report's job carries its
+    region's figures only. The pages are the same bytes either way (``svg.hashsalt`` is fixed).
+    ``meanwhile`` (the caller's other work on the release, such as writing its figure files) runs in
+    this process while the workers draw, else after the pages.
     """
-    global _WORKER_CONTEXT
     codes = [code for code in REGIONS if code in ctx.figures.regions]
-    workers = _render_processes(len(codes))
-    if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        _WORKER_CONTEXT = ctx
-        # Loaded once here and inherited by every worker: templates, matplotlib's SVG canvas and
-        # its font list (each worker would otherwise build them again).
-        _environment().get_template("report.html.j2")
-        from matplotlib import font_manager  # noqa: F401  (builds the font list on import)
-        from matplotlib.backends import backend_svg  # noqa: F401
-
+    Path(root).mkdir(parents=True, exist_ok=True)
+    if pool is None and _render_processes(len(codes)) > 1:
+        with render_workers(len(codes)) as own:
+            return render_release(ctx, root, meanwhile, own)
+    if pool is not None and _picklable(_region_context(ctx, codes[0]) if codes else None):
+        jobs = [(_region_context(ctx, code), code, str(root / region_slug(code))) for code in codes]
+        futures = [pool.submit(_render_job, *job) for job in jobs]
         try:
-            with ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("fork")
-            ) as pool:
-                futures = [
-                    pool.submit(_render_in_worker, code, str(root / region_slug(code)))
-                    for code in codes
-                ]
-                render_index(ctx, root)  # meanwhile, in this process
-                if meanwhile is not None:
-                    meanwhile()
-                paths = [Path(f.result()) for f in futures]
-        finally:
-            _WORKER_CONTEXT = None
-        return paths
+            render_index(ctx, root)  # meanwhile, in this process
+            if meanwhile is not None:
+                meanwhile()
+            return [Path(f.result()) for f in futures]
+        except BaseException:
+            # No report may still be writing into ``root`` once the failure reaches the caller
+            # (staging then removes the unfinished folder): the rest are cancelled or awaited.
+            from concurrent.futures import wait
+
+            for f in futures:
+                f.cancel()
+            wait(futures)
+            raise
     paths = [render_region(ctx, code, root / region_slug(code)) for code in codes]
     render_index(ctx, root)
     if meanwhile is not None:

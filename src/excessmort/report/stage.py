@@ -853,79 +853,84 @@ def stage_release(
         year, mon = parse_month(month)
         month = f"{year:04d}-{mon:02d}"
 
-    if isinstance(source, Fit):
-        fitted = source
-        timer.times["read"] = 0.0
-        month = month or covered_month(fitted.weeks[-1])
-    else:
-        from ..io import read
+    # The render workers fork now, before anything starts threads, and load matplotlib on the
+    # other core while this process reads and fits; the page check runs in them too.
+    with render.render_workers() as pool:
+        if isinstance(source, Fit):
+            fitted = source
+            timer.times["read"] = 0.0
+            month = month or covered_month(fitted.weeks[-1])
+        else:
+            from ..io import read
 
-        with timer.stage("read"):
-            tidy = read(source)
-            last = pd.Timestamp(tidy["week_ending"].max())
-            month = month or covered_month(last)
-            check_month_in_data(pd.unique(tidy["week_ending"]), month)
-            tidy = tidy[tidy["week_ending"] <= last_friday(month)].reset_index(drop=True)
-        with timer.stage("fit"):
-            fitted = fit_frame(
-                tidy,
-                baseline=baseline,
-                reference=reference,
-                level=level,
-                allow_pandemic=allow_pandemic,
-                allow_short_history=allow_short_history,
-            )
-    with timer.stage("intervals"):
-        figures = release_figures(fitted, month)
+            with timer.stage("read"):
+                tidy = read(source)
+                last = pd.Timestamp(tidy["week_ending"].max())
+                month = month or covered_month(last)
+                check_month_in_data(pd.unique(tidy["week_ending"]), month)
+                tidy = tidy[tidy["week_ending"] <= last_friday(month)].reset_index(drop=True)
+            with timer.stage("fit"):
+                fitted = fit_frame(
+                    tidy,
+                    baseline=baseline,
+                    reference=reference,
+                    level=level,
+                    allow_pandemic=allow_pandemic,
+                    allow_short_history=allow_short_history,
+                )
+        with timer.stage("intervals"):
+            figures = release_figures(fitted, month)
 
-    slot, following = cfg.slots(_following(month))
-    generated = datetime.now(UTC)
-    meta = _release_meta(month, slot, cfg, fitted.baseline, generated)
-    final = Path(out) / slot.date().isoformat()
-    if live_root is None:
-        live_root = cfg.live_root
+        slot, following = cfg.slots(_following(month))
+        generated = datetime.now(UTC)
+        meta = _release_meta(month, slot, cfg, fitted.baseline, generated)
+        final = Path(out) / slot.date().isoformat()
+        if live_root is None:
+            live_root = cfg.live_root
 
-    with atomic_directory(final) as tmp:
-        tmp.chmod(0o755)  # mkdtemp makes it private; a release is meant to be served
-        written: list[float] = []
+        with atomic_directory(final) as tmp:
+            tmp.chmod(0o755)  # mkdtemp makes it private; a release is meant to be served
+            written: list[float] = []
 
-        def write_figures() -> None:
-            """The figure files and model.json: written while the render workers draw."""
-            begun = time.perf_counter()
-            for code, frame in figures.regions.items():
-                _write_frame(frame, tmp / region_slug(code), "figures")
-            _write_frame(figures.england, tmp, "england-figures")
-            figures.model.setdefault("plausibility", {})["thresholds"] = asdict(cfg.plausibility)
-            text = json.dumps(figures.model, indent=1) + "\n"
-            (tmp / MODEL_NAME).write_text(text, encoding="utf-8")
-            written.append(time.perf_counter() - begun)
+            def write_figures() -> None:
+                """The figure files and model.json: written while the render workers draw."""
+                begun = time.perf_counter()
+                for code, frame in figures.regions.items():
+                    _write_frame(frame, tmp / region_slug(code), "figures")
+                _write_frame(figures.england, tmp, "england-figures")
+                figures.model.setdefault("plausibility", {})["thresholds"] = asdict(
+                    cfg.plausibility
+                )
+                text = json.dumps(figures.model, indent=1) + "\n"
+                (tmp / MODEL_NAME).write_text(text, encoding="utf-8")
+                written.append(time.perf_counter() - begun)
 
-        with timer.stage("render"):  # (the figure files are written meanwhile: see "write")
-            context = render.ReleaseContext(
-                figures=figures,
-                config=cfg,
-                month=month,
-                month_label=_month_label(month),
-                slot=slot,
-                next_slot=following,
-                generated_at=generated,
-            )
-            reports = render.render_release(context, tmp, meanwhile=write_figures)
-        if not written:  # (a renderer that does not take the work along)
-            write_figures()
-        write_started = time.perf_counter() - sum(written)
-        write_manifest(tmp, meta)
-        if cfg.signing_private_key is not None:  # issue 16: optional Ed25519 manifest signature
-            from .signing import sign_manifest
+            with timer.stage("render"):  # (the figure files are written meanwhile: see "write")
+                context = render.ReleaseContext(
+                    figures=figures,
+                    config=cfg,
+                    month=month,
+                    month_label=_month_label(month),
+                    slot=slot,
+                    next_slot=following,
+                    generated_at=generated,
+                )
+                reports = render.render_release(context, tmp, meanwhile=write_figures, pool=pool)
+            if not written:  # (a renderer that does not take the work along)
+                write_figures()
+            write_started = time.perf_counter() - sum(written)
+            write_manifest(tmp, meta)
+            if cfg.signing_private_key is not None:  # issue 16: optional Ed25519 manifest signature
+                from .signing import sign_manifest
 
-            sign_manifest(tmp, cfg.signing_private_key)
-        with timer.stage("checks"):
-            readiness = check_release(
-                tmp, live_root=live_root, now=now, plausibility=cfg.plausibility
-            )
-        write_readiness(tmp, readiness)
-        for name in ("manifest.json", READINESS_NAME):  # written by mkstemp: private until now
-            (tmp / name).chmod(0o644)
+                sign_manifest(tmp, cfg.signing_private_key)
+            with timer.stage("checks"):
+                readiness = check_release(
+                    tmp, live_root=live_root, now=now, plausibility=cfg.plausibility, pool=pool
+                )
+            write_readiness(tmp, readiness)
+            for name in ("manifest.json", READINESS_NAME):  # written by mkstemp: private until now
+                (tmp / name).chmod(0o644)
     # "write": figures, model, manifest, verdict, fsync and the rename into place (checks excluded)
     timer.times["write"] = time.perf_counter() - write_started - timer.times["checks"]
     log.info("stage write took %.2f s", timer.times["write"])
