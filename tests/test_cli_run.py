@@ -246,3 +246,32 @@ def test_month_outside_the_ons_data_is_refused(
         "month 2021-06 lies outside the data, which run from 2015-01-02 to 2021-04-30 (the period "
         "holds the weeks ending 2021-06-04 to 2021-06-25)"
     ) in capsys.readouterr().err
+
+
+def test_the_program_ends_run_with_its_code_and_everything_written(
+    csv_input: Path, tmp_path: Path
+) -> None:
+    """``python -m excessmort run`` ends without the interpreter's teardown (cli.entry): its exit
+    code, both streams (piped, so block-buffered) and every file of the release still arrive."""
+    import subprocess
+    import sys
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src)}
+
+    def program(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "excessmort", *args]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+    out = tmp_path / "out"
+    ready = program("run", "--input", str(csv_input), "--out", str(out))
+    assert ready.returncode == 0, ready.stderr
+    assert ready.stdout.rstrip().endswith("READY: 14 checks, 0 failed, 0 warnings")
+    assert "staged release 2021-05-20" in ready.stderr  # the log's last lines, flushed
+    (release,) = out.iterdir()
+    assert json.loads((release / "readiness.json").read_text())["ready"] is True
+    assert len(read_manifest(release)["files"]) > 60  # the nine reports, their charts and figures
+    refused = program("run", "--input", str(csv_input), "--out", str(out), "--month", "1999-01")
+    assert refused.returncode == 2
+    assert "lies outside the data" in refused.stderr
+    assert [p.name for p in out.iterdir()] == [release.name]

@@ -1,5 +1,5 @@
 """``python -m excessmort`` runs the command line."""
 
-from excessmort.cli import main
+from excessmort.cli import entry
 
-raise SystemExit(main())
+entry()

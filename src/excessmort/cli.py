@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import commands
 from .exceptions import ExcessmortError, InputError
@@ -57,24 +59,50 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
+    return _main(argv)[0]
+
+
+#: Commands after which the process may end without the interpreter's teardown (see :func:`entry`).
+_QUICK_EXIT = frozenset({"run"})
+
+
+def _main(argv: Sequence[str] | None) -> tuple[int, str | None]:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
-        return int(exc.code or 0)
+        return int(exc.code or 0), None
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, None
     _configure_logging(args)
     try:
-        return int(args.func(args))
+        return int(args.func(args)), args.command
     except InputError as exc:
         print(f"excessmort: input error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, args.command
     except ExcessmortError as exc:
         print(f"excessmort: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_FAILED, args.command
+
+
+def entry() -> NoReturn:
+    """The ``excessmort`` program (console script and ``python -m excessmort``): :func:`main`, then
+    exit with its code.
+
+    After ``run`` the process ends at once (``os._exit``) instead of tearing the interpreter down:
+    freeing every module and object of pandas, pyarrow and the fit took 0.15 s of the 2.5 s batch.
+    Nothing is lost by it: staging writes, fsyncs and renames its files and shuts its workers down
+    before it returns, and the log and both streams are flushed here first. Other commands (network
+    targets, threads, Dask) exit the usual way."""
+    code, command = _main(None)
+    if command in _QUICK_EXIT:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    entry()
