@@ -25,7 +25,13 @@ from excessmort.datasets import demo_data
 from excessmort.regions import region_slug
 from excessmort.release import stage_release
 from excessmort.report.manifest import manifest_digest, read_manifest, write_manifest
-from excessmort.report.readiness import Check, Readiness, check_release
+from excessmort.report.readiness import (
+    FIGURE_CHECKS,
+    Check,
+    Readiness,
+    check_figures,
+    check_release,
+)
 from excessmort.report.stage import _write_frame
 from test_stage import demo_release
 
@@ -116,6 +122,23 @@ def test_staged_demo_release_passes_every_check(staged: Path) -> None:
 
 
 # -------------------------------------------------------------------------------- breaks
+
+
+def test_figure_verdicts_given_are_used_and_the_rest_run(release: Path) -> None:
+    """Staging checks the figure files while the pages are drawn (check_figures) and hands the
+    verdicts to check_release: they are the ones check_release finds itself, taken as given, and
+    only for those checks (a verdict given for the manifest is not taken)."""
+    early = check_figures(release)
+    assert len(early) == len(FIGURE_CHECKS) == 10
+    full = _checks(release)
+    assert [full[name] for name in early] == list(early.values())
+    given = {
+        **early,
+        "data_coverage": Check("data_coverage", "fail", "checked while drawing"),
+        "manifest_checksums": Check("manifest_checksums", "fail", "not taken"),
+    }
+    check = _only_failure(_checks(release, checked=given), "data_coverage")
+    assert check.message == "checked while drawing"
 
 
 def test_a_deleted_region_fails(release: Path) -> None:

@@ -57,6 +57,7 @@ from .stage import ENGLAND_FILES, MODEL_NAME, READINESS_NAME, REGION_FILES, last
 
 __all__ = [
     "CHECKS",
+    "FIGURE_CHECKS",
     "Check",
     "Readiness",
     "check_counts",
@@ -66,6 +67,7 @@ __all__ = [
     "check_england_sum",
     "check_expected",
     "check_feeds",
+    "check_figures",
     "check_finite",
     "check_html",
     "check_manifest",
@@ -145,10 +147,15 @@ class StagedFiles:
     """Lazy access to the files of a staged release (each read once, shared by the checks)."""
 
     def __init__(
-        self, root: str | os.PathLike[str], plausibility: Plausibility | None = None
+        self,
+        root: str | os.PathLike[str],
+        plausibility: Plausibility | None = None,
+        month: str | None = None,
     ) -> None:
         self.root = Path(root)
         self._plausibility = plausibility
+        if month is not None:  # (given while staging, before the manifest is written)
+            self.__dict__["month"] = month
 
     @cached_property
     def plausibility(self) -> Plausibility:
@@ -1211,6 +1218,36 @@ _NAMES = {
 }
 
 
+#: The checks that read only the figure files and ``model.json`` (not the pages, the manifest or
+#: the live target): staging runs them (:func:`check_figures`) while the reports are drawn.
+FIGURE_CHECKS: tuple[Callable[[StagedFiles], Check], ...] = (
+    check_data_coverage,
+    check_series,
+    check_models,
+    check_finite,
+    check_counts,
+    check_expected,
+    check_feeds,
+    check_england,
+    check_england_sum,
+    check_weekly_cumulative,
+)
+
+
+def check_figures(
+    path: str | os.PathLike[str],
+    *,
+    plausibility: Plausibility | None = None,
+    month: str | None = None,
+) -> dict[str, Check]:
+    """The verdicts of :data:`FIGURE_CHECKS` on the figure files and ``model.json`` under ``path``
+    (by check name), for :func:`check_release`'s ``checked``: staging writes those files first and
+    checks them while its workers draw the pages, which the other checks need. ``month``: the
+    month the release covers, ``YYYY-MM`` (default the manifest's, once it is written)."""
+    files = StagedFiles(path, plausibility, month)
+    return {_NAMES[fn]: _guarded(_NAMES[fn], partial(fn, files)) for fn in FIGURE_CHECKS}
+
+
 def _guarded(name: str, fn: Callable[[], Check]) -> Check:
     try:
         return fn()
@@ -1225,6 +1262,7 @@ def check_release(
     now: datetime | None = None,
     plausibility: Plausibility | None = None,
     pool: Any = None,
+    checked: dict[str, Check] | None = None,
 ) -> Readiness:
     """Run every readiness check on the staged release at ``path``.
 
@@ -1243,6 +1281,9 @@ def check_release(
     pool : Executor, optional
         Worker processes to run the page check in beside the others (staging passes its render
         workers); default a process forked for it, or none (see :func:`_beside`).
+    checked : dict, optional
+        Verdicts from :func:`check_figures` on this release's files (the same thresholds), used
+        instead of running those checks again; any other check named there is run all the same.
 
     Returns
     -------
@@ -1254,9 +1295,12 @@ def check_release(
         return Readiness(
             [Check("manifest_checksums", "fail", f"{files.root} is not a staged release folder")]
         )
+    done = {n: c for n, c in (checked or {}).items() if n in {_NAMES[f] for f in FIGURE_CHECKS}}
     with _beside(check_html, files, pool) as html:
         checks = [
-            html() if fn is check_html else _guarded(_NAMES[fn], lambda fn=fn: fn(files))
+            html()
+            if fn is check_html
+            else done.get(_NAMES[fn]) or _guarded(_NAMES[fn], partial(fn, files))
             for fn in CHECKS
         ]
     checks.append(_guarded("embargo", lambda: check_embargo(files, live_root=live_root, now=now)))
