@@ -710,18 +710,22 @@ def _render_processes(n_reports: int) -> int:
     return max(1, min(wanted, n_reports))
 
 
-def _ready_worker() -> None:
+def _ready_worker(turn: Any) -> None:
     """A render worker's start: load what every chart and page needs (matplotlib's figure and SVG
     canvas, its font list, the templates) and make the reusable figures, while the parent process
-    is still reading and fitting (about 0.3 s of each worker's time, off the critical path)."""
-    from matplotlib import font_manager  # noqa: F401  (builds the font list on import)
-    from matplotlib.backends import backend_svg  # noqa: F401
-    from matplotlib.figure import Figure  # noqa: F401
+    is still reading and fitting (about 0.3 s of each worker's time, off the critical path).
 
-    _environment().get_template("report.html.j2")
-    with _rc():
-        for kind, size in _FIGURE_KINDS.items():
-            _figure(kind=kind, **size)
+    The workers take ``turn`` (a lock) one after the other, so that together they use one core and
+    leave the other to the parent: three processes sharing two cores would slow the fit down."""
+    with turn:
+        from matplotlib import font_manager  # noqa: F401  (builds the font list on import)
+        from matplotlib.backends import backend_svg  # noqa: F401
+        from matplotlib.figure import Figure  # noqa: F401
+
+        _environment().get_template("report.html.j2")
+        with _rc():
+            for kind, size in _FIGURE_KINDS.items():
+                _figure(kind=kind, **size)
 
 
 def _started() -> None:
@@ -743,10 +747,12 @@ def render_workers(n_reports: int = len(REGIONS)) -> Iterator[Any]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    context = multiprocessing.get_context("fork")
     pool = ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=multiprocessing.get_context("fork"),
+        mp_context=context,
         initializer=_ready_worker,
+        initargs=(context.Lock(),),
     )
     try:
         pool.submit(_started)  # (fork every worker now, not at the first report)
