@@ -1265,9 +1265,11 @@ def _arrow_table(frame: pd.DataFrame) -> Any:
     """
     import pyarrow as pa
 
+    if frame.columns.has_duplicates:  # from_pandas' own error
+        return pa.Table.from_pandas(frame, preserve_index=False)
     schema = pa.Schema.from_pandas(frame.iloc[:0], preserve_index=False)
     arrays = [_arrow_column(frame.iloc[:, i]) for i in range(frame.shape[1])]
-    if frame.columns.has_duplicates or [a.type for a in arrays] != schema.types:
+    if [a.type for a in arrays] != schema.types:
         return pa.Table.from_pandas(frame, preserve_index=False)
     return pa.Table.from_arrays(arrays, schema=schema)
 
