@@ -1285,6 +1285,8 @@ def _write_options(schema: Any) -> dict[str, Any]:
     - The week and its numbers (iso_year, iso_week, ...) plain and snappy-compressed: a third of the
       time of dictionary pages, at about 2% of the file (2,000 series x 470 weeks: 2.0 MB of 106).
     - Float columns uncompressed: snappy shrinks them by under a tenth and costs a third of the write.
+    - Values handed to the encoders 65,536 at a time, not 1,024: a fifth less CPU for the write
+      (pages still close at about 1 MB, plus at most one batch).
     """
     import pyarrow as pa
 
@@ -1292,6 +1294,7 @@ def _write_options(schema: Any) -> dict[str, Any]:
     return {
         "use_dictionary": strata,
         "write_statistics": strata,
+        "write_batch_size": 65_536,
         "compression": {
             f.name: "none" if pa.types.is_floating(f.type) else "snappy" for f in schema
         },
