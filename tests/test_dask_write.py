@@ -197,7 +197,9 @@ def test_drop_behind_advises_every_file_again_on_later_writes(tmp_path, monkeypa
 
     monkeypatch.setattr(_dask.os, "open", opened)
     monkeypatch.setattr(
-        _dask.os, "posix_fadvise", lambda fd, off, n, advice: calls.append((names[fd], advice)),
+        _dask.os,
+        "posix_fadvise",
+        lambda fd, off, n, advice: calls.append((names[fd], advice)),
         raising=False,
     )
     monkeypatch.setattr(_dask, "_DROP_PENDING", type(_dask._DROP_PENDING)(maxlen=4))

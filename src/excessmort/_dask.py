@@ -1341,8 +1341,10 @@ def _drop_behind(path: str) -> bool:
         earlier = list(_DROP_PENDING)
         _DROP_PENDING.append(path)
     _drop_cached(path)
-    for done in earlier:  # a weekly file is followed by the small coefficients file, then by the next
-        _drop_cached(done)  # partition's: the last four written cover both
+    # A weekly file is followed by the small coefficients file, then by the next partition's: the
+    # last four written cover both.
+    for done in earlier:
+        _drop_cached(done)
     return True
 
 
