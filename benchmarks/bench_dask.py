@@ -12,7 +12,8 @@ LocalCluster and written back as Parquet, with series per second, peak memory pe
    pinned to 1 thread), kernels warmed on every worker (timed apart), then
    ``excessmort.fit(dd.read_parquet(...)).to_parquet(out, by=[()])``: weekly + coefficients datasets
    and the England-like total, in one pass. Peak memory per worker is the largest RSS of each worker
-   process, sampled every 0.2 s with psutil.
+   process, sampled every 0.2 s with psutil; worker CPU is the user + system seconds the workers
+   spent in the fit and write (summed over workers).
 3. Equal work: the first two files are fitted in memory with ``excessmort.fit`` and compared with the
    rows the cluster wrote for those series (largest relative difference over every weekly column);
    the number of non-converged series is read from the coefficients dataset.
@@ -139,6 +140,12 @@ class PeakRSS:
 
 
 # ---------------------------------------------------------------------------------------- runs
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process (run on each worker)."""
+    t = os.times()
+    return t.user + t.system
+
+
 def run_once(
     data: Path, out: Path, *, workers: int, memory_limit: str, n_series: int
 ) -> dict[str, Any]:
@@ -163,12 +170,14 @@ def run_once(
         t0 = time.perf_counter()
         warm_workers(client)
         warm_s = time.perf_counter() - t0
+        cpu0 = client.run(_cpu_seconds)
         with PeakRSS() as rss:
             t0 = time.perf_counter()
             f = fit_dask(dd.read_parquet(data), client=client, reference=REFERENCE, warmup=False)
             plan_s = time.perf_counter() - t0
             written = f.to_parquet(out, by=[()])
             wall = time.perf_counter() - t0
+        cpu = sum(c - cpu0[w] for w, c in client.run(_cpu_seconds).items())
         peaks = [rss.peak.get(pid, 0) for pid in sorted(worker_pids)]
         restarted = len(set(client.run(os.getpid).values()) - worker_pids)
     finally:
@@ -183,6 +192,7 @@ def run_once(
         "first_pass_s": round(plan_s, 2),
         "wall_s": round(wall, 2),
         "series_per_s": round(n_series / wall, 1),
+        "worker_cpu_s": round(cpu, 2),
         "peak_rss_mb_max": round(max(peaks) / 2**20, 1),
         "peak_rss_mb_workers": " ".join(f"{p / 2**20:.0f}" for p in peaks),
         "workers_restarted": restarted,
@@ -335,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory_limit",
         "wall_s",
         "series_per_s",
+        "worker_cpu_s",
         "peak_rss_mb_max",
         "workers_restarted",
         *[c for c in ("speedup_vs_first", "subset_max_rel_diff", "not_converged") if c in table],
