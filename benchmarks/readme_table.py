@@ -113,7 +113,7 @@ def render_dask(csv_path: Path) -> str:
     the one-worker run of the same panel, code and memory limit."""
     import pandas as pd
 
-    frame = pd.read_csv(csv_path)
+    frame = pd.read_csv(csv_path, dtype={"git_sha": str})  # (a SHA may be all digits)
     lines = [
         "| series x weeks | Parquet in (GB) | Parquet out (GB) | input / weekly result as pandas (GB) "
         "| workers "

@@ -160,7 +160,7 @@ def test_readme_table_is_generated_from_the_docs_results():
     )
     old, new = readme_table.rewrite()
     assert old == new, "README.md benchmark table is stale: run python -m benchmarks.readme_table"
-    docs = pd.read_csv(readme_table.DOCS_CSV, keep_default_na=False)
+    docs = pd.read_csv(readme_table.DOCS_CSV, keep_default_na=False, dtype={"git_sha": str})
     assert list(docs.columns) == COLUMNS
     assert (docs["git_sha"].str.len() > 0).all() and (docs["cpu"].str.len() > 0).all()
     assert math.isfinite(float(docs["cores"].iloc[0]))
@@ -171,7 +171,7 @@ def test_readme_dask_table_is_generated_from_the_newest_dask_results():
     speed-up computed against the one-worker run of the same panel, code and memory limit."""
     path = readme_table.dask_csv()
     assert path is not None, "commit a run: python -m benchmarks.bench_dask"
-    frame = pd.read_csv(path)
+    frame = pd.read_csv(path, dtype={"git_sha": str})
     block = readme_table.render_dask(path)
     rows = [line for line in block.splitlines() if line.startswith("| ") and "x 470" in line]
     assert len(rows) == len(frame)
