@@ -738,8 +738,8 @@ def render_workers(n_reports: int = len(REGIONS)) -> Iterator[Any]:
 
     Staging opens this before it reads and fits, so the workers load matplotlib and make their
     figures on the other core meanwhile; :func:`render_release` and the readiness gate's page check
-    then take jobs from the same pool (and no process forks once threads or numba's workers are
-    running). The pool is shut down on leaving, also when staging fails."""
+    then take jobs from the same pool, so staging forks once, before its own fit could start
+    numba's threads. The pool is shut down on leaving, also when staging fails."""
     workers = _render_processes(n_reports)
     if workers < 2:
         yield None
