@@ -1287,14 +1287,16 @@ def check_release(
         return Readiness(
             [Check("manifest_checksums", "fail", f"{files.root} is not a staged release folder")]
         )
-    done = {n: c for n, c in (checked or {}).items() if n in {_NAMES[f] for f in FIGURE_CHECKS}}
+    given = checked or {}
+
+    def verdict(fn: Callable[[StagedFiles], Check]) -> Check:
+        name = _NAMES[fn]
+        if fn in FIGURE_CHECKS and name in given:
+            return given[name]
+        return _guarded(name, partial(fn, files))
+
     with _beside(check_html, files, pool) as html:
-        checks = [
-            html()
-            if fn is check_html
-            else done.get(_NAMES[fn]) or _guarded(_NAMES[fn], partial(fn, files))
-            for fn in CHECKS
-        ]
+        checks = [html() if fn is check_html else verdict(fn) for fn in CHECKS]
     checks.append(_guarded("embargo", lambda: check_embargo(files, live_root=live_root, now=now)))
     return Readiness(checks)
 

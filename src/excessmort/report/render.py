@@ -772,7 +772,7 @@ def _region_context(ctx: ReleaseContext, code: str) -> ReleaseContext:
     figs = ctx.figures
     extra = dict(figs.extra)
     if "alarms" in extra:
-        extra["alarms"] = {k: v for k, v in extra["alarms"].items() if k == code}
+        extra["alarms"] = {code: extra["alarms"][code]} if code in extra["alarms"] else {}
     mine = dataclasses.replace(
         figs,
         regions={code: figs.regions[code]},
@@ -812,7 +812,7 @@ def render_release(
     The regional reports are independent (each draws its own charts from its own figures), so
     with two or more cores they are drawn by worker processes, one per core: ``pool`` (from
     :func:`render_workers`, forked early), else a pool forked here. Each report's job carries its
-    region's figures only. The pages are the same bytes either way (``svg.hashsalt`` is fixed).
+    region's figures only, in process too. The pages are the same bytes either way (``svg.hashsalt`` is fixed).
     ``meanwhile`` (the caller's other work on the release, such as writing its figure files) runs in
     this process while the workers draw, else after the pages.
     """
@@ -821,8 +821,8 @@ def render_release(
     if pool is None and _render_processes(len(codes)) > 1:
         with render_workers(len(codes)) as own:
             return render_release(ctx, root, meanwhile, own)
-    if pool is not None and _picklable(_region_context(ctx, codes[0]) if codes else None):
-        jobs = [(_region_context(ctx, code), code, str(root / region_slug(code))) for code in codes]
+    jobs = [(_region_context(ctx, code), code, str(root / region_slug(code))) for code in codes]
+    if pool is not None and (not jobs or _picklable(jobs[0][0])):
         futures = [pool.submit(_render_job, *job) for job in jobs]
         try:
             render_index(ctx, root)  # meanwhile, in this process
@@ -838,7 +838,7 @@ def render_release(
                 f.cancel()
             wait(futures)
             raise
-    paths = [render_region(ctx, code, root / region_slug(code)) for code in codes]
+    paths = [Path(_render_job(*job)) for job in jobs]  # (in process: the same jobs)
     render_index(ctx, root)
     if meanwhile is not None:
         meanwhile()

@@ -790,6 +790,30 @@ def _settings(config: Any) -> StageSettings:
     )
 
 
+def _fit_source(
+    source: Any, month: str | None, timer: _Timer, **fit_options: Any
+) -> tuple[Any, str]:
+    """The fit a release is staged from, and its month (default the latest complete one): ``source``
+    itself when it is a Fit, else the deaths table read, cut at the month's last Friday and fitted
+    (timed as the "read" and "fit" stages)."""
+    from .._fit import Fit
+    from .._fit import fit as fit_frame
+
+    if isinstance(source, Fit):
+        timer.times["read"] = 0.0
+        return source, month or covered_month(source.weeks[-1])
+    from ..io import read
+
+    with timer.stage("read"):
+        tidy = read(source)
+        last = pd.Timestamp(tidy["week_ending"].max())
+        month = month or covered_month(last)
+        check_month_in_data(pd.unique(tidy["week_ending"]), month)
+        tidy = tidy[tidy["week_ending"] <= last_friday(month)].reset_index(drop=True)
+    with timer.stage("fit"):
+        return fit_frame(tidy, **fit_options), month
+
+
 def stage_release(
     source: Any,
     *,
@@ -841,8 +865,6 @@ def stage_release(
     InputError
         Bad input data, month or configuration.
     """
-    from .._fit import Fit
-    from .._fit import fit as fit_frame
     from . import render
     from .readiness import check_figures, check_release, write_readiness
 
@@ -853,31 +875,19 @@ def stage_release(
         year, mon = parse_month(month)
         month = f"{year:04d}-{mon:02d}"
 
-    # The render workers fork now, before anything starts threads, and load matplotlib on the
-    # other core while this process reads and fits; the page check runs in them too.
+    # The render workers fork now, before this staging's fit could start numba's threads, and load
+    # matplotlib on the other core while this process reads and fits; the page check runs in them.
     with render.render_workers() as pool:
-        if isinstance(source, Fit):
-            fitted = source
-            timer.times["read"] = 0.0
-            month = month or covered_month(fitted.weeks[-1])
-        else:
-            from ..io import read
-
-            with timer.stage("read"):
-                tidy = read(source)
-                last = pd.Timestamp(tidy["week_ending"].max())
-                month = month or covered_month(last)
-                check_month_in_data(pd.unique(tidy["week_ending"]), month)
-                tidy = tidy[tidy["week_ending"] <= last_friday(month)].reset_index(drop=True)
-            with timer.stage("fit"):
-                fitted = fit_frame(
-                    tidy,
-                    baseline=baseline,
-                    reference=reference,
-                    level=level,
-                    allow_pandemic=allow_pandemic,
-                    allow_short_history=allow_short_history,
-                )
+        fitted, month = _fit_source(
+            source,
+            month,
+            timer,
+            baseline=baseline,
+            reference=reference,
+            level=level,
+            allow_pandemic=allow_pandemic,
+            allow_short_history=allow_short_history,
+        )
         with timer.stage("intervals"):
             figures = release_figures(fitted, month)
 
@@ -891,7 +901,7 @@ def stage_release(
         with atomic_directory(final) as tmp:
             tmp.chmod(0o755)  # mkdtemp makes it private; a release is meant to be served
             written: list[float] = []
-            checked: dict[str, Any] = {}  # the figure checks, run once their files are written
+            checked: dict[str, Any] = {}  # the figure checks' verdicts, once their files exist
 
             def write_figures() -> None:
                 """The figure files and model.json: written while the render workers draw."""
@@ -905,7 +915,7 @@ def stage_release(
                 text = json.dumps(figures.model, indent=1) + "\n"
                 (tmp / MODEL_NAME).write_text(text, encoding="utf-8")
                 written.append(time.perf_counter() - begun)
-                with timer.stage("checks"):  # (the figure checks: see "checks" below)
+                with timer.stage("figure-checks"):  # (while the pages are drawn)
                     checked.update(check_figures(tmp, plausibility=cfg.plausibility, month=month))
 
             with timer.stage("render"):  # (the figure files are written meanwhile: see "write")
@@ -927,7 +937,6 @@ def stage_release(
                 from .signing import sign_manifest
 
                 sign_manifest(tmp, cfg.signing_private_key)
-            late = time.perf_counter()
             with timer.stage("checks"):  # the pages, manifest and embargo; the figures' verdicts
                 readiness = check_release(
                     tmp,
@@ -937,12 +946,11 @@ def stage_release(
                     pool=pool,
                     checked=checked,
                 )
-            late = time.perf_counter() - late
             write_readiness(tmp, readiness)
             for name in ("manifest.json", READINESS_NAME):  # written by mkstemp: private until now
                 (tmp / name).chmod(0o644)
     # "write": figures, model, manifest, verdict, fsync and the rename into place (checks excluded)
-    timer.times["write"] = time.perf_counter() - write_started - late
+    timer.times["write"] = time.perf_counter() - write_started - timer.times["checks"]
     log.info("stage write took %.2f s", timer.times["write"])
     total = time.perf_counter() - started
     parts = ", ".join(f"{k} {v:.2f} s" for k, v in timer.times.items())
