@@ -254,3 +254,47 @@ class _Rule:
 
     def describe(self) -> str:
         return default_config().stage_settings().release_rule.describe()
+
+
+def test_workers_opened_inside_open_ones_are_the_same_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``excessmort run`` opens the workers first and staging opens them again: the inner call
+    yields the outer pool and leaves it open; a call after the outer one closed forks anew, and a
+    process forked from this one (another process id) does not take this one's pool."""
+    monkeypatch.setenv("EXCESSMORT_RENDER_PROCESSES", "2")
+    with render.render_workers() as outer:
+        assert outer is not None
+        with render.render_workers() as inner:
+            assert inner is outer
+        assert outer.submit(int, "7").result() == 7  # still open
+        render._OPEN.pool = (-1, outer)  # what a child forked from a process holding it sees
+        with render.render_workers() as child:
+            assert child is not None and child is not outer
+    with render.render_workers() as later:
+        assert later is not None and later is not outer
+    monkeypatch.setenv("EXCESSMORT_RENDER_PROCESSES", "1")
+    with render.render_workers() as none:
+        assert none is None
+
+
+def test_a_report_job_takes_no_engine_into_a_worker(figures, tmp_path: Path) -> None:
+    """``excessmort run`` forks its render workers before it imports the fitting engine: a report's
+    job (its figures, settings and context) is taken in and drawn by a process that has imported
+    only the rendering, without the engine (excessmort._fit), numba or scipy."""
+    import pickle
+    import subprocess
+    import sys
+
+    job = (_context(figures), "E12000001", str(tmp_path / "north-east"))
+    (tmp_path / "job.pickle").write_bytes(pickle.dumps(render._region_context(job[0], job[1])))
+    script = (
+        "import pickle, sys\n"
+        "from excessmort.report import render\n"
+        f"ctx = pickle.loads(open({str(tmp_path / 'job.pickle')!r}, 'rb').read())\n"
+        f"render._render_job(ctx, {job[1]!r}, {job[2]!r})\n"
+        "print(sorted(m for m in ('excessmort._fit', 'numba', 'scipy') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    assert (tmp_path / "north-east" / "report.html").stat().st_size > 0

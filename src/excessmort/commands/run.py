@@ -92,15 +92,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     """Stage the release and print the verdict; 0 when ready, 1 when not."""
+    from ..release.calendar import parse_month
+    from ..report.render import render_workers
+
+    if args.month is not None:
+        parse_month(args.month)  # a bad month is a usage error before any work
+    # The render workers fork first, while this process is still light (before the engine's
+    # imports), and load matplotlib on the other core while the engine is imported, the data made
+    # and the model fitted; staging takes the same pool (render.render_workers).
+    with render_workers():
+        return _stage(args)
+
+
+def _stage(args: argparse.Namespace) -> int:
+    """Stage the release (the render workers are forked) and print the verdict."""
     import excessmort
 
-    from ..release.calendar import parse_month
     from ..release.config import load_config
     from ..report.readiness import read_readiness
     from ..report.stage import stage_release
 
-    if args.month is not None:
-        parse_month(args.month)  # a bad month is a usage error before any work
     config = load_config(args.config)
     log.info(
         "run: input=%s month=%s baseline=%s reference=%s..%s level=%s out=%s config=%s",

@@ -19,7 +19,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -478,10 +478,49 @@ def chart_ratio(rows: pd.DataFrame, title: str, level: float) -> str:
 
 
 @dataclass
+class ReleaseFigures:
+    """Every figure of a release, ready to render and write (made by
+    :func:`~excessmort.report.stage.release_figures`; kept here, with the rendering, so that a
+    render worker takes it in without importing the engine that fitted it).
+
+    Attributes
+    ----------
+    month : str
+        The month covered, ``YYYY-MM``.
+    period_start : Timestamp
+        The day after the reference period ends (the start of the period reported).
+    month_start, cover_end : Timestamp
+        First day of the covered month and its last Friday.
+    breakdowns : list of str
+        The strata other than region.
+    regions : dict
+        Region code -> its figures (:data:`~excessmort.report.stage.FIGURE_COLUMNS`).
+    england : DataFrame
+        England's figures (the sum of the nine regions).
+    model : dict
+        Per-series convergence, dispersion and gaps (written as ``model.json``).
+    """
+
+    month: str
+    period_start: pd.Timestamp
+    month_start: pd.Timestamp
+    cover_end: pd.Timestamp
+    breakdowns: list[str]
+    regions: dict[str, pd.DataFrame]
+    england: pd.DataFrame
+    model: dict[str, Any]
+    reference: tuple[pd.Timestamp, pd.Timestamp] | None
+    level: float
+    baseline: str
+    last_week: pd.Timestamp
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class ReleaseContext:
     """What every page of a release needs besides its region's figures."""
 
-    figures: Any  # ReleaseFigures
+    figures: ReleaseFigures
     config: StageSettings
     month: str
     month_label: str
@@ -732,6 +771,10 @@ def _started() -> None:
     """The first job of a pool: makes it fork its workers now (they run :func:`_ready_worker`)."""
 
 
+#: The pool an open :func:`render_workers` holds, per thread: (process id, pool).
+_OPEN = threading.local()
+
+
 @contextmanager
 def render_workers(n_reports: int = len(REGIONS)) -> Iterator[Any]:
     """Fork the render workers now and yield their pool (``None``: render in this process).
@@ -739,7 +782,17 @@ def render_workers(n_reports: int = len(REGIONS)) -> Iterator[Any]:
     Staging opens this before it reads and fits, so the workers load matplotlib and make their
     figures on the other core meanwhile; :func:`render_release` and the readiness gate's page check
     then take jobs from the same pool, so staging forks once, before its own fit could start
-    numba's threads. The pool is shut down on leaving, also when staging fails."""
+    numba's threads. The pool is shut down on leaving, also when staging fails.
+
+    Opened inside an open one (same thread, same process), it yields that pool and leaves it open:
+    ``excessmort run`` opens it first, before it imports the engine and makes the data, so the
+    workers' start overlaps those too."""
+    import os
+
+    held = getattr(_OPEN, "pool", None)
+    if held is not None and held[0] == os.getpid():
+        yield held[1]
+        return
     workers = _render_processes(n_reports)
     if workers < 2:
         yield None
@@ -754,10 +807,12 @@ def render_workers(n_reports: int = len(REGIONS)) -> Iterator[Any]:
         initializer=_ready_worker,
         initargs=(context.Lock(),),
     )
+    _OPEN.pool = (os.getpid(), pool)
     try:
         pool.submit(_started)  # (fork every worker now, not at the first report)
         yield pool
     finally:
+        _OPEN.pool = None
         pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -31,7 +31,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from .._kernels._layout import INTERVAL_COLUMNS
 from ..exceptions import InputError
 from ..regions import REGIONS, region_name, region_slug
 from .manifest import write_manifest
+from .render import ReleaseFigures
 from .settings import StageSettings, parse_month
 
 __all__ = [
@@ -162,43 +163,6 @@ def _month_label(month: str) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # figures
-
-
-@dataclass
-class ReleaseFigures:
-    """Every figure of a release, ready to render and write.
-
-    Attributes
-    ----------
-    month : str
-        The month covered, ``YYYY-MM``.
-    period_start : Timestamp
-        The day after the reference period ends (the start of the period reported).
-    month_start, cover_end : Timestamp
-        First day of the covered month and its last Friday.
-    breakdowns : list of str
-        The strata other than region.
-    regions : dict
-        Region code -> its figures (:data:`FIGURE_COLUMNS`).
-    england : DataFrame
-        England's figures (the sum of the nine regions).
-    model : dict
-        Per-series convergence, dispersion and gaps (written as ``model.json``).
-    """
-
-    month: str
-    period_start: pd.Timestamp
-    month_start: pd.Timestamp
-    cover_end: pd.Timestamp
-    breakdowns: list[str]
-    regions: dict[str, pd.DataFrame]
-    england: pd.DataFrame
-    model: dict[str, Any]
-    reference: tuple[pd.Timestamp, pd.Timestamp] | None
-    level: float
-    baseline: str
-    last_week: pd.Timestamp
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _add_ratio(cols: dict[str, Any]) -> None:
