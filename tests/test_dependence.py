@@ -13,7 +13,11 @@ import pytest
 import excessmort as em
 from _sim import simulate, simulate_correlated
 from excessmort._kernels import running_variance
-from excessmort._kernels.dependence_ref import running_variance_dense, running_variance_ref
+from excessmort._kernels.dependence_ref import (
+    _running_variance_by_week,
+    running_variance_dense,
+    running_variance_ref,
+)
 from excessmort.dependence import (
     DependenceWarning,
     arma_fit,
@@ -37,6 +41,30 @@ def test_running_variance_matches_dense_covariance(engine: str, n_lags: int) -> 
     got = running_variance(s, rho, a, phi, engine=engine)
     np.testing.assert_allclose(got, running_variance_dense(s, rho, a, phi), rtol=1e-10)
     np.testing.assert_allclose(got, running_variance_ref(s, rho, a, phi), rtol=1e-10)
+
+
+def test_running_variance_in_array_steps_is_the_weekly_recursion() -> None:
+    """The numpy twin solves the recursion in log2(W) array steps: the same variances as one week
+    at a time (to 1e-12 of the independent part sum s^2), the same NaNs (a missing sd, a missing
+    tail), for no lags, lags longer than the weeks, phi = 0 and one week."""
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        G, W, L = int(rng.integers(1, 9)), int(rng.integers(1, 300)), int(rng.integers(0, 6))
+        s = rng.uniform(0.1, 50.0, (G, W))
+        rho = rng.uniform(-0.3, 0.6, (G, L))
+        a = rng.uniform(-0.2, 0.6, G)
+        phi = rng.uniform(0.0, 0.99, G)
+        if trial % 5 == 0:
+            s[rng.integers(G), rng.integers(W)] = np.nan
+        if trial % 7 == 0:
+            a[0] = np.nan
+        if trial % 11 == 0:
+            phi[0] = 0.0
+        got, want = running_variance_ref(s, rho, a, phi), _running_variance_by_week(s, rho, a, phi)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        scale = np.cumsum(s * s, axis=1)
+        ok = ~np.isnan(want)
+        assert np.all(np.abs(got - want)[ok] <= 1e-12 * scale[ok]), trial
 
 
 def test_running_variance_numba_equals_numpy_with_nan() -> None:

@@ -1,4 +1,5 @@
-"""numpy reference of :mod:`excessmort._kernels.dependence`: the same recursion, vectorised over rows."""
+"""numpy reference of :mod:`excessmort._kernels.dependence`: the same sums, vectorised over rows (and, for
+the running variances, over weeks)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,39 @@ import numpy as np
 def running_variance_ref(
     s: np.ndarray, rho: np.ndarray, a: np.ndarray, phi: np.ndarray
 ) -> np.ndarray:
-    """[G, W]: variance of every running sum (see the kernel module for the recursion)."""
+    """[G, W]: variance of every running sum (see the kernel module for the recursion), with whole
+    [G, W] array steps instead of one step per week.
+
+    Week k's covariance with the weeks before it is ``cross[k] = tail q[k] + sum_j rho_j s[k - j]``
+    (lags 1..L), where ``q[k] = phi q[k - 1] + s[k - L - 1]`` sums the weeks beyond the lags with
+    geometric weights; that first-order recursion is solved by doubling (log2 W steps: after the
+    step of size d each entry holds the sum over its last 2d weeks). The running variance is the
+    running sum of ``s[k]^2 + 2 s[k] cross[k]``."""
+    n_rows, n_weeks = s.shape
+    n_lags = rho.shape[1]
+    tail = a * phi**n_lags
+    q = np.zeros((n_rows, n_weeks))
+    beyond = n_weeks - n_lags - 1
+    if beyond > 0:
+        q[:, n_lags + 1 :] = s[:, :beyond]
+        run = q[:, n_lags + 1 :]
+        power = phi.copy()
+        step = 1
+        while step < beyond:
+            run[:, step:] = run[:, step:] + power[:, None] * run[:, :-step]  # (right side first)
+            power = power * power
+            step *= 2
+    cross = tail[:, None] * q
+    for j in range(1, min(n_lags, n_weeks - 1) + 1):
+        cross[:, j:] = cross[:, j:] + rho[:, j - 1 : j] * s[:, :-j]
+    return np.cumsum(s * s + 2.0 * s * cross, axis=1)
+
+
+def _running_variance_by_week(
+    s: np.ndarray, rho: np.ndarray, a: np.ndarray, phi: np.ndarray
+) -> np.ndarray:
+    """The recursion of :func:`running_variance_ref` one week at a time, as the kernel runs it (the
+    reference the array steps are tested against)."""
     n_rows, n_weeks = s.shape
     n_lags = rho.shape[1]
     tail = a * phi**n_lags
