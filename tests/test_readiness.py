@@ -433,3 +433,40 @@ def test_a_folder_without_a_manifest_fails_every_check_that_needs_it(tmp_path: P
 
 def test_region_slugs_used_for_folders() -> None:
     assert region_slug("E12000003") == "yorkshire-and-the-humber"
+
+
+def test_weekly_sums_in_one_pass_judge_as_the_group_by_group_rule(staged: Path) -> None:
+    """The weekly_cumulative check sums every cumulative row's weeks in one pass and walks the
+    groups only to word a failure: on each staged figure file and on 150 damaged copies (a weekly
+    count changed, a cumulative figure changed, a weekly figure missing, a week count off, a
+    weekly row dropped) the one pass passes exactly what the group-by-group rule passes."""
+    from excessmort.report import readiness
+
+    frames = [pd.read_parquet(p) for p in sorted(staged.rglob("*figures.parquet"))]
+    assert len(frames) == 10
+    for frame in frames:
+        assert readiness._weekly_sums_agree(frame)
+        assert readiness._weekly_vs_cumulative(frame, "x") == []
+    rng = np.random.default_rng(3)
+    frame = frames[4]
+    table = frame["table"].to_numpy()
+    weekly, cumulative = np.flatnonzero(table == "weekly"), np.flatnonzero(table == "cumulative")
+    caught = 0
+    for trial in range(150):
+        damaged = frame.copy()
+        kind = trial % 5
+        if kind == 0:
+            damaged.loc[rng.choice(weekly), "observed"] += 1.0
+        elif kind == 1:
+            damaged.loc[rng.choice(cumulative), "excess"] *= 1.001
+        elif kind == 2:
+            damaged.loc[rng.choice(weekly), "expected"] = np.nan
+        elif kind == 3:
+            damaged.loc[rng.choice(cumulative), "n_weeks"] += 1
+        else:
+            damaged = damaged.drop(index=rng.choice(weekly))
+        agree = readiness._weekly_sums_agree(damaged)
+        slow = readiness._weekly_vs_cumulative_by_group(damaged, "x")
+        assert agree == (slow == []), (trial, kind, slow)
+        caught += not agree
+    assert caught > 100  # most damage reaches some cumulative figure
