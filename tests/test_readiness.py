@@ -470,3 +470,34 @@ def test_weekly_sums_in_one_pass_judge_as_the_group_by_group_rule(staged: Path) 
         assert agree == (slow == []), (trial, kind, slow)
         caught += not agree
     assert caught > 100  # most damage reaches some cumulative figure
+
+
+def test_pages_checked_in_the_render_pool_page_by_page_judge_as_in_process(
+    release: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staging's render workers check the pages one job per page: the verdict and its message
+    (problems in page order) are those of the check in this process, passing and failing."""
+    from excessmort.report import render
+
+    monkeypatch.setenv("EXCESSMORT_RENDER_PROCESSES", "2")
+    with render.render_workers() as pool:
+        assert pool is not None
+        assert (
+            _checks(release, pool=pool)["html_self_contained"]
+            == (_checks(release)["html_self_contained"])
+        )
+        for page, snippet in [
+            ("london/report.html", "<script>x()</script>"),
+            ("index.html", '<a href="https://example.org">out</a>'),
+            ("north-east/report.html", '<p onclick="x()">x</p>'),
+        ]:
+            path = release / page
+            html = path.read_text(encoding="utf-8")
+            path.write_text(html.replace("<main>", "<main>\n" + snippet, 1), encoding="utf-8")
+        _restamp(release)
+        pooled = _checks(release, pool=pool)["html_self_contained"]
+        monkeypatch.setenv("EXCESSMORT_RENDER_PROCESSES", "1")
+        here = _checks(release)["html_self_contained"]
+    assert pooled == here and pooled.verdict == "fail"
+    assert here.message.index("index.html") < here.message.index("london/report.html")
+    assert here.message.index("london/report.html") < here.message.index("north-east/report.html")

@@ -34,7 +34,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, partial
@@ -1122,19 +1122,18 @@ def check_page(path: Path, root: Path) -> list[str]:
     return problems
 
 
-def check_html(files: StagedFiles) -> Check:
-    """Every HTML page parses, runs no script and links only to files inside the release."""
-    name = "html_self_contained"
-    pages = sorted(
+def _html_pages(files: StagedFiles) -> list[Path]:
+    return sorted(
         p
         for p in files.root.rglob("*.html")
         if not any(part.startswith(".") for part in p.relative_to(files.root).parts)
     )
+
+
+def _html_verdict(pages: list[Path], problems: list[str]) -> Check:
+    name = "html_self_contained"
     if not pages:
         return Check(name, "fail", "no HTML pages in the release: re-stage it")
-    problems: list[str] = []
-    for page in pages:
-        problems += check_page(page, files.root)
     if problems:
         return Check(
             name,
@@ -1145,6 +1144,14 @@ def check_html(files: StagedFiles) -> Check:
         )
     return Check(
         name, "pass", f"{len(pages)} pages parse, run no script and link only inside the release"
+    )
+
+
+def check_html(files: StagedFiles) -> Check:
+    """Every HTML page parses, runs no script and links only to files inside the release."""
+    pages = _html_pages(files)
+    return _html_verdict(
+        pages, [problem for page in pages for problem in check_page(page, files.root)]
     )
 
 
@@ -1356,12 +1363,23 @@ def _beside(
     """Run the check ``fn`` in a forked process while this one runs the others; yields the function
     that waits for its verdict. The HTML check (parsing every page with its inline charts) is as
     long as all the other checks together, and reads only the pages: on two cores it runs beside
-    them: in ``pool`` when given (staging's render workers, already forked), else in a process
-    forked for it. In process where the render would be (one core, no fork, or
+    them: in ``pool`` when given (staging's render workers, already forked; the HTML check page by
+    page, so that both workers parse), else in a process forked for it. In process where the render would be (one core, no fork, or
     ``EXCESSMORT_RENDER_PROCESSES=1``: :func:`excessmort.report.render._render_processes`)."""
     from .render import _render_processes
 
     name = _NAMES[fn]
+    pages = None
+    if pool is not None and fn is check_html:
+        with suppress(OSError):  # (a folder that cannot be listed: the check itself words it)
+            pages = _html_pages(files)
+    if pages is not None:
+        # page by page, so that every worker of the pool parses its share of the pages
+        futures = [pool.submit(check_page, page, files.root) for page in pages]
+        yield lambda: _guarded(
+            name, lambda: _html_verdict(pages, [p for f in futures for p in f.result()])
+        )
+        return
     if pool is not None:
         yield pool.submit(_guarded, name, partial(fn, files)).result
         return
