@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("EXCESSMORT_PROGRESS", "0")
+# the holiday cache of the tests' own (excessmort.weeks._holiday_cache), not the user's
+os.environ.setdefault("EXCESSMORT_CACHE_DIR", tempfile.mkdtemp(prefix="excessmort-cache-"))
 
 
 @pytest.fixture(params=["numba", "numpy"])

@@ -6,6 +6,7 @@ Oracles: the standard library's ``datetime.date.isocalendar`` and published cale
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import numpy as np
 import pandas as pd
@@ -96,3 +97,54 @@ def test_bank_holidays_2020_moved_ve_day() -> None:
         assert pd.Timestamp(day) in bh, day
     assert pd.Timestamp("2020-03-17") not in bh  # St Patrick's Day is Northern Ireland only
     assert pd.Timestamp("2020-08-03") not in bh  # Scottish summer holiday
+
+
+def test_holidays_asked_before_come_from_the_cache_file(tmp_path, monkeypatch) -> None:
+    """The holidays of a country and years are asked of the package once per version of it and
+    kept in ``holidays-<version>.json``: a later process reads them from there, the same dates,
+    without loading the package's countries; a damaged file is asked again and rewritten, and
+    ``EXCESSMORT_CACHE_DIR=0`` or a folder that cannot be written leaves no file and no error."""
+    import json
+    import subprocess
+    import sys
+
+    import holidays
+
+    from excessmort import weeks
+
+    monkeypatch.setenv("EXCESSMORT_CACHE_DIR", str(tmp_path))
+    weeks._bank_holidays.cache_clear()
+    want = weeks._bank_holidays(2019, 2021, "GB-SCT")
+    assert dt.date(2020, 11, 30) in want  # St Andrew's Day: Scotland's, not England's
+    file = tmp_path / f"holidays-{holidays.__version__}.json"
+    assert json.loads(file.read_text())["GB-SCT:2019:2021"] == [d.isoformat() for d in want]
+    script = (
+        "import sys\n"
+        "from excessmort import weeks\n"
+        "days = weeks._bank_holidays(2019, 2021, 'GB-SCT')\n"
+        "print(len(days), days[0].isoformat(), 'holidays.countries' in sys.modules)\n"
+    )
+    env = {**os.environ, "EXCESSMORT_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.split() == [str(len(want)), want[0].isoformat(), "False"]
+
+    file.write_text('{"GB-SCT:2019:2021": ["not a date"', encoding="utf-8")
+    weeks._bank_holidays.cache_clear()
+    assert weeks._bank_holidays(2019, 2021, "GB-SCT") == want
+    assert json.loads(file.read_text())["GB-SCT:2019:2021"] == [d.isoformat() for d in want]
+
+    with pytest.raises(ValueError, match="not a country"):
+        weeks._bank_holidays(2019, 2021, "XX")  # a bad code is never cached
+    assert "XX:2019:2021" not in json.loads(file.read_text())
+
+    for setting in ("0", str(tmp_path / "file-not-folder" / "x")):
+        (tmp_path / "file-not-folder").write_text("")
+        monkeypatch.setenv("EXCESSMORT_CACHE_DIR", setting)
+        weeks._bank_holidays.cache_clear()
+        assert weeks._bank_holidays(2019, 2021, "SE") == weeks._bank_holidays.__wrapped__(
+            2019, 2021, "SE"
+        )
+    assert not list((tmp_path).glob("*/holidays-*.json"))
+    weeks._bank_holidays.cache_clear()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -158,12 +159,84 @@ def parse_country(country: object) -> tuple[str, str | None]:
 def _bank_holidays(
     first_year: int, last_year: int, country: str = DEFAULT_COUNTRY
 ) -> tuple[dt.date, ...]:
+    """The holidays of ``country`` in the years, from the ``holidays`` package or, for a country
+    and years asked before with the same version of the package, from the cache file of
+    :func:`_holiday_cache` (importing the package loads every country's module: about 0.12 s of
+    each ``excessmort run``)."""
+    cache = _holiday_cache()
+    key = f"{str(country).strip().upper()}:{first_year}:{last_year}"
+    known = cache.read() if cache is not None else {}
+    if key in known:
+        return tuple(dt.date.fromisoformat(day) for day in known[key])
     import holidays
 
     code, subdiv = parse_country(country)
     years = range(first_year, last_year + 1)
     cal = holidays.country_holidays(code, subdiv=subdiv, years=years)
-    return tuple(sorted(cal.keys()))
+    days = tuple(sorted(cal.keys()))
+    if cache is not None:
+        cache.write({**known, key: [day.isoformat() for day in days]})
+    return days
+
+
+class _HolidayCache:
+    """A JSON file of holiday dates by ``COUNTRY:first:last``, for one version of ``holidays``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> dict[str, list[str]]:
+        import json
+
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # none yet, unreadable or damaged: the package is asked
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {
+            k: v
+            for k, v in data.items()
+            if isinstance(k, str) and isinstance(v, list) and all(isinstance(d, str) for d in v)
+        }
+
+    def write(self, data: dict[str, list[str]]) -> None:
+        import json
+        import os
+        import tempfile
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".holidays-", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    json.dump(data, out, sort_keys=True)
+                os.replace(tmp, self.path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        except OSError:  # a read-only home: the package is asked again next time
+            pass
+
+
+def _holiday_cache() -> _HolidayCache | None:
+    """The holiday cache file: ``holidays-<version>.json`` in ``EXCESSMORT_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/excessmort``, else ``~/.cache/excessmort``; ``EXCESSMORT_CACHE_DIR=0`` (or
+    an unknown package version) turns it off. A new version of ``holidays`` starts a new file."""
+    import os
+
+    import holidays  # (its countries load on first use, not on this import)
+
+    setting = os.environ.get("EXCESSMORT_CACHE_DIR", "").strip()
+    release = str(getattr(holidays, "__version__", "")).strip()
+    if setting == "0" or not release:
+        return None
+    if setting:
+        root = Path(setting)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+        root = (Path(xdg) if xdg else Path.home() / ".cache") / "excessmort"
+    return _HolidayCache(root / f"holidays-{release}.json")
 
 
 def bank_holidays(
