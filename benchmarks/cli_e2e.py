@@ -1,6 +1,6 @@
 """End to end: ``excessmort run`` (the monthly batch on the demo data) in a fresh process.
 
-Cold (empty ``NUMBA_CACHE_DIR``) and cached (the same directory, filled) wall times of the whole
+Cold (empty ``NUMBA_CACHE_DIR`` and holiday cache) and cached (the same directory, filled) wall times of the whole
 command, and the per-stage breakdown the CLI logs itself at INFO level
 (``stage <name> took <seconds> s``, :mod:`excessmort.report.stage`), taken from the cached runs
 (median over them). A command-line run is always a fresh process, so there is no warm figure.

@@ -39,12 +39,14 @@ _PACKAGES = ("numpy", "numba", "pandas", "scipy", "statsmodels", "glum", "llvmli
 
 
 def child_env(*, threads: int, cache_dir: str | None, src: Path | None = None) -> dict[str, str]:
-    """Environment for a measured child process: pinned BLAS, explicit numba threads and cache."""
+    """Environment for a measured child process: pinned BLAS, explicit numba threads and caches
+    (numba's and excessmort's own holiday cache in ``cache_dir``)."""
     env = dict(os.environ)
     env.update(PINNED_ENV)
     env["NUMBA_NUM_THREADS"] = str(int(threads))
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
+        env["EXCESSMORT_CACHE_DIR"] = cache_dir  # the holiday dates too: cold is a first-ever run
     paths = [str(src)] if src is not None else []
     paths.append(str(REPO))
     if env.get("PYTHONPATH"):
