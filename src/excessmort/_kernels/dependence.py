@@ -847,16 +847,35 @@ def _own_serial_chunk(
     u = np.empty(n_weeks)
     acf = np.zeros(rho.shape[1] + 1)
     for g in range(lo, hi):
+        # the row's residual weeks first..last: outside them u is NaN, so it enters every sum of
+        # _serial_row as a zero after demeaning, and adding those zeros changes no sum (bit for
+        # bit): the row is read and standardised on first..last only
+        first = n_weeks
+        last = -1
         for t in range(n_weeks):
-            m, r, o, f = _own_cell(
-                g, t, deaths, mu, mask, finite_mu, obs, use_phi, phi, q, use_q, fitted
-            )
+            m = mask[g, t]
+            if finite_mu and not np.isfinite(mu[g, t]):
+                m = False
             if m:
                 flags[t] = True
+                last = t
+                if first == n_weeks:
+                    first = t
+        if last < 0:  # no residual week: the whole row, as the group sums give it
+            first = 0
+            last = n_weeks - 1
+        for t in range(first, last + 1):
+            _, r, o, f = _own_cell(
+                g, t, deaths, mu, mask, finite_mu, obs, use_phi, phi, q, use_q, fitted
+            )
             resid[t] = r
             null[t] = o
             fit[t] = f
-        n, cr, amp, ph = _serial_row(resid, null, fit, in_sample, basis, norm, grid, u, acf, rho[g])
+        stop = last + 1
+        n, cr, amp, ph = _serial_row(
+            resid[first:stop], null[first:stop], fit[first:stop], in_sample, basis, norm, grid,
+            u[: stop - first], acf, rho[g],
+        )  # fmt: skip
         n_out[g] = n
         c_raw[g] = cr
         a[g] = amp
