@@ -506,6 +506,9 @@ def test_own_row_kernels_equal_their_numpy_twins(monkeypatch: pytest.MonkeyPatch
     blocks = [np.arange(0, 52), np.arange(52, 104), np.arange(104, 130)]
     h = np.array([0.2, 0.3, 0.25])
     year_fitted = rng.uniform(1.0, 5.0, (3, n))
+    X = np.column_stack([np.ones(t), np.linspace(-1.0, 1.0, t), np.cos(np.arange(t) / 8.3)])
+    root = rng.normal(size=(n, 3, 3)) * 1e-3
+    cov = root @ root.transpose(0, 2, 1)
     variants = [
         kernels.SeriesRows(deaths, mu, mask, True, None, phi, q, None),
         kernels.SeriesRows(deaths, mu, mask, False, obs, phi, None, 0.01 * obs),
@@ -522,8 +525,12 @@ def test_own_row_kernels_equal_their_numpy_twins(monkeypatch: pytest.MonkeyPatch
                 moments = kernels.own_year_moments(
                     rows, in_sample, c, rho, a, ph, pf, blocks, h, year_fitted, 0.8, engine=engine
                 )
+                quads = kernels.own_year_moments(
+                    rows, in_sample, c, rho, a, ph, pf, blocks, h, None, 0.8, engine=engine,
+                    quad=(X, cov),
+                )  # fmt: skip
                 totals = kernels.own_column_totals(rows, in_sample, c, engine=engine)
-                return [*model, np.array(moments), *totals]
+                return [*model, np.array(moments), np.array(quads), *totals]
 
             got = run("numba")
             want = run("numpy")
@@ -545,12 +552,23 @@ def test_own_row_kernels_equal_their_numpy_twins(monkeypatch: pytest.MonkeyPatch
     pos = np.concatenate(blocks).astype(np.int64)
     ptr = np.array([0, 52, 104, 130], dtype=np.int64)
     years = []
-    for kernel in (dk.own_year_rows, dk.own_year_rows_serial):
-        o = [np.zeros((3, n)), np.zeros((3, n)), np.zeros((3, n), dtype=np.bool_)]
-        kernel(chunks, *args, True, c, rho, a, ph, c, pos, ptr, h, year_fitted, 0.8, *o)
-        years.append(o)
-    for x, y in zip(*years, strict=True):
-        np.testing.assert_array_equal(x, y)
+    for quad in (False, True):
+        years = []
+        for kernel in (dk.own_year_rows, dk.own_year_rows_serial):
+            o = [np.zeros((3, n)), np.zeros((3, n)), np.zeros((3, n), dtype=np.bool_)]
+            fitted = year_fitted.copy() if not quad else np.zeros((3, n))
+            kernel(
+                chunks, *args, True, c, rho, a, ph, c, pos, ptr, h, fitted, quad, X, cov, 0.8, *o
+            )
+            years.append([*o, fitted])
+        for x, y in zip(*years, strict=True):
+            np.testing.assert_array_equal(x, y)
+    # the blocks' fitted variances formed on the way are the year kernel's, bit for bit
+    year_of = np.full(t, -1)
+    for j, b in enumerate(blocks):
+        year_of[b] = j
+    formed = kernels.glm_year_fitted(mu, X, cov, phi, year_of, 3, engine="numba")
+    np.testing.assert_array_equal(years[0][3], formed)
     columns = []
     for kernel in (dk.own_column_totals, dk.own_column_totals_serial):
         e, d = np.zeros(t), np.zeros(t)

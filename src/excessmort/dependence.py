@@ -572,7 +572,6 @@ def series_dependence(
     from ._kernels import (
         SeriesRows,
         dependence_engine,
-        glm_year_fitted,
         own_column_totals,
         own_serial_model,
         own_year_moments,
@@ -616,29 +615,20 @@ def series_dependence(
     if year is None:
         pf = c * long_run_factor(rho, a, phi, n)
         blocks, ref_years, h, p_year = _year_setup(result, weeks, resid_weeks)
-        cal = np.asarray(weeks.year, dtype=np.float64)
-        years = np.unique(cal)
-        picked = np.searchsorted(years, ref_years)
+        year_fitted = None
+        quad = None
         if glm:
-            year_of = np.where(resid_weeks, np.searchsorted(years, cal), -1)
-            per_year = glm_year_fitted(
-                view.mu,
-                view.design.X,  # type: ignore[attr-defined]
-                view.cov_unscaled,  # type: ignore[attr-defined]
-                phi_s,
-                year_of,
-                years.size,
-                engine=engine,
-            )
-            year_fitted = per_year[picked]
+            # each block's fitted variance is formed by the year kernel on the way
+            quad = (view.design.X, view.cov_unscaled)  # type: ignore[attr-defined]
         else:
+            cal = np.asarray(weeks.year, dtype=np.float64)
             year_fitted = np.zeros((len(blocks), n_series))
-            for i, j in enumerate(picked):
-                window = (cal == years[j]) & resid_weeks
+            for i, y in enumerate(ref_years):
+                window = (cal == y) & resid_weeks
                 year_fitted[i] = view.fitted_variance_window(spare, n_series + 1, window)[:n_series]
         num, den = own_year_moments(
             rows, in_sample, c, rho, a, phi, pf, blocks, h, year_fitted, YEAR_COVERAGE,
-            engine=engine,
+            quad=quad, engine=engine,
         )  # fmt: skip
         e_sum, d_total = own_column_totals(rows, in_sample, c, engine=engine)
         year = _year_effect(num, den, n_series, blocks, e_sum, d_total, resid_weeks, p_year)

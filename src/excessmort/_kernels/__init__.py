@@ -699,17 +699,33 @@ def own_year_moments(
     pf: FloatArray,
     blocks: list[np.ndarray],
     h: FloatArray,
-    year_fitted: FloatArray,
+    year_fitted: FloatArray | None,
     coverage: float,
     *,
+    quad: tuple[FloatArray, FloatArray] | None = None,
     engine: Engine = "auto",
 ) -> tuple[float, float]:
     """:func:`year_moments` of every series its own group, from the series' arrays (at the
-    blocks' weeks only: :mod:`.dependence` ``own_year_rows``)."""
-    c, rho, a, phi, pf, h, year_fitted = (_f64(v) for v in (c, rho, a, phi, pf, h, year_fitted))
+    blocks' weeks only: :mod:`.dependence` ``own_year_rows``). ``quad`` (X [T, p], (X'WX)^-1
+    [S, p, p] of a per-series GLM) in place of ``year_fitted`` [J, S]: each block's fitted
+    variance phi g' C g (:func:`glm_year_fitted` of the block's year) is formed on the way."""
+    c, rho, a, phi, pf, h = (_f64(v) for v in (c, rho, a, phi, pf, h))
+    n_rows = rows.mu.shape[0]
+    if quad is not None:
+        X, cov = _f64(quad[0]), _f64(quad[1])
+        year_fitted = np.zeros((len(blocks), n_rows))
+    else:
+        assert year_fitted is not None
+        X, cov = np.empty((1, 1)), np.empty((1, 1, 1))
+        year_fitted = _f64(year_fitted)
     if dependence_engine(engine, rows.mu.size) == "numpy":
         from .dependence_ref import year_moments_ref
 
+        if quad is not None:
+            mu, phi_s = _f64(rows.mu), _f64(rows.phi)
+            for j, weeks in enumerate(blocks):
+                g = mu[:, weeks] @ X[weeks]
+                year_fitted[j] = phi_s * np.einsum("sj,sjk,sk->s", g, cov, g)
         resid, obs, fitted, _ = rows.sums_ref()
         return year_moments_ref(
             resid, obs, fitted, _f64(rows.mu), in_sample, c, rho, a, phi, pf, blocks, h,
@@ -717,7 +733,6 @@ def own_year_moments(
         )  # fmt: skip
     from . import dependence as dk
 
-    n_rows = rows.mu.shape[0]
     n_blocks = len(blocks)
     pos = np.concatenate(blocks).astype(np.int64) if blocks else np.zeros(0, dtype=np.int64)
     ptr = np.r_[0, np.cumsum([b.size for b in blocks])].astype(np.int64)
@@ -727,7 +742,7 @@ def own_year_moments(
     name, kernel = _driver(dk, "own_year_rows", n_rows)
     _call(
         name, kernel, _row_chunks(n_rows), *rows.kernel_args(), bool(in_sample), c, rho, a, phi,
-        pf, pos, ptr, h, year_fitted, float(coverage), num, den, good,
+        pf, pos, ptr, h, year_fitted, quad is not None, X, cov, float(coverage), num, den, good,
     )  # fmt: skip
     return _block_totals(num, den, good)
 
@@ -1187,7 +1202,8 @@ def _warm_dependence(Y: FloatArray, X: FloatArray, serial: bool) -> list[tuple[s
     own_year = getattr(dk, "own_year_rows" + tag)
     own_year(
         chunks, *rows, True, ones, rho, a, phi, ones, pos, np.array([0, t]), np.zeros(1),
-        np.zeros((1, n)), 0.8, np.empty((1, n)), np.empty((1, n)), np.empty((1, n), dtype=np.bool_),
+        np.zeros((1, n)), True, X, np.ones((n, X.shape[1], X.shape[1])), 0.8, np.empty((1, n)),
+        np.empty((1, n)), np.empty((1, n), dtype=np.bool_),
     )  # fmt: skip
     used.append(("own_year_rows" + tag, own_year))
     columns = getattr(dk, "own_column_totals" + tag)

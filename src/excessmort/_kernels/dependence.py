@@ -956,6 +956,37 @@ def own_serial_rows_serial(
 
 
 @jit
+def _block_quads(
+    s: int,
+    mu: np.ndarray,
+    X: np.ndarray,
+    cov: np.ndarray,
+    phi: np.ndarray,
+    pos: np.ndarray,
+    ptr: np.ndarray,
+    g: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """out[j, s] = phi_s g' C_s g over the weeks of block j: :func:`_quad_series` of the block's
+    year (its weeks are that year's residual weeks, in the same order), the same sums."""
+    p = X.shape[1]
+    for j in range(ptr.shape[0] - 1):
+        g[:] = 0.0
+        for i in range(ptr[j], ptr[j + 1]):
+            t = pos[i]
+            mst = mu[s, t]
+            for k in range(p):
+                g[k] += mst * X[t, k]
+        acc = 0.0
+        for k in range(p):
+            row = 0.0
+            for m in range(p):
+                row += cov[s, k, m] * g[m]
+            acc += g[k] * row
+        out[j, s] = phi[s] * acc
+
+
+@jit
 def _own_year_chunk(
     lo: int,
     hi: int,
@@ -979,6 +1010,9 @@ def _own_year_chunk(
     ptr: np.ndarray,
     h: np.ndarray,
     year_fitted: np.ndarray,
+    quad: bool,
+    X: np.ndarray,
+    cov: np.ndarray,
     coverage: float,
     num: np.ndarray,
     den: np.ndarray,
@@ -989,6 +1023,7 @@ def _own_year_chunk(
     null = np.empty(n_weeks)
     fit = np.empty(n_weeks)
     span = np.empty(_block_width(pos, ptr))
+    gsum = np.empty(X.shape[1])
     for g in range(lo, hi):
         for i in range(pos.shape[0]):
             t = pos[i]
@@ -998,6 +1033,8 @@ def _own_year_chunk(
             resid[t] = r
             null[t] = o
             fit[t] = f
+        if quad:
+            _block_quads(g, mu, X, cov, phi, pos, ptr, gsum, year_fitted)
         _year_row(
             g, resid, null, fit, mu[g], in_sample, c[g], rho[g], a[g], phi_arma[g], pf[g], pos,
             ptr, h, year_fitted, coverage, num, den, good, span,
@@ -1027,18 +1064,22 @@ def own_year_rows(
     ptr: np.ndarray,
     h: np.ndarray,
     year_fitted: np.ndarray,
+    quad: bool,
+    X: np.ndarray,
+    cov: np.ndarray,
     coverage: float,
     num: np.ndarray,
     den: np.ndarray,
     good: np.ndarray,
 ) -> None:
     """:func:`year_rows` of every series its own group, from the series' arrays at the blocks'
-    weeks only (prange over the chunks of rows)."""
+    weeks only (prange over the chunks of rows); with ``quad`` (a per-series GLM) each block's
+    fitted variance ``year_fitted`` [J, S] is formed on the way (:func:`_block_quads`)."""
     for k in prange(chunks.shape[0] - 1):
         _own_year_chunk(
             chunks[k], chunks[k + 1], deaths, mu, mask, finite_mu, obs, use_phi, phi, q, use_q,
-            fitted, in_sample, c, rho, a, phi_arma, pf, pos, ptr, h, year_fitted, coverage, num,
-            den, good,
+            fitted, in_sample, c, rho, a, phi_arma, pf, pos, ptr, h, year_fitted, quad, X, cov,
+            coverage, num, den, good,
         )  # fmt: skip
 
 
@@ -1065,6 +1106,9 @@ def own_year_rows_serial(
     ptr: np.ndarray,
     h: np.ndarray,
     year_fitted: np.ndarray,
+    quad: bool,
+    X: np.ndarray,
+    cov: np.ndarray,
     coverage: float,
     num: np.ndarray,
     den: np.ndarray,
@@ -1074,8 +1118,8 @@ def own_year_rows_serial(
     for k in range(chunks.shape[0] - 1):
         _own_year_chunk(
             chunks[k], chunks[k + 1], deaths, mu, mask, finite_mu, obs, use_phi, phi, q, use_q,
-            fitted, in_sample, c, rho, a, phi_arma, pf, pos, ptr, h, year_fitted, coverage, num,
-            den, good,
+            fitted, in_sample, c, rho, a, phi_arma, pf, pos, ptr, h, year_fitted, quad, X, cov,
+            coverage, num, den, good,
         )  # fmt: skip
 
 
