@@ -55,7 +55,10 @@ sums, O(G T L) for the autocorrelations; nothing is S x S or T x T. The sums, th
 model, the year-effect moments and the window totals are numba kernels
 (:mod:`excessmort._kernels.dependence`) beside their numpy twins (``dependence_ref.py``, the code
 they replaced; ``engine="auto"`` runs the twins for calls under
-:data:`excessmort._kernels.DEPENDENCE_NUMBA_MIN_CELLS` cells, which compile nothing).
+:data:`excessmort._kernels.DEPENDENCE_NUMBA_MIN_CELLS` cells, which compile nothing). When every
+series is its own group (a per-series view, :func:`series_dependence`) the sums are the series' own
+arrays and are never formed: the ``own_*`` kernels read the series' counts, mu and variances in
+place, with the same arithmetic.
 """
 
 from __future__ import annotations
