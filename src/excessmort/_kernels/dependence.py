@@ -853,9 +853,8 @@ def _own_serial_chunk(
         first = n_weeks
         last = -1
         for t in range(n_weeks):
-            m = mask[g, t]
-            if finite_mu and not np.isfinite(mu[g, t]):
-                m = False
+            # mu is read only on the masked weeks (the post-reference weeks are not touched)
+            m = mask[g, t] and not (finite_mu and not np.isfinite(mu[g, t]))
             if m:
                 flags[t] = True
                 last = t
