@@ -302,3 +302,290 @@ def test_small_calls_take_the_numpy_twins_under_auto(monkeypatch: pytest.MonkeyP
     assert kernels.dependence_engine("auto", 500_000) == "numba"
     assert kernels.dependence_engine("numba", 10) == "numba"
     assert kernels.dependence_engine("numpy", 10**9) == "numpy"
+
+
+# ------------------------------------------------------------------ the series' own rows (W2)
+def _holed(stmf: pd.DataFrame) -> pd.DataFrame:
+    """STMF with 1 % of its counts missing (some in the reference years, some after)."""
+    out = stmf.copy()
+    out.loc[out.sample(frac=0.01, random_state=4).index, "deaths"] = np.nan
+    return out
+
+
+def _many_series() -> tuple:
+    """300 series (threaded drivers) x 400 weeks, missing weeks in and after the reference."""
+    from benchmarks._data import synthetic_panel
+
+    from excessmort.panel import Panel
+
+    sp = synthetic_panel(300, 400, n_ref=261)
+    deaths = sp.deaths.copy()
+    deaths[5, 10:14] = np.nan
+    deaths[17, 300] = np.nan
+    deaths[40, 100] = np.nan
+    keys = pd.DataFrame({"series": pd.Categorical(np.arange(300))})
+    return Panel(keys=keys, weeks=sp.weeks, deaths=deaths), sp.reference
+
+
+def _series_fit(request: pytest.FixtureRequest, data: str, baseline: str, reference: tuple) -> Fit:
+    from excessmort.baselines import get_baseline
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if data == "many":
+            panel, reference = _many_series()
+            model = get_baseline(baseline)
+            res = model.fit(panel, reference=reference, engine="numba")
+            return Fit(panel=panel, result=res, model=model, reference=reference, level=0.95)
+        frame = _holed(request.getfixturevalue("stmf"))
+        return em.fit(frame, baseline=baseline, reference=reference, engine="numba")
+
+
+SERIES_CASES = [
+    ("stmf", "quasipoisson", REFERENCE["stmf"]),
+    ("stmf", "quasipoisson", ("2017-11-01", "2019-12-31")),  # short: too few years
+    ("stmf", "five_year_average", REFERENCE["stmf"]),
+    ("stmf", "negative_binomial", REFERENCE["stmf"]),
+    ("stmf", "euromomo", REFERENCE["stmf"]),
+    ("many", "quasipoisson", None),
+    ("many", "five_year_average", None),
+]
+
+
+@pytest.mark.parametrize(("data", "baseline", "reference"), SERIES_CASES)
+def test_series_dependence_is_the_group_sums_path(
+    request: pytest.FixtureRequest, data: str, baseline: str, reference: tuple
+) -> None:
+    """The per-series path (``own_*`` kernels, no [S, T] sums) gives the numbers of the
+    GroupSums path it replaced, bit for bit, on data with missing weeks, several years and (the
+    two-year reference) rows too short to estimate."""
+    from excessmort.dependence import series_dependence
+
+    f = _series_fit(request, data, baseline, reference)
+    res, deaths, weeks = f.result, f.panel.deaths, f.weeks
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sums = GroupSums.of(res, deaths, weeks)
+        year_ref = year_effect_from_sums(sums, res, weeks)
+        dep_ref = dependence_from_sums(sums, year_ref, res, weeks)
+        year, dep = series_dependence(res, deaths, weeks)
+        _, dep_given = series_dependence(res, deaths, weeks, year=year_ref)
+    assert np.isnan(deaths).any()
+    assert dep.year is year and dep_given.year is year_ref
+    for field in ("num", "den", "n_series", "n_years", "p_year", "e_total", "d_total"):
+        np.testing.assert_array_equal(getattr(year, field), getattr(year_ref, field))
+    for d in (dep, dep_given):
+        for field in ("c", "rho", "a", "phi", "n_weeks", "members", "param_factor", "short"):
+            np.testing.assert_array_equal(getattr(d, field), getattr(dep_ref, field))
+        np.testing.assert_array_equal(d.ref_years, dep_ref.ref_years)
+        np.testing.assert_array_equal(d.fitted_weeks, dep_ref.fitted_weeks)
+    if reference == ("2017-11-01", "2019-12-31"):
+        assert dep.short.all()
+    else:
+        assert year.sigma2 > 0 or baseline == "five_year_average"
+
+
+@pytest.mark.parametrize(("data", "baseline", "reference"), SERIES_CASES[:2] + SERIES_CASES[5:6])
+def test_series_cumulative_equals_the_group_sums_path(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    data: str,
+    baseline: str,
+    reference: tuple,
+) -> None:
+    """A per-series view's cumulative (window total read in place, missing-week scan of the NaN
+    rows) against the same view through the previous path: the GroupSums model and the window
+    total on formed phi mu arrays."""
+    import excessmort.dependence as dependence
+
+    f = _series_fit(request, data, baseline, reference)
+    period = ("2019-06-01", "2020-10-31") if data == "stmf" else (None, None)
+
+    def run() -> tuple[pd.DataFrame, list[str]]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            c = _fresh(f).cumulative(*period)
+        return c, sorted(str(w.message) for w in caught)
+
+    got, got_warn = run()
+
+    def previous(result, deaths, weeks, year=None):  # type: ignore[no-untyped-def]
+        sums = GroupSums.of(result, deaths, weeks)
+        year = year_effect_from_sums(sums, result, weeks) if year is None else year
+        return year, dependence_from_sums(sums, year, result, weeks)
+
+    monkeypatch.setattr(dependence, "series_dependence", previous)
+    total = dependence.Dependence.total
+
+    def formed(self, obs_var, mu, *args, obs_scale=None, cols=None, **kw):  # type: ignore[no-untyped-def]
+        if cols is not None or obs_scale is not None:
+            cols = slice(None) if cols is None else cols
+            obs_var = obs_scale[:, None] * obs_var[:, cols]
+            mu = mu[:, cols]
+        return total(self, obs_var, mu, *args, **kw)
+
+    monkeypatch.setattr(dependence.Dependence, "total", formed)
+    monkeypatch.setattr(Fit, "_warn_missing", _full_scan)
+    want, want_warn = run()
+    for col in NUMBERS:
+        np.testing.assert_array_equal(got[col].to_numpy(), want[col].to_numpy())
+    assert got_warn == want_warn
+    assert any("missing weeks" in w for w in got_warn)
+
+
+def _full_scan(self, mu, observed, window=None, *, sums=None):  # type: ignore[no-untyped-def]
+    """The missing-week warning by the scan of every series (the code before the NaN rows)."""
+    from excessmort.exceptions import MissingDataWarning
+
+    deaths = self.panel.deaths if window is None else self.panel.deaths[:, window]
+    weeks = self.weeks if window is None else self.weeks[window]
+    missing = np.isnan(deaths) & self._grouping[2][:, None]
+    if not missing.any():
+        return
+    series = np.flatnonzero(missing.any(axis=1))
+    gaps = np.flatnonzero(missing.any(axis=0))
+    shown = "; ".join(self.panel.label(s) for s in series[:5]) + (
+        f"; and {series.size - 5} more" if series.size > 5 else ""
+    )
+    dates = ", ".join(str(weeks[t].date()) for t in gaps[:5]) + (
+        f" and {gaps.size - 5} more" if gaps.size > 5 else ""
+    )
+    where = "aggregates" if self._by is not None else "rows"
+    warnings.warn(
+        f"missing weeks make {where} NaN: {series.size} series lack data ({shown}) in the weeks "
+        f"ending {dates}; figures over those weeks (and sums containing them) are NaN. Fill the "
+        "weeks, or choose a period without them",
+        MissingDataWarning,
+        stacklevel=3,
+    )
+
+
+@pytest.mark.parametrize("by", [None, ("country",), ()])
+def test_missing_week_warning_scans_only_nan_rows(stmf: pd.DataFrame, by: tuple | None) -> None:
+    """The warning of cumulative names the same series and weeks as the scan of every series, and
+    none is given for a period without a missing week."""
+    frame = _holed(stmf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = em.fit(frame, reference=REFERENCE["stmf"])
+    view = f if by is None else f.by(*by)
+    for period in (("2019-06-01", "2020-10-31"), ("2008-01-01", "2008-01-31")):
+        window = view.period(*period).mask
+        sums = view._sum(np.sum(f.panel.deaths[:, window], axis=1))
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            view._warn_missing(sums, sums, window=window, sums=sums)
+        with warnings.catch_warnings(record=True) as want:
+            warnings.simplefilter("always")
+            _full_scan(view, sums, sums, window=window)
+        assert [str(w.message) for w in got] == [str(w.message) for w in want]
+    assert (want and "missing weeks" in str(want[0].message)) or not np.isnan(sums).any()
+
+
+def test_own_row_kernels_equal_their_numpy_twins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``own_*`` kernels against their numpy twins (the group sums formed, then the previous
+    per-row code) on NaN mu rows, masked weeks, a given obs and fitted, shared dispersion; their
+    threaded drivers against the serial ones, bit for bit."""
+    from excessmort._kernels import dependence as dk
+    from excessmort.dependence import _PHI_GRID, MAX_LAG
+
+    rng = np.random.default_rng(18)
+    n, t = 300, 160
+    mu = rng.uniform(5.0, 80.0, (n, t))
+    mu[7] = np.nan
+    deaths = rng.poisson(np.nan_to_num(mu) * rng.gamma(30.0, 1 / 30.0, t)).astype(np.float64)
+    deaths[3, 20:30] = np.nan
+    mask = rng.random((n, t)) > 0.05
+    mask[:, 130:] = False
+    phi = rng.uniform(0.9, 2.0, n)
+    q = rng.uniform(1e-4, 1e-3, (n, t))
+    obs = phi[:, None] * mu * rng.uniform(0.9, 1.1, (n, t))
+    k = np.arange(1, MAX_LAG + 1)
+    basis = _PHI_GRID[:, None] ** (k[None, :] - 1)
+    norm = np.sum(basis * basis, axis=1)
+    blocks = [np.arange(0, 52), np.arange(52, 104), np.arange(104, 130)]
+    h = np.array([0.2, 0.3, 0.25])
+    year_fitted = rng.uniform(1.0, 5.0, (3, n))
+    X = np.column_stack([np.ones(t), np.linspace(-1.0, 1.0, t), np.cos(np.arange(t) / 8.3)])
+    root = rng.normal(size=(n, 3, 3)) * 1e-3
+    cov = root @ root.transpose(0, 2, 1)
+    variants = [
+        kernels.SeriesRows(deaths, mu, mask, True, None, phi, q, None),
+        kernels.SeriesRows(deaths, mu, mask, False, obs, phi, None, 0.01 * obs),
+    ]
+    for rows in variants:
+        for in_sample, shared in ((True, False), (False, True)):
+
+            def run(engine: str, rows=rows, in_sample=in_sample, shared=shared) -> list:
+                model = kernels.own_serial_model(
+                    rows, in_sample, shared, basis, norm, _PHI_GRID, engine=engine
+                )
+                _, _, c, rho, a, ph, _ = model
+                pf = c * 1.3
+                moments = kernels.own_year_moments(
+                    rows, in_sample, c, rho, a, ph, pf, blocks, h, year_fitted, 0.8, engine=engine
+                )
+                quads = kernels.own_year_moments(
+                    rows, in_sample, c, rho, a, ph, pf, blocks, h, None, 0.8, engine=engine,
+                    quad=(X, cov),
+                )  # fmt: skip
+                totals = kernels.own_column_totals(rows, in_sample, c, engine=engine)
+                return [*model, np.array(moments), np.array(quads), *totals]
+
+            got = run("numba")
+            want = run("numpy")
+            for x, y in zip(got, want, strict=True):
+                _close(x, y, rtol=0.0, atol=1e-12) if x.ndim == 2 else _close(x, y)
+            assert np.isfinite(got[-1]).any() and (got[2] > 1.0).any() == shared
+    # threaded against serial drivers
+    args = variants[0]._replace(q=q).kernel_args()
+    chunks = np.linspace(0, n, 9).round().astype(np.int64)
+    outs = []
+    for kernel in (dk.own_serial_rows, dk.own_serial_rows_serial):
+        o = [np.empty(n) for _ in range(3)] + [np.empty((n, MAX_LAG))] + [np.empty(n), np.empty(n)]
+        flags = np.zeros((8, t), dtype=np.bool_)
+        kernel(chunks, *args, True, False, basis, norm, _PHI_GRID, *o, flags)
+        outs.append([*o, flags.any(axis=0)])
+    for x, y in zip(*outs, strict=True):
+        np.testing.assert_array_equal(x, y)
+    _, _, c, rho, a, ph, _ = outs[0]
+    pos = np.concatenate(blocks).astype(np.int64)
+    ptr = np.array([0, 52, 104, 130], dtype=np.int64)
+    years = []
+    for quad in (False, True):
+        years = []
+        for kernel in (dk.own_year_rows, dk.own_year_rows_serial):
+            o = [np.zeros((3, n)), np.zeros((3, n)), np.zeros((3, n), dtype=np.bool_)]
+            fitted = year_fitted.copy() if not quad else np.zeros((3, n))
+            kernel(
+                chunks, *args, True, c, rho, a, ph, c, pos, ptr, h, fitted, quad, X, cov, 0.8, *o
+            )
+            years.append([*o, fitted])
+        for x, y in zip(*years, strict=True):
+            np.testing.assert_array_equal(x, y)
+    # the blocks' fitted variances formed on the way are the year kernel's, bit for bit
+    year_of = np.full(t, -1)
+    for j, b in enumerate(blocks):
+        year_of[b] = j
+    formed = kernels.glm_year_fitted(mu, X, cov, phi, year_of, 3, engine="numba")
+    np.testing.assert_array_equal(years[0][3], formed)
+    columns = []
+    for kernel in (dk.own_column_totals, dk.own_column_totals_serial):
+        e, d = np.zeros(t), np.zeros(t)
+        kernel(np.array([0, 70, t], dtype=np.int64), *args, True, c, e, d)
+        columns.append((e, d))
+    np.testing.assert_array_equal(columns[0][0], columns[1][0])
+    np.testing.assert_array_equal(columns[0][1], columns[1][1])
+    scaled = []
+    for kernel in (dk.window_scaled_total, dk.window_scaled_total_serial):
+        out = np.empty(n)
+        kernel(mu, phi, 40, 150, c, rho, a, ph, out)
+        scaled.append(out)
+    np.testing.assert_array_equal(*scaled)
+    formed = kernels.window_serial_total(phi[:, None] * mu[:, 40:150], None, c, rho, a, ph)
+    np.testing.assert_array_equal(scaled[0], formed)
+    in_place = kernels.window_serial_total(mu, None, c, rho, a, ph, scale=phi, cols=slice(40, 150))
+    np.testing.assert_array_equal(in_place, formed)
+    _numpy_twins(monkeypatch)
+    twin = kernels.window_serial_total(mu, None, c, rho, a, ph, scale=phi, cols=slice(40, 150))
+    _close(twin, formed)

@@ -248,3 +248,31 @@ def test_dispersion_floor_applies_to_intervals_not_to_the_estimate() -> None:
     raw = fit.result.dispersion_raw
     np.testing.assert_array_equal(fit.result.dispersion, np.maximum(raw, 1.0))
     assert (raw < 1).any()
+
+
+@pytest.mark.parametrize("baseline", ["quasipoisson", "euromomo", "negative_binomial"])
+def test_window_variance_kernel_equals_the_product(baseline: str) -> None:
+    """GLMResult.param_variance_window under numba (one kernel pass, mu read in place) against
+    the product of the window's copy it replaced, to 1e-12: consecutive and scattered windows, a
+    series that did not converge (NaN mu), groups."""
+    import dataclasses
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = em.fit(em.demo_data(), baseline=baseline, engine="numba")
+    res = f.result
+    mu = res.mu.copy()
+    mu[3] = np.nan
+    res = dataclasses.replace(res, mu=mu)
+    numpy_res = dataclasses.replace(res, engine="numpy")
+    n = mu.shape[0]
+    weeks = np.arange(mu.shape[1])
+    windows = [(weeks >= 540) & (weeks < 600), (weeks % 3 == 0) & (weeks > 100), weeks < 0]
+    for groups, n_groups in ((np.arange(n), n), (np.arange(n) % 4, 4)):
+        for window in windows:
+            got = res.param_variance_window(groups, n_groups, window)
+            want = numpy_res.param_variance_window(groups, n_groups, window)
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+            ok = np.isfinite(want)
+            assert ok.any()
+            np.testing.assert_allclose(got[ok], want[ok], rtol=1e-12, atol=0.0)

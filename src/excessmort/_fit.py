@@ -452,6 +452,14 @@ def _check_reference(
     return lo, hi
 
 
+def _columns(window: np.ndarray) -> Any:
+    """A boolean mask of weeks as a slice when its weeks are consecutive (read through views)."""
+    pos = np.flatnonzero(window)
+    if pos.size and pos[-1] - pos[0] + 1 == pos.size:
+        return slice(pos[0], pos[-1] + 1)
+    return window
+
+
 class Fit:
     """Expected and excess deaths for every series (or, after :meth:`by`, for sums of series).
 
@@ -723,22 +731,25 @@ class Fit:
             DependenceWarning,
             GroupSums,
             dependence_from_sums,
+            series_dependence,
             year_effect_from_sums,
         )
 
         groups, keys, include = self._grouping
-        g = np.where(include, groups, -1)
-        # the groups' sums once, for their year effect and their serial model alike
-        sums = GroupSums.of(self.result, self.panel.deaths, self.weeks, g, len(keys))
         if self._by is None:
-            # the series' own groups: the panel's year effect (shared by every view) is theirs
-            if "year" not in self._shared:
-                self._shared["year"] = year_effect_from_sums(sums, self.result, self.weeks)
-            year = self._year_effect
+            # the series' own groups (their sums are their arrays, never formed): the panel's
+            # year effect (shared by every view) is theirs
+            year, dep = series_dependence(
+                self.result, self.panel.deaths, self.weeks, year=self._shared.get("year")
+            )
+            self._shared.setdefault("year", year)
         else:
+            # the groups' sums once, for their year effect and their serial model alike
+            g = np.where(include, groups, -1)
+            sums = GroupSums.of(self.result, self.panel.deaths, self.weeks, g, len(keys))
             # the year effect beyond each group's own serial model, pooled over the view's groups
             year = year_effect_from_sums(sums, self.result, self.weeks)
-        dep = dependence_from_sums(sums, year, self.result, self.weeks)
+            dep = dependence_from_sums(sums, year, self.result, self.weeks)
         if dep.short.any():
             warnings.warn(
                 f"{int(dep.short.sum())} of {len(keys)} rows have too short a reference to estimate "
@@ -854,15 +865,23 @@ class Fit:
         running, [G, K]. With dependence the observation part is the serial + year model of
         :mod:`excessmort.dependence`, never sum(phi mu)."""
         res = self.result
-        pos = np.flatnonzero(window)
         # a window of consecutive weeks (every period) is read through views, not copies
-        cols: Any = (
-            slice(pos[0], pos[-1] + 1) if pos.size and pos[-1] - pos[0] + 1 == pos.size else window
-        )
+        cols = _columns(window)
         deaths, mu_all = self.panel.deaths[:, cols], res.mu[:, cols]
-        if type(res).obs_variance is BaselineResult.obs_variance:
+        phi_mu = type(res).obs_variance is BaselineResult.obs_variance
+        # the series' own window total under dependence reads phi and mu in place (below)
+        in_place = (
+            phi_mu
+            and not running
+            and self._by is None
+            and self._dependence_on
+            and isinstance(cols, slice)
+            and res.residuals_in_sample
+        )
+        obs_all: Any = None
+        if phi_mu and not in_place:
             obs_all = res.dispersion[:, None] * mu_all  # phi mu on the window only
-        else:
+        elif not phi_mu:
             obs_all = res.obs_variance()[:, window]
         if running:
             observed = self._sum(np.cumsum(deaths, axis=1))
@@ -877,11 +896,25 @@ class Fit:
             obs_var = np.cumsum(obs, axis=1) if running else np.sum(obs, axis=1)
             return observed, mu, obs_var, param_var
         dep = self._dependence
-        weekly_obs = self._sum(obs_all)
-        weekly_mu = self._sum(mu_all)
         floor = self._param_floor(
             "param_variance_running" if running else "param_variance_window", window
         )
+        if in_place:
+            # every series its own row: phi mu over the window's columns, never formed
+            obs_tot, param_tot = dep.total(
+                res.mu,
+                res.mu,
+                param_var,
+                self.weeks[window],
+                self.level,
+                engine=self._engine,
+                param_floor=floor,
+                obs_scale=np.asarray(res.dispersion, dtype=np.float64),
+                cols=cols,
+            )
+            return observed, mu, obs_tot, param_tot
+        weekly_obs = self._sum(obs_all)
+        weekly_mu = self._sum(mu_all)
         # the weekly parameter variances enter only when the residuals were out of sample
         param_weekly = (
             None
@@ -1042,9 +1075,8 @@ class Fit:
             observed, mu, obs_var, param_var, self.level, res.prediction, engine=self._engine
         )
         _, keys, _ = self._grouping
-        self._warn_missing(
-            self._sum(res.mu[:, window]), self._sum(self.panel.deaths[:, window]), window=window
-        )
+        # the window's sums of the deaths tell which rows hold a missing week (NaN propagates)
+        self._warn_missing(mu, observed, window=window, sums=observed)
         frame = cumulative_frame(keys, self.weeks, window, arrays, period.label)
         if self.panel.exposure is not None:  # rates per 100,000 of the period's mean population
             add_rates(frame, self._sum(self.panel.exposure[:, window].mean(axis=1)))
@@ -1166,17 +1198,36 @@ class Fit:
         return out
 
     def _warn_missing(
-        self, mu: np.ndarray, observed: np.ndarray, window: np.ndarray | None = None
+        self,
+        mu: np.ndarray,
+        observed: np.ndarray,
+        window: np.ndarray | None = None,
+        *,
+        sums: np.ndarray | None = None,
     ) -> None:
-        """Warn once per frame when missing weeks of some series make rows NaN (names both)."""
-        deaths = self.panel.deaths if window is None else self.panel.deaths[:, window]
-        weeks = self.weeks if window is None else self.weeks[window]
-        missing = np.isnan(deaths)
+        """Warn once per frame when missing weeks of some series make rows NaN (names both).
+
+        ``sums`` [G]: this view's rows' sums of the deaths over ``window``; a missing week makes
+        its row's sum NaN, so only the series of NaN rows are scanned (none when there is none)."""
         _, _, include = self._grouping
-        missing &= include[:, None]
+        scan = include
+        if sums is not None:
+            nan_rows = np.isnan(sums)
+            if not nan_rows.any():
+                return
+            if self._by is None:  # the rows are the series
+                scan = include & nan_rows
+        cols = slice(None) if window is None else _columns(window)
+        weeks = self.weeks if window is None else self.weeks[window]
+        if scan.all():
+            rows = np.arange(scan.size)
+            missing = np.isnan(self.panel.deaths[:, cols])
+        else:
+            rows = np.flatnonzero(scan)
+            missing = np.isnan(self.panel.deaths[rows][:, cols])
         if not missing.any():
             return
-        series = np.flatnonzero(missing.any(axis=1))
+        series = rows[missing.any(axis=1)]
         gaps = np.flatnonzero(missing.any(axis=0))
         shown = "; ".join(self.panel.label(s) for s in series[:5]) + (
             f"; and {series.size - 5} more" if series.size > 5 else ""

@@ -55,7 +55,10 @@ sums, O(G T L) for the autocorrelations; nothing is S x S or T x T. The sums, th
 model, the year-effect moments and the window totals are numba kernels
 (:mod:`excessmort._kernels.dependence`) beside their numpy twins (``dependence_ref.py``, the code
 they replaced; ``engine="auto"`` runs the twins for calls under
-:data:`excessmort._kernels.DEPENDENCE_NUMBA_MIN_CELLS` cells, which compile nothing).
+:data:`excessmort._kernels.DEPENDENCE_NUMBA_MIN_CELLS` cells, which compile nothing). When every
+series is its own group (a per-series view, :func:`series_dependence`) the sums are the series' own
+arrays and are never formed: the ``own_*`` kernels read the series' counts, mu and variances in
+place, with the same arithmetic.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ __all__ = [
     "estimate_groups",
     "estimate_year_effect",
     "long_run_factor",
+    "series_dependence",
     "shared_coefficient_cov",
     "year_effect_from_sums",
 ]
@@ -490,12 +494,7 @@ def year_effect_from_sums(
     in_sample = result.residuals_in_sample
     _, c, rho, a, phi, n = _serial(sums, result, "own")
     pf = c * long_run_factor(rho, a, phi, n)
-    kind, _ = result.year_model()
-    # leave-one-year-out residuals ("loyo") spend one year-level degree of freedom on their mean
-    p_year = 0 if kind == "average" else (2 if kind == "trend" else 1)
-    blocks = _year_blocks(weeks, sums.resid_weeks)
-    ref_years = np.array([weeks.year[b[0]] for b in blocks], dtype=np.float64)
-    h = year_leverage(result, ref_years, ref_years)
+    blocks, ref_years, h, p_year = _year_setup(result, weeks, sums.resid_weeks)
     year_row = {float(y): j for j, y in enumerate(sums.years)}
     rows = [year_row[float(y)] for y in ref_years]
     # out of sample (a five-year average), the residual carries the average's own error too
@@ -512,23 +511,132 @@ def year_effect_from_sums(
         phi,
         pf,
         blocks,
-        np.asarray(h, dtype=np.float64),
+        h,
         sums.year_fitted[rows] if rows else np.zeros((0, c.size)),
         YEAR_COVERAGE,
         engine=engine,
     )
     e_sum, d_total = column_totals(sums.resid, sums.obs, sums.fitted, in_sample, c, engine=engine)
-    e_total = np.where(sums.resid_weeks, e_sum, np.nan)
+    return _year_effect(
+        num, den, sums.members.size, blocks, e_sum, d_total, sums.resid_weeks, p_year
+    )
+
+
+def _year_setup(
+    result: BaselineResult, weeks: pd.DatetimeIndex, resid_weeks: BoolArray
+) -> tuple[list[np.ndarray], FloatArray, FloatArray, int]:
+    """(year blocks, their years, the years' leverage h, year-level parameters) of part 3."""
+    kind, _ = result.year_model()
+    # leave-one-year-out residuals ("loyo") spend one year-level degree of freedom on their mean
+    p_year = 0 if kind == "average" else (2 if kind == "trend" else 1)
+    blocks = _year_blocks(weeks, resid_weeks)
+    ref_years = np.array([weeks.year[b[0]] for b in blocks], dtype=np.float64)
+    h = np.asarray(year_leverage(result, ref_years, ref_years), dtype=np.float64)
+    return blocks, ref_years, h, p_year
+
+
+def _year_effect(
+    num: float,
+    den: float,
+    n_rows: int,
+    blocks: list[np.ndarray],
+    e_sum: FloatArray,
+    d_total: FloatArray,
+    resid_weeks: BoolArray,
+    p_year: int,
+) -> YearEffect:
+    e_total = np.where(resid_weeks, e_sum, np.nan)
     # d_total: the rows' own variances (c d), against which the total's shows their dependence
     return YearEffect(
         num=num,
         den=den,
-        n_series=int(sums.members.size),
+        n_series=int(n_rows),
         n_years=len(blocks),
         e_total=e_total,
         d_total=d_total,
         p_year=p_year,
     )
+
+
+def series_dependence(
+    result: BaselineResult,
+    deaths: FloatArray,
+    weeks: pd.DatetimeIndex,
+    year: YearEffect | None = None,
+) -> tuple[YearEffect, Dependence]:
+    """(year effect, dependence model) of the series, every series its own group: what
+    :func:`year_effect_from_sums` (unless ``year`` is given) and :func:`dependence_from_sums` of
+    ``GroupSums.of(result, deaths, weeks)`` give, the same numbers.
+
+    With the numba engine the group sums are never formed (they are the series' own arrays): the
+    ``own_*`` kernels of :mod:`excessmort._kernels.dependence` form each row's residuals, null and
+    fitted variances where they read them, in one pass for the serial model, one over the
+    reference years' weeks for the year moments and one for the column totals."""
+    from ._kernels import (
+        SeriesRows,
+        dependence_engine,
+        own_column_totals,
+        own_serial_model,
+        own_year_moments,
+    )
+    from .baselines._base import BaselineResult as Base
+
+    view, counts = result.dependence_view(deaths)
+    engine = dependence_engine(_engine_of(view), view.mu.size)
+    if engine != "numba":
+        sums = GroupSums.of(result, deaths, weeks)
+        if year is None:
+            year = year_effect_from_sums(sums, result, weeks)
+        return year, dependence_from_sums(sums, year, result, weeks)
+    n_series = view.mu.shape[0]
+    own_mask = type(view).residual_mask is Base.residual_mask
+    glm = _plain_glm(view)
+    phi_s = np.asarray(view.dispersion, dtype=np.float64)
+    spare = np.arange(n_series, dtype=np.int64)  # GroupSums.of's groups, with an empty spare
+    rows = SeriesRows(
+        deaths=counts,
+        mu=view.mu,
+        mask=view.fit_mask if own_mask else view.residual_mask(),
+        finite_mu=own_mask,
+        obs=None if type(view).obs_variance is Base.obs_variance else view.obs_variance(),
+        phi=phi_s,
+        q=view.q if glm else None,  # type: ignore[attr-defined]
+        fitted=None if glm else view.fitted_variance_weekly(spare, n_series + 1)[:n_series],
+    )
+    in_sample = result.residuals_in_sample
+    k = np.arange(1, MAX_LAG + 1)
+    basis = _PHI_GRID[:, None] ** (k[None, :] - 1)  # [P, L], as arma_fit
+    n, _, c, rho, a, phi, resid_weeks = own_serial_model(
+        rows,
+        in_sample,
+        result.shared_dispersion,
+        basis,
+        np.sum(basis * basis, axis=1),
+        _PHI_GRID,
+        engine=engine,
+    )
+    if year is None:
+        pf = c * long_run_factor(rho, a, phi, n)
+        blocks, ref_years, h, p_year = _year_setup(result, weeks, resid_weeks)
+        year_fitted = None
+        quad = None
+        if glm:
+            # each block's fitted variance is formed by the year kernel on the way
+            quad = (view.design.X, view.cov_unscaled)  # type: ignore[attr-defined]
+        else:
+            cal = np.asarray(weeks.year, dtype=np.float64)
+            year_fitted = np.zeros((len(blocks), n_series))
+            for i, y in enumerate(ref_years):
+                window = (cal == y) & resid_weeks
+                year_fitted[i] = view.fitted_variance_window(spare, n_series + 1, window)[:n_series]
+        num, den = own_year_moments(
+            rows, in_sample, c, rho, a, phi, pf, blocks, h, year_fitted, YEAR_COVERAGE,
+            quad=quad, engine=engine,
+        )  # fmt: skip
+        e_sum, d_total = own_column_totals(rows, in_sample, c, engine=engine)
+        year = _year_effect(num, den, n_series, blocks, e_sum, d_total, resid_weeks, p_year)
+    members = np.ones(n_series, dtype=np.int64)
+    return year, _dependence_model(c, rho, a, phi, n, members, year, result, weeks, resid_weeks)
 
 
 def estimate_year_effect(
@@ -541,6 +649,8 @@ def estimate_year_effect(
     """Moments of the relative year effect over the series of one panel or, with ``groups`` (id
     per series, -1 left out), over the groups of a view: each row's in-sample yearly sums beyond
     what its own cross-series and serial model (parts 1-2) explains."""
+    if groups is None:
+        return series_dependence(result, deaths, weeks)[0]
     return year_effect_from_sums(
         GroupSums.of(result, deaths, weeks, groups, n_groups), result, weeks
     )
@@ -684,29 +794,50 @@ class Dependence:
         engine: str = "auto",
         param_weekly: FloatArray | None = None,
         param_floor: FloatArray | None = None,
+        *,
+        obs_scale: FloatArray | None = None,
+        cols: slice | None = None,
     ) -> tuple[FloatArray, FloatArray]:
         """The observation and parameter variances [G] of the sums over all K weeks of the window:
         the last column of :meth:`running` (``param_var``, ``param_floor`` [G] of the whole window;
         ``param_weekly`` [G, K] only when the residuals are out of sample), without its [G, K]
-        running parts (one kernel pass per row, the year part per calendar year of the window)."""
+        running parts (one kernel pass per row, the year part per calendar year of the window).
+
+        ``cols`` (a slice of consecutive weeks): ``obs_var`` and ``mu`` are [G, T] and the window
+        is their columns ``cols``, read in place; ``obs_scale`` [G]: the weekly observation
+        variances are ``obs_scale * obs_var`` (a per-series phi mu, never formed)."""
         from ._kernels import window_serial_total
 
-        short = self.short
-        a = np.where(short, 1.0, self.a)
-        phi = np.where(short, 1.0, self.phi)
-        rho = np.where(short[:, None], 1.0, self.rho)
+        rho, a, phi = self._serial_parts()
         out_of_sample = param_weekly is not None and not self.result.residuals_in_sample
+        if cols is not None or obs_scale is not None:
+            window = slice(None) if cols is None else cols
+            mu = mu[:, window]
+            if out_of_sample:  # the weekly parts are added before the kernel: form them
+                scale = 1.0 if obs_scale is None else np.asarray(obs_scale)[:, None]
+                obs_var = scale * obs_var[:, window]
         if out_of_sample:
             serial = window_serial_total(obs_var, param_weekly, self.c, rho, a, phi, engine=engine)
             param = np.zeros_like(param_var)
         else:
-            serial = window_serial_total(obs_var, None, self.c, rho, a, phi, engine=engine)
+            serial = window_serial_total(
+                obs_var, None, self.c, rho, a, phi, engine=engine, scale=obs_scale, cols=cols
+            )
             param = param_var * self.param_factor
             if param_floor is not None:
                 param = np.fmax(param, param_floor)
-        year = np.where(short, 0.0, self._year_total(mu, weeks))
+        year = np.where(self.short, 0.0, self._year_total(mu, weeks))
         mult = self._t_factor(serial + param, year, level)
         return (serial + year) * mult, param * mult
+
+    def _serial_parts(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(rho, A, phi) of the serial model, full correlation (1) for the short rows."""
+        short = self.short
+        return (
+            np.where(short[:, None], 1.0, self.rho),
+            np.where(short, 1.0, self.a),
+            np.where(short, 1.0, self.phi),
+        )
 
     def _t_factor(self, base: FloatArray, year: FloatArray, level: float) -> FloatArray:
         """(t_nu / z)^2 with Satterthwaite's nu where there is a year part, else 1."""
@@ -769,7 +900,6 @@ def dependence_from_sums(
     """The dependence model of the groups from their sums (parts 1, 2 and 4)."""
     _, c, rho, a, phi, n = _serial(sums, result, "own")
     members = sums.members.astype(np.int64)
-    short = (n < MIN_WEEKS) | (year.n_years < MIN_YEARS)
     too_few = (n < MIN_WEEKS // 4) & (members > 1)
     if too_few.any():
         # c cannot be estimated: Cauchy-Schwarz bounds the weekly sum's variance by
@@ -778,13 +908,30 @@ def dependence_from_sums(
             warnings.simplefilter("ignore", RuntimeWarning)
             bound = np.nanmean(sums.root_sums() ** 2 / sums.obs, axis=1)
         c = np.where(too_few, np.maximum(c, np.nan_to_num(bound, nan=1.0)), c)
+    return _dependence_model(c, rho, a, phi, n, members, year, result, weeks, sums.resid_weeks)
+
+
+def _dependence_model(
+    c: FloatArray,
+    rho: FloatArray,
+    a: FloatArray,
+    phi: FloatArray,
+    n: FloatArray,
+    members: IntArray,
+    year: YearEffect,
+    result: BaselineResult,
+    weeks: pd.DatetimeIndex,
+    resid_weeks: BoolArray,
+) -> Dependence:
+    """The :class:`Dependence` of rows with their serial model (parts 1, 2 and 4)."""
+    short = (n < MIN_WEEKS) | (year.n_years < MIN_YEARS)
     if result.residuals_in_sample:
         pf = np.where(short, c, c * long_run_factor(rho, a, phi, n))
     else:
         # out-of-sample residuals already carry the baseline's own error and its serial sharing:
         # the window's whole variance comes from their autocorrelation (see ``running``)
         pf = c.copy()
-    blocks = _year_blocks(weeks, sums.resid_weeks)
+    blocks = _year_blocks(weeks, resid_weeks)
     ref_years = np.array([weeks.year[b[0]] for b in blocks], dtype=np.float64)
     return Dependence(
         c=c,
@@ -798,7 +945,7 @@ def dependence_from_sums(
         year=year,
         ref_years=ref_years,
         result=result,
-        fitted_weeks=np.asarray(sums.resid_weeks, dtype=bool),
+        fitted_weeks=np.asarray(resid_weeks, dtype=bool),
     )
 
 

@@ -30,7 +30,7 @@ import threading
 import time
 from functools import partial
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,6 +41,7 @@ __all__ = [
     "DEPENDENCE_NUMBA_MIN_CELLS",
     "NUMPY_MAX_CELLS",
     "PARALLEL_MIN_SERIES",
+    "SeriesRows",
     "column_totals",
     "dependence_engine",
     "dependence_sums",
@@ -50,6 +51,9 @@ __all__ = [
     "interval_columns",
     "irls_poisson",
     "ons_kernels",
+    "own_column_totals",
+    "own_serial_model",
+    "own_year_moments",
     "quad_form_rows",
     "resolve_engine",
     "row_kernels",
@@ -536,12 +540,7 @@ def year_moments(
         year_fitted, float(coverage), num, den, good,
     )  # fmt: skip
     # summed over the rows of each block as numpy does (the same order, pairwise)
-    total_num = 0.0
-    total_den = 0.0
-    for j in range(n_blocks):
-        total_num += float(np.sum(num[j][good[j]]))
-        total_den += float(np.sum(den[j][good[j]]))
-    return total_num, total_den
+    return _block_totals(num, den, good)
 
 
 def column_totals(
@@ -578,9 +577,17 @@ def window_serial_total(
     phi: FloatArray,
     *,
     engine: Engine = "auto",
+    scale: FloatArray | None = None,
+    cols: slice | None = None,
 ) -> FloatArray:
     """[G]: the variance of the whole sum of rows with sds sqrt(c (obs + extra)) [G, K] (the last
-    column of :func:`running_variance`, without its [G, K] output)."""
+    column of :func:`running_variance`, without its [G, K] output).
+
+    With ``scale`` [G] and ``cols`` (a slice of consecutive weeks), ``obs`` is [G, T] and the
+    rows' variances are scale * obs over its columns ``cols``, read in place (a per-series phi mu
+    is never formed); ``extra`` must then be None."""
+    if scale is not None or cols is not None:
+        return _window_scaled_total(obs, scale, cols, c, rho, a, phi, engine=engine)
     obs, c, rho, a, phi = (_f64(v) for v in (obs, c, rho, a, phi))
     if dependence_engine(engine, obs.size) == "numpy":
         from .dependence_ref import running_variance_ref
@@ -596,6 +603,213 @@ def window_serial_total(
     none = np.empty((1, 1))
     extra_ = none if extra is None else _f64(extra)
     _call(name, kernel, obs, extra_, extra is not None, c, rho, a, phi, out)
+    return out
+
+
+class SeriesRows(NamedTuple):
+    """The inputs of :func:`dependence_sums` when every series is its own group: the kernels
+    ``own_*`` form each row's sums where they read them (never [S, T] sums)."""
+
+    deaths: FloatArray
+    mu: FloatArray
+    #: The residual mask [S, T] (with mu finite when ``finite_mu``).
+    mask: BoolArray
+    finite_mu: bool
+    #: The null variance [S, T], or None for phi mu.
+    obs: FloatArray | None
+    phi: FloatArray
+    #: x' (X'WX)^-1 x [S, T] (fitted = phi mu^2 q), or None with ``fitted`` given.
+    q: FloatArray | None
+    fitted: FloatArray | None
+
+    def kernel_args(self) -> tuple[Any, ...]:
+        """The arrays and switches of the ``own_*`` kernels, coerced (one signature)."""
+        none = np.empty((1, 1))
+        return (
+            _f64(self.deaths),
+            _f64(self.mu),
+            np.ascontiguousarray(self.mask, dtype=np.bool_),
+            bool(self.finite_mu),
+            none if self.obs is None else _f64(self.obs),
+            self.obs is None,
+            _f64(self.phi),
+            none if self.q is None else _f64(self.q),
+            self.q is not None,
+            none if self.fitted is None else _f64(self.fitted),
+        )
+
+    def sums_ref(self) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
+        """(resid, obs, fitted [S, T], residual weeks [T]) by the numpy twins (the previous code)."""
+        from .dependence_ref import own_sums_ref
+
+        return own_sums_ref(*self)
+
+
+def _row_chunks(n_rows: int) -> np.ndarray:
+    """Bounds of the chunks of rows the ``own_*`` kernels' threads take (64 at most)."""
+    n_chunks = max(min(n_rows, 64), 1)
+    return np.linspace(0, n_rows, n_chunks + 1).round().astype(np.int64)
+
+
+def own_serial_model(
+    rows: SeriesRows,
+    in_sample: bool,
+    shared_dispersion: bool,
+    basis: FloatArray,
+    norm: FloatArray,
+    grid: FloatArray,
+    *,
+    engine: Engine = "auto",
+) -> tuple[FloatArray, ...]:
+    """(n, c_raw, c, rho [S, L], A, phi, residual weeks [T]) of every series its own group:
+    :func:`dependence_sums` then :func:`serial_model` in one pass (:mod:`.dependence`
+    ``own_serial_rows``), the same numbers."""
+    basis, norm, grid = (_f64(v) for v in (basis, norm, grid))
+    n_rows, n_weeks = rows.mu.shape
+    if dependence_engine(engine, rows.mu.size) == "numpy":
+        from .dependence_ref import serial_rows_ref
+
+        resid, obs, fitted, resid_weeks = rows.sums_ref()
+        out = serial_rows_ref(
+            resid, obs, fitted, in_sample, np.ones(n_rows), _f64(rows.phi), shared_dispersion,
+            basis, norm, grid,
+        )  # fmt: skip
+        return (*out, resid_weeks)
+    from . import dependence as dk
+
+    n, c_raw, c, a, phi = (np.empty(n_rows) for _ in range(5))
+    rho = np.empty((n_rows, basis.shape[1]))
+    chunks = _row_chunks(n_rows)
+    flags = np.zeros((chunks.size - 1, n_weeks), dtype=np.bool_)
+    name, kernel = _driver(dk, "own_serial_rows", n_rows)
+    _call(
+        name, kernel, chunks, *rows.kernel_args(), bool(in_sample), bool(shared_dispersion), basis,
+        norm, grid, n, c_raw, c, rho, a, phi, flags,
+    )  # fmt: skip
+    return n, c_raw, c, rho, a, phi, np.any(flags, axis=0)
+
+
+def own_year_moments(
+    rows: SeriesRows,
+    in_sample: bool,
+    c: FloatArray,
+    rho: FloatArray,
+    a: FloatArray,
+    phi: FloatArray,
+    pf: FloatArray,
+    blocks: list[np.ndarray],
+    h: FloatArray,
+    year_fitted: FloatArray | None,
+    coverage: float,
+    *,
+    quad: tuple[FloatArray, FloatArray] | None = None,
+    engine: Engine = "auto",
+) -> tuple[float, float]:
+    """:func:`year_moments` of every series its own group, from the series' arrays (at the
+    blocks' weeks only: :mod:`.dependence` ``own_year_rows``). ``quad`` (X [T, p], (X'WX)^-1
+    [S, p, p] of a per-series GLM) in place of ``year_fitted`` [J, S]: each block's fitted
+    variance phi g' C g (:func:`glm_year_fitted` of the block's year) is formed on the way."""
+    c, rho, a, phi, pf, h = (_f64(v) for v in (c, rho, a, phi, pf, h))
+    n_rows = rows.mu.shape[0]
+    if quad is not None:
+        X, cov = _f64(quad[0]), _f64(quad[1])
+        year_fitted = np.zeros((len(blocks), n_rows))
+    else:
+        assert year_fitted is not None
+        X, cov = np.empty((1, 1)), np.empty((1, 1, 1))
+        year_fitted = _f64(year_fitted)
+    if dependence_engine(engine, rows.mu.size) == "numpy":
+        from .dependence_ref import year_moments_ref
+
+        if quad is not None:
+            mu, phi_s = _f64(rows.mu), _f64(rows.phi)
+            for j, weeks in enumerate(blocks):
+                g = mu[:, weeks] @ X[weeks]
+                year_fitted[j] = phi_s * np.einsum("sj,sjk,sk->s", g, cov, g)
+        resid, obs, fitted, _ = rows.sums_ref()
+        return year_moments_ref(
+            resid, obs, fitted, _f64(rows.mu), in_sample, c, rho, a, phi, pf, blocks, h,
+            year_fitted, coverage,
+        )  # fmt: skip
+    from . import dependence as dk
+
+    n_blocks = len(blocks)
+    pos = np.concatenate(blocks).astype(np.int64) if blocks else np.zeros(0, dtype=np.int64)
+    ptr = np.r_[0, np.cumsum([b.size for b in blocks])].astype(np.int64)
+    num = np.zeros((n_blocks, n_rows))
+    den = np.zeros((n_blocks, n_rows))
+    good = np.zeros((n_blocks, n_rows), dtype=np.bool_)
+    name, kernel = _driver(dk, "own_year_rows", n_rows)
+    _call(
+        name, kernel, _row_chunks(n_rows), *rows.kernel_args(), bool(in_sample), c, rho, a, phi,
+        pf, pos, ptr, h, year_fitted, quad is not None, X, cov, float(coverage), num, den, good,
+    )  # fmt: skip
+    return _block_totals(num, den, good)
+
+
+def _block_totals(num: FloatArray, den: FloatArray, good: np.ndarray) -> tuple[float, float]:
+    """The year moments summed over the rows of each block as numpy does (the same order)."""
+    total_num = 0.0
+    total_den = 0.0
+    for j in range(num.shape[0]):
+        total_num += float(np.sum(num[j][good[j]]))
+        total_den += float(np.sum(den[j][good[j]]))
+    return total_num, total_den
+
+
+def own_column_totals(
+    rows: SeriesRows, in_sample: bool, c: FloatArray, *, engine: Engine = "auto"
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`column_totals` of every series its own group, from the series' arrays (threads on
+    blocks of weeks, each adding the rows in order: the same sums bit for bit)."""
+    c = _f64(c)
+    if dependence_engine(engine, rows.mu.size) == "numpy":
+        from .dependence_ref import column_totals_ref
+
+        resid, obs, fitted, _ = rows.sums_ref()
+        return column_totals_ref(resid, obs, fitted, in_sample, c)
+    from . import dependence as dk
+
+    n_rows, n_weeks = rows.mu.shape
+    e_total = np.zeros(n_weeks)
+    d_total = np.zeros(n_weeks)
+    n_chunks = max(min(n_weeks, 2 if n_rows >= PARALLEL_MIN_SERIES else 1), 1)
+    chunks = np.linspace(0, n_weeks, n_chunks + 1).round().astype(np.int64)
+    name, kernel = _driver(dk, "own_column_totals", n_rows)
+    _call(
+        name, kernel, chunks, *rows.kernel_args(), bool(in_sample), c, e_total, d_total
+    )  # fmt: skip
+    return e_total, d_total
+
+
+def _window_scaled_total(
+    obs: FloatArray,
+    scale: FloatArray | None,
+    cols: slice | None,
+    c: FloatArray,
+    rho: FloatArray,
+    a: FloatArray,
+    phi: FloatArray,
+    *,
+    engine: Engine,
+) -> FloatArray:
+    """:func:`window_serial_total` of ``scale * obs[:, cols]`` without forming it."""
+    n_rows, n_weeks = obs.shape
+    lo, hi, step = (cols or slice(None)).indices(n_weeks)
+    if step != 1:
+        raise ValueError(f"cols must be a slice of consecutive weeks, got {cols!r}")
+    hi = max(hi, lo)
+    scale = np.ones(n_rows) if scale is None else _f64(scale)
+    c, rho, a, phi = (_f64(v) for v in (c, rho, a, phi))
+    if dependence_engine(engine, n_rows * (hi - lo)) == "numpy":
+        return window_serial_total(
+            scale[:, None] * obs[:, lo:hi], None, c, rho, a, phi, engine="numpy"
+        )
+    from . import dependence as dk
+
+    out = np.empty(n_rows)
+    name, kernel = _driver(dk, "window_scaled_total", n_rows)
+    _call(name, kernel, _f64(obs), scale, int(lo), int(hi), c, rho, a, phi, out)
     return out
 
 
@@ -976,4 +1190,26 @@ def _warm_dependence(Y: FloatArray, X: FloatArray, serial: bool) -> list[tuple[s
     used.append(("year_rows" + tag, year))
     dk.column_totals(Y - mu, mu, 0.1 * mu, True, ones, np.zeros(t), np.zeros(t))
     used.append(("column_totals", dk.column_totals))
+    # the series' own rows (a per-series view), their window totals read in place
+    rows = (Y, mu, mask, True, none, True, ones, mu, True, none)
+    chunks = np.array([0, n], dtype=np.int64)
+    own = getattr(dk, "own_serial_rows" + tag)
+    own(
+        chunks, *rows, True, False, basis, np.full(2, 3.0), np.array([0.0, 0.5]), *out[:3],
+        np.empty((n, 3)), *out[4:], np.zeros((1, t), dtype=np.bool_),
+    )  # fmt: skip
+    used.append(("own_serial_rows" + tag, own))
+    own_year = getattr(dk, "own_year_rows" + tag)
+    own_year(
+        chunks, *rows, True, ones, rho, a, phi, ones, pos, np.array([0, t]), np.zeros(1),
+        np.zeros((1, n)), True, X, np.ones((n, X.shape[1], X.shape[1])), 0.8, np.empty((1, n)),
+        np.empty((1, n)), np.empty((1, n), dtype=np.bool_),
+    )  # fmt: skip
+    used.append(("own_year_rows" + tag, own_year))
+    columns = getattr(dk, "own_column_totals" + tag)
+    columns(np.array([0, t], dtype=np.int64), *rows, True, ones, np.zeros(t), np.zeros(t))
+    used.append(("own_column_totals" + tag, columns))
+    scaled = getattr(dk, "window_scaled_total" + tag)
+    scaled(mu, ones, 0, t, ones, rho, a, phi, np.empty(n))
+    used.append(("window_scaled_total" + tag, scaled))
     return used

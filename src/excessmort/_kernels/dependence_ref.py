@@ -110,6 +110,26 @@ def group_sums_ref(
     )
 
 
+def own_sums_ref(
+    deaths: np.ndarray,
+    mu: np.ndarray,
+    mask: np.ndarray,
+    finite_mu: bool,
+    obs: np.ndarray | None,
+    phi: np.ndarray,
+    q: np.ndarray | None,
+    fitted: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(resid, obs, fitted [S, T], resid_weeks [T]) of every series its own group (the sums the
+    ``own_*`` kernels form where they read them): ``obs`` None is phi mu, ``q`` gives fitted =
+    phi mu^2 q, else ``fitted`` is given."""
+    rmask = mask & np.isfinite(mu) if finite_mu else mask
+    null = phi[:, None] * mu if obs is None else obs
+    fit = phi[:, None] * mu**2 * q if q is not None else fitted
+    assert fit is not None
+    return np.where(rmask, deaths - mu, np.nan), null, fit, np.any(rmask, axis=0)
+
+
 def _autocorrelation(u: np.ndarray, max_lag: int) -> np.ndarray:
     import warnings
 
