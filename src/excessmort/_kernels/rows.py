@@ -4,10 +4,13 @@ several (each a full temporary of the rows).
 - :func:`day_scan`: the range of a datetime column's ticks, and its first missing (NaT) row;
 - :func:`week_codes`: every row's week on the weekly grid from the first week, the first row off
   that grid, and whether the rows are sorted by series then week with no series-week twice (the
-  grid occupancy rule on runs of equal strata).
+  grid occupancy rule on runs of equal strata);
+- :func:`text_changes`: the rows of an Arrow string column whose text differs from the row before
+  (where runs of equal strata start), read from the column's offsets and bytes.
 
 Serial (the rows are read once; no ``prange``), pure integer work: the results are exact, and the
-numpy twins in :mod:`excessmort._kernels.rows_ref` give the same values (tested).
+numpy twins in :mod:`excessmort._kernels.rows_ref` (for :func:`text_changes`, Arrow's own
+``not_equal`` in :func:`excessmort.io._change_rows`) give the same values (tested).
 """
 
 from __future__ import annotations
@@ -85,3 +88,56 @@ def week_codes(
             prev_week = w
             prev_offset = offset
     return first_off, rising
+
+
+#: Rows per block of :func:`text_changes` (a block whose rows all equal the row before is one check).
+TEXT_BLOCK = 64
+
+
+@jit
+def text_changes(offsets: np.ndarray, data: np.ndarray, out: np.ndarray) -> int:
+    """Write the rows i >= 1 whose string differs from row i - 1's into ``out`` (rising); return
+    how many (``out.shape[0]`` when ``out`` filled up: the scan stops there; [n - 1] holds them
+    all). String i is ``data[offsets[i]:offsets[i + 1]]`` (an Arrow string column's
+    int64 offsets [n + 1] and uint8 bytes, without nulls).
+
+    Two equal-length strings side by side are equal when the bytes of the second equal the bytes
+    one length back, so a block of rows that all have the previous row's length is compared as one
+    run of bytes against itself shifted by that length (a loop LLVM vectorises: its indices are
+    unsigned, so numba adds no wraparound checks); only a block with a change is compared row by
+    row."""
+    n = offsets.shape[0] - 1
+    k = 0
+    one = np.uint64(1)
+    for lo in range(1, n, TEXT_BLOCK):
+        hi = min(lo + TEXT_BLOCK, n)
+        length = offsets[lo] - offsets[lo - 1]
+        other = 0
+        for i in range(lo, hi):
+            other |= (offsets[i + 1] - offsets[i]) ^ length
+        if other == 0:
+            # every row of the block is as long as the row before: bytes against bytes one back
+            diff = np.uint8(0)
+            j = np.uint64(offsets[lo])
+            end = np.uint64(offsets[hi])
+            back = np.uint64(length)
+            while j < end:
+                diff |= data[j] ^ data[j - back]
+                j += one
+            if diff == 0:
+                continue
+        for i in range(lo, hi):
+            start = offsets[i]
+            size = offsets[i + 1] - start
+            changed = size != start - offsets[i - 1]
+            if not changed:
+                for j in range(start, start + size):
+                    if data[j] != data[j - size]:
+                        changed = True
+                        break
+            if changed:
+                if k == out.shape[0]:
+                    return k
+                out[k] = i
+                k += 1
+    return k
