@@ -478,23 +478,27 @@ def test_text_kernel_finds_the_runs_arrow_finds(seed: int) -> None:
             np.testing.assert_array_equal(got, want[: limit + 1])
 
 
-def test_text_kernel_reads_every_byte() -> None:
-    """A change in any byte of a long run is found, at every position of a block."""
+@pytest.mark.parametrize("text", ["abcdefgh", "abcdefghi", "abc", "E06000001xyzabcdefgh"])
+def test_text_kernel_reads_every_byte(text: str) -> None:
+    """A change in any byte of a long run is found, at every row of a block, on the word path
+    (lengths a multiple of 8 bytes and not: shifted words) and on the bytes-only path."""
     import pyarrow as pa
 
     from excessmort._kernels import rows
     from excessmort.io import _text_buffers
 
-    values = ["abcdefgh"] * (3 * rows.TEXT_BLOCK + 5)
+    values = [text] * (3 * rows.TEXT_BLOCK + 5)
     for at in range(1, len(values)):
-        for pos in (0, 7):
+        for pos in sorted({0, len(text) // 2, len(text) - 1}):
             edited = list(values)
             edited[at] = edited[at][:pos] + "X" + edited[at][pos + 1 :]
-            offsets, text = _text_buffers(pa.array(edited, pa.large_string()))
-            out = np.empty(len(edited) - 1, dtype=np.int64)
-            found = out[: rows.text_changes(offsets, text, out)]
+            offsets, data, words = _text_buffers(pa.array(edited, pa.large_string()))
+            assert words.shape[0] == data.shape[0] // 8  # Arrow's buffers are aligned
             want = [at, at + 1] if at + 1 < len(values) else [at]
-            np.testing.assert_array_equal(found, want)
+            for w in (words, words[:0]):
+                out = np.empty(len(edited) - 1, dtype=np.int64)
+                found = out[: rows.text_changes(offsets, data, w, out)]
+                np.testing.assert_array_equal(found, want)
 
 
 def test_start_tables_equal_the_previous_implementation() -> None:

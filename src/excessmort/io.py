@@ -13,6 +13,7 @@ import io
 import logging
 import math
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -697,9 +698,10 @@ def _change_points(values: pd.Series) -> np.ndarray:
     return np.asarray(raw[1:] != raw[:-1], dtype=bool)
 
 
-def _text_buffers(data: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """An Arrow string column without nulls as (int64 offsets [n + 1], uint8 bytes), both views of
-    its buffers (int32 offsets widened); None for any other Arrow type or a column with nulls."""
+def _text_buffers(data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """An Arrow string column without nulls as (int64 offsets [n + 1], uint8 bytes, the bytes' whole
+    uint64 words), views of its buffers (int32 offsets widened; no words when the bytes are not
+    8-byte aligned or the machine is big-endian); None for any other Arrow type or with nulls."""
     import pyarrow as pa
 
     if data.null_count or not (
@@ -718,7 +720,12 @@ def _text_buffers(data: Any) -> tuple[np.ndarray, np.ndarray] | None:
     if text.flags.writeable:
         text = text.view()
         text.flags.writeable = False
-    return offsets, text
+    if sys.byteorder == "little" and text.ctypes.data % 8 == 0:
+        words = text[: text.shape[0] // 8 * 8].view(np.uint64)
+    else:
+        words = np.zeros(0, dtype=np.uint64)
+        words.flags.writeable = False
+    return offsets, text, words
 
 
 def _change_rows(values: pd.Series, kernels: Any = None, limit: int | None = None) -> np.ndarray:
@@ -740,7 +747,7 @@ def _change_rows(values: pd.Series, kernels: Any = None, limit: int | None = Non
 
             size = len(data) - 1 if limit is None else min(len(data) - 1, int(limit) + 1)
             out = np.empty(max(size, 0), dtype=np.int64)
-            found = rows.text_changes(buffers[0], buffers[1], out)
+            found = rows.text_changes(*buffers, out)
             return out[:found].copy()
         changed = pc.not_equal(data.slice(1), data.slice(0, len(data) - 1))
         if changed.null_count == 0:  # a null compares as null: the bool path below words it
