@@ -478,6 +478,27 @@ def test_text_kernel_finds_the_runs_arrow_finds(seed: int) -> None:
             np.testing.assert_array_equal(got, want[: limit + 1])
 
 
+def test_text_buffers_give_one_kernel_signature() -> None:
+    """Large and small string columns, slices and all-empty texts reach the text kernel as the
+    same array types (read-only views), so numba compiles (and caches) it once."""
+    import pyarrow as pa
+
+    from excessmort.io import _text_buffers
+
+    arrays = [pa.array(["ab", "ab", "c"] * 30, t) for t in (pa.large_string(), pa.string())]
+    arrays += [arrays[0].slice(3), pa.array([""] * 40, pa.large_string())]
+    kinds = set()
+    for a in arrays:
+        parts = _text_buffers(a)
+        assert parts is not None
+        kinds.add(
+            tuple((p.dtype.str, p.ndim, p.flags.c_contiguous, p.flags.writeable) for p in parts)
+        )
+    assert kinds == {(("<i8", 1, True, False), ("|u1", 1, True, False), ("<u8", 1, True, False))}
+    assert _text_buffers(pa.array(["a", None], pa.large_string())) is None
+    assert _text_buffers(pa.array([1, 2])) is None
+
+
 @pytest.mark.parametrize("text", ["abcdefgh", "abcdefghi", "abc", "E06000001xyzabcdefgh"])
 def test_text_kernel_reads_every_byte(text: str) -> None:
     """A change in any byte of a long run is found, at every row of a block, on the word path

@@ -714,18 +714,25 @@ def _text_buffers(data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None
     offsets = offsets[data.offset : data.offset + len(data) + 1]
     if not wide:
         offsets = offsets.astype(np.int64)
-        offsets.flags.writeable = False  # as the views are: one compiled signature
     raw = buffers[2]
     text = np.frombuffer(raw, dtype=np.uint8) if raw is not None else np.zeros(0, np.uint8)
-    if text.flags.writeable:
-        text = text.view()
-        text.flags.writeable = False
+    offsets, text = (
+        _read_only(offsets),
+        _read_only(text),
+    )  # one compiled signature, whatever made them
     if sys.byteorder == "little" and text.ctypes.data % 8 == 0:
         words = text[: text.shape[0] // 8 * 8].view(np.uint64)
     else:
-        words = np.zeros(0, dtype=np.uint64)
-        words.flags.writeable = False
+        words = _read_only(np.zeros(0, dtype=np.uint64))
     return offsets, text, words
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    """``values`` as a read-only array (a read-only view when it is writeable)."""
+    if values.flags.writeable:
+        values = values.view()
+        values.flags.writeable = False
+    return values
 
 
 def _change_rows(values: pd.Series, kernels: Any = None, limit: int | None = None) -> np.ndarray:
