@@ -423,6 +423,127 @@ def test_fast_dates_leave_the_input_alone() -> None:
     assert not np.shares_memory(tidy["week_ending"].to_numpy(), frame["week_ending"].to_numpy())
 
 
+def _previous_change_rows(values: pd.Series) -> np.ndarray:
+    """The run boundaries of a column as the code before the text kernel found them (Arrow's
+    ``not_equal`` of the column against itself shifted by one row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    data = pa.array(values.array)
+    if isinstance(data, pa.ChunkedArray):
+        data = data.combine_chunks()
+    changed = pc.not_equal(data.slice(1), data.slice(0, len(data) - 1))
+    return np.flatnonzero(changed.to_numpy(zero_copy_only=False)).astype(np.int64) + 1
+
+
+def _text_columns(seed: int) -> list[pd.Series]:
+    """String columns with runs of every length around the kernel's block, texts of equal and of
+    different lengths side by side (``ab``/``ba``, ``a``/``aa``), empty texts and non-ASCII."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    texts = np.array(
+        ["", "a", "aa", "ab", "ba", "abc", "\xe9", "e\u0301", "E06000001", "E06000002"]
+    )
+    n_runs = int(rng.integers(1, 80))
+    runs = texts[rng.integers(0, len(texts), n_runs)]
+    values = runs.repeat(rng.integers(1, 3 * 64, n_runs)).tolist()
+    base = pd.Series(values, dtype="str")
+    return [
+        base,
+        base.iloc[int(rng.integers(0, 5)) :],  # a slice: the Arrow array has an offset
+        pd.Series(pd.arrays.ArrowExtensionArray(pa.array(values, type=pa.string()))),  # int32
+        pd.Series(
+            pd.arrays.ArrowExtensionArray(
+                pa.chunked_array([pa.array(values[:7], pa.large_string()), values[7:]])
+            )
+        ),
+    ]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_text_kernel_finds_the_runs_arrow_finds(seed: int) -> None:
+    """read's run boundaries of string strata from the text kernel (Arrow's buffers) equal the
+    previous implementation's (Arrow's own comparison), and the numpy engine's."""
+    from excessmort.io import _change_rows
+
+    for col in _text_columns(seed):
+        if len(col) < 2:
+            continue
+        want = _previous_change_rows(col)
+        np.testing.assert_array_equal(_change_rows(col, kernels=object()), want)
+        np.testing.assert_array_equal(_change_rows(col), want)
+        for limit in (0, 3, len(want)):  # the scan stops after limit + 1 rows (read's unsorted cue)
+            got = _change_rows(col, kernels=object(), limit=limit)
+            np.testing.assert_array_equal(got, want[: limit + 1])
+
+
+def test_text_buffers_give_one_kernel_signature() -> None:
+    """Large and small string columns, slices and all-empty texts reach the text kernel as the
+    same array types (read-only views), so numba compiles (and caches) it once."""
+    import pyarrow as pa
+
+    from excessmort.io import _text_buffers
+
+    arrays = [pa.array(["ab", "ab", "c"] * 30, t) for t in (pa.large_string(), pa.string())]
+    arrays += [arrays[0].slice(3), pa.array([""] * 40, pa.large_string())]
+    kinds = set()
+    for a in arrays:
+        parts = _text_buffers(a)
+        assert parts is not None
+        kinds.add(
+            tuple((p.dtype.str, p.ndim, p.flags.c_contiguous, p.flags.writeable) for p in parts)
+        )
+    assert kinds == {(("<i8", 1, True, False), ("|u1", 1, True, False), ("<u8", 1, True, False))}
+    assert _text_buffers(pa.array(["a", None], pa.large_string())) is None
+    assert _text_buffers(pa.array([1, 2])) is None
+
+
+@pytest.mark.parametrize("text", ["abcdefgh", "abcdefghi", "abc", "E06000001xyzabcdefgh"])
+def test_text_kernel_reads_every_byte(text: str) -> None:
+    """A change in any byte of a long run is found, at every row of a block, on the word path
+    (lengths a multiple of 8 bytes and not: shifted words) and on the bytes-only path."""
+    import pyarrow as pa
+
+    from excessmort._kernels import rows
+    from excessmort.io import _text_buffers
+
+    values = [text] * (3 * rows.TEXT_BLOCK + 5)
+    for at in range(1, len(values)):
+        for pos in sorted({0, len(text) // 2, len(text) - 1}):
+            edited = list(values)
+            edited[at] = edited[at][:pos] + "X" + edited[at][pos + 1 :]
+            offsets, data, words = _text_buffers(pa.array(edited, pa.large_string()))
+            assert words.shape[0] == data.shape[0] // 8  # Arrow's buffers are aligned
+            want = [at, at + 1] if at + 1 < len(values) else [at]
+            for w in (words, words[:0]):
+                out = np.empty(len(edited) - 1, dtype=np.int64)
+                found = out[: rows.text_changes(offsets, data, w, out)]
+                np.testing.assert_array_equal(found, want)
+
+
+def test_start_tables_equal_the_previous_implementation() -> None:
+    """The IRLS start tables from one fmax pass equal those of the finite values picked out."""
+    from excessmort._kernels.irls import start_tables
+
+    def previous(Y):
+        finite = Y[np.isfinite(Y)]
+        top = int(min(finite.max(initial=0.0), 1e6)) + 1
+        k = np.arange(top, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ylogy = np.where(k > 0, k * np.log(k) - k, 0.0)
+        return np.log(k + 0.1), ylogy
+
+    rng = np.random.default_rng(3)
+    Y = rng.poisson(40.0, (7, 30)).astype(float)
+    cases = [Y, np.where(Y > 45, np.nan, Y), np.full((2, 3), np.nan), np.zeros((0, 4))]
+    cases += [np.array([[np.inf, 3.0, np.nan]]), np.array([[-np.inf, 5.0]]), np.array([[2e6]])]
+    cases += [-Y, np.asfortranarray(Y)[:, ::2]]
+    for case in cases:
+        for a, b in zip(start_tables(case), previous(case), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 # ---------------------------------------------------------------- the fused interval kernel
 # The interval columns and the weekly frame as the code before the fused kernel built them (main
 # at 3faef84: ``excess_arrays`` in numpy, the frame from ``keys.iloc`` + inserted columns); the
@@ -543,6 +664,25 @@ def test_weekly_frame_adopts_the_arrays(honest_fits) -> None:
     before = mu[0, 0]
     w.loc[0, "expected"] = -1.0
     assert mu[0, 0] == before
+
+
+def test_week_numbers_are_tiled_once_and_edits_stay_apart(honest_fits) -> None:
+    """The ONS year/week of Friday weeks are the ISO ones: one tiled array behind both columns,
+    and copy-on-write keeps an edit of one out of the other (and out of the next frame)."""
+    fit = honest_fits["demo"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w = fit.by("region").weekly
+    assert np.shares_memory(w["year"].to_numpy(), w["iso_year"].to_numpy())
+    assert np.shares_memory(w["week"].to_numpy(), w["iso_week"].to_numpy())
+    iso_year, iso_week = w["iso_year"].to_numpy().copy(), w["iso_week"].to_numpy().copy()
+    w.loc[0, "year"] = 1900
+    w.loc[1, "iso_week"] = 99
+    assert w["year"].iloc[0] == 1900 and w["iso_year"].iloc[0] == iso_year[0]
+    assert w["iso_week"].iloc[1] == 99 and w["week"].iloc[1] == iso_week[1]
+    path = fit.by().cumulative_path("2020-03", "2020-06")
+    path.loc[0, "iso_year"] = 1900
+    assert path["year"].iloc[0] != 1900
 
 
 def test_cumulative_path_equals_previous_implementation(honest_fits) -> None:

@@ -62,14 +62,21 @@ def repeated_keys(keys: pd.DataFrame, n_weeks: int) -> dict[str, Any]:
     return out
 
 
-def week_table(weeks: pd.DatetimeIndex, n_rows: int) -> dict[str, np.ndarray]:
+def week_table(weeks: pd.DatetimeIndex, n_rows: int) -> dict[str, Any]:
     """``week_ending`` and its week numbers (:func:`excessmort.periods.week_columns`, computed on
-    the T weeks once) for ``n_rows`` rows of T weeks each."""
+    the T weeks once) for ``n_rows`` rows of T weeks each. Columns with the same numbers (the ONS
+    ``year``/``week`` of Friday weeks are the ISO ones) are one Series, tiled once: a frame built
+    from them shares it, and copy-on-write copies whichever column is edited."""
     from .periods import week_columns
 
-    out = {"week_ending": np.tile(weeks.to_numpy(), n_rows)}
+    out: dict[str, Any] = {"week_ending": np.tile(weeks.to_numpy(), n_rows)}
+    tiled: list[tuple[np.ndarray, pd.Series]] = []
     for name, values in week_columns(weeks).items():
-        out[name] = np.tile(values, n_rows)
+        same = next((col for v, col in tiled if np.array_equal(v, values)), None)
+        if same is None:
+            same = pd.Series(np.tile(values, n_rows), copy=False)
+            tiled.append((values, same))
+        out[name] = same
     return out
 
 

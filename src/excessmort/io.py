@@ -13,6 +13,7 @@ import io
 import logging
 import math
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -697,9 +698,48 @@ def _change_points(values: pd.Series) -> np.ndarray:
     return np.asarray(raw[1:] != raw[:-1], dtype=bool)
 
 
-def _change_rows(values: pd.Series) -> np.ndarray:
+def _text_buffers(data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """An Arrow string column without nulls as (int64 offsets [n + 1], uint8 bytes, the bytes' whole
+    uint64 words), views of its buffers (int32 offsets widened; no words when the bytes are not
+    8-byte aligned or the machine is big-endian); None for any other Arrow type or with nulls."""
+    import pyarrow as pa
+
+    if data.null_count or not (
+        pa.types.is_string(data.type) or pa.types.is_large_string(data.type)
+    ):
+        return None
+    buffers = data.buffers()
+    wide = pa.types.is_large_string(data.type)
+    offsets = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)
+    offsets = offsets[data.offset : data.offset + len(data) + 1]
+    if not wide:
+        offsets = offsets.astype(np.int64)
+    raw = buffers[2]
+    text = np.frombuffer(raw, dtype=np.uint8) if raw is not None else np.zeros(0, np.uint8)
+    offsets, text = (
+        _read_only(offsets),
+        _read_only(text),
+    )  # one compiled signature, whatever made them
+    if sys.byteorder == "little" and text.ctypes.data % 8 == 0:
+        words = text[: text.shape[0] // 8 * 8].view(np.uint64)
+    else:
+        words = _read_only(np.zeros(0, dtype=np.uint64))
+    return offsets, text, words
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    """``values`` as a read-only array (a read-only view when it is writeable)."""
+    if values.flags.writeable:
+        values = values.view()
+        values.flags.writeable = False
+    return values
+
+
+def _change_rows(values: pd.Series, kernels: Any = None, limit: int | None = None) -> np.ndarray:
     """The rows i >= 1 whose value differs from row i - 1's (int64, rising): for an Arrow column
-    found by Arrow itself, so that only the (few) positions reach numpy, not a bool per row."""
+    found from its buffers by :func:`~excessmort._kernels.rows.text_changes` (with ``kernels``)
+    or by Arrow itself, so that only the (few) positions reach numpy, not a bool per row. With a
+    ``limit``, more than ``limit`` rows may be cut short to the first ``limit + 1``."""
     array = values.array
     if not isinstance(values.dtype, pd.CategoricalDtype) and hasattr(array, "__arrow_array__"):
         import pyarrow as pa
@@ -708,6 +748,14 @@ def _change_rows(values: pd.Series) -> np.ndarray:
         data = pa.array(array)
         if isinstance(data, pa.ChunkedArray):
             data = data.combine_chunks()
+        buffers = _text_buffers(data) if kernels is not None else None
+        if buffers is not None:
+            from ._kernels import rows
+
+            size = len(data) - 1 if limit is None else min(len(data) - 1, int(limit) + 1)
+            out = np.empty(max(size, 0), dtype=np.int64)
+            found = rows.text_changes(*buffers, out)
+            return out[:found].copy()
         changed = pc.not_equal(data.slice(1), data.slice(0, len(data) - 1))
         if changed.null_count == 0:  # a null compares as null: the bool path below words it
             rows = pc.indices_nonzero(changed).to_numpy(zero_copy_only=False)
@@ -715,15 +763,16 @@ def _change_rows(values: pd.Series) -> np.ndarray:
     return np.flatnonzero(_change_points(values)).astype(np.int64) + 1
 
 
-def _runs(work: pd.DataFrame, strata: Sequence[str]) -> np.ndarray | None:
-    """Start positions of the runs of equal strata, or None when runs would not pay (unsorted)."""
+def _runs(work: pd.DataFrame, strata: Sequence[str], kernels: Any = None) -> np.ndarray | None:
+    """Start positions of the runs of equal strata, or None when runs would not pay (unsorted);
+    ``kernels`` (the row kernels, or None) as for :func:`_change_rows`."""
     n = len(work)
     if not strata or n < 2:
         return np.zeros(min(n, 1), dtype=np.int64)
     limit = _RUN_SHARE * n
     starts = np.zeros(1, dtype=np.int64)
     for c in strata:
-        rows = _change_rows(work[c])
+        rows = _change_rows(work[c], kernels, int(limit))
         if rows.shape[0] > limit:
             return None
         starts = np.union1d(starts, rows)
@@ -744,7 +793,7 @@ def _arrange(
     rules on series x week codes (grid occupancy); the slow rule functions run only to word the
     message of a rule that failed."""
     n = len(work)
-    starts = _runs(work, chosen)
+    starts = _runs(work, chosen, kernels)
     if starts is None:  # unsorted: every row its own run
         starts = np.arange(n, dtype=np.int64)
     lengths = np.diff(np.append(starts, n)).astype(np.int64)

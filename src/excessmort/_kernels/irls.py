@@ -402,8 +402,12 @@ quad_form_rows_serial = jit(_quad_form_rows)
 
 def start_tables(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """log(k + 0.1) and k log k - k for whole counts k = 0..max(Y) (capped at 1e6), for the IRLS start."""
-    finite = Y[np.isfinite(Y)]
-    top = int(min(finite.max(initial=0.0), 1e6)) + 1
+    # The largest finite count (0 when none, or when all are below 0): fmax skips NaN, so one
+    # pass without a mask or a copy; only an inf needs the finite values picked out.
+    largest = float(np.fmax.reduce(Y, axis=None, initial=0.0))
+    if np.isinf(largest):
+        largest = float(Y[np.isfinite(Y)].max(initial=0.0))
+    top = int(min(largest, 1e6)) + 1
     k = np.arange(top, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         ylogy = np.where(k > 0, k * np.log(k) - k, 0.0)

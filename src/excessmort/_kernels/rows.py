@@ -4,10 +4,13 @@ several (each a full temporary of the rows).
 - :func:`day_scan`: the range of a datetime column's ticks, and its first missing (NaT) row;
 - :func:`week_codes`: every row's week on the weekly grid from the first week, the first row off
   that grid, and whether the rows are sorted by series then week with no series-week twice (the
-  grid occupancy rule on runs of equal strata).
+  grid occupancy rule on runs of equal strata);
+- :func:`text_changes`: the rows of an Arrow string column whose text differs from the row before
+  (where runs of equal strata start), read from the column's offsets and bytes.
 
 Serial (the rows are read once; no ``prange``), pure integer work: the results are exact, and the
-numpy twins in :mod:`excessmort._kernels.rows_ref` give the same values (tested).
+numpy twins in :mod:`excessmort._kernels.rows_ref` (for :func:`text_changes`, Arrow's own
+``not_equal`` in :func:`excessmort.io._change_rows`) give the same values (tested).
 """
 
 from __future__ import annotations
@@ -85,3 +88,93 @@ def week_codes(
             prev_week = w
             prev_offset = offset
     return first_off, rising
+
+
+#: Rows per block of :func:`text_changes` (a block whose rows all equal the row before is one check).
+TEXT_BLOCK = 64
+
+
+@jit
+def _same_as_back(data: np.ndarray, words: np.ndarray, start: int, end: int, back: int) -> bool:
+    """Whether ``data[start:end]`` equals ``data[start - back:end - back]`` (``start >= back``).
+
+    ``words`` is ``data`` as little-endian uint64 words (its whole words; empty: bytes only). The
+    whole words inside the range are compared with the 8 bytes ``back`` before them, built from
+    two aligned words by shifts (one constant shift for the range); the bytes at either end one by
+    one. Indices are unsigned, so numba adds no wraparound checks and LLVM vectorises the loops."""
+    u = np.uint64
+    lo, hi, b = u(start), u(end), u(back)
+    diff = np.uint8(0)
+    if words.shape[0] == 0 or hi - lo < u(32):
+        j = lo
+        while j < hi:
+            diff |= data[j] ^ data[j - b]
+            j += u(1)
+        return diff == 0
+    k0 = (lo + u(7)) >> u(3)  # the first whole word, and the end of the whole words
+    k1 = hi >> u(3)
+    j = lo
+    while j < k0 << u(3):
+        diff |= data[j] ^ data[j - b]
+        j += u(1)
+    j = k1 << u(3)
+    while j < hi:
+        diff |= data[j] ^ data[j - b]
+        j += u(1)
+    if diff != 0:
+        return False
+    seen = u(0)
+    k = k0
+    shift = (u(8) - (b & u(7))) & u(7)  # bytes 8k - back start this far into word k - d
+    if shift == 0:
+        d = b >> u(3)
+        while k < k1:
+            seen |= words[k] ^ words[k - d]
+            k += u(1)
+    else:
+        d = (b + u(7)) >> u(3)
+        right = shift << u(3)
+        left = u(64) - right
+        while k < k1:
+            seen |= words[k] ^ ((words[k - d] >> right) | (words[k - d + u(1)] << left))
+            k += u(1)
+    return seen == 0
+
+
+@jit
+def text_changes(offsets: np.ndarray, data: np.ndarray, words: np.ndarray, out: np.ndarray) -> int:
+    """Write the rows i >= 1 whose string differs from row i - 1's into ``out`` (rising); return
+    how many (``out.shape[0]`` when ``out`` filled up: the scan stops there; [n - 1] holds them
+    all). String i is ``data[offsets[i]:offsets[i + 1]]`` (an Arrow string column's int64 offsets
+    [n + 1] and uint8 bytes, without nulls); ``words`` is ``data`` as little-endian uint64 words
+    (see :func:`_same_as_back`; empty to compare bytes only).
+
+    Two equal-length strings side by side are equal when the bytes of the second equal the bytes
+    one length back, so a block of rows that all have the previous row's length is compared as one
+    run of bytes against itself shifted by that length (:func:`_same_as_back`); only a block with
+    a change is compared row by row."""
+    n = offsets.shape[0] - 1
+    k = 0
+    for lo in range(1, n, TEXT_BLOCK):
+        hi = min(lo + TEXT_BLOCK, n)
+        length = offsets[lo] - offsets[lo - 1]
+        other = 0
+        for i in range(lo, hi):
+            other |= (offsets[i + 1] - offsets[i]) ^ length
+        if other == 0 and _same_as_back(data, words, offsets[lo], offsets[hi], length):
+            continue
+        for i in range(lo, hi):
+            start = offsets[i]
+            size = offsets[i + 1] - start
+            changed = size != start - offsets[i - 1]
+            if not changed:
+                for j in range(start, start + size):
+                    if data[j] != data[j - size]:
+                        changed = True
+                        break
+            if changed:
+                if k == out.shape[0]:
+                    return k
+                out[k] = i
+                k += 1
+    return k
