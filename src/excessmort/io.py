@@ -750,11 +750,9 @@ def _change_rows(values: pd.Series, kernels: Any = None, limit: int | None = Non
             data = data.combine_chunks()
         buffers = _text_buffers(data) if kernels is not None else None
         if buffers is not None:
-            from ._kernels import rows
-
             size = len(data) - 1 if limit is None else min(len(data) - 1, int(limit) + 1)
             out = np.empty(max(size, 0), dtype=np.int64)
-            found = rows.text_changes(*buffers, out)
+            found = kernels.text_changes(*buffers, out)
             return out[:found].copy()
         changed = pc.not_equal(data.slice(1), data.slice(0, len(data) - 1))
         if changed.null_count == 0:  # a null compares as null: the bool path below words it

@@ -916,7 +916,7 @@ def interval_columns(
 
 
 #: The row kernels of :func:`excessmort.read` (:mod:`.rows`).
-ROW_KERNELS = ("day_scan", "week_codes")
+ROW_KERNELS = ("day_scan", "week_codes", "text_changes")
 
 
 def row_kernels(engine: Engine | str = "auto", n_rows: int | None = None) -> Any:
@@ -1019,6 +1019,13 @@ def warmup(
         ticks = np.arange(0, 60 * 7, 7, dtype=np.int64)
         rows.day_scan(ticks)
         rows.week_codes(ticks, 0, 7, np.zeros(1, np.int64), np.zeros(1, np.int64), ticks.copy())
+        import pyarrow as pa
+
+        from ..io import _text_buffers
+
+        text = _text_buffers(pa.array(["a", "a", "b"], pa.large_string()))
+        assert text is not None
+        rows.text_changes(*text, np.empty(2, np.int64))
         used += [(name, getattr(rows, name)) for name in ROW_KERNELS]
     for use_serial in variants:
         tag = "_serial" if use_serial else ""
