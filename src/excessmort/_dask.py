@@ -243,7 +243,13 @@ def _natural_categorical(column: Any) -> pd.Categorical:
     rank[n] = -1  # a null's code
     if indices.null_count:
         indices = pc.fill_null(indices, n)
-    codes = rank.take(indices.to_numpy(zero_copy_only=False))
+    values = indices.to_numpy(zero_copy_only=False)
+    if order == list(range(n)):  # a dictionary in natural order already (a sorted file)
+        codes = values.astype(code_type)
+        if indices.null_count:
+            codes[values == n] = -1
+    else:
+        codes = rank.take(values)
     dtype = pd.CategoricalDtype(pd.Index([texts[k] for k in order], dtype=str))
     return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
