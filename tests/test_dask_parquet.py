@@ -245,3 +245,29 @@ def test_input_refused_on_dictionaries_is_met_again_as_dask_reads_it(dataset):
     got = _dask._on_frame(piece, check)
     assert seen == ["category", str(ddf["sex"].dtype)]
     pd.testing.assert_frame_equal(got, ddf.partitions[1].compute(), check_exact=True)
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [["85+", "<1", "9", "10-14", "<1"]],  # not in natural order
+        [["<1", "9", "10-14", "85+"]],  # in natural order already
+        [["9", None, "<1", None]],  # nulls, not in order
+        [["<1", None, "9"]],  # nulls, in order
+        [["b", "a"], ["c", "a", None], []],  # row groups with their own dictionaries
+        [[f"L{i:04d}" for i in range(300, 0, -1)]],  # more codes than int8 holds
+        [],
+    ],
+)
+def test_natural_categorical_keeps_every_value(chunks):
+    """The categorical of a dictionary column holds the column's values (nulls missing) and its
+    categories in read()'s natural order."""
+    column = pa.chunked_array(
+        [pa.array(c, type=pa.string()).dictionary_encode() for c in chunks],
+        type=pa.dictionary(pa.int32(), pa.string()),
+    )
+    got = _dask._natural_categorical(column)
+    values = [v for c in chunks for v in c]
+    assert [None if pd.isna(v) else v for v in got.astype(object)] == values
+    present = {v for v in values if v is not None}
+    assert list(got.categories) == sorted(present, key=em.io._natural_key)

@@ -241,12 +241,13 @@ def _natural_categorical(column: Any) -> pd.Categorical:
     rank = np.empty(n + 1, dtype=code_type)
     rank[order] = np.arange(n)
     rank[n] = -1  # a null's code
-    if indices.null_count:
+    nulls = indices.null_count > 0
+    if nulls:
         indices = pc.fill_null(indices, n)
     values = indices.to_numpy(zero_copy_only=False)
     if order == list(range(n)):  # a dictionary in natural order already (a sorted file)
         codes = values.astype(code_type)
-        if indices.null_count:
+        if nulls:
             codes[values == n] = -1
     else:
         codes = rank.take(values)
