@@ -167,9 +167,10 @@ class _ParquetPiece:
 
     Parquet stores a text column as a dictionary of its distinct values and codes; Dask's reader
     decodes it into one string per row, which read() then hashes back into codes. Read as a
-    dictionary, the strata of a 2,000-series partition take a third of the time to read and to
-    validate (measured per partition, 2,000 series x 470 weeks: the key columns read in 13 ms
-    instead of 46, the whole partition in 31 ms instead of 55).
+    dictionary, the strata cost a fraction of that (measured in process per 2,000-series x
+    470-week partition of ``benchmarks.bench_dask``: pass 1's read of the strata and week 54 ms ->
+    24 ms and its summary 29 -> 6 ms; the whole partition read 41 -> 29 ms and read()'s validation
+    into its panel 31 -> 10 ms).
     """
 
     fs: Any  # Dask's fsspec filesystem of the dataset
@@ -181,8 +182,11 @@ class _ParquetPiece:
 
     def _table(self, text: Sequence[Any]) -> Any:
         import pyarrow.parquet as pq
+        from fsspec.implementations.local import LocalFileSystem
 
-        with self.fs.open(self.path, "rb") as fh:
+        local = isinstance(self.fs, LocalFileSystem)  # pyarrow's own file reads: a little faster
+        opened = contextlib.nullcontext(self.path) if local else self.fs.open(self.path, "rb")
+        with opened as fh:
             pf = pq.ParquetFile(fh, read_dictionary=list(text), pre_buffer=True)
             kwargs = {"columns": list(self.columns), "use_threads": False}
             if self.row_groups is None:
