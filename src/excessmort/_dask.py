@@ -218,7 +218,7 @@ class _ParquetPiece:
             c: _natural_categorical(table.column(c)) if c in self.text else frame[c]
             for c in self.columns
         }
-        return pd.DataFrame(out, index=frame.index, columns=list(self.columns))
+        return pd.DataFrame(out, index=frame.index, columns=list(self.columns), copy=False)
 
 
 def _natural_categorical(column: Any) -> pd.Categorical:
