@@ -382,10 +382,8 @@ def _weekly_calendar(
 
 def _summarise(part: pd.DataFrame, cols: _Columns, index: int) -> dict[str, Any]:
     """Calendar, stratum values and series hashes of one raw partition."""
-    from . import validate as v
-
     if isinstance(part, _ParquetPiece):
-        return _on_frame(part, functools.partial(_summarise, cols=cols, index=index))
+        return _summarise_piece(part, cols, index)
     if len(part) == 0:
         return {"n": 0}
     frame = part.reset_index(drop=True)
@@ -394,25 +392,90 @@ def _summarise(part: pd.DataFrame, cols: _Columns, index: int) -> dict[str, Any]
         frame = frame.loc[keep].reset_index(drop=True)
         if len(frame) == 0:
             return {"n": 0}
-    calendar = _weekly_calendar(frame[cols.week_col])
+    # Every stratum value and every series shows at the first row of a run of equal keys; long
+    # format keeps a series' weeks together, so hashing only those rows is ~6x cheaper than all.
+    strata = frame[list(cols.strata_raw)]
+    return _summary(frame[cols.week_col], strata.loc[_run_starts(strata)], len(frame), cols, index)
+
+
+def _summarise_piece(piece: _ParquetPiece, cols: _Columns, index: int) -> dict[str, Any]:
+    """:func:`_summarise` of a Parquet piece from its Arrow table: the runs of equal keys found on
+    the strata's dictionary codes, and only the rows that start one decoded to text (as Dask
+    converts them), so the summary is the one of Dask's partition. With Wales to leave out (rows
+    chosen by their values) the piece is read into a frame first."""
+    import pyarrow as pa
+
+    if cols.region_source is not None and not cols.keep_wales:
+        return _on_frame(piece, functools.partial(_summarise, cols=cols, index=index))
+    try:
+        table = piece._table(piece.text)
+        if table.num_rows == 0:
+            return {"n": 0}
+        plain = piece._to_pandas(table.select([c for c in piece.columns if c not in piece.text]))
+        strata = list(cols.strata_raw)
+        other = [c for c in strata if c not in piece.text]
+        starts = _run_starts(plain[other]) if other else np.zeros(table.num_rows, dtype=bool)
+        starts[:1] = True
+        for c in piece.text:  # a run starts where a code differs from the previous row's
+            codes = _dictionary_codes(table.column(c))
+            starts[1:] |= codes[1:] != codes[:-1]
+        rows = np.flatnonzero(starts)
+        text = [c for c in strata if c in piece.text]
+        decoded = piece._to_pandas(
+            pa.table(
+                {
+                    c: table.column(c).take(rows).cast(table.schema.field(c).type.value_type)
+                    for c in text
+                }
+            )
+        )
+        first = pd.DataFrame(
+            {c: (decoded[c] if c in piece.text else plain[c].iloc[rows]).array for c in strata},
+            index=pd.Index(rows),
+        )
+        return _summary(plain[cols.week_col], first, table.num_rows, cols, index)
+    except InputError:  # the error of Dask's partition (or its summary)
+        return _summarise(piece.read(as_dask=True), cols, index)
+
+
+def _dictionary_codes(column: Any) -> np.ndarray:
+    """The codes of a dictionary column, one dictionary for all its chunks; nulls are -1."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if column.num_chunks == 1:
+        indices = column.chunk(0).indices
+    else:
+        column = column.unify_dictionaries()
+        chunks = [c.indices for c in column.chunks]
+        indices = pa.chunked_array(chunks, type=column.type.index_type).combine_chunks()
+    if indices.null_count:
+        indices = pc.fill_null(indices, -1)
+    return indices.to_numpy(zero_copy_only=False)
+
+
+def _summary(
+    week: pd.Series, strata: pd.DataFrame, n: int, cols: _Columns, index: int
+) -> dict[str, Any]:
+    """The summary of a partition of ``n`` rows from its week column and the rows of its strata
+    that start a run of equal keys."""
+    from . import validate as v
+
+    calendar = _weekly_calendar(week)
     if calendar is None:
         try:
-            dates = v.check_dates(pd.DataFrame({"week_ending": frame[cols.week_col]}), [])
+            dates = v.check_dates(pd.DataFrame({"week_ending": week}), [])
         except InputError as exc:
             raise _in_partition(exc, index) from exc
         days = dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
         calendar = dates.min(), dates.max(), np.unique(days % 7)
-    # Every stratum value and every series shows at the first row of a run of equal keys; long
-    # format keeps a series' weeks together, so hashing only those rows is ~6x cheaper than all.
-    strata = frame[list(cols.strata_raw)]
-    strata = strata.loc[_run_starts(strata)]
     hashes = (
         np.unique(pd.util.hash_pandas_object(strata, index=False).to_numpy())
         if cols.strata_raw
         else np.zeros(1, dtype=np.uint64)
     )
     return {
-        "n": len(frame),
+        "n": n,
         "lo": calendar[0],
         "hi": calendar[1],
         "residues": calendar[2],
