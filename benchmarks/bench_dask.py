@@ -11,7 +11,8 @@ LocalCluster and written back as Parquet, with series per second, peak memory pe
 2. For each worker count: a LocalCluster (1 thread and ``--memory-limit`` per worker, BLAS and numba
    pinned to 1 thread), kernels warmed on every worker (timed apart), then
    ``excessmort.fit(dd.read_parquet(...)).to_parquet(out, by=[()])``: weekly + coefficients datasets
-   and the England-like total, in one pass. Peak memory per worker is the largest RSS of each worker
+   and the England-like total, in one pass (a frame straight from ``dd.read_parquet`` has its files
+   read by excessmort, the text strata as Arrow dictionaries: ``excessmort._dask._parquet_pieces``). Peak memory per worker is the largest RSS of each worker
    process, sampled every 0.2 s with psutil; worker CPU is the user + system seconds the workers
    spent in the fit and write (summed over workers).
 3. Equal work: the first two files are fitted in memory with ``excessmort.fit`` and compared with the

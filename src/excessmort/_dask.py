@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -157,6 +159,184 @@ def _kept_rows(frame: pd.DataFrame, cols: _Columns) -> np.ndarray | None:
     return ~(wales[codes] & (codes >= 0))
 
 
+# ---------------------------------------------------------------------------------------- parquet
+@dataclass(frozen=True)
+class _ParquetPiece:
+    """One partition of a frame straight from ``dd.read_parquet``, read by excessmort itself: the
+    text strata as Arrow dictionaries (:func:`_parquet_pieces`). Small: each task carries its own.
+
+    Parquet stores a text column as a dictionary of its distinct values and codes; Dask's reader
+    decodes it into one string per row, which read() then hashes back into codes. Read as a
+    dictionary, the strata cost a fraction of that (measured in process per 2,000-series x
+    470-week partition of ``benchmarks.bench_dask``: pass 1's read of the strata and week 54 ms ->
+    24 ms and its summary 29 -> 6 ms; the whole partition read 41 -> 29 ms and read()'s validation
+    into its panel 31 -> 10 ms).
+    """
+
+    fs: Any  # Dask's fsspec filesystem of the dataset
+    path: str
+    row_groups: tuple[int, ...] | None  # None: the whole file
+    columns: tuple[Any, ...]  # in the Dask frame's order
+    text: tuple[Any, ...]  # the strata among them stored as text: read as dictionaries
+    convert_string: bool  # Dask's own option: text as pandas' pyarrow-backed strings
+
+    def _table(self, text: Sequence[Any]) -> Any:
+        import pyarrow.parquet as pq
+        from fsspec.implementations.local import LocalFileSystem
+
+        local = isinstance(self.fs, LocalFileSystem)  # pyarrow's own file reads: a little faster
+        opened = contextlib.nullcontext(self.path) if local else self.fs.open(self.path, "rb")
+        with opened as fh:
+            pf = pq.ParquetFile(fh, read_dictionary=list(text), pre_buffer=True)
+            kwargs = {"columns": list(self.columns), "use_threads": False}
+            if self.row_groups is None:
+                return pf.read(use_pandas_metadata=True, **kwargs)
+            return pf.read_row_groups(list(self.row_groups), use_pandas_metadata=True, **kwargs)
+
+    def _to_pandas(self, table: Any) -> pd.DataFrame:
+        """``table`` as Dask's reader converts it (its own conversion, with its options)."""
+        from dask.dataframe.io.parquet.arrow import ArrowDatasetEngine
+
+        return ArrowDatasetEngine._arrow_table_to_pandas(
+            table, None, dtype_backend=None, convert_string=self.convert_string
+        )
+
+    def read(self, *, as_dask: bool = False) -> pd.DataFrame:
+        """The partition's frame: the text strata as categoricals whose categories are in read()'s
+        own order (so that read() gives the series, keys and codes it gives the text); the other
+        columns as Dask converts them. ``as_dask``: every column as Dask gives it."""
+        if as_dask:
+            return self._to_pandas(self._table(()))
+        table = self._table(self.text)
+        rest = [c for c in self.columns if c not in self.text]
+        frame = (
+            self._to_pandas(table.select(rest))
+            if rest
+            else pd.DataFrame(index=pd.RangeIndex(table.num_rows))
+        )
+        out = {
+            c: _natural_categorical(table.column(c)) if c in self.text else frame[c]
+            for c in self.columns
+        }
+        return pd.DataFrame(out, index=frame.index, columns=list(self.columns), copy=False)
+
+
+def _natural_categorical(column: Any) -> pd.Categorical:
+    """A dictionary column as a Categorical whose categories are in read()'s order of text strata
+    (natural order, :func:`excessmort.io._natural_key`); nulls stay missing. The codes are the
+    column's own indices mapped through the rank of each dictionary value (one gather)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .io import _natural_key
+
+    if column.num_chunks == 0:
+        return pd.Categorical([], categories=pd.Index([], dtype=str))
+    if column.num_chunks > 1:  # several row groups: one dictionary for all of them
+        chunks = column.unify_dictionaries().chunks
+        indices = pa.chunked_array([c.indices for c in chunks]).combine_chunks()
+        dictionary = chunks[0].dictionary
+    else:
+        indices, dictionary = column.chunk(0).indices, column.chunk(0).dictionary
+    texts = dictionary.to_pylist()
+    n = len(texts)
+    order = sorted(range(n), key=lambda k: _natural_key(texts[k]))
+    code_type = np.int8 if n < 127 else np.int16 if n < 32_767 else np.int32
+    rank = np.empty(n + 1, dtype=code_type)
+    rank[order] = np.arange(n)
+    rank[n] = -1  # a null's code
+    nulls = indices.null_count > 0
+    if nulls:
+        indices = pc.fill_null(indices, n)
+    values = indices.to_numpy(zero_copy_only=False)
+    if order == list(range(n)):  # a dictionary in natural order already (a sorted file)
+        codes = values.astype(code_type)
+        if nulls:
+            codes[values == n] = -1
+    else:
+        codes = rank.take(values)
+    dtype = pd.CategoricalDtype(pd.Index([texts[k] for k in order], dtype=str))
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
+
+def _parquet_pieces(ddf: Any, strata: Sequence[Any]) -> list[_ParquetPiece] | None:
+    """The partitions of ``ddf`` as :class:`_ParquetPiece` when ``ddf`` is ``dd.read_parquet(path)``
+    (or a selection of its columns) with Dask's default options and text strata; None otherwise
+    (any other frame, or any option that changes what Dask reads: filters, an index, categories,
+    hive partitions, dtype_backend, ...), and then Dask reads the partitions."""
+    try:
+        import pyarrow as pa
+        from dask.dataframe.dask_expr.io.parquet import ReadParquetFSSpec
+
+        expr = ddf.expr
+        if not isinstance(expr, ReadParquetFSSpec):
+            expr = expr.simplify()
+        if type(expr) is not ReadParquetFSSpec or expr.operand("kwargs") != {"dtype_backend": None}:
+            return None
+        defaults = {"filters": None, "categories": None, "index": None, "_partitions": None}
+        if any(expr.operand(k) is not None for k in defaults) or expr.operand("_series"):
+            return None
+        if expr.operand("aggregate_files") or expr.operand("calculate_divisions"):
+            return None
+        info = expr._dataset_info
+        if info["index_cols"] or info["partitions"] or info["partition_names"]:
+            return None
+        columns = list(ddf.columns)
+        if len(set(columns)) < len(columns):
+            return None
+        if list(expr.columns) != columns or ddf._meta.index.name is not None:
+            return None
+        plan = expr._plan
+        schema = plan["common_kwargs"]["schema"]
+        convert_string = bool(plan["common_kwargs"]["convert_string"])
+        text = tuple(
+            c
+            for c in strata
+            if c in columns
+            and (
+                pa.types.is_string(schema.field(c).type)
+                or pa.types.is_large_string(schema.field(c).type)
+            )
+        )
+        if not text:
+            return None
+        pieces = []
+        for part in plan["parts"]:
+            if not isinstance(part, dict) or set(part) != {"piece"}:
+                return None
+            path, row_groups, keys = part["piece"]
+            if keys or not isinstance(path, str):
+                return None
+            pieces.append(
+                _ParquetPiece(
+                    fs=info["fs"],
+                    path=path,
+                    row_groups=None if row_groups is None else tuple(int(r) for r in row_groups),
+                    columns=tuple(columns),
+                    text=text,
+                    convert_string=convert_string,
+                )
+            )
+    except (ImportError, AttributeError, KeyError, TypeError, ValueError):  # another Dask
+        return None
+    if len(pieces) != ddf.npartitions:
+        return None
+    return pieces
+
+
+def _on_frame(part: Any, func: Callable[[pd.DataFrame], Any]) -> Any:
+    """``func(frame)`` of a partition, a frame or a :class:`_ParquetPiece` (read here, inside the
+    task). Bad input in a piece is met again on the frame Dask would have given (every column as
+    Dask reads it), so that the error is the one Dask's partition gives, whatever the reading."""
+    if not isinstance(part, _ParquetPiece):
+        return func(part)
+    try:
+        return func(part.read())
+    except InputError:
+        pass
+    return func(part.read(as_dask=True))
+
+
 # ---------------------------------------------------------------------------------------- pass 1
 def _run_starts(frame: pd.DataFrame) -> np.ndarray:
     """Rows whose values differ from the previous row's in some column (the first row always)."""
@@ -202,8 +382,8 @@ def _weekly_calendar(
 
 def _summarise(part: pd.DataFrame, cols: _Columns, index: int) -> dict[str, Any]:
     """Calendar, stratum values and series hashes of one raw partition."""
-    from . import validate as v
-
+    if isinstance(part, _ParquetPiece):
+        return _summarise_piece(part, cols, index)
     if len(part) == 0:
         return {"n": 0}
     frame = part.reset_index(drop=True)
@@ -212,25 +392,90 @@ def _summarise(part: pd.DataFrame, cols: _Columns, index: int) -> dict[str, Any]
         frame = frame.loc[keep].reset_index(drop=True)
         if len(frame) == 0:
             return {"n": 0}
-    calendar = _weekly_calendar(frame[cols.week_col])
+    # Every stratum value and every series shows at the first row of a run of equal keys; long
+    # format keeps a series' weeks together, so hashing only those rows is ~6x cheaper than all.
+    strata = frame[list(cols.strata_raw)]
+    return _summary(frame[cols.week_col], strata.loc[_run_starts(strata)], len(frame), cols, index)
+
+
+def _summarise_piece(piece: _ParquetPiece, cols: _Columns, index: int) -> dict[str, Any]:
+    """:func:`_summarise` of a Parquet piece from its Arrow table: the runs of equal keys found on
+    the strata's dictionary codes, and only the rows that start one decoded to text (as Dask
+    converts them), so the summary is the one of Dask's partition. With Wales to leave out (rows
+    chosen by their values) the piece is read into a frame first."""
+    import pyarrow as pa
+
+    if cols.region_source is not None and not cols.keep_wales:
+        return _on_frame(piece, functools.partial(_summarise, cols=cols, index=index))
+    try:
+        table = piece._table(piece.text)
+        if table.num_rows == 0:
+            return {"n": 0}
+        plain = piece._to_pandas(table.select([c for c in piece.columns if c not in piece.text]))
+        strata = list(cols.strata_raw)
+        other = [c for c in strata if c not in piece.text]
+        starts = _run_starts(plain[other]) if other else np.zeros(table.num_rows, dtype=bool)
+        starts[:1] = True
+        for c in piece.text:  # a run starts where a code differs from the previous row's
+            codes = _dictionary_codes(table.column(c))
+            starts[1:] |= codes[1:] != codes[:-1]
+        rows = np.flatnonzero(starts)
+        text = [c for c in strata if c in piece.text]
+        decoded = piece._to_pandas(
+            pa.table(
+                {
+                    c: table.column(c).take(rows).cast(table.schema.field(c).type.value_type)
+                    for c in text
+                }
+            )
+        )
+        first = pd.DataFrame(
+            {c: (decoded[c] if c in piece.text else plain[c].iloc[rows]).array for c in strata},
+            index=pd.Index(rows),
+        )
+        return _summary(plain[cols.week_col], first, table.num_rows, cols, index)
+    except InputError:  # the error of Dask's partition (or its summary)
+        return _summarise(piece.read(as_dask=True), cols, index)
+
+
+def _dictionary_codes(column: Any) -> np.ndarray:
+    """The codes of a dictionary column, one dictionary for all its chunks; nulls are -1."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if column.num_chunks == 1:
+        indices = column.chunk(0).indices
+    else:
+        column = column.unify_dictionaries()
+        chunks = [c.indices for c in column.chunks]
+        indices = pa.chunked_array(chunks, type=column.type.index_type).combine_chunks()
+    if indices.null_count:
+        indices = pc.fill_null(indices, -1)
+    return indices.to_numpy(zero_copy_only=False)
+
+
+def _summary(
+    week: pd.Series, strata: pd.DataFrame, n: int, cols: _Columns, index: int
+) -> dict[str, Any]:
+    """The summary of a partition of ``n`` rows from its week column and the rows of its strata
+    that start a run of equal keys."""
+    from . import validate as v
+
+    calendar = _weekly_calendar(week)
     if calendar is None:
         try:
-            dates = v.check_dates(pd.DataFrame({"week_ending": frame[cols.week_col]}), [])
+            dates = v.check_dates(pd.DataFrame({"week_ending": week}), [])
         except InputError as exc:
             raise _in_partition(exc, index) from exc
         days = dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
         calendar = dates.min(), dates.max(), np.unique(days % 7)
-    # Every stratum value and every series shows at the first row of a run of equal keys; long
-    # format keeps a series' weeks together, so hashing only those rows is ~6x cheaper than all.
-    strata = frame[list(cols.strata_raw)]
-    strata = strata.loc[_run_starts(strata)]
     hashes = (
         np.unique(pd.util.hash_pandas_object(strata, index=False).to_numpy())
         if cols.strata_raw
         else np.zeros(1, dtype=np.uint64)
     )
     return {
-        "n": len(frame),
+        "n": n,
         "lo": calendar[0],
         "hi": calendar[1],
         "residues": calendar[2],
@@ -382,6 +627,9 @@ def _read_partition(
     """read() one partition (holding whole series) and give it the global categories."""
     from .io import read
 
+    if isinstance(part, _ParquetPiece):
+        call = functools.partial(_read_partition, cols=cols, categories=categories, index=index)
+        return _on_frame(part, call)
     if len(part) == 0:
         return None
     keep = _kept_rows(part.reset_index(drop=True), cols)
@@ -401,6 +649,9 @@ def _read_panel_partition(
     frame: the same validation and messages (:func:`excessmort.io._read_panel`)."""
     from .io import _read_panel
 
+    if isinstance(part, _ParquetPiece):
+        call = functools.partial(_read_panel_partition, cols=cols, index=index, engine=engine)
+        return _on_frame(part, call)
     if len(part) == 0:
         return None
     keep = _kept_rows(part.reset_index(drop=True), cols)
@@ -1364,11 +1615,21 @@ def _write_part(
 # ---------------------------------------------------------------------------------------- entry points
 def _layout(
     ddf: Any, cols: _Columns, client: Any, retries: int, npartitions: int | None
-) -> tuple[Any, pd.DatetimeIndex, dict[str, pd.CategoricalDtype], bool]:
-    """Pass 1 and, when needed, the shuffle: (frame whose partitions hold whole series, weeks,
-    categories, shuffled)."""
+) -> tuple[list[Any], pd.DatetimeIndex, dict[str, pd.CategoricalDtype], bool]:
+    """Pass 1 and, when needed, the shuffle: (partitions holding whole series, weeks, categories,
+    shuffled). A partition is a Delayed frame, or a :class:`_ParquetPiece` when excessmort reads
+    the files of ``dd.read_parquet`` itself (:func:`_parquet_pieces`)."""
     needed = list(dict.fromkeys([*cols.strata_raw, cols.week_col]))
-    parts = ddf[needed].to_delayed()
+    pieces = _parquet_pieces(ddf, cols.strata_raw)
+    if pieces is not None:  # only the columns needed, strata as dictionaries
+        parts: list[Any] = [
+            dataclasses.replace(
+                p, columns=tuple(needed), text=tuple(c for c in p.text if c in needed)
+            )
+            for p in pieces
+        ]
+    else:
+        parts = ddf[needed].to_delayed()
     summaries = _compute(
         client, [_delayed(_summarise, p, cols, i) for i, p in enumerate(parts)], retries
     )
@@ -1395,13 +1656,15 @@ def _layout(
             ddf = ddf.shuffle(on=list(cols.strata_raw), npartitions=npartitions or ddf.npartitions)
         else:
             ddf = ddf.repartition(npartitions=1)
+    parts = list(ddf.to_delayed()) if split or pieces is None else list(pieces)
     log.info(
-        "dask fit: %d partitions, %s series split across partitions%s",
-        ddf.npartitions,
+        "dask fit: %d partitions, %s series split across partitions%s%s",
+        len(parts),
         "some" if split else "no",
         " (shuffled on the strata)" if split else "",
+        " (Parquet strata read as dictionaries)" if pieces is not None and not split else "",
     )
-    return ddf, weeks, categories, split
+    return parts, weeks, categories, split
 
 
 def _csv_files(source: str | os.PathLike[str]) -> tuple[list[str], str] | None:
@@ -1487,12 +1750,12 @@ def read_dask(
     ddf = _as_ddf(source)
     client = _get_client(client)
     cols = _recognise(list(ddf.columns), strata, keep_wales)
-    ddf, weeks, categories, _ = _layout(ddf, cols, client, retries, npartitions)
+    parts, weeks, categories, _ = _layout(ddf, cols, client, retries, npartitions)
     meta = _meta_tidy(cols, weeks, categories).iloc[:0]
     token = uuid.uuid4().hex[:12]
     shared = _shared((cols, categories, meta), f"excessmort-read-{token}")
-    parts = [_delayed(_read_or_meta, p, shared, i) for i, p in enumerate(ddf.to_delayed())]
-    out = dd.from_delayed(parts, meta=meta, verify_meta=False)
+    tidy = [_delayed(_read_or_meta, p, shared, i) for i, p in enumerate(parts)]
+    out = dd.from_delayed(tidy, meta=meta, verify_meta=False)
     # fit() of this very frame skips the first pass and the second validation.
     _TIDY_LAYOUTS[out._name] = (weeks, categories, bool(keep_wales))
     return out
@@ -1613,9 +1876,10 @@ def fit_dask(
     if warmup:
         warm_workers(client)
     if tidy is None:
-        ddf, weeks, categories, shuffled = _layout(ddf, cols, client, retries, npartitions)
+        parts, weeks, categories, shuffled = _layout(ddf, cols, client, retries, npartitions)
     else:
         (weeks, categories, _), shuffled = tidy, False
+        parts = list(ddf.to_delayed())
     empty = Panel(
         keys=pd.DataFrame(index=pd.RangeIndex(0)), weeks=weeks, deaths=np.empty((0, len(weeks)))
     )
@@ -1651,7 +1915,7 @@ def fit_dask(
     token = uuid.uuid4().hex[:12]
     return DaskFit(
         plan=plan,
-        parts=list(ddf.to_delayed()),
+        parts=parts,
         tidy=tidy is not None,
         client=client,
         retries=retries,
