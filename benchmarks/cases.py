@@ -99,6 +99,31 @@ def available(case: str) -> str | None:
     return None
 
 
+def frame_bytes(frame: Any) -> int:
+    """Bytes a frame holds, each shared buffer counted once (``memory_usage`` counts a column
+    per column, so columns sharing one array would count it twice)."""
+    import pandas as pd
+
+    seen: set[tuple[int, int]] = set()
+    total = int(frame.index.memory_usage(deep=False))
+    for name in frame.columns:
+        column = frame[name]
+        data = None
+        if isinstance(column.dtype, np.dtype):  # numpy-backed: float, int, bool, datetime64
+            data = column.to_numpy(copy=False)
+        elif isinstance(column.dtype, pd.CategoricalDtype):
+            total += int(column.cat.categories.memory_usage(deep=False))
+            data = column.cat.codes.to_numpy(copy=False)
+        if isinstance(data, np.ndarray):
+            key = (data.__array_interface__["data"][0], data.nbytes)
+            if key not in seen:
+                seen.add(key)
+                total += int(data.nbytes)
+            continue
+        total += int(column.memory_usage(index=False, deep=False))
+    return total
+
+
 def equal_work_sample(n_series: int, k: int) -> np.ndarray:
     """k distinct series spread over the panel's unique block (fixed: every case uses the same)."""
     n = min(n_series, UNIQUE)
@@ -337,9 +362,10 @@ def prepare(
             mu = weekly["expected"].to_numpy(dtype=np.float64).reshape(S, T)
             conv = np.asarray(f.result.converged, dtype=bool)
             out = _finish(mu[equal_idx], ~conv, np.asarray(f.result.n_iter))
-            # the weekly frame's own size (its columns adopt the fit's arrays): peak memory above
-            # it is the working memory of read, fit and intervals
-            out["output_bytes"] = int(weekly.memory_usage(index=True, deep=False).sum())
+            # the weekly frame's own size (its columns adopt the fit's arrays, and equal week
+            # columns share one array: counted once): peak memory above it is the working
+            # memory of read, fit and intervals
+            out["output_bytes"] = frame_bytes(weekly)
             return out
 
         return Prepared(

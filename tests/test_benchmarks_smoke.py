@@ -184,3 +184,19 @@ def test_readme_dask_table_is_generated_from_the_newest_dask_results():
         assert float(cells[9]) == pytest.approx(
             r["series_per_s"] / ones["series_per_s"].iloc[-1], abs=0.005
         )
+
+
+def test_frame_bytes_counts_a_shared_column_once() -> None:
+    """W4's output size (its working memory is the peak above it): two columns sharing one array
+    count once, a categorical is its codes and categories, a copy counts again."""
+    import numpy as np
+    import pandas as pd
+    from benchmarks.cases import frame_bytes
+
+    frame = pd.DataFrame({"x": np.arange(1000.0), "c": pd.Categorical(["a", "b"] * 500)})
+    alone = frame_bytes(frame)
+    assert alone == frame.memory_usage(deep=False).sum()
+    frame["y"] = frame["x"]  # shares x's array (copy-on-write)
+    assert frame_bytes(frame) == alone
+    frame["z"] = frame["x"].to_numpy().copy()
+    assert frame_bytes(frame) == alone + 8000
