@@ -501,3 +501,23 @@ def test_pages_checked_in_the_render_pool_page_by_page_judge_as_in_process(
     assert pooled == here and pooled.verdict == "fail"
     assert here.message.index("index.html") < here.message.index("london/report.html")
     assert here.message.index("london/report.html") < here.message.index("north-east/report.html")
+
+
+def test_a_page_is_checked_without_the_engine(staged: Path) -> None:
+    """Staging's render workers, forked before the engine is imported, check the pages: one page's
+    check (report.pages) imports neither the engine (excessmort._fit) nor scipy."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from excessmort.report.pages import check_page\n"
+        f"root = Path({str(staged)!r})\n"
+        "print(check_page(root / 'index.html', root), "
+        "sorted(m for m in ('excessmort._fit', 'scipy', 'numba') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[] []", done.stdout + done.stderr
