@@ -590,8 +590,7 @@ def _window_scaled_row(
     out[g] = _running_last(s, rho[g], a[g], phi[g])
 
 
-@jit_parallel
-def window_scaled_total(
+def _window_scaled_total(
     mu: np.ndarray,
     scale: np.ndarray,
     lo: int,
@@ -608,21 +607,8 @@ def window_scaled_total(
         _window_scaled_row(g, mu, scale, lo, hi, c, rho, a, phi, out)
 
 
-@jit
-def window_scaled_total_serial(
-    mu: np.ndarray,
-    scale: np.ndarray,
-    lo: int,
-    hi: int,
-    c: np.ndarray,
-    rho: np.ndarray,
-    a: np.ndarray,
-    phi: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """As :func:`window_scaled_total`, without threads."""
-    for g in range(mu.shape[0]):
-        _window_scaled_row(g, mu, scale, lo, hi, c, rho, a, phi, out)
+window_scaled_total = jit_parallel(_window_scaled_total)
+window_scaled_total_serial = jit(_window_scaled_total)  # (prange runs as range)
 
 
 @jit_parallel
@@ -882,8 +868,7 @@ def _own_serial_chunk(
         c[g] = _row_c(cr, 1.0, 0.0 + phi[g], shared_dispersion)
 
 
-@jit_parallel
-def own_serial_rows(
+def _own_serial_rows(
     chunks: np.ndarray,
     deaths: np.ndarray,
     mu: np.ndarray,
@@ -919,39 +904,8 @@ def own_serial_rows(
         )  # fmt: skip
 
 
-@jit
-def own_serial_rows_serial(
-    chunks: np.ndarray,
-    deaths: np.ndarray,
-    mu: np.ndarray,
-    mask: np.ndarray,
-    finite_mu: bool,
-    obs: np.ndarray,
-    use_phi: bool,
-    phi: np.ndarray,
-    q: np.ndarray,
-    use_q: bool,
-    fitted: np.ndarray,
-    in_sample: bool,
-    shared_dispersion: bool,
-    basis: np.ndarray,
-    norm: np.ndarray,
-    grid: np.ndarray,
-    n_out: np.ndarray,
-    c_raw: np.ndarray,
-    c: np.ndarray,
-    rho: np.ndarray,
-    a: np.ndarray,
-    phi_out: np.ndarray,
-    flags: np.ndarray,
-) -> None:
-    """As :func:`own_serial_rows`, without threads."""
-    for k in range(chunks.shape[0] - 1):
-        _own_serial_chunk(
-            chunks[k], chunks[k + 1], deaths, mu, mask, finite_mu, obs, use_phi, phi, q, use_q,
-            fitted, in_sample, shared_dispersion, basis, norm, grid, n_out, c_raw, c, rho, a,
-            phi_out, flags[k],
-        )  # fmt: skip
+own_serial_rows = jit_parallel(_own_serial_rows)
+own_serial_rows_serial = jit(_own_serial_rows)  # (prange runs as range)
 
 
 @jit
@@ -1040,8 +994,7 @@ def _own_year_chunk(
         )  # fmt: skip
 
 
-@jit_parallel
-def own_year_rows(
+def _own_year_rows(
     chunks: np.ndarray,
     deaths: np.ndarray,
     mu: np.ndarray,
@@ -1082,44 +1035,8 @@ def own_year_rows(
         )  # fmt: skip
 
 
-@jit
-def own_year_rows_serial(
-    chunks: np.ndarray,
-    deaths: np.ndarray,
-    mu: np.ndarray,
-    mask: np.ndarray,
-    finite_mu: bool,
-    obs: np.ndarray,
-    use_phi: bool,
-    phi: np.ndarray,
-    q: np.ndarray,
-    use_q: bool,
-    fitted: np.ndarray,
-    in_sample: bool,
-    c: np.ndarray,
-    rho: np.ndarray,
-    a: np.ndarray,
-    phi_arma: np.ndarray,
-    pf: np.ndarray,
-    pos: np.ndarray,
-    ptr: np.ndarray,
-    h: np.ndarray,
-    year_fitted: np.ndarray,
-    quad: bool,
-    X: np.ndarray,
-    cov: np.ndarray,
-    coverage: float,
-    num: np.ndarray,
-    den: np.ndarray,
-    good: np.ndarray,
-) -> None:
-    """As :func:`own_year_rows`, without threads."""
-    for k in range(chunks.shape[0] - 1):
-        _own_year_chunk(
-            chunks[k], chunks[k + 1], deaths, mu, mask, finite_mu, obs, use_phi, phi, q, use_q,
-            fitted, in_sample, c, rho, a, phi_arma, pf, pos, ptr, h, year_fitted, quad, X, cov,
-            coverage, num, den, good,
-        )  # fmt: skip
+own_year_rows = jit_parallel(_own_year_rows)
+own_year_rows_serial = jit(_own_year_rows)  # (prange runs as range)
 
 
 @jit
@@ -1152,8 +1069,7 @@ def _own_columns(
                 d_total[t] += v
 
 
-@jit_parallel
-def own_column_totals(
+def _own_column_totals(
     chunks: np.ndarray,
     deaths: np.ndarray,
     mu: np.ndarray,
@@ -1180,27 +1096,5 @@ def own_column_totals(
         )  # fmt: skip
 
 
-@jit
-def own_column_totals_serial(
-    chunks: np.ndarray,
-    deaths: np.ndarray,
-    mu: np.ndarray,
-    mask: np.ndarray,
-    finite_mu: bool,
-    obs: np.ndarray,
-    use_phi: bool,
-    phi: np.ndarray,
-    q: np.ndarray,
-    use_q: bool,
-    fitted: np.ndarray,
-    in_sample: bool,
-    c: np.ndarray,
-    e_total: np.ndarray,
-    d_total: np.ndarray,
-) -> None:
-    """As :func:`own_column_totals`, without threads."""
-    for k in range(chunks.shape[0] - 1):
-        _own_columns(
-            chunks[k], chunks[k + 1], deaths, mu, mask, finite_mu, obs, use_phi, phi, q, use_q,
-            fitted, in_sample, c, e_total, d_total,
-        )  # fmt: skip
+own_column_totals = jit_parallel(_own_column_totals)
+own_column_totals_serial = jit(_own_column_totals)  # (prange runs as range)
