@@ -480,6 +480,50 @@ def test_text_kernel_finds_the_runs_arrow_finds(seed: int) -> None:
             np.testing.assert_array_equal(got, want[: limit + 1])
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_text_scan_in_pieces_finds_the_same_runs(seed: int) -> None:
+    """The text scan cut into pieces for the threads (large inputs) gives the serial scan's rows,
+    whatever the number of pieces, and the same first ``limit + 1`` rows when cut short."""
+    from types import SimpleNamespace
+
+    from excessmort import _kernels
+    from excessmort._kernels import rows
+    from excessmort.io import _change_rows
+
+    serial = _kernels.row_kernels("numba")
+    assert serial.text_changes_pieces is None  # no row count: never cut
+    for col in _text_columns(seed):
+        if len(col) < 2:
+            continue
+        want = _change_rows(col, kernels=serial)
+        for pieces in (2, 3, 7, 64):
+            kernels = SimpleNamespace(
+                **{**vars(serial), "text_changes_pieces": rows.text_changes_pieces},
+                pieces=pieces,
+            )
+            np.testing.assert_array_equal(_change_rows(col, kernels=kernels), want)
+            for limit in (0, 3, len(want)):
+                got = _change_rows(col, kernels=kernels, limit=limit)
+                np.testing.assert_array_equal(got, want[: limit + 1])
+
+
+def test_large_reads_cut_the_text_scan_on_threads() -> None:
+    """From PARALLEL_MIN_ROWS rows on the main thread with several numba threads, read's row
+    kernels cut the text scan into pieces; below it, or on one thread, they do not."""
+    import numba
+
+    from excessmort import _kernels
+
+    big = _kernels.row_kernels("numba", _kernels.PARALLEL_MIN_ROWS)
+    small = _kernels.row_kernels("numba", _kernels.PARALLEL_MIN_ROWS - 1)
+    assert small.text_changes_pieces is None
+    if numba.get_num_threads() > 1:
+        assert big.text_changes_pieces is not None
+        assert big.pieces == 2 * numba.get_num_threads()
+    else:
+        assert big.text_changes_pieces is None
+
+
 def test_text_buffers_give_one_kernel_signature() -> None:
     """Large and small string columns, slices and all-empty texts reach the text kernel as the
     same array types (read-only views), so numba compiles (and caches) it once."""

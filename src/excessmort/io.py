@@ -751,6 +751,15 @@ def _change_rows(values: pd.Series, kernels: Any = None, limit: int | None = Non
         buffers = _text_buffers(data) if kernels is not None else None
         if buffers is not None:
             size = len(data) - 1 if limit is None else min(len(data) - 1, int(limit) + 1)
+            if kernels.text_changes_pieces is not None and len(data) > kernels.pieces:
+                # the scan in pieces, each into its own rows (its first `size` changes at most)
+                bounds = np.linspace(1, len(data), kernels.pieces + 1).astype(np.int64)
+                cap = min(int(np.diff(bounds).max()), size)
+                parts = np.empty((kernels.pieces, cap), dtype=np.int64)
+                counts = np.zeros(kernels.pieces, dtype=np.int64)
+                kernels.text_changes_pieces(*buffers, bounds, parts, counts)
+                found = np.concatenate([parts[p, : counts[p]] for p in range(kernels.pieces)])
+                return found[:size]
             out = np.empty(max(size, 0), dtype=np.int64)
             found = kernels.text_changes(*buffers, out)
             return out[:found].copy()

@@ -917,19 +917,29 @@ def interval_columns(
 
 #: The row kernels of :func:`excessmort.read` (:mod:`.rows`).
 ROW_KERNELS = ("day_scan", "week_codes", "text_changes")
+#: Rows from which :func:`excessmort.io` cuts the text scan into pieces for the threads.
+PARALLEL_MIN_ROWS = 1 << 17
 
 
 def row_kernels(engine: Engine | str = "auto", n_rows: int | None = None) -> Any:
     """The row kernels of :func:`excessmort.read` (:mod:`.rows`, serial, safe in any thread), or
     ``None`` for the numpy engine (read then runs numpy code, as :mod:`.rows_ref` does);
-    ``n_rows`` (the input's rows, one cell each) as ``cells`` of :func:`resolve_engine`."""
+    ``n_rows`` (the input's rows, one cell each) as ``cells`` of :func:`resolve_engine`. With at
+    least :data:`PARALLEL_MIN_ROWS` rows, where threads may run, ``text_changes_pieces`` (else
+    None) scans text in ``pieces`` pieces at once."""
     if resolve_engine(engine, n_rows) == "numpy":
         return None
     from . import rows
 
-    return SimpleNamespace(
-        **{name: partial(_call, name, getattr(rows, name)) for name in ROW_KERNELS}
-    )
+    kernels = {name: partial(_call, name, getattr(rows, name)) for name in ROW_KERNELS}
+    pieces = None
+    if n_rows is not None and n_rows >= PARALLEL_MIN_ROWS and not _serial_needed():
+        import numba
+
+        if numba.get_num_threads() > 1:
+            pieces = partial(_call, "text_changes_pieces", rows.text_changes_pieces)
+            kernels["pieces"] = 2 * numba.get_num_threads()
+    return SimpleNamespace(**kernels, text_changes_pieces=pieces)
 
 
 def ons_kernels(engine: Engine | str = "auto") -> Any:
@@ -1026,7 +1036,10 @@ def warmup(
         text = _text_buffers(pa.array(["a", "a", "b"], pa.large_string()))
         assert text is not None
         rows.text_changes(*text, np.empty(2, np.int64))
-        used += [(name, getattr(rows, name)) for name in ROW_KERNELS]
+        rows.text_changes_pieces(
+            *text, np.array([1, 2, 3]), np.empty((2, 1), np.int64), np.empty(2, np.int64)
+        )
+        used += [(name, getattr(rows, name)) for name in (*ROW_KERNELS, "text_changes_pieces")]
     for use_serial in variants:
         tag = "_serial" if use_serial else ""
         if "irls" in names or "quad_form" in names:

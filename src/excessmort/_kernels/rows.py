@@ -6,10 +6,11 @@ several (each a full temporary of the rows).
   that grid, and whether the rows are sorted by series then week with no series-week twice (the
   grid occupancy rule on runs of equal strata);
 - :func:`text_changes`: the rows of an Arrow string column whose text differs from the row before
-  (where runs of equal strata start), read from the column's offsets and bytes.
+  (where runs of equal strata start), read from the column's offsets and bytes;
+  :func:`text_changes_pieces` the same scan cut into pieces for the threads (large inputs).
 
-Serial (the rows are read once; no ``prange``), pure integer work: the results are exact, and the
-numpy twins in :mod:`excessmort._kernels.rows_ref` (for :func:`text_changes`, Arrow's own
+Serial (the rows are read once; no ``prange``) but for :func:`text_changes_pieces`; pure integer
+work: the results are exact, and the numpy twins in :mod:`excessmort._kernels.rows_ref` (for :func:`text_changes`, Arrow's own
 ``not_equal`` in :func:`excessmort.io._change_rows`) give the same values (tested).
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import jit, jit_parallel, prange
 
 #: numpy's NaT as int64.
 NAT = np.iinfo(np.int64).min
@@ -142,21 +143,20 @@ def _same_as_back(data: np.ndarray, words: np.ndarray, start: int, end: int, bac
 
 
 @jit
-def text_changes(offsets: np.ndarray, data: np.ndarray, words: np.ndarray, out: np.ndarray) -> int:
-    """Write the rows i >= 1 whose string differs from row i - 1's into ``out`` (rising); return
-    how many (``out.shape[0]`` when ``out`` filled up: the scan stops there; [n - 1] holds them
-    all). String i is ``data[offsets[i]:offsets[i + 1]]`` (an Arrow string column's int64 offsets
-    [n + 1] and uint8 bytes, without nulls); ``words`` is ``data`` as little-endian uint64 words
-    (see :func:`_same_as_back`; empty to compare bytes only).
-
-    Two equal-length strings side by side are equal when the bytes of the second equal the bytes
-    one length back, so a block of rows that all have the previous row's length is compared as one
-    run of bytes against itself shifted by that length (:func:`_same_as_back`); only a block with
-    a change is compared row by row."""
-    n = offsets.shape[0] - 1
+def text_changes_between(
+    offsets: np.ndarray,
+    data: np.ndarray,
+    words: np.ndarray,
+    lo_row: int,
+    hi_row: int,
+    out: np.ndarray,
+) -> int:
+    """:func:`text_changes` on the rows ``lo_row <= i < hi_row`` (``lo_row >= 1``): write those
+    whose string differs from row i - 1's into ``out`` (rising) and return how many (the scan stops
+    when ``out`` is full)."""
     k = 0
-    for lo in range(1, n, TEXT_BLOCK):
-        hi = min(lo + TEXT_BLOCK, n)
+    for lo in range(lo_row, hi_row, TEXT_BLOCK):
+        hi = min(lo + TEXT_BLOCK, hi_row)
         length = offsets[lo] - offsets[lo - 1]
         other = 0
         for i in range(lo, hi):
@@ -178,3 +178,35 @@ def text_changes(offsets: np.ndarray, data: np.ndarray, words: np.ndarray, out: 
                 out[k] = i
                 k += 1
     return k
+
+
+@jit
+def text_changes(offsets: np.ndarray, data: np.ndarray, words: np.ndarray, out: np.ndarray) -> int:
+    """Write the rows i >= 1 whose string differs from row i - 1's into ``out`` (rising); return
+    how many (``out.shape[0]`` when ``out`` filled up: the scan stops there; [n - 1] holds them
+    all). String i is ``data[offsets[i]:offsets[i + 1]]`` (an Arrow string column's int64 offsets
+    [n + 1] and uint8 bytes, without nulls); ``words`` is ``data`` as little-endian uint64 words
+    (see :func:`_same_as_back`; empty to compare bytes only).
+
+    Two equal-length strings side by side are equal when the bytes of the second equal the bytes
+    one length back, so a block of rows that all have the previous row's length is compared as one
+    run of bytes against itself shifted by that length (:func:`_same_as_back`); only a block with
+    a change is compared row by row."""
+    return text_changes_between(offsets, data, words, 1, offsets.shape[0] - 1, out)
+
+
+@jit_parallel
+def text_changes_pieces(
+    offsets: np.ndarray,
+    data: np.ndarray,
+    words: np.ndarray,
+    bounds: np.ndarray,
+    out: np.ndarray,
+    counts: np.ndarray,
+) -> None:
+    """:func:`text_changes` cut into pieces run in parallel: piece p scans the rows
+    ``bounds[p] <= i < bounds[p + 1]`` into ``out[p]`` and ``counts[p]`` says how many it found.
+    The pieces' rows in order are :func:`text_changes`' rows whatever the cut (the test of a row
+    reads only it and the row before)."""
+    for p in prange(bounds.shape[0] - 1):
+        counts[p] = text_changes_between(offsets, data, words, bounds[p], bounds[p + 1], out[p])
