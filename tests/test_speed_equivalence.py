@@ -568,6 +568,57 @@ def test_text_kernel_reads_every_byte(text: str) -> None:
                 np.testing.assert_array_equal(found, want)
 
 
+def test_mean_fitted_count_is_the_masked_mean() -> None:
+    """The dispersion check's mean weekly count over the fitted weeks: the one-pass kernel, its
+    numpy twin (the code before it) and the mean of the picked-out values agree (to 1e-14;
+    NaN for a series without a fitted week), on NaN weeks and any mask."""
+    from excessmort._dispersion import mean_fitted_count
+
+    rng = np.random.default_rng(11)
+    deaths = rng.poisson(30.0, (40, 57)).astype(float)
+    deaths[rng.random(deaths.shape) < 0.1] = np.nan
+    mask = rng.random(deaths.shape) < 0.7
+    mask[3] = False  # no fitted week
+    deaths[5] = np.nan  # fitted weeks all missing
+    want = np.array(
+        [
+            row[m & ~np.isnan(row)].mean() if (m & ~np.isnan(row)).any() else np.nan
+            for row, m in zip(deaths, mask, strict=True)
+        ]
+    )
+    for engine in ("numba", "numpy"):
+        got = mean_fitted_count(deaths, mask, engine)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+    assert np.isnan(want[[3, 5]]).all() and np.isfinite(np.delete(want, [3, 5])).all()
+    fortran = np.asfortranarray(deaths)[:, ::2]  # any layout reaches the kernel contiguous
+    np.testing.assert_allclose(
+        mean_fitted_count(fortran, mask[:, ::2], "numba"),
+        mean_fitted_count(fortran, mask[:, ::2], "numpy"),
+        rtol=1e-14,
+    )
+
+
+def test_tile_is_numpys_tile() -> None:
+    """The weekly frame's week columns tiled by the threads equal ``np.tile``, dtype included
+    (int64, datetime64 of either unit; small and large outputs; off the main thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from excessmort._kernels import PARALLEL_MIN_SERIES, tile
+
+    weeks = pd.date_range("2015-01-02", periods=37, freq="7D")
+    cases = [weeks.to_numpy(), weeks.to_numpy().astype("datetime64[us]"), np.arange(37) * 3 - 50]
+    for values in cases:
+        for n_rows in (0, 1, 5, PARALLEL_MIN_SERIES, 3 * PARALLEL_MIN_SERIES + 7):
+            for engine in ("numba", "numpy"):
+                got = tile(values, n_rows, engine)
+                assert got.dtype == values.dtype
+                np.testing.assert_array_equal(got, np.tile(values, n_rows))
+        with ThreadPoolExecutor(1) as pool:
+            got = pool.submit(tile, values, 2 * PARALLEL_MIN_SERIES, "numba").result()
+        np.testing.assert_array_equal(got, np.tile(values, 2 * PARALLEL_MIN_SERIES))
+
+
 def test_start_tables_equal_the_previous_implementation() -> None:
     """The IRLS start tables from one fmax pass equal those of the finite values picked out."""
     from excessmort._kernels.irls import start_tables

@@ -882,7 +882,9 @@ def _status(fit: Fit | None) -> dict[str, Any]:
     phi = fit.result.dispersion_raw
     # the in-memory fit's rule (each series judged on its own counts, so partitions agree)
     judged = judge_dispersion(
-        phi, mean_fitted_count(fit.panel.deaths, fit.result.fit_mask), fit._dispersion_check
+        phi,
+        mean_fitted_count(fit.panel.deaths, fit.result.fit_mask, fit._engine),
+        fit._dispersion_check,
     )
     odd = np.flatnonzero(judged.odd) if judged is not None else np.zeros(0, dtype=np.int64)
     return {

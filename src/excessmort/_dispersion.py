@@ -45,13 +45,12 @@ def ordinary_dispersion_upper(mean_count: Any, cv: float = DISPERSION_CV) -> np.
     return np.maximum(DISPERSION_RANGE[1], np.nan_to_num(size, nan=DISPERSION_RANGE[1]))
 
 
-def mean_fitted_count(deaths: np.ndarray, fit_mask: np.ndarray) -> np.ndarray:
-    """Mean weekly count [S] over the weeks each series was fitted on (NaN: none); no [S, T]
-    temporaries besides the mask of counted weeks."""
-    valid = np.asarray(fit_mask, dtype=bool) & ~np.isnan(deaths)
-    total = np.add.reduce(deaths, axis=1, where=valid)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(total / np.count_nonzero(valid, axis=1), dtype=float)
+def mean_fitted_count(deaths: np.ndarray, fit_mask: np.ndarray, engine: str = "auto") -> np.ndarray:
+    """Mean weekly count [S] over the weeks each series was fitted on (NaN: none), in one pass
+    (:func:`excessmort._kernels.masked_row_means`: no [S, T] temporaries); ``engine`` the fit's."""
+    from ._kernels import masked_row_means
+
+    return masked_row_means(deaths, fit_mask, engine)
 
 
 @dataclass(frozen=True)

@@ -67,14 +67,15 @@ def week_table(weeks: pd.DatetimeIndex, n_rows: int) -> dict[str, Any]:
     the T weeks once) for ``n_rows`` rows of T weeks each. Columns with the same numbers (the ONS
     ``year``/``week`` of Friday weeks are the ISO ones) are one Series, tiled once: a frame built
     from them shares it, and copy-on-write copies whichever column is edited."""
+    from ._kernels import tile
     from .periods import week_columns
 
-    out: dict[str, Any] = {"week_ending": np.tile(weeks.to_numpy(), n_rows)}
+    out: dict[str, Any] = {"week_ending": tile(weeks.to_numpy(), n_rows)}
     tiled: list[tuple[np.ndarray, pd.Series]] = []
     for name, values in week_columns(weeks).items():
         same = next((col for v, col in tiled if np.array_equal(v, values)), None)
         if same is None:
-            same = pd.Series(np.tile(values, n_rows), copy=False)
+            same = pd.Series(tile(values, n_rows), copy=False)
             tiled.append((values, same))
         out[name] = same
     return out
@@ -1452,7 +1453,7 @@ class Fit:
             return
         phi = self.result.dispersion_raw
         judged = judge_dispersion(
-            phi, mean_fitted_count(self.panel.deaths, self.result.fit_mask), check
+            phi, mean_fitted_count(self.panel.deaths, self.result.fit_mask, self._engine), check
         )
         assert judged is not None
         upper, rule = judged.upper, judged.rule

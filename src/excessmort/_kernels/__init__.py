@@ -50,6 +50,7 @@ __all__ = [
     "glm_year_fitted",
     "interval_columns",
     "irls_poisson",
+    "masked_row_means",
     "ons_kernels",
     "own_column_totals",
     "own_serial_model",
@@ -59,6 +60,7 @@ __all__ = [
     "row_kernels",
     "running_variance",
     "serial_model",
+    "tile",
     "warmup",
     "window_serial_total",
     "year_moments",
@@ -942,6 +944,43 @@ def row_kernels(engine: Engine | str = "auto", n_rows: int | None = None) -> Any
     return SimpleNamespace(**kernels, text_changes_pieces=pieces)
 
 
+def masked_row_means(values: FloatArray, mask: Any, engine: Engine | str = "auto") -> FloatArray:
+    """[G]: each row of ``values`` [G, T] averaged over its cells where ``mask`` [G, T] holds and
+    the value is not NaN (NaN when none): :func:`.rows.masked_row_means` or its numpy twin."""
+    values = _f64(values)
+    mask = np.ascontiguousarray(mask, dtype=np.bool_)
+    if resolve_engine(engine, values.size) == "numpy":
+        from .rows_ref import masked_row_means_ref
+
+        return masked_row_means_ref(values, mask)
+    from . import rows
+
+    out = np.empty(values.shape[0])
+    _call("masked_row_means", rows.masked_row_means, values, mask, out)
+    return out
+
+
+def tile(values: np.ndarray, n_rows: int, engine: Engine | str = "auto") -> np.ndarray:
+    """``np.tile(values, n_rows)`` for a [T] int64 or datetime64 column, written by the threads
+    (:func:`.rows.tile_into`) on large outputs; numpy's own on small ones or where threads may not
+    run."""
+    values = np.ascontiguousarray(values)
+    n_cells = n_rows * values.shape[0]
+    if (
+        values.dtype.kind not in "iM"
+        or values.dtype.itemsize != 8
+        or resolve_engine(engine, n_cells) == "numpy"
+        or n_rows < PARALLEL_MIN_SERIES
+        or _serial_needed()
+    ):
+        return np.tile(values, n_rows)
+    from . import rows
+
+    out = np.empty((n_rows, values.shape[0]), dtype=values.dtype)
+    _call("tile_into", rows.tile_into, values.view(np.int64), out.view(np.int64))
+    return out.reshape(-1)
+
+
 def ons_kernels(engine: Engine | str = "auto") -> Any:
     """The batched ONS 2024 refits' kernels: :mod:`.ons` (numba) or its numpy twin :mod:`.ons_ref`."""
     if resolve_engine(engine) == "numpy":
@@ -1039,7 +1078,10 @@ def warmup(
         rows.text_changes_pieces(
             *text, np.array([1, 2, 3]), np.empty((2, 1), np.int64), np.empty(2, np.int64)
         )
-        used += [(name, getattr(rows, name)) for name in (*ROW_KERNELS, "text_changes_pieces")]
+        rows.masked_row_means(np.ones((2, 3)), np.ones((2, 3), np.bool_), np.empty(2))
+        rows.tile_into(np.arange(3), np.empty((2, 3), np.int64))
+        extra = ("text_changes_pieces", "masked_row_means", "tile_into")
+        used += [(name, getattr(rows, name)) for name in (*ROW_KERNELS, *extra)]
     for use_serial in variants:
         tag = "_serial" if use_serial else ""
         if "irls" in names or "quad_form" in names:

@@ -7,9 +7,14 @@ several (each a full temporary of the rows).
   grid occupancy rule on runs of equal strata);
 - :func:`text_changes`: the rows of an Arrow string column whose text differs from the row before
   (where runs of equal strata start), read from the column's offsets and bytes;
-  :func:`text_changes_pieces` the same scan cut into pieces for the threads (large inputs).
+  :func:`text_changes_pieces` the same scan cut into pieces for the threads (large inputs);
+- :func:`tile_into`: a frame's week columns, the T weeks repeated for every series, written by
+  the threads (first writes to fresh memory are the cost);
+- :func:`masked_row_means`: each row's mean over its masked, non-NaN cells (the mean weekly count
+  a fit's dispersion check judges phi by), without the [S, T] temporaries numpy needs.
 
-Serial (the rows are read once; no ``prange``) but for :func:`text_changes_pieces`; pure integer
+Serial (the rows are read once; no ``prange``) but for :func:`text_changes_pieces` and
+:func:`tile_into`; pure integer
 work: the results are exact, and the numpy twins in :mod:`excessmort._kernels.rows_ref` (for :func:`text_changes`, Arrow's own
 ``not_equal`` in :func:`excessmort.io._change_rows`) give the same values (tested).
 """
@@ -210,3 +215,34 @@ def text_changes_pieces(
     reads only it and the row before)."""
     for p in prange(bounds.shape[0] - 1):
         counts[p] = text_changes_between(offsets, data, words, bounds[p], bounds[p + 1], out[p])
+
+
+@jit
+def masked_row_means(values: np.ndarray, mask: np.ndarray, out: np.ndarray) -> None:
+    """``out[g]`` = the mean of ``values[g, t]`` over the t where ``mask[g, t]`` and the value is not
+    NaN (NaN where there are none); ``values`` [G, T] float64, ``mask`` [G, T] bool."""
+    n_rows, n_cols = values.shape
+    for g in range(n_rows):
+        total = 0.0
+        count = 0
+        for t in range(n_cols):
+            x = values[g, t]
+            if mask[g, t] and not np.isnan(x):
+                total += x
+                count += 1
+        out[g] = total / count if count else np.nan
+
+
+#: Rows per task of :func:`tile_into`.
+TILE_ROWS = 256
+
+
+@jit_parallel
+def tile_into(values: np.ndarray, out: np.ndarray) -> None:
+    """``out[g, :] = values`` for every row g of ``out`` [G, T] (``values`` [T], int64: a
+    datetime64 column is its int64 view), in blocks of :data:`TILE_ROWS` rows per task."""
+    n_rows, n_cols = out.shape
+    for c in prange((n_rows + TILE_ROWS - 1) // TILE_ROWS):
+        for g in range(c * TILE_ROWS, min(n_rows, (c + 1) * TILE_ROWS)):
+            for t in range(n_cols):
+                out[g, t] = values[t]

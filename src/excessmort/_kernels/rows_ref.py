@@ -36,3 +36,10 @@ def week_codes_ref(
     series = np.repeat(run_series, lengths)
     rising = (series[1:] > series[:-1]) | ((series[1:] == series[:-1]) & (w[1:] > w[:-1]))
     return first_off, bool(rising.all())
+
+
+def masked_row_means_ref(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    valid = np.asarray(mask, dtype=bool) & ~np.isnan(values)
+    total = np.add.reduce(values, axis=1, where=valid)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(total / np.count_nonzero(valid, axis=1), dtype=float)

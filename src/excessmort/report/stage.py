@@ -526,7 +526,7 @@ def _model_info(
     keys = panel.keys
     history, _ = _series_history(fit, hi)
     # the dispersion rule's inputs: the fit's own check and each series' mean fitted count
-    mean_count = mean_fitted_count(deaths, fit.result.fit_mask)
+    mean_count = mean_fitted_count(deaths, fit.result.fit_mask, fit._engine)
     # columns as arrays once (a pandas lookup per series and column cost more than the rest)
     key_values = {k: keys[k].to_numpy() for k in strata}
     converged, n_iter, dispersion, dispersion_raw = (
