@@ -326,11 +326,15 @@ def _recognise(
     return canon, region_source, dropped
 
 
+_FIRST_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_UNDER = re.compile(r"\s*(<|under\b)", re.IGNORECASE)
+
+
 def _natural_key(text: str) -> tuple[float, str]:
     """Order strata values naturally: '<1', '1-14', '15-44', ..., '85+'; codes in code order."""
-    match = re.search(r"\d+(?:\.\d+)?", text)
+    match = _FIRST_NUMBER.search(text)
     number = float(match.group()) if match else math.inf
-    if re.match(r"\s*(<|under\b)", text, re.IGNORECASE):
+    if _UNDER.match(text):
         number -= 0.5
     return number, text
 

@@ -52,54 +52,65 @@ def _row(
     out: np.ndarray,
     work: np.ndarray,
 ) -> None:
-    """Row g of every column; ``work`` is [3, T] workspace. The exponentials of the expected
-    bounds are one vectorised pass (:func:`~excessmort._kernels.irls.exp_into`, within 2 ulp of
-    ``np.exp``; NaN, inf and arguments beyond +-700 go to ``np.exp``), the rest one pass per
-    week."""
+    """Row g of every column; ``work`` is [3, T] workspace. Each column (or pair) is its own
+    loop over the weeks, reading back the bounds already written, so that every loop has few
+    arrays and vectorises; the exponentials of the expected bounds are one vectorised pass
+    (:func:`~excessmort._kernels.irls.exp_into`, within 2 ulp of ``np.exp``; NaN, inf and
+    arguments beyond +-700 go to ``np.exp``). The arithmetic of each cell is that of one pass
+    per week (bitwise: tested)."""
     n_cols = mu.shape[1]
-    base = g * n_cols
-    arg = work[0]
+    lo_i, hi_i = g * n_cols, (g + 1) * n_cols
+    m_, y_, q_, v_ = mu[g], observed[g], param_var[g], obs_var[g]
+    arg, e_, sd_ = work[0], work[1], work[2]
     for t in range(n_cols):
-        m = mu[g, t]
-        pv = param_scale * param_var[g, t]
+        m = m_[t]
+        pv = param_scale * q_[t]
         if param_mu2:
-            pv = param_scale * (m * m) * param_var[g, t]
+            pv = param_scale * (m * m) * q_[t]
         arg[t] = z * (np.sqrt(pv) * (1.0 / m))
-    exp_into(arg, work[1], work[2], n_cols)
-    e_row = work[1]
+    exp_into(arg, e_, sd_, n_cols)
     for t in range(n_cols):
-        m = mu[g, t]
-        y = observed[g, t]
-        pv = param_scale * param_var[g, t]
+        m = m_[t]
+        pv = param_scale * q_[t]
         if param_mu2:
-            pv = param_scale * (m * m) * param_var[g, t]
-        ov = obs_scale * obs_var[g, t]
-        inv_m = 1.0 / m
-        sd = np.sqrt(ov + pv)
-        lo = m - z * sd
-        if lo < 0.0:
-            lo = 0.0
-        hi = m + z * sd
-        ex = y - m
-        e = e_row[t]
-        i = base + t
-        out[0, i] = m / e
-        out[1, i] = m * e
-        out[2, i] = lo
-        out[3, i] = hi
-        out[4, i] = ex
-        out[5, i] = y - hi
-        out[6, i] = y - lo
-        out[7, i] = ex / sd
-        out[8, i] = 100.0 * ex * inv_m
-        out[9, i] = y * inv_m if m > 0.0 else np.nan
-        out[10, i] = y / hi if hi > 0.0 else np.nan
-        if lo > 0.0:
-            out[11, i] = y / lo
-        elif np.isfinite(lo) and np.isfinite(y):
-            out[11, i] = np.inf
-        else:
-            out[11, i] = np.nan
+            pv = param_scale * (m * m) * q_[t]
+        sd_[t] = np.sqrt(obs_scale * v_[t] + pv)
+    lower, upper = out[0, lo_i:hi_i], out[1, lo_i:hi_i]
+    for t in range(n_cols):
+        lower[t] = m_[t] / e_[t]
+        upper[t] = m_[t] * e_[t]
+    lo_, hi_ = out[2, lo_i:hi_i], out[3, lo_i:hi_i]
+    for t in range(n_cols):
+        lo = m_[t] - z * sd_[t]
+        lo_[t] = 0.0 if lo < 0.0 else lo  # NaN stays NaN
+        hi_[t] = m_[t] + z * sd_[t]
+    ex_ = out[4, lo_i:hi_i]
+    for t in range(n_cols):
+        ex_[t] = y_[t] - m_[t]
+    ex_lo, ex_hi = out[5, lo_i:hi_i], out[6, lo_i:hi_i]
+    for t in range(n_cols):
+        ex_lo[t] = y_[t] - hi_[t]
+        ex_hi[t] = y_[t] - lo_[t]
+    z_, p_ = out[7, lo_i:hi_i], out[8, lo_i:hi_i]
+    for t in range(n_cols):
+        z_[t] = ex_[t] / sd_[t]
+        p_[t] = 100.0 * ex_[t] * (1.0 / m_[t])
+    ratio = out[9, lo_i:hi_i]
+    for t in range(n_cols):
+        m = m_[t]
+        ratio[t] = y_[t] * (1.0 / m) if m > 0.0 else np.nan
+    ratio_lo = out[10, lo_i:hi_i]
+    for t in range(n_cols):
+        hi = hi_[t]
+        ratio_lo[t] = y_[t] / hi if hi > 0.0 else np.nan
+    ratio_hi = out[11, lo_i:hi_i]
+    for t in range(n_cols):
+        lo = lo_[t]
+        y = y_[t]
+        r = y / lo
+        if not lo > 0.0:  # no upper bound (inf) when lo is 0 and both are finite
+            r = np.inf if (lo - lo == 0.0 and y - y == 0.0) else np.nan
+        ratio_hi[t] = r
 
 
 @jit_parallel
