@@ -113,8 +113,7 @@ def _row(
         ratio_hi[t] = r
 
 
-@jit_parallel
-def interval_columns(
+def _interval_columns(
     observed: np.ndarray,
     mu: np.ndarray,
     obs_var: np.ndarray,
@@ -125,51 +124,17 @@ def interval_columns(
     z: float,
     out: np.ndarray,
 ) -> None:
-    """Fill ``out`` [N_COLUMNS, G * T] from the [G, T] inputs and the [G] scales (see module)."""
+    """Fill ``out`` [N_COLUMNS, G * T] from the [G, T] inputs and the [G] scales (see module):
+    prange over blocks of :data:`CHUNK` rows, each with its own workspace."""
     n_rows, n_cols = mu.shape
     for c in prange((n_rows + CHUNK - 1) // CHUNK):
         work = np.empty((3, n_cols))
         for g in range(c * CHUNK, min(n_rows, (c + 1) * CHUNK)):
-            _row(
-                g,
-                observed,
-                mu,
-                obs_var,
-                obs_scale[g],
-                param_var,
-                param_scale[g],
-                param_mu2,
-                z,
-                out,
-                work,
-            )
+            s_obs, s_par = obs_scale[g], param_scale[g]
+            _row(g, observed, mu, obs_var, s_obs, param_var, s_par, param_mu2, z, out, work)
 
 
-@jit
-def interval_columns_serial(
-    observed: np.ndarray,
-    mu: np.ndarray,
-    obs_var: np.ndarray,
-    obs_scale: np.ndarray,
-    param_var: np.ndarray,
-    param_scale: np.ndarray,
-    param_mu2: bool,
-    z: float,
-    out: np.ndarray,
-) -> None:
-    """:func:`interval_columns` without threads (inside a thread pool on the workqueue layer)."""
-    work = np.empty((3, mu.shape[1]))
-    for g in range(mu.shape[0]):
-        _row(
-            g,
-            observed,
-            mu,
-            obs_var,
-            obs_scale[g],
-            param_var,
-            param_scale[g],
-            param_mu2,
-            z,
-            out,
-            work,
-        )
+interval_columns = jit_parallel(_interval_columns)
+#: :func:`interval_columns` without threads (inside a thread pool on the workqueue layer; prange
+#: runs as range).
+interval_columns_serial = jit(_interval_columns)
