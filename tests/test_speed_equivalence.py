@@ -619,6 +619,71 @@ def test_tile_is_numpys_tile() -> None:
         np.testing.assert_array_equal(got, np.tile(values, 2 * PARALLEL_MIN_SERIES))
 
 
+_AFTER_WARMUP = """
+import importlib, sys
+import numpy as np, pandas as pd
+import excessmort
+from excessmort._kernels import warmup
+warmup()
+mods = [importlib.import_module("excessmort._kernels." + m)
+        for m in ("rows", "irls", "intervals", "dependence")]
+def counts():
+    return {m.__name__ + "." + k: len(v.signatures)
+            for m in mods for k, v in vars(m).items() if hasattr(v, "signatures")}
+before = counts()
+rng = np.random.default_rng(4)
+weeks = pd.date_range("2012-01-06", periods=470, freq="7D")  # 282,000 rows: the row kernels
+areas = [f"E{6000000 + i:08d}" for i in range(300)]
+frame = pd.DataFrame({
+    "area": np.repeat(areas, 2 * len(weeks)),
+    "sex": np.tile(np.repeat(["F", "M"], len(weeks)), len(areas)),
+})
+frame["week_ending"] = np.tile(weeks.to_numpy(), 2 * len(areas))  # as a user adds a column
+frame["deaths"] = rng.poisson(30.0, 2 * len(areas) * len(weeks))
+fit = excessmort.fit(frame, reference=("2012-01-01", "2018-12-31"), engine="numba")
+fit.weekly, fit.cumulative("2019-01-01", "2020-09-30"), fit.by("sex").weekly
+grown = {k: (before.get(k, 0), n) for k, n in counts().items() if n > before.get(k, 0) > 0}
+print(grown)
+sys.exit(1 if grown else 0)
+"""
+
+
+def test_a_fit_after_warmup_compiles_nothing_more() -> None:
+    """``warmup()`` compiles each kernel for the array types a fit passes it (read-only views,
+    as pandas hands them out): a string-keyed fit, its weekly frame, a cumulative figure and a
+    ``by()`` view after it add no second signature to any kernel warmup compiled (a fresh
+    process, so that no earlier test's calls hide one)."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", _AFTER_WARMUP], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+
+
+def test_edge_kernels_compile_one_signature() -> None:
+    """The week tiling and the mean fitted count reach numba as one type whether the caller's
+    arrays are writeable or not (a DatetimeIndex's values are read-only)."""
+    from excessmort._kernels import PARALLEL_MIN_SERIES, masked_row_means, rows, tile, warmup
+
+    warmup(baseline="five_year_average")  # rows, dependence, intervals
+    weeks = pd.date_range("2015-01-02", periods=20, freq="7D")
+    n_rows = 2 * PARALLEL_MIN_SERIES
+    values = np.arange(20, dtype=np.int64)
+    frozen = values.view()
+    frozen.flags.writeable = False
+    for v in (weeks.to_numpy(), values, frozen):
+        tile(v, n_rows, "numba")
+    deaths = np.ones((600, 500))
+    mask = np.ones(deaths.shape, dtype=bool)
+    stuck = deaths.view()
+    stuck.flags.writeable = False
+    for d in (deaths, stuck):
+        masked_row_means(d, mask, "numba")
+    assert len(rows.tile_into.signatures) == 1
+    assert len(rows.masked_row_means.signatures) == 1
+
+
 def test_start_tables_equal_the_previous_implementation() -> None:
     """The IRLS start tables from one fmax pass equal those of the finite values picked out."""
     from excessmort._kernels.irls import start_tables

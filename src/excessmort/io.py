@@ -537,7 +537,9 @@ class _Dates:
 
     @property
     def ticks(self) -> np.ndarray:
-        return self.stamps.view(np.int64)
+        """The stamps' int64 ticks, read-only (the row kernels then compile one signature whether
+        the column came read-only from pandas or was parsed)."""
+        return _read_only(self.stamps.view(np.int64))
 
 
 def _midnight_dates(raw: pd.Series, kernels: Any) -> _Dates | None:

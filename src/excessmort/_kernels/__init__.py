@@ -884,7 +884,11 @@ def interval_columns(
 ) -> FloatArray:
     """Every interval column of [G, T] rows in one pass: [N_COLUMNS, G * T] (see
     :mod:`._kernels.intervals`); ``obs_scale``/``param_scale`` [G] default to 1."""
-    observed, mu, obs_var, param_var = (_f64(a) for a in (observed, mu, obs_var, param_var))
+    # read-only views: one compiled signature whether the arrays come from pandas (read-only) or
+    # from a kernel
+    observed, mu, obs_var, param_var = (
+        _read_only(_f64(a)) for a in (observed, mu, obs_var, param_var)
+    )
     n_rows = mu.shape[0]
     ones = np.ones(n_rows)
     obs_scale = ones if obs_scale is None else _f64(obs_scale)
@@ -947,8 +951,8 @@ def row_kernels(engine: Engine | str = "auto", n_rows: int | None = None) -> Any
 def masked_row_means(values: FloatArray, mask: Any, engine: Engine | str = "auto") -> FloatArray:
     """[G]: each row of ``values`` [G, T] averaged over its cells where ``mask`` [G, T] holds and
     the value is not NaN (NaN when none): :func:`.rows.masked_row_means` or its numpy twin."""
-    values = _f64(values)
-    mask = np.ascontiguousarray(mask, dtype=np.bool_)
+    values = _read_only(_f64(values))  # one compiled signature, whatever the caller's flags
+    mask = _read_only(np.ascontiguousarray(mask, dtype=np.bool_))
     if resolve_engine(engine, values.size) == "numpy":
         from .rows_ref import masked_row_means_ref
 
@@ -977,8 +981,17 @@ def tile(values: np.ndarray, n_rows: int, engine: Engine | str = "auto") -> np.n
     from . import rows
 
     out = np.empty((n_rows, values.shape[0]), dtype=values.dtype)
-    _call("tile_into", rows.tile_into, values.view(np.int64), out.view(np.int64))
+    _call("tile_into", rows.tile_into, _read_only(values.view(np.int64)), out.view(np.int64))
     return out.reshape(-1)
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    """``values`` as a read-only array (a read-only view when it is writeable): a kernel's inputs
+    then reach numba as one type, and it compiles (and caches) one signature."""
+    if values.flags.writeable:
+        values = values.view()
+        values.flags.writeable = False
+    return values
 
 
 def ons_kernels(engine: Engine | str = "auto") -> Any:
@@ -1066,6 +1079,7 @@ def warmup(
         from . import rows
 
         ticks = np.arange(0, 60 * 7, 7, dtype=np.int64)
+        ticks = _read_only(ticks)
         rows.day_scan(ticks)
         rows.week_codes(ticks, 0, 7, np.zeros(1, np.int64), np.zeros(1, np.int64), ticks.copy())
         import pyarrow as pa
@@ -1078,8 +1092,9 @@ def warmup(
         rows.text_changes_pieces(
             *text, np.array([1, 2, 3]), np.empty((2, 1), np.int64), np.empty(2, np.int64)
         )
-        rows.masked_row_means(np.ones((2, 3)), np.ones((2, 3), np.bool_), np.empty(2))
-        rows.tile_into(np.arange(3), np.empty((2, 3), np.int64))
+        ones, yes = _read_only(np.ones((2, 3))), _read_only(np.ones((2, 3), np.bool_))
+        rows.masked_row_means(ones, yes, np.empty(2))
+        rows.tile_into(_read_only(np.arange(3, dtype=np.int64)), np.empty((2, 3), np.int64))
         extra = ("text_changes_pieces", "masked_row_means", "tile_into")
         used += [(name, getattr(rows, name)) for name in (*ROW_KERNELS, *extra)]
     for use_serial in variants:
@@ -1130,8 +1145,8 @@ def warmup(
 
             ic = ik.interval_columns_serial if use_serial else ik.interval_columns
             used.append(("interval_columns" + tag, ic))
-            ones = np.ones(2)
-            ic(Y, Y, Y, ones, Y, ones, False, 1.96, np.empty((ik.N_COLUMNS, Y.size)))
+            ones, Yr = np.ones(2), _read_only(Y)  # as interval_columns passes them
+            ic(Yr, Yr, Yr, ones, Yr, ones, False, 1.96, np.empty((ik.N_COLUMNS, Y.size)))
         if "farrington" in names:
             used += _warm_farrington(use_serial)
     if "pooled" in names:
