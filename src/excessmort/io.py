@@ -539,6 +539,8 @@ class _Dates:
     def ticks(self) -> np.ndarray:
         """The stamps' int64 ticks, read-only (the row kernels then compile one signature whether
         the column came read-only from pandas or was parsed)."""
+        from ._kernels import _read_only
+
         return _read_only(self.stamps.view(np.int64))
 
 
@@ -710,6 +712,8 @@ def _text_buffers(data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None
     8-byte aligned or the machine is big-endian); None for any other Arrow type or with nulls."""
     import pyarrow as pa
 
+    from ._kernels import _read_only
+
     if data.null_count or not (
         pa.types.is_string(data.type) or pa.types.is_large_string(data.type)
     ):
@@ -731,14 +735,6 @@ def _text_buffers(data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None
     else:
         words = _read_only(np.zeros(0, dtype=np.uint64))
     return offsets, text, words
-
-
-def _read_only(values: np.ndarray) -> np.ndarray:
-    """``values`` as a read-only array (a read-only view when it is writeable)."""
-    if values.flags.writeable:
-        values = values.view()
-        values.flags.writeable = False
-    return values
 
 
 def _change_rows(values: pd.Series, kernels: Any = None, limit: int | None = None) -> np.ndarray:
