@@ -491,15 +491,18 @@ def test_text_scan_in_pieces_finds_the_same_runs(seed: int) -> None:
     from excessmort.io import _change_rows
 
     serial = _kernels.row_kernels("numba")
-    assert serial.text_changes_pieces is None  # no row count: never cut
+    assert serial.text_changes_pieces is None and serial.pieces == 0  # no row count: never cut
     for col in _text_columns(seed):
         if len(col) < 2:
             continue
         want = _change_rows(col, kernels=serial)
         for pieces in (2, 3, 7, 64):
             kernels = SimpleNamespace(
-                **{**vars(serial), "text_changes_pieces": rows.text_changes_pieces},
-                pieces=pieces,
+                **{
+                    **vars(serial),
+                    "text_changes_pieces": rows.text_changes_pieces,
+                    "pieces": pieces,
+                }
             )
             np.testing.assert_array_equal(_change_rows(col, kernels=kernels), want)
             for limit in (0, 3, len(want)):
@@ -516,12 +519,12 @@ def test_large_reads_cut_the_text_scan_on_threads() -> None:
 
     big = _kernels.row_kernels("numba", _kernels.PARALLEL_MIN_ROWS)
     small = _kernels.row_kernels("numba", _kernels.PARALLEL_MIN_ROWS - 1)
-    assert small.text_changes_pieces is None
+    assert small.text_changes_pieces is None and small.pieces == 0
     if numba.get_num_threads() > 1:
         assert big.text_changes_pieces is not None
         assert big.pieces == 2 * numba.get_num_threads()
     else:
-        assert big.text_changes_pieces is None
+        assert big.text_changes_pieces is None and big.pieces == 0
 
 
 def test_text_buffers_give_one_kernel_signature() -> None:

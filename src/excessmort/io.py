@@ -753,7 +753,7 @@ def _change_rows(values: pd.Series, kernels: Any = None, limit: int | None = Non
         buffers = _text_buffers(data) if kernels is not None else None
         if buffers is not None:
             size = len(data) - 1 if limit is None else min(len(data) - 1, int(limit) + 1)
-            if kernels.text_changes_pieces is not None and len(data) > kernels.pieces:
+            if kernels.pieces and len(data) > kernels.pieces:
                 # the scan in pieces, each into its own rows (its first `size` changes at most)
                 bounds = np.linspace(1, len(data), kernels.pieces + 1).astype(np.int64)
                 cap = min(int(np.diff(bounds).max()), size)

@@ -931,21 +931,21 @@ def row_kernels(engine: Engine | str = "auto", n_rows: int | None = None) -> Any
     """The row kernels of :func:`excessmort.read` (:mod:`.rows`, serial, safe in any thread), or
     ``None`` for the numpy engine (read then runs numpy code, as :mod:`.rows_ref` does);
     ``n_rows`` (the input's rows, one cell each) as ``cells`` of :func:`resolve_engine`. With at
-    least :data:`PARALLEL_MIN_ROWS` rows, where threads may run, ``text_changes_pieces`` (else
-    None) scans text in ``pieces`` pieces at once."""
+    least :data:`PARALLEL_MIN_ROWS` rows, where threads may run, ``pieces`` is the number of
+    pieces ``text_changes_pieces`` scans text in at once (0, and no such kernel, otherwise)."""
     if resolve_engine(engine, n_rows) == "numpy":
         return None
     from . import rows
 
     kernels = {name: partial(_call, name, getattr(rows, name)) for name in ROW_KERNELS}
-    pieces = None
+    scan, pieces = None, 0
     if n_rows is not None and n_rows >= PARALLEL_MIN_ROWS and not _serial_needed():
         import numba
 
         if numba.get_num_threads() > 1:
-            pieces = partial(_call, "text_changes_pieces", rows.text_changes_pieces)
-            kernels["pieces"] = 2 * numba.get_num_threads()
-    return SimpleNamespace(**kernels, text_changes_pieces=pieces)
+            scan = partial(_call, "text_changes_pieces", rows.text_changes_pieces)
+            pieces = 2 * numba.get_num_threads()
+    return SimpleNamespace(**kernels, text_changes_pieces=scan, pieces=pieces)
 
 
 def masked_row_means(values: FloatArray, mask: Any, engine: Engine | str = "auto") -> FloatArray:
