@@ -424,7 +424,9 @@ def run_suite(
         meta["write_gbs_fresh"] = round(meta["write_gbs"]["fresh"], 3)
         log(
             "float64 fill on 2 threads: {fresh:.2f} GB/s into fresh memory, {warm:.2f} GB/s "
-            "rewriting it".format(**meta["write_gbs"])
+            "rewriting it, {fresh_after_idle:.2f} GB/s into memory freed 5 s before".format(
+                **meta["write_gbs"]
+            )
         )
     rows: list[dict[str, Any]] = []
     for i, spec in enumerate(specs, 1):
