@@ -56,6 +56,25 @@ def test_import_excessmort_loads_no_heavy_module() -> None:
     assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
 
 
+def test_the_version_is_looked_up_only_when_asked_for() -> None:
+    """``import excessmort`` (and so every command) does not import importlib.metadata to find its
+    version (70 ms of the import); ``excessmort.__version__`` and ``excessmort --version`` do."""
+    assert "importlib.metadata" not in _loaded("import excessmort, excessmort.cli")
+    modules = _loaded("import excessmort\nassert excessmort.__version__")
+    assert "importlib.metadata" in modules
+    from importlib.metadata import version
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "excessmort", "--version"],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert proc.stdout == f"excessmort {version('excessmort')}\n"
+
+
 def test_the_fitting_path_does_not_import_scipy_stats_or_matplotlib() -> None:
     """The modules a fit and the monthly batch's figures run (not the plots or reports) load
     neither scipy.stats (only scipy.special) nor matplotlib."""

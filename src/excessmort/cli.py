@@ -15,7 +15,7 @@ import os
 import pkgutil
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import commands
 from .exceptions import ExcessmortError, InputError
@@ -27,15 +27,33 @@ EXIT_USAGE = 2
 log = logging.getLogger("excessmort")
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: argparse's version action, with the version looked up only when asked for
+    (not on every run: see :func:`excessmort._version`)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **_: Any) -> None:
+        super().__init__(
+            option_strings,
+            dest=dest,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="show program's version number and exit",
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from . import __version__
+
+        print(f"{parser.prog} {__version__}")  # (stdout, as argparse's own version action)
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``excessmort`` argument parser with every subcommand of :mod:`excessmort.commands`."""
-    from . import __version__
-
     parser = argparse.ArgumentParser(
         prog="excessmort",
         description="Excess mortality for many series at once, and an orderly monthly release.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     verbosity.add_argument(
