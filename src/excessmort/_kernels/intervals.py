@@ -69,6 +69,8 @@ def _row(
             pv = param_scale * (m * m) * q_[t]
         arg[t] = z * (np.sqrt(pv) * (1.0 / m))
     exp_into(arg, e_, sd_, n_cols)
+    # pv again rather than kept from the loop above: one loop writing both arg and sd was slower
+    # (7.1-7.2 against 5.9-6.0 us/series on one thread, 20,000 x 470, session 12)
     for t in range(n_cols):
         m = m_[t]
         pv = param_scale * q_[t]

@@ -39,6 +39,8 @@ def week_codes_ref(
 
 
 def masked_row_means_ref(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """:func:`~excessmort._kernels.rows.masked_row_means` in numpy (the dispersion check's code
+    before the kernel): one masked reduction, NaN for a row without a counted cell."""
     valid = np.asarray(mask, dtype=bool) & ~np.isnan(values)
     total = np.add.reduce(values, axis=1, where=valid)
     with np.errstate(invalid="ignore", divide="ignore"):
